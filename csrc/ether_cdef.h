@@ -1,0 +1,88 @@
+/* Declarations that cffi sees. Shared-memory structs stay opaque; constants come
+ * from the compiler (`...`). Kept in step with ether_ring.h. */
+#define ETHER_RING_LAYOUT_VERSION ...
+#define ETHER_RING_ALIGNMENT ...
+#define ETHER_RING_HEADER_LENGTH ...
+#define ETHER_RING_SLOTS_OFFSET ...
+#define ETHER_RING_SLOT_LENGTH ...
+#define ETHER_RING_MIN_CAPACITY ...
+#define ETHER_RING_MAX_PRODUCERS ...
+
+typedef enum {
+    ETHER_RING_OK, ETHER_RING_EMPTY, ETHER_RING_PENDING, ETHER_RING_FULL,
+    ETHER_RING_TIMEOUT, ETHER_RING_INTERRUPTED, ETHER_RING_TOO_LARGE, ETHER_RING_CLOSED,
+    ETHER_RING_NO_SLOT, ETHER_RING_BAD_LAYOUT, ETHER_RING_CORRUPT, ETHER_RING_INVALID,
+    ETHER_RING_NO_MEMORY, ...
+} ether_ring_result_t;
+
+typedef struct ether_ring ether_ring_t;
+
+typedef struct {
+    uint64_t capacity;
+    uint64_t used;
+    uint64_t head;
+    uint64_t tail;
+    uint32_t max_length;
+    uint32_t producers;
+    uint64_t sent;
+    uint64_t sent_bytes;
+    uint64_t dropped;
+    uint64_t blocked;
+    uint64_t received;
+    uint64_t received_bytes;
+    uint64_t skipped_claims;
+    uint64_t skipped_bytes;
+    uint32_t closed;
+    uint32_t consumer_waiting;
+} ether_ring_stats_t;
+
+uint64_t ether_ring_segment_size(uint64_t capacity, uint32_t max_producers);
+int ether_ring_init(void *mem, uint64_t mem_length, uint64_t capacity, uint32_t max_length,
+                    uint32_t max_producers, uint64_t owner_token, uint64_t commit_key);
+int ether_ring_open(void *mem, uint64_t mem_length, ether_ring_t **out);
+void ether_ring_free(ether_ring_t *ring);
+int ether_ring_attach(ether_ring_t *ring, uint64_t token);
+int ether_ring_detach(ether_ring_t *ring);
+int ether_ring_slot(const ether_ring_t *ring);
+int ether_ring_write(ether_ring_t *ring, const char *data, uint32_t length, uint64_t timeout_ns);
+int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t *lengths,
+                           uint32_t count, uint64_t timeout_ns, uint32_t *written);
+int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_ns,
+                         uint64_t *payload_offset);
+int ether_ring_commit(ether_ring_t *ring);
+int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
+                    uint32_t max_count, uint32_t *count, uint64_t *bytes);
+int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns);
+int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *tokens,
+                             uint32_t max_count, uint32_t *count);
+int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
+                         uint64_t *skipped_bytes);
+int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token);
+uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot);
+uint32_t ether_ring_max_producers(const ether_ring_t *ring);
+void ether_ring_close(ether_ring_t *ring);
+void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
+void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
+void ether_ring_set_spin(ether_ring_t *ring, uint64_t min_ns, uint64_t max_ns);
+
+/* The shared-memory structs, for the layout test only (ffi.offsetof against the
+ * documented offsets). Python code never reads shared memory through them. */
+typedef struct {
+    uint64_t magic; uint32_t layout_version; uint32_t data_offset; uint64_t capacity;
+    uint64_t segment_size; uint32_t max_length; uint32_t max_producers;
+    uint64_t commit_key; uint64_t owner_token; ...;
+} ring_descriptor_t;
+typedef struct {
+    ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
+    uint64_t received; uint64_t received_bytes; uint64_t skipped_claims; uint64_t skipped_bytes;
+    uint64_t tail; uint64_t head_cache; uint32_t data_futex; uint32_t space_futex;
+    uint32_t space_waiters; uint64_t retired_sent; uint64_t retired_sent_bytes;
+    uint64_t retired_dropped; uint64_t retired_blocked; ...;
+} ring_header_t;
+typedef struct {
+    uint64_t token; uint64_t intent_start; uint64_t intent_end; uint64_t next_seq;
+    uint64_t sent; uint64_t sent_bytes; uint64_t dropped; uint64_t blocked; ...;
+} ring_slot_t;
+typedef struct {
+    uint64_t commit; uint32_t length; uint16_t type; uint16_t producer; uint64_t seq; ...;
+} record_header_t;

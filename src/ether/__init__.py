@@ -1,0 +1,37 @@
+"""Ether: turn the methods of ordinary classes into pub/sub endpoints and services.
+
+This release provides the shared-memory transport: sessions, inboxes and senders.
+Importing the package starts nothing and creates nothing.
+"""
+from ._errors import ConfigError as ConfigError
+from ._errors import EtherError as EtherError
+from ._errors import InboxClosed as InboxClosed
+from ._errors import InboxExists as InboxExists
+from ._errors import InboxFull as InboxFull
+from ._errors import InboxNotFound as InboxNotFound
+from ._errors import MessageTooLarge as MessageTooLarge
+from ._errors import RingCorrupt as RingCorrupt
+from ._errors import SegmentError as SegmentError
+from ._errors import SessionExists as SessionExists
+from ._errors import SessionNotFound as SessionNotFound
+from ._errors import ShmSpaceError as ShmSpaceError
+from ._errors import Timeout as Timeout
+from ._errors import TooManyProducers as TooManyProducers
+from ._errors import WouldBlock as WouldBlock
+from ._inbox import Inbox as Inbox
+from ._inbox import InboxStatistics as InboxStatistics
+from ._sender import Loan as Loan
+from ._sender import Sender as Sender
+from ._sender import SenderStatistics as SenderStatistics
+from ._session import Session as Session
+from ._session import remove_stale_sessions as remove_stale_sessions
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError", "EtherError", "Inbox", "InboxClosed", "InboxExists", "InboxFull",
+    "InboxNotFound", "InboxStatistics", "Loan", "MessageTooLarge", "RingCorrupt",
+    "SegmentError", "Sender", "SenderStatistics", "Session", "SessionExists",
+    "SessionNotFound", "ShmSpaceError", "Timeout", "TooManyProducers", "WouldBlock",
+    "remove_stale_sessions",
+]

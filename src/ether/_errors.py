@@ -1,0 +1,62 @@
+"""Every error Ether raises descends from EtherError; most also subclass the builtin
+a caller would naturally catch."""
+
+
+class EtherError(Exception):
+    """Root of every Ether error."""
+
+
+class ConfigError(EtherError, ValueError):
+    """An argument or setting is invalid; the message names it and the valid range."""
+
+
+class Timeout(EtherError, TimeoutError):
+    """A wait ran out; the message says what was awaited and for how long."""
+
+
+class WouldBlock(EtherError):
+    """A ``*_nowait`` call found nothing to do at once."""
+
+
+class InboxFull(Timeout):
+    """A ``block`` send waited for space longer than its timeout."""
+
+
+class InboxClosed(EtherError):
+    """The inbox was closed, or its consumer process is gone."""
+
+
+class InboxNotFound(EtherError, LookupError):
+    """No live inbox has that name in the session."""
+
+
+class InboxExists(EtherError, FileExistsError):
+    """A live inbox already has that name in the session."""
+
+
+class MessageTooLarge(EtherError, ValueError):
+    """A record is longer than the inbox's max_length."""
+
+
+class TooManyProducers(EtherError):
+    """Every producer slot of an inbox is held by a live sender."""
+
+
+class SessionNotFound(EtherError, FileNotFoundError):
+    """No live session has that name."""
+
+
+class SessionExists(EtherError, FileExistsError):
+    """A live session already has that name."""
+
+
+class SegmentError(EtherError, OSError):
+    """A shared-memory segment could not be created or failed validation on open."""
+
+
+class ShmSpaceError(SegmentError):
+    """/dev/shm has too little room for what was asked."""
+
+
+class RingCorrupt(EtherError):
+    """A value read from shared memory failed its bounds check."""

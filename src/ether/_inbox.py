@@ -1,0 +1,254 @@
+"""Inbox: the receiving end of a ring, owned by the process that created it."""
+from __future__ import annotations
+
+import math
+import os
+import time
+import weakref
+from collections import deque
+from dataclasses import dataclass
+
+from . import _errors as errors
+from . import _names as names
+from . import _ring as ring_mod
+from . import _segment as segment
+
+# While the record at head is claimed but not committed, look for a dead owner
+# this often. A live producer commits within microseconds; a dead one never does.
+STALL_CHECK_S = 0.1
+# Longest single sleep in C, so Python-level signal handlers and recovery run.
+WAIT_SLICE_S = 0.5
+READ_BUFFER = 1 << 18
+READ_BATCH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class InboxStatistics:
+    """A snapshot of one inbox's counters (all producers, past and present)."""
+    name: str
+    session: str
+    capacity: int
+    used: int             # bytes claimed in the ring and not yet read
+    max_length: int
+    producers: int        # senders attached now
+    sent: int             # records committed by all senders
+    dropped: int          # sends refused because the ring was full (drop policy)
+    blocked: int          # sends that waited for space (block policy)
+    received: int         # records read out of the ring by this inbox
+    received_bytes: int
+    skipped_claims: int   # claims of dead producers skipped
+    skipped_bytes: int
+    buffered: int         # records read from the ring, not yet returned by receive
+
+
+def _validate(name, capacity, max_length, max_producers) -> bytes:
+    if not isinstance(name, str) or not name:
+        raise errors.ConfigError(f"inbox name must be a non-empty str, not {name!r}")
+    raw = name.encode("utf-8")
+    from ._session import MAX_INBOX_NAME
+    if len(raw) > MAX_INBOX_NAME:
+        raise errors.ConfigError(f"inbox name {name!r} is {len(raw)} bytes; the limit is {MAX_INBOX_NAME}")
+    for label, value in (("capacity", capacity), ("max_length", max_length), ("max_producers", max_producers)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise errors.ConfigError(f"inbox {name!r}: {label} must be a positive int, not {value!r}")
+    if capacity & (capacity - 1) or capacity < ring_mod.MIN_CAPACITY:
+        raise errors.ConfigError(
+            f"inbox {name!r}: capacity {capacity} must be a power of two >= {ring_mod.MIN_CAPACITY}")
+    if ring_mod.record_length(max_length) > capacity // 2:
+        raise errors.ConfigError(
+            f"inbox {name!r}: max_length {max_length} needs a capacity of at least "
+            f"{2 * ring_mod.record_length(max_length)} (a record may use half the ring); got {capacity}")
+    if max_producers > ring_mod.MAX_PRODUCERS:
+        raise errors.ConfigError(
+            f"inbox {name!r}: max_producers {max_producers} is above {ring_mod.MAX_PRODUCERS}")
+    return raw
+
+
+def _close_inbox(ring, seg, table, index, token, pid) -> None:
+    if os.getpid() != pid:  # an inherited copy in a forked child owns nothing
+        return
+    ring.close()
+    ring.free()
+    if table.seg.map is not None:  # the session may already be gone at exit
+        with table as t:
+            t.remove(index, token)
+    segment.unlink(seg.name)
+    seg.close()
+
+
+def _timeout_ns(timeout: float | None) -> float:
+    if timeout is None:
+        return math.inf
+    if not isinstance(timeout, (int, float)) or timeout != timeout or timeout < 0:
+        raise errors.ConfigError(f"timeout must be a number of seconds >= 0 or None, not {timeout!r}")
+    return timeout
+
+
+class Inbox:
+    """The receiving end of one ring; any process of the session can send to it.
+
+    Only the creating process reads it. ``receive`` returns one message,
+    ``receive_many`` a batch; both wait with a timeout. ``drain`` and
+    ``receive_nowait`` never wait. Not safe to share between threads.
+    """
+
+    def __init__(self, *a):
+        raise TypeError("create an Inbox with Session.create_inbox(name)")
+
+    @classmethod
+    def _create(cls, session, name, capacity, max_length, max_producers) -> "Inbox":
+        raw = _validate(name, capacity, max_length, max_producers)
+        sid = session.name
+        where = f"inbox {name!r} of session {sid!r}"
+        size = ring_mod.segment_size(capacity, max_producers)
+        table = session._table
+        with table as t:
+            existing = t.find(name)
+            if existing is not None:
+                if session._member_alive(existing.owner):
+                    raise errors.InboxExists(
+                        17, f"{where} already exists (consumer pid {existing.owner_pid})")
+                t.remove(existing.index, existing.token)
+                segment.unlink(names.inbox_segment(sid, existing.token))
+            token = t.next_token()
+            seg = segment.Segment.create(names.inbox_segment(sid, token), size, what=where)
+            try:
+                ring_mod.Ring.initialize(seg.map, capacity, max_length, max_producers, session.token)
+                ring = ring_mod.Ring(seg.map, where)
+            except BaseException:
+                segment.unlink(seg.name)
+                seg.close()
+                raise
+            index = t.add(raw, token, session.token, capacity, max_length)
+        self = object.__new__(cls)
+        self._name = name
+        self._session = session
+        self._where = where
+        self._ring = ring
+        self._pending: deque[bytes] = deque()
+        self._stall_since = 0.0
+        ring.set_read_buffer(max(READ_BUFFER, max_length), READ_BATCH)
+        self._finalizer = weakref.finalize(self, _close_inbox, ring, seg, table, index, token, os.getpid())
+        return self
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    # ---- receiving ----
+
+    def receive(self, timeout: float | None = None) -> bytes:
+        """The next message; waits up to `timeout` seconds (None: no limit)."""
+        pending = self._pending
+        if pending:
+            return pending.popleft()
+        self._fill(timeout, READ_BATCH)
+        return pending.popleft()
+
+    def receive_nowait(self) -> bytes:
+        """The next message if one is ready, else raise WouldBlock."""
+        pending = self._pending
+        if not pending:
+            self._read(READ_BATCH)
+            if not pending:
+                raise errors.WouldBlock(f"{self._where} has no message ready")
+        return pending.popleft()
+
+    def receive_many(self, max_count: int = READ_BATCH, timeout: float | None = None) -> list[bytes]:
+        """Between 1 and max_count messages; waits up to `timeout` for the first."""
+        if not self._pending:
+            self._fill(timeout, max_count)
+        return self._take(max_count)
+
+    def drain(self, max_count: int = READ_BATCH) -> list[bytes]:
+        """Up to max_count messages that are ready now (possibly none)."""
+        if not self._pending:
+            self._read(max_count)
+        return self._take(max_count)
+
+    def wait_readable(self, timeout: float | None = None) -> None:
+        """Return once a message is ready; raise Timeout after `timeout` seconds."""
+        if not self._pending:
+            self._fill(timeout, READ_BATCH)
+
+    # ---- internals ----
+
+    def _take(self, max_count: int) -> list[bytes]:
+        pending = self._pending
+        if len(pending) <= max_count:
+            out = list(pending)
+            pending.clear()
+            return out
+        return [pending.popleft() for _ in range(max_count)]
+
+    def _read(self, max_count: int) -> int:
+        ring = self._ring
+        if ring is None:
+            raise errors.InboxClosed(f"{self._where} is closed")
+        rc, items = ring.read(min(max_count, READ_BATCH))
+        if items:
+            self._pending.extend(items)
+            self._stall_since = 0.0
+        elif rc == ring_mod.PENDING:
+            now = time.monotonic()
+            if not self._stall_since:
+                self._stall_since = now
+            elif now - self._stall_since >= STALL_CHECK_S:
+                self._stall_since = now
+                self._recover()
+        return rc
+
+    def _fill(self, timeout: float | None, max_count: int) -> None:
+        limit = _timeout_ns(timeout)
+        deadline = time.monotonic() + limit
+        while True:
+            rc = self._read(max_count)
+            if self._pending:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")
+            slice_s = STALL_CHECK_S if rc == ring_mod.PENDING else WAIT_SLICE_S
+            self._ring.wait(int(min(remaining, slice_s) * 1e9))
+
+    def _recover(self) -> None:
+        """Skip a claim at head whose producers are all dead; free dead slots."""
+        ring = self._ring
+        alive = self._session._member_alive
+        stalled = ring.stalled_slots()
+        if stalled and not any(alive(token) for _, token in stalled):
+            ring.skip_dead([slot for slot, _ in stalled])
+        for slot, token in ring.slot_tokens():
+            if not alive(token):
+                ring.reap(slot, token)
+
+    # ---- introspection and closing ----
+
+    def statistics(self) -> InboxStatistics:
+        if self._ring is None:
+            raise errors.InboxClosed(f"{self._where} is closed")
+        s = self._ring.statistics()
+        return InboxStatistics(
+            self._name, self._session.name, s.capacity, s.used, s.max_length, s.producers,
+            s.sent, s.dropped, s.blocked, s.received, s.received_bytes, s.skipped_claims,
+            s.skipped_bytes, len(self._pending))
+
+    def close(self) -> None:
+        """Refuse further sends, wake blocked senders, and remove the segment.
+        Messages already read into this process stay readable with drain()."""
+        if self._finalizer.alive:
+            self._finalizer()
+        self._ring = None
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __enter__(self) -> "Inbox":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ether.Inbox {self._name!r} of session {self._session.name!r}{' closed' if self.closed else ''}>"

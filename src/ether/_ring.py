@@ -1,0 +1,291 @@
+"""The binding to the C ring: the only module that imports the compiled core.
+
+Ring owns one cffi handle over one mapped segment and turns every C result code
+into a typed exception or a plain return value. No ``ffi``/``lib`` object leaves
+this module.
+"""
+from __future__ import annotations
+
+import secrets
+from typing import NamedTuple
+
+from . import _errors as errors
+
+try:
+    from ._ether_c import ffi, lib
+except ImportError as exc:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "ether: the compiled core (ether._ether_c) is missing. Install the package with "
+        "'pip install -e .' (or 'pip install .') so that its C core is built; that needs "
+        f"a C compiler and the Python headers. ({exc})"
+    ) from exc
+
+OK = lib.ETHER_RING_OK
+EMPTY = lib.ETHER_RING_EMPTY
+PENDING = lib.ETHER_RING_PENDING
+FULL = lib.ETHER_RING_FULL
+TIMEOUT = lib.ETHER_RING_TIMEOUT
+INTERRUPTED = lib.ETHER_RING_INTERRUPTED
+CLOSED = lib.ETHER_RING_CLOSED
+
+RECORD_HEADER_LENGTH = lib.ETHER_RING_HEADER_LENGTH
+RECORD_ALIGNMENT = lib.ETHER_RING_ALIGNMENT
+MIN_CAPACITY = lib.ETHER_RING_MIN_CAPACITY
+MAX_PRODUCERS = lib.ETHER_RING_MAX_PRODUCERS
+NO_WAIT = 0
+# Results that are the caller's error or a broken segment, never a normal outcome.
+_RAISE = frozenset((lib.ETHER_RING_TOO_LARGE, lib.ETHER_RING_CORRUPT, lib.ETHER_RING_INVALID,
+                    lib.ETHER_RING_BAD_LAYOUT, lib.ETHER_RING_NO_MEMORY))
+
+_RESULT_NAMES = {
+    getattr(lib, n): n
+    for n in dir(lib)
+    if n.startswith("ETHER_RING_") and isinstance(getattr(lib, n), int) and n.count("_") >= 2
+}
+
+
+class RingStatistics(NamedTuple):
+    capacity: int
+    used: int
+    head: int
+    tail: int
+    max_length: int
+    producers: int
+    sent: int
+    sent_bytes: int
+    dropped: int
+    blocked: int
+    received: int
+    received_bytes: int
+    skipped_claims: int
+    skipped_bytes: int
+    closed: bool
+
+
+def segment_size(capacity: int, max_producers: int) -> int:
+    """Bytes a ring segment needs, or 0 if the parameters are invalid."""
+    return lib.ether_ring_segment_size(capacity, max_producers)
+
+
+def record_length(length: int) -> int:
+    """Bytes one record of `length` payload bytes occupies in the ring."""
+    a = RECORD_ALIGNMENT
+    return (RECORD_HEADER_LENGTH + length + a - 1) & ~(a - 1)
+
+
+def layout_offsets() -> dict[str, int]:
+    """Compiler offsets of the shared-memory structs (for the layout test)."""
+    out = {}
+    for struct, fields in (
+        ("ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
+                               "max_length", "max_producers", "commit_key", "owner_token")),
+        ("ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
+                           "skipped_claims", "skipped_bytes", "tail", "head_cache", "data_futex",
+                           "space_futex", "space_waiters", "retired_sent", "retired_sent_bytes",
+                           "retired_dropped", "retired_blocked")),
+        ("ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
+                         "dropped", "blocked")),
+        ("record_header_t", ("commit", "length", "type", "producer", "seq")),
+    ):
+        for f in fields:
+            out[f"{struct}.{f}"] = ffi.offsetof(struct, f)
+        out[f"{struct}.sizeof"] = ffi.sizeof(struct)
+    return out
+
+
+def _describe(rc: int) -> str:
+    return _RESULT_NAMES.get(rc, f"result {rc}")
+
+
+class Ring:
+    """A process-local handle over one mapped ring segment.
+
+    `where` names the ring in error messages (e.g. "inbox 'worker' of session 'ab12'").
+    The caller keeps `buffer` (a writable mmap) alive and open while the Ring lives.
+    """
+
+    __slots__ = ("_buf", "_handle", "_where", "_lengths", "_out", "_out_buffer",
+                 "_out_capacity", "_count", "_bytes", "_written", "_offset", "__weakref__")
+
+    def __init__(self, buffer, where: str):
+        self._where = where
+        self._buf = ffi.from_buffer(buffer, require_writable=True)
+        handle = ffi.new("ether_ring_t **")
+        rc = lib.ether_ring_open(self._buf, len(self._buf), handle)
+        if rc != OK:
+            ffi.release(self._buf)
+            if rc == lib.ETHER_RING_BAD_LAYOUT:
+                raise errors.SegmentError(
+                    f"{where}: the segment is not an Ether ring of this layout version "
+                    f"(bad magic, version or sizes)")
+            raise errors.SegmentError(f"{where}: cannot open ring ({_describe(rc)})")
+        self._handle = handle[0]
+        self._lengths = None
+        self._out = None
+        self._count = ffi.new("uint32_t *")
+        self._bytes = ffi.new("uint64_t *")
+        self._written = ffi.new("uint32_t *")
+        self._offset = ffi.new("uint64_t *")
+
+    @staticmethod
+    def initialize(buffer, capacity: int, max_length: int, max_producers: int, owner_token: int) -> None:
+        """Lay out a fresh ring in a zeroed writable buffer."""
+        buf = ffi.from_buffer(buffer, require_writable=True)
+        try:
+            rc = lib.ether_ring_init(buf, len(buf), capacity, max_length, max_producers,
+                                     owner_token, secrets.randbits(64))
+        finally:
+            ffi.release(buf)
+        if rc != OK:
+            raise errors.ConfigError(
+                f"invalid ring parameters: capacity={capacity} (a power of two, "
+                f">= {MIN_CAPACITY}), max_length={max_length} (a record must fit in half "
+                f"the capacity), max_producers={max_producers} (1..{MAX_PRODUCERS})")
+
+    def free(self) -> None:
+        """Drop the handle and the buffer export; the Ring is unusable afterwards."""
+        if self._handle is not None:
+            lib.ether_ring_free(self._handle)
+            self._handle = None
+            ffi.release(self._buf)
+            if self._out is not None:
+                self._out = None
+                self._out_buffer = None
+
+    # ---- producer side ----
+
+    def attach(self, token: int) -> bool:
+        rc = lib.ether_ring_attach(self._handle, token)
+        if rc == OK:
+            return True
+        if rc == lib.ETHER_RING_NO_SLOT:
+            return False
+        raise errors.EtherError(f"{self._where}: attach failed ({_describe(rc)})")
+
+    def detach(self) -> None:
+        lib.ether_ring_detach(self._handle)
+
+    def write(self, data, timeout_ns: int) -> int:
+        """Append one record; returns OK, FULL, TIMEOUT, INTERRUPTED or CLOSED."""
+        if type(data) is not bytes:
+            data = ffi.from_buffer(data)
+        rc = lib.ether_ring_write(self._handle, data, len(data), timeout_ns)
+        if rc and rc in _RAISE:
+            self._raise(rc, len(data))
+        return rc
+
+    def write_batch(self, blob: bytes, lengths, timeout_ns: int) -> tuple[int, int]:
+        """Append records laid end to end in blob; returns (result, records written)."""
+        lens = ffi.from_buffer("uint32_t[]", lengths)
+        rc = lib.ether_ring_write_batch(self._handle, blob, lens, len(lengths), timeout_ns,
+                                        self._written)
+        if rc in _RAISE:
+            self._raise(rc, max(lengths))
+        return rc, self._written[0]
+
+    def try_claim(self, length: int, timeout_ns: int) -> tuple[int, int]:
+        """Reserve one record; returns (result, payload offset in the segment)."""
+        rc = lib.ether_ring_try_claim(self._handle, length, timeout_ns, self._offset)
+        if rc in _RAISE:
+            self._raise(rc, length)
+        return rc, self._offset[0]
+
+    def commit(self) -> None:
+        rc = lib.ether_ring_commit(self._handle)
+        if rc != OK:
+            raise errors.EtherError(f"{self._where}: commit without a claim")
+
+    # ---- consumer side ----
+
+    def set_read_buffer(self, capacity: int, max_count: int) -> None:
+        self._out = ffi.new("char[]", capacity)
+        self._out_buffer = ffi.buffer(self._out)
+        self._out_capacity = capacity
+        self._lengths = ffi.new("uint32_t[]", max_count)
+
+    def read(self, max_count: int) -> tuple[int, list[bytes]]:
+        """Drain up to max_count records; returns (result, payloads)."""
+        rc = lib.ether_ring_read(self._handle, self._out, self._out_capacity, self._lengths,
+                                 max_count, self._count, self._bytes)
+        n = self._count[0]
+        if n == 0:
+            if rc == lib.ETHER_RING_CORRUPT:
+                self._raise(rc, 0)
+            return rc, []
+        lengths = self._lengths
+        if n == 1:
+            out = [self._out_buffer[0:lengths[0]]]
+        else:
+            blob = self._out_buffer[0:self._bytes[0]]
+            out = []
+            pos = 0
+            for i in range(n):
+                end = pos + lengths[i]
+                out.append(blob[pos:end])
+                pos = end
+        if rc == lib.ETHER_RING_CORRUPT:
+            # Hand back what was good; the next read raises at the bad record.
+            return OK, out
+        return rc, out
+
+    def wait(self, timeout_ns: int) -> int:
+        """Wait for a committed record at head: OK, TIMEOUT or INTERRUPTED."""
+        return lib.ether_ring_wait(self._handle, timeout_ns)
+
+    def stalled_slots(self) -> list[tuple[int, int]]:
+        """(slot, token) of every producer whose claim covers an uncommitted head."""
+        n = lib.ether_ring_max_producers(self._handle)
+        slots = ffi.new("uint32_t[]", n)
+        tokens = ffi.new("uint64_t[]", n)
+        rc = lib.ether_ring_stalled_slots(self._handle, slots, tokens, n, self._count)
+        if rc != PENDING:
+            return []
+        return [(slots[i], tokens[i]) for i in range(self._count[0])]
+
+    def skip_dead(self, slots: list[int]) -> int:
+        """Skip the uncommitted claim at head owned by dead slots; returns bytes skipped."""
+        arr = ffi.new("uint32_t[]", slots)
+        skipped = ffi.new("uint64_t *")
+        rc = lib.ether_ring_skip_dead(self._handle, arr, len(slots), skipped)
+        if rc == lib.ETHER_RING_CORRUPT:
+            self._raise(rc, 0)
+        return skipped[0] if rc == OK else 0
+
+    def slot_tokens(self) -> list[tuple[int, int]]:
+        """(slot, token) of every attached slot."""
+        out = []
+        for i in range(lib.ether_ring_max_producers(self._handle)):
+            token = lib.ether_ring_slot_token(self._handle, i)
+            if token:
+                out.append((i, token))
+        return out
+
+    def reap(self, slot: int, token: int) -> bool:
+        """Free a dead producer's slot unless it still has a claim ahead of head."""
+        return lib.ether_ring_reap(self._handle, slot, token) == OK
+
+    def close(self) -> None:
+        lib.ether_ring_close(self._handle)
+
+    def set_spin(self, min_ns: int, max_ns: int) -> None:
+        lib.ether_ring_set_spin(self._handle, min_ns, max_ns)
+
+    def statistics(self, producer: bool = False) -> RingStatistics:
+        """The ring's counters; with producer=True, sent/dropped/blocked are this slot's."""
+        st = ffi.new("ether_ring_stats_t *")
+        (lib.ether_ring_producer_statistics if producer else lib.ether_ring_statistics)(self._handle, st)
+        return RingStatistics(
+            st.capacity, st.used, st.head, st.tail, st.max_length, st.producers, st.sent,
+            st.sent_bytes, st.dropped, st.blocked, st.received, st.received_bytes,
+            st.skipped_claims, st.skipped_bytes, bool(st.closed))
+
+    def _raise(self, rc: int, length: int):
+        if rc == lib.ETHER_RING_TOO_LARGE:
+            raise errors.MessageTooLarge(
+                f"{self._where}: a {length}-byte message is larger than the inbox's "
+                f"max_length; create the inbox with a larger max_length")
+        if rc == lib.ETHER_RING_CORRUPT:
+            raise errors.RingCorrupt(
+                f"{self._where}: a record header failed its bounds check; the segment "
+                f"was written by something other than Ether")
+        raise errors.EtherError(f"{self._where}: ring call failed ({_describe(rc)})")

@@ -1,0 +1,180 @@
+"""Named shared-memory segments: create, open, validate, lock, unlink.
+
+Segments are POSIX shared-memory objects made through posix_ipc, always with
+O_EXCL and mode 0600. `unlink` below is the only place that removes one.
+A member proves it is alive by holding an exclusive ``flock`` on its lock
+segment; the kernel drops the lock when the process dies, however it dies.
+"""
+from __future__ import annotations
+
+import errno
+import fcntl
+import mmap
+import os
+import stat
+import sys
+
+import posix_ipc
+
+from . import _errors as errors
+
+SHM_DIR = "/dev/shm"
+
+
+def unlink(name: str) -> bool:
+    """Remove a named segment; False if it was already gone."""
+    try:
+        posix_ipc.unlink_shared_memory(name)
+        return True
+    except posix_ipc.ExistentialError:
+        return False
+
+
+def list_names() -> list[str]:
+    """Names ('/'-prefixed) of the Ether objects present on this host."""
+    try:
+        entries = os.listdir(SHM_DIR)
+    except FileNotFoundError:  # pragma: no cover - non-Linux
+        return []
+    return ["/" + e for e in entries if e.startswith("ether_")]
+
+
+def check_space(required: int, what: str) -> None:
+    """Fail early when /dev/shm cannot hold `required` more bytes."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except FileNotFoundError:  # pragma: no cover - non-Linux
+        return
+    available = st.f_bavail * st.f_frsize
+    if available < required:
+        raise errors.ShmSpaceError(
+            errno.ENOSPC,
+            f"{what} needs {required} bytes of shared memory but {SHM_DIR} has only "
+            f"{available} available; free some, or enlarge it (e.g. docker run "
+            f"--shm-size=1g, or mount -o remount,size=2G {SHM_DIR})")
+
+
+class Segment:
+    """One named shared-memory object, its fd, and (if sized) its mapping."""
+
+    __slots__ = ("name", "fd", "map", "size")
+
+    def __init__(self, name: str, fd: int, size: int):
+        self.name = name
+        self.fd = fd
+        self.size = size
+        self.map = mmap.mmap(fd, size) if size else None
+
+    @classmethod
+    def create(cls, name: str, size: int, *, what: str) -> "Segment":
+        """Create a new segment of `size` bytes (O_EXCL, 0600), backed by reserved pages."""
+        if size:
+            check_space(size, what)
+        try:
+            shm = posix_ipc.SharedMemory(name, posix_ipc.O_CREX, mode=0o600)
+        except posix_ipc.ExistentialError:
+            raise errors.SegmentError(errno.EEXIST, f"{what}: segment {name} already exists") from None
+        fd = shm.fd
+        try:
+            os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
+            if size:
+                try:
+                    os.posix_fallocate(fd, 0, size)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.ENOMEM):
+                        avail = os.statvfs(SHM_DIR).f_bavail * os.statvfs(SHM_DIR).f_frsize
+                        raise errors.ShmSpaceError(
+                            exc.errno, f"{what} needs {size} bytes of shared memory but "
+                            f"{SHM_DIR} could reserve only part of it ({avail} bytes "
+                            f"available); enlarge {SHM_DIR} (e.g. docker --shm-size)") from None
+                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                        raise
+                    os.ftruncate(fd, size)
+            return cls(name, fd, size)
+        except BaseException:
+            os.close(fd)
+            unlink(name)
+            raise
+
+    @classmethod
+    def open(cls, name: str, *, what: str, min_size: int = 0, map_it: bool = True) -> "Segment":
+        """Open an existing segment and check that it is ours: owner, mode and size."""
+        try:
+            shm = posix_ipc.SharedMemory(name)
+        except posix_ipc.ExistentialError:
+            raise FileNotFoundError(errno.ENOENT, f"{what}: segment {name} does not exist") from None
+        except posix_ipc.PermissionsError:
+            raise errors.SegmentError(errno.EACCES, f"{what}: no permission to open {name}") from None
+        fd = shm.fd
+        try:
+            st = os.fstat(fd)
+            if st.st_uid != os.getuid():
+                raise errors.SegmentError(
+                    errno.EPERM, f"{what}: {name} belongs to uid {st.st_uid}, not to this "
+                    f"user (uid {os.getuid()})")
+            if stat.S_IMODE(st.st_mode) & 0o077:
+                raise errors.SegmentError(
+                    errno.EPERM, f"{what}: {name} has mode {stat.S_IMODE(st.st_mode):o}; "
+                    f"Ether segments are 600")
+            if st.st_size < min_size:
+                raise errors.SegmentError(
+                    errno.EINVAL, f"{what}: {name} is {st.st_size} bytes, expected at "
+                    f"least {min_size}")
+            return cls(name, fd, st.st_size if map_it else 0)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def lock(self, exclusive: bool = True, blocking: bool = True) -> bool:
+        """flock this segment's fd; False if non-blocking and someone else holds it."""
+        op = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if blocking else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(self.fd, op)
+            return True
+        except BlockingIOError:
+            return False
+
+    def unlock(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+
+    def linked(self) -> bool:
+        """True while the name still points at this object."""
+        return os.fstat(self.fd).st_nlink > 0
+
+    def close(self) -> None:
+        """Unmap and close; the name is left alone (see `unlink`)."""
+        if self.map is not None:
+            try:
+                self.map.close()
+            except BufferError:  # a view is still exported; the kernel unmaps at exit
+                pass
+            self.map = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def holder_alive(name: str) -> bool:
+    """True while some process holds the flock on segment `name`.
+
+    If nobody holds it, the segment is stale: it is unlinked here, while we hold
+    the lock, so the check and the removal cannot race a second cleaner.
+    """
+    try:
+        seg = Segment.open(name, what="liveness check", map_it=False)
+    except FileNotFoundError:
+        return False
+    except errors.SegmentError:
+        return True  # not ours to judge or remove
+    try:
+        if not seg.lock(blocking=False):
+            return True
+        if seg.linked():
+            unlink(name)
+        return False
+    finally:
+        seg.close()
+
+
+if sys.platform != "linux":  # pragma: no cover
+    raise ImportError("ether: the shared-memory transport runs on Linux so far (macOS is on the roadmap)")

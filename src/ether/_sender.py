@@ -1,0 +1,244 @@
+"""Sender: one producer's attachment to another process's inbox."""
+from __future__ import annotations
+
+import errno
+import math
+import os
+import time
+import weakref
+from array import array
+from dataclasses import dataclass
+
+from . import _errors as errors
+from . import _names as names
+from . import _ring as ring_mod
+from . import _segment as segment
+
+POLICIES = ("block", "drop")
+
+
+@dataclass(frozen=True, slots=True)
+class SenderStatistics:
+    """A snapshot of one sender's own counters and the target ring's fill."""
+    inbox: str
+    session: str
+    sent: int
+    sent_bytes: int
+    dropped: int      # sends refused because the inbox was full (drop policy)
+    blocked: int      # sends that had to wait for space (block policy)
+    capacity: int
+    used: int
+
+
+def _close_sender(ring, seg, pid) -> None:
+    if os.getpid() != pid:
+        return
+    ring.detach()
+    ring.free()
+    seg.close()
+
+
+def _check_policy(policy: str, timeout: float, where: str) -> int:
+    if policy not in POLICIES:
+        raise errors.ConfigError(f"{where}: policy must be one of {POLICIES}, not {policy!r}")
+    if (not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout != timeout
+            or timeout <= 0 or math.isinf(timeout)):
+        raise errors.ConfigError(f"{where}: timeout must be a finite number of seconds > 0, not {timeout!r}")
+    return ring_mod.NO_WAIT if policy == "drop" else max(1, int(timeout * 1e9))
+
+
+class Sender:
+    """Appends messages to one inbox. Get one with ``Session.connect(name)``.
+
+    ``policy="block"`` waits up to ``timeout`` seconds for space in a full inbox,
+    then raises InboxFull; ``policy="drop"`` returns False at once and counts the
+    drop. Each message arrives whole, once, and in send order. Not safe to share
+    between threads: give each thread its own Sender.
+    """
+
+    def __init__(self, *a):
+        raise TypeError("get a Sender with Session.connect(name)")
+
+    @classmethod
+    def _connect(cls, session, name: str, policy: str, timeout: float) -> "Sender":
+        sid = session.name
+        where = f"inbox {name!r} of session {sid!r}"
+        timeout_ns = _check_policy(policy, timeout, where)
+        with session._table as t:
+            entry = t.find(name)
+            known = [e.name for e in t.entries()]
+        if entry is None:
+            raise errors.InboxNotFound(f"session {sid!r} has no inbox named {name!r} (inboxes: {known})")
+        if not session._member_alive(entry.owner):
+            raise errors.InboxClosed(f"{where}: its consumer (pid {entry.owner_pid}) is dead")
+        try:
+            seg = segment.Segment.open(names.inbox_segment(sid, entry.token), what=where,
+                                       min_size=ring_mod.segment_size(entry.capacity, 1))
+        except FileNotFoundError:
+            raise errors.InboxClosed(f"{where} was closed") from None
+        try:
+            ring = ring_mod.Ring(seg.map, where)
+        except BaseException:
+            seg.close()
+            raise
+        try:
+            if not ring.attach(session.token):
+                for slot, token in ring.slot_tokens():
+                    if not session._member_alive(token):
+                        ring.reap(slot, token)
+                if not ring.attach(session.token):
+                    raise errors.TooManyProducers(
+                        f"{where}: all {ring.statistics().producers} producer slots are held by "
+                        f"live senders; create the inbox with a larger max_producers")
+        except BaseException:
+            ring.free()
+            seg.close()
+            raise
+        self = object.__new__(cls)
+        self._ring = ring
+        self._seg = seg
+        self._write = ring.write
+        self._session = session
+        self._inbox = name
+        self._owner = entry.owner
+        self._where = where
+        self._policy = policy
+        self._timeout = timeout
+        self._timeout_ns = timeout_ns
+        self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
+        return self
+
+    @property
+    def inbox(self) -> str:
+        return self._inbox
+
+    def send(self, data, *, policy: str | None = None, timeout: float | None = None) -> bool:
+        """Append one message (bytes or any buffer). True if it went in, False if
+        dropped under the drop policy."""
+        if policy is None and timeout is None:
+            timeout_ns = self._timeout_ns
+        else:
+            timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
+        try:
+            rc = self._write(data, timeout_ns)
+        except TypeError:
+            if self._ring is None:
+                raise errors.InboxClosed(f"sender to {self._where} is closed") from None
+            raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
+        if rc == 0:
+            return True
+        while rc == ring_mod.INTERRUPTED:  # a signal handler ran; carry on waiting
+            rc = self._write(data, timeout_ns)
+        return self._outcome(rc, 1, 0, timeout_ns)
+
+    def send_many(self, items, *, policy: str | None = None, timeout: float | None = None) -> int:
+        """Append messages in order; returns how many went in (the rest were dropped
+        under the drop policy). Under the block policy, raises InboxFull if the
+        timeout passes, with `.sent` telling how many went in."""
+        if policy is None and timeout is None:
+            timeout_ns = self._timeout_ns
+        else:
+            timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
+        if not isinstance(items, (list, tuple)):
+            items = list(items)
+        if not items:
+            return 0
+        if self._ring is None:
+            raise errors.InboxClosed(f"sender to {self._where} is closed")
+        try:
+            blob = b"".join(items)
+        except TypeError:
+            raise TypeError("send_many() takes a sequence of bytes-like objects") from None
+        lengths = array("I", map(len, items)) if all(type(i) is bytes for i in items) else \
+            array("I", (memoryview(i).nbytes for i in items))
+        rc, n = self._ring.write_batch(blob, lengths, timeout_ns)
+        while rc == ring_mod.INTERRUPTED and n < len(items):
+            rc, more = self._ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], timeout_ns)
+            n += more
+        if rc == 0:
+            return n
+        return self._outcome(rc, len(items), n, timeout_ns)
+
+    def _outcome(self, rc: int, count: int, sent: int, timeout_ns: int):
+        if rc == ring_mod.FULL:  # drop policy
+            return sent if count > 1 else False
+        if rc == ring_mod.CLOSED:
+            raise errors.InboxClosed(f"{self._where} was closed by its consumer")
+        if rc == ring_mod.TIMEOUT:
+            if not self._session._member_alive(self._owner):
+                raise errors.InboxClosed(f"{self._where}: its consumer process died")
+            s = self._ring.statistics()
+            exc = errors.InboxFull(
+                errno.ETIMEDOUT,
+                f"{self._where} stayed full for {timeout_ns / 1e9:g} s "
+                f"({s.used} of {s.capacity} bytes in use); {sent} of {count} message(s) went in. "
+                f"Is its consumer keeping up?")
+            exc.sent = sent
+            raise exc
+        raise errors.EtherError(f"{self._where}: send failed with result {rc}")
+
+    def claim(self, length: int, *, timeout: float | None = None) -> "Loan":
+        """Reserve a `length`-byte record to fill in place; commit it with
+        ``loan.commit()`` or by leaving the ``with`` block."""
+        if self._ring is None:
+            raise errors.InboxClosed(f"sender to {self._where} is closed")
+        timeout_ns = self._timeout_ns if timeout is None else _check_policy("block", timeout, self._where)
+        rc, offset = self._ring.try_claim(length, timeout_ns)
+        if rc != 0:
+            self._outcome(rc, 1, 0, timeout_ns)
+            raise errors.WouldBlock(f"{self._where} is full")
+        return Loan(self, memoryview(self._seg.map)[offset:offset + length])
+
+    def statistics(self) -> SenderStatistics:
+        if self._ring is None:
+            raise errors.InboxClosed(f"sender to {self._where} is closed")
+        s = self._ring.statistics(producer=True)
+        return SenderStatistics(self._inbox, self._session.name, s.sent, s.sent_bytes,
+                                s.dropped, s.blocked, s.capacity, s.used)
+
+    def close(self) -> None:
+        """Release the producer slot; messages already sent stay in the inbox."""
+        if self._finalizer.alive:
+            self._finalizer()
+        self._ring = None
+        self._write = _closed_write
+
+    @property
+    def closed(self) -> bool:
+        return not self._finalizer.alive
+
+    def __enter__(self) -> "Sender":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<ether.Sender to {self._where}{' closed' if self.closed else ''}>"
+
+
+def _closed_write(data, timeout_ns):
+    raise TypeError  # turned into InboxClosed by send()
+
+
+class Loan:
+    """A claimed record being filled in place (zero-copy send)."""
+
+    __slots__ = ("_sender", "buffer")
+
+    def __init__(self, sender: Sender, buffer: memoryview):
+        self._sender = sender
+        self.buffer = buffer
+
+    def commit(self) -> None:
+        if self.buffer is None:
+            return
+        self.buffer.release()
+        self.buffer = None
+        self._sender._ring.commit()
+
+    def __enter__(self) -> memoryview:
+        return self.buffer
+
+    def __exit__(self, *exc) -> None:
+        self.commit()
