@@ -361,11 +361,14 @@ static inline void write_padding(ether_ring_t *ring, uint64_t start, uint64_t re
 {
     if (records_at == start)
         return;
+    /* The gap can be as small as ETHER_RING_ALIGNMENT (16 B): touch only the
+     * commit, length, type and producer fields, which fit in it. */
+    _Static_assert(offsetof(record_header_t, producer) + sizeof(uint16_t) <= ETHER_RING_ALIGNMENT,
+                   "a padding header fits in the smallest gap");
     record_header_t *r = record_at(ring, start);
     r->length = 0;
     r->type = ETHER_RING_PADDING;
     r->producer = (uint16_t)ring->slot;
-    r->seq = 0;
     commit_at(ring, start);
 }
 

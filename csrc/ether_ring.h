@@ -92,7 +92,8 @@
  *
  *   A padding record fills the space from its index to the end of the data area
  *   when the next record does not fit before the wrap. Padding carries no length;
- *   its extent is implicit. Records never straddle the wrap.
+ *   its extent is implicit, and it writes only its first 16 bytes (commit, length,
+ *   type, producer), since the gap may be that small. Records never straddle the wrap.
  *
  * Sequence of one send (claim, write, commit, wake, read):
  *

@@ -127,6 +127,7 @@ class Inbox:
         self._ring = ring
         self._pending: deque[bytes] = deque()
         self._stall_since = 0.0
+        self._reaped_at = 0.0
         ring.set_read_buffer(max(READ_BUFFER, max_length), READ_BATCH)
         self._finalizer = weakref.finalize(self, _close_inbox, ring, seg, table, index, token, os.getpid())
         return self
@@ -209,7 +210,8 @@ class Inbox:
             if remaining <= 0:
                 raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")
             slice_s = STALL_CHECK_S if rc == ring_mod.PENDING else WAIT_SLICE_S
-            self._ring.wait(int(min(remaining, slice_s) * 1e9))
+            if self._ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
+                self._reap_dead()  # idle: a good moment to free dead producers' slots
 
     def _recover(self) -> None:
         """Skip a claim at head whose producers are all dead; free dead slots."""
@@ -218,9 +220,18 @@ class Inbox:
         stalled = ring.stalled_slots()
         if stalled and not any(alive(token) for _, token in stalled):
             ring.skip_dead([slot for slot, _ in stalled])
-        for slot, token in ring.slot_tokens():
+        self._reap_dead(force=True)
+
+    def _reap_dead(self, force: bool = False) -> None:
+        """Free the slots of dead producers (at most every STALL_CHECK_S unless forced)."""
+        now = time.monotonic()
+        if not force and now - self._reaped_at < STALL_CHECK_S:
+            return
+        self._reaped_at = now
+        alive = self._session._member_alive
+        for slot, token in self._ring.slot_tokens():
             if not alive(token):
-                ring.reap(slot, token)
+                self._ring.reap(slot, token)
 
     # ---- introspection and closing ----
 
@@ -239,6 +250,7 @@ class Inbox:
         if self._finalizer.alive:
             self._finalizer()
         self._ring = None
+        self._session._inboxes.discard(self)
 
     @property
     def closed(self) -> bool:

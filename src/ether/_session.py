@@ -214,7 +214,10 @@ class Session:
         self._member = member
         self._owner = owner
         self._pid = os.getpid()
-        self._children: "weakref.WeakSet" = weakref.WeakSet()
+        # Inboxes are this process's named presence: they live until closed.
+        # Senders are held weakly, so a dropped one frees its producer slot.
+        self._inboxes: set = set()
+        self._senders: "weakref.WeakSet" = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _close_session, table, member, owner, sid)
 
     # ---- creation ----
@@ -296,7 +299,7 @@ class Session:
         from ._inbox import Inbox
         self._check_usable()
         inbox = Inbox._create(self, name, capacity, max_length, max_producers)
-        self._children.add(inbox)
+        self._inboxes.add(inbox)
         return inbox
 
     def connect(self, name: str, *, policy: str = "block", timeout: float = 5.0):
@@ -304,7 +307,7 @@ class Session:
         from ._sender import Sender
         self._check_usable()
         sender = Sender._connect(self, name, policy, timeout)
-        self._children.add(sender)
+        self._senders.add(sender)
         return sender
 
     def inboxes(self) -> list[str]:
@@ -338,7 +341,7 @@ class Session:
         if os.getpid() != self._pid:
             self._finalizer.detach()
             return
-        for child in list(self._children):
+        for child in [*self._senders, *self._inboxes]:
             child.close()
         self._finalizer()
 

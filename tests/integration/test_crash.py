@@ -1,0 +1,118 @@
+"""Producers killed with SIGKILL at any instant never wedge or corrupt an inbox."""
+import multiprocessing
+import os
+import random
+import signal
+import time
+
+import pytest
+
+import ether
+
+from conftest import shm_objects
+from workers import check_payload, claim_and_hang, endless_producer, inbox_holder
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def _members(sid):
+    return [n for n in shm_objects(sid) if "_m" in n]
+
+
+def test_claim_of_a_dead_producer_is_skipped_within_a_second(session):
+    inbox = session.create_inbox("sink", capacity=1 << 16, max_length=1024)
+    ready = SPAWN.Event()
+    p = SPAWN.Process(target=claim_and_hang, args=(session.name, "sink", ready, True))
+    p.start()
+    assert ready.wait(30)
+    p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+    with session.connect("sink") as tx:
+        tx.send(b"after the dead claim")
+        start = time.monotonic()
+        first = inbox.receive(timeout=5)
+        assert check_payload(first) == (99, 0)  # committed before the claim
+        assert inbox.receive(timeout=5) == b"after the dead claim"
+        assert time.monotonic() - start < 1.0
+    st = inbox.statistics()
+    assert st.skipped_claims == 1
+    assert st.producers == 0  # the dead producer's slot was reclaimed
+    assert len(_members(session.name)) == 1  # its liveness lock was removed: only ours
+
+
+def test_consumer_keeps_receiving_while_producers_are_killed_repeatedly(session):
+    inbox = session.create_inbox("sink", capacity=1 << 14, max_length=1024)
+    rng = random.Random(1234)
+    next_seq: dict[int, int] = {}
+    dead: set[int] = set()
+    received = 0
+
+    def take(batch):
+        nonlocal received
+        for data in batch:
+            prod, seq = check_payload(data)  # never a torn record
+            assert seq == next_seq.get(prod, 0), f"producer {prod}: gap or duplicate at {seq}"
+            next_seq[prod] = seq + 1
+            received += 1
+
+    steady = []
+    for pid in (0, 1):  # two producers that live through the whole test
+        ready = SPAWN.Event()
+        p = SPAWN.Process(target=endless_producer, args=(session.name, "sink", pid, ready))
+        p.start()
+        assert ready.wait(30)
+        steady.append(p)
+    try:
+        for victim in range(100, 112):  # twelve short-lived producers, each SIGKILLed mid-stream
+            ready = SPAWN.Event()
+            p = SPAWN.Process(target=endless_producer, args=(session.name, "sink", victim, ready))
+            p.start()
+            assert ready.wait(30)
+            # Let it get into its stream: until it has delivered a random number of records.
+            target = rng.randrange(1, 2000)
+            while next_seq.get(victim, 0) < target:
+                take(inbox.receive_many(timeout=10))
+            os.kill(p.pid, signal.SIGKILL)
+            p.join(30)
+            dead.add(victim)
+            before = {k: v for k, v in next_seq.items() if k in (0, 1)}
+            # The steady producers keep flowing past whatever the victim left behind.
+            while any(next_seq[k] < before[k] + 500 for k in (0, 1)):
+                take(inbox.receive_many(timeout=10))
+        assert all(p.is_alive() for p in steady)
+    finally:
+        for p in steady:
+            p.kill()
+            p.join(30)
+    # Drain what is left, including any claim the last kills abandoned.
+    while True:
+        try:
+            take(inbox.receive_many(timeout=1.5))
+        except ether.Timeout:
+            break
+    st = inbox.statistics()
+    assert st.used == 0
+    assert st.received == received
+    assert st.producers == 0  # every dead producer's slot was reclaimed
+    assert len(_members(session.name)) == 1
+
+
+def test_sender_to_a_dead_consumer_fails_clearly(session):
+    ready = SPAWN.Event()
+    p = SPAWN.Process(target=inbox_holder, args=(session.name, "orphan", ready, 4096))
+    p.start()
+    assert ready.wait(30)
+    tx = session.connect("orphan", timeout=0.2)
+    while tx.send(b"x" * 100, policy="drop"):
+        pass
+    p.kill()
+    p.join(30)
+    with pytest.raises(ether.InboxClosed, match="its consumer process died"):
+        tx.send(b"y" * 100)
+    tx.close()
+    with pytest.raises(ether.InboxClosed, match="consumer .* is dead"):
+        session.connect("orphan")
+    # Its name can be taken again, and the dead inbox's segment goes away.
+    again = session.create_inbox("orphan", capacity=4096, max_length=64)
+    assert len([n for n in shm_objects(session.name) if "_i" in n]) == 1
+    again.close()

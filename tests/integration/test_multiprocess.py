@@ -1,0 +1,64 @@
+"""Inboxes across processes: request/echo, blocking senders, wake-ups."""
+import multiprocessing
+
+import pytest
+
+import ether
+
+from workers import consumer_echo
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_echo_between_processes_in_order(session):
+    back = session.create_inbox("back", capacity=1 << 16, max_length=4096)
+    ready = SPAWN.Event()
+    p = SPAWN.Process(target=consumer_echo, args=(session.name, "echo", "back", ready, 2000))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with session.connect("echo") as tx:
+            for i in range(2000):  # strict ping-pong: every wake-up path is exercised
+                msg = i.to_bytes(4, "little") * (1 + i % 250)
+                tx.send(msg)
+                assert back.receive(timeout=10) == msg
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(10)
+
+
+def test_a_blocked_sender_resumes_when_the_consumer_drains(session):
+    # "back" holds every echo, so only the 4 KiB "echo" inbox ever fills.
+    back = session.create_inbox("back", capacity=1 << 18, max_length=4096)
+    ready = SPAWN.Event()
+    count = 3000  # far more than the 4 KiB echo inbox holds: the sender blocks again and again
+    p = SPAWN.Process(target=consumer_echo, args=(session.name, "echo", "back", ready, count))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with session.connect("echo", timeout=10) as tx:
+            sent = [i.to_bytes(8, "little") for i in range(count)]
+            assert tx.send_many(sent[:1000]) == 1000
+            for m in sent[1000:]:
+                tx.send(m)
+            got = []
+            while len(got) < count:
+                got.extend(back.receive_many(timeout=10))
+            assert got == sent
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(10)
+
+
+def test_receive_times_out_with_the_inbox_named(session):
+    inbox = session.create_inbox("quiet", capacity=4096, max_length=64)
+    with pytest.raises(ether.Timeout, match="inbox 'quiet' of session"):
+        inbox.receive(timeout=0.05)
+    with pytest.raises(ether.Timeout):
+        inbox.receive_many(timeout=0.05)

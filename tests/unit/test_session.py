@@ -1,0 +1,187 @@
+"""Segments and sessions: naming, permissions, validation, cleanup, space checks."""
+import multiprocessing
+import os
+import signal
+import stat
+
+import pytest
+
+import ether
+from ether import _names, _segment
+
+from conftest import shm_objects
+import workers
+
+SPAWN = multiprocessing.get_context("spawn")
+
+
+def test_names_carry_the_session_id_and_fit_in_30_characters(session):
+    session.create_inbox("a-rather-long-inbox-name-that-is-not-in-the-segment-name", capacity=4096, max_length=64)
+    objects = shm_objects(session.name)
+    assert len(objects) == 3  # session, owner's member lock, inbox
+    for name in objects:
+        assert name.startswith(f"ether_{session.name}")
+        assert len("/" + name) <= _names.MAX_NAME
+    longest = _names.inbox_segment("A" * 12, _names.MAX_TOKEN)
+    assert len(longest) <= _names.MAX_NAME
+
+
+def test_segments_are_private_to_the_user(session):
+    session.create_inbox("p", capacity=4096, max_length=64)
+    for name in shm_objects(session.name):
+        st = os.stat(f"/dev/shm/{name}")
+        assert stat.S_IMODE(st.st_mode) == 0o600, name
+        assert st.st_uid == os.getuid()
+
+
+def test_session_ids_are_validated():
+    for bad in ("", "has space", "a_b", "x" * 13, "ünï"):
+        with pytest.raises(ether.ConfigError, match="session name"):
+            ether.Session.create(bad)
+
+
+def test_create_is_exclusive_for_a_live_session(session):
+    with pytest.raises(ether.SessionExists, match="already exists"):
+        ether.Session.create(session.name)
+
+
+def test_open_joins_and_close_removes_everything(sid):
+    owner = ether.Session.create(sid)
+    inbox = owner.create_inbox("box", capacity=4096, max_length=64)
+    member = ether.Session.open(sid)
+    assert member.token != owner.token
+    with member.connect("box") as tx:
+        tx.send(b"hi")
+    assert inbox.receive(timeout=1) == b"hi"
+    assert member.inboxes() == ["box"]
+    member.close()
+    owner.close()
+    assert shm_objects(sid) == []
+    with pytest.raises(ether.SessionNotFound):
+        ether.Session.open(sid)
+
+
+def test_closing_an_inbox_removes_its_segment(session):
+    before = set(shm_objects(session.name))
+    inbox = session.create_inbox("gone", capacity=4096, max_length=64)
+    assert len(set(shm_objects(session.name)) - before) == 1
+    inbox.close()
+    assert set(shm_objects(session.name)) == before
+
+
+def test_open_rejects_a_segment_that_is_not_a_session(sid):
+    seg = _segment.Segment.create(_names.session_segment(sid), 64 * 1024, what="test")
+    try:
+        seg.map[:8] = b"NOTETHER"
+        with pytest.raises(ether.SegmentError, match="magic"):
+            ether.Session.open(sid)
+    finally:
+        _segment.unlink(seg.name)
+        seg.close()
+
+
+def test_open_rejects_a_segment_with_loose_permissions(sid):
+    seg = _segment.Segment.create(_names.session_segment(sid), 64 * 1024, what="test")
+    try:
+        os.fchmod(seg.fd, 0o644)
+        with pytest.raises(ether.SegmentError, match="mode 644"):
+            ether.Session.open(sid)
+    finally:
+        _segment.unlink(seg.name)
+        seg.close()
+
+
+def test_open_rejects_a_truncated_segment(sid):
+    seg = _segment.Segment.create(_names.session_segment(sid), 128, what="test")
+    try:
+        with pytest.raises(ether.SegmentError, match="is 128 bytes, expected at least"):
+            ether.Session.open(sid)
+    finally:
+        _segment.unlink(seg.name)
+        seg.close()
+
+
+def test_sender_rejects_a_corrupted_ring(session):
+    inbox = session.create_inbox("bad", capacity=4096, max_length=64)
+    with _open_inbox_segment(session) as seg:
+        seg.map[0:8] = b"garbage!"
+    with pytest.raises(ether.SegmentError, match="not an Ether ring"):
+        session.connect("bad")
+    inbox.close()
+
+
+class _open_inbox_segment:
+    def __init__(self, session):
+        name = next(n for n in shm_objects(session.name) if "_i" in n)
+        self.seg = _segment.Segment.open("/" + name, what="test")
+
+    def __enter__(self):
+        return self.seg
+
+    def __exit__(self, *exc):
+        self.seg.close()
+
+
+def test_a_new_session_removes_sessions_whose_owner_died(sid):
+    ready = SPAWN.Event()
+    p = SPAWN.Process(target=workers.session_owner, args=(sid, ready))
+    p.start()
+    try:
+        assert ready.wait(30)
+        assert len(shm_objects(sid)) == 3
+        with ether.Session.create() as other:  # the live one is left alone
+            assert len(shm_objects(sid)) == 3
+            with pytest.raises(ether.SessionExists):
+                ether.Session.create(sid)
+            other.close()
+    finally:
+        p.kill()
+        p.join(30)
+    assert p.exitcode == -signal.SIGKILL
+    with ether.Session.create() as other:
+        assert shm_objects(sid) == []
+        other.close()
+
+
+def test_open_refuses_a_session_whose_owner_died(sid):
+    ready = SPAWN.Event()
+    p = SPAWN.Process(target=workers.session_owner, args=(sid, ready))
+    p.start()
+    assert ready.wait(30)
+    p.kill()
+    p.join(30)
+    with pytest.raises(ether.SessionNotFound, match="stale: its owner .* is dead"):
+        ether.Session.open(sid)
+    ether.remove_stale_sessions()
+
+
+def test_too_little_shared_memory_fails_with_required_and_available(session, monkeypatch):
+    real = os.statvfs("/dev/shm")
+
+    class Small:
+        f_bavail = 10
+        f_frsize = real.f_frsize
+
+    monkeypatch.setattr(_segment.os, "statvfs", lambda path: Small)
+    with pytest.raises(ether.ShmSpaceError) as info:
+        session.create_inbox("huge", capacity=1 << 20)
+    msg = str(info.value)
+    assert "inbox 'huge'" in msg and f"needs {(1 << 20) + 8192} bytes" in msg
+    assert f"has only {10 * real.f_frsize} available" in msg
+
+
+def test_session_objects_refuse_use_after_fork(session):
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            session.create_inbox("child")
+            os.write(w, b"no error")
+        except ether.EtherError as exc:
+            os.write(w, str(exc).encode()[:200])
+        os._exit(0)
+    os.close(w)
+    msg = os.read(r, 300).decode()
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert "after fork, call Session.open" in msg

@@ -1,0 +1,97 @@
+"""Process entry points for the multi-process tests (importable under spawn).
+
+Stress payloads carry (producer, seq, crc32) so loss, duplication, reordering
+and tearing are all detected on the receiving side.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import zlib
+
+import ether
+
+# payload = producer u32 | seq u64 | crc32 u32 of the filler | filler
+HEAD = struct.Struct("<IQI")
+
+
+def make_payload(producer: int, seq: int) -> bytes:
+    size = (seq * 7919 + producer * 104729) % 200  # 0..199 filler bytes: many record sizes
+    filler = os.urandom(size)
+    return HEAD.pack(producer, seq, zlib.crc32(filler)) + filler
+
+
+def check_payload(data: bytes) -> tuple[int, int]:
+    """(producer, seq) of a payload; raises AssertionError if it is torn."""
+    assert len(data) >= HEAD.size, f"short record: {len(data)} bytes"
+    producer, seq, crc = HEAD.unpack_from(data)
+    assert zlib.crc32(data[HEAD.size:]) == crc, f"CRC mismatch: producer {producer} seq {seq}"
+    return producer, seq
+
+
+def producer(sid: str, inbox: str, producer_id: int, count: int, batch: int,
+             ready, go, start_seq: int = 0) -> None:
+    """Send `count` stress payloads, one at a time (batch <= 1) or in batches."""
+    with ether.Session.open(sid) as s, s.connect(inbox, timeout=30.0) as tx:
+        payloads = [make_payload(producer_id, seq) for seq in range(start_seq, start_seq + count)]
+        ready.set()
+        if not go.wait(30):
+            raise SystemExit("no go signal")
+        if batch <= 1:
+            send = tx.send
+            for p in payloads:
+                send(p)
+        else:
+            for i in range(0, count, batch):
+                chunk = payloads[i:i + batch]
+                assert tx.send_many(chunk) == len(chunk)
+
+
+def endless_producer(sid: str, inbox: str, producer_id: int, ready) -> None:
+    """Send stress payloads until killed."""
+    with ether.Session.open(sid) as s, s.connect(inbox, timeout=30.0) as tx:
+        ready.set()
+        seq = 0
+        send = tx.send
+        while True:
+            send(make_payload(producer_id, seq))
+            seq += 1
+
+
+def claim_and_hang(sid: str, inbox: str, ready, kill_self: bool) -> None:
+    """Claim a record and never commit it: die (kill_self) or wait to be killed."""
+    s = ether.Session.open(sid)
+    tx = s.connect(inbox)
+    tx.send(make_payload(99, 0))
+    loan = tx.claim(64)
+    loan.buffer[:4] = b"torn"
+    ready.set()
+    if kill_self:
+        os.kill(os.getpid(), signal.SIGKILL)
+    signal.pause()
+
+
+def consumer_echo(sid: str, inbox: str, reply_to: str, ready, count: int) -> None:
+    """Create an inbox, echo `count` messages back to `reply_to`."""
+    with ether.Session.open(sid) as s, s.create_inbox(inbox, capacity=4096, max_length=1024) as ib:
+        ready.set()
+        with s.connect(reply_to) as tx:
+            for _ in range(count):
+                tx.send(ib.receive(timeout=30))
+
+
+def inbox_holder(sid: str, inbox: str, ready, capacity: int) -> None:
+    """Create an inbox, never read it, and wait to be killed."""
+    s = ether.Session.open(sid)
+    s.create_inbox(inbox, capacity=capacity, max_length=1024)
+    ready.set()
+    signal.pause()
+
+
+def session_owner(sid: str, ready) -> None:
+    """Create a session with an inbox and wait to be killed."""
+    s = ether.Session.create(sid)
+    s.create_inbox("box", capacity=4096, max_length=512)
+    ready.set()
+    signal.pause()
