@@ -144,8 +144,8 @@ QUICK = {"runs": 1, "budget": 0.25, "budget_batch": 0.25, "warmup": 2048,
 # the consumer: mp.Queue is unbounded, so without a cap the consumer would
 # spend several seconds draining the backlog after the budget ended.  The
 # rate is measured at the consumer either way; the cap only bounds run time.
-CAPS = {("mp-queue", "W1-single"): 400_000, ("mp-queue", "W2"): 400_000,
-        ("mp-queue", "W4"): 120_000}
+CAPS = {("mp-queue", "W1-single"): 400_000, ("mp-queue", "W1-batch"): 6_000_000,
+        ("mp-queue", "W2"): 400_000, ("mp-queue", "W4"): 120_000}
 DEFAULT_CAP = 50_000_000
 
 

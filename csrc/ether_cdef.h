@@ -7,6 +7,7 @@
 #define ETHER_RING_SLOT_LENGTH ...
 #define ETHER_RING_MIN_CAPACITY ...
 #define ETHER_RING_MAX_PRODUCERS ...
+#define ETHER_RING_REAPING ...
 
 typedef enum {
     ETHER_RING_OK, ETHER_RING_EMPTY, ETHER_RING_PENDING, ETHER_RING_FULL,
@@ -50,6 +51,8 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
 int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_ns,
                          uint64_t *payload_offset);
 int ether_ring_commit(ether_ring_t *ring);
+int ether_ring_abort(ether_ring_t *ring);
+uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns);
@@ -57,9 +60,10 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
                              uint32_t max_count, uint32_t *count);
 int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
                          uint64_t *skipped_bytes);
-int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token);
+int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t reaper);
 uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot);
 uint32_t ether_ring_max_producers(const ether_ring_t *ring);
+uint64_t ether_ring_owner_token(const ether_ring_t *ring);
 void ether_ring_close(ether_ring_t *ring);
 void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);

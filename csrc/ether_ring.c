@@ -31,6 +31,7 @@ struct ether_ring {
     uint64_t loan_start;    /* claim start (padding included) */
     uint64_t loan_record;   /* record position */
     uint32_t loan_length;
+    uint64_t deadline;      /* of the last write that waited for space, else 0 */
     /* consumer role: adaptive spin budget */
     uint64_t spin_ns;
     uint64_t spin_min_ns;
@@ -138,6 +139,8 @@ void ether_ring_free(ether_ring_t *ring) { free(ring); }
 
 uint32_t ether_ring_max_producers(const ether_ring_t *ring) { return ring->max_producers; }
 
+uint64_t ether_ring_owner_token(const ether_ring_t *ring) { return ring->header->descriptor.owner_token; }
+
 int ether_ring_slot(const ether_ring_t *ring) { return ring->slot; }
 
 uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot)
@@ -228,12 +231,14 @@ static inline void wake_consumer(ether_ring_t *ring)
 static inline uint64_t free_space(ether_ring_t *ring, uint64_t tail, uint64_t want)
 {
     ring_header_t *h = ring->header;
-    uint64_t head = ETHER_LOAD_RELAXED(&h->head_cache);
+    /* SYNC POINT: acquire; pairs with the release store below, which carries the
+     * consumer's head (acquired by whoever refreshed the cache) to this producer. */
+    uint64_t head = ETHER_LOAD_ACQUIRE(&h->head_cache);
     if (ring->capacity - (tail - head) < want || tail - head > ring->capacity) {
         /* SYNC POINT: acquire; pairs with the consumer's release store of head, so
          * the consumer's reads of the space we are about to reuse are finished. */
         head = ETHER_LOAD_ACQUIRE(&h->head);
-        ETHER_STORE_RELAXED(&h->head_cache, head);
+        ETHER_STORE_RELEASE(&h->head_cache, head);
     }
     if (tail - head > ring->capacity)
         return 0; /* tail raced ahead of our view of head; the CAS will fail anyway */
@@ -407,8 +412,10 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
     uint64_t deadline = 0;
     bool waited = false;
     uint32_t done = 0;
+    uint32_t woken = 0;
     uint64_t bytes = 0;
     int result = ETHER_RING_OK;
+    ring->deadline = 0;
     while (done < count) {
         uint64_t start, at;
         uint32_t n;
@@ -416,8 +423,15 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
         if (result == ETHER_RING_FULL && timeout_ns != ETHER_RING_NO_WAIT) {
             if (!waited) {
                 deadline = deadline_after(timeout_ns);
+                ring->deadline = deadline;
                 waited = true;
                 ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
+            }
+            if (woken < done) {
+                /* The consumer may be asleep with our first records committed:
+                 * wake it before we sleep for the space it has to free. */
+                wake_consumer(ring);
+                woken = done;
             }
             uint64_t need = record_length(lengths[done]);
             /* Worst case a padding record precedes it: wait for need + room to wrap. */
@@ -446,7 +460,8 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
     if (done) {
         ETHER_STORE_RELAXED(&s->sent, ETHER_LOAD_RELAXED(&s->sent) + done);
         ETHER_STORE_RELAXED(&s->sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes) + bytes);
-        wake_consumer(ring);
+        if (woken < done)
+            wake_consumer(ring);
     }
     if (done < count && result == ETHER_RING_FULL)
         ETHER_STORE_RELAXED(&s->dropped, ETHER_LOAD_RELAXED(&s->dropped) + (count - done));
@@ -472,6 +487,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
     ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t deadline = 0;
     bool waited = false;
+    ring->deadline = 0;
     for (;;) {
         uint64_t start, at;
         uint32_t n;
@@ -493,6 +509,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
         }
         if (!waited) {
             deadline = deadline_after(timeout_ns);
+            ring->deadline = deadline;
             waited = true;
             ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
         }
@@ -505,6 +522,24 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
         if (result != ETHER_RING_OK)
             return result;
     }
+}
+
+int ether_ring_abort(ether_ring_t *ring)
+{
+    if (!ring->loaned)
+        return ETHER_RING_INVALID;
+    ring_slot_t *s = &ring->slots[ring->slot];
+    record_header_t *r = record_at(ring, ring->loan_record);
+    r->length = ring->loan_length;
+    r->type = ETHER_RING_SKIP;
+    r->producer = (uint16_t)ring->slot;
+    r->seq = 0;
+    commit_at(ring, ring->loan_record);
+    /* SYNC POINT: release; the claim is committed (as a skip), so its intent can go. */
+    ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+    ring->loaned = false;
+    wake_consumer(ring);
+    return ETHER_RING_OK;
 }
 
 int ether_ring_commit(ether_ring_t *ring)
@@ -570,16 +605,22 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32
             break;
         uint64_t index = head & ring->mask;
         record_header_t *r = record_at(ring, head);
-        if (r->type == ETHER_RING_PADDING) {
+        /* Read each header field once into a local, then check the local. */
+        uint16_t type = *(volatile uint16_t *)&r->type;
+        if (type == ETHER_RING_PADDING) {
             head += ring->capacity - index;
             continue;
         }
-        uint32_t length = r->length;
+        uint32_t length = *(volatile uint32_t *)&r->length;
         /* Bounds check every value read from shared memory before using it. */
-        if (r->type != ETHER_RING_DATA || length > ring->max_length ||
+        if ((type != ETHER_RING_DATA && type != ETHER_RING_SKIP) || length > ring->max_length ||
             index + record_length(length) > ring->capacity) {
             result = ETHER_RING_CORRUPT;
             break;
+        }
+        if (type == ETHER_RING_SKIP) {
+            head += record_length(length);
+            continue;
         }
         if (used + length > out_capacity) {
             if (n == 0)
@@ -670,8 +711,12 @@ static inline bool intent_covers(ring_slot_t *s, uint64_t position, uint64_t *en
     uint64_t start = ETHER_LOAD_ACQUIRE(&s->intent_start);
     if (start == ETHER_RING_NO_INTENT || start > position)
         return false;
-    uint64_t e = ETHER_LOAD_RELAXED(&s->intent_end);
-    if (e <= position)
+    /* SYNC POINT: acquire; pairs with set_intent's relaxed store of intent_end
+     * (published by its release store of intent_start). */
+    uint64_t e = ETHER_LOAD_ACQUIRE(&s->intent_end);
+    /* A live owner may be rewriting its intent: re-read start so that start and
+     * end belong to the same claim. Dead owners' intents are stable. */
+    if (ETHER_LOAD_ACQUIRE(&s->intent_start) != start || e <= position)
         return false;
     *end = e;
     return true;
@@ -732,9 +777,9 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
     return ETHER_RING_OK;
 }
 
-int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token)
+int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t reaper)
 {
-    if (slot >= ring->max_producers || token == 0)
+    if (slot >= ring->max_producers || token == 0 || reaper == 0 || (reaper & ETHER_RING_REAPING))
         return ETHER_RING_INVALID;
     ring_slot_t *s = &ring->slots[slot];
     if (ETHER_LOAD_ACQUIRE(&s->token) != token)
@@ -745,8 +790,10 @@ int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token)
     if (start != ETHER_RING_NO_INTENT && ETHER_LOAD_RELAXED(&s->intent_end) > head)
         return ETHER_RING_PENDING;
     uint64_t expected = token;
-    /* SYNC POINT: acq_rel CAS; only one reaper wins, then the slot is released. */
-    if (!ETHER_CAS(&s->token, &expected, token | (1ull << 63)))
+    /* SYNC POINT: acq_rel CAS; only one reaper wins, then the slot is released.
+     * The slot then reads REAPING|reaper, so a second reaper can tell that this
+     * one is at work, and take over only if it finds this reaper dead. */
+    if (!ETHER_CAS(&s->token, &expected, reaper | ETHER_RING_REAPING))
         return ETHER_RING_INVALID;
     release_slot(ring, s);
     return ETHER_RING_OK;
@@ -804,3 +851,5 @@ void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t
     out->dropped = ETHER_LOAD_RELAXED(&s->dropped);
     out->blocked = ETHER_LOAD_RELAXED(&s->blocked);
 }
+
+uint64_t ether_ring_wait_deadline(const ether_ring_t *ring) { return ring->deadline; }

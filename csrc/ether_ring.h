@@ -76,15 +76,16 @@
  *   The intent is published *before* the CAS on tail and cleared only after every
  *   record of the claim is committed. So a claim whose owner died is always covered
  *   by that owner's intent, and the consumer can skip it without knowing more. A
- *   producer sets intent_start to NO_INTENT before rewriting intent_end, so a
- *   reader never pairs a start with another claim's end.
+ *   producer sets intent_start to NO_INTENT before rewriting intent_end, and a
+ *   reader loads start, end, then start again, so it never pairs a start with
+ *   another claim's end.
  *
  * Record at index i (32 B header, records aligned to ETHER_RING_ALIGNMENT):
  *     0 u64 commit     release store of commit_key ^ position, written last.
  *                      Stale bytes from an older lap or payload cannot match,
  *                      because the position is unique and the key is random.
  *     8 u32 length     payload bytes
- *    12 u16 type       ETHER_RING_DATA or ETHER_RING_PADDING
+ *    12 u16 type       ETHER_RING_DATA, ETHER_RING_PADDING or ETHER_RING_SKIP
  *    14 u16 producer   slot index of the writer
  *    16 u64 seq        per-slot sequence number, from 0
  *    24 u64 reserved
@@ -123,6 +124,9 @@
 #define ETHER_RING_NO_INTENT        UINT64_MAX
 #define ETHER_RING_DATA             1u
 #define ETHER_RING_PADDING          2u
+#define ETHER_RING_SKIP             3u  /* an aborted loan: skipped by the consumer, never delivered */
+/* Token bit of a slot being released by a reaper: REAPING | the reaper's token. */
+#define ETHER_RING_REAPING          (1ull << 63)
 /* Timeouts are nanoseconds; this one means "do not wait". */
 #define ETHER_RING_NO_WAIT          0ull
 
@@ -193,6 +197,11 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
 int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_ns,
                          uint64_t *payload_offset);
 int ether_ring_commit(ether_ring_t *ring);
+/* Give a loan back: it is committed as a SKIP record that the consumer passes over. */
+int ether_ring_abort(ether_ring_t *ring);
+/* Deadline (ether_now_ns clock) of this handle's last write that waited, else 0:
+ * lets the caller resume an interrupted wait with the time that is left. */
+uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 
 /* ---- consumer side ---- */
 /* Copy up to max_count committed payloads into out, end to end; lengths[k] gives
@@ -212,12 +221,16 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
 int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
                          uint64_t *skipped_bytes);
 
-/* Free a dead producer's slot if it has no claim at or after head. */
-int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token);
+/* Free a dead producer's slot if it has no claim at or after head. `token` is the
+ * slot's current token: a dead producer's, or REAPING|r of a reaper r the caller
+ * found dead. `reaper` is the caller's own member token. */
+int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t reaper);
 
 /* Read one slot's token (0 = free). */
 uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot);
 uint32_t ether_ring_max_producers(const ether_ring_t *ring);
+/* The member token of the consumer that created the ring. */
+uint64_t ether_ring_owner_token(const ether_ring_t *ring);
 
 /* Mark the ring closed and wake every waiting producer. */
 void ether_ring_close(ether_ring_t *ring);

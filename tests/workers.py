@@ -95,3 +95,32 @@ def session_owner(sid: str, ready) -> None:
     s.create_inbox("box", capacity=4096, max_length=512)
     ready.set()
     signal.pause()
+
+
+def fork_claim_and_die(sid: str, inbox: str, conn) -> None:
+    """Fork a long-lived child, then claim a record and die with the claim open.
+    The child inherits our liveness lock fd; it must not keep us 'alive'."""
+    s = ether.Session.open(sid)
+    tx = s.connect(inbox)
+    child = os.fork()
+    if child == 0:
+        try:
+            tx.send(b"from the child")
+            conn.send("child could send")
+        except ether.InboxClosed:
+            conn.send("child refused")
+        signal.pause()
+        os._exit(0)
+    loan = tx.claim(32)
+    conn.send(child)
+    os.kill(os.getpid(), signal.SIGKILL)
+    del loan
+
+
+def slow_receiver(sid: str, inbox: str, ready, count: int, done) -> None:
+    """Create a 4 KiB inbox and receive `count` messages with long waits."""
+    with ether.Session.open(sid) as s, s.create_inbox(inbox, capacity=4096, max_length=1024) as ib:
+        ready.set()
+        for _ in range(count):
+            ib.receive(timeout=30)
+        done.set()

@@ -228,12 +228,16 @@ class Inbox:
         if not force and now - self._reaped_at < STALL_CHECK_S:
             return
         self._reaped_at = now
-        alive = self._session._member_alive
-        for slot, token in self._ring.slot_tokens():
-            if not alive(token):
-                self._ring.reap(slot, token)
+        self._ring.reap_dead(self._session._member_alive, self._session.token)
 
     # ---- introspection and closing ----
+
+    def _forget(self) -> None:
+        """After fork, in the child: this inbox belongs to the parent."""
+        self._finalizer.detach()
+        if self._ring is not None:
+            self._ring.forget()
+        self._ring = None
 
     def statistics(self) -> InboxStatistics:
         if self._ring is None:

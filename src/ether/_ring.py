@@ -7,6 +7,7 @@ this module.
 from __future__ import annotations
 
 import secrets
+import time
 from typing import NamedTuple
 
 from . import _errors as errors
@@ -35,6 +36,7 @@ MAX_PRODUCERS = lib.ETHER_RING_MAX_PRODUCERS
 SLOT_LENGTH = lib.ETHER_RING_SLOT_LENGTH
 SLOTS_OFFSET = lib.ETHER_RING_SLOTS_OFFSET
 NO_WAIT = 0
+REAPING = lib.ETHER_RING_REAPING
 # Results that are the caller's error or a broken segment, never a normal outcome.
 _RAISE = frozenset((lib.ETHER_RING_TOO_LARGE, lib.ETHER_RING_CORRUPT, lib.ETHER_RING_INVALID,
                     lib.ETHER_RING_BAD_LAYOUT, lib.ETHER_RING_NO_MEMORY))
@@ -144,6 +146,10 @@ class Ring:
                 f">= {MIN_CAPACITY}), max_length={max_length} (a record must fit in half "
                 f"the capacity), max_producers={max_producers} (1..{MAX_PRODUCERS})")
 
+    def forget(self) -> None:
+        """In a forked child: drop the inherited handle without touching shared state."""
+        self._handle = None
+
     def free(self) -> None:
         """Drop the handle and the buffer export; the Ring is unusable afterwards."""
         if self._handle is not None:
@@ -153,6 +159,11 @@ class Ring:
             if self._out is not None:
                 self._out = None
                 self._out_buffer = None
+
+    @property
+    def owner_token(self) -> int:
+        """The member token of the consumer that created the ring."""
+        return lib.ether_ring_owner_token(self._handle)
 
     # ---- producer side ----
 
@@ -193,9 +204,21 @@ class Ring:
         return rc, self._offset[0]
 
     def commit(self) -> None:
+        if self._handle is None:
+            raise errors.InboxClosed(f"{self._where}: the sender was closed before the commit")
         rc = lib.ether_ring_commit(self._handle)
         if rc != OK:
             raise errors.EtherError(f"{self._where}: commit without a claim")
+
+    def abort(self) -> None:
+        """Give back a loan: the consumer skips it."""
+        if self._handle is not None:
+            lib.ether_ring_abort(self._handle)
+
+    def remaining_ns(self) -> int:
+        """Time left of the last write that waited for space (to resume after a signal)."""
+        deadline = lib.ether_ring_wait_deadline(self._handle)
+        return max(0, deadline - time.monotonic_ns()) if deadline else 0
 
     # ---- consumer side ----
 
@@ -262,9 +285,12 @@ class Ring:
                 out.append((i, token))
         return out
 
-    def reap(self, slot: int, token: int) -> bool:
-        """Free a dead producer's slot unless it still has a claim ahead of head."""
-        return lib.ether_ring_reap(self._handle, slot, token) == OK
+    def reap_dead(self, alive, reaper: int) -> None:
+        """Free the slots of dead producers (alive(token) says who lives); reaper is
+        the caller's own token. A slot whose reaper died is taken over."""
+        for slot, token in self.slot_tokens():
+            if not alive(token & ~REAPING):
+                lib.ether_ring_reap(self._handle, slot, token, reaper)
 
     def close(self) -> None:
         lib.ether_ring_close(self._handle)

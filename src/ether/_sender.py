@@ -81,11 +81,15 @@ class Sender:
         except BaseException:
             seg.close()
             raise
+        if ring.owner_token != entry.owner:
+            ring.free()
+            seg.close()
+            raise errors.SegmentError(
+                errno.EINVAL, f"{where}: the ring's owner token {ring.owner_token} is not the "
+                f"consumer registered in the session ({entry.owner})")
         try:
             if not ring.attach(session.token):
-                for slot, token in ring.slot_tokens():
-                    if not session._member_alive(token):
-                        ring.reap(slot, token)
+                ring.reap_dead(session._member_alive, session.token)
                 if not ring.attach(session.token):
                     raise errors.TooManyProducers(
                         f"{where}: all {ring.statistics().producers} producer slots are held by "
@@ -105,6 +109,7 @@ class Sender:
         self._policy = policy
         self._timeout = timeout
         self._timeout_ns = timeout_ns
+        self._loan = None
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
         return self
 
@@ -127,8 +132,8 @@ class Sender:
             raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
         if rc == 0:
             return True
-        while rc == ring_mod.INTERRUPTED:  # a signal handler ran; carry on waiting
-            rc = self._write(data, timeout_ns)
+        while rc == ring_mod.INTERRUPTED:  # a signal handler ran; wait out the rest
+            rc = self._write(data, max(1, self._ring.remaining_ns()))
         return self._outcome(rc, 1, 0, timeout_ns)
 
     def send_many(self, items, *, policy: str | None = None, timeout: float | None = None) -> int:
@@ -153,7 +158,8 @@ class Sender:
             array("I", (memoryview(i).nbytes for i in items))
         rc, n = self._ring.write_batch(blob, lengths, timeout_ns)
         while rc == ring_mod.INTERRUPTED and n < len(items):
-            rc, more = self._ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], timeout_ns)
+            rest = max(1, self._ring.remaining_ns())
+            rc, more = self._ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], rest)
             n += more
         if rc == 0:
             return n
@@ -183,11 +189,17 @@ class Sender:
         if self._ring is None:
             raise errors.InboxClosed(f"sender to {self._where} is closed")
         timeout_ns = self._timeout_ns if timeout is None else _check_policy("block", timeout, self._where)
+        if self._loan is not None and self._loan() is not None:
+            raise errors.EtherError(f"sender to {self._where} has a loan outstanding: commit it first")
         rc, offset = self._ring.try_claim(length, timeout_ns)
+        while rc == ring_mod.INTERRUPTED:
+            rc, offset = self._ring.try_claim(length, max(1, self._ring.remaining_ns()))
         if rc != 0:
             self._outcome(rc, 1, 0, timeout_ns)
             raise errors.WouldBlock(f"{self._where} is full")
-        return Loan(self, memoryview(self._seg.map)[offset:offset + length])
+        loan = Loan(self._ring, memoryview(self._seg.map)[offset:offset + length])
+        self._loan = weakref.ref(loan)
+        return loan
 
     def statistics(self) -> SenderStatistics:
         if self._ring is None:
@@ -196,8 +208,20 @@ class Sender:
         return SenderStatistics(self._inbox, self._session.name, s.sent, s.sent_bytes,
                                 s.dropped, s.blocked, s.capacity, s.used)
 
+    def _forget(self) -> None:
+        """After fork, in the child: the slot belongs to the parent's sender."""
+        self._finalizer.detach()
+        if self._ring is not None:
+            self._ring.forget()
+        self._ring = None
+        self._write = _closed_write
+
     def close(self) -> None:
-        """Release the producer slot; messages already sent stay in the inbox."""
+        """Release the producer slot; messages already sent stay in the inbox.
+        A loan still outstanding is given back (never delivered)."""
+        loan = self._loan() if self._loan is not None else None
+        if loan is not None:
+            loan.abort()
         if self._finalizer.alive:
             self._finalizer()
         self._ring = None
@@ -222,23 +246,39 @@ def _closed_write(data, timeout_ns):
 
 
 class Loan:
-    """A claimed record being filled in place (zero-copy send)."""
+    """A claimed record being filled in place (zero-copy send).
 
-    __slots__ = ("_sender", "buffer")
+    ``commit()`` delivers it; ``abort()`` gives it back, and the consumer skips it.
+    Leaving a ``with`` block commits, unless an exception is on its way, which
+    aborts. A loan dropped without either is aborted, so it never blocks the inbox.
+    """
 
-    def __init__(self, sender: Sender, buffer: memoryview):
-        self._sender = sender
+    __slots__ = ("_ring", "buffer", "__weakref__")
+
+    def __init__(self, ring, buffer: memoryview):
+        self._ring = ring
         self.buffer = buffer
 
     def commit(self) -> None:
-        if self.buffer is None:
-            return
-        self.buffer.release()
-        self.buffer = None
-        self._sender._ring.commit()
+        if self.buffer is not None:
+            self.buffer.release()
+            self.buffer = None
+            self._ring.commit()
+
+    def abort(self) -> None:
+        if self.buffer is not None:
+            self.buffer.release()
+            self.buffer = None
+            self._ring.abort()
 
     def __enter__(self) -> memoryview:
         return self.buffer
 
-    def __exit__(self, *exc) -> None:
-        self.commit()
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __del__(self) -> None:
+        self.abort()

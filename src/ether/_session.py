@@ -191,6 +191,19 @@ class _Member:
         self.seg.close()
 
 
+_LIVE: "weakref.WeakSet[Session]" = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child is not a member: it must not hold the parent's liveness lock
+    (or the parent would look alive after its death) nor close the parent's objects."""
+    for session in list(_LIVE):
+        session._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _close_session(table: _Table, member: _Member, owner: bool, sid: str) -> None:
     """Finalizer body: shared by close() and interpreter exit."""
     if owner:
@@ -219,6 +232,7 @@ class Session:
         self._inboxes: set = set()
         self._senders: "weakref.WeakSet" = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _close_session, table, member, owner, sid)
+        _LIVE.add(self)
 
     # ---- creation ----
 
@@ -319,12 +333,20 @@ class Session:
     # ---- used by Inbox and Sender ----
 
     def _check_usable(self) -> None:
-        if not self._finalizer.alive:
-            raise errors.EtherError(f"session {self._sid!r} is closed")
         if os.getpid() != self._pid:
             raise errors.EtherError(
                 f"session {self._sid!r} was opened in pid {self._pid}; after fork, call "
                 f"Session.open({self._sid!r}) in the child")
+        if not self._finalizer.alive:
+            raise errors.EtherError(f"session {self._sid!r} is closed")
+
+    def _forget(self) -> None:
+        self._finalizer.detach()
+        for child in [*self._senders, *self._inboxes]:
+            child._forget()
+        if self._member.seg.fd >= 0:
+            os.close(self._member.seg.fd)  # flock is shared across fork: let go of ours
+            self._member.seg.fd = -1
 
     def _member_alive(self, token: int) -> bool:
         if token == self._member.token:

@@ -116,3 +116,27 @@ def test_sender_to_a_dead_consumer_fails_clearly(session):
     again = session.create_inbox("orphan", capacity=4096, max_length=64)
     assert len([n for n in shm_objects(session.name) if "_i" in n]) == 1
     again.close()
+
+
+def test_a_forked_child_does_not_keep_a_dead_producer_alive(session):
+    from workers import fork_claim_and_die
+    inbox = session.create_inbox("sink", capacity=1 << 16, max_length=1024)
+    here, there = SPAWN.Pipe()
+    p = SPAWN.Process(target=fork_claim_and_die, args=(session.name, "sink", there))
+    p.start()
+    assert here.poll(30)
+    first, second = here.recv(), (here.recv() if here.poll(30) else None)
+    child = first if isinstance(first, int) else second
+    verdict = second if isinstance(first, int) else first
+    try:
+        assert verdict == "child refused"  # an inherited Sender is not usable
+        with session.connect("sink") as tx:
+            tx.send(b"next")
+            # The grandchild still holds a copy of the dead producer's lock fd
+            # unless the at-fork hook closed it; then this would never arrive.
+            assert inbox.receive(timeout=2) == b"next"
+        assert inbox.statistics().skipped_claims == 1
+    finally:
+        os.kill(child, signal.SIGKILL)
+    p.join(30)  # (the grandchild held the process sentinel until now)
+    assert p.exitcode == -signal.SIGKILL

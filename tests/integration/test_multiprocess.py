@@ -62,3 +62,22 @@ def test_receive_times_out_with_the_inbox_named(session):
         inbox.receive(timeout=0.05)
     with pytest.raises(ether.Timeout):
         inbox.receive_many(timeout=0.05)
+
+
+def test_a_batch_larger_than_the_inbox_wakes_a_sleeping_consumer(session):
+    from workers import slow_receiver
+    ready, done = SPAWN.Event(), SPAWN.Event()
+    p = SPAWN.Process(target=slow_receiver, args=(session.name, "small", ready, 10, done))
+    p.start()
+    try:
+        assert ready.wait(30)
+        with session.connect("small") as tx:
+            # 10 x 1000 B into 4 KiB: the sender must wake the sleeping consumer
+            # before it sleeps for space, well inside its 0.3 s timeout.
+            assert tx.send_many([bytes([i]) * 1000 for i in range(10)], timeout=0.3) == 10
+        assert done.wait(30)
+        p.join(30)
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join(10)

@@ -183,3 +183,23 @@ def test_stress_payloads_detect_tearing():
     p[-1] ^= 0xFF
     with pytest.raises(AssertionError, match="CRC mismatch"):
         check_payload(bytes(p))
+
+
+def test_a_loan_given_back_is_never_delivered(small):
+    inbox, tx = small
+    with pytest.raises(RuntimeError):
+        with tx.claim(8) as buf:
+            buf[:4] = b"half"
+            raise RuntimeError("the writer failed")
+    loan = tx.claim(8)
+    del loan  # dropped without commit: aborted
+    tx.send(b"next")
+    assert inbox.receive_many(timeout=1) == [b"next"]
+
+
+def test_only_one_loan_at_a_time(small):
+    _, tx = small
+    loan = tx.claim(8)
+    with pytest.raises(ether.EtherError, match="loan outstanding"):
+        tx.claim(8)
+    loan.commit()
