@@ -82,9 +82,9 @@ int ether_ring_init(void *mem, uint64_t mem_length, uint64_t capacity, uint32_t 
     ring_slot_t *slots = (ring_slot_t *)((char *)mem + ETHER_RING_SLOTS_OFFSET);
     for (uint32_t i = 0; i < max_producers; i++)
         ETHER_STORE_RELAXED(&slots[i].intent_start, ETHER_RING_NO_INTENT);
-    /* The key must differ from every position's image of a zeroed data area. */
-    if ((commit_key & ~(uint64_t)0xF) == 0)
-        commit_key |= 0x5A5A5A5A00000000ull;
+    /* Never-written (zero) space must not read as committed: that needs
+     * key ^ position != 0 for every first-lap position, so set a bit above them. */
+    commit_key |= 1ull << 62;
     h->descriptor.layout_version = ETHER_RING_LAYOUT_VERSION;
     h->descriptor.data_offset = (uint32_t)data_offset_for(max_producers);
     h->descriptor.capacity = capacity;
@@ -315,8 +315,10 @@ static int claim(ether_ring_t *ring, const uint32_t *lengths, uint32_t count,
     /* SYNC POINT: acquire; pairs with other producers' CAS on tail. */
     uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
     for (;;) {
-        if (ETHER_LOAD_RELAXED(&h->closed))
+        if (ETHER_LOAD_RELAXED(&h->closed)) {
+            ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
             return ETHER_RING_CLOSED;
+        }
         uint64_t index = tail & ring->mask;
         uint64_t to_end = ring->capacity - index;
         uint64_t pad = first > to_end ? to_end : 0;
@@ -328,6 +330,8 @@ static int claim(ether_ring_t *ring, const uint32_t *lengths, uint32_t count,
                 tail = current;
                 continue;
             }
+            /* A failed CAS may have left our intent on someone else's claim. */
+            ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
             return ETHER_RING_FULL;
         }
         /* Records after the first must fit in the same run. */
@@ -753,7 +757,10 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
     ring_header_t *h = ring->header;
     *skipped_bytes = 0;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head);
-    if (ETHER_LOAD_ACQUIRE(&h->tail) == head || is_committed(ring, head))
+    /* SYNC POINT: acquire on tail; every claim that ends at or before `tail` has
+     * its intent visible below (or has committed, and the re-check sees it). */
+    uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
+    if (tail == head || is_committed(ring, head))
         return ETHER_RING_INVALID; /* nothing is stalled any more */
     /* A dead producer whose CAS failed may have left an intent that also covers
      * head; taking the nearest end never skips past a live record, and if it
@@ -767,8 +774,22 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
     }
     if (best == UINT64_MAX)
         return ETHER_RING_INVALID;
-    /* SYNC POINT: acquire on tail; the skipped range must lie within claimed space. */
-    if (best - head > ring->capacity || best > ETHER_LOAD_ACQUIRE(&h->tail))
+    /* An intent can be a dead producer's stale one (its CAS on tail lost). If any
+     * slot not listed as dead covers head, that live producer may own the claim at
+     * head: skipping to a dead slot's end could land inside or past its record. */
+    for (uint32_t i = 0; i < ring->max_producers; i++) {
+        bool listed = false;
+        for (uint32_t k = 0; k < count && !listed; k++)
+            listed = slots[k] == i;
+        uint64_t end;
+        if (!listed && ETHER_LOAD_ACQUIRE(&ring->slots[i].token) != 0 &&
+            intent_covers(&ring->slots[i], head, &end))
+            return ETHER_RING_PENDING;
+    }
+    /* The owner may have committed (then cleared its intent) during the scan. */
+    if (is_committed(ring, head))
+        return ETHER_RING_INVALID;
+    if (best - head > ring->capacity || best > tail)
         return ETHER_RING_CORRUPT;
     ETHER_STORE_RELAXED(&h->skipped_claims, ETHER_LOAD_RELAXED(&h->skipped_claims) + 1);
     ETHER_STORE_RELAXED(&h->skipped_bytes, ETHER_LOAD_RELAXED(&h->skipped_bytes) + (best - head));

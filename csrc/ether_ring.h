@@ -217,7 +217,8 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
                              uint32_t max_count, uint32_t *count);
 
 /* Skip the uncommitted claim at head. Every slot listed must be dead (the caller
- * checked liveness); head moves to the nearest intent end among them. */
+ * checked liveness); head moves to the nearest intent end among them. PENDING if
+ * a slot not listed also covers head (it may own the claim): check again later. */
 int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
                          uint64_t *skipped_bytes);
 
