@@ -316,6 +316,7 @@ def render_table(wl: Workload, peers: list[str], data: dict) -> str:
                   if p != "ether" and "p99" in data[p].get("summary", {})]
         best99 = min(best99) if best99 else None
     rows = []
+    notes = []
     for p in peers:
         d = data[p]
         if "skipped" in d:
@@ -340,7 +341,9 @@ def render_table(wl: Workload, peers: list[str], data: dict) -> str:
                    _fmt(s["p99"] / best99) if best99 else "-"]
         bad = [r for r in d["runs"] if "error" in r or "problems" in r]
         if bad:
-            row[-1] += f"  ({len(bad)} failed run(s): {bad[0].get('error') or bad[0]['problems'][0]})"
+            row[0] += f" [{len(notes) + 1}]"
+            notes.append(f"[{len(notes) + 1}] {p}: {len(bad)} of {len(d['runs'])} run(s) failed "
+                         f"and are left out: {bad[0].get('error') or bad[0]['problems'][0]}")
         rows.append(row)
     widths = [max(len(str(r[i])) for r in rows + [cols] if i < len(r) and len(r) > 2)
               for i in range(len(cols))]
@@ -350,6 +353,7 @@ def render_table(wl: Workload, peers: list[str], data: dict) -> str:
     lines.append("  ".join("-" * w for w in widths))
     for r in rows:
         lines.append(fmt_row(r) if len(r) > 2 else f"{r[0].ljust(widths[0])}  {r[1]}")
+    lines.extend(notes)
     return "\n".join(lines)
 
 
@@ -438,6 +442,7 @@ def main(argv=None) -> int:
                     res = run_once(ctx, _peers.PEERS[p], wl, P)
                 except Exception as exc:  # setup/teardown failure in the parent
                     res = {"error": f"{type(exc).__name__}: {exc}"}
+                res["loadavg_1m"] = os.getloadavg()[0]
                 all_runs[wl.key][p].append(res)
                 log(f"  [{i + 1}/{runs}] {wl.key:9s} {p:12s} {_brief(res)}  "
                     f"({time.monotonic() - t:.1f} s)")
@@ -446,7 +451,13 @@ def main(argv=None) -> int:
     env["elapsed_s"] = round(elapsed, 1)
 
     report = {"meta": dict(env, mode="quick" if args.quick else "full", runs=runs,
-                           params=P, caps={f"{k[0]}/{k[1]}": v for k, v in CAPS.items()}), "workloads": {}}
+                           params=P, caps={f"{k[0]}/{k[1]}": v for k, v in CAPS.items()},
+                           peers={p: {"batch": _peers.PEERS[p].batch_how or "n/a",
+                                      "W2": _peers.PEERS[p].w2_how,
+                                      "W3": _peers.PEERS[p].pingpong_how,
+                                      "W4": "one sender, all consumers subscribe"
+                                      if _peers.PEERS[p].broadcast else "one sender per consumer"}
+                                  for p in peers}), "workloads": {}}
     print(f"Ether transport benchmark ({'quick' if args.quick else 'full'}, median of {runs} "
           f"run(s); python {env['python']}, {env['cpus']} CPUs, load avg "
           f"{env['loadavg_start'][0]:.2f} -> {env['loadavg_end'][0]:.2f}, "
