@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sched.h>
 #include <time.h>
 
 #if defined(__linux__)
@@ -15,6 +16,8 @@
 #else
 #error "ether: wait/wake is implemented for Linux only so far (macOS is on the roadmap)"
 #endif
+
+void ether_yield(void) { sched_yield(); }
 
 uint64_t ether_now_ns(void)
 {

@@ -39,6 +39,9 @@ static inline void ether_cpu_relax(void)
 #endif
 }
 
+/* Give up the core to another runnable thread, if there is one. */
+void ether_yield(void);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t ether_now_ns(void);
 

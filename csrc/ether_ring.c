@@ -38,6 +38,9 @@ struct ether_ring {
     uint64_t spin_max_ns;
 };
 
+/* Spin this long with pause alone before yielding the core between polls. */
+#define ETHER_RING_PURE_SPIN_NS 2000u
+
 static inline uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 
 static inline uint64_t record_length(uint32_t length)
@@ -591,14 +594,15 @@ static inline void publish_head(ether_ring_t *ring, uint64_t head)
     wake_space_waiters(ring);
 }
 
-int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
+int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
     ring_header_t *h = ring->header;
     *count = 0;
     *bytes = 0;
-    if (out == NULL || lengths == NULL || max_count == 0)
+    if (out == NULL || offsets == NULL || max_count == 0)
         return ETHER_RING_INVALID;
+    offsets[0] = 0;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head); /* only this consumer writes it */
     uint64_t start = head;
     uint32_t n = 0;
@@ -632,8 +636,8 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32
             break;
         }
         memcpy(out + used, (char *)r + ETHER_RING_HEADER_LENGTH, length);
-        lengths[n++] = length;
         used += length;
+        offsets[++n] = used;
         head += record_length(length);
     }
     if (head != start) {
@@ -660,6 +664,7 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
     uint64_t begin = ether_now_ns();
     uint64_t deadline = timeout_ns > UINT64_MAX - begin ? UINT64_MAX : begin + timeout_ns;
     uint64_t spin_until = begin + (ring->spin_ns < timeout_ns ? ring->spin_ns : timeout_ns);
+    uint64_t yield_after = begin + ETHER_RING_PURE_SPIN_NS;
     for (uint32_t i = 1;; i++) {
         if (is_committed(ring, head)) {
             /* Satisfied while spinning: the budget was worth it. */
@@ -667,8 +672,15 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
             ring->spin_ns = grown < ring->spin_max_ns ? grown : ring->spin_max_ns;
             return ETHER_RING_OK;
         }
-        if ((i & 31) == 0 && ether_now_ns() >= spin_until)
-            break;
+        if ((i & 31) == 0) {
+            uint64_t now = ether_now_ns();
+            if (now >= spin_until)
+                break;
+            /* Past the first microseconds, yield between polls: when processes
+             * outnumber cores, the producer we wait for may need this core. */
+            if (now >= yield_after)
+                ether_yield();
+        }
         ether_cpu_relax();
     }
     int result;

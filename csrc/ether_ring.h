@@ -204,9 +204,10 @@ int ether_ring_abort(ether_ring_t *ring);
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 
 /* ---- consumer side ---- */
-/* Copy up to max_count committed payloads into out, end to end; lengths[k] gives
- * each size. Returns OK with *count >= 1, or EMPTY / PENDING with *count == 0. */
-int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
+/* Copy up to max_count committed payloads into out, end to end. Payload k is
+ * out[offsets[k] .. offsets[k+1]) (offsets has max_count + 1 entries, offsets[0] = 0).
+ * Returns OK with *count >= 1, or EMPTY / PENDING with *count == 0. */
+int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
 
 /* Spin adaptively, then sleep until the record at head is committed. */

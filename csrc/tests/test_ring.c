@@ -32,6 +32,20 @@
 
 /* ------------------------------------------------------------------ harness */
 
+
+/* ether_ring_read reports cumulative offsets; most tests think in lengths. */
+static int read_lengths(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
+                        uint32_t max_count, uint32_t *count, uint64_t *bytes)
+{
+    uint64_t offsets[257];
+    if (max_count > 256)
+        max_count = 256;
+    int rc = ether_ring_read(ring, out, out_capacity, offsets, max_count, count, bytes);
+    for (uint32_t k = 0; k < *count; k++)
+        lengths[k] = (uint32_t)(offsets[k + 1] - offsets[k]);
+    return rc;
+}
+
 static atomic_int g_failed;          /* the current test failed */
 static atomic_int g_messages;        /* failure lines printed for the current test */
 
@@ -315,7 +329,7 @@ static bool take(seg_t *s, uint32_t id, uint64_t seq, uint32_t length)
     static char out[70000];
     uint32_t lengths[1], count = 0;
     uint64_t bytes = 0;
-    int rc = ether_ring_read(s->consumer, out, sizeof(out), lengths, 1, &count, &bytes);
+    int rc = read_lengths(s->consumer, out, sizeof(out), lengths, 1, &count, &bytes);
     if (!EXPECT_EQ(rc, ETHER_RING_OK) || !EXPECT_EQ(count, 1))
         return false;
     return EXPECT_EQ(lengths[0], length) && EXPECT_EQ(bytes, length) &&
@@ -327,7 +341,7 @@ static int read_result(seg_t *s)
     char out[64];
     uint32_t lengths[1], count = 99;
     uint64_t bytes = 99;
-    int rc = ether_ring_read(s->consumer, out, sizeof(out), lengths, 1, &count, &bytes);
+    int rc = read_lengths(s->consumer, out, sizeof(out), lengths, 1, &count, &bytes);
     if (rc != ETHER_RING_OK) {
         EXPECT_EQ(count, 0);
         EXPECT_EQ(bytes, 0);
@@ -433,7 +447,7 @@ static void test_reads_records_in_exact_order(void)
         uint32_t count = 0;
         uint64_t bytes = 0;
         uint32_t max = 1 + next % 7;
-        int rc = ether_ring_read(s.consumer, out, sizeof(out), lengths, max, &count, &bytes);
+        int rc = read_lengths(s.consumer, out, sizeof(out), lengths, max, &count, &bytes);
         if (!EXPECT_EQ(rc, ETHER_RING_OK) || !EXPECT(count >= 1 && count <= max))
             break;
         uint64_t at = 0;
@@ -472,12 +486,12 @@ static void test_read_stops_at_a_record_that_does_not_fit_the_output(void)
     uint32_t lengths[4], count = 0;
     uint64_t bytes = 0;
     /* The second record does not fit in what is left: only the first is taken. */
-    EXPECT_RC(ether_ring_read(s.consumer, out, sizeof(out), lengths, 4, &count, &bytes),
+    EXPECT_RC(read_lengths(s.consumer, out, sizeof(out), lengths, 4, &count, &bytes),
               ETHER_RING_OK);
     EXPECT_EQ(count, 1);
     EXPECT(matches_pattern(out, 40, 1, 0));
     /* An output that cannot hold even one record is refused; nothing is consumed. */
-    EXPECT_RC(ether_ring_read(s.consumer, out, 39, lengths, 4, &count, &bytes), ETHER_RING_INVALID);
+    EXPECT_RC(read_lengths(s.consumer, out, 39, lengths, 4, &count, &bytes), ETHER_RING_INVALID);
     EXPECT_EQ(count, 0);
     EXPECT(take(&s, 1, 1, 40));
     release_producer(p);
@@ -765,7 +779,7 @@ static void test_never_reads_a_partially_written_record(void)
     char out[4096];
     uint32_t lengths[8], count = 0;
     uint64_t bytes = 0;
-    EXPECT_RC(ether_ring_read(s.consumer, out, sizeof(out), lengths, 8, &count, &bytes),
+    EXPECT_RC(read_lengths(s.consumer, out, sizeof(out), lengths, 8, &count, &bytes),
               ETHER_RING_OK);
     EXPECT_EQ(count, 1);
     EXPECT(matches_pattern(out, 50, 1, 0));
@@ -778,7 +792,7 @@ static void test_never_reads_a_partially_written_record(void)
     EXPECT_RC(read_result(&s), ETHER_RING_PENDING);
     EXPECT_RC(ether_ring_commit(b), ETHER_RING_OK);
     EXPECT_RC(ether_ring_wait(s.consumer, ETHER_RING_NO_WAIT), ETHER_RING_OK);
-    EXPECT_RC(ether_ring_read(s.consumer, out, sizeof(out), lengths, 8, &count, &bytes),
+    EXPECT_RC(read_lengths(s.consumer, out, sizeof(out), lengths, 8, &count, &bytes),
               ETHER_RING_OK);
     EXPECT_EQ(count, 2);
     EXPECT_EQ(lengths[0], 300);
@@ -907,7 +921,7 @@ static void test_skip_dead_never_moves_head_into_a_live_claim(void)
     char out[256];
     uint32_t lengths[2];
     uint64_t bytes = 0;
-    EXPECT_RC(ether_ring_read(s.consumer, out, sizeof(out), lengths, 2, &count, &bytes),
+    EXPECT_RC(read_lengths(s.consumer, out, sizeof(out), lengths, 2, &count, &bytes),
               ETHER_RING_OK);
     if (count == 1) {
         EXPECT_EQ(lengths[0], 100);
@@ -1177,7 +1191,7 @@ static void *draining_consumer(void *arg)
     while (w->received < atomic_load(&w->expect_count)) {
         uint32_t count = 0;
         uint64_t bytes = 0;
-        int rc = ether_ring_read(w->seg->consumer, out, sizeof(out), lengths, 64, &count, &bytes);
+        int rc = read_lengths(w->seg->consumer, out, sizeof(out), lengths, 64, &count, &bytes);
         if (rc == ETHER_RING_OK) {
             for (uint32_t k = 0, at = 0; k < count; at += lengths[k], k++)
                 if (!matches_pattern(out + at, lengths[k], 4, w->received + k))
@@ -1399,7 +1413,7 @@ static void *stress_consumer(void *arg)
     while (out && st->received < total && !atomic_load(&st->abort)) {
         uint32_t count = 0;
         uint64_t bytes = 0;
-        int rc = ether_ring_read(st->seg.consumer, out, out_capacity, lengths, 256, &count, &bytes);
+        int rc = read_lengths(st->seg.consumer, out, out_capacity, lengths, 256, &count, &bytes);
         if (rc == ETHER_RING_OK) {
             uint64_t at = 0;
             for (uint32_t k = 0; k < count && !atomic_load(&st->abort); k++) {

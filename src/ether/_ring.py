@@ -108,7 +108,7 @@ class Ring:
     The caller keeps `buffer` (a writable mmap) alive and open while the Ring lives.
     """
 
-    __slots__ = ("_buf", "_handle", "_where", "_lengths", "_out", "_out_buffer",
+    __slots__ = ("_buf", "_handle", "_where", "_offsets", "_out", "_out_buffer", "_fast",
                  "_out_capacity", "_count", "_bytes", "_written", "_offset", "__weakref__")
 
     def __init__(self, buffer, where: str):
@@ -124,8 +124,9 @@ class Ring:
                     f"(bad magic, version or sizes)")
             raise errors.SegmentError(f"{where}: cannot open ring ({_describe(rc)})")
         self._handle = handle[0]
-        self._lengths = None
+        self._offsets = None
         self._out = None
+        self._fast = None
         self._count = ffi.new("uint32_t *")
         self._bytes = ffi.new("uint64_t *")
         self._written = ffi.new("uint32_t *")
@@ -148,10 +149,12 @@ class Ring:
 
     def forget(self) -> None:
         """In a forked child: drop the inherited handle without touching shared state."""
+        self.disable_fast_send()
         self._handle = None
 
     def free(self) -> None:
         """Drop the handle and the buffer export; the Ring is unusable afterwards."""
+        self.disable_fast_send()
         if self._handle is not None:
             lib.ether_ring_free(self._handle)
             self._handle = None
@@ -178,13 +181,38 @@ class Ring:
     def detach(self) -> None:
         lib.ether_ring_detach(self._handle)
 
+    def fast_send(self, timeout_ns: int, slow):
+        """A send function for the common case (bytes, default policy) that makes one
+        C call; anything else, and any result but OK, goes to slow(data, policy,
+        timeout, rc) with the result code, or rc=None if nothing was tried. It stops
+        touching the ring once `disable_fast_send` is called."""
+        write = lib.ether_ring_write
+        state = [self._handle]
+        self._fast = state
+
+        def send(data, *, policy=None, timeout=None):
+            handle = state[0]
+            if handle is not None and policy is None and timeout is None and type(data) is bytes:
+                rc = write(handle, data, len(data), timeout_ns)
+                return True if rc == OK else slow(data, policy, timeout, rc)
+            return slow(data, policy, timeout, None)
+
+        return send
+
+    def disable_fast_send(self) -> None:
+        if self._fast is not None:
+            self._fast[0] = None
+
     def write(self, data, timeout_ns: int) -> int:
         """Append one record; returns OK, FULL, TIMEOUT, INTERRUPTED or CLOSED."""
         if type(data) is not bytes:
             data = ffi.from_buffer(data)
-        rc = lib.ether_ring_write(self._handle, data, len(data), timeout_ns)
+        return self.check(lib.ether_ring_write(self._handle, data, len(data), timeout_ns), len(data))
+
+    def check(self, rc: int, length: int) -> int:
+        """Raise for a result that is an error, not an outcome; else return it."""
         if rc and rc in _RAISE:
-            self._raise(rc, len(data))
+            self._raise(rc, length)
         return rc
 
     def write_batch(self, blob: bytes, lengths, timeout_ns: int) -> tuple[int, int]:
@@ -226,32 +254,27 @@ class Ring:
         self._out = ffi.new("char[]", capacity)
         self._out_buffer = ffi.buffer(self._out)
         self._out_capacity = capacity
-        self._lengths = ffi.new("uint32_t[]", max_count)
+        self._offsets = ffi.new("uint64_t[]", max_count + 1)
 
     def read(self, max_count: int) -> tuple[int, list[bytes]]:
         """Drain up to max_count records; returns (result, payloads)."""
-        rc = lib.ether_ring_read(self._handle, self._out, self._out_capacity, self._lengths,
+        rc = lib.ether_ring_read(self._handle, self._out, self._out_capacity, self._offsets,
                                  max_count, self._count, self._bytes)
         n = self._count[0]
         if n == 0:
             if rc == lib.ETHER_RING_CORRUPT:
                 self._raise(rc, 0)
             return rc, []
-        lengths = self._lengths
         if n == 1:
-            out = [self._out_buffer[0:lengths[0]]]
+            out = [self._out_buffer[0:self._bytes[0]]]
         else:
-            blob = self._out_buffer[0:self._bytes[0]]
-            out = []
-            pos = 0
-            for i in range(n):
-                end = pos + lengths[i]
-                out.append(blob[pos:end])
-                pos = end
-        if rc == lib.ETHER_RING_CORRUPT:
-            # Hand back what was good; the next read raises at the bad record.
-            return OK, out
-        return rc, out
+            offsets = ffi.unpack(self._offsets, n + 1)
+            blob = self._out_buffer[0:offsets[n]]
+            ends = iter(offsets)
+            next(ends)
+            out = [blob[a:b] for a, b in zip(offsets, ends)]
+        # On CORRUPT, hand back what was good; the next read raises at the bad record.
+        return (OK if rc == lib.ETHER_RING_CORRUPT else rc), out
 
     def wait(self, timeout_ns: int) -> int:
         """Wait for a committed record at head: OK, TIMEOUT or INTERRUPTED."""

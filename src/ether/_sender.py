@@ -101,7 +101,6 @@ class Sender:
         self = object.__new__(cls)
         self._ring = ring
         self._seg = seg
-        self._write = ring.write
         self._session = session
         self._inbox = name
         self._owner = entry.owner
@@ -110,6 +109,8 @@ class Sender:
         self._timeout = timeout
         self._timeout_ns = timeout_ns
         self._loan = None
+        # The common case - bytes, default policy, accepted - is one C call.
+        self.send = ring.fast_send(timeout_ns, self._send)
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
         return self
 
@@ -120,20 +121,28 @@ class Sender:
     def send(self, data, *, policy: str | None = None, timeout: float | None = None) -> bool:
         """Append one message (bytes or any buffer). True if it went in, False if
         dropped under the drop policy."""
+        # Replaced per instance by the binding's fast path, which falls back here.
+        return self._send(data, policy, timeout)
+
+    def _send(self, data, policy, timeout, rc) -> bool:
+        """Everything but the fast path: other policies, buffers, and any result but OK."""
         if policy is None and timeout is None:
             timeout_ns = self._timeout_ns
         else:
             timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
-        try:
-            rc = self._write(data, timeout_ns)
-        except TypeError:
-            if self._ring is None:
-                raise errors.InboxClosed(f"sender to {self._where} is closed") from None
-            raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
+        if self._ring is None:
+            raise errors.InboxClosed(f"sender to {self._where} is closed")
+        if rc is None:
+            try:
+                rc = self._ring.write(data, timeout_ns)
+            except TypeError:
+                raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
+        else:
+            self._ring.check(rc, len(data))
         if rc == 0:
             return True
         while rc == ring_mod.INTERRUPTED:  # a signal handler ran; wait out the rest
-            rc = self._write(data, max(1, self._ring.remaining_ns()))
+            rc = self._ring.write(data, max(1, self._ring.remaining_ns()))
         return self._outcome(rc, 1, 0, timeout_ns)
 
     def send_many(self, items, *, policy: str | None = None, timeout: float | None = None) -> int:
@@ -214,7 +223,6 @@ class Sender:
         if self._ring is not None:
             self._ring.forget()
         self._ring = None
-        self._write = _closed_write
 
     def close(self) -> None:
         """Release the producer slot; messages already sent stay in the inbox.
@@ -222,10 +230,11 @@ class Sender:
         loan = self._loan() if self._loan is not None else None
         if loan is not None:
             loan.abort()
+        if self._ring is not None:
+            self._ring.disable_fast_send()
         if self._finalizer.alive:
             self._finalizer()
         self._ring = None
-        self._write = _closed_write
 
     @property
     def closed(self) -> bool:
@@ -239,10 +248,6 @@ class Sender:
 
     def __repr__(self) -> str:
         return f"<ether.Sender to {self._where}{' closed' if self.closed else ''}>"
-
-
-def _closed_write(data, timeout_ns):
-    raise TypeError  # turned into InboxClosed by send()
 
 
 class Loan:
