@@ -77,6 +77,7 @@ class Peer:
     batch_how = ""            # what "batch" means for this peer (docs / table)
     w2_how = "msgspec.msgpack (Encoder/Decoder reused)"
     broadcast = False         # one sender reaches every receiver (fan-out)
+    workloads = None          # keys of the workloads this peer runs (None: all)
     pingpong_how = "two one-way channels"
 
     def unavailable(self) -> str | None:
@@ -278,6 +279,7 @@ class _ZmqPeer(Peer):
         import zmq
         sock = self._context().socket(zmq.PULL)
         sock.bind(spec["addrs"][ch])
+        self._sock_rx = sock
         recv = sock.recv
         return Endpoint(recv=recv, recv_batch=lambda: split_frame(recv()),
                         recv_obj=_unsupported, close=lambda: sock.close(linger=0))
@@ -286,6 +288,7 @@ class _ZmqPeer(Peer):
         import zmq
         sock = self._context().socket(zmq.PUSH)
         sock.connect(spec["addrs"][ch])
+        self._sock_tx = sock
         send = sock.send
         # the workers only close after the consumer confirmed END, so nothing is in flight
         return Endpoint(send=send, send_batch=lambda items: send(b"".join(items)),
@@ -454,9 +457,51 @@ class Iceoryx2Peer(Peer):
         Iceoryx2Peer._node = None
 
 
+# --------------------------------------------------------------------------
+# Batch variants that use each peer's own batch idiom for separate messages
+# (W1-batch only): what a user would write without inventing a framing.
+# --------------------------------------------------------------------------
+class MpPipeListPeer(MpPipePeer):
+    name = "mp-pipe-list"
+    batch_how = "native: send(list of 256 bytes) / recv() (pickled list)"
+    workloads = frozenset({"W1-batch"})
+
+    def open_rx(self, spec, ch):
+        ep = super().open_rx(spec, ch)
+        recv = spec["pipes"][ch][0].recv
+        ep.recv_batch = lambda: _unwrap(recv())
+        return ep
+
+    def open_tx(self, spec, ch):
+        ep = super().open_tx(spec, ch)
+        ep.send_batch = ep.send = spec["pipes"][ch][1].send  # END is pickled too
+        return ep
+
+
+class ZmqIpcMultipartPeer(ZmqIpcPeer):
+    name = "zmq-ipc-multipart"
+    batch_how = "native: send_multipart(256 frames) / recv_multipart()"
+    workloads = frozenset({"W1-batch"})
+
+    def open_rx(self, spec, ch):
+        ep = super().open_rx(spec, ch)
+        ep.recv_batch = self._sock_rx.recv_multipart
+        return ep
+
+    def open_tx(self, spec, ch):
+        ep = super().open_tx(spec, ch)
+        ep.send_batch = self._sock_tx.send_multipart
+        return ep
+
+
+def _unwrap(obj):
+    # the END marker travels as plain bytes through the same channel
+    return obj if isinstance(obj, list) else [obj]
+
+
 PEERS: dict[str, Peer] = {p.name: p for p in (
     EtherPeer(), MpQueuePeer(), MpPipePeer(), ZmqIpcPeer(), ZmqTcpPeer(),
-    FasterFifoPeer(), Iceoryx2Peer())}
+    FasterFifoPeer(), Iceoryx2Peer(), MpPipeListPeer(), ZmqIpcMultipartPeer())}
 
 
 def public_spec(spec: dict) -> dict:

@@ -435,7 +435,7 @@ def main(argv=None) -> int:
     for i in range(runs):
         for wl in wls:
             for p in peers:
-                if skipped[p]:
+                if skipped[p] or not _runs(p, wl):
                     continue
                 t = time.monotonic()
                 try:
@@ -464,13 +464,14 @@ def main(argv=None) -> int:
           f"took {elapsed:.0f} s)")
     for wl in wls:
         data = {}
-        for p in peers:
+        wl_peers = [p for p in peers if _runs(p, wl)]
+        for p in wl_peers:
             if skipped[p]:
                 data[p] = {"skipped": skipped[p]}
             else:
                 data[p] = {"runs": all_runs[wl.key][p],
                            "summary": summarize(wl, all_runs[wl.key][p])}
-        print(render_table(wl, peers, data))
+        print(render_table(wl, wl_peers, data))
         report["workloads"][wl.key] = {"title": wl.title, "peers": data}
     print()
     print("Batch for peers without a batch API = one joined 16 KiB frame per call; "
@@ -482,6 +483,11 @@ def main(argv=None) -> int:
     failed = any("error" in r or "problems" in r
                  for w in all_runs.values() for rs in w.values() for r in rs)
     return 1 if failed else 0
+
+
+def _runs(peer: str, wl) -> bool:
+    only = _peers.PEERS[peer].workloads
+    return only is None or wl.key in only
 
 
 def _brief(res: dict) -> str:

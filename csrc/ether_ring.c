@@ -594,19 +594,47 @@ static inline void publish_head(ether_ring_t *ring, uint64_t head)
     wake_space_waiters(ring);
 }
 
-int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
-                    uint32_t max_count, uint32_t *count, uint64_t *bytes)
+/* How drain() lays payloads out in the caller's buffer. */
+typedef enum { LAYOUT_PACKED, LAYOUT_PICKLE } read_layout_t;
+
+/* Pickle protocol opcodes used by LAYOUT_PICKLE (see Python's Lib/pickletools.py). */
+#define PICKLE_PROTO           0x80  /* PROTO n */
+#define PICKLE_EMPTY_LIST      ']'
+#define PICKLE_MARK            '('
+#define PICKLE_SHORT_BINBYTES  'C'   /* 1-byte length, then the bytes */
+#define PICKLE_BINBYTES        'B'   /* 4-byte little-endian length, then the bytes */
+#define PICKLE_APPENDS         'e'
+#define PICKLE_STOP            '.'
+#define PICKLE_HEAD            4u    /* PROTO 4, EMPTY_LIST, MARK */
+#define PICKLE_TAIL            2u    /* APPENDS, STOP */
+
+static inline uint32_t pickle_item_overhead(uint32_t length) { return length < 256 ? 2u : 5u; }
+
+static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t out_capacity,
+                 uint64_t *offsets, uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
-    ring_header_t *h = ring->header;
     *count = 0;
     *bytes = 0;
-    if (out == NULL || offsets == NULL || max_count == 0)
+    if (ring == NULL || out == NULL || max_count == 0 ||
+        (layout == LAYOUT_PACKED && offsets == NULL) ||
+        (layout == LAYOUT_PICKLE && out_capacity < PICKLE_HEAD + PICKLE_TAIL))
         return ETHER_RING_INVALID;
-    offsets[0] = 0;
+    ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head); /* only this consumer writes it */
     uint64_t start = head;
     uint32_t n = 0;
-    uint64_t used = 0;
+    uint64_t used = 0, payload_bytes = 0;
+    uint64_t limit = out_capacity;
+    if (layout == LAYOUT_PACKED) {
+        offsets[0] = 0;
+    } else {
+        out[0] = (char)PICKLE_PROTO;
+        out[1] = 4;
+        out[2] = PICKLE_EMPTY_LIST;
+        out[3] = PICKLE_MARK;
+        used = PICKLE_HEAD;
+        limit = out_capacity - PICKLE_TAIL;
+    }
     int result = ETHER_RING_OK;
     while (n < max_count) {
         if (!is_committed(ring, head))
@@ -630,19 +658,38 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64
             head += record_length(length);
             continue;
         }
-        if (used + length > out_capacity) {
+        uint32_t framing = layout == LAYOUT_PICKLE ? pickle_item_overhead(length) : 0;
+        if (used + framing + length > limit) {
             if (n == 0)
                 result = ETHER_RING_INVALID; /* out cannot hold even one record */
             break;
         }
-        memcpy(out + used, (char *)r + ETHER_RING_HEADER_LENGTH, length);
-        used += length;
-        offsets[++n] = used;
+        char *dst = out + used;
+        if (layout == LAYOUT_PICKLE) {
+            if (length < 256) {
+                *dst++ = PICKLE_SHORT_BINBYTES;
+                *dst++ = (char)length;
+            } else {
+                *dst++ = PICKLE_BINBYTES;
+                for (int b = 0; b < 4; b++)
+                    *dst++ = (char)((length >> (8 * b)) & 0xFF);
+            }
+        }
+        memcpy(dst, (char *)r + ETHER_RING_HEADER_LENGTH, length);
+        used += framing + length;
+        payload_bytes += length;
+        n++;
+        if (layout == LAYOUT_PACKED)
+            offsets[n] = used;
         head += record_length(length);
+    }
+    if (layout == LAYOUT_PICKLE) {
+        out[used++] = PICKLE_APPENDS;
+        out[used++] = PICKLE_STOP;
     }
     if (head != start) {
         ETHER_STORE_RELAXED(&h->received, ETHER_LOAD_RELAXED(&h->received) + n);
-        ETHER_STORE_RELAXED(&h->received_bytes, ETHER_LOAD_RELAXED(&h->received_bytes) + used);
+        ETHER_STORE_RELAXED(&h->received_bytes, ETHER_LOAD_RELAXED(&h->received_bytes) + payload_bytes);
         publish_head(ring, head);
     }
     *count = n;
@@ -651,6 +698,18 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64
         return result;
     /* SYNC POINT: acquire; pairs with producers' CAS on tail. */
     return ETHER_LOAD_ACQUIRE(&h->tail) == head ? ETHER_RING_EMPTY : ETHER_RING_PENDING;
+}
+
+int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
+                    uint32_t max_count, uint32_t *count, uint64_t *bytes)
+{
+    return drain(ring, LAYOUT_PACKED, out, out_capacity, offsets, max_count, count, bytes);
+}
+
+int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                            uint32_t max_count, uint32_t *count, uint64_t *bytes)
+{
+    return drain(ring, LAYOUT_PICKLE, out, out_capacity, NULL, max_count, count, bytes);
 }
 
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)

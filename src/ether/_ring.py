@@ -6,6 +6,7 @@ this module.
 """
 from __future__ import annotations
 
+import pickle
 import secrets
 import time
 from typing import NamedTuple
@@ -108,7 +109,7 @@ class Ring:
     The caller keeps `buffer` (a writable mmap) alive and open while the Ring lives.
     """
 
-    __slots__ = ("_buf", "_handle", "_where", "_offsets", "_out", "_out_buffer", "_fast",
+    __slots__ = ("_buf", "_handle", "_where", "_out", "_out_view", "_fast",
                  "_out_capacity", "_count", "_bytes", "_written", "_offset", "__weakref__")
 
     def __init__(self, buffer, where: str):
@@ -124,7 +125,6 @@ class Ring:
                     f"(bad magic, version or sizes)")
             raise errors.SegmentError(f"{where}: cannot open ring ({_describe(rc)})")
         self._handle = handle[0]
-        self._offsets = None
         self._out = None
         self._fast = None
         self._count = ffi.new("uint32_t *")
@@ -160,8 +160,8 @@ class Ring:
             self._handle = None
             ffi.release(self._buf)
             if self._out is not None:
+                self._out_view.release()
                 self._out = None
-                self._out_buffer = None
 
     @property
     def owner_token(self) -> int:
@@ -251,28 +251,23 @@ class Ring:
     # ---- consumer side ----
 
     def set_read_buffer(self, capacity: int, max_count: int) -> None:
+        # Room for max_count records' pickle framing on top of the payloads.
+        capacity += 5 * max_count + 16
         self._out = ffi.new("char[]", capacity)
-        self._out_buffer = ffi.buffer(self._out)
+        self._out_view = memoryview(ffi.buffer(self._out))
         self._out_capacity = capacity
-        self._offsets = ffi.new("uint64_t[]", max_count + 1)
 
     def read(self, max_count: int) -> tuple[int, list[bytes]]:
         """Drain up to max_count records; returns (result, payloads)."""
-        rc = lib.ether_ring_read(self._handle, self._out, self._out_capacity, self._offsets,
-                                 max_count, self._count, self._bytes)
-        n = self._count[0]
-        if n == 0:
+        rc = lib.ether_ring_read_pickled(self._handle, self._out, self._out_capacity,
+                                         max_count, self._count, self._bytes)
+        if self._count[0] == 0:
             if rc == lib.ETHER_RING_CORRUPT:
                 self._raise(rc, 0)
             return rc, []
-        if n == 1:
-            out = [self._out_buffer[0:self._bytes[0]]]
-        else:
-            offsets = ffi.unpack(self._offsets, n + 1)
-            blob = self._out_buffer[0:offsets[n]]
-            ends = iter(offsets)
-            next(ends)
-            out = [blob[a:b] for a, b in zip(offsets, ends)]
+        # The C side wrote a pickle of list[bytes] with lengths from checked headers:
+        # the C unpickler builds every bytes object without a Python-level loop.
+        out = pickle.loads(self._out_view[:self._bytes[0]])
         # On CORRUPT, hand back what was good; the next read raises at the bad record.
         return (OK if rc == lib.ETHER_RING_CORRUPT else rc), out
 

@@ -163,8 +163,9 @@ class Sender:
             blob = b"".join(items)
         except TypeError:
             raise TypeError("send_many() takes a sequence of bytes-like objects") from None
-        lengths = array("I", map(len, items)) if all(type(i) is bytes for i in items) else \
-            array("I", (memoryview(i).nbytes for i in items))
+        lengths = array("I", map(len, items))
+        if sum(lengths) != len(blob):  # a buffer whose len() is not its size in bytes
+            lengths = array("I", (memoryview(i).nbytes for i in items))
         rc, n = self._ring.write_batch(blob, lengths, timeout_ns)
         while rc == ring_mod.INTERRUPTED and n < len(items):
             rest = max(1, self._ring.remaining_ns())

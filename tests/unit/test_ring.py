@@ -203,3 +203,17 @@ def test_only_one_loan_at_a_time(small):
     with pytest.raises(ether.EtherError, match="loan outstanding"):
         tx.claim(8)
     loan.commit()
+
+
+def test_batches_keep_every_length_exact_across_framing_boundaries(session):
+    # The drain frames each payload with a 1-byte length below 256 bytes and a
+    # 4-byte length from 256 on: check both sides of that edge and the largest.
+    inbox = session.create_inbox("edges", capacity=1 << 16, max_length=20_000)
+    tx = session.connect("edges")
+    sizes = [0, 1, 254, 255, 256, 257, 65, 4095, 20_000, 0]
+    sent = [bytes((i * 7 + n) & 0xFF for i in range(n)) for n in sizes]
+    assert tx.send_many(sent) == len(sent)
+    assert inbox.receive_many(100, timeout=1) == sent
+    for m in sent:
+        tx.send(m)
+        assert inbox.receive(timeout=1) == m
