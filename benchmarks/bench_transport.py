@@ -36,6 +36,9 @@ W1-batch   the same stream in batches of 256 messages per send call.  Ether
            consumer splits it back into 256 bytes objects; that relies on the
            fixed record size, which is a favour to those peers.  Each message
            counts as one, so the figure is still messages per second.
+           Two W1-batch-only rows use a peer's own idiom for a batch of
+           separate messages instead: mp-pipe-list (Connection.send(list),
+           pickled) and zmq-ipc-multipart (send_multipart/recv_multipart).
 W2         as W1-single, but every message is a dict {"seq": int, "t": float,
            "name": str, "value": float} built per message by the producer,
            encoded with msgspec.msgpack (Encoder/Decoder objects reused) and

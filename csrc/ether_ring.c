@@ -216,18 +216,24 @@ int ether_ring_detach(ether_ring_t *ring)
     return ETHER_RING_OK;
 }
 
+/* The waker's half of both wait/wake pairs: after publishing its change (a
+ * commit, or a new head), wake `count` sleepers on `futex` if `waiting` says any. */
+static inline void wake_if_waiting(_Atomic uint32_t *waiting, _Atomic uint32_t *futex, int count)
+{
+    /* SYNC POINT: seq_cst fence; pairs with the sleeper's seq_cst announcement
+     * (consumer_waiting store / space_waiters fetch_add) followed by its re-check
+     * (Dekker): either we see the sleeper, or it sees our change. */
+    ETHER_FENCE_SEQ_CST();
+    if (ETHER_LOAD_RELAXED(waiting)) {
+        ETHER_FETCH_ADD(futex, 1);
+        ether_futex_wake(futex, count);
+    }
+}
+
 /* Wake the consumer if it sleeps. Called after the last commit of a send. */
 static inline void wake_consumer(ether_ring_t *ring)
 {
-    ring_header_t *h = ring->header;
-    /* SYNC POINT: seq_cst fence; pairs with the consumer's seq_cst store of
-     * consumer_waiting followed by its re-check of commit (Dekker). Either we see
-     * waiting == 1, or the consumer sees our commit. */
-    ETHER_FENCE_SEQ_CST();
-    if (ETHER_LOAD_RELAXED(&h->consumer_waiting)) {
-        ETHER_FETCH_ADD(&h->data_futex, 1);
-        ether_futex_wake(&h->data_futex, 1);
-    }
+    wake_if_waiting(&ring->header->consumer_waiting, &ring->header->data_futex, 1);
 }
 
 /* Free bytes as seen from `tail`, refreshing head_cache when the cached view is short. */
@@ -384,17 +390,28 @@ static inline void write_padding(ether_ring_t *ring, uint64_t start, uint64_t re
     commit_at(ring, start);
 }
 
-static inline void write_record(ether_ring_t *ring, ring_slot_t *s, uint64_t position,
-                                const char *payload, uint32_t length)
+/* Fill a record's header (all but the commit word); DATA records take a seq. */
+static inline record_header_t *fill_header(ether_ring_t *ring, ring_slot_t *s, uint64_t position,
+                                           uint32_t length, uint16_t type)
 {
     record_header_t *r = record_at(ring, position);
     r->length = length;
-    r->type = ETHER_RING_DATA;
+    r->type = type;
     r->producer = (uint16_t)ring->slot;
-    uint64_t seq = ETHER_LOAD_RELAXED(&s->next_seq);
-    r->seq = seq;
+    r->seq = 0;
     r->reserved = 0;
-    ETHER_STORE_RELAXED(&s->next_seq, seq + 1);
+    if (type == ETHER_RING_DATA) {
+        uint64_t seq = ETHER_LOAD_RELAXED(&s->next_seq);
+        r->seq = seq;
+        ETHER_STORE_RELAXED(&s->next_seq, seq + 1);
+    }
+    return r;
+}
+
+static inline void write_record(ether_ring_t *ring, ring_slot_t *s, uint64_t position,
+                                const char *payload, uint32_t length)
+{
+    record_header_t *r = fill_header(ring, s, position, length, ETHER_RING_DATA);
     if (length)
         memcpy((char *)r + ETHER_RING_HEADER_LENGTH, payload, length);
     commit_at(ring, position);
@@ -404,6 +421,25 @@ static inline uint64_t deadline_after(uint64_t timeout_ns)
 {
     uint64_t now = ether_now_ns();
     return timeout_ns > UINT64_MAX - now ? UINT64_MAX : now + timeout_ns;
+}
+
+/* A claim for a `length`-byte record found the ring full. Start the wait's clock
+ * on the first call (*deadline == 0), then wait for room for the record and for a
+ * padding record before it, in the worst case. */
+static int block_for_room(ether_ring_t *ring, ring_slot_t *s, uint32_t length,
+                          uint64_t timeout_ns, uint64_t *deadline)
+{
+    if (*deadline == 0) {
+        *deadline = deadline_after(timeout_ns);
+        ring->deadline = *deadline;
+        ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
+    }
+    uint64_t need = record_length(length);
+    uint64_t tail = ETHER_LOAD_RELAXED(&ring->header->tail);
+    uint64_t to_end = ring->capacity - (tail & ring->mask);
+    if (need > to_end)
+        need += to_end;
+    return wait_for_space(ring, need, *deadline);
 }
 
 int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t *lengths,
@@ -417,7 +453,6 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
             return ETHER_RING_TOO_LARGE;
     ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t deadline = 0;
-    bool waited = false;
     uint32_t done = 0;
     uint32_t woken = 0;
     uint64_t bytes = 0;
@@ -428,25 +463,13 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
         uint32_t n;
         result = claim(ring, lengths + done, count - done, &start, &at, &n);
         if (result == ETHER_RING_FULL && timeout_ns != ETHER_RING_NO_WAIT) {
-            if (!waited) {
-                deadline = deadline_after(timeout_ns);
-                ring->deadline = deadline;
-                waited = true;
-                ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
-            }
             if (woken < done) {
                 /* The consumer may be asleep with our first records committed:
                  * wake it before we sleep for the space it has to free. */
                 wake_consumer(ring);
                 woken = done;
             }
-            uint64_t need = record_length(lengths[done]);
-            /* Worst case a padding record precedes it: wait for need + room to wrap. */
-            uint64_t tail = ETHER_LOAD_RELAXED(&ring->header->tail);
-            uint64_t to_end = ring->capacity - (tail & ring->mask);
-            if (need > to_end)
-                need += to_end;
-            result = wait_for_space(ring, need, deadline);
+            result = block_for_room(ring, s, lengths[done], timeout_ns, &deadline);
             if (result == ETHER_RING_OK)
                 continue;
         }
@@ -493,7 +516,6 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
         return ETHER_RING_TOO_LARGE;
     ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t deadline = 0;
-    bool waited = false;
     ring->deadline = 0;
     for (;;) {
         uint64_t start, at;
@@ -514,76 +536,40 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
                 ETHER_STORE_RELAXED(&s->dropped, ETHER_LOAD_RELAXED(&s->dropped) + 1);
             return result;
         }
-        if (!waited) {
-            deadline = deadline_after(timeout_ns);
-            ring->deadline = deadline;
-            waited = true;
-            ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
-        }
-        uint64_t need = record_length(length);
-        uint64_t tail = ETHER_LOAD_RELAXED(&ring->header->tail);
-        uint64_t to_end = ring->capacity - (tail & ring->mask);
-        if (need > to_end)
-            need += to_end;
-        result = wait_for_space(ring, need, deadline);
+        result = block_for_room(ring, s, length, timeout_ns, &deadline);
         if (result != ETHER_RING_OK)
             return result;
     }
 }
 
-int ether_ring_abort(ether_ring_t *ring)
+/* Commit the loan as `type`: DATA delivers it, SKIP makes the consumer pass it by. */
+static int finish_loan(ether_ring_t *ring, uint16_t type)
 {
     if (!ring->loaned)
         return ETHER_RING_INVALID;
     ring_slot_t *s = &ring->slots[ring->slot];
-    record_header_t *r = record_at(ring, ring->loan_record);
-    r->length = ring->loan_length;
-    r->type = ETHER_RING_SKIP;
-    r->producer = (uint16_t)ring->slot;
-    r->seq = 0;
+    fill_header(ring, s, ring->loan_record, ring->loan_length, type);
     commit_at(ring, ring->loan_record);
-    /* SYNC POINT: release; the claim is committed (as a skip), so its intent can go. */
+    /* SYNC POINT: release; the claim is committed, so its intent can go. */
     ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+    if (type == ETHER_RING_DATA) {
+        ETHER_STORE_RELAXED(&s->sent, ETHER_LOAD_RELAXED(&s->sent) + 1);
+        ETHER_STORE_RELAXED(&s->sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes) + ring->loan_length);
+    }
     ring->loaned = false;
     wake_consumer(ring);
     return ETHER_RING_OK;
 }
 
-int ether_ring_commit(ether_ring_t *ring)
-{
-    if (!ring->loaned)
-        return ETHER_RING_INVALID;
-    ring_slot_t *s = &ring->slots[ring->slot];
-    record_header_t *r = record_at(ring, ring->loan_record);
-    r->length = ring->loan_length;
-    r->type = ETHER_RING_DATA;
-    r->producer = (uint16_t)ring->slot;
-    uint64_t seq = ETHER_LOAD_RELAXED(&s->next_seq);
-    r->seq = seq;
-    r->reserved = 0;
-    ETHER_STORE_RELAXED(&s->next_seq, seq + 1);
-    commit_at(ring, ring->loan_record);
-    /* SYNC POINT: release; the claim is committed, so its intent can go. */
-    ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
-    ETHER_STORE_RELAXED(&s->sent, ETHER_LOAD_RELAXED(&s->sent) + 1);
-    ETHER_STORE_RELAXED(&s->sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes) + ring->loan_length);
-    ring->loaned = false;
-    wake_consumer(ring);
-    return ETHER_RING_OK;
-}
+int ether_ring_commit(ether_ring_t *ring) { return finish_loan(ring, ETHER_RING_DATA); }
+
+int ether_ring_abort(ether_ring_t *ring) { return finish_loan(ring, ETHER_RING_SKIP); }
 
 /* ---- consumer side ---- */
 
 static inline void wake_space_waiters(ether_ring_t *ring)
 {
-    ring_header_t *h = ring->header;
-    /* SYNC POINT: seq_cst fence; pairs with the producer's fetch_add of
-     * space_waiters before its re-check of head (Dekker). */
-    ETHER_FENCE_SEQ_CST();
-    if (ETHER_LOAD_RELAXED(&h->space_waiters)) {
-        ETHER_FETCH_ADD(&h->space_futex, 1);
-        ether_futex_wake(&h->space_futex, 0x7fffffff);
-    }
+    wake_if_waiting(&ring->header->space_waiters, &ring->header->space_futex, 0x7fffffff);
 }
 
 static inline void publish_head(ether_ring_t *ring, uint64_t head)

@@ -158,22 +158,18 @@ class Inbox:
     def receive_many(self, max_count: int = READ_BATCH, timeout: float | None = None) -> list[bytes]:
         """Between 1 and max_count messages; waits up to `timeout` for the first."""
         if not self._pending:
-            if self._ring is not None:  # fast path: hand the ring's batch straight back
-                rc, items = self._ring.read(min(max_count, READ_BATCH))
-                if items:
-                    self._stall_since = 0.0
-                    return items
+            items = self._direct(max_count)
+            if items:
+                return items
             self._fill(timeout, max_count)
         return self._take(max_count)
 
     def drain(self, max_count: int = READ_BATCH) -> list[bytes]:
         """Up to max_count messages that are ready now (possibly none)."""
         if not self._pending:
-            if self._ring is not None:
-                rc, items = self._ring.read(min(max_count, READ_BATCH))
-                if items:
-                    self._stall_since = 0.0
-                    return items
+            items = self._direct(max_count)
+            if items:
+                return items
             self._read(max_count)
         return self._take(max_count)
 
@@ -183,6 +179,15 @@ class Inbox:
             self._fill(timeout, READ_BATCH)
 
     # ---- internals ----
+
+    def _direct(self, max_count: int) -> list[bytes]:
+        """A ready batch straight from the ring (nothing is buffered), or []."""
+        if self._ring is None:
+            return []
+        rc, items = self._ring.read(min(max_count, READ_BATCH))
+        if items:
+            self._stall_since = 0.0
+        return items
 
     def _take(self, max_count: int) -> list[bytes]:
         pending = self._pending
