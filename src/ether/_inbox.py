@@ -45,7 +45,7 @@ def _validate(name, capacity, max_length, max_producers) -> bytes:
     if not isinstance(name, str) or not name:
         raise errors.ConfigError(f"inbox name must be a non-empty str, not {name!r}")
     raw = name.encode("utf-8")
-    from ._session import MAX_INBOX_NAME
+    from ._directory import MAX_INBOX_NAME
     if len(raw) > MAX_INBOX_NAME:
         raise errors.ConfigError(f"inbox name {name!r} is {len(raw)} bytes; the limit is {MAX_INBOX_NAME}")
     for label, value in (("capacity", capacity), ("max_length", max_length), ("max_producers", max_producers)):
@@ -101,7 +101,7 @@ class Inbox:
         sid = session.name
         where = f"inbox {name!r} of session {sid!r}"
         size = ring_mod.segment_size(capacity, max_producers)
-        table = session._table
+        table = session._directory
         with table as t:
             existing = t.find(name)
             if existing is not None:

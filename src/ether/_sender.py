@@ -64,7 +64,7 @@ class Sender:
         sid = session.name
         where = f"inbox {name!r} of session {sid!r}"
         timeout_ns = _check_policy(policy, timeout, where)
-        with session._table as t:
+        with session._directory as t:
             entry = t.find(name)
             known = [e.name for e in t.entries()]
         if entry is None:

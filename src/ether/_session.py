@@ -1,136 +1,21 @@
 """A session: the shared-memory namespace of one pipeline or experiment.
 
-The session segment ``/ether_<sid>`` holds a small table of inboxes. Writers
-take an exclusive ``flock`` on the segment, readers a shared one; the kernel
-releases a dead holder's lock, so a crash never wedges the table. The table is
-touched only when inboxes come and go, never per message.
-
-Session segment layout (little-endian):
-
-     0 u64 magic         b"ETHERSES"
-     8 u32 version       SESSION_LAYOUT_VERSION
-    12 u32 entries       number of inbox entries
-    16 u64 owner_token   member token of the creator; the session lives while it does
-    24 u32 owner_pid
-    28 u32 reserved
-    32 u64 next_token    the next member or inbox token (monotonic, never reused)
-    40 u64 generation    bumped on every table change
-    48 u64 created_ns    wall clock at creation
-    56 u64 reserved
-    64 entry[entries], 128 B each:
-         0 u32 state      0 free, 1 live
-         4 u32 owner_pid
-         8 u64 token      inbox token (names its segment)
-        16 u64 owner      member token of the consumer
-        24 u64 capacity
-        32 u32 max_length
-        36 u32 name_length
-        40 88 B name      UTF-8
+Creating a session makes its directory segment (see _directory.py) and this
+process's liveness lock; joining one adds a lock. The owner's close removes every
+object of the session; a new session removes those of sessions whose owner died.
 """
 from __future__ import annotations
 
 import errno
 import os
-import struct
-import threading
 import time
 import weakref
 
 from . import _errors as errors
 from . import _names as names
 from . import _segment as segment
-
-SESSION_MAGIC = b"ETHERSES"
-SESSION_LAYOUT_VERSION = 1
-ENTRIES = 256
-ENTRY_SIZE = 128
-HEADER_SIZE = 64
-MAX_INBOX_NAME = 88
-SESSION_SIZE = HEADER_SIZE + ENTRIES * ENTRY_SIZE
-
-_HEADER = struct.Struct("<8sIIQIIQQQQ")
-_ENTRY = struct.Struct("<IIQQQII")
-assert _HEADER.size == HEADER_SIZE and _ENTRY.size == 40
-
-
-class InboxEntry:
-    __slots__ = ("index", "name", "token", "owner", "owner_pid", "capacity", "max_length")
-
-    def __init__(self, index, name, token, owner, owner_pid, capacity, max_length):
-        self.index, self.name, self.token, self.owner = index, name, token, owner
-        self.owner_pid, self.capacity, self.max_length = owner_pid, capacity, max_length
-
-
-class _Table:
-    """Locked access to the session segment's header and entries."""
-
-    def __init__(self, seg: segment.Segment, sid: str):
-        self.seg = seg
-        self.sid = sid
-        self.mutex = threading.Lock()  # flock is per open file, not per thread
-
-    def header(self):
-        return _HEADER.unpack_from(self.seg.map, 0)
-
-    def __enter__(self):
-        self.mutex.acquire()
-        self.seg.lock(exclusive=True)
-        return self
-
-    def __exit__(self, *exc):
-        self.seg.unlock()
-        self.mutex.release()
-
-    def next_token(self) -> int:
-        h = list(self.header())
-        token = h[6]
-        if token > names.MAX_TOKEN:
-            raise errors.EtherError(f"session {self.sid!r} ran out of tokens")
-        h[6] = token + 1
-        _HEADER.pack_into(self.seg.map, 0, *h)
-        return token
-
-    def bump_generation(self) -> None:
-        h = list(self.header())
-        h[7] += 1
-        _HEADER.pack_into(self.seg.map, 0, *h)
-
-    def entries(self):
-        m = self.seg.map
-        for i in range(ENTRIES):
-            off = HEADER_SIZE + i * ENTRY_SIZE
-            state, pid, token, owner, capacity, max_length, nlen = _ENTRY.unpack_from(m, off)
-            if state != 1:
-                continue
-            if nlen > MAX_INBOX_NAME:
-                raise errors.RingCorrupt(
-                    f"session {self.sid!r}: inbox entry {i} has name length {nlen}")
-            name = bytes(m[off + 40: off + 40 + nlen]).decode("utf-8", "replace")
-            yield InboxEntry(i, name, token, owner, pid, capacity, max_length)
-
-    def find(self, name: str) -> InboxEntry | None:
-        for e in self.entries():
-            if e.name == name:
-                return e
-        return None
-
-    def add(self, name: bytes, token, owner, capacity, max_length) -> int:
-        m = self.seg.map
-        for i in range(ENTRIES):
-            off = HEADER_SIZE + i * ENTRY_SIZE
-            if struct.unpack_from("<I", m, off)[0] == 0:
-                m[off + 40: off + 40 + MAX_INBOX_NAME] = name.ljust(MAX_INBOX_NAME, b"\0")
-                _ENTRY.pack_into(m, off, 1, os.getpid(), token, owner, capacity, max_length, len(name))
-                self.bump_generation()
-                return i
-        raise errors.EtherError(f"session {self.sid!r} has no room for more than {ENTRIES} inboxes")
-
-    def remove(self, index: int, token: int) -> None:
-        off = HEADER_SIZE + index * ENTRY_SIZE
-        state, _, tok = struct.unpack_from("<IIQ", self.seg.map, off)
-        if state == 1 and tok == token:
-            struct.pack_into("<I", self.seg.map, off, 0)
-            self.bump_generation()
+from ._directory import HEADER, HEADER_SIZE, SESSION_LAYOUT_VERSION, SESSION_MAGIC, SESSION_SIZE, \
+    INBOX_ENTRIES, Directory
 
 
 def _remove_objects(sid: str) -> None:
@@ -154,7 +39,7 @@ def _session_alive(sid: str) -> bool:
     except errors.SegmentError:
         return True  # not ours: never touch
     try:
-        magic, version, _, owner, *_ = _HEADER.unpack_from(seg.map, 0)
+        magic, version, _, owner, *_ = HEADER.unpack_from(seg.map, 0)
         if magic != SESSION_MAGIC or version != SESSION_LAYOUT_VERSION:
             return True
         return segment.holder_alive(names.member_lock(sid, owner))
@@ -204,12 +89,12 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _close_session(table: _Table, member: _Member, owner: bool, sid: str) -> None:
+def _close_session(table: Directory, member: _Member, owner: bool, sid: str) -> None:
     """Finalizer body: shared by close() and interpreter exit."""
     if owner:
         _remove_objects(sid)
     member.close()
-    table.seg.close()
+    table.close()
 
 
 class Session:
@@ -221,9 +106,9 @@ class Session:
     again in the child.
     """
 
-    def __init__(self, sid: str, table: _Table, member: _Member, owner: bool):
+    def __init__(self, sid: str, table: Directory, member: _Member, owner: bool):
         self._sid = sid
-        self._table = table
+        self._directory = table
         self._member = member
         self._owner = owner
         self._pid = os.getpid()
@@ -255,9 +140,9 @@ class Session:
         except BaseException:
             member.close()
             raise
-        _HEADER.pack_into(seg.map, 0, SESSION_MAGIC, SESSION_LAYOUT_VERSION, ENTRIES, 1,
+        HEADER.pack_into(seg.map, 0, SESSION_MAGIC, SESSION_LAYOUT_VERSION, INBOX_ENTRIES, 1,
                           os.getpid(), 0, 2, 0, time.time_ns(), 0)
-        return cls(sid, _Table(seg, sid), member, owner=True)
+        return cls(sid, Directory(seg, sid), member, owner=True)
 
     @classmethod
     def open(cls, name: str) -> "Session":
@@ -269,15 +154,15 @@ class Session:
         except FileNotFoundError:
             raise errors.SessionNotFound(errno.ENOENT, f"no session named {sid!r} exists") from None
         try:
-            magic, version, entries, owner, owner_pid, *_ = _HEADER.unpack_from(seg.map, 0)
-            if magic != SESSION_MAGIC or version != SESSION_LAYOUT_VERSION or entries != ENTRIES:
+            magic, version, entries, owner, owner_pid, *_ = HEADER.unpack_from(seg.map, 0)
+            if magic != SESSION_MAGIC or version != SESSION_LAYOUT_VERSION or entries != INBOX_ENTRIES:
                 raise errors.SegmentError(
                     errno.EINVAL, f"session {sid!r}: segment has magic {magic!r}, version "
                     f"{version}; expected {SESSION_MAGIC!r}, version {SESSION_LAYOUT_VERSION}")
             if not segment.holder_alive(names.member_lock(sid, owner)):
                 raise errors.SessionNotFound(
                     errno.ENOENT, f"session {sid!r} is stale: its owner (pid {owner_pid}) is dead")
-            table = _Table(seg, sid)
+            table = Directory(seg, sid)
             with table:
                 token = table.next_token()
             member = _Member(sid, token)
@@ -327,7 +212,7 @@ class Session:
     def inboxes(self) -> list[str]:
         """Names of the inboxes currently registered in the session."""
         self._check_usable()
-        with self._table as t:
+        with self._directory as t:
             return [e.name for e in t.entries()]
 
     # ---- used by Inbox and Sender ----

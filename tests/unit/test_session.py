@@ -8,6 +8,7 @@ import pytest
 
 import ether
 from ether import _names, _segment
+from ether._directory import SESSION_SIZE
 
 from conftest import shm_objects
 import workers
@@ -70,7 +71,7 @@ def test_closing_an_inbox_removes_its_segment(session):
 
 
 def test_open_rejects_a_segment_that_is_not_a_session(sid):
-    seg = _segment.Segment.create(_names.session_segment(sid), 64 * 1024, what="test")
+    seg = _segment.Segment.create(_names.session_segment(sid), SESSION_SIZE, what="test")
     try:
         seg.map[:8] = b"NOTETHER"
         with pytest.raises(ether.SegmentError, match="magic"):
@@ -81,7 +82,7 @@ def test_open_rejects_a_segment_that_is_not_a_session(sid):
 
 
 def test_open_rejects_a_segment_with_loose_permissions(sid):
-    seg = _segment.Segment.create(_names.session_segment(sid), 64 * 1024, what="test")
+    seg = _segment.Segment.create(_names.session_segment(sid), SESSION_SIZE, what="test")
     try:
         os.fchmod(seg.fd, 0o644)
         with pytest.raises(ether.SegmentError, match="mode 644"):

@@ -1,0 +1,108 @@
+"""Decorators that only annotate.
+
+Each decorator attaches one frozen MethodSpec to the function (merged with what
+other Ether decorators attached before) and returns the same function. The class
+stays a plain class: nothing happens until an instance is run by Ether.
+All work with or without parentheses and stack in any order.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable
+
+SPEC_ATTR = "__ether__"
+LIFECYCLE = ("init", "cleanup", "save_all", "shutdown")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """What the Ether decorators said about one method.
+
+    A topic of None stands for the method's default topic, "ClassName.method_name",
+    which is only known once the method is looked up on its class.
+    """
+    subs: tuple[str | None, ...] = ()
+    pubs: tuple[str | None, ...] = ()
+    lifecycle: frozenset[str] = frozenset()
+
+
+def spec_of(func) -> MethodSpec | None:
+    """The MethodSpec attached to func, or None."""
+    return getattr(func, SPEC_ATTR, None)
+
+
+def _attach(func, **extend) -> Callable:
+    spec = spec_of(func) or MethodSpec()
+    changes = {}
+    for field, values in extend.items():
+        current = getattr(spec, field)
+        if isinstance(current, frozenset):
+            changes[field] = current | frozenset(values)
+        else:
+            changes[field] = current + tuple(v for v in values if v not in current)
+    setattr(func, SPEC_ATTR, dataclasses.replace(spec, **changes))
+    return func
+
+
+def _check_topic(name: str, topic) -> None:
+    if topic is not None and (not isinstance(topic, str) or not topic or topic != topic.strip()):
+        raise TypeError(f"{name}(): topic must be a non-empty str without surrounding spaces, not {topic!r}")
+
+
+def _decorator(name: str, allowed: tuple[str, ...], apply: Callable[..., Callable], doc: str):
+    """Build a decorator usable as @name, @name() or @name(**kwargs)."""
+
+    def deco(func=None, /, **kwargs):
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            valid = ", ".join(allowed) if allowed else "none"
+            raise TypeError(f"{name}() got unknown argument(s) {', '.join(unknown)}; valid: {valid}")
+        if "topic" in kwargs:
+            _check_topic(name, kwargs["topic"])
+
+        def wrap(f):
+            if not callable(f):
+                hint = " (pass the topic by name: topic=...)" if isinstance(f, str) else ""
+                raise TypeError(f"{name} decorates a function, not {type(f).__name__}{hint}")
+            return apply(f, **kwargs)
+
+        return wrap if func is None else wrap(func)
+
+    deco.__name__ = deco.__qualname__ = name
+    deco.__doc__ = doc
+    return deco
+
+
+ether_pub = _decorator(
+    "ether_pub", ("topic",),
+    lambda f, topic=None: _attach(f, pubs=(topic,)),
+    "Publish the method's result (a dict, msgspec Struct, pydantic model, dataclass or\n"
+    "None) to `topic` (default: 'ClassName.method_name') whenever Ether runs it.")
+
+ether_sub = _decorator(
+    "ether_sub", ("topic",),
+    lambda f, topic=None: _attach(f, subs=(topic,)),
+    "Call the method for each message on `topic` (default: 'ClassName.method_name');\n"
+    "the message's keys become its keyword arguments, validated against its type hints.")
+
+ether_start = _decorator(
+    "ether_start", (),
+    lambda f: _attach(f, subs=("start",)),
+    "Short for @ether_sub(topic='start'): called by ether.start().")
+
+ether_init = _decorator(
+    "ether_init", (), lambda f: _attach(f, lifecycle=("init",)),
+    "Called once the instance has joined the session.")
+
+ether_cleanup = _decorator(
+    "ether_cleanup", (), lambda f: _attach(f, lifecycle=("cleanup",)),
+    "Called at shutdown, after the save_all handlers.")
+
+ether_save_all = _decorator(
+    "ether_save_all", (), lambda f: _attach(f, lifecycle=("save_all",)),
+    "Called by ether.save_all() and first thing at shutdown: persist what must survive.")
+
+ether_shutdown = _decorator(
+    "ether_shutdown", (), lambda f: _attach(f, lifecycle=("shutdown",)),
+    "Called last at shutdown, after cleanup.")
+

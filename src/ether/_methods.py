@@ -1,0 +1,173 @@
+"""Introspection: what an annotated class offers, and how each message becomes
+the keyword arguments of its handler.
+
+A handler's arguments are decoded straight from the message's MessagePack
+payload into a msgspec Struct built from the method's signature: validation,
+coercion (``strict=False``: "5" becomes 5 for an int) and defaults happen in
+msgspec's C code, once per message.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from typing import Any, Callable
+
+import msgspec
+
+from . import _errors as errors
+from ._decorators import LIFECYCLE, spec_of
+
+
+class ValidationFailed(errors.EtherError, ValueError):
+    """A message did not fit the handler's parameters."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Handler:
+    """One method that receives messages."""
+    method: str                               # attribute name on the class
+    topics: tuple[str, ...]
+    pubs: tuple[str, ...]                     # where its result goes, if anywhere
+    arguments: Callable[[Any], dict]          # payload (bytes / Raw) -> kwargs
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClassSpec:
+    """Everything the Ether decorators say about one class."""
+    name: str
+    handlers: tuple[Handler, ...]
+    pubs: dict[str, tuple[str, ...]]          # method -> topics its result goes to
+    lifecycle: dict[str, tuple[str, ...]]     # "init"/"cleanup"/... -> methods
+
+    def topics(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for h in self.handlers:
+            for t in h.topics:
+                seen.setdefault(t, None)
+        return list(seen)
+
+
+def default_topic(cls_name: str, method: str) -> str:
+    return f"{cls_name}.{method}"
+
+
+def introspect(cls: type) -> ClassSpec:
+    """Read the Ether annotations of cls (including inherited methods)."""
+    handlers, pubs = [], {}
+    lifecycle: dict[str, list[str]] = {k: [] for k in LIFECYCLE}
+    for name, func in _annotated_functions(cls):
+        spec = spec_of(func)
+        resolve = lambda t: t if t is not None else default_topic(cls.__name__, name)  # noqa: E731
+        out = tuple(dict.fromkeys(resolve(t) for t in spec.pubs))
+        if out:
+            pubs[name] = out
+        if spec.subs:
+            topics = tuple(dict.fromkeys(resolve(t) for t in spec.subs))
+            handlers.append(Handler(name, topics, out, argument_decoder(func, f"{cls.__name__}.{name}")))
+        for kind in spec.lifecycle:
+            lifecycle[kind].append(name)
+    return ClassSpec(cls.__name__, tuple(handlers), pubs,
+                     {k: tuple(v) for k, v in lifecycle.items()})
+
+
+def _annotated_functions(cls: type):
+    seen = set()
+    for klass in cls.__mro__:
+        for name, value in vars(klass).items():
+            if name in seen:
+                continue
+            seen.add(name)
+            func = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
+            if callable(func) and spec_of(func) is not None:
+                yield name, func
+
+
+def _is_pydantic_model(t) -> bool:
+    return isinstance(t, type) and hasattr(t, "model_validate") and hasattr(t, "model_fields")
+
+
+def _field(name: str, annotation, default):
+    if default is inspect.Parameter.empty:
+        return (name, annotation)
+    if isinstance(default, (list, dict, set, bytearray)):
+        return (name, annotation, msgspec.field(default_factory=lambda d=default: type(d)(d)))
+    return (name, annotation, default)
+
+
+def argument_decoder(func, where: str) -> Callable[[Any], dict]:
+    """A function turning a MessagePack payload (a map) into func's keyword arguments."""
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:  # unresolvable forward references: validate nothing rather than fail
+        hints = {}
+    params = list(inspect.signature(func).parameters.values())
+    if params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    fields, models, takes_kwargs = [], {}, False
+    for p in params:
+        if p.kind is p.VAR_KEYWORD:
+            takes_kwargs = True
+            continue
+        if p.kind is p.VAR_POSITIONAL:
+            continue
+        if p.kind is p.POSITIONAL_ONLY:
+            raise TypeError(f"{where}: positional-only parameter {p.name!r} cannot receive a message field")
+        annotation = hints.get(p.name, Any)
+        if _is_pydantic_model(annotation):
+            models[p.name] = annotation  # msgspec hands over the raw map; pydantic validates it
+            annotation = Any
+        fields.append(_field(p.name, annotation, p.default))
+    try:
+        struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
+        decoder = msgspec.msgpack.Decoder(struct, strict=False)
+    except TypeError:
+        # A type msgspec cannot check: keep the names and defaults, accept any value.
+        fields = [(f[0], Any, *f[2:]) for f in fields]
+        struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
+        decoder = msgspec.msgpack.Decoder(struct, strict=False)
+    decode = decoder.decode
+    asdict = msgspec.structs.asdict
+    loose = msgspec.msgpack.Decoder(dict).decode if takes_kwargs else None
+    names = frozenset(f[0] for f in fields)
+
+    def arguments(payload) -> dict:
+        try:
+            kwargs = asdict(decode(payload))
+            for name, model in models.items():
+                if kwargs.get(name) is not None:
+                    kwargs[name] = model.model_validate(kwargs[name])
+            if loose is not None:
+                for key, value in loose(payload).items():
+                    if key not in names:
+                        kwargs[key] = value
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed(_describe(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise ValidationFailed(f"malformed message ({exc})") from None
+        except ValueError as exc:  # pydantic's ValidationError
+            raise ValidationFailed(str(exc).replace("\n", "; ")) from None
+        return kwargs
+
+    return arguments
+
+
+def _describe(exc: msgspec.ValidationError) -> str:
+    text = str(exc)
+    # msgspec says "... - at `$.field`": name the field plainly.
+    if " - at `$." in text:
+        message, _, path = text.partition(" - at `$.")
+        return f"field {path.rstrip('`')!r}: {message}"
+    return text
+
+
+def message_of(result) -> Any:
+    """The payload a pub method's return value publishes (None: an empty message)."""
+    if result is None:
+        return {}
+    if type(result) is dict or isinstance(result, (dict, msgspec.Struct)) or \
+            dataclasses.is_dataclass(result) or hasattr(result, "model_dump"):
+        return result
+    raise TypeError(
+        f"a published result must be a dict, a msgspec Struct, a pydantic model, a dataclass "
+        f"or None, not {type(result).__name__}")

@@ -1,0 +1,323 @@
+"""The configuration models: which instances to launch and which decorators to apply
+to third-party classes.
+
+A config comes from a YAML file, a dict or Python objects, and every problem with it
+is a :class:`ether.ConfigError` whose message names the file, the instance (or
+registry entry) and the key, and says what is valid::
+
+    config/x.yaml: instance 'generator1': unknown key 'clas_path' (valid: class_path, args, kwargs)
+"""
+from __future__ import annotations
+
+import os
+import re
+from contextvars import ContextVar
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
+                      field_validator, model_validator)
+
+from ._errors import ConfigError
+
+__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "EtherConfig", "EtherInstanceConfig",
+           "RegistryClassConfig", "RegistryMethodConfig"]
+
+#: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
+ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
+#: Decorators the ``registry:`` section may apply to a method.
+DECORATOR_KEYS = ("ether_pub", "ether_sub", "ether_start", "ether_get", "ether_save",
+                  "ether_sync")
+
+# Instance names appear in logs and file names, so they stay in a portable set.
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+# The main process logs to "session.log" in the session's log directory.
+_RESERVED_NAMES = frozenset({".", "..", "session"})
+
+
+def check_name(name: Any, what: str = "instance name") -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or name in _RESERVED_NAMES:
+        raise ValueError(
+            f"{what} {name!r} is invalid: use 1-64 letters, digits, '_', '-' or '.' "
+            f"(not {', '.join(repr(n) for n in sorted(_RESERVED_NAMES))})")
+    return name
+
+
+def check_class_path(path: Any, key: str = "class_path") -> str:
+    parts = path.split(".") if isinstance(path, str) else []
+    if len(parts) < 2 or not all(p.isidentifier() for p in parts):
+        raise ValueError(f"{key} {path!r} is invalid: expected 'module.sub.ClassName'")
+    return path
+
+
+_nested: ContextVar[bool] = ContextVar("ether_config_nested", default=False)
+_label: ContextVar[str | None] = ContextVar("ether_config_label", default=None)
+
+
+class _Strict(BaseModel):
+    """Rejects unknown keys listing the valid ones, and raises ConfigError, not
+    pydantic's ValidationError, when built directly."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    def __init__(self, /, **data: Any) -> None:
+        # pydantic calls a custom __init__ for nested models too; only the outermost
+        # call converts, so the error keeps its full location.
+        outer = not _nested.get()
+        token = _nested.set(True)
+        try:
+            super().__init__(**data)
+        except ValidationError as e:
+            if not outer:
+                raise
+            raise ConfigError(_explain(e, _label.get())) from None
+        finally:
+            _nested.reset(token)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = [k for k in data if k not in cls.model_fields]
+            if unknown:
+                keys = ", ".join(repr(k) for k in unknown)
+                raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} {keys} "
+                                 f"(valid: {', '.join(cls.model_fields)})")
+        return data
+
+
+class EtherInstanceConfig(_Strict):
+    """One instance to launch in its own process: ``class_path(*args, **kwargs)``.
+
+    Keys of ``kwargs`` starting with ``ether_`` are options for Ether (see
+    ``ETHER_OPTIONS``) and are not passed to the class.
+    """
+
+    class_path: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+
+    @field_validator("class_path", mode="before")
+    @classmethod
+    def _class_path(cls, v: Any) -> Any:
+        return check_class_path(v)
+
+    @field_validator("kwargs")
+    @classmethod
+    def _options(cls, v: dict[str, Any]) -> dict[str, Any]:
+        for key, value in v.items():
+            if not key.startswith("ether_"):
+                continue
+            if key not in ETHER_OPTIONS:
+                raise ValueError(f"kwargs: unknown Ether option {key!r} "
+                                 f"(valid: {', '.join(ETHER_OPTIONS)})")
+            if key == "ether_name":
+                check_name(value, "kwargs: ether_name")
+        return v
+
+    def class_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments passed to the class."""
+        return {k: v for k, v in self.kwargs.items() if not k.startswith("ether_")}
+
+    def ether_options(self) -> dict[str, Any]:
+        """The ``ether_*`` options, for Ether itself."""
+        return {k: v for k, v in self.kwargs.items() if k.startswith("ether_")}
+
+
+class RegistryMethodConfig(_Strict):
+    """Decorators to apply to one method: each value holds that decorator's keyword
+    arguments. ``{}`` or null means defaults; an absent key means not applied."""
+
+    ether_pub: dict[str, Any] | None = None
+    ether_sub: dict[str, Any] | None = None
+    ether_start: dict[str, Any] | None = None
+    ether_get: dict[str, Any] | None = None
+    ether_save: dict[str, Any] | None = None
+    ether_sync: dict[str, Any] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_means_defaults(cls, data: Any) -> Any:
+        # YAML's bare "ether_sub:" is null; the user means "with defaults".
+        if isinstance(data, Mapping):
+            return {k: ({} if v is None else v) for k, v in data.items()}
+        return data
+
+    @field_validator(*DECORATOR_KEYS)
+    @classmethod
+    def _arg_names(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        for key in v or ():
+            if not key.isidentifier():
+                raise ValueError(f"{key!r} is not a keyword argument name")
+        return v
+
+    def decorators(self) -> dict[str, dict[str, Any]]:
+        """``{decorator name: keyword arguments}`` of the decorators to apply."""
+        return {k: dict(v) for k in DECORATOR_KEYS if (v := getattr(self, k)) is not None}
+
+
+class RegistryClassConfig(_Strict):
+    """The methods of one third-party class to decorate through configuration."""
+
+    methods: dict[str, RegistryMethodConfig] = {}
+
+    @field_validator("methods")
+    @classmethod
+    def _method_names(cls, v: dict[str, RegistryMethodConfig]) -> dict[str, RegistryMethodConfig]:
+        for name in v:
+            if not name.isidentifier():
+                raise ValueError(f"method name {name!r} is not a Python identifier")
+        return v
+
+
+class EtherConfig(_Strict):
+    """A whole session: the instances to launch and the registry of decorators."""
+
+    instances: dict[str, EtherInstanceConfig] = {}
+    registry: dict[str, RegistryClassConfig] = {}
+    _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("instances")
+    @classmethod
+    def _instance_names(cls, v: dict[str, EtherInstanceConfig]) -> dict[str, EtherInstanceConfig]:
+        for name in v:
+            check_name(name)
+        return v
+
+    @field_validator("registry")
+    @classmethod
+    def _registry_paths(cls, v: dict[str, RegistryClassConfig]) -> dict[str, RegistryClassConfig]:
+        for path in v:
+            check_class_path(path, "registry class path")
+        return v
+
+    @property
+    def source(self) -> Path | None:
+        """The YAML file this config was read from, if any."""
+        return self._source
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike[str]) -> EtherConfig:
+        label = os.fspath(path)
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{label}: config file not found "
+                              f"(looked at {os.path.abspath(label)})") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{label}: cannot read config file: {e}") from None
+        try:
+            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{label}: {_yaml_problem(e)}") from None
+        config = cls._validate(data, label)
+        config._source = Path(path)
+        return config
+
+    @classmethod
+    def load(cls, config: str | os.PathLike[str] | Mapping[str, Any] | EtherConfig) -> EtherConfig:
+        """An EtherConfig from a YAML path, a dict, or an EtherConfig (returned as is)."""
+        if isinstance(config, EtherConfig):
+            return config
+        if isinstance(config, (str, os.PathLike)):
+            return cls.from_yaml(config)
+        if isinstance(config, Mapping):
+            return cls._validate(config, None)
+        raise ConfigError("config must be a path to a YAML file, a dict or an EtherConfig, "
+                          f"not {type(config).__name__}")
+
+    @classmethod
+    def _validate(cls, data: Any, label: str | None) -> EtherConfig:
+        if data is None:  # an empty file: nothing to launch
+            data = {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(_prefix(label, "") + "expected a mapping with keys "
+                              f"{', '.join(cls.model_fields)}, got {_kind(data)}")
+        token = _label.set(label)
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:  # in case pydantic bypasses __init__
+            raise ConfigError(_explain(e, label)) from None
+        finally:
+            _label.reset(token)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that rejects a repeated key instead of keeping the last one, so two
+    instances cannot silently share a name."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    mark = getattr(e, "problem_mark", None)
+    problem = getattr(e, "problem", None) or str(e)
+    if mark is None:
+        return f"invalid YAML: {problem}"
+    return f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {problem}"
+
+
+# -- ValidationError -> one readable line per problem ------------------------------
+
+_TYPE_WORDS = {"dict_type": "a mapping", "model_type": "a mapping",
+               "model_attributes_type": "a mapping", "list_type": "a list",
+               "string_type": "a string", "int_type": "an integer"}
+
+
+def _explain(e: ValidationError, label: str | None) -> str:
+    lines = [_explain_one(err, label) for err in e.errors(include_url=False)]
+    return "\n".join(dict.fromkeys(lines))
+
+
+def _explain_one(err: Any, label: str | None) -> str:
+    loc, kind = tuple(err["loc"]), err["type"]
+    if kind in ("missing", "extra_forbidden") and loc:
+        where, problem = loc[:-1], ("missing required key" if kind == "missing"
+                                    else "unknown key") + f" {loc[-1]!r}"
+        return _prefix(label, _where(where)[0]) + problem
+    place, rest = _where(loc)
+    if kind in ("value_error", "assertion_error"):
+        # Our validators name their subject; the key path would repeat it.
+        return _prefix(label, place) + str(err.get("ctx", {}).get("error", err["msg"]))
+    subject = "name" if rest[-1:] == ("[key]",) else (
+        "key " + repr(".".join(str(p) for p in rest)) if rest else "")
+    expected = _TYPE_WORDS.get(kind)
+    problem = (f"expected {expected}, got {_kind(err.get('input'))}" if expected
+               else err["msg"][:1].lower() + err["msg"][1:])
+    return _prefix(label, place) + (f"{subject}: " if subject else "") + problem
+
+
+def _where(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """('instances', 'g1', 'args') -> ("instance 'g1'", ('args',))."""
+    if loc[:1] == ("instances",) and len(loc) >= 2:
+        return f"instance {loc[1]!r}", loc[2:]
+    if loc[:1] == ("registry",) and len(loc) >= 2:
+        place = f"registry {loc[1]!r}"
+        if loc[2:3] == ("methods",) and len(loc) >= 4:
+            place += f": method {loc[3]!r}"
+            if len(loc) >= 5 and loc[4] in DECORATOR_KEYS:
+                return place + f": {loc[4]}", loc[5:]
+            return place, loc[4:]
+        return place, loc[2:]
+    return "", loc
+
+
+def _prefix(label: str | None, place: str) -> str:
+    return "".join(f"{p}: " for p in (label, place) if p)
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    text = repr(value)
+    return f"{type(value).__name__} {text if len(text) <= 40 else text[:37] + '...'}"
