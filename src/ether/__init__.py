@@ -1,8 +1,18 @@
 """Ether: turn the methods of ordinary classes into pub/sub endpoints and services.
 
-This release provides the shared-memory transport: sessions, inboxes and senders.
-Importing the package starts nothing and creates nothing.
+`from ether import ether` is the facade (tap, start, pub, subscribe, listen,
+shutdown); the decorators annotate methods; Session/Inbox/Sender are the
+shared-memory transport underneath. Importing the package starts nothing and
+creates nothing.
 """
+from ._api import ether as ether
+from ._decorators import ether_cleanup as ether_cleanup
+from ._decorators import ether_init as ether_init
+from ._decorators import ether_pub as ether_pub
+from ._decorators import ether_save_all as ether_save_all
+from ._decorators import ether_shutdown as ether_shutdown
+from ._decorators import ether_start as ether_start
+from ._decorators import ether_sub as ether_sub
 from ._errors import ConfigError as ConfigError
 from ._errors import EtherError as EtherError
 from ._errors import InboxClosed as InboxClosed
@@ -29,6 +39,8 @@ from ._session import remove_stale_sessions as remove_stale_sessions
 __version__ = "0.1.0"
 
 __all__ = [
+    "ether", "ether_cleanup", "ether_init", "ether_pub", "ether_save_all", "ether_shutdown",
+    "ether_start", "ether_sub",
     "ConfigError", "EtherError", "Inbox", "InboxClosed", "InboxExists", "InboxFull",
     "InboxNotFound", "InboxStatistics", "Loan", "MessageTooLarge", "RingCorrupt",
     "SegmentError", "Sender", "SenderStatistics", "Session", "SessionExists",

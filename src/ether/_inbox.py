@@ -122,6 +122,7 @@ class Inbox:
             index = t.add(raw, token, session.token, capacity, max_length)
         self = object.__new__(cls)
         self._name = name
+        self._token = token
         self._session = session
         self._where = where
         self._ring = ring
@@ -135,6 +136,11 @@ class Inbox:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def token(self) -> int:
+        """The inbox's token in the session directory (names its segment)."""
+        return self._token
 
     # ---- receiving ----
 

@@ -233,6 +233,13 @@ class Session:
             os.close(self._member.seg.fd)  # flock is shared across fork: let go of ours
             self._member.seg.fd = -1
 
+    def owner_alive(self) -> bool:
+        """False once the process that created the session has died."""
+        if self._owner:
+            return True
+        owner = HEADER.unpack_from(self._directory.seg.map, 0)[3]
+        return segment.holder_alive(names.member_lock(self._sid, owner))
+
     def _member_alive(self, token: int) -> bool:
         if token == self._member.token:
             return True

@@ -52,8 +52,9 @@ def check_class_path(path: Any, key: str = "class_path") -> str:
     return path
 
 
+# Set while an outer call (a model's __init__, or _validate) will convert pydantic's
+# ValidationError into a ConfigError.
 _nested: ContextVar[bool] = ContextVar("ether_config_nested", default=False)
-_label: ContextVar[str | None] = ContextVar("ether_config_label", default=None)
 
 
 class _Strict(BaseModel):
@@ -64,7 +65,7 @@ class _Strict(BaseModel):
 
     def __init__(self, /, **data: Any) -> None:
         # pydantic calls a custom __init__ for nested models too; only the outermost
-        # call converts, so the error keeps its full location.
+        # call converts, so the message keeps the full location.
         outer = not _nested.get()
         token = _nested.set(True)
         try:
@@ -72,7 +73,7 @@ class _Strict(BaseModel):
         except ValidationError as e:
             if not outer:
                 raise
-            raise ConfigError(_explain(e, _label.get())) from None
+            raise ConfigError(_explain(e, None)) from None
         finally:
             _nested.reset(token)
 
@@ -235,13 +236,13 @@ class EtherConfig(_Strict):
         if not isinstance(data, Mapping):
             raise ConfigError(_prefix(label, "") + "expected a mapping with keys "
                               f"{', '.join(cls.model_fields)}, got {_kind(data)}")
-        token = _label.set(label)
+        token = _nested.set(True)  # convert here, where the file name is known
         try:
             return cls.model_validate(data)
-        except ValidationError as e:  # in case pydantic bypasses __init__
+        except ValidationError as e:
             raise ConfigError(_explain(e, label)) from None
         finally:
-            _label.reset(token)
+            _nested.reset(token)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -1,0 +1,162 @@
+"""The life of one configured instance in its own process.
+
+The main process (see _supervisor.py) starts this with a LaunchSpec. It joins
+the session, imports and constructs the class, binds the decorated methods to
+its node, reports "ready" (or "failed", with the traceback), then dispatches
+until told to stop, or until the main process dies.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+from . import _codec as codec
+from . import _methods as methods
+from ._session import Session
+
+log = logging.getLogger("Ether")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchSpec:
+    session: str
+    name: str
+    class_path: str
+    args: tuple
+    kwargs: dict
+    sys_path: tuple[str, ...]
+    cwd: str
+    main_inbox: str
+
+
+def publishing(method, topics: tuple[str, ...], node):
+    """Wrap a bound pub method so every call also publishes its result."""
+    publish = node.publish
+    message_of = methods.message_of
+
+    def call(*args, **kwargs):
+        result = method(*args, **kwargs)
+        payload = message_of(result)
+        for topic in topics:
+            publish(topic, payload)
+        return result
+
+    call.__name__ = getattr(method, "__name__", "method")
+    call.__wrapped__ = method
+    return call
+
+
+def bind(obj: Any, spec: methods.ClassSpec, node, instance: str) -> None:
+    """Make obj live in the session: its pub methods publish (also when called
+    directly, e.g. from a sensor loop), and its handlers receive their topics."""
+    for name, topics in spec.pubs.items():
+        setattr(obj, name, publishing(getattr(obj, name), topics, node))
+    for handler in spec.handlers:
+        method = getattr(obj, handler.method)
+        for topic in handler.topics:
+            node.add_handler(topic, _handler(method, handler, topic, instance))
+
+
+def _handler(method, handler: methods.Handler, topic: str, instance: str):
+    arguments = handler.arguments
+    where = f"instance {instance!r}, {handler.method}() on topic {topic!r}"
+
+    def handle(envelope: codec.Envelope) -> None:
+        try:
+            kwargs = arguments(envelope.payload)
+        except methods.ValidationFailed as exc:
+            log.error("%s: message %s:%d rejected: %s", where, envelope.sender, envelope.seq, exc)
+            return
+        try:
+            method(**kwargs)
+        except Exception:
+            log.error("%s: the handler raised:\n%s", where, traceback.format_exc().rstrip())
+
+    return handle
+
+
+def run(spec: LaunchSpec) -> None:
+    """Process entry point."""
+    # Ctrl-C in a terminal reaches the whole process group: the main process
+    # orchestrates the shutdown, so instances leave SIGINT to it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)  # lines reach the main's output as printed
+        except (AttributeError, ValueError):
+            pass
+    os.chdir(spec.cwd)
+    sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
+    from . import _logs
+    _logs.configure_process_logging(spec.session, spec.name, console=True)
+    session = Session.open(spec.session)
+    node = None
+    try:
+        from ._importer import import_class
+        from ._node import Node
+        node = Node(session, spec.name)
+        cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
+        spec_of_class = methods.introspect(cls)
+        obj = cls(*spec.args, **spec.kwargs)
+        bind(obj, spec_of_class, node, spec.name)
+    except BaseException as exc:
+        detail = "".join(traceback.format_exception(exc)).rstrip()
+        try:
+            if node is None:
+                raise
+            node.send_control(spec.main_inbox, "failed", {"instance": spec.name, "error": detail})
+        except BaseException:
+            print(f"Ether instance {spec.name!r} failed to start:\n{detail}", file=sys.stderr)
+        session.close()
+        os._exit(1)
+    from ._api import ether
+    ether._node = node  # ether.pub() from user code in this process
+    lifecycle = Lifecycle(obj, spec_of_class, node, spec)
+    node.on_control = lifecycle.on_control
+    node.send_control(spec.main_inbox, "ready", {"instance": spec.name, "pid": os.getpid()})
+    try:
+        node.serve()
+    finally:
+        node.close()
+        session.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+class Lifecycle:
+    """Answers the main process's control messages."""
+
+    def __init__(self, obj, spec: methods.ClassSpec, node, launch: LaunchSpec):
+        self.obj, self.spec, self.node, self.launch = obj, spec, node, launch
+
+    def on_control(self, envelope: codec.Envelope) -> None:
+        command = envelope.topic
+        body = codec.payload_dict(envelope)
+        reply = {"instance": self.launch.name, "request": body.get("request")}
+        if command == "drain":
+            reply.update(published=self.node.published, handled=self.node.handled)
+        elif command == "lifecycle":
+            reply["errors"] = self.run_lifecycle(body["phase"])
+        elif command == "stop":
+            self.node.running = False
+            return
+        else:
+            log.error("instance %r: unknown control message %r", self.launch.name, command)
+            return
+        self.node.send_control(self.launch.main_inbox, command + "-ack", reply)
+
+    def run_lifecycle(self, phase: str) -> list[str]:
+        failures = []
+        for name in self.spec.lifecycle.get(phase, ()):
+            try:
+                getattr(self.obj, name)()
+            except Exception:
+                text = traceback.format_exc().rstrip()
+                log.error("instance %r: %s handler %s() raised:\n%s", self.launch.name, phase, name, text)
+                failures.append(f"{name}(): {text.splitlines()[-1]}")
+        return failures

@@ -1,0 +1,87 @@
+"""Router: which inboxes get a topic's messages, cached until the directory changes.
+
+A publish costs one load of the directory's generation; the subscriber list is
+re-read (under the directory lock) only after a subscription or an inbox came or
+went. Each subscribing inbox gets one copy, however many of its handlers listen.
+"""
+from __future__ import annotations
+
+import logging
+
+from . import _errors as errors
+
+log = logging.getLogger("Ether")
+
+
+class Router:
+    def __init__(self, session):
+        self._session = session
+        self._directory = session._directory
+        self._generation = -1
+        self._subscriptions = None
+        self._routes: dict[str, tuple] = {}
+        self._senders: dict[tuple, object] = {}
+
+    def targets(self, topic: str) -> tuple:
+        """The senders to every inbox subscribed to topic."""
+        generation = self._directory.generation()
+        if generation != self._generation:
+            self._generation = generation
+            self._routes.clear()
+            self._subscriptions = None
+        route = self._routes.get(topic)
+        if route is None:
+            route = self._routes[topic] = self._resolve(topic)
+        return route
+
+    def _resolve(self, topic: str) -> tuple:
+        if self._subscriptions is None:
+            with self._directory as d:
+                self._subscriptions = d.subscriptions()
+        route, seen = [], set()
+        for sub in self._subscriptions:
+            if sub.topic != topic or sub.inbox_token in seen:
+                continue
+            seen.add(sub.inbox_token)
+            key = (sub.inbox_token, sub.policy, sub.timeout)
+            sender = self._senders.get(key)
+            if sender is None:
+                try:
+                    sender = self._session.connect(sub.inbox, policy=sub.policy, timeout=sub.timeout)
+                except (errors.InboxClosed, errors.InboxNotFound):
+                    continue  # its consumer is gone; the directory will drop it
+                self._senders[key] = sender
+            route.append(sender)
+        return tuple(route)
+
+    def send(self, topic: str, data: bytes) -> int:
+        """Deliver one encoded message to every subscriber; returns how many got it."""
+        delivered = 0
+        for sender in self.targets(topic):
+            try:
+                if sender.send(data):
+                    delivered += 1
+            except errors.InboxClosed:
+                self._forget(sender)
+        return delivered
+
+    def sender_to(self, inbox: str, policy: str = "block", timeout: float = 5.0):
+        """A cached sender to a named inbox (control messages, replies)."""
+        key = (inbox, policy, timeout)
+        sender = self._senders.get(key)
+        if sender is None or sender.closed:
+            sender = self._senders[key] = self._session.connect(inbox, policy=policy, timeout=timeout)
+        return sender
+
+    def _forget(self, sender) -> None:
+        for key, value in list(self._senders.items()):
+            if value is sender:
+                del self._senders[key]
+        sender.close()
+        self._generation = -1  # re-read the directory on the next publish
+
+    def close(self) -> None:
+        for sender in self._senders.values():
+            sender.close()
+        self._senders.clear()
+        self._routes.clear()

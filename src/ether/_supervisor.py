@@ -1,0 +1,243 @@
+"""The main process's side of a session: launch the configured instances, wait
+for each to report ready, and shut everything down in order.
+
+Everything waits on messages, never on the clock: a start-up ends when every
+instance has said "ready" (or one has said "failed", or died); a shutdown first
+drains the pipeline - it asks every instance how many messages it has published,
+and repeats until two rounds agree, which means nothing is in flight (each round
+is queued behind everything sent before it) - then runs the save_all, cleanup and
+shutdown handlers, then stops the instances in config order.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import multiprocessing
+import multiprocessing.connection
+import os
+import sys
+import threading
+import time
+from typing import Any
+
+from . import _codec as codec
+from . import _errors as errors
+from . import _instance
+from ._node import Node
+from ._session import Session
+
+log = logging.getLogger("Ether")
+
+MAIN_INBOX = "main"
+START_TIMEOUT_S = 30.0
+PHASE_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 5.0
+DRAIN_BUDGET_S = 10.0
+
+
+def _context():
+    # fork (the default): instances start in milliseconds, already holding what the
+    # main script imported, and write to the stdout/stderr the main has *now*. A
+    # fork server would keep the descriptors it had when it first started.
+    # ETHER_START_METHOD=forkserver or spawn choose otherwise (e.g. after CUDA init).
+    method = os.environ.get("ETHER_START_METHOD", "fork")
+    if method not in multiprocessing.get_all_start_methods():
+        raise errors.ConfigError(
+            f"ETHER_START_METHOD={method!r} is not one of {multiprocessing.get_all_start_methods()}")
+    ctx = multiprocessing.get_context(method)
+    if method == "forkserver":
+        ctx.set_forkserver_preload(["ether._instance", "ether._node", "ether._methods"])
+    return ctx
+
+
+class Supervisor:
+    def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
+        self.config = config
+        self.start_timeout = start_timeout
+        self.session: Session | None = None
+        self.node: Node | None = None
+        self.processes: dict[str, Any] = {}
+        self._cond = threading.Condition()
+        self._replies: dict[tuple[str, Any], dict] = {}
+        self._exited: dict[str, int] = {}
+        self._requests = itertools.count(1)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # ---- start ----
+
+    def start(self) -> None:
+        from . import _logs
+        from ._importer import import_class
+        from ._methods import introspect
+        search_path = self._search_path()
+        for name, inst in self.config.instances.items():  # fail before launching anything
+            introspect(import_class(inst.class_path, search_path=search_path, instance=name))
+        self.session = Session.create()
+        sid = self.session.name
+        _logs.configure_process_logging(sid, "session", console=True)
+        log.info("Starting Ether session: %s...", sid)
+        try:
+            self.node = Node(self.session, MAIN_INBOX)
+            self.node.on_control = self._on_control
+            ctx = _context()
+            for name, inst in self.config.instances.items():
+                spec = _instance.LaunchSpec(
+                    session=sid, name=self._instance_name(name, inst), class_path=inst.class_path,
+                    args=tuple(inst.args), kwargs=inst.class_kwargs(), sys_path=tuple(search_path),
+                    cwd=os.getcwd(), main_inbox=MAIN_INBOX)
+                process = ctx.Process(target=_instance.run, args=(spec,), name=f"ether:{spec.name}")
+                process.start()
+                self.processes[spec.name] = process
+            # Threads only after the forks: a forked child gets no copy of them.
+            self._spawn_thread(self._dispatch_loop, "ether-dispatch")
+            self._spawn_thread(self._watch_exits, "ether-watch")
+            self._await_all("ready", None, self.start_timeout, starting=True)
+        except BaseException:
+            self.stop(graceful=False)
+            raise
+        log.info("Ether system started successfully")
+
+    @staticmethod
+    def _instance_name(key: str, inst) -> str:
+        return inst.ether_options().get("ether_name", key)
+
+    @staticmethod
+    def _search_path() -> list[str]:
+        # Instances import classes as the main script would: its sys.path, then
+        # the working directory (so "examples.x.Class" works from the project root).
+        path = [p if p else os.getcwd() for p in sys.path]
+        if os.getcwd() not in path:
+            path.append(os.getcwd())
+        return path
+
+    # ---- the main node's threads ----
+
+    def _spawn_thread(self, target, name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _dispatch_loop(self) -> None:
+        receive = self.node.inbox.receive_many
+        while not self._stop.is_set():
+            try:
+                batch = receive(timeout=0.2)
+            except errors.Timeout:
+                continue
+            except errors.InboxClosed:
+                return
+            self.node.dispatch(batch)
+
+    def _watch_exits(self) -> None:
+        pending = {p.sentinel: name for name, p in self.processes.items()}
+        while pending and not self._stop.is_set():
+            for sentinel in multiprocessing.connection.wait(list(pending), timeout=0.5):
+                name = pending.pop(sentinel)
+                process = self.processes[name]
+                process.join(0)
+                with self._cond:
+                    self._exited[name] = process.exitcode
+                    self._cond.notify_all()
+
+    def _on_control(self, envelope: codec.Envelope) -> None:
+        body = codec.payload_dict(envelope)
+        with self._cond:
+            self._replies[(envelope.topic, body.get("request"), body.get("instance"))] = body
+            self._cond.notify_all()
+
+    # ---- requests to every instance ----
+
+    def _await_all(self, reply: str, request, timeout: float, *, starting: bool = False) -> dict:
+        """Wait until every live instance sent `reply` for `request`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                failed = [(n, r) for (c, _, n), r in self._replies.items() if c == "failed"]
+                if failed:
+                    name, body = failed[0]
+                    detail = body["error"]
+                    cause = detail.strip().splitlines()[-1] if detail.strip() else "unknown error"
+                    raise errors.EtherError(f"instance {name!r} failed to start: {cause}\n{detail}")
+                got = {n: self._replies[(reply, request, n)] for n in self.processes
+                       if (reply, request, n) in self._replies}
+                waiting = [n for n in self.processes if n not in got and n not in self._exited]
+                if starting:
+                    dead = [n for n in self.processes if n not in got and n in self._exited]
+                    if dead:
+                        raise errors.EtherError(
+                            f"instance {dead[0]!r} died during start-up "
+                            f"(exit code {self._exited[dead[0]]}); see its log for the cause")
+                if not waiting:
+                    return got
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise errors.Timeout(
+                        f"waited {timeout:g} s for {', '.join(map(repr, waiting))} to answer {reply!r}")
+                self._cond.wait(left)
+
+    def request_all(self, command: str, payload: dict | None = None, timeout: float = PHASE_TIMEOUT_S) -> dict:
+        request = next(self._requests)
+        body = dict(payload or {}, request=request)
+        for name in self.processes:
+            if name not in self._exited:
+                self.node.send_control(name, command, body)
+        return self._await_all(command + "-ack", request, timeout)
+
+    def drain(self, budget: float = DRAIN_BUDGET_S) -> None:
+        """Return once no message is in flight anywhere in the session."""
+        deadline = time.monotonic() + budget
+        last = None
+        while time.monotonic() < deadline:
+            replies = self.request_all("drain", timeout=max(0.1, deadline - time.monotonic()))
+            total = self.node.published + sum(r["published"] for r in replies.values())
+            if total == last:
+                return
+            last = total
+        log.warning("messages were still flowing after %.1f s of draining", budget)
+
+    # ---- stop ----
+
+    def shutdown(self) -> None:
+        sid = self.session.name if self.session else "?"
+        log.info("Shutting down Ether session: %s...", sid)
+        self.stop(graceful=True)
+        log.info("Ether system shutdown complete")
+        from . import _logs
+        _logs.close_process_logging()
+
+    def stop(self, *, graceful: bool) -> None:
+        if graceful and self.node is not None:
+            try:
+                self.drain()
+                for phase in ("save_all", "cleanup", "shutdown"):
+                    for name, reply in self.request_all("lifecycle", {"phase": phase}).items():
+                        for failure in reply.get("errors", ()):
+                            log.error("instance %r: %s handler failed: %s", name, phase, failure)
+                    self.drain()
+            except errors.EtherError as exc:
+                log.error("shutdown: %s", exc)
+        for name, process in self.processes.items():  # in config order
+            if process.exitcode is None and self.node is not None:
+                try:
+                    self.node.send_control(name, "stop", {}, timeout=1.0)
+                except errors.EtherError:
+                    pass
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, process in self.processes.items():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                log.warning("instance %r did not stop in time; killing it", name)
+                process.kill()
+                process.join(1.0)
+        self._stop.set()
+        if self.node is not None:
+            self.node.send_control(MAIN_INBOX, "wake", {})  # the dispatch thread sees _stop now
+        for thread in self._threads:
+            thread.join(2.0)
+        if self.node is not None:
+            self.node.close()
+            self.node = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
