@@ -93,6 +93,11 @@ class Supervisor:
             self._spawn_thread(self._dispatch_loop, "ether-dispatch")
             self._spawn_thread(self._watch_exits, "ether-watch")
             self._await_all("ready", None, self.start_timeout, starting=True)
+            # Every instance has joined and subscribed: now init handlers may publish.
+            for name, reply in self.request_all("lifecycle", {"phase": "init"}).items():
+                if reply.get("errors"):
+                    raise errors.EtherError(
+                        f"instance {name!r}: init handler failed: {'; '.join(reply['errors'])}")
         except BaseException:
             self.stop(graceful=False)
             raise

@@ -114,7 +114,7 @@ def test_lifecycle_handlers_run_in_order(tapped, tmp_path):
     tapped({"rec": {"class_path": "apps.Recorder", "kwargs": {"path": str(log)}}})
     ether.start()
     ether.shutdown()
-    assert log.read_text().split() == ["start", "save_all", "cleanup", "shutdown"]
+    assert log.read_text().split() == ["init", "start", "save_all", "cleanup", "shutdown"]
 
 
 @pytest.mark.parametrize("instances, match", [
@@ -163,3 +163,27 @@ def test_instances_exit_when_the_main_process_is_killed(tmp_path):
             os.close(fd)
     ether_pkg.remove_stale_sessions()  # what the next session would do
     assert shm_objects(session) == []
+
+
+def test_sigterm_of_the_main_script_shuts_the_session_down(tmp_path):
+    script = tmp_path / "main.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys, threading
+        sys.path.insert(0, {str(ROOT / 'tests')!r})
+        from ether import ether
+        ether.tap(config={{"instances": {{"d": {{"class_path": "apps.Doubler"}}}}}})
+        print(ether.session, flush=True)
+        threading.Event().wait()   # until SIGTERM
+    """))
+    env = dict(os.environ, ETHER_LOG_DIR=str(tmp_path / "logs"))
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    session = proc.stdout.readline().strip()
+    proc.terminate()
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert "Ether system shutdown complete" in err
+    assert shm_objects(session) == []
+    logs = sorted(p.name for p in (tmp_path / "logs" / session).iterdir())
+    assert logs == ["d.log", "session.log"]  # one file per instance and one for the session
+    assert "Starting Ether session" in (tmp_path / "logs" / session / "session.log").read_text()
