@@ -8,7 +8,7 @@ import queue
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from . import _codec as codec
 from . import _errors as errors
@@ -106,24 +106,11 @@ class Ether:
         node.add_handler(topic, on_message)
         return lambda: node.remove_handler(topic, on_message)
 
-    def listen(self, topic: str, timeout: float | None = None) -> Iterator[dict]:
-        """Iterate over the messages on topic as they arrive; stops after `timeout`
-        seconds without a message (None: never)."""
-        node = self._require_node()
-        box: queue.SimpleQueue = queue.SimpleQueue()
-
-        def on_message(envelope: codec.Envelope) -> None:
-            box.put(codec.payload_dict(envelope))
-
-        node.add_handler(topic, on_message)
-        try:
-            while True:
-                try:
-                    yield box.get(timeout=timeout)
-                except queue.Empty:
-                    return
-        finally:
-            node.remove_handler(topic, on_message)
+    def listen(self, topic: str, timeout: float | None = None) -> "Listener":
+        """Subscribe to topic now, and iterate over its messages as they arrive; the
+        iteration stops after `timeout` seconds without a message (None: never).
+        Close it (or use it as a context manager) to unsubscribe."""
+        return Listener(self._require_node(), topic, timeout)
 
     @property
     def session(self) -> str | None:
@@ -133,3 +120,33 @@ class Ether:
 
 
 ether = Ether()
+
+
+class Listener:
+    """The messages of one topic, as dicts, from a subscription made at creation."""
+
+    def __init__(self, node, topic: str, timeout: float | None):
+        self._node, self._topic, self._timeout = node, topic, timeout
+        self._box: queue.SimpleQueue = queue.SimpleQueue()
+        node.add_handler(topic, self._on_message)
+
+    def _on_message(self, envelope: codec.Envelope) -> None:
+        self._box.put(codec.payload_dict(envelope))
+
+    def __iter__(self) -> "Listener":
+        return self
+
+    def __next__(self) -> dict:
+        try:
+            return self._box.get(timeout=self._timeout)
+        except queue.Empty:
+            raise StopIteration from None
+
+    def close(self) -> None:
+        self._node.remove_handler(self._topic, self._on_message)
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -85,11 +85,8 @@ def run(spec: LaunchSpec) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the main process
     # orchestrates the shutdown, so instances leave SIGINT to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.reconfigure(line_buffering=True)  # lines reach the main's output as printed
-        except (AttributeError, ValueError):
-            pass
+    from . import _output
+    _output.install()  # whole lines, one write each, as they are printed
     os.chdir(spec.cwd)
     sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
     from . import _logs

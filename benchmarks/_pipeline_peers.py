@@ -1,0 +1,131 @@
+"""Child-process bodies of ``bench_pipeline.py``'s peer transports.
+
+The same dict stream as the Ether pipeline: the producer builds
+{"seq", "t", "name", "value"} per message, the consumer counts them, checks
+the order and records its first and last arrival (time.perf_counter_ns,
+CLOCK_MONOTONIC, comparable across processes).
+
+  mp-queue  multiprocessing.Queue: put(dict) / get() (pickled by the queue)
+  zmq-ipc   pyzmq PUSH/PULL over ipc:// (default HWM, so lossless), the dict
+            encoded with msgspec.msgpack.Encoder and decoded with a Decoder,
+            both reused
+
+Phases, separated by one multiprocessing.Barrier (no sleeps): bind (consumer)
+-> connect (producer) -> start.  After the last data message the producer
+sends an end marker (None / an empty frame); results go back over a Pipe.
+"""
+from __future__ import annotations
+
+import gc
+import time
+import traceback
+
+BARRIER_TIMEOUT = 120.0
+NAME = "sensor-1"
+
+
+def _run(body, barrier, result, *args):
+    try:
+        out = body(barrier, *args)
+    except BaseException:
+        try:
+            barrier.abort()
+        finally:
+            result.send(("error", traceback.format_exc()))
+        return
+    result.send(("ok", out))
+
+
+def producer_main(peer, chan, count, barrier, result):
+    _run(_producer, barrier, result, peer, chan, count)
+
+
+def consumer_main(peer, chan, count, barrier, result):
+    _run(_consumer, barrier, result, peer, chan, count)
+
+
+def _producer(barrier, peer, chan, count):
+    barrier.wait(BARRIER_TIMEOUT)                        # bind
+    now = time.perf_counter
+    clock = time.perf_counter_ns
+    if peer == "mp-queue":
+        put = chan.put
+        gc.collect()
+        barrier.wait(BARRIER_TIMEOUT)                    # connect
+        barrier.wait(BARRIER_TIMEOUT)                    # start
+        t0 = clock()
+        for seq in range(count):
+            put({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5})
+        t_sent = clock()
+        put(None)
+        chan.close()
+        chan.join_thread()
+    elif peer == "zmq-ipc":
+        import msgspec
+        import zmq
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PUSH)
+        sock.connect(chan)
+        encode = msgspec.msgpack.Encoder().encode
+        send = sock.send
+        gc.collect()
+        barrier.wait(BARRIER_TIMEOUT)                    # connect
+        barrier.wait(BARRIER_TIMEOUT)                    # start
+        t0 = clock()
+        for seq in range(count):
+            send(encode({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5}))
+        t_sent = clock()
+        send(b"")
+        sock.close(linger=-1)                            # everything is delivered first
+        ctx.term()
+    else:
+        raise ValueError(peer)
+    return {"t0_ns": t0, "t_sent_ns": t_sent, "sent": count}
+
+
+def _consumer(barrier, peer, chan, count):
+    if peer == "mp-queue":
+        recv = chan.get
+        decode = None
+        end = None
+        sock = ctx = None
+    elif peer == "zmq-ipc":
+        import msgspec
+        import zmq
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PULL)
+        sock.bind(chan)
+        recv = sock.recv
+        decode = msgspec.msgpack.Decoder().decode
+        end = b""
+    else:
+        raise ValueError(peer)
+    barrier.wait(BARRIER_TIMEOUT)                        # bind
+    barrier.wait(BARRIER_TIMEOUT)                        # connect
+    gc.collect()
+    barrier.wait(BARRIER_TIMEOUT)                        # start
+    clock = time.perf_counter_ns
+    received = violations = bad = 0
+    next_seq = 0
+    first_ns = last_ns = 0
+    while True:
+        m = recv()
+        if m == end:
+            break
+        now = clock()
+        if received == 0:
+            first_ns = now
+        last_ns = now
+        d = m if decode is None else decode(m)
+        seq = d["seq"]
+        if seq != next_seq:
+            violations += 1
+        if d["name"] != NAME or d["value"] != seq * 0.5 or d["t"].__class__ is not float:
+            bad += 1
+        next_seq = seq + 1
+        received += 1
+    if sock is not None:
+        sock.close(linger=0)
+        ctx.term()
+    return {"received": received, "violations": violations, "bad_fields": bad,
+            "last_seq": next_seq - 1, "first_ns": first_ns, "last_ns": last_ns}

@@ -1,0 +1,449 @@
+#!/usr/bin/env python
+"""Ether's decorator API end to end: a decorated pipeline's throughput against
+two peers, and the tap / shutdown times of the README Quick Start.
+
+What it measures
+================
+P1  Decorated pipeline throughput.  ether.tap(config={"instances": ...}) starts
+    two Ether instances (forked processes) from benchmarks/_pipeline_apps.py:
+      TickPublisher  its @ether_start method calls the instance's own
+                     @ether_pub(topic="tick") method N times; each call
+                     returns a new dict {"seq": i, "t": time.perf_counter(),
+                     "name": "sensor-1", "value": i * 0.5}, which Ether
+                     publishes (envelope encode + shared-memory inbox send).
+      TickCounter    @ether_sub(topic="tick") on_tick(self, seq: int, t: float,
+                     name: str, value: float): Ether decodes and validates each
+                     message into these typed arguments; the handler counts,
+                     checks that seq goes 0, 1, 2 ... and records the first
+                     and last arrival (time.perf_counter_ns).
+    After its last tick the publisher publishes "pub_done" with its first-send
+    clock reading; the counter (same sender, so it comes after every tick)
+    answers with one "done" message that the main process receives with
+    ether.listen("done", timeout=...).  ether.start() triggers the run.
+      rate = N / (counter's last arrival - publisher's clock before its first send)
+    The clock is CLOCK_MONOTONIC in every process.  A run verifies: received ==
+    N, zero order violations, every field as sent, last seq N-1; otherwise it
+    is reported and left out of the medians.  Each run is a fresh tap ... shutdown
+    (tap and shutdown are timed too, and /dev/shm is checked for leftovers of the
+    run's session, ether_<session>*, after the shutdown).  Target: >= 300,000 msg/s.
+
+P2  Peers, same dict workload, same run (interleaved with P1), one producer and
+    one consumer process started with the 'spawn' method, synchronised with a
+    multiprocessing.Barrier (bind -> connect -> start), never with sleeps:
+      mp-queue  multiprocessing.Queue, put(dict) / get() (pickled by the queue)
+      zmq-ipc   pyzmq PUSH/PULL over ipc:// (default HWM, lossless); the producer
+                msgspec.msgpack-encodes each dict, the consumer decodes each
+                (Encoder / Decoder objects reused)
+    Each producer builds each dict in its loop, as the Ether publisher does.
+    The same rate formula and checks.  mp-queue gets min(N, 100,000) messages
+    (it runs at about 0.1-0.3 M msg/s); the rate is per message either way.
+    The "Ether / peer" column divides Ether's median by the peer's.
+    There is no warm-up in P1 or P2: the first message's costs (routing look-up,
+    connection) are inside the timed interval for every row.
+
+P3  tap and shutdown of the README Quick Start: a fresh Python process (so the
+    first-tap cost is real) runs, from the repository root,
+      from ether import ether                      (import time, reported)
+      ether.tap(config="examples/simple_data_processing/config/dual_processors.yaml")
+      ether.start()
+      ether.shutdown()       (drains everything in flight first)
+    timing tap and shutdown with time.perf_counter; 4 instances.  Its stdout
+    (the Quick Start's prints) goes to /dev/null.  A run fails if the process
+    exits non-zero or leaves ether_<session>* in /dev/shm.  Targets: tap <= 0.5 s, shutdown <= 0.3 s.
+
+Every workload is repeated --runs times (default 5, 1 with --quick); tables
+show the median over the good runs and the min-max spread.
+
+Usage (from the repository root)
+-----
+  python benchmarks/bench_pipeline.py                 # full: about 1-2 minutes
+  python benchmarks/bench_pipeline.py --quick         # smoke test
+  python benchmarks/bench_pipeline.py --runs 3 --count 500000 --json results.json
+The exit status is 1 if any run failed or did not verify.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import multiprocessing.connection
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+
+import _pipeline_peers  # noqa: E402
+
+QUICKSTART_CONFIG = "examples/simple_data_processing/config/dual_processors.yaml"
+TARGET_MPS = 300_000
+TARGET_TAP_S = 0.5
+TARGET_SHUTDOWN_S = 0.3
+MPQUEUE_CAP = 100_000
+PEERS = ("mp-queue", "zmq-ipc")
+
+QUICKSTART_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from ether import ether
+t1 = time.perf_counter()
+ether.tap(config=sys.argv[1])
+t2 = time.perf_counter()
+sid = ether.session
+ether.start()
+t3 = time.perf_counter()
+ether.shutdown()
+t4 = time.perf_counter()
+with open(sys.argv[2], "w") as f:
+    json.dump({"import": t1 - t0, "tap": t2 - t1, "start": t3 - t2, "shutdown": t4 - t3,
+               "session": sid}, f)
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def shm_leftovers(session: str | None = None) -> list[str]:
+    """ether_* entries in /dev/shm; with a session id, only that session's.  (Other
+    programs may run Ether sessions at the same time, so a run checks its own.)"""
+    prefix = f"ether_{session}" if session else None
+    try:
+        names = os.listdir("/dev/shm")
+    except FileNotFoundError:
+        return []
+    return sorted(f for f in names if "ether_" in f and (
+        prefix is None or f == prefix or f.startswith(prefix + "_")))
+
+
+def _verify(res: dict, expected: int) -> list[str]:
+    problems = []
+    if res["received"] != expected:
+        problems.append(f"received {res['received']} of {expected} messages")
+    if res["violations"]:
+        problems.append(f"{res['violations']} order violations")
+    if res.get("bad_fields"):
+        problems.append(f"{res['bad_fields']} messages with wrong fields")
+    if res["last_seq"] != expected - 1:
+        problems.append(f"last seq {res['last_seq']} != {expected - 1}")
+    return problems
+
+
+def _rate(res: dict, count: int) -> dict:
+    seconds = (res["last_ns"] - res["t0_ns"]) / 1e9
+    return {"mps": count / seconds, "seconds": seconds,
+            "send_seconds": (res["t_sent_ns"] - res["t0_ns"]) / 1e9,
+            "first_latency_us": (res["first_ns"] - res["t0_ns"]) / 1e3}
+
+
+# --------------------------------------------------------------------------
+# P1: Ether
+# --------------------------------------------------------------------------
+def run_ether(count: int, timeout: float) -> dict:
+    from ether import ether
+    config = {"instances": {
+        "publisher": {"class_path": "_pipeline_apps.TickPublisher", "kwargs": {"count": count}},
+        "counter": {"class_path": "_pipeline_apps.TickCounter"},
+    }}
+    out: dict = {}
+    t0 = time.perf_counter()
+    try:
+        ether.tap(config=config)
+    except Exception as exc:
+        return {"error": f"tap failed: {type(exc).__name__}: {exc}"}
+    out["tap_s"] = time.perf_counter() - t0
+    sid = out["session"] = ether.session
+    done = None
+    try:
+        ether.start()
+        # listen subscribes on its first next(), which is right after start(); the
+        # "done" message comes only after N ticks, long after that.
+        for msg in ether.listen("done", timeout=timeout):
+            done = msg
+            break
+    except Exception as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+    finally:
+        t1 = time.perf_counter()
+        try:
+            ether.shutdown()
+        except Exception as exc:
+            out.setdefault("error", f"shutdown failed: {type(exc).__name__}: {exc}")
+        out["shutdown_s"] = time.perf_counter() - t1
+    leaked = shm_leftovers(sid)
+    if leaked:
+        out.setdefault("problems", []).append(f"/dev/shm not clean after shutdown: {leaked}")
+    if "error" in out:
+        return out
+    if done is None:
+        out["error"] = f"no 'done' message within {timeout:g} s of silence"
+        return out
+    out.update(done)
+    problems = _verify(done, count)
+    if problems:
+        out.setdefault("problems", []).extend(problems)
+    out.update(_rate(done, count))
+    return out
+
+
+# --------------------------------------------------------------------------
+# P2: peers
+# --------------------------------------------------------------------------
+def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
+    tmp = None
+    if peer == "mp-queue":
+        chan = ctx.Queue()
+    else:
+        tmp = tempfile.mkdtemp(prefix="bench-pipe-")
+        chan = f"ipc://{tmp}/push"
+    barrier = ctx.Barrier(2)
+    children = []
+    for role, target in (("consumer", _pipeline_peers.consumer_main),
+                         ("producer", _pipeline_peers.producer_main)):
+        r, w = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=target, args=(peer, chan, count, barrier, w),
+                        name=f"bench-{peer}-{role}", daemon=True)
+        children.append((role, p, r, w))
+    try:
+        for _, p, _, w in children:
+            p.start()
+            w.close()
+        results = _collect(children, timeout)
+    finally:
+        for _, p, _, _ in children:
+            p.join(5.0)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    errors = {role: v for role, (st, v) in results.items() if st != "ok"}
+    if errors:
+        root = [v for v in errors.values() if "BrokenBarrierError" not in v] or list(errors.values())
+        return {"error": root[0].strip().splitlines()[-1], "detail": errors}
+    res = dict(results["consumer"][1])
+    res.update(results["producer"][1])
+    problems = _verify(res, count)
+    if problems:
+        res["problems"] = problems
+    res.update(_rate(res, count))
+    return res
+
+
+def _collect(children, timeout):
+    pending = {r: role for role, _, r, _ in children}
+    results = {}
+    deadline = time.monotonic() + timeout
+    while pending:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            for role in pending.values():
+                results[role] = ("error", f"timeout: no result after {timeout:.0f} s")
+            break
+        for r in mp.connection.wait(list(pending), timeout=left):
+            role = pending.pop(r)
+            try:
+                results[role] = r.recv()
+            except EOFError:
+                proc = next(p for ro, p, _, _ in children if ro == role)
+                proc.join(5.0)
+                results[role] = ("error", f"process died (exit code {proc.exitcode})")
+            r.close()
+            if results[role][0] != "ok":
+                deadline = min(deadline, time.monotonic() + 3.0)
+    return results
+
+
+# --------------------------------------------------------------------------
+# P3: Quick Start tap / shutdown in a fresh process
+# --------------------------------------------------------------------------
+def run_quickstart(timeout: float) -> dict:
+    fd, path = tempfile.mkstemp(prefix="bench-qs-", suffix=".json")
+    os.close(fd)
+    try:
+        t0 = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, "-c", QUICKSTART_SCRIPT, QUICKSTART_CONFIG, path],
+                                  cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return {"error": f"the Quick Start process did not finish in {timeout:g} s"}
+        wall = time.perf_counter() - t0
+        if proc.returncode != 0:
+            tail = proc.stderr.strip().splitlines()[-1:] or ["(no stderr)"]
+            return {"error": f"exit code {proc.returncode}: {tail[0]}", "stderr": proc.stderr}
+        with open(path) as f:
+            out = json.load(f)
+    finally:
+        os.unlink(path)
+    out["process_s"] = wall
+    warnings = [ln for ln in proc.stderr.splitlines() if " - WARNING - " in ln or " - ERROR - " in ln]
+    if warnings:
+        out["warnings"] = warnings
+    leaked = shm_leftovers(out["session"])
+    if leaked:
+        out["problems"] = [f"/dev/shm not clean after shutdown: {leaked}"]
+    return out
+
+
+# --------------------------------------------------------------------------
+# summary and tables
+# --------------------------------------------------------------------------
+def summarize(runs: list[dict], keys: list[str]) -> dict:
+    good = [r for r in runs if "error" not in r and "problems" not in r]
+    s = {"runs_ok": len(good), "runs_total": len(runs)}
+    for k in keys:
+        vals = [r[k] for r in good if k in r]
+        if vals:
+            s[k] = statistics.median(vals)
+            s[k + "_min"] = min(vals)
+            s[k + "_max"] = max(vals)
+    return s
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
+
+
+def render(P: dict, summ: dict, runs: dict) -> str:
+    out = []
+    n = P["count"]
+    e = summ["ether"]
+    out.append(f"\nP1/P2: one-way stream of small dicts, 1 producer -> 1 consumer process "
+               f"(N = {n:,}; mp-queue N = {P['mpq_count']:,})")
+    rows = []
+    for name, label in (("ether", "ether (decorated pub/sub)"), ("mp-queue", "mp-queue (pickle)"),
+                        ("zmq-ipc", "zmq-ipc + msgspec")):
+        s = summ[name]
+        if "mps" not in s:
+            rows.append([label, "-", "-", "-", f"{s['runs_ok']}/{s['runs_total']}", "-"])
+            continue
+        ratio = "1.00" if name == "ether" else (
+            f"{e['mps'] / s['mps']:.2f}" if "mps" in e else "-")
+        rows.append([label, f"{s['mps'] / 1e6:.3f}",
+                     f"{s['mps_min'] / 1e6:.3f}-{s['mps_max'] / 1e6:.3f}",
+                     f"{s['send_seconds'] / s['seconds'] * 100:.0f}%" if "seconds" in s else "-",
+                     f"{s['runs_ok']}/{s['runs_total']}", ratio])
+    out.append(_table(["transport", "M msg/s", "min-max", "send/total", "runs ok", "Ether / peer"],
+                      rows))
+    if "mps" in e:
+        verdict = "met" if e["mps"] >= TARGET_MPS else "NOT met"
+        out.append(f"Ether target >= {TARGET_MPS / 1e6:.2f} M msg/s: {verdict} "
+                   f"(median {e['mps'] / 1e6:.3f} M msg/s = {e['mps'] / TARGET_MPS:.2f}x target)")
+        out.append(f"Ether publisher send side alone: {n / e['send_seconds'] / 1e6:.3f} M msg/s "
+                   f"(N / publisher loop time, median); first tick arrived "
+                   f"{e['first_latency_us']:.0f} us after the first send (median)")
+        out.append(f"this 2-instance pipeline: tap {e['tap_s']:.3f} s "
+                   f"({e['tap_s_min']:.3f}-{e['tap_s_max']:.3f}), shutdown {e['shutdown_s']:.3f} s "
+                   f"({e['shutdown_s_min']:.3f}-{e['shutdown_s_max']:.3f}), median")
+    q = summ["quickstart"]
+    out.append("\nP3: README Quick Start (4 instances) in a fresh process, seconds")
+    rows = []
+    for key, label, target in (("tap", "ether.tap(config=...yaml)", TARGET_TAP_S),
+                               ("shutdown", "ether.shutdown()", TARGET_SHUTDOWN_S),
+                               ("start", "ether.start()", None),
+                               ("import", "from ether import ether", None),
+                               ("process_s", "whole process (parent's view)", None)):
+        if key not in q:
+            rows.append([label, "-", "-", "-", "-"])
+            continue
+        t = "-" if target is None else f"<= {target:g}: " + (
+            f"met ({q[key] / target:.2f}x)" if q[key] <= target else f"NOT met ({q[key] / target:.2f}x)")
+        rows.append([label, f"{q[key]:.3f}", f"{q[key + '_min']:.3f}-{q[key + '_max']:.3f}",
+                     f"{q['runs_ok']}/{q['runs_total']}", t])
+    out.append(_table(["step", "median s", "min-max", "runs ok", "target"], rows))
+    bad = []
+    for name, rs in runs.items():
+        for i, r in enumerate(rs, 1):
+            if "error" in r or "problems" in r:
+                bad.append(f"  {name} run {i}: {r.get('error') or '; '.join(r['problems'])}")
+            for w in r.get("warnings", ()):
+                bad.append(f"  {name} run {i} logged: {w}")
+    if bad:
+        out.append("\nFailed or unclean runs (excluded from the medians where they failed):")
+        out.extend(bad)
+    return "\n".join(out)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1 run, N = 50,000")
+    ap.add_argument("--runs", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
+    ap.add_argument("--count", type=int, default=None,
+                    help="messages per P1/P2 run (default 200,000; 50,000 with --quick)")
+    ap.add_argument("--json", metavar="PATH", help="also write every run and summary as JSON")
+    args = ap.parse_args()
+    runs = args.runs or (1 if args.quick else 5)
+    count = args.count or (50_000 if args.quick else 200_000)
+    if runs < 1 or count < 1:
+        ap.error("--runs and --count must be positive")
+    P = {"runs": runs, "count": count, "mpq_count": min(count, MPQUEUE_CAP),
+         "timeout": max(60.0, count / 20_000), "quick": args.quick}
+    os.chdir(ROOT)
+    logging.getLogger("Ether").setLevel(logging.WARNING)   # no INFO lines from tap/shutdown
+    ctx = mp.get_context("spawn")
+    pre = shm_leftovers()
+    if pre:
+        log(f"note: /dev/shm already holds ether_* entries (other sessions; each run checks "
+            f"only its own): {pre}")
+
+    results: dict[str, list[dict]] = {"ether": [], "mp-queue": [], "zmq-ipc": [], "quickstart": []}
+    try:
+        import zmq  # noqa: F401  (only to know whether the peer can run; no context in this process)
+    except ImportError:
+        log("zmq-ipc skipped: pyzmq is not installed (pip install -e '.[bench]')")
+        results.pop("zmq-ipc")
+    for i in range(1, runs + 1):
+        r = run_ether(count, P["timeout"])
+        results["ether"].append(r)
+        log(f"run {i}/{runs} ether: " + (r.get("error") or f"{r['mps'] / 1e6:.3f} M msg/s"
+                                         + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
+        for peer in PEERS:
+            if peer not in results:
+                continue
+            n = P["mpq_count"] if peer == "mp-queue" else count
+            r = run_peer(ctx, peer, n, P["timeout"])
+            results[peer].append(r)
+            log(f"run {i}/{runs} {peer}: " + (r.get("error") or f"{r['mps'] / 1e6:.3f} M msg/s"
+                                              + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
+    for i in range(1, runs + 1):
+        r = run_quickstart(timeout=120.0)
+        results["quickstart"].append(r)
+        log(f"run {i}/{runs} quickstart: " + (r.get("error") or
+            f"tap {r['tap']:.3f} s, shutdown {r['shutdown']:.3f} s"
+            + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
+
+    rate_keys = ["mps", "seconds", "send_seconds", "first_latency_us"]
+    summ = {"ether": summarize(results["ether"], rate_keys + ["tap_s", "shutdown_s"]),
+            "mp-queue": summarize(results["mp-queue"], rate_keys),
+            "zmq-ipc": summarize(results.get("zmq-ipc", []), rate_keys),
+            "quickstart": summarize(results["quickstart"],
+                                    ["import", "tap", "start", "shutdown", "process_s"])}
+    print(f"Ether pipeline benchmark: {runs} run(s), Python {platform.python_version()}, "
+          f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs")
+    print(render(P, summ, results))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"params": P, "python": platform.python_version(),
+                       "platform": platform.platform(), "cpus": os.cpu_count(),
+                       "summary": summ, "runs": results}, f, indent=1, default=str)
+        print(f"\nwrote {args.json}")
+    failed = any("error" in r or "problems" in r for rs in results.values() for r in rs)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
