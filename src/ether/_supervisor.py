@@ -140,7 +140,9 @@ class Supervisor:
             for sentinel in multiprocessing.connection.wait(list(pending), timeout=0.5):
                 name = pending.pop(sentinel)
                 process = self.processes[name]
-                process.join(0)
+                # The sentinel closes as the process exits, a moment before it can
+                # be reaped: wait for that moment, so exitcode is known.
+                process.join(5.0)
                 with self._cond:
                     self._exited[name] = process.exitcode
                     self._cond.notify_all()
