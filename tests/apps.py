@@ -100,3 +100,65 @@ class Exploding:
 class Vanishing:
     def __init__(self):
         os._exit(3)
+
+
+def _busy(seconds: float) -> None:
+    """Simulated work (CPU), not a wait on anything."""
+    import time
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+from ether import ether, ether_get, ether_save, ether_sync  # noqa: E402
+
+
+class Store:
+    """A small service: get/save, a slow call, a crash, and a sync."""
+
+    def __init__(self, delay: float = 0.0):
+        self.items = {}
+        self.delay = delay
+
+    @ether_save()
+    def put(self, key: str, value: int) -> dict:
+        if key in self.items:
+            raise KeyError(f"{key} exists")
+        self.items[key] = value
+        return {"key": key, "pid": os.getpid()}
+
+    @ether_get
+    def fetch(self, key: str) -> dict:
+        return {"key": key, "value": self.items[key], "pid": os.getpid()}
+
+    @ether_get
+    def echo(self, n: int) -> dict:
+        return {"n": n, "pid": os.getpid()}
+
+    @ether_get
+    def slow(self, n: int) -> dict:
+        import time
+        _busy(self.delay)
+        return {"n": n, "done_ns": time.monotonic_ns()}
+
+    @ether_get
+    def crash(self) -> None:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    @ether_sync(topic="prepare")
+    def prepare(self, level: int = 1) -> dict:
+        import time
+        _busy(self.delay)
+        return {"level": level, "done_ns": time.monotonic_ns(), "pid": os.getpid()}
+
+    @ether_get
+    def ask_other(self, service: str, n: int) -> dict:
+        """A service that itself calls another service (nested request)."""
+        return {"inner": ether.get(service, "echo", params={"n": n})["n"]}
+
+
+class Picky:
+    @ether_sync(topic="prepare")
+    def prepare(self, level: int = 1) -> None:
+        raise RuntimeError(f"cannot reach level {level}")

@@ -7,6 +7,9 @@ creates nothing.
 """
 from ._api import ether as ether
 from ._decorators import ether_cleanup as ether_cleanup
+from ._decorators import ether_get as ether_get
+from ._decorators import ether_save as ether_save
+from ._decorators import ether_sync as ether_sync
 from ._decorators import ether_init as ether_init
 from ._decorators import ether_pub as ether_pub
 from ._decorators import ether_save_all as ether_save_all
@@ -25,6 +28,10 @@ from ._errors import SegmentError as SegmentError
 from ._errors import SessionExists as SessionExists
 from ._errors import SessionNotFound as SessionNotFound
 from ._errors import ShmSpaceError as ShmSpaceError
+from ._errors import RemoteError as RemoteError
+from ._errors import ServiceGone as ServiceGone
+from ._errors import ServiceNotFound as ServiceNotFound
+from ._errors import SyncFailed as SyncFailed
 from ._errors import Timeout as Timeout
 from ._errors import TooManyProducers as TooManyProducers
 from ._errors import WouldBlock as WouldBlock
@@ -39,8 +46,9 @@ from ._session import remove_stale_sessions as remove_stale_sessions
 __version__ = "0.1.0"
 
 __all__ = [
-    "ether", "ether_cleanup", "ether_init", "ether_pub", "ether_save_all", "ether_shutdown",
-    "ether_start", "ether_sub",
+    "ether", "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save",
+    "ether_save_all", "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
+    "RemoteError", "ServiceGone", "ServiceNotFound", "SyncFailed",
     "ConfigError", "EtherError", "Inbox", "InboxClosed", "InboxExists", "InboxFull",
     "InboxNotFound", "InboxStatistics", "Loan", "MessageTooLarge", "RingCorrupt",
     "SegmentError", "Sender", "SenderStatistics", "Session", "SessionExists",

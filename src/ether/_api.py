@@ -25,6 +25,7 @@ class Ether:
         self._node = None          # set in instance processes
         self._lock = threading.RLock()
         self._atexit = False
+        self._requests: dict[int, tuple] = {}   # get_later ids awaiting collect()
 
     # ---- lifecycle ----
 
@@ -111,6 +112,97 @@ class Ether:
         iteration stops after `timeout` seconds without a message (None: never).
         Close it (or use it as a context manager) to unsubscribe."""
         return Listener(self._require_node(), topic, timeout)
+
+    # ---- requests ----
+
+    def get(self, service: str, method: str, params: dict | None = None, *, timeout: float = 5.0):
+        """Call service.method (service: a class name, round-robin over its live
+        instances, or an instance name) and return its result. Raises RemoteError
+        (the method raised, or the params failed validation), ServiceNotFound,
+        ServiceGone (the server died) or Timeout."""
+        return self.collect(self.get_later(service, method, params, timeout=timeout))
+
+    def save(self, service: str, method: str, params: dict | None = None, *,
+             timeout: float = 5.0) -> dict:
+        """Call service.method and return the reply: {"status": "success", "result": ...}
+        or {"status": "error", "error": "...", "type": "..."}."""
+        reply, _ = self._wait(self.get_later(service, method, params, timeout=timeout))
+        return {k: v for k, v in reply.items() if k != "id"}
+
+    def get_later(self, service: str, method: str, params: dict | None = None, *,
+                  timeout: float = 5.0) -> int:
+        """Send the request now; return its id for collect()."""
+        from ._instance import service_topic
+        node = self._require_node()
+        what = f"{service}.{method}"
+        request_id, sender = node.request(service_topic(service, method), params or {},
+                                          what=f"service {what!r}")
+        with self._lock:
+            self._requests[request_id] = (what, sender, timeout)
+        return request_id
+
+    def collect(self, request_id: int, timeout: float | None = None):
+        """The result of a get_later request (as get would return it)."""
+        reply, what = self._wait(request_id, timeout)
+        if reply.get("status") == "success":
+            return reply.get("result")
+        raise errors.RemoteError(
+            f"{what} on instance {reply.get('instance')!r} failed: {reply.get('type')}: "
+            f"{reply.get('error')}", type=reply.get("type", ""), remote=reply.get("error", ""),
+            instance=reply.get("instance", ""))
+
+    def _wait(self, request_id: int, timeout: float | None = None) -> tuple[dict, str]:
+        node = self._require_node()
+        with self._lock:
+            entry = self._requests.pop(request_id, None)
+        if entry is None:
+            raise errors.EtherError(f"no request {request_id} is waiting to be collected")
+        what, sender, default_timeout = entry
+        return node.wait_reply(request_id, default_timeout if timeout is None else timeout,
+                               what=f"service {what!r} (instance {sender.inbox!r})",
+                               alive=sender.consumer_alive), what
+
+    def sync(self, *args, timeout: float = 30.0, **params):
+        """ether.sync(topic, **params): call every @ether_sync(topic=...) method in all
+        instances and return {instance: result} once the slowest has finished;
+        raise SyncFailed naming the instances that failed.
+
+        @ether.sync(topic=...) is also the decorator (ether_sync)."""
+        if not args:
+            from ._decorators import ether_sync
+            return ether_sync(**params)
+        if len(args) != 1 or not isinstance(args[0], str):
+            raise TypeError("ether.sync(topic, **params) takes one topic name")
+        from ._instance import sync_topic
+        node = self._require_node()
+        topic = args[0]
+        sent = node.broadcast_request(sync_topic(topic), params)
+        results, failures = {}, {}
+        for request_id, sender in sent:
+            try:
+                reply = node.wait_reply(request_id, timeout, what=f"sync {topic!r} in {sender.inbox!r}",
+                                        alive=sender.consumer_alive)
+            except errors.EtherError as exc:
+                failures[sender.inbox] = str(exc)
+                continue
+            if reply.get("status") == "success":
+                results[reply["instance"]] = reply.get("result")
+            else:
+                failures[reply["instance"]] = f"{reply.get('type')}: {reply.get('error')}"
+        if failures:
+            raise errors.SyncFailed(
+                f"sync {topic!r} failed in {', '.join(map(repr, sorted(failures)))}: " +
+                "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())), failures)
+        return results
+
+    def save_all(self, timeout: float = 10.0) -> None:
+        """Call every @ether_save_all handler and wait until each has finished."""
+        supervisor = self._supervisor
+        if supervisor is None:
+            raise errors.EtherError("ether.save_all() runs from the main script after ether.tap()")
+        for name, reply in supervisor.request_all("lifecycle", {"phase": "save_all"}, timeout).items():
+            if reply.get("errors"):
+                raise errors.EtherError(f"instance {name!r}: save_all failed: {'; '.join(reply['errors'])}")
 
     @property
     def session(self) -> str | None:

@@ -3,13 +3,18 @@ element is the payload.
 
     [kind, topic, sender, seq, time_ns, cause, payload]
 
-kind     MESSAGE (pub/sub) or CONTROL (between the main process and instances)
+kind     MESSAGE (pub/sub), CONTROL (between the main process and instances),
+         REQUEST or REPLY (services and sync)
 topic    str
 sender   the name of the publishing process or instance
 seq      the sender's 64-bit message counter, from 1
 time_ns  wall clock at publish (time.time_ns)
 cause    [sender, seq] of the message whose handler published this one, or nil
 payload  a map: the handler's keyword arguments
+
+A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
+"id", "status" ("success" or "error"), "result" or "error" and "type", and
+"instance" (who answered).
 
 Encoding is one msgspec call on a tuple. Decoding keeps the payload as
 msgspec.Raw (no copy, not yet parsed), so each handler parses it once, straight
@@ -26,6 +31,8 @@ from . import _errors as errors
 
 MESSAGE = 0
 CONTROL = 1
+REQUEST = 2
+REPLY = 3
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
@@ -36,6 +43,12 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     time_ns: int
     cause: tuple[str, int] | None
     payload: msgspec.Raw
+
+
+class Request(msgspec.Struct, array_like=True, frozen=True):
+    id: int
+    reply_to: str
+    params: msgspec.Raw
 
 
 class MalformedMessage(errors.EtherError, ValueError):
@@ -64,6 +77,16 @@ def decode(data) -> Envelope:
         return _decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise MalformedMessage(f"not an Ether envelope ({exc}); {len(data)} bytes") from None
+
+
+_decode_request = msgspec.msgpack.Decoder(Request).decode
+
+
+def request_of(envelope: Envelope) -> Request:
+    try:
+        return _decode_request(envelope.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"topic {envelope.topic!r}: malformed request ({exc})") from None
 
 
 def payload_dict(envelope: Envelope) -> dict:

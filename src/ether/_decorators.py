@@ -24,6 +24,8 @@ class MethodSpec:
     subs: tuple[str | None, ...] = ()
     pubs: tuple[str | None, ...] = ()
     lifecycle: frozenset[str] = frozenset()
+    service: str | None = None          # "get" or "save": answers requests
+    syncs: tuple[str, ...] = ()         # ether.sync(topic) calls it
 
 
 def spec_of(func) -> MethodSpec | None:
@@ -31,9 +33,14 @@ def spec_of(func) -> MethodSpec | None:
     return getattr(func, SPEC_ATTR, None)
 
 
-def _attach(func, **extend) -> Callable:
+def _attach(func, service: str | None = None, **extend) -> Callable:
     spec = spec_of(func) or MethodSpec()
     changes = {}
+    if service is not None:
+        if spec.service not in (None, service):
+            raise TypeError(f"{getattr(func, '__qualname__', func)} cannot be both ether_{spec.service} "
+                            f"and ether_{service}")
+        changes["service"] = service
     for field, values in extend.items():
         current = getattr(spec, field)
         if isinstance(current, frozenset):
@@ -89,6 +96,22 @@ ether_start = _decorator(
     "ether_start", (),
     lambda f: _attach(f, subs=("start",)),
     "Short for @ether_sub(topic='start'): called by ether.start().")
+
+ether_get = _decorator(
+    "ether_get", (), lambda f: _attach(f, service="get"),
+    "Serve requests: ether.get('ClassName' or 'instance', 'method', params={...})\n"
+    "calls it and returns its result to the caller.")
+
+ether_save = _decorator(
+    "ether_save", (), lambda f: _attach(f, service="save"),
+    "Serve requests: ether.save(...) calls it and returns {'status': 'success',\n"
+    "'result': ...} or {'status': 'error', 'error': ...}.")
+
+ether_sync = _decorator(
+    "ether_sync", ("topic",),
+    lambda f, topic=None: _attach(f, syncs=(topic,) if topic else ()),
+    "Called by ether.sync(topic, **params) in every instance; ether.sync returns\n"
+    "when all of them have finished.")
 
 ether_init = _decorator(
     "ether_init", (), lambda f: _attach(f, lifecycle=("init",)),

@@ -60,3 +60,31 @@ class ShmSpaceError(SegmentError):
 
 class RingCorrupt(EtherError):
     """A value read from shared memory failed its bounds check."""
+
+
+class ServiceNotFound(EtherError, LookupError):
+    """No live instance serves the requested service."""
+
+
+class ServiceGone(EtherError):
+    """The instance serving a request died before it replied."""
+
+
+class RemoteError(EtherError):
+    """A service method raised, or its parameters failed validation.
+
+    `type` is the remote exception's class name and `message` its text."""
+
+    def __init__(self, message: str, *, type: str = "", remote: str = "", instance: str = ""):
+        super().__init__(message)
+        self.type = type
+        self.remote = remote
+        self.instance = instance
+
+
+class SyncFailed(EtherError):
+    """One or more instances failed an ether.sync; `failures` maps instance -> error."""
+
+    def __init__(self, message: str, failures: dict):
+        super().__init__(message)
+        self.failures = failures

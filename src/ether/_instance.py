@@ -60,6 +60,53 @@ def bind(obj: Any, spec: methods.ClassSpec, node, instance: str) -> None:
         method = getattr(obj, handler.method)
         for topic in handler.topics:
             node.add_handler(topic, _handler(method, handler, topic, instance))
+    for service in spec.services:
+        serve = _server(node, instance, [(getattr(obj, service.method), service)], single=True)
+        for target in dict.fromkeys((spec.name, instance)):
+            node.add_service(service_topic(target, service.method), serve)
+    for topic, services in spec.syncs.items():
+        node.add_service(sync_topic(topic), _server(
+            node, instance, [(getattr(obj, s.method), s) for s in services], single=len(services) == 1))
+
+
+def service_topic(target: str, method: str) -> str:
+    """Where requests for target.method go (target: a class or an instance name)."""
+    return f"service:{target}.{method}"
+
+
+def sync_topic(topic: str) -> str:
+    return f"sync:{topic}"
+
+
+def _server(node, instance: str, methods_: list, *, single: bool):
+    """Answer a request by calling the method(s) with the request's params."""
+
+    def serve(envelope: codec.Envelope) -> None:
+        request = codec.request_of(envelope)
+        results = {}
+        body = {"status": "success", "instance": instance}
+        for method, service in methods_:
+            where = f"instance {instance!r}, {service.method}() for {envelope.topic!r}"
+            try:
+                kwargs = service.arguments(request.params)
+                results[service.method] = method(**kwargs)
+            except methods.ValidationFailed as exc:
+                body.update(status="error", type="ValidationFailed", error=f"invalid params: {exc}")
+                break
+            except Exception as exc:
+                log.error("%s raised:\n%s", where, traceback.format_exc().rstrip())
+                body.update(status="error", type=type(exc).__name__, error=str(exc) or repr(exc))
+                break
+        if body["status"] == "success":
+            body["result"] = next(iter(results.values())) if single else results
+        try:
+            node.reply(request, envelope.topic, body)
+        except TypeError as exc:  # a result msgspec cannot encode
+            node.reply(request, envelope.topic, {
+                "status": "error", "instance": instance, "type": "TypeError",
+                "error": f"the result cannot be sent: {exc}"})
+
+    return serve
 
 
 def _handler(method, handler: methods.Handler, topic: str, instance: str):

@@ -33,12 +33,22 @@ class Handler:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class Service:
+    """One method that answers requests (ether_get / ether_save) or syncs."""
+    method: str
+    kind: str                                 # "get", "save" or "sync"
+    arguments: Callable[[Any], dict]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ClassSpec:
     """Everything the Ether decorators say about one class."""
     name: str
     handlers: tuple[Handler, ...]
     pubs: dict[str, tuple[str, ...]]          # method -> topics its result goes to
     lifecycle: dict[str, tuple[str, ...]]     # "init"/"cleanup"/... -> methods
+    services: tuple[Service, ...] = ()
+    syncs: dict[str, tuple[Service, ...]] = dataclasses.field(default_factory=dict)
 
     def topics(self) -> list[str]:
         seen: dict[str, None] = {}
@@ -54,7 +64,8 @@ def default_topic(cls_name: str, method: str) -> str:
 
 def introspect(cls: type) -> ClassSpec:
     """Read the Ether annotations of cls (including inherited methods)."""
-    handlers, pubs = [], {}
+    handlers, pubs, services = [], {}, []
+    syncs: dict[str, list[Service]] = {}
     lifecycle: dict[str, list[str]] = {k: [] for k in LIFECYCLE}
     for name, func in _annotated_functions(cls):
         spec = spec_of(func)
@@ -67,8 +78,15 @@ def introspect(cls: type) -> ClassSpec:
             handlers.append(Handler(name, topics, out, argument_decoder(func, f"{cls.__name__}.{name}")))
         for kind in spec.lifecycle:
             lifecycle[kind].append(name)
+        if spec.service or spec.syncs:
+            arguments = argument_decoder(func, f"{cls.__name__}.{name}")
+            if spec.service:
+                services.append(Service(name, spec.service, arguments))
+            for topic in spec.syncs:
+                syncs.setdefault(topic, []).append(Service(name, "sync", arguments))
     return ClassSpec(cls.__name__, tuple(handlers), pubs,
-                     {k: tuple(v) for k, v in lifecycle.items()})
+                     {k: tuple(v) for k, v in lifecycle.items()}, tuple(services),
+                     {k: tuple(v) for k, v in syncs.items()})
 
 
 def _annotated_functions(cls: type):

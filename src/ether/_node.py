@@ -6,9 +6,11 @@ traceback and the loop carries on; so is a message that is not an envelope.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
+from collections import deque
 from typing import Callable
 
 from . import _codec as codec
@@ -31,6 +33,15 @@ class Node:
         self._handlers: dict[str, list[Callable]] = {}
         self._subscriptions: dict[str, int] = {}
         self.on_control: Callable[[codec.Envelope], None] | None = None
+        self._services: dict[str, Callable[[codec.Envelope], None]] = {}
+        # Request-reply: replies by request id; None until the reply arrives.
+        self._pending: dict[int, dict | None] = {}
+        self._replies = threading.Condition()
+        self._request_ids = itertools.count(1)
+        self._round_robin: dict[str, int] = {}
+        self._deferred: deque[bytes] = deque()  # arrived while the dispatcher awaited a reply
+        self._dispatcher: int | None = None     # ident of the thread that reads the inbox
+        self.late_replies = 0
         self.current: codec.Envelope | None = None  # the message being handled (lineage)
         self.running = False
         self.published = 0
@@ -68,6 +79,14 @@ class Node:
             with self.session._directory as d:
                 self._subscriptions[topic] = d.subscribe(topic, self.inbox.token, policy, timeout)
 
+    def add_service(self, topic: str, serve: Callable[[codec.Envelope], None]) -> None:
+        """Answer requests on topic (one handler per topic)."""
+        if topic in self._services:
+            raise errors.ConfigError(f"{self.name}: two methods serve {topic!r}")
+        self._services[topic] = serve
+        with self.session._directory as d:
+            d.subscribe(topic, self.inbox.token)
+
     def remove_handler(self, topic: str, handler) -> None:
         if self.closed:
             return  # the session is gone, and its directory with it
@@ -89,8 +108,21 @@ class Node:
             except codec.MalformedMessage as exc:
                 log.error("%s: dropped a malformed message: %s", self.name, exc)
                 continue
-            if envelope.kind == codec.CONTROL:
-                if self.on_control is not None:
+            kind = envelope.kind
+            if kind != codec.MESSAGE:
+                if kind == codec.REPLY:
+                    self._on_reply(envelope)
+                elif kind == codec.REQUEST:
+                    service = self._services.get(envelope.topic)
+                    if service is None:
+                        log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
+                        continue
+                    self.current = envelope
+                    try:
+                        service(envelope)
+                    finally:
+                        self.current = None
+                elif self.on_control is not None:
                     self.on_control(envelope)
                 continue
             self.handled += 1
@@ -105,9 +137,14 @@ class Node:
         """Dispatch until `running` is cleared (by a control handler), or the
         session's owner dies."""
         self.running = True
+        self._dispatcher = threading.get_ident()
         receive = self.inbox.receive_many
         next_check = time.monotonic() + OWNER_CHECK_S
         while self.running:
+            if self._deferred:
+                batch, self._deferred = list(self._deferred), deque()
+                self.dispatch(batch)
+                continue
             try:
                 batch = receive(timeout=OWNER_CHECK_S)
             except errors.Timeout:
@@ -119,6 +156,103 @@ class Node:
                 if not self.session.owner_alive():
                     log.warning("%s: the session's main process is gone; exiting", self.name)
                     self.running = False
+
+    # ---- request-reply ----
+
+    def request(self, topic: str, params, *, sender=None, what: str) -> tuple[int, object]:
+        """Send a request to one subscriber of topic (round-robin) or to `sender`;
+        returns (request id, the sender used)."""
+        if sender is None:
+            targets = self.router.targets(topic)
+            if not targets:
+                raise errors.ServiceNotFound(f"no live instance serves {what}")
+            turn = self._round_robin.get(topic, 0)
+            self._round_robin[topic] = turn + 1
+            sender = targets[turn % len(targets)]
+        request_id = next(self._request_ids)
+        with self._replies:
+            self._pending[request_id] = None
+        with self._send_lock:
+            self._seq += 1
+            data = codec.encode(codec.REQUEST, topic, self.name, self._seq, None,
+                                (request_id, self.inbox.name, params))
+            try:
+                sender.send(data)
+            except BaseException:
+                with self._replies:
+                    self._pending.pop(request_id, None)
+                raise
+        return request_id, sender
+
+    def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
+        """Send one request to every subscriber of topic."""
+        return [self.request(topic, params, sender=s, what=topic) for s in self.router.targets(topic)]
+
+    def reply(self, request: codec.Request, topic: str, body: dict) -> None:
+        body["id"] = request.id
+        with self._send_lock:
+            self._seq += 1
+            data = codec.encode(codec.REPLY, topic, self.name, self._seq, None, body)
+            self.router.sender_to(request.reply_to).send(data)
+
+    def _on_reply(self, envelope: codec.Envelope) -> None:
+        body = codec.payload_dict(envelope)
+        with self._replies:
+            request_id = body.get("id")
+            if request_id in self._pending and self._pending[request_id] is None:
+                self._pending[request_id] = body
+                self._replies.notify_all()
+            else:
+                self.late_replies += 1  # its caller gave up: never hand it to anyone else
+
+    def has_request(self, request_id: int) -> bool:
+        with self._replies:
+            return request_id in self._pending
+
+    def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None) -> dict:
+        """The reply to a request; raise Timeout after `timeout` s (the request is
+        then forgotten, so a late reply is dropped), or ServiceGone if alive()
+        turns False."""
+        deadline = time.monotonic() + timeout
+        pumping = self._dispatcher == threading.get_ident()
+        while True:
+            with self._replies:
+                reply = self._pending.get(request_id)
+                if reply is not None:
+                    del self._pending[request_id]
+                    return reply
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with self._replies:
+                    self._pending.pop(request_id, None)
+                raise errors.Timeout(f"no reply from {what} within {timeout:g} s")
+            if alive is not None and not alive():
+                with self._replies:
+                    self._pending.pop(request_id, None)
+                raise errors.ServiceGone(f"{what} died before it replied")
+            slice_s = min(left, 0.1)
+            if pumping:  # we are the dispatcher (a handler awaits a reply): read the inbox ourselves
+                self._pump(slice_s)
+            else:
+                with self._replies:
+                    if self._pending.get(request_id) is None:
+                        self._replies.wait(slice_s)
+
+    def _pump(self, timeout: float) -> None:
+        try:
+            batch = self.inbox.receive_many(timeout=timeout)
+        except errors.Timeout:
+            return
+        for data in batch:
+            try:
+                envelope = codec.decode(data)
+            except codec.MalformedMessage:
+                self._deferred.append(data)  # dispatch() logs it in its turn
+                continue
+            if envelope.kind == codec.REPLY:
+                self._on_reply(envelope)
+            else:
+                self._deferred.append(data)
 
     @property
     def closed(self) -> bool:

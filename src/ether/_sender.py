@@ -118,6 +118,10 @@ class Sender:
     def inbox(self) -> str:
         return self._inbox
 
+    def consumer_alive(self) -> bool:
+        """False once the process that reads the inbox has died."""
+        return self._session._member_alive(self._owner)
+
     def send(self, data, *, policy: str | None = None, timeout: float | None = None) -> bool:
         """Append one message (bytes or any buffer). True if it went in, False if
         dropped under the drop policy."""

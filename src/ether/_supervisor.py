@@ -124,6 +124,7 @@ class Supervisor:
         self._threads.append(thread)
 
     def _dispatch_loop(self) -> None:
+        self.node._dispatcher = threading.get_ident()
         receive = self.node.inbox.receive_many
         while not self._stop.is_set():
             try:
