@@ -162,3 +162,59 @@ class Picky:
     @ether_sync(topic="prepare")
     def prepare(self, level: int = 1) -> None:
         raise RuntimeError(f"cannot reach level {level}")
+
+
+# The README's "Automated Lab Monitoring" classes, as written there, with stand-ins
+# for the hardware and the database they use.
+import time  # noqa: E402
+
+
+class _FakeHardware:
+    def __init__(self, readings):
+        self.readings = list(readings)
+
+    def get_temperature(self):
+        return self.readings.pop(0)
+
+
+class _FakeDb:
+    def save_temperature(self, temperature, timestamp):
+        pass
+
+
+class TemperatureSensor:
+    def __init__(self, readings=(20.5, 95.0)):
+        self._hardware = _FakeHardware(readings)
+
+    @ether_pub(topic="DataLogger.log_temperature")
+    def read_temperature(self) -> dict:
+        temp = self._hardware.get_temperature()
+        return {"temperature": temp, "timestamp": time.time()}
+
+    @ether_start
+    def run(self, count: int = 2):
+        for _ in range(count):  # a sensor loop calls its pub method directly
+            self.read_temperature()
+
+
+class DataLogger:
+    def __init__(self):
+        self._db = _FakeDb()
+
+    @ether_sub()
+    @ether_pub(topic="ExperimentController.check_temperature")
+    def log_temperature(self, temperature: float, timestamp: float) -> dict:
+        self._db.save_temperature(temperature, timestamp)
+        return {"temperature": temperature, "timestamp": timestamp}
+
+
+class ExperimentController:
+    max_temp = 80.0
+
+    @ether_sub()
+    def check_temperature(self, temperature: float, timestamp: float):
+        if temperature > self.max_temp:
+            self._safety_shutdown(temperature)
+
+    def _safety_shutdown(self, temperature):
+        ether.pub({"temperature": temperature}, topic="alarm")

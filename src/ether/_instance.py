@@ -32,6 +32,7 @@ class LaunchSpec:
     sys_path: tuple[str, ...]
     cwd: str
     main_inbox: str
+    registry: tuple = ()   # (class_path, method, decorator, kwargs) to apply first
 
 
 def publishing(method, topics: tuple[str, ...], node):
@@ -144,6 +145,8 @@ def run(spec: LaunchSpec) -> None:
         from ._importer import import_class
         from ._node import Node
         node = Node(session, spec.name)
+        from . import _registry
+        _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
         spec_of_class = methods.introspect(cls)
         obj = cls(*spec.args, **spec.kwargs)

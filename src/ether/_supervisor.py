@@ -70,7 +70,10 @@ class Supervisor:
         from . import _logs
         from ._importer import import_class
         from ._methods import introspect
+        from . import _registry
         search_path = self._search_path()
+        registry = _registry.flatten(self.config.registry)
+        _registry.apply(registry, search_path=search_path)
         for name, inst in self.config.instances.items():  # fail before launching anything
             introspect(import_class(inst.class_path, search_path=search_path, instance=name))
         self.session = Session.create()
@@ -85,7 +88,7 @@ class Supervisor:
                 spec = _instance.LaunchSpec(
                     session=sid, name=self._instance_name(name, inst), class_path=inst.class_path,
                     args=tuple(inst.args), kwargs=inst.class_kwargs(), sys_path=tuple(search_path),
-                    cwd=os.getcwd(), main_inbox=MAIN_INBOX)
+                    cwd=os.getcwd(), main_inbox=MAIN_INBOX, registry=registry)
                 process = ctx.Process(target=_instance.run, args=(spec,), name=f"ether:{spec.name}")
                 process.start()
                 self.processes[spec.name] = process

@@ -1,0 +1,52 @@
+"""Decorating unmodified classes from the config's registry, and default topics."""
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import ether as ether_pkg
+from ether import ether
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def test_readme_registry_example_runs():
+    proc = subprocess.run([sys.executable, "-m", "examples.external_class_integration"], cwd=ROOT,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout
+    assert "Generating data - 21" in proc.stdout
+    assert "main: processed_data = {'result': 42}" in proc.stdout
+    assert "Collected result - 42" in proc.stdout  # delivered before shutdown completed
+
+
+def test_the_third_party_class_still_works_as_a_plain_class():
+    from examples.external_class_integration import third_party_module as m
+    assert m.DataProcessor(3).process_data(data=2) == {"result": 6}
+
+
+@pytest.mark.parametrize("registry, match", [
+    ({"apps.NoSuch": {"methods": {"x": {"ether_sub": {}}}}}, "has no class 'NoSuch'"),
+    ({"apps.Doubler": {"methods": {"tripple": {"ether_sub": {}}}}},
+     r"registry: apps.Doubler.tripple: class Doubler has no method 'tripple' \(its methods: double\)"),
+    ({"apps.Doubler": {"methods": {"double": {"ether_sub": {"topik": "x"}}}}},
+     r"registry: apps.Doubler.double: ether_sub\(\) got unknown argument\(s\) topik"),
+])
+def test_a_broken_registry_entry_fails_tap(registry, match):
+    with pytest.raises(ether_pkg.ConfigError, match=match):
+        ether.tap(config={"registry": registry, "instances": {"d": {"class_path": "apps.Doubler"}}})
+    assert ether.session is None
+
+
+def test_readme_lab_monitoring_example_with_default_topics():
+    ether.tap(config={"instances": {
+        "sensor": {"class_path": "apps.TemperatureSensor"},
+        "logger": {"class_path": "apps.DataLogger"},
+        "controller": {"class_path": "apps.ExperimentController"},
+    }})
+    try:
+        with ether.listen("alarm", timeout=10) as alarms:
+            ether.start()
+            assert next(alarms) == {"temperature": 95.0}  # 20.5 passed, 95.0 tripped the alarm
+    finally:
+        ether.shutdown()
