@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 from . import _codec as codec
 from . import _errors as errors
+from ._instance import service_topic, sync_topic
 
 log = logging.getLogger("Ether")
 
@@ -105,6 +106,8 @@ class Ether:
                 log.exception("subscriber of %r raised", topic)
 
         node.add_handler(topic, on_message)
+        if self._supervisor is not None:
+            self._supervisor.start_dispatcher()  # callbacks come without anyone waiting
         return lambda: node.remove_handler(topic, on_message)
 
     def listen(self, topic: str, timeout: float | None = None) -> "Listener":
@@ -120,30 +123,40 @@ class Ether:
         instances, or an instance name) and return its result. Raises RemoteError
         (the method raised, or the params failed validation), ServiceNotFound,
         ServiceGone (the server died) or Timeout."""
-        return self.collect(self.get_later(service, method, params, timeout=timeout))
+        return self._result(*self._call(self._send(service, method, params), timeout))
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = 5.0) -> dict:
         """Call service.method and return the reply: {"status": "success", "result": ...}
         or {"status": "error", "error": "...", "type": "..."}."""
-        reply, _ = self._wait(self.get_later(service, method, params, timeout=timeout))
+        reply, _ = self._call(self._send(service, method, params), timeout)
         return {k: v for k, v in reply.items() if k != "id"}
 
     def get_later(self, service: str, method: str, params: dict | None = None, *,
                   timeout: float = 5.0) -> int:
         """Send the request now; return its id for collect()."""
-        from ._instance import service_topic
-        node = self._require_node()
-        what = f"{service}.{method}"
-        request_id, sender = node.request(service_topic(service, method), params or {},
-                                          what=f"service {what!r}")
+        request_id, sender, what = self._send(service, method, params)
         with self._lock:
-            self._requests[request_id] = (what, sender, timeout)
+            self._requests[request_id] = (request_id, sender, what, timeout)
         return request_id
+
+    def _send(self, service: str, method: str, params) -> tuple[int, object, str]:
+        what = f"{service}.{method}"
+        request_id, sender = self._require_node().request(
+            service_topic(service, method), params or {}, what=f"service {what!r}")
+        return request_id, sender, what
 
     def collect(self, request_id: int, timeout: float | None = None):
         """The result of a get_later request (as get would return it)."""
-        reply, what = self._wait(request_id, timeout)
+        with self._lock:
+            entry = self._requests.pop(request_id, None)
+        if entry is None:
+            raise errors.EtherError(f"no request {request_id} is waiting to be collected")
+        request_id, sender, what, default_timeout = entry
+        return self._result(*self._call(entry[:3], default_timeout if timeout is None else timeout))
+
+    @staticmethod
+    def _result(reply: dict, what: str):
         if reply.get("status") == "success":
             return reply.get("result")
         raise errors.RemoteError(
@@ -151,16 +164,13 @@ class Ether:
             f"{reply.get('error')}", type=reply.get("type", ""), remote=reply.get("error", ""),
             instance=reply.get("instance", ""))
 
-    def _wait(self, request_id: int, timeout: float | None = None) -> tuple[dict, str]:
-        node = self._require_node()
-        with self._lock:
-            entry = self._requests.pop(request_id, None)
-        if entry is None:
-            raise errors.EtherError(f"no request {request_id} is waiting to be collected")
-        what, sender, default_timeout = entry
-        return node.wait_reply(request_id, default_timeout if timeout is None else timeout,
-                               what=f"service {what!r} (instance {sender.inbox!r})",
-                               alive=sender.consumer_alive), what
+    def _call(self, sent: tuple, timeout: float) -> tuple[dict, str]:
+        """Wait for the reply to a sent request: (reply, "Service.method")."""
+        request_id, sender, what = sent
+        reply = self._require_node().wait_reply(
+            request_id, timeout, what=f"service {what!r} (instance {sender.inbox!r})",
+            alive=sender.consumer_alive)
+        return reply, what
 
     def sync(self, *args, timeout: float = 30.0, **params):
         """ether.sync(topic, **params): call every @ether_sync(topic=...) method in all
@@ -173,7 +183,6 @@ class Ether:
             return ether_sync(**params)
         if len(args) != 1 or not isinstance(args[0], str):
             raise TypeError("ether.sync(topic, **params) takes one topic name")
-        from ._instance import sync_topic
         node = self._require_node()
         topic = args[0]
         sent = node.broadcast_request(sync_topic(topic), params)
@@ -229,10 +238,13 @@ class Listener:
         return self
 
     def __next__(self) -> dict:
+        box = self._box
         try:
-            return self._box.get(timeout=self._timeout)
-        except queue.Empty:
+            self._node.wait_until(lambda: not box.empty(), self._timeout,
+                                  describe=lambda: f"no message on {self._topic!r}")
+        except errors.Timeout:
             raise StopIteration from None
+        return box.get_nowait()
 
     def close(self) -> None:
         self._node.remove_handler(self._topic, self._on_message)

@@ -167,7 +167,7 @@ class Inbox:
             items = self._direct(max_count)
             if items:
                 return items
-            self._fill(timeout, max_count)
+            self._fill(timeout, max_count, fresh=False)
         return self._take(max_count)
 
     def drain(self, max_count: int = READ_BATCH) -> list[bytes]:
@@ -220,13 +220,17 @@ class Inbox:
                 self._recover()
         return rc
 
-    def _fill(self, timeout: float | None, max_count: int) -> None:
+    def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> None:
+        """Wait for and read messages; fresh=False: the caller just found none."""
         limit = _timeout_ns(timeout)
         deadline = time.monotonic() + limit
+        rc = ring_mod.EMPTY
         while True:
-            rc = self._read(max_count)
-            if self._pending:
-                return
+            if fresh:
+                rc = self._read(max_count)
+                if self._pending:
+                    return
+            fresh = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")

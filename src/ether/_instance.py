@@ -87,7 +87,6 @@ def _server(node, instance: str, methods_: list, *, single: bool):
         results = {}
         body = {"status": "success", "instance": instance}
         for method, service in methods_:
-            where = f"instance {instance!r}, {service.method}() for {envelope.topic!r}"
             try:
                 kwargs = service.arguments(request.params)
                 results[service.method] = method(**kwargs)
@@ -95,7 +94,8 @@ def _server(node, instance: str, methods_: list, *, single: bool):
                 body.update(status="error", type="ValidationFailed", error=f"invalid params: {exc}")
                 break
             except Exception as exc:
-                log.error("%s raised:\n%s", where, traceback.format_exc().rstrip())
+                log.error("instance %r, %s() for %r raised:\n%s", instance, service.method,
+                          envelope.topic, traceback.format_exc().rstrip())
                 body.update(status="error", type=type(exc).__name__, error=str(exc) or repr(exc))
                 break
         if body["status"] == "success":

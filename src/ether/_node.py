@@ -3,6 +3,13 @@ handlers and the loop that dispatches to them.
 
 Handlers take the decoded Envelope. A handler that raises is logged with its
 traceback and the loop carries on; so is a message that is not an envelope.
+
+Reading the inbox is leader/follower: a thread that waits for something (a
+reply, an acknowledgement, a listened message) reads and dispatches the inbox
+itself while it holds the consumer lock, so a reply reaches its caller without a
+hand-off between threads; other waiting threads sleep on a condition that every
+dispatched batch notifies. A handler that waits (a service calling a service)
+re-enters as the holder: it takes replies and defers everything else.
 """
 from __future__ import annotations
 
@@ -39,9 +46,11 @@ class Node:
         self._replies = threading.Condition()
         self._request_ids = itertools.count(1)
         self._round_robin: dict[str, int] = {}
-        self._deferred: deque[bytes] = deque()  # arrived while the dispatcher awaited a reply
-        self._dispatcher: int | None = None     # ident of the thread that reads the inbox
+        self._deferred: deque[bytes] = deque()  # arrived while a handler awaited a reply
+        self._consumer = threading.RLock()      # held by the thread that reads the inbox
+        self._depth = 0                         # > 0 while dispatching (re-entry defers)
         self.late_replies = 0
+        self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
         self.current: codec.Envelope | None = None  # the message being handled (lineage)
         self.running = False
         self.published = 0
@@ -100,7 +109,20 @@ class Node:
 
     # ---- dispatching ----
 
+    @property
+    def condition(self) -> threading.Condition:
+        """Notified after every dispatched batch (and by anyone who changes what
+        waiters wait for)."""
+        return self._replies
+
     def dispatch(self, batch: list[bytes]) -> None:
+        self._depth += 1
+        try:
+            self._dispatch(batch)
+        finally:
+            self._depth -= 1
+
+    def _dispatch(self, batch) -> None:
         handlers = self._handlers
         for data in batch:
             try:
@@ -133,29 +155,75 @@ class Node:
             finally:
                 self.current = None
 
-    def serve(self, *, owner_check: bool = True) -> None:
-        """Dispatch until `running` is cleared (by a control handler), or the
-        session's owner dies."""
-        self.running = True
-        self._dispatcher = threading.get_ident()
-        receive = self.inbox.receive_many
-        next_check = time.monotonic() + OWNER_CHECK_S
-        while self.running:
-            if self._deferred:
-                batch, self._deferred = list(self._deferred), deque()
-                self.dispatch(batch)
-                continue
+    def pump(self, timeout: float) -> None:
+        """Read one batch (waiting up to timeout) and dispatch it. Call with the
+        consumer lock held."""
+        if self._deferred and self._depth == 0:
+            batch, self._deferred = list(self._deferred), deque()
+        else:
             try:
-                batch = receive(timeout=OWNER_CHECK_S)
+                batch = self.inbox.receive_many(timeout=timeout)
             except errors.Timeout:
-                batch = ()
-            if batch:
-                self.dispatch(batch)
-            if owner_check and time.monotonic() >= next_check:
-                next_check = time.monotonic() + OWNER_CHECK_S
-                if not self.session.owner_alive():
-                    log.warning("%s: the session's main process is gone; exiting", self.name)
-                    self.running = False
+                return
+        if self._depth == 0:
+            self.dispatch(batch)
+        else:  # re-entered from a handler: take replies now, everything else later
+            for data in batch:
+                try:
+                    envelope = codec.decode(data)
+                except codec.MalformedMessage:
+                    envelope = None
+                if envelope is not None and envelope.kind == codec.REPLY:
+                    self._on_reply(envelope)
+                else:
+                    self._deferred.append(data)
+        with self._replies:
+            self._replies.notify_all()
+
+    def wait_until(self, done: Callable[[], bool], timeout: float | None, *,
+                   describe: Callable[[], str], alive=None, gone: str = "") -> None:
+        """Return once done() is true (checked under the condition's lock), reading
+        the inbox meanwhile if no other thread does. Raise Timeout (with describe())
+        after timeout seconds (None: no limit), or ServiceGone(gone) if alive()
+        turns False."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        next_alive_check = time.monotonic() + 0.1
+        while True:
+            with self._replies:
+                if done():
+                    return
+            now = time.monotonic()
+            left = None if deadline is None else deadline - now
+            if left is not None and left <= 0:
+                raise errors.Timeout(describe())
+            if alive is not None and now >= next_alive_check:
+                next_alive_check = now + 0.1
+                if not alive():
+                    raise errors.ServiceGone(gone)
+            slice_s = 0.1 if left is None else min(left, 0.1)
+            if self._consumer.acquire(blocking=False):
+                try:
+                    self.pump(slice_s)
+                finally:
+                    self._consumer.release()
+            else:
+                with self._replies:
+                    if not done():
+                        self._replies.wait(slice_s)
+
+    def serve(self, *, owner_check: bool = True, stop: threading.Event | None = None) -> None:
+        """Read and dispatch until `running` is cleared (by a control handler), `stop`
+        is set, or the session's owner dies."""
+        self.running = True
+        next_check = time.monotonic() + OWNER_CHECK_S
+        with self._consumer:
+            while self.running and not (stop is not None and stop.is_set()):
+                self.pump(OWNER_CHECK_S)
+                if owner_check and time.monotonic() >= next_check:
+                    next_check = time.monotonic() + OWNER_CHECK_S
+                    if not self.session.owner_alive():
+                        log.warning("%s: the session's main process is gone; exiting", self.name)
+                        self.running = False
 
     # ---- request-reply ----
 
@@ -193,7 +261,10 @@ class Node:
         with self._send_lock:
             self._seq += 1
             data = codec.encode(codec.REPLY, topic, self.name, self._seq, None, body)
-            self.router.sender_to(request.reply_to).send(data)
+            sender = self._reply_to.get(request.reply_to)
+            if sender is None or sender.closed:
+                sender = self._reply_to[request.reply_to] = self.router.sender_to(request.reply_to)
+            sender.send(data)
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = codec.payload_dict(envelope)
@@ -210,49 +281,19 @@ class Node:
             return request_id in self._pending
 
     def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None) -> dict:
-        """The reply to a request; raise Timeout after `timeout` s (the request is
-        then forgotten, so a late reply is dropped), or ServiceGone if alive()
-        turns False."""
-        deadline = time.monotonic() + timeout
-        pumping = self._dispatcher == threading.get_ident()
-        while True:
-            with self._replies:
-                reply = self._pending.get(request_id)
-                if reply is not None:
-                    del self._pending[request_id]
-                    return reply
-            left = deadline - time.monotonic()
-            if left <= 0:
-                with self._replies:
-                    self._pending.pop(request_id, None)
-                raise errors.Timeout(f"no reply from {what} within {timeout:g} s")
-            if alive is not None and not alive():
-                with self._replies:
-                    self._pending.pop(request_id, None)
-                raise errors.ServiceGone(f"{what} died before it replied")
-            slice_s = min(left, 0.1)
-            if pumping:  # we are the dispatcher (a handler awaits a reply): read the inbox ourselves
-                self._pump(slice_s)
-            else:
-                with self._replies:
-                    if self._pending.get(request_id) is None:
-                        self._replies.wait(slice_s)
-
-    def _pump(self, timeout: float) -> None:
+        """The reply to a request; raise Timeout after `timeout` s, or ServiceGone
+        if alive() turns False. Either way the request is forgotten, so a late
+        reply is dropped."""
         try:
-            batch = self.inbox.receive_many(timeout=timeout)
-        except errors.Timeout:
-            return
-        for data in batch:
-            try:
-                envelope = codec.decode(data)
-            except codec.MalformedMessage:
-                self._deferred.append(data)  # dispatch() logs it in its turn
-                continue
-            if envelope.kind == codec.REPLY:
-                self._on_reply(envelope)
-            else:
-                self._deferred.append(data)
+            self.wait_until(lambda: self._pending.get(request_id) is not None, timeout,
+                            describe=lambda: f"no reply from {what} within {timeout:g} s",
+                            alive=alive, gone=f"{what} died before it replied")
+        except BaseException:
+            with self._replies:
+                self._pending.pop(request_id, None)
+            raise
+        with self._replies:
+            return self._pending.pop(request_id)
 
     @property
     def closed(self) -> bool:

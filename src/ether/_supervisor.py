@@ -57,7 +57,8 @@ class Supervisor:
         self.session: Session | None = None
         self.node: Node | None = None
         self.processes: dict[str, Any] = {}
-        self._cond = threading.Condition()
+        self._cond: threading.Condition | None = None  # the node's, once it exists
+        self._dispatcher: threading.Thread | None = None
         self._replies: dict[tuple[str, Any], dict] = {}
         self._exited: dict[str, int] = {}
         self._requests = itertools.count(1)
@@ -83,6 +84,7 @@ class Supervisor:
         try:
             self.node = Node(self.session, MAIN_INBOX)
             self.node.on_control = self._on_control
+            self._cond = self.node.condition
             ctx = _context()
             for name, inst in self.config.instances.items():
                 spec = _instance.LaunchSpec(
@@ -93,7 +95,6 @@ class Supervisor:
                 process.start()
                 self.processes[spec.name] = process
             # Threads only after the forks: a forked child gets no copy of them.
-            self._spawn_thread(self._dispatch_loop, "ether-dispatch")
             self._spawn_thread(self._watch_exits, "ether-watch")
             self._await_all("ready", None, self.start_timeout, starting=True)
             # Every instance has joined and subscribed: now init handlers may publish.
@@ -126,17 +127,15 @@ class Supervisor:
         thread.start()
         self._threads.append(thread)
 
-    def _dispatch_loop(self) -> None:
-        self.node._dispatcher = threading.get_ident()
-        receive = self.node.inbox.receive_many
-        while not self._stop.is_set():
-            try:
-                batch = receive(timeout=0.2)
-            except errors.Timeout:
-                continue
-            except errors.InboxClosed:
-                return
-            self.node.dispatch(batch)
+    def start_dispatcher(self) -> None:
+        """Read the main inbox in a background thread (for ether.subscribe callbacks);
+        otherwise whichever thread waits for something reads it."""
+        if self._dispatcher is None:
+            self._dispatcher = threading.Thread(
+                target=self.node.serve, kwargs={"owner_check": False, "stop": self._stop},
+                name="ether-dispatch", daemon=True)
+            self._dispatcher.start()
+            self._threads.append(self._dispatcher)
 
     def _watch_exits(self) -> None:
         pending = {p.sentinel: name for name, p in self.processes.items()}
@@ -149,7 +148,7 @@ class Supervisor:
                 process.join(5.0)
                 with self._cond:
                     self._exited[name] = process.exitcode
-                    self._cond.notify_all()
+                    self._cond.notify_all()  # waiters re-check: an instance is gone
 
     def _on_control(self, envelope: codec.Envelope) -> None:
         body = codec.payload_dict(envelope)
@@ -161,31 +160,39 @@ class Supervisor:
 
     def _await_all(self, reply: str, request, timeout: float, *, starting: bool = False) -> dict:
         """Wait until every live instance sent `reply` for `request`."""
-        deadline = time.monotonic() + timeout
+        outcome: dict = {}
+
+        def waiting() -> list[str]:
+            return [n for n in self.processes
+                    if (reply, request, n) not in self._replies and n not in self._exited]
+
+        def done() -> bool:  # runs under the condition's lock
+            failed = [(n, r) for (c, _, n), r in self._replies.items() if c == "failed"]
+            if failed:
+                outcome["failed"] = failed[0]
+                return True
+            if starting:
+                dead = [n for n in self.processes
+                        if (reply, request, n) not in self._replies and n in self._exited]
+                if dead:
+                    outcome["dead"] = dead[0]
+                    return True
+            return not waiting()
+
+        self.node.wait_until(done, timeout, describe=lambda: (
+            f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer {reply!r}"))
+        if "failed" in outcome:
+            name, body = outcome["failed"]
+            detail = body["error"]
+            cause = detail.strip().splitlines()[-1] if detail.strip() else "unknown error"
+            raise errors.EtherError(f"instance {name!r} failed to start: {cause}\n{detail}")
+        if "dead" in outcome:
+            name = outcome["dead"]
+            raise errors.EtherError(f"instance {name!r} died during start-up "
+                                    f"(exit code {self._exited[name]}); see its log for the cause")
         with self._cond:
-            while True:
-                failed = [(n, r) for (c, _, n), r in self._replies.items() if c == "failed"]
-                if failed:
-                    name, body = failed[0]
-                    detail = body["error"]
-                    cause = detail.strip().splitlines()[-1] if detail.strip() else "unknown error"
-                    raise errors.EtherError(f"instance {name!r} failed to start: {cause}\n{detail}")
-                got = {n: self._replies[(reply, request, n)] for n in self.processes
-                       if (reply, request, n) in self._replies}
-                waiting = [n for n in self.processes if n not in got and n not in self._exited]
-                if starting:
-                    dead = [n for n in self.processes if n not in got and n in self._exited]
-                    if dead:
-                        raise errors.EtherError(
-                            f"instance {dead[0]!r} died during start-up "
-                            f"(exit code {self._exited[dead[0]]}); see its log for the cause")
-                if not waiting:
-                    return got
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise errors.Timeout(
-                        f"waited {timeout:g} s for {', '.join(map(repr, waiting))} to answer {reply!r}")
-                self._cond.wait(left)
+            return {n: self._replies.pop((reply, request, n)) for n in self.processes
+                    if (reply, request, n) in self._replies}
 
     def request_all(self, command: str, payload: dict | None = None, timeout: float = PHASE_TIMEOUT_S) -> dict:
         request = next(self._requests)
@@ -242,7 +249,7 @@ class Supervisor:
                 process.kill()
                 process.join(1.0)
         self._stop.set()
-        if self.node is not None:
+        if self._dispatcher is not None and self.node is not None:
             self.node.send_control(MAIN_INBOX, "wake", {})  # the dispatch thread sees _stop now
         for thread in self._threads:
             thread.join(2.0)
