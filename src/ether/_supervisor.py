@@ -75,8 +75,16 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         _registry.apply(registry, search_path=search_path)
-        for name, inst in self.config.instances.items():  # fail before launching anything
-            introspect(import_class(inst.class_path, search_path=search_path, instance=name))
+        names: dict[str, str] = {}
+        for key, inst in self.config.instances.items():  # fail before launching anything
+            name = self._instance_name(key, inst)
+            if name == MAIN_INBOX:
+                raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the main process's")
+            if name in names:
+                raise errors.ConfigError(
+                    f"instances {names[name]!r} and {key!r} both have the name {name!r}")
+            names[name] = key
+            introspect(import_class(inst.class_path, search_path=search_path, instance=key))
         self.session = Session.create()
         sid = self.session.name
         _logs.configure_process_logging(sid, "session", console=True)

@@ -123,6 +123,9 @@ def test_lifecycle_handlers_run_in_order(tapped, tmp_path):
     ({"a": {"class_path": "no_such_module.X"}}, r"'a'.*no_such_module"),
     ({"a": {"class_path": "apps.Exploding"}}, r"instance 'a' failed to start:.*constructor refused: boom"),
     ({"a": {"class_path": "apps.Vanishing"}}, r"instance 'a' died during start-up \(exit code 3\)"),
+    ({"a": {"class_path": "apps.Doubler", "kwargs": {"ether_name": "ok"}}},
+     r"instances 'ok' and 'a' both have the name 'ok'"),
+    ({"main": {"class_path": "apps.Doubler"}}, r"instance 'main': the name 'main' is the main process's"),
 ])
 def test_tap_reports_config_and_start_up_errors(instances, match):
     before = set(os.listdir("/dev/shm"))
