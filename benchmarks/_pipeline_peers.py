@@ -11,8 +11,11 @@ CLOCK_MONOTONIC, comparable across processes).
             both reused
 
 Phases, separated by one multiprocessing.Barrier (no sleeps): bind (consumer)
--> connect (producer) -> start.  After the last data message the producer
-sends an end marker (None / an empty frame); results go back over a Pipe.
+-> connect (producer) -> start -> done.  After the last data message the
+producer sends an end marker (None / an empty frame) and closes its end only
+after the "done" barrier, i.e. once the consumer has received everything (a
+zmq PUSH socket closed earlier, even with linger=-1, lost the tail of the
+stream in a loaded-machine test).  Results go back over a Pipe.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import time
 import traceback
 
 BARRIER_TIMEOUT = 120.0
+STALL_TIMEOUT = 10.0      # zmq consumer: give up after this long without a message
 NAME = "sensor-1"
 
 
@@ -58,6 +62,7 @@ def _producer(barrier, peer, chan, count):
             put({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5})
         t_sent = clock()
         put(None)
+        barrier.wait(BARRIER_TIMEOUT)                    # done: the consumer has it all
         chan.close()
         chan.join_thread()
     elif peer == "zmq-ipc":
@@ -76,7 +81,10 @@ def _producer(barrier, peer, chan, count):
             send(encode({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5}))
         t_sent = clock()
         send(b"")
-        sock.close(linger=-1)                            # everything is delivered first
+        # Close only once the consumer has everything: a PUSH socket closed (even with
+        # linger=-1) while the stream is still in flight lost its tail in testing here.
+        barrier.wait(BARRIER_TIMEOUT)                    # done
+        sock.close(linger=-1)
         ctx.term()
     else:
         raise ValueError(peer)
@@ -94,6 +102,7 @@ def _consumer(barrier, peer, chan, count):
         import zmq
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
+        sock.setsockopt(zmq.RCVTIMEO, int(STALL_TIMEOUT * 1000))  # report a stall, not hang
         sock.bind(chan)
         recv = sock.recv
         decode = msgspec.msgpack.Decoder().decode
@@ -109,7 +118,11 @@ def _consumer(barrier, peer, chan, count):
     next_seq = 0
     first_ns = last_ns = 0
     while True:
-        m = recv()
+        try:
+            m = recv()
+        except Exception as exc:     # zmq.Again after STALL_TIMEOUT without a message
+            raise RuntimeError(f"{peer} consumer: no message for {STALL_TIMEOUT:g} s after "
+                               f"{received} of {count} messages ({type(exc).__name__})") from None
         if m == end:
             break
         now = clock()
@@ -124,6 +137,7 @@ def _consumer(barrier, peer, chan, count):
             bad += 1
         next_seq = seq + 1
         received += 1
+    barrier.wait(BARRIER_TIMEOUT)                        # done
     if sock is not None:
         sock.close(linger=0)
         ctx.term()

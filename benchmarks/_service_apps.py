@@ -84,16 +84,22 @@ class Caller:
 STOP = -1
 
 
-def zmq_server_main(endpoint: str, barrier) -> None:
-    """REP server: decode {"n": i}, reply {"n": i}; stops on n == STOP."""
+def zmq_server_main(endpoint: str, conn) -> None:
+    """REP server: bind (tcp://127.0.0.1:0 picks a free port), send the bound
+    endpoint through conn, then decode {"n": i} and reply {"n": i} until n == STOP."""
     import msgspec
     import zmq
     ctx = zmq.Context()
     sock = ctx.socket(zmq.REP)
     sock.linger = 0
-    sock.bind(endpoint)
+    if endpoint.endswith(":0"):
+        port = sock.bind_to_random_port(endpoint[:-2])
+        endpoint = f"{endpoint[:-2]}:{port}"
+    else:
+        sock.bind(endpoint)
     enc, dec = msgspec.msgpack.Encoder(), msgspec.msgpack.Decoder()
-    barrier.wait()
+    conn.send(endpoint)
+    conn.close()
     recv, send, decode, encode = sock.recv, sock.send, dec.decode, enc.encode
     try:
         while True:

@@ -150,12 +150,10 @@ class Supervisor:
         while pending and not self._stop.is_set():
             for sentinel in multiprocessing.connection.wait(list(pending), timeout=0.5):
                 name = pending.pop(sentinel)
-                process = self.processes[name]
-                # The sentinel closes as the process exits, a moment before it can
-                # be reaped: wait for that moment, so exitcode is known.
-                process.join(5.0)
+                # Only record it: joining here would race the join in stop() (the
+                # loser's waitpid fails and it reads exitcode None).
                 with self._cond:
-                    self._exited[name] = process.exitcode
+                    self._exited[name] = None
                     self._cond.notify_all()  # waiters re-check: an instance is gone
 
     def _on_control(self, envelope: codec.Envelope) -> None:
@@ -196,8 +194,10 @@ class Supervisor:
             raise errors.EtherError(f"instance {name!r} failed to start: {cause}\n{detail}")
         if "dead" in outcome:
             name = outcome["dead"]
+            process = self.processes[name]
+            process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
             raise errors.EtherError(f"instance {name!r} died during start-up "
-                                    f"(exit code {self._exited[name]}); see its log for the cause")
+                                    f"(exit code {process.exitcode}); see its log for the cause")
         with self._cond:
             return {n: self._replies.pop((reply, request, n)) for n in self.processes
                     if (reply, request, n) in self._replies}

@@ -190,3 +190,14 @@ def test_sigterm_of_the_main_script_shuts_the_session_down(tmp_path):
     logs = sorted(p.name for p in (tmp_path / "logs" / session).iterdir())
     assert logs == ["d.log", "session.log"]  # one file per instance and one for the session
     assert "Starting Ether session" in (tmp_path / "logs" / session / "session.log").read_text()
+
+
+def test_shutdown_never_kills_instances_that_stopped(capfd):
+    # The exit watcher once joined children concurrently with stop(); the loser
+    # read exitcode None and "killed" an instance that had stopped cleanly.
+    for _ in range(8):
+        ether.tap(config={"instances": {f"d{i}": {"class_path": "apps.Doubler"} for i in range(3)}})
+        ether.shutdown()
+    err = capfd.readouterr().err
+    assert "did not stop in time" not in err
+    assert err.count("Ether system shutdown complete") == 8
