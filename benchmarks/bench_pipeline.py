@@ -56,7 +56,7 @@ show the median over the good runs and the min-max spread.
 
 Usage (from the repository root)
 -----
-  python benchmarks/bench_pipeline.py                 # full: about 1-2 minutes
+  python benchmarks/bench_pipeline.py                 # full: under a minute when idle
   python benchmarks/bench_pipeline.py --quick         # smoke test
   python benchmarks/bench_pipeline.py --runs 3 --count 500000 --json results.json
 The exit status is 1 if any run failed or did not verify.
@@ -148,8 +148,23 @@ def _rate(res: dict, count: int) -> dict:
 # --------------------------------------------------------------------------
 # P1: Ether
 # --------------------------------------------------------------------------
+class _Recorder(logging.Handler):
+    """Keeps the Ether logger's warnings and errors of the current run."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname}: {record.getMessage()}")
+
+
+RECORDER = _Recorder()
+
+
 def run_ether(count: int, timeout: float) -> dict:
     from ether import ether
+    RECORDER.lines.clear()
     config = {"instances": {
         "publisher": {"class_path": "_pipeline_apps.TickPublisher", "kwargs": {"count": count}},
         "counter": {"class_path": "_pipeline_apps.TickCounter"},
@@ -165,8 +180,7 @@ def run_ether(count: int, timeout: float) -> dict:
     done = None
     try:
         ether.start()
-        # listen subscribes on its first next(), which is right after start(); the
-        # "done" message comes only after N ticks, long after that.
+        # "done" comes only after N ticks; listen() subscribes when called anyway.
         for msg in ether.listen("done", timeout=timeout):
             done = msg
             break
@@ -179,6 +193,8 @@ def run_ether(count: int, timeout: float) -> dict:
         except Exception as exc:
             out.setdefault("error", f"shutdown failed: {type(exc).__name__}: {exc}")
         out["shutdown_s"] = time.perf_counter() - t1
+    if RECORDER.lines:
+        out["warnings"] = list(RECORDER.lines)
     leaked = shm_leftovers(sid)
     if leaked:
         out.setdefault("problems", []).append(f"/dev/shm not clean after shutdown: {leaked}")
@@ -394,6 +410,7 @@ def main() -> int:
          "timeout": max(60.0, count / 20_000), "quick": args.quick}
     os.chdir(ROOT)
     logging.getLogger("Ether").setLevel(logging.WARNING)   # no INFO lines from tap/shutdown
+    logging.getLogger("Ether").addHandler(RECORDER)         # warnings are listed per run
     ctx = mp.get_context("spawn")
     pre = shm_leftovers()
     if pre:

@@ -42,7 +42,7 @@ def publishing(method, topics: tuple[str, ...], node):
 
     def call(*args, **kwargs):
         result = method(*args, **kwargs)
-        payload = message_of(result)
+        payload = result if type(result) is dict else message_of(result)
         for topic in topics:
             publish(topic, payload)
         return result

@@ -62,7 +62,7 @@ class Router:
                 if sender.send(data):
                     delivered += 1
             except errors.InboxClosed:
-                self._forget(sender)
+                self.forget(sender)
         return delivered
 
     def sender_to(self, inbox: str, policy: str = "block", timeout: float = 5.0):
@@ -73,7 +73,8 @@ class Router:
             sender = self._senders[key] = self._session.connect(inbox, policy=policy, timeout=timeout)
         return sender
 
-    def _forget(self, sender) -> None:
+    def forget(self, sender) -> None:
+        """Drop a sender whose inbox closed; the next lookup re-reads the directory."""
         for key, value in list(self._senders.items()):
             if value is sender:
                 del self._senders[key]
