@@ -82,6 +82,7 @@ ROOT = os.path.dirname(HERE)
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import _harness  # noqa: E402
 import _pipeline_peers  # noqa: E402
 
 QUICKSTART_CONFIG = "examples/simple_data_processing/config/dual_processors.yaml"
@@ -233,7 +234,7 @@ def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
         for _, p, _, w in children:
             p.start()
             w.close()
-        results = _collect(children, timeout)
+        results = _harness.collect(children, timeout)
     finally:
         for _, p, _, _ in children:
             p.join(5.0)
@@ -253,30 +254,6 @@ def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
         res["problems"] = problems
     res.update(_rate(res, count))
     return res
-
-
-def _collect(children, timeout):
-    pending = {r: role for role, _, r, _ in children}
-    results = {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            for role in pending.values():
-                results[role] = ("error", f"timeout: no result after {timeout:.0f} s")
-            break
-        for r in mp.connection.wait(list(pending), timeout=left):
-            role = pending.pop(r)
-            try:
-                results[role] = r.recv()
-            except EOFError:
-                proc = next(p for ro, p, _, _ in children if ro == role)
-                proc.join(5.0)
-                results[role] = ("error", f"process died (exit code {proc.exitcode})")
-            r.close()
-            if results[role][0] != "ok":
-                deadline = min(deadline, time.monotonic() + 3.0)
-    return results
 
 
 # --------------------------------------------------------------------------

@@ -111,6 +111,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import _harness  # noqa: E402
 import _peers  # noqa: E402
 import _workers  # noqa: E402
 
@@ -203,7 +204,7 @@ def run_once(ctx, peer, wl: Workload, P: dict) -> dict:
         for _, p, _, w in children:
             p.start()
             w.close()
-        results = _collect(children, P["timeout"])
+        results = _harness.collect(children, P["timeout"])
     finally:
         for _, p, _, _ in children:
             if p.is_alive():
@@ -222,32 +223,6 @@ def run_once(ctx, peer, wl: Workload, P: dict) -> dict:
     if leak:
         res.setdefault("problems", []).append("teardown: " + leak)
     return res
-
-
-def _collect(children, timeout):
-    pending = {r: role for role, _, r, _ in children}
-    results = {}
-    deadline = time.monotonic() + timeout
-    while pending:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            for role in pending.values():
-                results[role] = ("error", f"timeout: no result after {timeout:.0f} s")
-            break
-        for r in mp.connection.wait(list(pending), timeout=left):
-            role = pending.pop(r)
-            try:
-                results[role] = r.recv()
-            except EOFError:
-                proc = next(p for ro, p, _, _ in children if ro == role)
-                proc.join(5.0)
-                results[role] = ("error", f"process died (exit code {proc.exitcode})")
-            r.close()
-            if results[role][0] != "ok":
-                # partners may be blocked in a send/receive that will never finish;
-                # give them a moment to report, then the caller kills them
-                deadline = min(deadline, time.monotonic() + 3.0)
-    return results
 
 
 def _metrics(wl: Workload, out: dict) -> dict:
