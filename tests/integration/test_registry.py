@@ -20,7 +20,8 @@ def test_readme_registry_example_runs():
     assert "Collected result - 42" in proc.stdout  # delivered before shutdown completed
 
 
-def test_the_third_party_class_still_works_as_a_plain_class():
+def test_the_third_party_class_still_works_as_a_plain_class(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
     from examples.external_class_integration import third_party_module as m
     assert m.DataProcessor(3).process_data(data=2) == {"result": 6}
 
