@@ -218,3 +218,16 @@ class ExperimentController:
 
     def _safety_shutdown(self, temperature):
         ether.pub({"temperature": temperature}, topic="alarm")
+
+
+import numpy as np  # noqa: E402
+
+
+class ArrayEcho:
+    """Receives arrays by type hint (also nested in a dict) and reports what it got."""
+
+    @ether_sub(topic="frames")
+    @ether_pub(topic="echoes")
+    def on_frame(self, frame: np.ndarray, extra: dict, label: str = "") -> dict:
+        return {"label": label, "frame": frame, "extra": extra, "writeable": frame.flags.writeable,
+                "pid": os.getpid()}

@@ -22,6 +22,7 @@ into its own typed arguments.
 """
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -55,16 +56,55 @@ class MalformedMessage(errors.EtherError, ValueError):
     """Bytes in an inbox that are not an Ether envelope."""
 
 
+# MessagePack extension type of a numpy array: [dtype.str, shape, data] where data
+# is the C-contiguous bytes. (Large arrays will travel by handle through a
+# shared-memory arena instead; this is the inline form.)
+ARRAY_EXT = 1
+_array_header = msgspec.msgpack.Encoder()
+
+
 def _enc_hook(obj: Any) -> Any:
+    numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
+    if numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic)):
+        return _array_ext(numpy, obj)
     dump = getattr(obj, "model_dump", None)  # pydantic models
     if dump is not None:
         return dump()
     raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
 
 
+def _array_ext(numpy, obj) -> msgspec.msgpack.Ext:
+    array = numpy.asarray(obj)
+    if array.dtype.hasobject:
+        raise TypeError(f"cannot publish an array of dtype {array.dtype} (object arrays hold "
+                        f"pointers into this process); use a numeric or bool dtype")
+    if array.dtype.fields is not None:
+        raise TypeError(f"cannot publish a structured array (dtype {array.dtype})")
+    data = numpy.ascontiguousarray(array)  # the one copy, for a non-contiguous input
+    return msgspec.msgpack.Ext(ARRAY_EXT, _array_header.encode(
+        (array.dtype.str, list(array.shape), memoryview(data).cast("B") if data.nbytes else b"")))
+
+
+_decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
+
+
+def ext_hook(code: int, data: memoryview) -> Any:
+    """Decode Ether's extension types; arrays come back read-only."""
+    if code != ARRAY_EXT:
+        raise MalformedMessage(f"unknown extension type {code}")
+    import numpy
+    try:
+        dtype, shape, raw = _decode_header(data)
+        array = numpy.frombuffer(raw, dtype=numpy.dtype(dtype))
+        array = array.reshape(shape)
+    except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
+        raise MalformedMessage(f"malformed array ({exc})") from None
+    return array  # frombuffer over bytes: read-only
+
+
 _encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
 _decode = msgspec.msgpack.Decoder(Envelope).decode
-_decode_any = msgspec.msgpack.Decoder().decode
+_decode_any = msgspec.msgpack.Decoder(ext_hook=ext_hook).decode
 now_ns = time.time_ns
 
 

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import msgspec
 
+from . import _codec as codec
 from . import _errors as errors
 from ._decorators import LIFECYCLE, spec_of
 
@@ -122,7 +123,7 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
     params = list(inspect.signature(func).parameters.values())
     if params and params[0].name in ("self", "cls"):
         params = params[1:]
-    fields, models, takes_kwargs = [], {}, False
+    fields, models, arrays, takes_kwargs = [], {}, set(), False
     for p in params:
         if p.kind is p.VAR_KEYWORD:
             takes_kwargs = True
@@ -135,18 +136,17 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
         if _is_pydantic_model(annotation):
             models[p.name] = annotation  # msgspec hands over the raw map; pydantic validates it
             annotation = Any
+        elif _is_ndarray(annotation):
+            arrays.add(p.name)  # decoded by the extension hook, checked below
+            annotation = Any
+        elif not _msgspec_can_check(annotation):
+            annotation = Any  # a type msgspec cannot check: accept any value for this field
         fields.append(_field(p.name, annotation, p.default))
-    try:
-        struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
-        decoder = msgspec.msgpack.Decoder(struct, strict=False)
-    except TypeError:
-        # A type msgspec cannot check: keep the names and defaults, accept any value.
-        fields = [(f[0], Any, *f[2:]) for f in fields]
-        struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
-        decoder = msgspec.msgpack.Decoder(struct, strict=False)
+    struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
+    decoder = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=codec.ext_hook)
     decode = decoder.decode
     asdict = msgspec.structs.asdict
-    loose = msgspec.msgpack.Decoder(dict).decode if takes_kwargs else None
+    loose = msgspec.msgpack.Decoder(dict, ext_hook=codec.ext_hook).decode if takes_kwargs else None
     names = frozenset(f[0] for f in fields)
 
     def arguments(payload) -> dict:
@@ -155,19 +155,48 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
             for name, model in models.items():
                 if kwargs.get(name) is not None:
                     kwargs[name] = model.model_validate(kwargs[name])
+            for name in arrays:
+                value = kwargs.get(name)
+                if value is not None and type(value).__name__ != "ndarray":
+                    kwargs[name] = _as_array(name, value)
             if loose is not None:
                 for key, value in loose(payload).items():
                     if key not in names:
                         kwargs[key] = value
         except msgspec.ValidationError as exc:
             raise ValidationFailed(_describe(exc)) from None
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, codec.MalformedMessage) as exc:
             raise ValidationFailed(f"malformed message ({exc})") from None
         except ValueError as exc:  # pydantic's ValidationError
             raise ValidationFailed(str(exc).replace("\n", "; ")) from None
         return kwargs
 
     return arguments
+
+
+def _is_ndarray(t) -> bool:
+    return getattr(t, "__module__", "") == "numpy" and getattr(t, "__name__", "") == "ndarray"
+
+
+def _msgspec_can_check(t) -> bool:
+    try:
+        msgspec.msgpack.Decoder(t)
+        return True
+    except TypeError:
+        return False
+
+
+def _as_array(name: str, value):
+    """Coerce a list (or scalar) sent for an ndarray parameter, read-only like a received array."""
+    import numpy
+    try:
+        array = numpy.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ValidationFailed(f"field {name!r}: expected an array ({exc})") from None
+    if array.dtype.hasobject:
+        raise ValidationFailed(f"field {name!r}: expected a numeric array, got {type(value).__name__}")
+    array.flags.writeable = False
+    return array
 
 
 def _describe(exc: msgspec.ValidationError) -> str:
@@ -184,7 +213,8 @@ def message_of(result) -> Any:
     if result is None:
         return {}
     if type(result) is dict or isinstance(result, (dict, msgspec.Struct)) or \
-            dataclasses.is_dataclass(result) or hasattr(result, "model_dump"):
+            (dataclasses.is_dataclass(result) and not isinstance(result, type)) or \
+            hasattr(result, "model_dump"):
         return result
     raise TypeError(
         f"a published result must be a dict, a msgspec Struct, a pydantic model, a dataclass "

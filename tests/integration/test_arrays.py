@@ -1,0 +1,76 @@
+"""numpy arrays inside messages, between instances."""
+import numpy as np
+import pytest
+
+from ether import ether
+
+from conftest import shm_objects
+
+DTYPES = ["bool", "int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+          "float16", "float32", "float64", "complex64", "complex128"]
+
+
+@pytest.fixture
+def echo3():
+    ether.tap(config={"instances": {f"e{i}": {"class_path": "apps.ArrayEcho"} for i in range(3)}})
+    sid = ether.session
+    yield
+    ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def _sample(dtype: str, shape) -> np.ndarray:
+    rng = np.random.default_rng(abs(hash((dtype, shape))) % 2**32)
+    if dtype == "bool":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if dtype.startswith("complex"):
+        return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+    if dtype.startswith(("int", "uint")):
+        info = np.iinfo(dtype)
+        return rng.integers(info.min, info.max, size=shape, dtype=dtype, endpoint=True)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def test_every_dtype_and_shape_arrives_intact_read_only_at_three_subscribers(echo3):
+    with ether.listen("echoes", timeout=10) as echoes:
+        sent = []
+        for dtype in DTYPES:
+            for shape in [(), (0,), (7,), (3, 4), (2, 3, 4)]:
+                frame = _sample(dtype, shape)
+                sent.append(frame)
+                ether.pub({"frame": frame, "extra": {"nested": frame[..., None] if shape else frame},
+                           "label": f"{dtype}{shape}"}, topic="frames")
+        got = {}
+        for _ in range(3 * len(sent)):
+            echo = next(echoes)
+            got.setdefault(echo["label"], []).append(echo)
+    for frame in sent:
+        label = f"{frame.dtype}{frame.shape}"
+        assert len(got[label]) == 3 and len({e["pid"] for e in got[label]}) == 3
+        for echo in got[label]:
+            assert echo["writeable"] is False  # what the subscriber received was read-only
+            assert echo["frame"].dtype == frame.dtype and echo["frame"].shape == frame.shape
+            assert np.array_equal(echo["frame"], frame)
+
+
+def test_non_contiguous_input_and_mutation_after_publish(echo3):
+    big = np.arange(100, dtype=np.float64).reshape(10, 10)
+    view = big[::2, 1::3]  # not contiguous
+    with ether.listen("echoes", timeout=10) as echoes:
+        ether.pub({"frame": view, "extra": {}}, topic="frames")
+        expected = view.copy()
+        big[:] = -1  # the publisher changes its array after publishing
+        for _ in range(3):
+            assert np.array_equal(next(echoes)["frame"], expected)
+
+
+def test_object_arrays_are_refused_at_publish_time(echo3):
+    with pytest.raises(TypeError, match="cannot publish an array of dtype object"):
+        ether.pub({"frame": np.array([object(), 1]), "extra": {}}, topic="frames")
+
+
+def test_a_list_sent_for_an_array_parameter_is_coerced(echo3):
+    with ether.listen("echoes", timeout=10) as echoes:
+        ether.pub({"frame": [[1, 2], [3, 4]], "extra": {}}, topic="frames")
+        echo = next(echoes)
+    assert np.array_equal(echo["frame"], [[1, 2], [3, 4]]) and echo["writeable"] is False
