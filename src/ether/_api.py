@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import queue
 import signal
 import sys
@@ -220,7 +221,17 @@ class Ether:
         return node.session.name if node is not None else None
 
 
+    def _after_fork_in_child(self) -> None:
+        # An instance is forked while tap() holds the lock: start the child clean.
+        self._lock = threading.RLock()
+        self._supervisor = None
+        self._node = None
+        self._requests = {}
+        self._atexit = False
+
+
 ether = Ether()
+os.register_at_fork(after_in_child=ether._after_fork_in_child)
 
 
 class Listener:

@@ -193,6 +193,8 @@ class Inbox:
         rc, items = self._ring.read(min(max_count, READ_BATCH))
         if items:
             self._stall_since = 0.0
+        elif rc == ring_mod.PENDING:
+            self._stalled()
         return items
 
     def _take(self, max_count: int) -> list[bytes]:
@@ -212,19 +214,25 @@ class Inbox:
             self._pending.extend(items)
             self._stall_since = 0.0
         elif rc == ring_mod.PENDING:
-            now = time.monotonic()
-            if not self._stall_since:
-                self._stall_since = now
-            elif now - self._stall_since >= STALL_CHECK_S:
-                self._stall_since = now
-                self._recover()
+            self._stalled()
         return rc
+
+    def _stalled(self) -> None:
+        """The record at head is claimed and not committed: after STALL_CHECK_S of
+        that, look for a dead owner."""
+        now = time.monotonic()
+        if not self._stall_since:
+            self._stall_since = now
+        elif now - self._stall_since >= STALL_CHECK_S:
+            self._stall_since = now
+            self._recover()
 
     def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> None:
         """Wait for and read messages; fresh=False: the caller just found none."""
         limit = _timeout_ns(timeout)
         deadline = time.monotonic() + limit
-        rc = ring_mod.EMPTY
+        # A stall seen by the caller's own read keeps the short wait slices.
+        rc = ring_mod.PENDING if self._stall_since else ring_mod.EMPTY
         while True:
             if fresh:
                 rc = self._read(max_count)

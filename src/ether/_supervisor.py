@@ -249,11 +249,13 @@ class Supervisor:
                     self.node.send_control(name, "stop", {}, timeout=1.0)
                 except errors.EtherError:
                     pass
-        deadline = time.monotonic() + STOP_TIMEOUT_S
+        # A failed start does not wait for instances still starting up.
+        deadline = time.monotonic() + (STOP_TIMEOUT_S if graceful else 0.5)
         for name, process in self.processes.items():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
-                log.warning("instance %r did not stop in time; killing it", name)
+                if graceful:
+                    log.warning("instance %r did not stop in time; killing it", name)
                 process.kill()
                 process.join(1.0)
         self._stop.set()
