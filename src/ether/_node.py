@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -29,15 +30,36 @@ log = logging.getLogger("Ether")
 _encode = codec.encode_tuple
 _now_ns = codec.now_ns
 
+def message_limit() -> int:
+    """The largest message (bytes, envelope included) a node's inbox accepts:
+    $ETHER_MAX_MESSAGE_BYTES, 1 MiB by default. Each inbox holds four of them."""
+    raw = os.environ.get("ETHER_MAX_MESSAGE_BYTES", "")
+    if not raw:
+        return 1 << 20
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1024:
+        raise errors.ConfigError(f"ETHER_MAX_MESSAGE_BYTES={raw!r}: give a number of bytes >= 1024")
+    return value
+
+
+def inbox_capacity(max_length: int) -> int:
+    return max(1 << 22, 1 << (4 * max_length + 64).bit_length())
+
+
 # While idle, check this often that the session's owner is still alive.
 OWNER_CHECK_S = 0.5
 
 
 class Node:
-    def __init__(self, session, name: str, *, capacity: int = 1 << 22, max_length: int = 1 << 20):
+    def __init__(self, session, name: str, *, max_length: int | None = None):
         self.session = session
         self.name = name
-        self.inbox = session.create_inbox(name, capacity=capacity, max_length=max_length)
+        max_length = max_length or message_limit()
+        self.inbox = session.create_inbox(name, capacity=inbox_capacity(max_length),
+                                          max_length=max_length)
         self.router = Router(session)
         self._seq = 0
         self._handlers: dict[str, list[Callable]] = {}
@@ -80,6 +102,11 @@ class Node:
                         delivered += 1
                 except errors.InboxClosed:
                     self.router.forget(sender)
+                except errors.MessageTooLarge:
+                    raise errors.MessageTooLarge(
+                        f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
+                        f"most {sender.statistics().max_length} per message. Set "
+                        f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
             return delivered
 
     def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:

@@ -28,6 +28,7 @@ class SenderStatistics:
     blocked: int      # sends that had to wait for space (block policy)
     capacity: int
     used: int
+    max_length: int   # the largest message the inbox accepts
 
 
 def _close_sender(ring, seg, pid) -> None:
@@ -220,7 +221,7 @@ class Sender:
             raise errors.InboxClosed(f"sender to {self._where} is closed")
         s = self._ring.statistics(producer=True)
         return SenderStatistics(self._inbox, self._session.name, s.sent, s.sent_bytes,
-                                s.dropped, s.blocked, s.capacity, s.used)
+                                s.dropped, s.blocked, s.capacity, s.used, s.max_length)
 
     def _forget(self) -> None:
         """After fork, in the child: the slot belongs to the parent's sender."""

@@ -74,3 +74,11 @@ def test_a_list_sent_for_an_array_parameter_is_coerced(echo3):
         ether.pub({"frame": [[1, 2], [3, 4]], "extra": {}}, topic="frames")
         echo = next(echoes)
     assert np.array_equal(echo["frame"], [[1, 2], [3, 4]]) and echo["writeable"] is False
+
+
+def test_a_message_above_the_inbox_limit_names_the_topic_and_the_fix(echo3):
+    import ether as ether_pkg
+    with pytest.raises(ether_pkg.MessageTooLarge,
+                       match=r"a message on topic 'frames' is \d+ bytes; an inbox takes at most "
+                             r"1048576 per message. Set ETHER_MAX_MESSAGE_BYTES"):
+        ether.pub({"frame": np.zeros(2_000_000, np.uint8), "extra": {}}, topic="frames")
