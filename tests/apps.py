@@ -231,3 +231,23 @@ class ArrayEcho:
     def on_frame(self, frame: np.ndarray, extra: dict, label: str = "") -> dict:
         return {"label": label, "frame": frame, "extra": extra, "writeable": frame.flags.writeable,
                 "pid": os.getpid()}
+
+
+class FireAndForget:
+    """Sends a slow request to another instance, then dies before the reply."""
+
+    @ether_get
+    def fire_and_die(self, service: str) -> None:
+        import signal
+        ether.get_later(service, "slow", params={"n": 1})
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class SelfCaller:
+    @ether_get
+    def echo(self, n: int) -> int:
+        return n
+
+    @ether_get
+    def ask_myself(self) -> int:
+        return ether.get("me", "echo", params={"n": 1})

@@ -25,6 +25,7 @@ from ._errors import InboxNotFound as InboxNotFound
 from ._errors import MessageTooLarge as MessageTooLarge
 from ._errors import RingCorrupt as RingCorrupt
 from ._errors import SegmentError as SegmentError
+from ._errors import SessionClosed as SessionClosed
 from ._errors import SessionExists as SessionExists
 from ._errors import SessionNotFound as SessionNotFound
 from ._errors import ShmSpaceError as ShmSpaceError
@@ -51,7 +52,7 @@ __all__ = [
     "RemoteError", "ServiceGone", "ServiceNotFound", "SyncFailed",
     "ConfigError", "EtherError", "Inbox", "InboxClosed", "InboxExists", "InboxFull",
     "InboxNotFound", "InboxStatistics", "Loan", "MessageTooLarge", "RingCorrupt",
-    "SegmentError", "Sender", "SenderStatistics", "Session", "SessionExists",
+    "SegmentError", "Sender", "SenderStatistics", "Session", "SessionClosed", "SessionExists",
     "SessionNotFound", "ShmSpaceError", "Timeout", "TooManyProducers", "WouldBlock",
     "remove_stale_sessions",
 ]

@@ -9,6 +9,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable
 
 from . import _codec as codec
@@ -28,6 +29,7 @@ class Ether:
         self._lock = threading.RLock()
         self._atexit = False
         self._requests: dict[int, tuple] = {}   # get_later ids awaiting collect()
+        self._callbacks: queue.SimpleQueue | None = None
 
     # ---- lifecycle ----
 
@@ -64,6 +66,9 @@ class Ether:
                 return
             self._node = None
             supervisor.shutdown()
+            if self._callbacks is not None:
+                self._callbacks.put(None)  # the worker ends after the callbacks queued so far
+                self._callbacks = None
 
     def _install_exit_hooks(self) -> None:
         if self._atexit:
@@ -99,17 +104,25 @@ class Ether:
         """Call handler(message_dict) for each message on topic, in a background
         thread of this process. Returns a function that unsubscribes."""
         node = self._require_node()
+        callbacks = self._callback_queue()
 
         def on_message(envelope: codec.Envelope) -> None:
-            try:
-                handler(codec.payload_dict(envelope))
-            except Exception:
-                log.exception("subscriber of %r raised", topic)
+            callbacks.put((handler, topic, envelope))  # never run user code in the reader
 
         node.add_handler(topic, on_message)
         if self._supervisor is not None:
             self._supervisor.start_dispatcher()  # callbacks come without anyone waiting
         return lambda: node.remove_handler(topic, on_message)
+
+    def _callback_queue(self) -> queue.SimpleQueue:
+        """Subscribe callbacks run, in order, on one worker thread: a slow one delays
+        no reply, and one may even call ether.shutdown()."""
+        with self._lock:
+            if self._callbacks is None:
+                self._callbacks = queue.SimpleQueue()
+                threading.Thread(target=_run_callbacks, args=(self._callbacks,),
+                                 name="ether-callbacks", daemon=True).start()
+            return self._callbacks
 
     def listen(self, topic: str, timeout: float | None = None) -> "Listener":
         """Subscribe to topic now, and iterate over its messages as they arrive; the
@@ -168,9 +181,13 @@ class Ether:
     def _call(self, sent: tuple, timeout: float) -> tuple[dict, str]:
         """Wait for the reply to a sent request: (reply, "Service.method")."""
         request_id, sender, what = sent
-        reply = self._require_node().wait_reply(
-            request_id, timeout, what=f"service {what!r} (instance {sender.inbox!r})",
-            alive=sender.consumer_alive)
+        node = self._require_node()
+        try:
+            reply = node.wait_reply(request_id, timeout, alive=sender.consumer_alive,
+                                    what=f"service {what!r} (instance {sender.inbox!r})")
+        except errors.ServiceGone:
+            node.forget_inbox(sender)  # round-robin skips it from now on
+            raise
         return reply, what
 
     def sync(self, *args, timeout: float = 30.0, **params):
@@ -187,10 +204,14 @@ class Ether:
         node = self._require_node()
         topic = args[0]
         sent = node.broadcast_request(sync_topic(topic), params)
+        if not sent:
+            raise errors.ServiceNotFound(f"no live instance has an @ether_sync(topic={topic!r}) method")
+        deadline = time.monotonic() + timeout  # one deadline for all, not one per instance
         results, failures = {}, {}
         for request_id, sender in sent:
             try:
-                reply = node.wait_reply(request_id, timeout, what=f"sync {topic!r} in {sender.inbox!r}",
+                reply = node.wait_reply(request_id, max(0.0, deadline - time.monotonic()),
+                                        what=f"sync {topic!r} in {sender.inbox!r}",
                                         alive=sender.consumer_alive)
             except errors.EtherError as exc:
                 failures[sender.inbox] = str(exc)
@@ -227,11 +248,24 @@ class Ether:
         self._supervisor = None
         self._node = None
         self._requests = {}
+        self._callbacks = None
         self._atexit = False
 
 
 ether = Ether()
 os.register_at_fork(after_in_child=ether._after_fork_in_child)
+
+
+def _run_callbacks(callbacks: queue.SimpleQueue) -> None:
+    while True:
+        item = callbacks.get()
+        if item is None:
+            return
+        handler, topic, envelope = item
+        try:
+            handler(codec.payload_dict(envelope))
+        except Exception:
+            log.exception("subscriber of %r raised", topic)
 
 
 class Listener:
@@ -243,7 +277,10 @@ class Listener:
         node.add_handler(topic, self._on_message)
 
     def _on_message(self, envelope: codec.Envelope) -> None:
-        self._box.put(codec.payload_dict(envelope))
+        try:
+            self._box.put(codec.payload_dict(envelope))
+        except codec.MalformedMessage as exc:
+            log.error("listener of %r: %s", self._topic, exc)
 
     def __iter__(self) -> "Listener":
         return self
@@ -253,7 +290,7 @@ class Listener:
         try:
             self._node.wait_until(lambda: not box.empty(), self._timeout,
                                   describe=lambda: f"no message on {self._topic!r}")
-        except errors.Timeout:
+        except (errors.Timeout, errors.SessionClosed):
             raise StopIteration from None
         return box.get_nowait()
 

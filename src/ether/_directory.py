@@ -171,6 +171,14 @@ class Directory:
                     struct.pack_into("<I", self.seg.map, SUBSCRIPTIONS_OFFSET + i * ENTRY_SIZE, 0)
             self.bump_generation()
 
+    def remove_named(self, name: str) -> bool:
+        """Remove the inbox `name` (its consumer is gone) and its subscriptions."""
+        entry = self.find(name)
+        if entry is None:
+            return False
+        self.remove(entry.index, entry.token)
+        return True
+
     # ---- subscriptions ----
 
     def _subscription_slots(self):

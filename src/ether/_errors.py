@@ -88,3 +88,7 @@ class SyncFailed(EtherError):
     def __init__(self, message: str, failures: dict):
         super().__init__(message)
         self.failures = failures
+
+
+class SessionClosed(EtherError):
+    """The session was shut down while this call waited."""

@@ -18,6 +18,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections import deque
 from typing import Callable
 
@@ -27,6 +28,8 @@ from ._router import Router
 
 log = logging.getLogger("Ether")
 
+_KIND_NAMES = {codec.MESSAGE: "message", codec.CONTROL: "control message",
+               codec.REQUEST: "request", codec.REPLY: "reply"}
 _encode = codec.encode_tuple
 _now_ns = codec.now_ns
 
@@ -49,6 +52,9 @@ def inbox_capacity(max_length: int) -> int:
     return max(1 << 22, 1 << (4 * max_length + 64).bit_length())
 
 
+# How long close() waits for the thread reading the inbox to let go of it.
+CLOSE_TIMEOUT_S = 2.0
+
 # While idle, check this often that the session's owner is still alive.
 OWNER_CHECK_S = 0.5
 
@@ -62,7 +68,7 @@ class Node:
                                           max_length=max_length)
         self.router = Router(session)
         self._seq = 0
-        self._handlers: dict[str, list[Callable]] = {}
+        self._handlers: dict[str, tuple[Callable, ...]] = {}
         self._subscriptions: dict[str, int] = {}
         self.on_control: Callable[[codec.Envelope], None] | None = None
         self._services: dict[str, Callable[[codec.Envelope], None]] = {}
@@ -76,6 +82,7 @@ class Node:
         self._depth = 0                         # > 0 while dispatching (re-entry defers)
         self.late_replies = 0
         self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
+        self._closing = False
         self.current: codec.Envelope | None = None  # the message being handled (lineage)
         self.running = False
         self.published = 0
@@ -120,8 +127,7 @@ class Node:
 
     def add_handler(self, topic: str, handler: Callable[[codec.Envelope], None],
                     *, policy: str = "block", timeout: float = 5.0) -> None:
-        handlers = self._handlers.setdefault(topic, [])
-        handlers.append(handler)
+        self._handlers[topic] = self._handlers.get(topic, ()) + (handler,)
         if topic not in self._subscriptions:
             with self.session._directory as d:
                 self._subscriptions[topic] = d.subscribe(topic, self.inbox.token, policy, timeout)
@@ -137,9 +143,8 @@ class Node:
     def remove_handler(self, topic: str, handler) -> None:
         if self.closed:
             return  # the session is gone, and its directory with it
-        handlers = self._handlers.get(topic, [])
-        if handler in handlers:
-            handlers.remove(handler)
+        handlers = tuple(h for h in self._handlers.get(topic, ()) if h is not handler)
+        self._handlers[topic] = handlers
         if not handlers and topic in self._subscriptions:
             with self.session._directory as d:
                 d.unsubscribe(self._subscriptions.pop(topic), self.inbox.token)
@@ -161,37 +166,46 @@ class Node:
             self._depth -= 1
 
     def _dispatch(self, batch) -> None:
-        handlers = self._handlers
         for data in batch:
             try:
                 envelope = codec.decode(data)
             except codec.MalformedMessage as exc:
                 log.error("%s: dropped a malformed message: %s", self.name, exc)
                 continue
-            kind = envelope.kind
-            if kind != codec.MESSAGE:
-                if kind == codec.REPLY:
-                    self._on_reply(envelope)
-                elif kind == codec.REQUEST:
-                    service = self._services.get(envelope.topic)
-                    if service is None:
-                        log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
-                        continue
-                    self.current = envelope
-                    try:
-                        service(envelope)
-                    finally:
-                        self.current = None
-                elif self.on_control is not None:
-                    self.on_control(envelope)
-                continue
+            try:
+                self._deliver(envelope)
+            except Exception:
+                # One message never takes the loop (or the rest of its batch) down.
+                log.error("%s: a %s on %r could not be handled:\n%s", self.name,
+                          _KIND_NAMES.get(envelope.kind, "message"), envelope.topic,
+                          traceback.format_exc().rstrip())
+
+    def _deliver(self, envelope: codec.Envelope) -> None:
+        kind = envelope.kind
+        if kind == codec.MESSAGE:
             self.handled += 1
             self.current = envelope
             try:
-                for handler in handlers.get(envelope.topic, ()):
+                # A tuple, replaced (not changed) by add/remove_handler: a handler
+                # that unsubscribes does not make another one miss this message.
+                for handler in self._handlers.get(envelope.topic, ()):
                     handler(envelope)
             finally:
                 self.current = None
+        elif kind == codec.REPLY:
+            self._on_reply(envelope)
+        elif kind == codec.REQUEST:
+            service = self._services.get(envelope.topic)
+            if service is None:
+                log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
+                return
+            self.current = envelope
+            try:
+                service(envelope)
+            finally:
+                self.current = None
+        elif self.on_control is not None:
+            self.on_control(envelope)
 
     def pump(self, timeout: float) -> None:
         """Read one batch (waiting up to timeout) and dispatch it. Call with the
@@ -230,6 +244,8 @@ class Node:
             with self._replies:
                 if done():
                     return
+            if self._closing:
+                raise errors.SessionClosed(f"{self.name}: the session was shut down while waiting")
             now = time.monotonic()
             left = None if deadline is None else deadline - now
             if left is not None and left <= 0:
@@ -255,7 +271,7 @@ class Node:
         self.running = True
         next_check = time.monotonic() + OWNER_CHECK_S
         with self._consumer:
-            while self.running and not (stop is not None and stop.is_set()):
+            while self.running and not self._closing and not (stop is not None and stop.is_set()):
                 self.pump(OWNER_CHECK_S)
                 if owner_check and time.monotonic() >= next_check:
                     next_check = time.monotonic() + OWNER_CHECK_S
@@ -268,13 +284,20 @@ class Node:
     def request(self, topic: str, params, *, sender=None, what: str) -> tuple[int, object]:
         """Send a request to one subscriber of topic (round-robin) or to `sender`;
         returns (request id, the sender used)."""
+        in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
             targets = self.router.targets(topic)
+            if in_handler and len(targets) > 1:  # never round-robin onto ourselves from a handler
+                targets = tuple(t for t in targets if t.inbox != self.inbox.name) or targets
             if not targets:
                 raise errors.ServiceNotFound(f"no live instance serves {what}")
             turn = self._round_robin.get(topic, 0)
             self._round_robin[topic] = turn + 1
             sender = targets[turn % len(targets)]
+        if in_handler and sender.inbox == self.inbox.name:
+            raise errors.EtherError(
+                f"{self.name}: a handler cannot wait for its own instance's {what} (it would "
+                f"wait for itself); call the method directly")
         request_id = next(self._request_ids)
         with self._replies:
             self._pending[request_id] = None
@@ -290,11 +313,26 @@ class Node:
                 raise
         return request_id, sender
 
+    def forget_inbox(self, sender) -> None:
+        """The consumer behind sender died: drop the route and its directory entry."""
+        with self._send_lock:
+            self.router.forget(sender)
+        with self.session._directory as d:
+            d.remove_named(sender.inbox)
+
     def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
         return [self.request(topic, params, sender=s, what=topic) for s in self.router.targets(topic)]
 
     def reply(self, request: codec.Request, topic: str, body: dict) -> None:
+        """Answer a request. A caller that is gone (or whose inbox stays full) costs
+        a log line, never the server."""
+        try:
+            self._reply(request, topic, body)
+        except (errors.InboxClosed, errors.InboxNotFound, errors.InboxFull) as exc:
+            log.warning("%s: could not reply to %r for %r: %s", self.name, request.reply_to, topic, exc)
+
+    def _reply(self, request: codec.Request, topic: str, body: dict) -> None:
         body["id"] = request.id
         with self._send_lock:
             self._seq += 1
@@ -335,8 +373,26 @@ class Node:
 
     @property
     def closed(self) -> bool:
-        return self.inbox.closed
+        return self._closing or self.inbox.closed
 
     def close(self) -> None:
-        self.router.close()
-        self.inbox.close()
+        """Stop every waiter, then free the inbox - only once no thread is inside it."""
+        self._closing = True
+        with self._replies:
+            self._replies.notify_all()  # followers see _closing at once
+        try:  # wake a reader blocked in the ring
+            self.router.sender_to(self.inbox.name).send(
+                codec.encode(codec.CONTROL, "wake", self.name, 0, None, {}))
+        except errors.EtherError:
+            pass
+        if self._consumer.acquire(timeout=CLOSE_TIMEOUT_S):
+            try:
+                with self._send_lock:
+                    self.router.close()
+                self.inbox.close()
+            finally:
+                self._consumer.release()
+        else:  # a handler still runs in the reader: leave its ring mapped rather than free it
+            log.warning("%s: a handler still runs; its inbox is left to process exit", self.name)
+            with self._send_lock:
+                self.router.close()

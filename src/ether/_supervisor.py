@@ -63,6 +63,7 @@ class Supervisor:
         self._exited: dict[str, int] = {}
         self._requests = itertools.count(1)
         self._stop = threading.Event()
+        self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
         self._threads: list[threading.Thread] = []
 
     # ---- start ----
@@ -155,6 +156,16 @@ class Supervisor:
                 with self._cond:
                     self._exited[name] = None
                     self._cond.notify_all()  # waiters re-check: an instance is gone
+                self._forget_instance(name)
+
+    def _forget_instance(self, name: str) -> None:
+        """A dead instance leaves the directory: no route, no service leads to it."""
+        try:
+            with self.session._directory as d:
+                if d.remove_named(name):
+                    log.warning("instance %r exited; its topics and services are gone", name)
+        except Exception:  # the session may be closing
+            pass
 
     def _on_control(self, envelope: codec.Envelope) -> None:
         body = codec.payload_dict(envelope)
@@ -164,13 +175,16 @@ class Supervisor:
 
     # ---- requests to every instance ----
 
-    def _await_all(self, reply: str, request, timeout: float, *, starting: bool = False) -> dict:
-        """Wait until every live instance sent `reply` for `request`."""
+    def _await_all(self, reply: str, request, timeout: float, *, starting: bool = False,
+                   partial: bool = False) -> dict:
+        """Wait until every live, responsive instance sent `reply` for `request`.
+        partial=True: on timeout, mark the silent ones unresponsive and return what came."""
         outcome: dict = {}
 
         def waiting() -> list[str]:
             return [n for n in self.processes
-                    if (reply, request, n) not in self._replies and n not in self._exited]
+                    if (reply, request, n) not in self._replies and n not in self._exited
+                    and n not in self._unresponsive]
 
         def done() -> bool:  # runs under the condition's lock
             failed = [(n, r) for (c, _, n), r in self._replies.items() if c == "failed"]
@@ -185,8 +199,16 @@ class Supervisor:
                     return True
             return not waiting()
 
-        self.node.wait_until(done, timeout, describe=lambda: (
-            f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer {reply!r}"))
+        try:
+            self.node.wait_until(done, timeout, describe=lambda: (
+                f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer {reply!r}"))
+        except errors.Timeout as exc:
+            if not partial:
+                raise
+            with self._cond:
+                silent = waiting()
+            self._unresponsive.update(silent)
+            log.error("%s; going on without them", exc)
         if "failed" in outcome:
             name, body = outcome["failed"]
             detail = body["error"]
@@ -202,20 +224,25 @@ class Supervisor:
             return {n: self._replies.pop((reply, request, n)) for n in self.processes
                     if (reply, request, n) in self._replies}
 
-    def request_all(self, command: str, payload: dict | None = None, timeout: float = PHASE_TIMEOUT_S) -> dict:
+    def request_all(self, command: str, payload: dict | None = None,
+                    timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict:
         request = next(self._requests)
         body = dict(payload or {}, request=request)
         for name in self.processes:
-            if name not in self._exited:
-                self.node.send_control(name, command, body)
-        return self._await_all(command + "-ack", request, timeout)
+            if name not in self._exited and name not in self._unresponsive:
+                try:
+                    self.node.send_control(name, command, body)
+                except errors.EtherError as exc:  # gone between the check and the send
+                    log.warning("instance %r: %s", name, exc)
+        return self._await_all(command + "-ack", request, timeout, partial=partial)
 
     def drain(self, budget: float = DRAIN_BUDGET_S) -> None:
         """Return once no message is in flight anywhere in the session."""
         deadline = time.monotonic() + budget
         last = None
         while time.monotonic() < deadline:
-            replies = self.request_all("drain", timeout=max(0.1, deadline - time.monotonic()))
+            replies = self.request_all("drain", timeout=max(0.1, deadline - time.monotonic()),
+                                       partial=True)
             total = self.node.published + sum(r["published"] for r in replies.values())
             if total == last:
                 return
@@ -237,7 +264,8 @@ class Supervisor:
             try:
                 self.drain()
                 for phase in ("save_all", "cleanup", "shutdown"):
-                    for name, reply in self.request_all("lifecycle", {"phase": phase}).items():
+                    replies = self.request_all("lifecycle", {"phase": phase}, partial=True)
+                    for name, reply in replies.items():
                         for failure in reply.get("errors", ()):
                             log.error("instance %r: %s handler failed: %s", name, phase, failure)
                     self.drain()
@@ -262,7 +290,8 @@ class Supervisor:
         if self._dispatcher is not None and self.node is not None:
             self.node.send_control(MAIN_INBOX, "wake", {})  # the dispatch thread sees _stop now
         for thread in self._threads:
-            thread.join(2.0)
+            if thread is not threading.current_thread():
+                thread.join(2.0)
         if self.node is not None:
             self.node.close()
             self.node = None

@@ -201,3 +201,56 @@ def test_shutdown_never_kills_instances_that_stopped(capfd):
     err = capfd.readouterr().err
     assert "did not stop in time" not in err
     assert err.count("Ether system shutdown complete") == 8
+
+
+def test_shutdown_while_another_thread_listens_ends_its_iteration(tapped):
+    import threading
+    tapped({"doubler": {"class_path": "apps.Doubler"}})
+    listening, ended = threading.Event(), []
+
+    def reader():
+        listener = ether.listen("never", timeout=None)
+        listening.set()
+        ended.extend(listener)  # ends when the session shuts down
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    assert listening.wait(10)
+    ether.shutdown()  # used to free the inbox under the reader (a segfault)
+    thread.join(10)
+    assert not thread.is_alive() and ended == []
+
+
+def test_a_slow_subscribe_callback_neither_delays_replies_nor_blocks_shutdown(tapped):
+    import threading
+    tapped({"doubler": {"class_path": "apps.Doubler"}, "store": {"class_path": "apps.Store"}})
+    entered, release, done = threading.Event(), threading.Event(), threading.Event()
+
+    def slow(message):
+        entered.set()
+        release.wait(10)
+        ether.shutdown()  # from a callback, too
+        done.set()
+
+    ether.subscribe("doubled", slow)
+    ether.pub({"x": 1}, topic="numbers")
+    assert entered.wait(10)
+    assert ether.get("store", "echo", params={"n": 3}, timeout=2)["n"] == 3
+    release.set()
+    assert done.wait(10)
+    assert ether.session is None
+
+
+def test_a_non_map_message_is_dropped_without_losing_its_neighbours(tapped):
+    import msgspec
+
+    class Pair(msgspec.Struct, array_like=True):
+        a: int
+        b: int
+
+    tapped({"doubler": {"class_path": "apps.Doubler"}})
+    with ether.listen("mixed", timeout=10) as messages:
+        ether.pub({"i": 0}, topic="mixed")
+        ether.pub(Pair(1, 2), topic="mixed")  # encodes as an array, not a map
+        ether.pub({"i": 2}, topic="mixed")
+        assert [next(messages), next(messages)] == [{"i": 0}, {"i": 2}]

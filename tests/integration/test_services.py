@@ -130,3 +130,39 @@ def test_save_all_reaches_every_instance(tap, tmp_path):
     tap({"rec": {"class_path": "apps.Recorder", "kwargs": {"path": str(log)}}})
     ether.save_all()
     assert log.read_text().split() == ["init", "save_all"]
+
+
+def test_a_caller_that_died_does_not_take_its_server_down(tap):
+    tap({"store": {"class_path": "apps.Store", "kwargs": {"delay": 0.2}},
+         "caller": {"class_path": "apps.FireAndForget"}})
+    with pytest.raises(ether_pkg.ServiceGone):
+        ether.get("caller", "fire_and_die", params={"service": "store"})
+    # The store's reply to the dead caller fails; the store keeps serving.
+    assert ether.get("store", "echo", params={"n": 5})["n"] == 5
+
+
+def test_round_robin_leaves_a_dead_instance_out(tap):
+    tap({"s1": {"class_path": "apps.Store"}, "s2": {"class_path": "apps.Store"}})
+    with pytest.raises(ether_pkg.ServiceGone):
+        ether.get("s1", "crash")
+    pids = {ether.get("Store", "echo", params={"n": i})["pid"] for i in range(6)}
+    assert len(pids) == 1  # every call reached the live one
+
+
+def test_a_handler_asking_its_own_instance_fails_at_once(tap):
+    tap({"me": {"class_path": "apps.SelfCaller"}})
+    start = time.monotonic()
+    with pytest.raises(ether_pkg.RemoteError, match="cannot wait for its own instance"):
+        ether.get("me", "ask_myself", timeout=5)
+    assert time.monotonic() - start < 1
+
+
+def test_sync_waits_once_for_all_and_needs_a_method(tap):
+    tap({"a": {"class_path": "apps.Store", "kwargs": {"delay": 0.5}},
+         "b": {"class_path": "apps.Store", "kwargs": {"delay": 0.5}}})
+    start = time.monotonic()
+    with pytest.raises(ether_pkg.SyncFailed, match="no reply"):
+        ether.sync("prepare", timeout=0.2)
+    assert time.monotonic() - start < 0.45  # one deadline, not one per instance
+    with pytest.raises(ether_pkg.ServiceNotFound, match="no live instance has an @ether_sync"):
+        ether.sync("nobody-has-this")
