@@ -251,3 +251,10 @@ class SelfCaller:
     @ether_get
     def ask_myself(self) -> int:
         return ether.get("me", "echo", params={"n": 1})
+
+
+class Undecorated:
+    """A class with no Ether import, decorated only through a registry."""
+
+    def triple(self, x: int) -> dict:
+        return {"x": 3 * x}

@@ -287,6 +287,8 @@ class Listener:
 
     def __next__(self) -> dict:
         box = self._box
+        if self._node is None:
+            raise StopIteration
         try:
             self._node.wait_until(lambda: not box.empty(), self._timeout,
                                   describe=lambda: f"no message on {self._topic!r}")
@@ -295,7 +297,15 @@ class Listener:
         return box.get_nowait()
 
     def close(self) -> None:
-        self._node.remove_handler(self._topic, self._on_message)
+        node, self._node = self._node, None
+        if node is not None:
+            node.remove_handler(self._topic, self._on_message)
+
+    def __del__(self) -> None:
+        try:  # a listener abandoned mid-iteration stops collecting messages
+            self.close()
+        except Exception:
+            pass
 
     def __enter__(self) -> "Listener":
         return self

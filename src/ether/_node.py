@@ -83,7 +83,8 @@ class Node:
         self.late_replies = 0
         self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
         self._closing = False
-        self.current: codec.Envelope | None = None  # the message being handled (lineage)
+        self._subscribe_lock = threading.Lock()
+        self._local = threading.local()  # the message each thread is handling (lineage)
         self.running = False
         self.published = 0
         self.handled = 0
@@ -95,7 +96,7 @@ class Node:
 
     def publish(self, topic: str, payload, *, kind: int = codec.MESSAGE) -> int:
         """Send payload to every subscriber of topic; returns how many inboxes got it."""
-        current = self.current
+        current = getattr(self._local, "current", None)
         cause = (current.sender, current.seq) if current is not None else None
         with self._send_lock:
             self._seq = seq = self._seq + 1
@@ -127,6 +128,10 @@ class Node:
 
     def add_handler(self, topic: str, handler: Callable[[codec.Envelope], None],
                     *, policy: str = "block", timeout: float = 5.0) -> None:
+        with self._subscribe_lock:
+            self._add_handler(topic, handler, policy, timeout)
+
+    def _add_handler(self, topic, handler, policy, timeout) -> None:
         self._handlers[topic] = self._handlers.get(topic, ()) + (handler,)
         if topic not in self._subscriptions:
             with self.session._directory as d:
@@ -143,6 +148,10 @@ class Node:
     def remove_handler(self, topic: str, handler) -> None:
         if self.closed:
             return  # the session is gone, and its directory with it
+        with self._subscribe_lock:
+            self._remove_handler(topic, handler)
+
+    def _remove_handler(self, topic: str, handler) -> None:
         handlers = tuple(h for h in self._handlers.get(topic, ()) if h is not handler)
         self._handlers[topic] = handlers
         if not handlers and topic in self._subscriptions:
@@ -184,14 +193,15 @@ class Node:
         kind = envelope.kind
         if kind == codec.MESSAGE:
             self.handled += 1
-            self.current = envelope
+            local = self._local
+            previous, local.current = getattr(local, "current", None), envelope
             try:
                 # A tuple, replaced (not changed) by add/remove_handler: a handler
                 # that unsubscribes does not make another one miss this message.
                 for handler in self._handlers.get(envelope.topic, ()):
                     handler(envelope)
             finally:
-                self.current = None
+                local.current = previous
         elif kind == codec.REPLY:
             self._on_reply(envelope)
         elif kind == codec.REQUEST:
@@ -199,11 +209,12 @@ class Node:
             if service is None:
                 log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
                 return
-            self.current = envelope
+            local = self._local
+            previous, local.current = getattr(local, "current", None), envelope
             try:
                 service(envelope)
             finally:
-                self.current = None
+                local.current = previous
         elif self.on_control is not None:
             self.on_control(envelope)
 
@@ -286,7 +297,8 @@ class Node:
         returns (request id, the sender used)."""
         in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
-            targets = self.router.targets(topic)
+            with self._send_lock:  # the router is shared with publish()
+                targets = self.router.targets(topic)
             if in_handler and len(targets) > 1:  # never round-robin onto ourselves from a handler
                 targets = tuple(t for t in targets if t.inbox != self.inbox.name) or targets
             if not targets:
@@ -322,7 +334,18 @@ class Node:
 
     def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
-        return [self.request(topic, params, sender=s, what=topic) for s in self.router.targets(topic)]
+        with self._send_lock:
+            targets = self.router.targets(topic)
+        sent = []
+        try:
+            for target in targets:
+                sent.append(self.request(topic, params, sender=target, what=topic))
+        except BaseException:
+            with self._replies:  # nobody will wait for the ones already sent
+                for request_id, _ in sent:
+                    self._pending.pop(request_id, None)
+            raise
+        return sent
 
     def reply(self, request: codec.Request, topic: str, body: dict) -> None:
         """Answer a request. A caller that is gone (or whose inbox stays full) costs

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 
 
 class LineWriter(io.TextIOBase):
@@ -15,6 +16,7 @@ class LineWriter(io.TextIOBase):
         self._fd = fd
         self._encoding = encoding
         self._pending: list[str] = []
+        self._lock = threading.Lock()  # print() from several threads
 
     @property
     def encoding(self) -> str:
@@ -30,20 +32,22 @@ class LineWriter(io.TextIOBase):
         return os.isatty(self._fd)
 
     def write(self, text: str) -> int:
-        if "\n" not in text:
-            self._pending.append(text)
-            return len(text)
-        head, _, tail = text.rpartition("\n")
-        self._pending.append(head + "\n")
-        data = "".join(self._pending)
-        self._pending = [tail] if tail else []
-        self._write(data)
+        with self._lock:
+            if "\n" not in text:
+                self._pending.append(text)
+                return len(text)
+            head, _, tail = text.rpartition("\n")
+            self._pending.append(head + "\n")
+            data = "".join(self._pending)
+            self._pending = [tail] if tail else []
+            self._write(data)
         return len(text)
 
     def flush(self) -> None:
-        if self._pending:
-            data, self._pending = "".join(self._pending), []
-            self._write(data)
+        with self._lock:
+            if self._pending:
+                data, self._pending = "".join(self._pending), []
+                self._write(data)
 
     def _write(self, data: str) -> None:
         view = memoryview(data.encode(self._encoding, "replace"))

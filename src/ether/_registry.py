@@ -29,8 +29,19 @@ def flatten(registry) -> tuple:
                  for name, kwargs in conf.decorators().items())
 
 
-def apply(entries, *, search_path: list[str]) -> None:
-    """Annotate the named methods; a missing class or method is a ConfigError."""
+def apply(entries, *, search_path: list[str]) -> list:
+    """Annotate the named methods; a missing class or method is a ConfigError.
+    Returns what `undo` needs to take the annotations back."""
+    undo_list = []
+    try:
+        _apply(entries, search_path, undo_list)
+    except BaseException:
+        undo(undo_list)  # all or nothing
+        raise
+    return undo_list
+
+
+def _apply(entries, search_path: list[str], undo_list: list) -> None:
     for class_path, method, name, kwargs in entries:
         where = f"registry: {class_path}.{method}"
         cls = import_class(class_path, search_path=search_path, instance=None)
@@ -42,9 +53,19 @@ def apply(entries, *, search_path: list[str]) -> None:
         func = getattr(attribute, "__func__", attribute)
         if not callable(func):
             raise ConfigError(f"{where}: {method!r} is not a method")
+        undo_list.append((func, _decorators.spec_of(func)))
         try:
             DECORATORS[name](**kwargs)(func)
         except TypeError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         except AttributeError:
             raise ConfigError(f"{where}: {method!r} cannot be annotated (a built-in?)") from None
+
+
+def undo(undo_list) -> None:
+    """Give the annotated functions back the annotations they had before."""
+    for func, previous in reversed(undo_list):
+        if previous is None:
+            func.__dict__.pop(_decorators.SPEC_ATTR, None)
+        else:
+            setattr(func, _decorators.SPEC_ATTR, previous)

@@ -64,6 +64,7 @@ class Supervisor:
         self._requests = itertools.count(1)
         self._stop = threading.Event()
         self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
+        self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
 
     # ---- start ----
@@ -75,7 +76,7 @@ class Supervisor:
         from . import _registry
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
-        _registry.apply(registry, search_path=search_path)
+        self._registry_undo = _registry.apply(registry, search_path=search_path)
         names: dict[str, str] = {}
         for key, inst in self.config.instances.items():  # fail before launching anything
             name = self._instance_name(key, inst)
@@ -298,3 +299,6 @@ class Supervisor:
         if self.session is not None:
             self.session.close()
             self.session = None
+        from . import _registry
+        _registry.undo(self._registry_undo)  # the classes are plain again in this process
+        self._registry_undo = []

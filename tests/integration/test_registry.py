@@ -51,3 +51,20 @@ def test_readme_lab_monitoring_example_with_default_topics():
             assert next(alarms) == {"temperature": 95.0}  # 20.5 passed, 95.0 tripped the alarm
     finally:
         ether.shutdown()
+
+
+def test_registry_annotations_last_only_as_long_as_the_session():
+    import apps
+    from ether._decorators import spec_of
+    ether.tap(config={
+        "registry": {"apps.Undecorated": {"methods": {"triple": {
+            "ether_sub": {"topic": "in"}, "ether_pub": {"topic": "out"}}}}},
+        "instances": {"u": {"class_path": "apps.Undecorated"}}})
+    try:
+        assert spec_of(apps.Undecorated.triple) is not None
+        with ether.listen("out", timeout=10) as out:
+            ether.pub({"x": 2}, topic="in")
+            assert next(out) == {"x": 6}
+    finally:
+        ether.shutdown()
+    assert spec_of(apps.Undecorated.triple) is None  # plain again in this process
