@@ -51,3 +51,30 @@ void ether_futex_wake(_Atomic uint32_t *word, int count)
 {
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE, count > 0 ? count : INT_MAX, NULL, NULL, 0);
 }
+
+/* Word operations on shared memory outside the ring (the array arena's holder
+ * bitmaps and block words). Every one is a full acquire/release operation. */
+uint64_t ether_shm_load_u64(const void *addr)
+{
+    /* SYNC POINT: acquire; pairs with ether_shm_store_u64 / fetch_* releases. */
+    return atomic_load_explicit((const _Atomic uint64_t *)addr, memory_order_acquire);
+}
+
+void ether_shm_store_u64(void *addr, uint64_t value)
+{
+    /* SYNC POINT: release; pairs with ether_shm_load_u64. */
+    atomic_store_explicit((_Atomic uint64_t *)addr, value, memory_order_release);
+}
+
+uint64_t ether_shm_fetch_and_u64(void *addr, uint64_t mask)
+{
+    /* SYNC POINT: acq_rel; a holder's release of its bit pairs with the owner's
+     * acquire load before it reuses the block. */
+    return atomic_fetch_and_explicit((_Atomic uint64_t *)addr, mask, memory_order_acq_rel);
+}
+
+uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits)
+{
+    /* SYNC POINT: acq_rel; pairs as above. */
+    return atomic_fetch_or_explicit((_Atomic uint64_t *)addr, bits, memory_order_acq_rel);
+}

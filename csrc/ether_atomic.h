@@ -58,4 +58,10 @@ ether_wait_result_t ether_futex_wait(_Atomic uint32_t *word, uint32_t expected, 
 /* Wake up to `count` waiters sleeping on word. */
 void ether_futex_wake(_Atomic uint32_t *word, int count);
 
+/* Acquire/release word operations on shared memory (8-byte aligned addresses). */
+uint64_t ether_shm_load_u64(const void *addr);
+void ether_shm_store_u64(void *addr, uint64_t value);
+uint64_t ether_shm_fetch_and_u64(void *addr, uint64_t mask);
+uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits);
+
 #endif /* ETHER_ATOMIC_H */

@@ -71,6 +71,12 @@ void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 void ether_ring_set_spin(ether_ring_t *ring, uint64_t min_ns, uint64_t max_ns);
 
+/* Word operations for the array arena (ether_atomic.h). */
+uint64_t ether_shm_load_u64(const void *addr);
+void ether_shm_store_u64(void *addr, uint64_t value);
+uint64_t ether_shm_fetch_and_u64(void *addr, uint64_t mask);
+uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits);
+
 /* The shared-memory structs, for the layout test only (ffi.offsetof against the
  * documented offsets). Python code never reads shared memory through them. */
 typedef struct {

@@ -258,3 +258,43 @@ class Undecorated:
 
     def triple(self, x: int) -> dict:
         return {"x": 3 * x}
+
+
+class ArrayKeeper:
+    """Keeps (or drops) the large arrays it receives; reports their checksums."""
+
+    def __init__(self):
+        self.kept = []
+
+    @ether_sub(topic="big")
+    @ether_pub(topic="big-seen")
+    def on_big(self, frame: np.ndarray, keep: bool = False, seq: int = 0) -> dict:
+        if keep:
+            self.kept.append(frame)
+        return {"seq": seq, "sum": float(frame.sum(dtype=np.float64)), "shape": list(frame.shape),
+                "writeable": frame.flags.writeable, "pid": os.getpid(),
+                "first": frame.reshape(-1)[:4].tolist()}
+
+    @ether_get
+    def slice_sum(self) -> float:
+        """Sum of a slice of the first kept array: views of views stay valid."""
+        return float(self.kept[0][1:, 2:].sum(dtype=np.float64))
+
+    @ether_get
+    def drop_all(self) -> int:
+        self.kept.clear()
+        return 0
+
+    @ether_get
+    def pid(self) -> int:
+        return os.getpid()
+
+
+class LoanPublisher:
+    @ether_get
+    def publish_loans(self, count: int, size: int) -> int:
+        for i in range(count):
+            frame = ether.empty((size,), np.float32)
+            frame[:] = i
+            ether.pub({"frame": frame, "seq": i}, topic="big")
+        return count

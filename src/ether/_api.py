@@ -130,6 +130,20 @@ class Ether:
         Close it (or use it as a context manager) to unsubscribe."""
         return Listener(self._require_node(), topic, timeout)
 
+    # ---- arrays ----
+
+    def empty(self, shape, dtype="float64"):
+        """A writable ndarray that already lives in this process's shared-memory
+        arena: publishing it copies nothing. Writing to it after publishing changes
+        what subscribers see (that is the point of a loan)."""
+        return self._require_node().loan(shape, dtype)
+
+    def zeros(self, shape, dtype="float64"):
+        """As empty(), filled with zeros."""
+        array = self.empty(shape, dtype)
+        array.fill(0)
+        return array
+
     # ---- requests ----
 
     def get(self, service: str, method: str, params: dict | None = None, *, timeout: float = 5.0):

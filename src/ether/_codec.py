@@ -60,12 +60,25 @@ class MalformedMessage(errors.EtherError, ValueError):
 # is the C-contiguous bytes. (Large arrays will travel by handle through a
 # shared-memory arena instead; this is the inline form.)
 ARRAY_EXT = 1
+# ... and of an array in a publisher's arena: [arena token, block, generation,
+# offset, length, dtype.str, shape] (see _arena.py).
+ARENA_EXT = 2
 _array_header = msgspec.msgpack.Encoder()
+
+# The process's publishing node, which puts large arrays into its arena. Set by
+# the node; consulted only for arrays (enc_hook never runs for plain values).
+publisher = None
 
 
 def _enc_hook(obj: Any) -> Any:
     numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
     if numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic)):
+        node = publisher
+        if node is not None and isinstance(obj, numpy.ndarray) and not obj.dtype.hasobject \
+                and obj.dtype.fields is None:
+            handle = node.arena_handle(obj)
+            if handle is not None:
+                return msgspec.msgpack.Ext(ARENA_EXT, _array_header.encode(handle))
         return _array_ext(numpy, obj)
     dump = getattr(obj, "model_dump", None)  # pydantic models
     if dump is not None:
@@ -88,8 +101,21 @@ def _array_ext(numpy, obj) -> msgspec.msgpack.Ext:
 _decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
 
 
+_decode_handle = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
+
+
 def ext_hook(code: int, data: memoryview) -> Any:
     """Decode Ether's extension types; arrays come back read-only."""
+    if code == ARENA_EXT:
+        from ._arena import READER
+        try:
+            handle = _decode_handle(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedMessage(f"malformed array handle ({exc})") from None
+        try:
+            return READER.view(*handle)
+        except (errors.EtherError, TypeError, ValueError) as exc:
+            raise MalformedMessage(str(exc)) from None
     if code != ARRAY_EXT:
         raise MalformedMessage(f"unknown extension type {code}")
     import numpy

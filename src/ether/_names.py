@@ -1,8 +1,8 @@
 """The naming scheme of shared-memory objects.
 
 Every object of a session is named ``/ether_<sid>`` (the session segment) or
-``/ether_<sid>_<kind><token>`` with kind ``m`` (a member's liveness lock) or ``i``
-(an inbox ring) and token as 8 hex digits. A session id is 1-12 ASCII letters and
+``/ether_<sid>_<kind><token>`` with kind ``m`` (a member's liveness lock), ``i``
+(an inbox ring) or ``a`` (a publisher's array arena) and token as 8 hex digits. A session id is 1-12 ASCII letters and
 digits, so a name is at most 29 characters: under the 30 that macOS allows.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from ._errors import ConfigError
 PREFIX = "ether_"
 MAX_NAME = 30
 _SID = re.compile(r"[A-Za-z0-9]{1,12}")
-_NAME = re.compile(r"ether_([A-Za-z0-9]{1,12})(?:_([mi])([0-9a-f]{8}))?")
+_NAME = re.compile(r"ether_([A-Za-z0-9]{1,12})(?:_([mia])([0-9a-f]{8}))?")
 MAX_TOKEN = 0xFFFFFFFF
 
 
@@ -40,6 +40,10 @@ def member_lock(sid: str, token: int) -> str:
 
 def inbox_segment(sid: str, token: int) -> str:
     return f"/{PREFIX}{sid}_i{token:08x}"
+
+
+def arena_segment(sid: str, token: int) -> str:
+    return f"/{PREFIX}{sid}_a{token:08x}"
 
 
 def parse(name: str) -> tuple[str, str | None, int | None] | None:

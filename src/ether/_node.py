@@ -83,6 +83,11 @@ class Node:
         self.late_replies = 0
         self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
         self._closing = False
+        self._arena = None                 # created by the first large array published
+        self._targets: tuple = ()          # of the publish being encoded (arena holders)
+        from ._arena import READER
+        READER.join(session)
+        codec.publisher = self
         self._subscribe_lock = threading.Lock()
         self._local = threading.local()  # the message each thread is handling (lineage)
         self.running = False
@@ -101,10 +106,13 @@ class Node:
         with self._send_lock:
             self._seq = seq = self._seq + 1
             self.published += 1
-            # The hot path of every publish: one encode, one route lookup, one send each.
+            # The hot path of every publish: one route lookup, one encode, one send each.
+            self._targets = targets = self.router.targets(topic)
+            if not targets:
+                return 0
             data = _encode((kind, topic, self.name, seq, _now_ns(), cause, payload))
             delivered = 0
-            for sender in self.router.targets(topic):
+            for sender in targets:
                 try:
                     if sender.send(data):
                         delivered += 1
@@ -167,6 +175,36 @@ class Node:
         waiters wait for)."""
         return self._replies
 
+    def arena_handle(self, array) -> tuple | None:
+        """Put a large array into this process's arena for the publish being
+        encoded (called by the codec, under the send lock); None: send it inline."""
+        from . import _arena
+        if array.nbytes < _arena.inline_limit() or not self._targets:
+            return None
+        if self._arena is None:
+            self._arena = _arena.Writer(self.session, _arena.arena_bytes())
+        arena = self._arena
+        holders = arena.holder_bits(t.consumer_token for t in self._targets)
+        loaned = arena.loaned(array)
+        if loaned is not None:  # already in shared memory: no copy at all
+            block, start, generation = loaned
+            arena.add_holders(block, holders)
+        else:
+            import numpy
+            block, start, generation = arena.allocate(array.nbytes, holders)
+            numpy.copyto(arena.bytes_at(start, array.nbytes).view(array.dtype).reshape(array.shape),
+                         array)  # the one copy; also makes a non-contiguous input contiguous
+        return (arena.token, block, generation, start, array.nbytes, array.dtype.str,
+                list(array.shape))
+
+    def loan(self, shape, dtype):
+        """A writable array in shared memory: publishing it copies nothing."""
+        from . import _arena
+        with self._send_lock:
+            if self._arena is None:
+                self._arena = _arena.Writer(self.session, _arena.arena_bytes())
+            return self._arena.loan(shape, dtype)
+
     def dispatch(self, batch: list[bytes]) -> None:
         self._depth += 1
         try:
@@ -198,8 +236,11 @@ class Node:
             try:
                 # A tuple, replaced (not changed) by add/remove_handler: a handler
                 # that unsubscribes does not make another one miss this message.
-                for handler in self._handlers.get(envelope.topic, ()):
+                handlers = self._handlers.get(envelope.topic, ())
+                for handler in handlers:
                     handler(envelope)
+                if not handlers:  # nobody decodes it: still release the arrays it holds
+                    codec.payload_dict(envelope)
             finally:
                 local.current = previous
         elif kind == codec.REPLY:
@@ -412,6 +453,11 @@ class Node:
             try:
                 with self._send_lock:
                     self.router.close()
+                    if self._arena is not None:
+                        self._arena.close()
+                        self._arena = None
+                    if codec.publisher is self:
+                        codec.publisher = None
                 self.inbox.close()
             finally:
                 self._consumer.release()

@@ -119,6 +119,11 @@ class Sender:
     def inbox(self) -> str:
         return self._inbox
 
+    @property
+    def consumer_token(self) -> int:
+        """The member token of the process that reads the inbox."""
+        return self._owner
+
     def consumer_alive(self) -> bool:
         """False once the process that reads the inbox has died."""
         return self._session._member_alive(self._owner)

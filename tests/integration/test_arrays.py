@@ -81,4 +81,4 @@ def test_a_message_above_the_inbox_limit_names_the_topic_and_the_fix(echo3):
     with pytest.raises(ether_pkg.MessageTooLarge,
                        match=r"a message on topic 'frames' is \d+ bytes; an inbox takes at most "
                              r"1048576 per message. Set ETHER_MAX_MESSAGE_BYTES"):
-        ether.pub({"frame": np.zeros(2_000_000, np.uint8), "extra": {}}, topic="frames")
+        ether.pub({"frame": np.zeros(3), "extra": {"blob": b"x" * 2_000_000}}, topic="frames")

@@ -1,0 +1,116 @@
+"""Large arrays travel through the publisher's shared-memory arena."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import ether as ether_pkg
+from ether import ether
+
+from conftest import shm_objects
+
+BIG = 1 << 20  # 1 MiB of float32: well above the inline limit
+
+
+@pytest.fixture
+def keepers(monkeypatch):
+    monkeypatch.setenv("ETHER_ARENA_BYTES", str(16 << 20))  # small: exhaustion is reachable
+    ether.tap(config={"instances": {f"k{i}": {"class_path": "apps.ArrayKeeper"} for i in range(3)}})
+    sid = ether.session
+    yield sid
+    ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def test_a_large_array_reaches_three_subscribers_intact_and_read_only(keepers):
+    frame = np.random.default_rng(1).standard_normal((512, 512)).astype(np.float32)
+    with ether.listen("big-seen", timeout=10) as seen:
+        ether.pub({"frame": frame, "seq": 1}, topic="big")
+        got = [next(seen) for _ in range(3)]
+    assert len({g["pid"] for g in got}) == 3
+    for g in got:
+        assert g["shape"] == [512, 512] and g["writeable"] is False
+        assert g["sum"] == pytest.approx(float(frame.sum(dtype=np.float64)))
+    assert any(n.startswith(f"ether_{keepers}_a") for n in os.listdir("/dev/shm"))  # it went by arena
+
+
+def test_mutating_the_published_array_changes_nothing_received(keepers):
+    frame = np.ones(BIG // 4, np.float32)
+    with ether.listen("big-seen", timeout=10) as seen:
+        ether.pub({"frame": frame[::1], "keep": True}, topic="big")
+        frame[:] = 7
+        assert [next(seen)["first"] for _ in range(3)] == [[1.0] * 4] * 3
+
+
+def test_blocks_come_back_when_views_die_and_stay_while_they_live(keepers):
+    frame = np.arange(256 * 1024, dtype=np.float32).reshape(512, 512)  # 1 MiB
+    with ether.listen("big-seen", timeout=10) as seen:
+        ether.pub({"frame": frame, "keep": True}, topic="big")
+        [next(seen) for _ in range(3)]
+        # 15 more 1 MiB arrays, not kept: the arena (16 MiB) recycles their blocks.
+        for i in range(40):
+            ether.pub({"frame": frame, "seq": i}, topic="big")
+            [next(seen) for _ in range(3)]
+    expected = float(frame[1:, 2:].sum(dtype=np.float64))
+    for k in ("k0", "k1", "k2"):
+        assert ether.get(k, "slice_sum") == pytest.approx(expected)  # the kept view is intact
+
+
+def test_a_full_arena_names_the_sizes(keepers):
+    frame = np.zeros((3 << 20) // 4, np.float32)  # 3 MiB
+    with ether.listen("big-seen", timeout=10) as seen:
+        with pytest.raises(ether_pkg.EtherError, match=r"no room for a \d+-byte array in the \d+-byte arena"):
+            for _ in range(10):  # all kept: the arena fills up
+                ether.pub({"frame": frame, "keep": True}, topic="big")
+                [next(seen) for _ in range(3)]
+        for k in ("k0", "k1", "k2"):
+            ether.get(k, "drop_all")
+        ether.pub({"frame": frame}, topic="big")  # room again
+        [next(seen) for _ in range(3)]
+
+
+def test_a_killed_subscriber_gives_its_blocks_back(keepers):
+    frame = np.zeros((3 << 20) // 4, np.float32)  # 3 MiB
+    with ether.listen("big-seen", timeout=10) as seen:
+        for _ in range(4):  # every keeper keeps 12 MiB of the 16
+            ether.pub({"frame": frame, "keep": True}, topic="big")
+            [next(seen) for _ in range(3)]
+        for k in ("k1", "k2"):
+            ether.get(k, "drop_all")
+        os.kill(ether.get("k0", "pid"), signal.SIGKILL)  # k0 dies holding 4 blocks
+        ether.pub({"frame": frame}, topic="big")  # the sweep clears k0's bits: room again
+        got = [next(seen) for _ in range(2)]
+    assert len(got) == 2
+
+
+def test_loaned_arrays_are_published_without_a_copy(keepers):
+    ether.shutdown()
+    ether.tap(config={"instances": {"pub": {"class_path": "apps.LoanPublisher"},
+                                    "k": {"class_path": "apps.ArrayKeeper"}}})
+    with ether.listen("big-seen", timeout=10) as seen:
+        assert ether.get("pub", "publish_loans", params={"count": 20, "size": BIG // 4}) == 20
+        got = sorted((m["seq"], m["first"][0]) for m in (next(seen) for _ in range(20)))
+    assert got == [(i, float(i)) for i in range(20)]
+
+
+def test_a_view_used_after_the_session_closed_never_crashes(tmp_path):
+    script = tmp_path / "after_close.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.join(os.path.dirname(__file__), '..')!r})
+        import numpy as np
+        from ether import ether
+        ether.tap(config={{"instances": {{"k": {{"class_path": "apps.ArrayEcho"}}}}}})
+        with ether.listen("echoes", timeout=10) as echoes:
+            ether.pub({{"frame": np.full(1 << 18, 3.0), "extra": {{}}}}, topic="frames")
+            frame = next(echoes)["frame"]
+        ether.shutdown()
+        print(float(frame.sum()), frame.flags.writeable)
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [str(3.0 * (1 << 18)), "False"]
