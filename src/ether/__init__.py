@@ -16,6 +16,7 @@ from ._decorators import ether_save_all as ether_save_all
 from ._decorators import ether_shutdown as ether_shutdown
 from ._decorators import ether_start as ether_start
 from ._decorators import ether_sub as ether_sub
+from ._arena import ArenaFull as ArenaFull
 from ._errors import ConfigError as ConfigError
 from ._errors import EtherError as EtherError
 from ._errors import InboxClosed as InboxClosed
@@ -47,6 +48,7 @@ from ._session import remove_stale_sessions as remove_stale_sessions
 __version__ = "0.1.0"
 
 __all__ = [
+    "ArenaFull",
     "ether", "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save",
     "ether_save_all", "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
     "RemoteError", "ServiceGone", "ServiceNotFound", "SyncFailed",
