@@ -78,3 +78,26 @@ uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits)
     /* SYNC POINT: acq_rel; pairs as above. */
     return atomic_fetch_or_explicit((_Atomic uint64_t *)addr, bits, memory_order_acq_rel);
 }
+
+uint32_t ether_shm_load_u32(const void *addr)
+{
+    /* SYNC POINT: acquire; pairs with ether_shm_add_u32. */
+    return atomic_load_explicit((const _Atomic uint32_t *)addr, memory_order_acquire);
+}
+
+uint32_t ether_shm_add_u32(void *addr, int32_t delta)
+{
+    /* SYNC POINT: acq_rel (a full barrier): the Dekker pairs of a futex
+     * eventcount announce a sleeper, then re-check its condition. */
+    return atomic_fetch_add_explicit((_Atomic uint32_t *)addr, (uint32_t)delta, memory_order_acq_rel);
+}
+
+int ether_shm_wait_u32(void *addr, uint32_t expected, uint64_t timeout_ns)
+{
+    return (int)ether_futex_wait((_Atomic uint32_t *)addr, expected, timeout_ns);
+}
+
+void ether_shm_wake_u32(void *addr)
+{
+    ether_futex_wake((_Atomic uint32_t *)addr, 0x7fffffff);
+}

@@ -268,7 +268,8 @@ class ArrayKeeper:
 
     @ether_sub(topic="big")
     @ether_pub(topic="big-seen")
-    def on_big(self, frame: np.ndarray, keep: bool = False, seq: int = 0) -> dict:
+    def on_big(self, frame: np.ndarray, keep: bool = False, seq: int = 0, work: float = 0.0) -> dict:
+        _busy(work)  # a slow subscriber: the publisher may outrun it
         if keep:
             self.kept.append(frame)
         return {"seq": seq, "sum": float(frame.sum(dtype=np.float64)), "shape": list(frame.shape),

@@ -11,7 +11,9 @@ Segment layout (little-endian; see docs/design/arena.md for the why):
      16 u64 size         segment bytes
      24 u64 data_offset  start of the data area (page aligned)
      32 u64 owner        member token of the publishing process
-     40 .. 63 reserved
+     40 u32 freed        bumped by a holder whose release freed a block (futex word)
+     44 u32 waiting      1 while the owner sleeps for room (holders then wake it)
+     48 .. 63 reserved
      64 u64 holders[64]  member token of each holder bit (0: free); owner writes
     576 block[max_blocks], 32 B each:
           0 u64 holders   bitmap of processes that may hold views (atomic):
@@ -51,6 +53,8 @@ BLOCK_ENTRY = 32
 MAX_BLOCKS = 4096
 _HEADER = struct.Struct("<8sIIQQQ")
 SWEEP_INTERVAL_S = 0.5
+FREED_OFFSET = 40
+WAITING_OFFSET = 44
 
 
 class ArenaFull(errors.EtherError):
@@ -168,8 +172,38 @@ class Writer:
                 return start
         return None
 
-    def allocate(self, length: int, holders: int) -> tuple[int, int, int]:
-        """A block of length bytes held by `holders`: (block, data offset, generation)."""
+    def allocate(self, length: int, holders: int, timeout: float = 0.0) -> tuple[int, int, int]:
+        """A block of length bytes held by `holders`: (block, data offset, generation).
+        When the arena is full, wait up to `timeout` seconds for holders to free room."""
+        if length > self.data_size:
+            raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
+                            f"arena; raise ETHER_ARENA_BYTES (before tap)")
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self._allocate(length, holders)
+            except ArenaFull:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                self._wait_for_room(left)
+
+    def _wait_for_room(self, timeout: float) -> None:
+        """Sleep until a holder frees a block (or timeout), without a lost wake-up."""
+        freed, waiting = self._base + FREED_OFFSET, self._base + WAITING_OFFSET
+        seq = lib.ether_shm_load_u32(freed)
+        lib.ether_shm_add_u32(waiting, 1)  # SYNC POINT: full barrier, then re-check
+        try:
+            with self._lock:
+                self._reclaim()
+                if self._place(1, 64) is not None and len(self._live) < MAX_BLOCKS:
+                    return  # something was freed meanwhile: try again
+            lib.ether_shm_wait_u32(freed, seq, int(min(timeout, SWEEP_INTERVAL_S) * 1e9))
+            self.sweep()  # a holder may have died holding blocks
+        finally:
+            lib.ether_shm_add_u32(waiting, -1)
+
+    def _allocate(self, length: int, holders: int) -> tuple[int, int, int]:
         alignment = 4096 if length >= (64 << 10) else 64
         with self._lock:
             if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
@@ -311,7 +345,12 @@ class Reader:
             if self._held[key]:
                 return
             del self._held[key]
-        lib.ether_shm_fetch_and_u64(word, ~(1 << bit) & 0xFFFFFFFFFFFFFFFF)
+        before = lib.ether_shm_fetch_and_u64(word, ~(1 << bit) & 0xFFFFFFFFFFFFFFFF)
+        if before == 1 << bit:  # we were the last holder: the block is free
+            base = arena[1]
+            lib.ether_shm_add_u32(base + FREED_OFFSET, 1)  # SYNC POINT: full barrier
+            if lib.ether_shm_load_u32(base + WAITING_OFFSET):
+                lib.ether_shm_wake_u32(base + FREED_OFFSET)
 
 
 READER = Reader()

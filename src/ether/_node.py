@@ -191,7 +191,10 @@ class Node:
             arena.add_holders(block, holders)
         else:
             import numpy
-            block, start, generation = arena.allocate(array.nbytes, holders)
+            # A full arena waits for room like a full inbox: as long as the
+            # subscriptions' longest block timeout (0 if they all drop).
+            wait = max((t.timeout for t in self._targets if t.policy == "block"), default=0.0)
+            block, start, generation = arena.allocate(array.nbytes, holders, wait)
             numpy.copyto(arena.bytes_at(start, array.nbytes).view(array.dtype).reshape(array.shape),
                          array)  # the one copy; also makes a non-contiguous input contiguous
         return (arena.token, block, generation, start, array.nbytes, array.dtype.str,

@@ -120,6 +120,14 @@ class Sender:
         return self._inbox
 
     @property
+    def policy(self) -> str:
+        return self._policy
+
+    @property
+    def timeout(self) -> float:
+        return self._timeout
+
+    @property
     def consumer_token(self) -> int:
         """The member token of the process that reads the inbox."""
         return self._owner

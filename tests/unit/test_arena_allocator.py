@@ -1,0 +1,42 @@
+"""The arena's allocator in one process: placement, reuse, exhaustion."""
+import numpy as np
+import pytest
+
+import ether
+from ether import _arena
+
+
+@pytest.fixture
+def writer(session):
+    w = _arena.Writer(session, 4 << 20)
+    yield w
+    w.close()
+
+
+def test_blocks_are_aligned_reused_and_bounded(writer, session):
+    bit = writer.holder_bits([session.token])  # a live holder: nothing is swept
+    blocks = [writer.allocate(1 << 20, bit) for _ in range(3)]
+    assert all(start % 4096 == 0 for _, start, _ in blocks)
+    assert len({start for _, start, _ in blocks}) == 3
+    with pytest.raises(_arena.ArenaFull, match="no room for a 1048576-byte array"):
+        writer.allocate(1 << 20, bit, timeout=0.05)  # waits, then names the sizes
+    writer.release(blocks[1][0], bit.bit_length() - 1)  # the holder lets go of the middle block
+    block, start, generation = writer.allocate(1 << 20, bit)
+    assert start == blocks[1][1]  # its space is reused, although an older block lives
+
+
+def test_a_dead_holders_blocks_are_swept(writer, session):
+    bit = writer.holder_bits([99999])  # no such member: a dead holder
+    writer.allocate(3 << 20, bit)
+    # No room for a second 3 MiB block until the sweep finds 99999 dead.
+    block, start, generation = writer.allocate(3 << 20, writer.holder_bits([session.token]))
+    assert start == 0
+
+
+def test_loans_are_writable_and_free_their_block_when_dropped(writer):
+    loan = writer.loan((256, 1024), np.float32)
+    assert loan.flags.writeable and loan.shape == (256, 1024)
+    loan[:] = 1
+    assert writer.loaned(loan) is not None and writer.loaned(loan[:, ::2]) is None  # not contiguous
+    del loan
+    assert not writer._loans
