@@ -62,14 +62,26 @@ class ArenaFull(errors.EtherError):
 
 
 def arena_bytes() -> int:
+    """ETHER_ARENA_BYTES if set; else 512 MiB, or a quarter of the free /dev/shm if
+    that is less (but 16 MiB at least), so a small /dev/shm (a container's 64 MiB)
+    still taps."""
     raw = os.environ.get("ETHER_ARENA_BYTES", "")
+    if not raw:
+        free = segment.free_bytes()
+        return max(16 << 20, min(512 << 20, free // 4)) if free is not None else 512 << 20
     try:
-        value = int(raw) if raw else 512 << 20
+        value = int(raw)
     except ValueError:
         value = 0
     if value < (1 << 20):
         raise errors.ConfigError(f"ETHER_ARENA_BYTES={raw!r}: give a number of bytes >= 1048576")
     return value
+
+
+def check_configured_space() -> None:
+    """At tap: an explicit ETHER_ARENA_BYTES must fit in /dev/shm."""
+    if os.environ.get("ETHER_ARENA_BYTES"):
+        segment.check_space(arena_bytes(), "the array arena (ETHER_ARENA_BYTES)")
 
 
 def inline_limit() -> int:

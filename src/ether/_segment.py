@@ -39,6 +39,15 @@ def list_names() -> list[str]:
     return ["/" + e for e in entries if e.startswith("ether_")]
 
 
+def free_bytes() -> int | None:
+    """Bytes available in /dev/shm, or None where it cannot be told."""
+    try:
+        st = os.statvfs(SHM_DIR)
+    except FileNotFoundError:  # pragma: no cover - non-Linux
+        return None
+    return st.f_bavail * st.f_frsize
+
+
 def check_space(required: int, what: str) -> None:
     """Fail early when /dev/shm cannot hold `required` more bytes."""
     try:

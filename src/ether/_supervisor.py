@@ -87,6 +87,8 @@ class Supervisor:
                     f"instances {names[name]!r} and {key!r} both have the name {name!r}")
             names[name] = key
             introspect(import_class(inst.class_path, search_path=search_path, instance=key))
+        from . import _arena
+        _arena.check_configured_space()  # before anything starts
         self.session = Session.create()
         sid = self.session.name
         _logs.configure_process_logging(sid, "session", console=True)

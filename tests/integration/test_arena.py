@@ -115,3 +115,12 @@ def test_a_view_used_after_the_session_closed_never_crashes(tmp_path):
     proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == [str(3.0 * (1 << 18)), "False"]
+
+
+def test_a_configured_arena_larger_than_dev_shm_fails_at_tap(monkeypatch):
+    free = os.statvfs("/dev/shm").f_bavail * os.statvfs("/dev/shm").f_frsize
+    monkeypatch.setenv("ETHER_ARENA_BYTES", str(free + (1 << 30)))
+    with pytest.raises(ether_pkg.ShmSpaceError, match=r"the array arena \(ETHER_ARENA_BYTES\) needs \d+ bytes"
+                       r" of shared memory but /dev/shm has only \d+ available.*--shm-size"):
+        ether.tap(config={"instances": {"k": {"class_path": "apps.ArrayKeeper"}}})
+    assert ether.session is None
