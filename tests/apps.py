@@ -299,3 +299,13 @@ class LoanPublisher:
             frame[:] = i
             ether.pub({"frame": frame, "seq": i}, topic="big")
         return count
+
+
+class ArrayService:
+    @ether_get
+    def make(self, n: int) -> dict:
+        return {"a": np.full(n, 7.0)}
+
+    @ether_get
+    def total(self, a: np.ndarray) -> float:
+        return float(a.sum())

@@ -129,8 +129,10 @@ class Node:
         """A control message straight to one inbox (not through topics)."""
         with self._send_lock:
             self._seq += 1
+            sender = self.router.sender_to(inbox, timeout=timeout)
+            self._targets = (sender,)  # who holds the arrays in it
             data = codec.encode(codec.CONTROL, command, self.name, self._seq, None, payload)
-            self.router.sender_to(inbox, timeout=timeout).send(data)
+            sender.send(data)
 
     # ---- subscribing ----
 
@@ -359,9 +361,10 @@ class Node:
             self._pending[request_id] = None
         with self._send_lock:
             self._seq += 1
-            data = codec.encode(codec.REQUEST, topic, self.name, self._seq, None,
-                                (request_id, self.inbox.name, params))
+            self._targets = (sender,)  # who holds the arrays in it
             try:
+                data = codec.encode(codec.REQUEST, topic, self.name, self._seq, None,
+                                    (request_id, self.inbox.name, params))
                 sender.send(data)
             except BaseException:
                 with self._replies:
@@ -403,10 +406,11 @@ class Node:
         body["id"] = request.id
         with self._send_lock:
             self._seq += 1
-            data = codec.encode(codec.REPLY, topic, self.name, self._seq, None, body)
             sender = self._reply_to.get(request.reply_to)
             if sender is None or sender.closed:
                 sender = self._reply_to[request.reply_to] = self.router.sender_to(request.reply_to)
+            self._targets = (sender,)  # who holds the arrays in it
+            data = codec.encode(codec.REPLY, topic, self.name, self._seq, None, body)
             sender.send(data)
 
     def _on_reply(self, envelope: codec.Envelope) -> None:

@@ -124,3 +124,15 @@ def test_a_configured_arena_larger_than_dev_shm_fails_at_tap(monkeypatch):
                        r" of shared memory but /dev/shm has only \d+ available.*--shm-size"):
         ether.tap(config={"instances": {"k": {"class_path": "apps.ArrayKeeper"}}})
     assert ether.session is None
+
+
+def test_large_arrays_in_requests_and_replies():
+    ether.tap(config={"instances": {"svc": {"class_path": "apps.ArrayService"}}})
+    try:
+        for _ in range(5):  # replies and requests each get blocks held by their receiver
+            reply = ether.get("svc", "make", params={"n": 1 << 18})  # 2 MiB
+            assert reply["a"].shape == (1 << 18,) and float(reply["a"][-1]) == 7.0
+            assert not reply["a"].flags.writeable
+            assert ether.get("svc", "total", params={"a": np.ones(1 << 18)}) == float(1 << 18)
+    finally:
+        ether.shutdown()
