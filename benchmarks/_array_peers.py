@@ -20,7 +20,8 @@ processes) of the last array, after the touch.
             sends; each subscriber polls receive() (+ sched_yield: iceoryx2's
             Python subscriber has no blocking receive), views the payload with
             np.frombuffer (no copy) and deletes the sample after the touch.
-            initial_max_slice_len = size, subscriber buffer 2, one borrowed
+            initial_max_slice_len = size, subscriber buffer 16 (4 at 256 MiB: a buffer
+            of 2 lost samples when a subscriber lagged), one borrowed
             sample per subscriber, one loan, RetryUntilDelivered backpressure.
 
 Phases, separated by one multiprocessing.Barrier of R + 1 parties (no sleeps):
@@ -78,7 +79,7 @@ def _iox_service(spec, create: bool):
                .history_size(0)
                .max_publishers(1)
                .max_subscribers(spec["receivers"])
-               .subscriber_max_buffer_size(2)
+               .subscriber_max_buffer_size(spec.get("buffer", 2))
                .subscriber_max_borrowed_samples(1))
     svc = builder.create() if create else builder.open()
     return node, svc
@@ -194,16 +195,21 @@ def _consumer(barrier, peer, spec, index):
             return array, None
     elif peer == "iceoryx2":
         node, svc = _iox_service(spec, create=False)
-        sub = svc.subscriber_builder().buffer_size(2).create()
+        sub = svc.subscriber_builder().buffer_size(spec.get("buffer", 2)).create()
         take = sub.receive
         yield_ = os.sched_yield
         array_of = ctypes.c_char * size
 
         def receive():
             sample = take()
-            while sample is None:
-                yield_()
-                sample = take()
+            if sample is None:
+                deadline = time.monotonic() + STALL_TIMEOUT
+                while sample is None:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"iceoryx2 subscriber: no sample for {STALL_TIMEOUT:g} s "
+                                           f"after {received} timed + warm-up samples")
+                    yield_()
+                    sample = take()
             view = frombuffer(array_of.from_address(sample.payload_ptr), np.float32, count=n)
             return view, sample
 

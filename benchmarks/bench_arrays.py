@@ -105,6 +105,8 @@ TARGET_MEMCPY_RATIO = 0.9
 TARGET_HANDOFFS = 150_000
 PEERS = ("zmq-ipc", "mp-queue", "iceoryx2")
 TIMEOUT = 120.0
+IOX_BUFFER_SMALL = 16        # iceoryx2 subscriber buffer (samples) up to 16 MiB
+IOX_BUFFER_LARGE = 4         # ... and at 256 MiB
 
 
 def log(msg: str) -> None:
@@ -286,6 +288,9 @@ def run_peer(ctx, peer: str, size: int, receivers: int, count: int, warm: int) -
         spec["queues"] = [ctx.Queue() for _ in range(receivers)]
     elif peer == "iceoryx2":
         spec["service"] = f"etherbench/arrays/{uuid.uuid4().hex[:12]}"
+        # a subscriber buffer of 2 lost samples here when a subscriber lagged (despite
+        # safe overflow off + RetryUntilDelivered): leave room for the warm-up burst
+        spec["buffer"] = IOX_BUFFER_SMALL if size <= 16 * MiB else IOX_BUFFER_LARGE
     barrier = ctx.Barrier(receivers + 1)
     children = []
     for i in range(receivers):

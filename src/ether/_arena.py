@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import collections
 import errno
+import math
 import os
 import struct
 import threading
@@ -264,13 +265,15 @@ class Writer:
         dtype = numpy.dtype(dtype)
         if dtype.hasobject:
             raise TypeError(f"cannot loan an array of dtype {dtype}")
-        length = max(1, int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize)
+        shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
+        nbytes = math.prod(shape) * dtype.itemsize
+        length = max(1, nbytes)
         bit = self.holder_bits([self._session.token])
         block, start, generation = self.allocate(length, bit)
         anchor = self.bytes_at(start, length)
         self._loans[id(anchor)] = (block, start, generation)
         weakref.finalize(anchor, self._end_loan, id(anchor), block, bit.bit_length() - 1, self._base)
-        return anchor[:int(numpy.prod(shape, dtype=numpy.int64)) * dtype.itemsize].view(dtype).reshape(shape)
+        return anchor[:nbytes].view(dtype).reshape(shape)
 
     def loaned(self, array):
         """(block, offset, generation) if array lies in one of our loans, contiguous."""
@@ -279,7 +282,8 @@ class Writer:
         if entry is None or not array.flags.c_contiguous:
             return None
         block, start, generation = entry
-        return block, start + (array.ctypes.data - base.ctypes.data), generation
+        address = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
+        return block, start + address, generation
 
     def _end_loan(self, key, block, bit, base) -> None:
         self._loans.pop(key, None)
