@@ -36,33 +36,21 @@ import ctypes
 import gc
 import os
 import time
-import traceback
 
 import numpy as np
+from _harness import run_child  # noqa: E402
 
 BARRIER_TIMEOUT = 300.0
 STALL_TIMEOUT = 60.0
 PAGE_FLOATS = 4096 // 4
 
 
-def _run(body, barrier, result, *args):
-    try:
-        out = body(barrier, *args)
-    except BaseException:
-        try:
-            barrier.abort()
-        finally:
-            result.send(("error", traceback.format_exc()))
-        return
-    result.send(("ok", out))
-
-
 def producer_main(peer, spec, barrier, result):
-    _run(_producer, barrier, result, peer, spec)
+    run_child(_producer, barrier, result, peer, spec)
 
 
 def consumer_main(peer, spec, index, barrier, result):
-    _run(_consumer, barrier, result, peer, spec, index)
+    run_child(_consumer, barrier, result, peer, spec, index)
 
 
 # --------------------------------------------------------------------------

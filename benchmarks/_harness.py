@@ -1,9 +1,47 @@
-"""Shared pieces of the benchmark scripts (their children's result collection)."""
+"""Shared pieces of the benchmark scripts: running a child's body, collecting the
+children's results, medians and plain-text tables."""
 from __future__ import annotations
 
 import multiprocessing as mp
 import multiprocessing.connection
+import statistics
 import time
+import traceback
+
+
+def run_child(body, barrier, result, *args) -> None:
+    """Run body(barrier, *args) in a child; send ("ok", out) or ("error", traceback),
+    breaking the barrier on failure so the partners do not wait forever."""
+    try:
+        out = body(barrier, *args)
+    except BaseException:
+        try:
+            barrier.abort()
+        finally:
+            result.send(("error", traceback.format_exc()))
+        return
+    result.send(("ok", out))
+
+
+def summarize(runs: list[dict], keys) -> dict:
+    """Median, min and max of each key over the runs that verified."""
+    good = [r for r in runs if "error" not in r and "problems" not in r]
+    s = {"runs_ok": len(good), "runs_total": len(runs)}
+    for k in keys:
+        vals = [r[k] for r in good if k in r]
+        if vals:
+            s[k] = statistics.median(vals)
+            s[k + "_min"] = min(vals)
+            s[k + "_max"] = max(vals)
+    return s
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """Left-aligned first column, right-aligned numbers."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
+                                  for i, (c, w) in enumerate(zip(cells, widths)))
+    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
 
 
 def collect(children, timeout):

@@ -21,31 +21,19 @@ from __future__ import annotations
 
 import gc
 import time
-import traceback
+from _harness import run_child  # noqa: E402
 
 BARRIER_TIMEOUT = 120.0
 STALL_TIMEOUT = 10.0      # zmq consumer: give up after this long without a message
 NAME = "sensor-1"
 
 
-def _run(body, barrier, result, *args):
-    try:
-        out = body(barrier, *args)
-    except BaseException:
-        try:
-            barrier.abort()
-        finally:
-            result.send(("error", traceback.format_exc()))
-        return
-    result.send(("ok", out))
-
-
 def producer_main(peer, chan, count, barrier, result):
-    _run(_producer, barrier, result, peer, chan, count)
+    run_child(_producer, barrier, result, peer, chan, count)
 
 
 def consumer_main(peer, chan, count, barrier, result):
-    _run(_consumer, barrier, result, peer, chan, count)
+    run_child(_consumer, barrier, result, peer, chan, count)
 
 
 def _producer(barrier, peer, chan, count):

@@ -336,25 +336,6 @@ def run_peer(ctx, peer: str, size: int, receivers: int, count: int, warm: int) -
 # --------------------------------------------------------------------------
 # summary and tables
 # --------------------------------------------------------------------------
-def summarize(runs: list[dict], keys=("gbps", "fps", "send_fps")) -> dict:
-    good = [r for r in runs if "error" not in r and "problems" not in r]
-    s = {"runs_ok": len(good), "runs_total": len(runs)}
-    for k in keys:
-        vals = [r[k] for r in good if k in r]
-        if vals:
-            s[k] = statistics.median(vals)
-            s[k + "_min"] = min(vals)
-            s[k + "_max"] = max(vals)
-    return s
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
 LABELS = {"ether": "Ether, ordinary arrays (decorator API)",
           "ether-loan": "Ether, loaned buffers (ether.empty)",
           "zmq-ipc": "pyzmq PUSH/PULL ipc, copy=False",
@@ -395,7 +376,7 @@ def render(sizes, summ: dict, results: dict, skipped: dict) -> str:
                 oks.append(f"{s['runs_ok']}/{s['runs_total']}")
             row.append(" ".join(oks) or "-")
             rows.append(row)
-        out.append(_table(headers, rows))
+        out.append(_harness.table(headers, rows))
         out.append("(the loaned-buffer row moves no bytes: receivers read frame[0] only; "
                    "its GB/s is equivalent)")
     # loans
@@ -411,7 +392,7 @@ def render(sizes, summ: dict, results: dict, skipped: dict) -> str:
             rows.append([f"{label}, {R} rx", f"{s['fps']:,.0f}",
                          f"{s['fps_min']:,.0f}-{s['fps_max']:,.0f}", f"{s['send_fps']:,.0f}",
                          f"{s['gbps']:,.0f}", f"{s['runs_ok']}/{s['runs_total']}"])
-    out.append(_table(["size, receivers", "hand-offs/s", "min-max", "publisher loop/s",
+    out.append(_harness.table(["size, receivers", "hand-offs/s", "min-max", "publisher loop/s",
                        "GB/s-equiv", "runs ok"], rows))
     # targets
     out.append("\nTargets")
@@ -509,7 +490,7 @@ def main() -> int:
                     log(f"{label} run {i}/{n_runs} {name}, {R} rx: {_describe(r)}  "
                         f"[{time.monotonic() - t_start:.0f} s]")
 
-    summ = {key: summarize(rs, ("gbps",) if key[0] == "memcpy" else ("gbps", "fps", "send_fps"))
+    summ = {key: _harness.summarize(rs, ("gbps",) if key[0] == "memcpy" else ("gbps", "fps", "send_fps"))
             for key, rs in results.items()}
     print(f"Ether array benchmark: {runs} run(s) (256 MiB: "
           f"{min(runs, MAX_RUNS_256) if not args.runs else runs}), Python "

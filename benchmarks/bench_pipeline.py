@@ -71,7 +71,6 @@ import multiprocessing.connection
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -291,25 +290,6 @@ def run_quickstart(timeout: float) -> dict:
 # --------------------------------------------------------------------------
 # summary and tables
 # --------------------------------------------------------------------------
-def summarize(runs: list[dict], keys: list[str]) -> dict:
-    good = [r for r in runs if "error" not in r and "problems" not in r]
-    s = {"runs_ok": len(good), "runs_total": len(runs)}
-    for k in keys:
-        vals = [r[k] for r in good if k in r]
-        if vals:
-            s[k] = statistics.median(vals)
-            s[k + "_min"] = min(vals)
-            s[k + "_max"] = max(vals)
-    return s
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                                  for i, (c, w) in enumerate(zip(cells, widths)))
-    return "\n".join([fmt(headers), fmt(["-" * w for w in widths])] + [fmt(r) for r in rows])
-
-
 def render(P: dict, summ: dict, runs: dict) -> str:
     out = []
     n = P["count"]
@@ -329,7 +309,7 @@ def render(P: dict, summ: dict, runs: dict) -> str:
                      f"{s['mps_min'] / 1e6:.3f}-{s['mps_max'] / 1e6:.3f}",
                      f"{s['send_seconds'] / s['seconds'] * 100:.0f}%" if "seconds" in s else "-",
                      f"{s['runs_ok']}/{s['runs_total']}", ratio])
-    out.append(_table(["transport", "M msg/s", "min-max", "send/total", "runs ok", "Ether / peer"],
+    out.append(_harness.table(["transport", "M msg/s", "min-max", "send/total", "runs ok", "Ether / peer"],
                       rows))
     if "mps" in e:
         verdict = "met" if e["mps"] >= TARGET_MPS else "NOT met"
@@ -356,7 +336,7 @@ def render(P: dict, summ: dict, runs: dict) -> str:
             f"met ({q[key] / target:.2f}x)" if q[key] <= target else f"NOT met ({q[key] / target:.2f}x)")
         rows.append([label, f"{q[key]:.3f}", f"{q[key + '_min']:.3f}-{q[key + '_max']:.3f}",
                      f"{q['runs_ok']}/{q['runs_total']}", t])
-    out.append(_table(["step", "median s", "min-max", "runs ok", "target"], rows))
+    out.append(_harness.table(["step", "median s", "min-max", "runs ok", "target"], rows))
     bad = []
     for name, rs in runs.items():
         for i, r in enumerate(rs, 1):
@@ -421,10 +401,10 @@ def main() -> int:
             + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
 
     rate_keys = ["mps", "seconds", "send_seconds", "first_latency_us"]
-    summ = {"ether": summarize(results["ether"], rate_keys + ["tap_s", "shutdown_s"]),
-            "mp-queue": summarize(results["mp-queue"], rate_keys),
-            "zmq-ipc": summarize(results.get("zmq-ipc", []), rate_keys),
-            "quickstart": summarize(results["quickstart"],
+    summ = {"ether": _harness.summarize(results["ether"], rate_keys + ["tap_s", "shutdown_s"]),
+            "mp-queue": _harness.summarize(results["mp-queue"], rate_keys),
+            "zmq-ipc": _harness.summarize(results.get("zmq-ipc", []), rate_keys),
+            "quickstart": _harness.summarize(results["quickstart"],
                                     ["import", "tap", "start", "shutdown", "process_s"])}
     print(f"Ether pipeline benchmark: {runs} run(s), Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs")
