@@ -70,3 +70,25 @@ def collect(children, timeout):
                 # give them a moment to report, then the caller kills them
                 deadline = min(deadline, time.monotonic() + 3.0)
     return results
+
+
+def run_children(children, timeout: float, join_timeout: float) -> tuple[dict | None, dict]:
+    """Start the children, collect their results, reap them (killing stragglers).
+    Returns (error, results): error is {"error", "detail"} if any child failed,
+    naming the root cause rather than a partner's broken barrier."""
+    try:
+        for _, p, _, w in children:
+            p.start()
+            w.close()
+        results = collect(children, timeout)
+    finally:
+        for _, p, _, _ in children:
+            p.join(join_timeout)
+            if p.is_alive():
+                p.kill()
+                p.join()
+    failed = {role: v for role, (st, v) in results.items() if st != "ok"}
+    if failed:
+        root = [v for v in failed.values() if "BrokenBarrierError" not in v] or list(failed.values())
+        return {"error": root[0].strip().splitlines()[-1], "detail": failed}, results
+    return None, results

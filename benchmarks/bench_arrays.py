@@ -303,22 +303,12 @@ def run_peer(ctx, peer: str, size: int, receivers: int, count: int, warm: int) -
                     name=f"bench-{peer}-tx", daemon=True)
     children.append(("tx", p, r, w))
     try:
-        for _, p, _, w in children:
-            p.start()
-            w.close()
-        results = _harness.collect(children, TIMEOUT * 3)
+        error, results = _harness.run_children(children, TIMEOUT * 3, 10.0)
     finally:
-        for _, p, _, _ in children:
-            p.join(10.0)
-            if p.is_alive():
-                p.kill()
-                p.join()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    errors = {role: v for role, (st, v) in results.items() if st != "ok"}
-    if errors:
-        root = [v for v in errors.values() if "BrokenBarrierError" not in v] or list(errors.values())
-        return {"error": root[0].strip().splitlines()[-1], "detail": errors}
+    if error:
+        return error
     tx = results["tx"][1]
     rxs = [results[f"rx{i}"][1] for i in range(receivers)]
     out = {"count": count}

@@ -230,22 +230,12 @@ def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
                         name=f"bench-{peer}-{role}", daemon=True)
         children.append((role, p, r, w))
     try:
-        for _, p, _, w in children:
-            p.start()
-            w.close()
-        results = _harness.collect(children, timeout)
+        error, results = _harness.run_children(children, timeout, 5.0)
     finally:
-        for _, p, _, _ in children:
-            p.join(5.0)
-            if p.is_alive():
-                p.kill()
-                p.join()
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
-    errors = {role: v for role, (st, v) in results.items() if st != "ok"}
-    if errors:
-        root = [v for v in errors.values() if "BrokenBarrierError" not in v] or list(errors.values())
-        return {"error": root[0].strip().splitlines()[-1], "detail": errors}
+    if error:
+        return error
     res = dict(results["consumer"][1])
     res.update(results["producer"][1])
     problems = _verify(res, count)

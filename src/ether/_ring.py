@@ -313,9 +313,6 @@ class Ring:
     def close(self) -> None:
         lib.ether_ring_close(self._handle)
 
-    def set_spin(self, min_ns: int, max_ns: int) -> None:
-        lib.ether_ring_set_spin(self._handle, min_ns, max_ns)
-
     def statistics(self, producer: bool = False) -> RingStatistics:
         """The ring's counters; with producer=True, sent/dropped/blocked are this slot's."""
         st = ffi.new("ether_ring_stats_t *")

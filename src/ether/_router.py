@@ -54,17 +54,6 @@ class Router:
             route.append(sender)
         return tuple(route)
 
-    def send(self, topic: str, data: bytes) -> int:
-        """Deliver one encoded message to every subscriber; returns how many got it."""
-        delivered = 0
-        for sender in self.targets(topic):
-            try:
-                if sender.send(data):
-                    delivered += 1
-            except errors.InboxClosed:
-                self.forget(sender)
-        return delivered
-
     def sender_to(self, inbox: str, policy: str = "block", timeout: float = 5.0):
         """A cached sender to a named inbox (control messages, replies)."""
         key = (inbox, policy, timeout)
@@ -79,7 +68,7 @@ class Router:
             if value is sender:
                 del self._senders[key]
         sender.close()
-        self._generation = -1  # re-read the directory on the next publish
+        self._generation = -1  # re-read the directory on the next lookup
 
     def close(self) -> None:
         for sender in self._senders.values():
