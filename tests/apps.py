@@ -309,3 +309,74 @@ class ArrayService:
     @ether_get
     def total(self, a: np.ndarray) -> float:
         return float(a.sum())
+
+
+# Delivery policies (tests/integration/test_policy.py).
+import socket  # noqa: E402
+
+from ether import InboxFull  # noqa: E402
+
+
+class _Gated:
+    """Its first message waits at a gate, a Unix socket the test listens on:
+    connecting tells the test the handler is waiting, one byte lets it go on."""
+
+    def __init__(self, gate: str):
+        self._gate = gate
+        self._passed = False
+
+    def _wait_at_gate(self) -> None:
+        if self._passed:
+            return
+        self._passed = True
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(60)
+            s.connect(self._gate)
+            s.recv(1)
+
+
+class DropSubscriber(_Gated):
+    @ether_sub(topic="flood", policy="drop")
+    @ether_pub(topic="flood-seen")
+    def on_flood(self, seq: int, blob: bytes = b"") -> dict:
+        self._wait_at_gate()
+        return {"seq": seq}
+
+
+class BlockSubscriber(_Gated):
+    @ether_sub(topic="flood", policy="block", timeout=0.2)
+    def on_flood(self, seq: int, blob: bytes = b"") -> None:
+        self._wait_at_gate()
+
+
+class Flooder:
+    """Publishes from its own process until a subscriber's inbox stays full."""
+
+    @ether_pub(topic="flood")
+    def emit(self, seq: int, blob: bytes) -> dict:
+        return {"seq": seq, "blob": blob}
+
+    @ether_get
+    def flood(self, count: int, size: int) -> dict:
+        blob = bytes(size)
+        for seq in range(1, count + 1):
+            started = time.monotonic()
+            try:
+                self.emit(seq, blob)
+            except InboxFull as exc:
+                return {"type": type(exc).__name__, "error": str(exc), "failed_seq": seq,
+                        "waited": time.monotonic() - started}
+        return {"failed_seq": None}
+
+    @ether_get
+    def statistics(self) -> list:
+        return [{"inbox": s.inbox, "policy": s.policy, "sent": s.sent, "dropped": s.dropped,
+                 "blocked": s.blocked} for s in ether.statistics()]
+
+
+class ConflictingPolicies:
+    @ether_sub(topic="flood", policy="drop")
+    def first(self, seq: int) -> None: ...
+
+    @ether_sub(topic="flood", timeout=1.0)
+    def second(self, seq: int) -> None: ...

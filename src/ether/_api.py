@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from . import _codec as codec
 from . import _errors as errors
-from ._instance import service_topic, sync_topic
+from ._decorators import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, check_delivery, describe_delivery
+from ._instance import naming_topic, service_topic, sync_topic
 
 log = logging.getLogger("Ether")
 
@@ -90,26 +91,40 @@ class Ether:
 
     def pub(self, data: Any = None, topic: str | None = None) -> int:
         """Publish data (a dict, Struct, pydantic model, dataclass or None) to topic;
-        returns how many inboxes received it."""
+        returns how many inboxes received it (a drop subscriber whose inbox is full
+        does not). Raises InboxFull, naming the topic, if a block subscriber's inbox
+        stays full longer than its timeout."""
         if not isinstance(topic, str) or not topic:
             raise errors.ConfigError(f"ether.pub needs a topic (a non-empty str), not {topic!r}")
         from ._methods import message_of
-        return self._require_node().publish(topic, message_of(data))
+        try:
+            return self._require_node().publish(topic, message_of(data))
+        except errors.InboxFull as exc:
+            raise naming_topic(exc, topic) from None
 
     def start(self, **data) -> int:
         """Publish to the "start" topic (every @ether_start method runs)."""
         return self.pub(data, topic="start")
 
-    def subscribe(self, topic: str, handler: Callable[[dict], Any]) -> Callable[[], None]:
-        """Call handler(message_dict) for each message on topic, in a background
-        thread of this process. Returns a function that unsubscribes."""
+    def subscribe(self, topic: str, handler: Callable[[dict], Any], *,
+                  policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S) -> Callable[[], None]:
+        """ether.subscribe(topic, handler, *, policy="block", timeout=5.0)
+
+        Call handler(message_dict) for each message on topic, in a background
+        thread of this process. Returns a function that unsubscribes.
+
+        When this process's inbox is full, a publisher waits up to `timeout` seconds
+        and then raises InboxFull (policy="block"), or drops the message for this
+        process and counts the drop in its ether.statistics() (policy="drop")."""
+        delivery = check_delivery(policy, timeout, f"ether.subscribe({topic!r})")
         node = self._require_node()
+        _check_same_delivery(node, topic, delivery, "ether.subscribe")
         callbacks = self._callback_queue()
 
         def on_message(envelope: codec.Envelope) -> None:
             callbacks.put((handler, topic, envelope))  # never run user code in the reader
 
-        node.add_handler(topic, on_message)
+        node.add_handler(topic, on_message, policy=delivery[0], timeout=delivery[1])
         if self._supervisor is not None:
             self._supervisor.start_dispatcher()  # callbacks come without anyone waiting
         return lambda: node.remove_handler(topic, on_message)
@@ -124,11 +139,33 @@ class Ether:
                                  name="ether-callbacks", daemon=True).start()
             return self._callbacks
 
-    def listen(self, topic: str, timeout: float | None = None) -> "Listener":
-        """Subscribe to topic now, and iterate over its messages as they arrive; the
+    def listen(self, topic: str, timeout: float | None = None, *, policy: str = DEFAULT_POLICY,
+               block_timeout: float = DEFAULT_TIMEOUT_S) -> "Listener":
+        """ether.listen(topic, timeout=None, *, policy="block", block_timeout=5.0)
+
+        Subscribe to topic now, and iterate over its messages as they arrive; the
         iteration stops after `timeout` seconds without a message (None: never).
-        Close it (or use it as a context manager) to unsubscribe."""
-        return Listener(self._require_node(), topic, timeout)
+        Close it (or use it as a context manager) to unsubscribe.
+
+        `policy` and `block_timeout` are what publishers do when this process's
+        inbox is full: wait up to `block_timeout` seconds, then raise InboxFull
+        ("block"), or drop the message for this process and count it ("drop")."""
+        delivery = check_delivery(policy, block_timeout, f"ether.listen({topic!r})")
+        node = self._require_node()
+        _check_same_delivery(node, topic, delivery, "ether.listen")
+        return Listener(node, topic, timeout, delivery)
+
+    def statistics(self) -> tuple:
+        """What this process has sent: one SenderStatistics (sent, dropped, blocked,
+        the target inbox's fill) per inbox and delivery policy it has published,
+        requested or replied to. A drop subscriber's lost messages show as
+        `dropped` of the entry whose `inbox` is the subscriber's and `policy` is
+        "drop". The entry of an inbox that closed is gone with its sender."""
+        node = self._require_node()
+        # The router is shared with publishing threads: read it under their lock
+        # (a sender closed meanwhile would be freed under our feet).
+        with node._send_lock:
+            return node.router.statistics()
 
     # ---- arrays ----
 
@@ -282,19 +319,42 @@ def _run_callbacks(callbacks: queue.SimpleQueue) -> None:
             log.exception("subscriber of %r raised", topic)
 
 
+def _check_same_delivery(node, topic: str, delivery: tuple[str, float], call: str) -> None:
+    """A process's inbox has one subscription per topic: a second handler of the
+    topic cannot have another policy or timeout than the first."""
+    with node.session._directory as d:
+        current = [(s.policy, s.timeout) for s in d.subscriptions()
+                   if s.topic == topic and s.inbox_token == node.inbox.token]
+    if not current:
+        return
+    policy, timeout = current[0]
+    # The directory keeps whole milliseconds (at least 1): compare those.
+    if policy != delivery[0] or (policy == "block" and
+                                 round(timeout * 1000) != max(1, int(delivery[1] * 1000))):
+        raise errors.ConfigError(
+            f"{call}({topic!r}, {describe_delivery(delivery)}): this process already subscribes "
+            f"to {topic!r} with {describe_delivery((policy, timeout))}, and its inbox has one "
+            f"subscription per topic: use the same policy and timeout")
+
+
 class Listener:
     """The messages of one topic, as dicts, from a subscription made at creation."""
 
-    def __init__(self, node, topic: str, timeout: float | None):
+    def __init__(self, node, topic: str, timeout: float | None,
+                 delivery: tuple[str, float] = (DEFAULT_POLICY, DEFAULT_TIMEOUT_S)):
         self._node, self._topic, self._timeout = node, topic, timeout
-        self._box: queue.SimpleQueue = queue.SimpleQueue()
-        node.add_handler(topic, self._on_message)
+        self._box = box = queue.SimpleQueue()
 
-    def _on_message(self, envelope: codec.Envelope) -> None:
-        try:
-            self._box.put(codec.payload_dict(envelope))
-        except codec.MalformedMessage as exc:
-            log.error("listener of %r: %s", self._topic, exc)
+        # Not a bound method: the node must not keep the listener alive (an abandoned
+        # one unsubscribes when collected), and close() removes this very object.
+        def on_message(envelope: codec.Envelope) -> None:
+            try:
+                box.put(codec.payload_dict(envelope))
+            except codec.MalformedMessage as exc:
+                log.error("listener of %r: %s", topic, exc)
+
+        self._on_message = on_message
+        node.add_handler(topic, on_message, policy=delivery[0], timeout=delivery[1])
 
     def __iter__(self) -> "Listener":
         return self

@@ -8,10 +8,20 @@ All work with or without parentheses and stack in any order.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable
 
 SPEC_ATTR = "__ether__"
 LIFECYCLE = ("init", "cleanup", "save_all", "shutdown")
+
+#: What a publisher does when a subscriber's inbox is full: "block" waits up to the
+#: timeout, then raises InboxFull; "drop" skips that subscriber and counts the drop.
+POLICIES = ("block", "drop")
+DEFAULT_POLICY = "block"
+DEFAULT_TIMEOUT_S = 5.0
+#: The session directory keeps a subscription's timeout in 32-bit milliseconds.
+MAX_TIMEOUT_S = (2 ** 32 - 1) / 1000
+DEFAULT_DELIVERY = (DEFAULT_POLICY, DEFAULT_TIMEOUT_S)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -20,12 +30,23 @@ class MethodSpec:
 
     A topic of None stands for the method's default topic, "ClassName.method_name",
     which is only known once the method is looked up on its class.
+
+    `delivery` holds (topic, policy, timeout) for each subscription whose delivery
+    is not the default (block, 5 s); `delivery_of(topic)` reads it.
     """
     subs: tuple[str | None, ...] = ()
     pubs: tuple[str | None, ...] = ()
     lifecycle: frozenset[str] = frozenset()
     service: str | None = None          # "get" or "save": answers requests
     syncs: tuple[str, ...] = ()         # ether.sync(topic) calls it
+    delivery: tuple[tuple[str | None, str, float], ...] = ()
+
+    def delivery_of(self, topic: str | None) -> tuple[str, float]:
+        """(policy, timeout) of the subscription to topic."""
+        for t, policy, timeout in self.delivery:
+            if t == topic:
+                return policy, timeout
+        return DEFAULT_DELIVERY
 
 
 def spec_of(func) -> MethodSpec | None:
@@ -49,6 +70,48 @@ def _attach(func, service: str | None = None, **extend) -> Callable:
             changes[field] = current + tuple(v for v in values if v not in current)
     setattr(func, SPEC_ATTR, dataclasses.replace(spec, **changes))
     return func
+
+
+def check_delivery(policy, timeout, where: str) -> tuple[str, float]:
+    """Validate a subscription's policy and block timeout; return them normalised
+    (a drop subscription never waits, so its timeout is the default)."""
+    if not isinstance(policy, str):
+        raise TypeError(f"{where}: policy must be one of {', '.join(map(repr, POLICIES))}, "
+                        f"not {type(policy).__name__} {policy!r}")
+    if policy not in POLICIES:
+        raise ValueError(f"{where}: policy must be one of {', '.join(map(repr, POLICIES))}, "
+                         f"not {policy!r}")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError(f"{where}: timeout must be a number of seconds, not "
+                        f"{type(timeout).__name__} {timeout!r}")
+    if not (0 < timeout <= MAX_TIMEOUT_S) or math.isnan(timeout):
+        raise ValueError(f"{where}: timeout must be a finite number of seconds > 0 "
+                         f"(at most {MAX_TIMEOUT_S:g}), not {timeout!r}")
+    return (policy, float(timeout)) if policy == "block" else (policy, DEFAULT_TIMEOUT_S)
+
+
+def _subscribe(f, topic=None, policy=DEFAULT_POLICY, timeout=DEFAULT_TIMEOUT_S) -> Callable:
+    where = f"ether_sub on {getattr(f, '__qualname__', f)}"
+    delivery = check_delivery(policy, timeout, where)
+    spec = spec_of(f)
+    if spec is not None and topic in spec.subs and spec.delivery_of(topic) != delivery:
+        raise ValueError(
+            f"{where}: topic {describe_topic(topic)} is already subscribed with "
+            f"{describe_delivery(spec.delivery_of(topic))}, not {describe_delivery(delivery)}: "
+            f"one method has one subscription per topic")
+    _attach(f, subs=(topic,))
+    if delivery != DEFAULT_DELIVERY:
+        _attach(f, delivery=((topic,) + delivery,))
+    return f
+
+
+def describe_delivery(delivery: tuple[str, float]) -> str:
+    policy, timeout = delivery
+    return f"policy='block', timeout={timeout:g}" if policy == "block" else "policy='drop'"
+
+
+def describe_topic(topic: str | None) -> str:
+    return repr(topic) if topic is not None else "the default topic"
 
 
 def _check_topic(name: str, topic) -> None:
@@ -87,10 +150,12 @@ ether_pub = _decorator(
     "None) to `topic` (default: 'ClassName.method_name') whenever Ether runs it.")
 
 ether_sub = _decorator(
-    "ether_sub", ("topic",),
-    lambda f, topic=None: _attach(f, subs=(topic,)),
+    "ether_sub", ("topic", "policy", "timeout"), _subscribe,
     "Call the method for each message on `topic` (default: 'ClassName.method_name');\n"
-    "the message's keys become its keyword arguments, validated against its type hints.")
+    "the message's keys become its keyword arguments, validated against its type hints.\n"
+    "When this instance's inbox is full, a publisher waits up to `timeout` seconds\n"
+    "(default 5.0) and then raises InboxFull (policy='block', the default), or drops the\n"
+    "message for this instance and counts it in its ether.statistics() (policy='drop').")
 
 ether_start = _decorator(
     "ether_start", (),

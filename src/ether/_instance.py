@@ -16,6 +16,7 @@ import traceback
 from typing import Any
 
 from . import _codec as codec
+from . import _errors as errors
 from . import _methods as methods
 from ._session import Session
 
@@ -44,12 +45,21 @@ def publishing(method, topics: tuple[str, ...], node):
         result = method(*args, **kwargs)
         payload = result if type(result) is dict else message_of(result)
         for topic in topics:
-            publish(topic, payload)
+            try:
+                publish(topic, payload)
+            except errors.InboxFull as exc:
+                raise naming_topic(exc, topic) from None
         return result
 
     call.__name__ = getattr(method, "__name__", "method")
     call.__wrapped__ = method
     return call
+
+
+def naming_topic(exc: errors.InboxFull, topic: str) -> errors.InboxFull:
+    """The InboxFull of a publish (a block subscriber's inbox stayed full), saying
+    which topic was being published."""
+    return errors.InboxFull(exc.errno, f"publishing to topic {topic!r}: {exc.strerror or exc}")
 
 
 def bind(obj: Any, spec: methods.ClassSpec, node, instance: str) -> None:
@@ -60,7 +70,9 @@ def bind(obj: Any, spec: methods.ClassSpec, node, instance: str) -> None:
     for handler in spec.handlers:
         method = getattr(obj, handler.method)
         for topic in handler.topics:
-            node.add_handler(topic, _handler(method, handler, topic, instance))
+            policy, timeout = handler.delivery_of(topic)
+            node.add_handler(topic, _handler(method, handler, topic, instance),
+                             policy=policy, timeout=timeout)
     for service in spec.services:
         serve = _server(node, instance, [(getattr(obj, service.method), service)], single=True)
         for target in dict.fromkeys((spec.name, instance)):

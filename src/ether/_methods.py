@@ -17,7 +17,7 @@ import msgspec
 
 from . import _codec as codec
 from . import _errors as errors
-from ._decorators import LIFECYCLE, spec_of
+from ._decorators import DEFAULT_DELIVERY, LIFECYCLE, describe_delivery, spec_of
 
 
 class ValidationFailed(errors.EtherError, ValueError):
@@ -31,6 +31,12 @@ class Handler:
     topics: tuple[str, ...]
     pubs: tuple[str, ...]                     # where its result goes, if anywhere
     arguments: Callable[[Any], dict]          # payload (bytes / Raw) -> kwargs
+    # topic -> (policy, timeout) where not the default (block, 5 s)
+    delivery: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+
+    def delivery_of(self, topic: str) -> tuple[str, float]:
+        """(policy, timeout) of this handler's subscription to topic."""
+        return self.delivery.get(topic, DEFAULT_DELIVERY)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -76,7 +82,10 @@ def introspect(cls: type) -> ClassSpec:
             pubs[name] = out
         if spec.subs:
             topics = tuple(dict.fromkeys(resolve(t) for t in spec.subs))
-            handlers.append(Handler(name, topics, out, argument_decoder(func, f"{cls.__name__}.{name}")))
+            delivery = {resolve(t): spec.delivery_of(t) for t in spec.subs
+                        if spec.delivery_of(t) != DEFAULT_DELIVERY}
+            handlers.append(Handler(name, topics, out, argument_decoder(func, f"{cls.__name__}.{name}"),
+                                    delivery))
         for kind in spec.lifecycle:
             lifecycle[kind].append(name)
         if spec.service or spec.syncs:
@@ -85,9 +94,25 @@ def introspect(cls: type) -> ClassSpec:
                 services.append(Service(name, spec.service, arguments))
             for topic in spec.syncs:
                 syncs.setdefault(topic, []).append(Service(name, "sync", arguments))
+    _check_delivery(cls.__name__, handlers)
     return ClassSpec(cls.__name__, tuple(handlers), pubs,
                      {k: tuple(v) for k, v in lifecycle.items()}, tuple(services),
                      {k: tuple(v) for k, v in syncs.items()})
+
+
+def _check_delivery(cls_name: str, handlers: list[Handler]) -> None:
+    """An instance's inbox has one subscription per topic: its handlers of one topic
+    must agree on the policy and timeout."""
+    first: dict[str, Handler] = {}
+    for h in handlers:
+        for topic in h.topics:
+            other = first.setdefault(topic, h)
+            if other.delivery_of(topic) != h.delivery_of(topic):
+                raise errors.ConfigError(
+                    f"class {cls_name}: {other.method}() and {h.method}() both subscribe to topic "
+                    f"{topic!r}, with {describe_delivery(other.delivery_of(topic))} and "
+                    f"{describe_delivery(h.delivery_of(topic))}; an instance has one subscription "
+                    f"per topic: give both the same policy and timeout")
 
 
 def _annotated_functions(cls: type):

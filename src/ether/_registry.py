@@ -56,7 +56,7 @@ def _apply(entries, search_path: list[str], undo_list: list) -> None:
         undo_list.append((func, _decorators.spec_of(func)))
         try:
             DECORATORS[name](**kwargs)(func)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:  # an unknown argument or a bad value
             raise ConfigError(f"{where}: {exc}") from None
         except AttributeError:
             raise ConfigError(f"{where}: {method!r} cannot be annotated (a built-in?)") from None
@@ -66,6 +66,7 @@ def undo(undo_list) -> None:
     """Give the annotated functions back the annotations they had before."""
     for func, previous in reversed(undo_list):
         if previous is None:
-            func.__dict__.pop(_decorators.SPEC_ATTR, None)
+            if hasattr(func, "__dict__"):  # a built-in never got one
+                vars(func).pop(_decorators.SPEC_ATTR, None)
         else:
             setattr(func, _decorators.SPEC_ATTR, previous)

@@ -62,6 +62,16 @@ class Router:
             sender = self._senders[key] = self._session.connect(inbox, policy=policy, timeout=timeout)
         return sender
 
+    def statistics(self) -> tuple:
+        """A SenderStatistics of every open sender (one per inbox and policy)."""
+        out = []
+        for sender in dict.fromkeys(self._senders.values()):
+            try:
+                out.append(sender.statistics())
+            except errors.InboxClosed:
+                continue
+        return tuple(sorted(out, key=lambda s: (s.inbox, s.policy)))
+
     def forget(self, sender) -> None:
         """Drop a sender whose inbox closed; the next lookup re-reads the directory."""
         for key, value in list(self._senders.items()):

@@ -29,6 +29,7 @@ class SenderStatistics:
     capacity: int
     used: int
     max_length: int   # the largest message the inbox accepts
+    policy: str = "block"  # what this sender does when the inbox is full
 
 
 def _close_sender(ring, seg, pid) -> None:
@@ -234,7 +235,8 @@ class Sender:
             raise errors.InboxClosed(f"sender to {self._where} is closed")
         s = self._ring.statistics(producer=True)
         return SenderStatistics(self._inbox, self._session.name, s.sent, s.sent_bytes,
-                                s.dropped, s.blocked, s.capacity, s.used, s.max_length)
+                                s.dropped, s.blocked, s.capacity, s.used, s.max_length,
+                                self._policy)
 
     def _forget(self) -> None:
         """After fork, in the child: the slot belongs to the parent's sender."""

@@ -77,19 +77,28 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
-        names: dict[str, str] = {}
-        for key, inst in self.config.instances.items():  # fail before launching anything
-            name = self._instance_name(key, inst)
-            if name == MAIN_INBOX:
-                raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the main process's")
-            if name in names:
-                raise errors.ConfigError(
-                    f"instances {names[name]!r} and {key!r} both have the name {name!r}")
-            names[name] = key
-            introspect(import_class(inst.class_path, search_path=search_path, instance=key))
-        from . import _arena
-        _arena.check_configured_space()  # before anything starts
-        self.session = Session.create()
+        try:
+            names: dict[str, str] = {}
+            for key, inst in self.config.instances.items():  # fail before launching anything
+                name = self._instance_name(key, inst)
+                if name == MAIN_INBOX:
+                    raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the main process's")
+                if name in names:
+                    raise errors.ConfigError(
+                        f"instances {names[name]!r} and {key!r} both have the name {name!r}")
+                names[name] = key
+                cls = import_class(inst.class_path, search_path=search_path, instance=key)
+                try:
+                    introspect(cls)
+                except errors.ConfigError as exc:
+                    raise errors.ConfigError(f"instance {key!r}: {exc}") from None
+            from . import _arena
+            _arena.check_configured_space()  # before anything starts
+            self.session = Session.create()
+        except BaseException:  # nothing started: the classes are plain again
+            _registry.undo(self._registry_undo)
+            self._registry_undo = []
+            raise
         sid = self.session.name
         _logs.configure_process_logging(sid, "session", console=True)
         log.info("Starting Ether session: %s...", sid)

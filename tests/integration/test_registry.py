@@ -32,6 +32,8 @@ def test_the_third_party_class_still_works_as_a_plain_class(monkeypatch):
      r"registry: apps.Doubler.tripple: class Doubler has no method 'tripple' \(its methods: double\)"),
     ({"apps.Doubler": {"methods": {"double": {"ether_sub": {"topik": "x"}}}}},
      r"registry: apps.Doubler.double: ether_sub\(\) got unknown argument\(s\) topik"),
+    ({"apps.Undecorated": {"methods": {"__init__": {"ether_sub": {}}}}},
+     r"registry: apps.Undecorated.__init__: '__init__' cannot be annotated"),
 ])
 def test_a_broken_registry_entry_fails_tap(registry, match):
     with pytest.raises(ether_pkg.ConfigError, match=match):
