@@ -102,3 +102,31 @@ typedef struct {
 typedef struct {
     uint64_t commit; uint32_t length; uint16_t type; uint16_t producer; uint64_t seq; ...;
 } record_header_t;
+
+/* The array arena (ether_arena.h). */
+typedef struct {
+    uint8_t *base; uint64_t size; uint64_t data_offset; uint32_t max_blocks; uint32_t bit;
+} ether_arena_view_t;
+typedef struct { uint32_t block; uint64_t offset; uint64_t generation; } ether_arena_grant_t;
+typedef struct ether_arena ether_arena_t;
+ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks, uint64_t owner);
+void ether_arena_destroy(ether_arena_t *arena);
+int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
+                      uint64_t holders, ether_arena_grant_t *out);
+int ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
+void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
+uint32_t ether_arena_live(ether_arena_t *arena, uint64_t *bytes);
+uint64_t ether_arena_bits_in_use(ether_arena_t *arena);
+uint64_t ether_arena_data_size(const ether_arena_t *arena);
+uint64_t ether_arena_data_offset(const ether_arena_t *arena);
+int ether_arena_wait(ether_arena_t *arena, uint64_t timeout_ns);
+int ether_arena_check(const ether_arena_view_t *view, uint32_t block, uint64_t generation,
+                      uint64_t offset, uint64_t length);
+int ether_arena_release(const ether_arena_view_t *view, uint32_t block);
+typedef struct ether_arena_reader ether_arena_reader_t;
+ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint64_t token, int *error);
+void ether_arena_reader_close(ether_arena_reader_t *reader);
+uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *reader);
+int ether_arena_acquire(ether_arena_reader_t *reader, uint32_t block, uint64_t generation,
+                        uint64_t offset, uint64_t length);
+void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block);

@@ -1,37 +1,16 @@
 """The array arena: shared-memory blocks in which large arrays travel by handle.
 
-One arena per publishing process, created on its first large array. Only its
-owner allocates (under the node's send lock); readers only clear their bit.
+One arena per publishing process, created on its first large array. The layout,
+the allocator (address-ordered first fit, reclaiming in the same pass) and the
+memory order are in csrc/ether_arena.h; the why is in docs/design/arena.md.
 
-Segment layout (little-endian; see docs/design/arena.md for the why):
-
-      0 u64 magic        b"ETHERARN"
-      8 u32 version      ARENA_LAYOUT_VERSION
-     12 u32 max_blocks
-     16 u64 size         segment bytes
-     24 u64 data_offset  start of the data area (page aligned)
-     32 u64 owner        member token of the publishing process
-     40 u32 freed        bumped by a holder whose release freed a block (futex word)
-     44 u32 waiting      1 while the owner sleeps for room (holders then wake it)
-     48 .. 63 reserved
-     64 u64 holders[64]  member token of each holder bit (0: free); owner writes
-    576 block[max_blocks], 32 B each:
-          0 u64 holders   bitmap of processes that may hold views (atomic):
-                          set by the owner before a handle is sent, cleared
-                          bit by bit by each holder (fetch_and) when its last
-                          view dies, or by the owner for a dead holder
-          8 u64 offset    in the data area
-         16 u64 length
-         24 u64 generation  bumped by the owner at each allocation of the block
-
-A block is free again once its bitmap is zero. Allocation is next-fit over the
-gaps between live blocks, from where the last allocation ended: blocks are reused
-in roughly the order they were taken, and a long-held block costs only its own
-space. ArenaFull names the sizes when no gap fits.
+Writer (the owner): allocates under the node's send lock, copies arrays in,
+lends blocks (ether.empty), and clears the bits of holders that died.
+Reader (every process): turns handles into read-only views and clears its bit
+when the last view of a block in this process dies.
 """
 from __future__ import annotations
 
-import collections
 import errno
 import math
 import os
@@ -40,13 +19,14 @@ import threading
 import time
 import weakref
 
+from . import _codec as codec
 from . import _errors as errors
 from . import _names as names
 from . import _segment as segment
 from ._ring import ffi, lib
 
 ARENA_MAGIC = b"ETHERARN"
-ARENA_LAYOUT_VERSION = 1
+ARENA_LAYOUT_VERSION = 2
 HOLDERS = 64
 HOLDERS_OFFSET = 64
 BLOCKS_OFFSET = HOLDERS_OFFSET + 8 * HOLDERS
@@ -54,12 +34,18 @@ BLOCK_ENTRY = 32
 MAX_BLOCKS = 4096
 _HEADER = struct.Struct("<8sIIQQQ")
 SWEEP_INTERVAL_S = 0.5
-FREED_OFFSET = 40
-WAITING_OFFSET = 44
+LOAN_TIMEOUT_S = 5.0  # a loan waits for room like a publish to a block subscriber
+_OK, _NO_ROOM, _NO_ENTRY, _TOO_LARGE, _OUT_OF_BOUNDS, _STALE = 0, -1, -2, -3, -4, -5
+_NOT_ALL = 0xFFFFFFFFFFFFFFFF
 
 
 class ArenaFull(errors.EtherError):
     """No room in the publisher's arena for an array."""
+
+
+class Dropped(ArenaFull):
+    """The arena is full and every receiver's policy is drop: the message is dropped
+    (and counted) instead of waited for. Internal to publishing."""
 
 
 def arena_bytes() -> int:
@@ -91,35 +77,86 @@ def inline_limit() -> int:
     return int(raw) if raw.isdigit() else 64 << 10
 
 
-def _align(value: int, alignment: int) -> int:
-    return (value + alignment - 1) & ~(alignment - 1)
+_numpy = None
+_dtypes: dict = {}
+
+
+def _np():
+    global _numpy
+    if _numpy is None:
+        import numpy
+        _numpy = numpy
+    return _numpy
+
+
+def dtype_of(spec):
+    """numpy.dtype(spec), cached: the hot paths see a handful of dtypes."""
+    try:
+        dtype = _dtypes.get(spec)
+    except TypeError:  # an unhashable spec (a list of fields)
+        return _np().dtype(spec)
+    if dtype is None:
+        dtype = _np().dtype(spec)
+        if len(_dtypes) < 256:
+            _dtypes[spec] = dtype
+    return dtype
+
+
+def _view_struct(seg, base, bit: int):  # noqa: D401
+    """The C side of a process's mapping of an arena (ether_arena_view_t)."""
+    max_blocks, size, data_offset = struct.unpack_from("<IQQ", seg.map, 12)
+    view = ffi.new("ether_arena_view_t *")
+    view.base, view.size, view.data_offset = ffi.cast("uint8_t *", base), size, data_offset
+    view.max_blocks, view.bit = max_blocks, bit
+    return view
+
+
+class _Loan(weakref.ref):
+    """A loaned array's weak reference; its callback gives the block back."""
+    __slots__ = ("key", "block", "start", "generation", "nbytes", "shape", "dtype", "ext")
 
 
 class Writer:
-    """The owner's side: allocate blocks, copy arrays in, reclaim, sweep the dead."""
+    """The owner's side: allocate blocks, copy arrays in, lend them, sweep the dead."""
 
-    def __init__(self, session, size: int):
-        import numpy
+    def __init__(self, session, size: int, lock: threading.Lock | None = None):
         self._session = session
-        data_offset = _align(BLOCKS_OFFSET + BLOCK_ENTRY * MAX_BLOCKS, 4096)
-        self.data_size = size - data_offset
+        self._lock = lock or threading.Lock()  # the caller's: allocation is not thread-safe
         with session._directory as d:
             self.token = d.next_token()
         name = names.arena_segment(session.name, self.token)
         self._seg = segment.Segment.create(name, size, what=f"array arena of session {session.name!r}")
-        _HEADER.pack_into(self._seg.map, 0, ARENA_MAGIC, ARENA_LAYOUT_VERSION, MAX_BLOCKS, size,
-                          data_offset, session.token)
-        self.data_offset = data_offset
         self._base = ffi.from_buffer(self._seg.map, require_writable=True)
-        self._bytes = numpy.frombuffer(self._seg.map, dtype=numpy.uint8)
-        self._live: dict[int, tuple[int, int]] = {}           # block -> (start, end)
-        self._cursor = 0                                      # where the last allocation ended
-        self._free = list(range(MAX_BLOCKS - 1, -1, -1))
-        self._generation = [0] * MAX_BLOCKS
+        arena = lib.ether_arena_create(self._base, size, MAX_BLOCKS, session.token)
+        if arena == ffi.NULL:
+            self._seg.close()
+            segment.unlink(name)
+            raise ArenaFull(f"ETHER_ARENA_BYTES={size} cannot hold an arena's header and one page")
+        self._c = ffi.gc(arena, lib.ether_arena_destroy)
+        self.data_offset = lib.ether_arena_data_offset(arena)
+        self.data_size = lib.ether_arena_data_size(arena)
+        self._grant = ffi.new("ether_arena_grant_t *")
         self._bits: dict[int, int] = {}                       # holder token -> bit
+        self._bits_of: tuple = ((), 0)                        # (targets, bits) of the last publish
         self._last_sweep = time.monotonic()
-        self._lock = threading.Lock()                         # loans free from any thread
-        self._loans: dict[int, tuple] = {}                    # id(anchor) -> (block, start, gen)
+        self._loans: dict[int, _Loan] = {}                    # id(array) -> its weak reference
+        self._own = _view_struct(self._seg, self._base, self.holder_bits([session.token]).bit_length() - 1)
+        self._end_loan = self._make_end_loan()
+        self._closed = threading.Event()
+        threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
+
+    def _sweeper(self) -> None:
+        """Every SWEEP_INTERVAL_S, while other processes hold blocks: give back the
+        blocks of holders that died (a killed subscriber's are free within a second,
+        even if this process publishes nothing meanwhile)."""
+        own = 1 << self._own.bit
+        while not self._closed.wait(SWEEP_INTERVAL_S):
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                if lib.ether_arena_bits_in_use(self._c) & ~own and \
+                        time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_S:
+                    self.sweep()
 
     # ---- holders ----
 
@@ -128,192 +165,226 @@ class Writer:
         for token in tokens:
             bit = self._bits.get(token)
             if bit is None:
-                used = set(self._bits.values())
-                free = next((b for b in range(HOLDERS) if b not in used), None)
-                if free is None:
-                    self.sweep()
-                    used = set(self._bits.values())
-                    free = next((b for b in range(HOLDERS) if b not in used), None)
-                    if free is None:
-                        raise ArenaFull(f"more than {HOLDERS} processes hold arrays of this arena")
-                struct.pack_into("<Q", self._seg.map, HOLDERS_OFFSET + 8 * free, token)
-                self._bits[token] = bit = free
+                bit = self._new_bit(token)
             bits |= 1 << bit
         return bits
+
+    def bits_for(self, targets) -> int:
+        """holder_bits of the senders' consumers, cached for the same targets tuple."""
+        cached, bits = self._bits_of
+        if cached is targets:
+            return bits
+        bits = self.holder_bits(t.consumer_token for t in targets)
+        self._bits_of = (targets, bits)
+        return bits
+
+    def _new_bit(self, token: int) -> int:
+        for attempt in range(2):
+            used = set(self._bits.values())
+            free = next((b for b in range(HOLDERS) if b not in used), None)
+            if free is not None:
+                struct.pack_into("<Q", self._seg.map, HOLDERS_OFFSET + 8 * free, token)
+                self._bits[token] = free
+                return free
+            if attempt == 0:
+                self.sweep()
+        raise ArenaFull(f"more than {HOLDERS} processes hold arrays of this arena")
 
     def sweep(self) -> None:
         """Clear the bits of holders that died, so their blocks come back."""
         self._last_sweep = time.monotonic()
         alive = self._session._member_alive
+        in_use = lib.ether_arena_bits_in_use(self._c)
         for token, bit in list(self._bits.items()):
             if token == self._session.token or alive(token):
                 continue
-            mask = ~(1 << bit) & 0xFFFFFFFFFFFFFFFF
-            for block in self._live:
-                lib.ether_shm_fetch_and_u64(self._word(block, 0), mask)
+            if in_use & (1 << bit):
+                lib.ether_arena_clear_bits(self._c, 1 << bit)
             struct.pack_into("<Q", self._seg.map, HOLDERS_OFFSET + 8 * bit, 0)
             del self._bits[token]
+            self._bits_of = ((), 0)
+
+    def held(self) -> tuple[int, int]:
+        """(live blocks, their bytes): blocks some process may still read."""
+        with self._lock:
+            return self._held()
+
+    def _held(self) -> tuple[int, int]:
+        out = ffi.new("uint64_t *")
+        return lib.ether_arena_live(self._c, out), out[0]
 
     # ---- blocks ----
-
-    def _word(self, block: int, field: int):
-        return self._base + BLOCKS_OFFSET + BLOCK_ENTRY * block + field
-
-    def _reclaim(self) -> None:
-        load, word = lib.ether_shm_load_u64, self._word
-        for block in [b for b in self._live if load(word(b, 0)) == 0]:
-            del self._live[block]
-            self._free.append(block)
-
-    def _place(self, length: int, alignment: int) -> int | None:
-        """Next-fit: the first gap, from the cursor round to it again, that holds length."""
-        spans = sorted(self._live.values())
-        gaps, previous = [], 0
-        for start, end in spans:
-            if start > previous:
-                gaps.append((previous, start))
-            previous = max(previous, end)
-        gaps.append((previous, self.data_size))
-        cursor = self._cursor
-        ordered = [g for g in gaps if g[1] > cursor] + [g for g in gaps if g[1] <= cursor]
-        for begin, end in ordered:
-            start = _align(max(begin, cursor) if begin <= cursor < end else begin, alignment)
-            if start + length <= end:
-                return start
-            start = _align(begin, alignment)  # the part of the cursor's gap before it
-            if start + length <= end:
-                return start
-        return None
 
     def allocate(self, length: int, holders: int, timeout: float = 0.0) -> tuple[int, int, int]:
         """A block of length bytes held by `holders`: (block, data offset, generation).
         When the arena is full, wait up to `timeout` seconds for holders to free room."""
-        if length > self.data_size:
+        alignment = 4096 if length >= (64 << 10) else 64
+        grant = self._grant
+        rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
+        if rc == _OK:
+            if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
+                self.sweep()
+            return grant.block, grant.offset, grant.generation
+        if rc == _TOO_LARGE:
             raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
                             f"arena; raise ETHER_ARENA_BYTES (before tap)")
         deadline = time.monotonic() + timeout
+        swept = False
         while True:
-            try:
-                return self._allocate(length, holders)
-            except ArenaFull:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise
-                self._wait_for_room(left)
-
-    def _wait_for_room(self, timeout: float) -> None:
-        """Sleep until a holder frees a block (or timeout), without a lost wake-up."""
-        freed, waiting = self._base + FREED_OFFSET, self._base + WAITING_OFFSET
-        seq = lib.ether_shm_load_u32(freed)
-        lib.ether_shm_add_u32(waiting, 1)  # SYNC POINT: full barrier, then re-check
-        try:
-            with self._lock:
-                self._reclaim()
-                if self._place(1, 64) is not None and len(self._live) < MAX_BLOCKS:
-                    return  # something was freed meanwhile: try again
-            lib.ether_shm_wait_u32(freed, seq, int(min(timeout, SWEEP_INTERVAL_S) * 1e9))
-            self.sweep()  # a holder may have died holding blocks
-        finally:
-            lib.ether_shm_add_u32(waiting, -1)
-
-    def _allocate(self, length: int, holders: int) -> tuple[int, int, int]:
-        alignment = 4096 if length >= (64 << 10) else 64
-        with self._lock:
-            if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
-                self.sweep()
-            self._reclaim()
-            start = self._place(length, alignment) if self._free else None
-            if start is None:
-                self.sweep()
-                self._reclaim()
-                start = self._place(length, alignment) if self._free else None
-            if start is None:
-                held = sum(end - begin for begin, end in self._live.values())
+            if not swept:
+                self.sweep()  # a holder may have died holding blocks
+                swept = True
+            rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
+            if rc == _OK:
+                return grant.block, grant.offset, grant.generation
+            left = deadline - time.monotonic()
+            if left <= 0:
+                blocks, held = self._held()
+                room = (f"all {MAX_BLOCKS} blocks in use" if rc == _NO_ENTRY else
+                        f"no room for a {length}-byte array") + \
+                    f" in the {self.data_size}-byte arena of session {self._session.name!r}"
                 raise ArenaFull(
-                    f"no room for a {length}-byte array in the {self.data_size}-byte arena of "
-                    f"session {self._session.name!r} ({held} bytes held by views still alive); "
-                    f"drop references to received arrays sooner, or raise ETHER_ARENA_BYTES")
-            block = self._free.pop()
-            self._generation[block] += 1
-            generation = self._generation[block]
-            entry = BLOCKS_OFFSET + BLOCK_ENTRY * block
-            struct.pack_into("<QQ", self._seg.map, entry + 8, start, length)
-            lib.ether_shm_store_u64(self._word(block, 24), generation)
-            # SYNC POINT (via the ring): the bits are set before the handle is sent.
-            lib.ether_shm_store_u64(self._word(block, 0), holders)
-            self._live[block] = (start, start + length)
-            self._cursor = start + length
-            return block, start, generation
+                    f"{room} ({held} bytes in {blocks} blocks held by arrays still alive); drop "
+                    f"references to received or loaned arrays sooner, or raise ETHER_ARENA_BYTES")
+            if lib.ether_arena_wait(self._c, int(min(left, SWEEP_INTERVAL_S) * 1e9)) == 1:
+                swept = False  # nobody freed anything for a while: look for the dead
 
     def add_holders(self, block: int, holders: int) -> None:
-        lib.ether_shm_fetch_or_u64(self._word(block, 0), holders)
+        lib.ether_arena_hold(self._c, block, holders)
 
     def release(self, block: int, bit: int) -> None:
-        lib.ether_shm_fetch_and_u64(self._word(block, 0), ~(1 << bit) & 0xFFFFFFFFFFFFFFFF)
+        self.release_bits(block, 1 << bit)
+
+    def release_bits(self, block: int, bits: int) -> None:
+        """Clear holder bits of a block (receivers a message did not reach)."""
+        lib.ether_shm_fetch_and_u64(self._base + BLOCKS_OFFSET + BLOCK_ENTRY * block,
+                                    ~bits & _NOT_ALL)
 
     def bytes_at(self, start: int, length: int):
         """A writable uint8 array over [start, start+length) of the data area."""
-        import numpy
-        return numpy.frombuffer(self._seg.map, dtype=numpy.uint8, count=length,
+        return _np().frombuffer(self._seg.map, dtype=_np().uint8, count=length,
                                 offset=self.data_offset + start)
+
+    def copy_in(self, array, holders: int, timeout: float) -> tuple[int, int, int]:
+        """The one copy of an ordinary array into a new block (also makes a
+        non-contiguous input contiguous)."""
+        nbytes = array.nbytes
+        block, start, generation = self.allocate(nbytes, holders, timeout)
+        destination = _np().frombuffer(self._seg.map, dtype=array.dtype, count=array.size,
+                                       offset=self.data_offset + start)
+        _np().copyto(destination.reshape(array.shape), array)
+        return block, start, generation
 
     # ---- loans ----
 
-    def loan(self, shape, dtype):
-        """A writable array in a block held by this process until the array dies."""
-        import numpy
-        dtype = numpy.dtype(dtype)
-        if dtype.hasobject:
-            raise TypeError(f"cannot loan an array of dtype {dtype}")
+    def loan(self, shape, dtype, timeout: float = LOAN_TIMEOUT_S):
+        """A writable array in a block held by this process until the array dies.
+        A full arena waits up to `timeout` seconds for room."""
+        dtype = dtype_of(dtype)
+        if dtype.hasobject or dtype.fields is not None:
+            raise TypeError(f"cannot loan an array of dtype {dtype}: use a numeric or bool dtype")
         shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
-        nbytes = math.prod(shape) * dtype.itemsize
-        length = max(1, nbytes)
-        bit = self.holder_bits([self._session.token])
-        block, start, generation = self.allocate(length, bit)
-        anchor = self.bytes_at(start, length)
-        self._loans[id(anchor)] = (block, start, generation)
-        weakref.finalize(anchor, self._end_loan, id(anchor), block, bit.bit_length() - 1, self._base)
-        return anchor[:nbytes].view(dtype).reshape(shape)
+        count = math.prod(shape)
+        nbytes = count * dtype.itemsize
+        block, start, generation = self.allocate(nbytes, 1 << self._own.bit, timeout)
+        array = _np().frombuffer(self._seg.map, dtype=dtype, count=count,
+                                 offset=self.data_offset + start)
+        anchor = array
+        if len(shape) != 1:
+            array = array.reshape(shape)  # its base: the 1-d array, which the loan tracks
+        ref = _Loan(anchor, self._end_loan)
+        ref.key, ref.block, ref.start, ref.generation, ref.nbytes = \
+            id(anchor), block, start, generation, nbytes
+        ref.shape, ref.dtype = array.shape, array.dtype
+        ref.ext = codec.arena_ext(self.token, block, generation, start, array)
+        self._loans[id(anchor)] = ref
+        return array
 
     def loaned(self, array):
-        """(block, offset, generation) if array lies in one of our loans, contiguous."""
-        base = array.base
-        entry = self._loans.get(id(base)) if base is not None else None
-        if entry is None or not array.flags.c_contiguous:
-            return None
-        block, start, generation = entry
-        address = array.__array_interface__["data"][0] - base.__array_interface__["data"][0]
-        return block, start + address, generation
+        """The loan (its weak reference) that array is, or is a contiguous view
+        into; None otherwise."""
+        ref = self._loans.get(id(array))
+        if ref is None or ref() is not array:
+            base = array.base
+            ref = self._loans.get(id(base)) if base is not None else None
+            if ref is None or ref() is not base:
+                return None
+        return ref if array.flags.c_contiguous else None
 
-    def _end_loan(self, key, block, bit, base) -> None:
-        self._loans.pop(key, None)
-        lib.ether_shm_fetch_and_u64(base + BLOCKS_OFFSET + BLOCK_ENTRY * block,
-                                    ~(1 << bit) & 0xFFFFFFFFFFFFFFFF)
+    def lent(self, array, holders: int):
+        """(block, handle) of a loaned array, its block now held by `holders` too;
+        None if array is not (a contiguous part of) a loan."""
+        ref = self.loaned(array)
+        if ref is None:
+            return None
+        lib.ether_arena_hold(self._c, ref.block, holders)
+        if array.dtype is ref.dtype and array.shape == ref.shape:
+            return ref.block, ref.ext  # the whole loan, as lent
+        offset = array.__array_interface__["data"][0] - ref().__array_interface__["data"][0]
+        return ref.block, codec.arena_ext(self.token, ref.block, ref.generation,
+                                          ref.start + offset, array)
+
+    def _make_end_loan(self):
+        loans, own, release = self._loans, self._own, lib.ether_arena_release
+
+        def end_loan(ref) -> None:
+            loans.pop(ref.key, None)
+            release(own, ref.block)
+
+        return end_loan
 
     def close(self) -> None:
+        self._closed.set()
         segment.unlink(self._seg.name)
         self._seg.close()  # stays mapped while a loaned or received array still uses it
 
 
+class _Hold(weakref.ref):
+    """A received view's weak reference; its death counts the view out."""
+    __slots__ = ("arena", "block")
+
+
+class _Mapped:
+    """A process's mapping of one publisher's arena, and its C reader."""
+    __slots__ = ("seg", "base", "reader", "data", "__weakref__")
+
+    def __init__(self, seg, token: int):
+        self.seg = seg
+        self.base = ffi.from_buffer(seg.map, require_writable=True)
+        error = ffi.new("int *")
+        reader = lib.ether_arena_reader_open(self.base, seg.size, token, error)
+        if reader == ffi.NULL:
+            if error[0] == _STALE:
+                raise errors.EtherError(f"an array handle of {seg.name} arrived, but this process "
+                                        f"holds no bit there")
+            raise errors.SegmentError(errno.EINVAL, f"{seg.name} is not an Ether arena of this version")
+        self.reader = ffi.gc(reader, lib.ether_arena_reader_close)
+        # Views are made from a read-only window on the data area: they are born read-only.
+        self.data = memoryview(seg.map).toreadonly()[lib.ether_arena_reader_data_offset(reader):]
+
+
 class Reader:
     """Every process's side: turn handles into read-only views, and give the block
-    back when the last view of it in this process dies."""
+    back when the last view of it in this process dies (the count is in C)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._session = None
-        self._arenas: dict[int, tuple] = {}          # token -> (seg, base cdata, max_blocks, size, data_offset, my bit)
-        self._held: collections.Counter = collections.Counter()
+        self._arenas: dict[int, _Mapped] = {}
+        self._holds: dict[int, _Hold] = {}     # keeps the weak references (and callbacks) alive
+        self._drop = self._make_drop()
 
     def join(self, session) -> None:
         with self._lock:
             if self._session is not session:
                 self._session = session
-                self._arenas.clear()
+                self._arenas = {}
 
-    def _arena(self, token: int):
-        arena = self._arenas.get(token)
-        if arena is None:
+    def _arena(self, token: int) -> _Mapped:
+        with self._lock:
+            mapped = self._arenas.get(token)
+            if mapped is not None:
+                return mapped
             session = self._session
             if session is None:
                 raise errors.EtherError("an array handle arrived in a process that is not in a session")
@@ -322,51 +393,44 @@ class Reader:
                 seg = segment.Segment.open(name, what="array arena", min_size=BLOCKS_OFFSET)
             except FileNotFoundError:
                 raise errors.EtherError(f"the arena {name} of an array handle is gone") from None
-            magic, version, max_blocks, size, data_offset, _ = _HEADER.unpack_from(seg.map, 0)
-            if magic != ARENA_MAGIC or version != ARENA_LAYOUT_VERSION or size != seg.size or \
-                    data_offset < BLOCKS_OFFSET + BLOCK_ENTRY * max_blocks or data_offset > size:
+            try:
+                mapped = _Mapped(seg, session.token)
+            except BaseException:
                 seg.close()
-                raise errors.SegmentError(errno.EINVAL, f"{name} is not an Ether arena of this version")
-            tokens = struct.unpack_from(f"<{HOLDERS}Q", seg.map, HOLDERS_OFFSET)
-            bit = tokens.index(session.token) if session.token in tokens else None
-            arena = (seg, ffi.from_buffer(seg.map), max_blocks, size, data_offset, bit)
-            if bit is not None:
-                self._arenas[token] = arena
-        return arena
+                raise
+            self._arenas[token] = mapped
+            return mapped
 
     def view(self, token: int, block: int, generation: int, offset: int, length: int,
              dtype: str, shape: list[int]):
-        import numpy
-        with self._lock:
-            seg, base, max_blocks, size, data_offset, bit = self._arena(token)
-            if bit is None or block >= max_blocks or data_offset + offset + length > size:
-                raise errors.EtherError(f"array handle out of bounds (block {block}, {length} bytes)")
-            word = base + BLOCKS_OFFSET + BLOCK_ENTRY * block
-            holders = lib.ether_shm_load_u64(word)
-            if lib.ether_shm_load_u64(word + 24) != generation or not holders & (1 << bit):
+        arena = self._arenas.get(token) or self._arena(token)
+        dtype = _dtypes.get(dtype) or dtype_of(dtype)
+        itemsize = dtype.itemsize
+        if dtype.hasobject or dtype.fields is not None or not itemsize or length % itemsize:
+            raise errors.EtherError(f"a malformed array handle ({length} bytes of {dtype})")
+        rc = lib.ether_arena_acquire(arena.reader, block, generation, offset, length)
+        if rc:
+            if rc == _STALE:
                 raise errors.EtherError("a stale array handle (its block was reused)")
-            key = (token, block, generation)
-            self._held[key] += 1
-        anchor = numpy.frombuffer(seg.map, dtype=numpy.uint8, count=length, offset=data_offset + offset)
-        anchor.flags.writeable = False
-        # The anchor outlives every view derived from it; the finalizer keeps the
-        # arena's mapping alive until it has cleared the bit.
-        weakref.finalize(anchor, self._drop, key, word, bit, self._arenas[token])
-        array = anchor.view(numpy.dtype(dtype)).reshape(shape)
-        return array
+            raise errors.EtherError(f"array handle out of bounds (block {block}, {length} bytes)")
+        anchor = _numpy.frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
+        # The anchor is the base of every view derived from the array; the hold
+        # keeps the arena's mapping (and its C reader) alive until it counted out.
+        hold = _Hold(anchor, self._drop)
+        hold.arena, hold.block = arena, block
+        self._holds[id(hold)] = hold
+        if len(shape) == 1 and shape[0] * itemsize == length:
+            return anchor
+        return anchor.reshape(shape)  # a shape that does not match raises ValueError
 
-    def _drop(self, key, word, bit, arena) -> None:
-        with self._lock:
-            self._held[key] -= 1
-            if self._held[key]:
-                return
-            del self._held[key]
-        before = lib.ether_shm_fetch_and_u64(word, ~(1 << bit) & 0xFFFFFFFFFFFFFFFF)
-        if before == 1 << bit:  # we were the last holder: the block is free
-            base = arena[1]
-            lib.ether_shm_add_u32(base + FREED_OFFSET, 1)  # SYNC POINT: full barrier
-            if lib.ether_shm_load_u32(base + WAITING_OFFSET):
-                lib.ether_shm_wake_u32(base + FREED_OFFSET)
+    def _make_drop(self):
+        holds, unhold = self._holds, lib.ether_arena_unhold
+
+        def drop(hold) -> None:
+            holds.pop(id(hold), None)
+            unhold(hold.arena.reader, hold.block)
+
+        return drop
 
 
 READER = Reader()

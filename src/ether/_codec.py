@@ -70,20 +70,35 @@ _array_header = msgspec.msgpack.Encoder()
 publisher = None
 
 
+_ndarray = None  # numpy.ndarray, once numpy is imported
+
+
 def _enc_hook(obj: Any) -> Any:
-    numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
-    if numpy is not None and isinstance(obj, (numpy.ndarray, numpy.generic)):
+    global _ndarray
+    if _ndarray is None:
+        numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
+        if numpy is not None:
+            _ndarray = numpy.ndarray
+    if _ndarray is not None and isinstance(obj, _ndarray):
         node = publisher
-        if node is not None and isinstance(obj, numpy.ndarray) and not obj.dtype.hasobject \
-                and obj.dtype.fields is None:
-            handle = node.arena_handle(obj)
-            if handle is not None:
-                return msgspec.msgpack.Ext(ARENA_EXT, _array_header.encode(handle))
+        if node is not None:
+            ext = node.arena_handle(obj)  # None: it travels inline
+            if ext is not None:
+                return ext
+        return _array_ext(sys.modules["numpy"], obj)
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(obj, numpy.generic):
         return _array_ext(numpy, obj)
     dump = getattr(obj, "model_dump", None)  # pydantic models
     if dump is not None:
         return dump()
     raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
+
+
+def arena_ext(token: int, block: int, generation: int, offset: int, array) -> msgspec.msgpack.Ext:
+    """The handle of an array in an arena (see ARENA_EXT)."""
+    return msgspec.msgpack.Ext(ARENA_EXT, _array_header.encode(
+        (token, block, generation, offset, array.nbytes, array.dtype.str, array.shape)))
 
 
 def _array_ext(numpy, obj) -> msgspec.msgpack.Ext:
@@ -104,16 +119,23 @@ _decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
 _decode_handle = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
 
 
+def _arena_view(*handle):
+    """READER.view, bound on first use (the arena module imports the C core)."""
+    global _arena_view
+    from ._arena import READER
+    _arena_view = READER.view
+    return _arena_view(*handle)
+
+
 def ext_hook(code: int, data: memoryview) -> Any:
     """Decode Ether's extension types; arrays come back read-only."""
     if code == ARENA_EXT:
-        from ._arena import READER
         try:
             handle = _decode_handle(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedMessage(f"malformed array handle ({exc})") from None
         try:
-            return READER.view(*handle)
+            return _arena_view(*handle)
         except (errors.EtherError, TypeError, ValueError) as exc:
             raise MalformedMessage(str(exc)) from None
     if code != ARRAY_EXT:

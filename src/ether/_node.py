@@ -22,6 +22,7 @@ import traceback
 from collections import deque
 from typing import Callable
 
+from . import _arena
 from . import _codec as codec
 from . import _errors as errors
 from ._router import Router
@@ -84,9 +85,12 @@ class Node:
         self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
         self._closing = False
         self._arena = None                 # created by the first large array published
-        self._targets: tuple = ()          # of the publish being encoded (arena holders)
-        from ._arena import READER
-        READER.join(session)
+        self._targets: tuple = ()          # of the message being encoded (arena holders)
+        self._blocks: list | None = None   # arena blocks that message carries
+        self._inline = _arena.inline_limit()
+        self.arena_dropped = 0             # receivers that missed a message: arena full, drop policy
+        self._next_drop_log = 0.0
+        _arena.READER.join(session)
         codec.publisher = self
         self._subscribe_lock = threading.Lock()
         self._local = threading.local()  # the message each thread is handling (lineage)
@@ -107,32 +111,80 @@ class Node:
             self._seq = seq = self._seq + 1
             self.published += 1
             # The hot path of every publish: one route lookup, one encode, one send each.
-            self._targets = targets = self.router.targets(topic)
+            targets = self.router.targets(topic)
             if not targets:
                 return 0
-            data = _encode((kind, topic, self.name, seq, _now_ns(), cause, payload))
+            try:
+                data = self._encode_for(targets, (kind, topic, self.name, seq, _now_ns(), cause, payload))
+            except _arena.Dropped as exc:
+                self._count_arena_drop(topic, len(targets), exc)
+                return 0
             delivered = 0
-            for sender in targets:
+            for i, sender in enumerate(targets):
                 try:
-                    if sender.send(data):
-                        delivered += 1
+                    sent = sender.send(data)
                 except errors.InboxClosed:
                     self.router.forget(sender)
+                    sent = False
                 except errors.MessageTooLarge:
+                    self._unhold(targets[i:])
                     raise errors.MessageTooLarge(
                         f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
                         f"most {sender.statistics().max_length} per message. Set "
                         f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
+                except BaseException:
+                    self._unhold(targets[i:])
+                    raise
+                if sent:
+                    delivered += 1
+                elif self._blocks:
+                    self._unhold((sender,))  # dropped: it will never release them itself
             return delivered
+
+    def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
+        """Encode an envelope whose arrays (if any) go to `targets` (send lock held)."""
+        self._targets = targets
+        self._blocks = None
+        try:
+            return _encode(envelope)
+        except BaseException:
+            self._unhold(targets)
+            raise
+
+    def _send_to(self, sender, envelope: tuple) -> None:
+        """Encode and send to one inbox (send lock held)."""
+        data = self._encode_for((sender,), envelope)
+        try:
+            sender.send(data)
+        except BaseException:
+            self._unhold((sender,))
+            raise
+
+    def _unhold(self, targets) -> None:
+        """The message being sent will not reach targets: clear their bits on the
+        arena blocks it carries."""
+        blocks = self._blocks
+        if blocks:
+            arena = self._arena
+            bits = arena.holder_bits(t.consumer_token for t in targets)
+            for block in blocks:
+                arena.release_bits(block, bits)
+
+    def _count_arena_drop(self, topic: str, receivers: int, exc: Exception) -> None:
+        self.arena_dropped += receivers
+        now = time.monotonic()
+        if now >= self._next_drop_log:
+            self._next_drop_log = now + 1.0
+            log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s), %d so "
+                        "far: %s", self.name, topic, receivers, self.arena_dropped, exc)
 
     def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
         """A control message straight to one inbox (not through topics)."""
         with self._send_lock:
             self._seq += 1
             sender = self.router.sender_to(inbox, timeout=timeout)
-            self._targets = (sender,)  # who holds the arrays in it
-            data = codec.encode(codec.CONTROL, command, self.name, self._seq, None, payload)
-            sender.send(data)
+            self._send_to(sender, (codec.CONTROL, command, self.name, self._seq, _now_ns(), None,
+                                   payload))
 
     # ---- subscribing ----
 
@@ -177,38 +229,46 @@ class Node:
         waiters wait for)."""
         return self._replies
 
-    def arena_handle(self, array) -> tuple | None:
-        """Put a large array into this process's arena for the publish being
-        encoded (called by the codec, under the send lock); None: send it inline."""
-        from . import _arena
-        if array.nbytes < _arena.inline_limit() or not self._targets:
+    def arena_handle(self, array):
+        """Put a large array into this process's arena for the message being
+        encoded (called by the codec, under the send lock): its handle (an Ext),
+        or None to send it inline."""
+        targets = self._targets
+        if array.nbytes < self._inline or not targets:
             return None
-        if self._arena is None:
-            self._arena = _arena.Writer(self.session, _arena.arena_bytes())
-        arena = self._arena
-        holders = arena.holder_bits(t.consumer_token for t in self._targets)
-        loaned = arena.loaned(array)
-        if loaned is not None:  # already in shared memory: no copy at all
-            block, start, generation = loaned
-            arena.add_holders(block, holders)
+        arena = self._arena or self._open_arena()
+        holders = arena.bits_for(targets)
+        lent = arena.lent(array, holders)
+        if lent is not None:  # already in shared memory: no copy at all
+            block, ext = lent
         else:
-            import numpy
-            # A full arena waits for room like a full inbox: as long as the
-            # subscriptions' longest block timeout (0 if they all drop).
-            wait = max((t.timeout for t in self._targets if t.policy == "block"), default=0.0)
-            block, start, generation = arena.allocate(array.nbytes, holders, wait)
-            numpy.copyto(arena.bytes_at(start, array.nbytes).view(array.dtype).reshape(array.shape),
-                         array)  # the one copy; also makes a non-contiguous input contiguous
-        return (arena.token, block, generation, start, array.nbytes, array.dtype.str,
-                list(array.shape))
+            dtype = array.dtype
+            if dtype.hasobject or dtype.fields is not None:
+                return None  # refused, with the reason, by the inline encoder
+            # A full arena follows the subscriptions' policy, like a full inbox: wait
+            # up to the longest block timeout; with only drop subscriptions, drop.
+            wait = max((t.timeout for t in targets if t.policy == "block"), default=None)
+            try:
+                block, start, generation = arena.copy_in(array, holders, wait or 0.0)
+            except _arena.ArenaFull as exc:
+                if wait is None:
+                    raise _arena.Dropped(str(exc)) from None
+                raise
+            ext = codec.arena_ext(arena.token, block, generation, start, array)
+        if self._blocks is None:
+            self._blocks = [block]
+        else:
+            self._blocks.append(block)
+        return ext
+
+    def _open_arena(self):
+        self._arena = _arena.Writer(self.session, _arena.arena_bytes(), self._send_lock)
+        return self._arena
 
     def loan(self, shape, dtype):
         """A writable array in shared memory: publishing it copies nothing."""
-        from . import _arena
         with self._send_lock:
-            if self._arena is None:
-                self._arena = _arena.Writer(self.session, _arena.arena_bytes())
-            return self._arena.loan(shape, dtype)
+            return (self._arena or self._open_arena()).loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
         self._depth += 1
@@ -361,11 +421,9 @@ class Node:
             self._pending[request_id] = None
         with self._send_lock:
             self._seq += 1
-            self._targets = (sender,)  # who holds the arrays in it
             try:
-                data = codec.encode(codec.REQUEST, topic, self.name, self._seq, None,
-                                    (request_id, self.inbox.name, params))
-                sender.send(data)
+                self._send_to(sender, (codec.REQUEST, topic, self.name, self._seq, _now_ns(), None,
+                                       (request_id, self.inbox.name, params)))
             except BaseException:
                 with self._replies:
                     self._pending.pop(request_id, None)
@@ -409,9 +467,7 @@ class Node:
             sender = self._reply_to.get(request.reply_to)
             if sender is None or sender.closed:
                 sender = self._reply_to[request.reply_to] = self.router.sender_to(request.reply_to)
-            self._targets = (sender,)  # who holds the arrays in it
-            data = codec.encode(codec.REPLY, topic, self.name, self._seq, None, body)
-            sender.send(data)
+            self._send_to(sender, (codec.REPLY, topic, self.name, self._seq, _now_ns(), None, body))
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = codec.payload_dict(envelope)

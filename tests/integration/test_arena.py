@@ -4,6 +4,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -86,6 +88,32 @@ def test_a_killed_subscriber_gives_its_blocks_back(keepers):
         ether.pub({"frame": frame}, topic="big")  # the sweep clears k0's bits: room again
         got = [next(seen) for _ in range(2)]
     assert len(got) == 2
+
+
+def _main_arena():
+    from ether import _codec
+    return _codec.publisher._arena
+
+
+def test_a_killed_subscriber_releases_its_blocks_within_a_second_without_publishing(keepers):
+    frame = np.zeros((3 << 20) // 4, np.float32)  # 3 MiB
+    with ether.listen("big-seen", timeout=10) as seen:
+        for _ in range(2):
+            ether.pub({"frame": frame, "keep": True}, topic="big")
+            [next(seen) for _ in range(3)]
+    for k in ("k1", "k2"):
+        ether.get(k, "drop_all")
+    arena = _main_arena()
+    assert arena.held()[0] == 2  # k0 still holds both blocks
+    os.kill(ether.get("k0", "pid"), signal.SIGKILL)
+    killed = time.monotonic()
+    released = threading.Event()
+    while not released.wait(0.01):  # nothing is published meanwhile: the sweeper does it
+        if arena.held() == (0, 0):
+            released.set()
+        elif time.monotonic() - killed > 5:
+            break
+    assert released.is_set() and time.monotonic() - killed < 1.0
 
 
 def test_loaned_arrays_are_published_without_a_copy(keepers):

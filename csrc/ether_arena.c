@@ -1,0 +1,336 @@
+/*
+ * ether_arena.c - the owner's allocator and the holders' check/release of the
+ * array arena. Layout, protocol and memory order: ether_arena.h.
+ */
+#include "ether_arena.h"
+#include "ether_atomic.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct ether_arena {
+    uint8_t *base;
+    uint64_t data_offset;
+    uint64_t data_size;
+    uint32_t max_blocks;
+    uint32_t live;        /* entries of `order` */
+    uint32_t free;        /* entries of `spare` */
+    uint32_t *order;      /* live blocks, by offset */
+    uint32_t *spare;      /* free block numbers (a stack: the last freed first) */
+    uint64_t *start;      /* private copies: a holder cannot move a block */
+    uint64_t *end;
+    uint64_t *generation;
+};
+
+static _Atomic uint64_t *bitmap_of(uint8_t *base, uint32_t block)
+{
+    return (_Atomic uint64_t *)(base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block);
+}
+
+static uint64_t align_up(uint64_t value, uint64_t alignment)
+{
+    return (value + alignment - 1) & ~(alignment - 1);
+}
+
+static void put_u64(uint8_t *at, uint64_t v) { memcpy(at, &v, sizeof v); }
+static void put_u32(uint8_t *at, uint32_t v) { memcpy(at, &v, sizeof v); }
+
+ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks, uint64_t owner)
+{
+    uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
+    uint64_t data_offset = align_up(table_end, 4096);
+    if (base == NULL || max_blocks == 0 || size < data_offset + 4096)
+        return NULL;
+    ether_arena_t *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return NULL;
+    a->order = calloc(max_blocks, sizeof *a->order);
+    a->spare = calloc(max_blocks, sizeof *a->spare);
+    a->start = calloc(max_blocks, sizeof *a->start);
+    a->end = calloc(max_blocks, sizeof *a->end);
+    a->generation = calloc(max_blocks, sizeof *a->generation);
+    if (!a->order || !a->spare || !a->start || !a->end || !a->generation) {
+        ether_arena_destroy(a);
+        return NULL;
+    }
+    a->base = base;
+    a->data_offset = data_offset;
+    a->data_size = size - data_offset;
+    a->max_blocks = max_blocks;
+    for (uint32_t i = 0; i < max_blocks; i++)
+        a->spare[i] = max_blocks - 1 - i;   /* block 0 on top */
+    a->free = max_blocks;
+    uint8_t *h = base;
+    put_u32(h + 8, ETHER_ARENA_VERSION);
+    put_u32(h + 12, max_blocks);
+    put_u64(h + 16, size);
+    put_u64(h + 24, data_offset);
+    put_u64(h + 32, owner);
+    /* SYNC POINT: the magic last (release); a reader validates it first. */
+    ETHER_STORE_RELEASE((_Atomic uint64_t *)h, ETHER_ARENA_MAGIC);
+    return a;
+}
+
+void ether_arena_destroy(ether_arena_t *a)
+{
+    if (a == NULL)
+        return;
+    free(a->order);
+    free(a->spare);
+    free(a->start);
+    free(a->end);
+    free(a->generation);
+    free(a);
+}
+
+/* Drop the blocks whose bitmap is zero from `order` (compacting it). */
+static void reclaim(ether_arena_t *a)
+{
+    uint32_t w = 0;
+    for (uint32_t r = 0; r < a->live; r++) {
+        uint32_t block = a->order[r];
+        /* SYNC POINT: acquire; pairs with the holders' fetch_and, so their
+         * reads of the block happen before we hand it out again. */
+        if (ETHER_LOAD_ACQUIRE(bitmap_of(a->base, block)) == 0)
+            a->spare[a->free++] = block;
+        else
+            a->order[w++] = block;
+    }
+    a->live = w;
+}
+
+int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
+                      uint64_t holders, ether_arena_grant_t *out)
+{
+    if (length == 0)
+        length = 1;
+    if (alignment == 0 || (alignment & (alignment - 1)) != 0 || holders == 0)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    if (length > a->data_size)
+        return ETHER_ARENA_TOO_LARGE;
+    /* One pass: reclaim free blocks and find the lowest gap that fits. The
+     * insertion index `at` is in compacted positions, which later compaction
+     * does not move. */
+    uint32_t w = 0, at = UINT32_MAX;
+    uint64_t previous = 0, place = 0;
+    for (uint32_t r = 0; r < a->live; r++) {
+        uint32_t block = a->order[r];
+        if (ETHER_LOAD_ACQUIRE(bitmap_of(a->base, block)) == 0) {  /* SYNC POINT: as in reclaim */
+            a->spare[a->free++] = block;
+            continue;
+        }
+        if (at == UINT32_MAX) {
+            uint64_t s = align_up(previous, alignment);
+            if (s + length <= a->start[block]) {
+                at = w;
+                place = s;
+            }
+        }
+        a->order[w++] = block;
+        previous = a->end[block];
+    }
+    a->live = w;
+    if (at == UINT32_MAX) {
+        uint64_t s = align_up(previous, alignment);
+        if (s + length > a->data_size || s < previous)
+            return ETHER_ARENA_NO_ROOM;
+        at = w;
+        place = s;
+    }
+    if (a->free == 0)
+        return ETHER_ARENA_NO_ENTRY;
+    uint32_t block = a->spare[--a->free];
+    memmove(a->order + at + 1, a->order + at, (size_t)(a->live - at) * sizeof *a->order);
+    a->order[at] = block;
+    a->live++;
+    a->start[block] = place;
+    a->end[block] = place + length;
+    uint64_t generation = ++a->generation[block];
+    uint8_t *entry = a->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
+    put_u64(entry + 8, place);
+    put_u64(entry + 16, length);
+    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 24), generation);
+    /* SYNC POINT: release; the generation and the caller's earlier writes are
+     * visible to a holder that sees its bit (and the ring orders the handle). */
+    ETHER_STORE_RELEASE(bitmap_of(a->base, block), holders);
+    out->block = block;
+    out->offset = place;
+    out->generation = generation;
+    return ETHER_ARENA_OK;
+}
+
+int ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
+{
+    if (block >= a->max_blocks)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    /* SYNC POINT: acq_rel; the bits are set before the handle is sent. */
+    atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
+    return ETHER_ARENA_OK;
+}
+
+void ether_arena_clear_bits(ether_arena_t *a, uint64_t mask)
+{
+    for (uint32_t r = 0; r < a->live; r++)
+        atomic_fetch_and_explicit(bitmap_of(a->base, a->order[r]), ~mask, memory_order_acq_rel);
+}
+
+uint32_t ether_arena_live(ether_arena_t *a, uint64_t *bytes)
+{
+    reclaim(a);
+    uint64_t total = 0;
+    for (uint32_t r = 0; r < a->live; r++)
+        total += a->end[a->order[r]] - a->start[a->order[r]];
+    if (bytes != NULL)
+        *bytes = total;
+    return a->live;
+}
+
+uint64_t ether_arena_bits_in_use(ether_arena_t *a)
+{
+    uint64_t bits = 0;
+    for (uint32_t r = 0; r < a->live; r++)
+        bits |= ETHER_LOAD_ACQUIRE(bitmap_of(a->base, a->order[r]));
+    return bits;
+}
+
+int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
+{
+    _Atomic uint32_t *freed = (_Atomic uint32_t *)(a->base + ETHER_ARENA_FREED_AT);
+    _Atomic uint32_t *waiting = (_Atomic uint32_t *)(a->base + ETHER_ARENA_WAITING_AT);
+    /* SYNC POINT: Dekker pair with ether_arena_release (seq_cst on both sides):
+     * announce the sleeper, then read the eventcount, then re-check the blocks.
+     * A release either is seen by the re-check, or changes `freed` after we read
+     * it (the futex then returns at once), or sees `waiting` and wakes us. */
+    atomic_fetch_add_explicit(waiting, 1, memory_order_seq_cst);
+    uint32_t seen = atomic_load_explicit(freed, memory_order_seq_cst);
+    uint32_t before = a->live;
+    reclaim(a);
+    int result = 0;
+    if (a->live == before)
+        result = (int)ether_futex_wait(freed, seen, timeout_ns);
+    atomic_fetch_sub_explicit(waiting, 1, memory_order_seq_cst);
+    return result;
+}
+
+uint64_t ether_arena_data_size(const ether_arena_t *a) { return a->data_size; }
+uint64_t ether_arena_data_offset(const ether_arena_t *a) { return a->data_offset; }
+
+int ether_arena_check(const ether_arena_view_t *v, uint32_t block, uint64_t generation,
+                      uint64_t offset, uint64_t length)
+{
+    if (block >= v->max_blocks || v->bit >= ETHER_ARENA_HOLDERS ||
+        v->data_offset > v->size || offset > v->size - v->data_offset ||
+        length > v->size - v->data_offset - offset)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    uint8_t *entry = v->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
+    /* SYNC POINT: acquire; pairs with the owner's release of the bitmap. */
+    uint64_t bits = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)entry);
+    uint64_t gen = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(entry + 24));
+    if (gen != generation || !(bits & (1ULL << v->bit)))
+        return ETHER_ARENA_STALE;
+    return ETHER_ARENA_OK;
+}
+
+int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
+{
+    if (block >= v->max_blocks || v->bit >= ETHER_ARENA_HOLDERS)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    uint64_t mine = 1ULL << v->bit;
+    /* SYNC POINT: acq_rel; our reads of the block happen before the owner's
+     * acquire load sees the bit clear. */
+    uint64_t before = atomic_fetch_and_explicit(bitmap_of(v->base, block), ~mine, memory_order_acq_rel);
+    if (before != mine)
+        return 0;
+    _Atomic uint32_t *freed = (_Atomic uint32_t *)(v->base + ETHER_ARENA_FREED_AT);
+    _Atomic uint32_t *waiting = (_Atomic uint32_t *)(v->base + ETHER_ARENA_WAITING_AT);
+    /* SYNC POINT: a full barrier (Dekker pair with the owner's waiting++ then
+     * re-check): either it sees the freed block, or we see it waiting. */
+    atomic_fetch_add_explicit(freed, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(waiting, memory_order_seq_cst))
+        ether_futex_wake(freed, 0x7fffffff);
+    return 1;
+}
+
+struct ether_arena_reader {
+    ether_arena_view_t view;
+    pthread_mutex_t lock;
+    uint32_t *counts;     /* live views per block in this process */
+};
+
+static uint64_t get_u64(const uint8_t *at) { uint64_t v; memcpy(&v, at, sizeof v); return v; }
+static uint32_t get_u32(const uint8_t *at) { uint32_t v; memcpy(&v, at, sizeof v); return v; }
+
+ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint64_t token, int *error)
+{
+    const uint8_t *h = base;
+    *error = ETHER_ARENA_BAD_SEGMENT;
+    if (base == NULL || mapped < ETHER_ARENA_BLOCKS_AT)
+        return NULL;
+    /* SYNC POINT: acquire; pairs with the owner's release of the magic. */
+    if (ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)h) != ETHER_ARENA_MAGIC || get_u32(h + 8) != ETHER_ARENA_VERSION)
+        return NULL;
+    uint32_t max_blocks = get_u32(h + 12);
+    uint64_t size = get_u64(h + 16), data_offset = get_u64(h + 24);
+    uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
+    if (max_blocks == 0 || size != mapped || data_offset < table_end || data_offset > size)
+        return NULL;
+    uint32_t bit = ETHER_ARENA_HOLDERS;
+    for (uint32_t i = 0; i < ETHER_ARENA_HOLDERS && token != 0; i++)
+        if (get_u64(h + ETHER_ARENA_HOLDERS_AT + 8 * i) == token) {
+            bit = i;
+            break;
+        }
+    if (bit == ETHER_ARENA_HOLDERS) {
+        *error = ETHER_ARENA_STALE;
+        return NULL;
+    }
+    ether_arena_reader_t *r = calloc(1, sizeof *r);
+    uint32_t *counts = calloc(max_blocks, sizeof *counts);
+    if (r == NULL || counts == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
+        free(r);
+        free(counts);
+        *error = ETHER_ARENA_NO_ENTRY;
+        return NULL;
+    }
+    r->view.base = base;
+    r->view.size = size;
+    r->view.data_offset = data_offset;
+    r->view.max_blocks = max_blocks;
+    r->view.bit = bit;
+    r->counts = counts;
+    *error = ETHER_ARENA_OK;
+    return r;
+}
+
+void ether_arena_reader_close(ether_arena_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    pthread_mutex_destroy(&r->lock);
+    free(r->counts);
+    free(r);
+}
+
+uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *r) { return r->view.data_offset; }
+
+int ether_arena_acquire(ether_arena_reader_t *r, uint32_t block, uint64_t generation,
+                        uint64_t offset, uint64_t length)
+{
+    pthread_mutex_lock(&r->lock);
+    int rc = ether_arena_check(&r->view, block, generation, offset, length);
+    if (rc == ETHER_ARENA_OK)
+        r->counts[block]++;
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void ether_arena_unhold(ether_arena_reader_t *r, uint32_t block)
+{
+    if (block >= r->view.max_blocks)
+        return;
+    pthread_mutex_lock(&r->lock);
+    if (r->counts[block] > 0 && --r->counts[block] == 0)
+        ether_arena_release(&r->view, block);
+    pthread_mutex_unlock(&r->lock);
+}
