@@ -380,3 +380,28 @@ class ConflictingPolicies:
 
     @ether_sub(topic="flood", timeout=1.0)
     def second(self, seq: int) -> None: ...
+
+
+class PolicyKeeper:
+    """Keeps every large array it receives: on "keep-drop" with the drop policy,
+    on "keep-block" with the block policy and a 0.3 s timeout."""
+
+    def __init__(self):
+        self.kept = []
+
+    @ether_sub(topic="keep-drop", policy="drop")
+    @ether_pub(topic="kept")
+    def on_drop(self, frame: np.ndarray, seq: int) -> dict:
+        self.kept.append(frame)
+        return {"seq": seq}
+
+    @ether_sub(topic="keep-block", policy="block", timeout=0.3)
+    @ether_pub(topic="kept")
+    def on_block(self, frame: np.ndarray, seq: int) -> dict:
+        self.kept.append(frame)
+        return {"seq": seq}
+
+    @ether_get
+    def drop_all(self) -> int:
+        self.kept.clear()
+        return 0

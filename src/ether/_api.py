@@ -16,6 +16,7 @@ from . import _codec as codec
 from . import _errors as errors
 from ._decorators import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, check_delivery, describe_delivery
 from ._instance import naming_topic, service_topic, sync_topic
+from ._methods import message_of
 
 log = logging.getLogger("Ether")
 
@@ -94,11 +95,13 @@ class Ether:
         returns how many inboxes received it (a drop subscriber whose inbox is full
         does not). Raises InboxFull, naming the topic, if a block subscriber's inbox
         stays full longer than its timeout."""
-        if not isinstance(topic, str) or not topic:
-            raise errors.ConfigError(f"ether.pub needs a topic (a non-empty str), not {topic!r}")
-        from ._methods import message_of
+        node = self._node
+        if node is None or type(data) is not dict or type(topic) is not str or not topic:
+            if not isinstance(topic, str) or not topic:
+                raise errors.ConfigError(f"ether.pub needs a topic (a non-empty str), not {topic!r}")
+            node, data = self._require_node(), message_of(data)
         try:
-            return self._require_node().publish(topic, message_of(data))
+            return node.publish(topic, data)
         except errors.InboxFull as exc:
             raise naming_topic(exc, topic) from None
 

@@ -117,14 +117,18 @@ class Node:
             try:
                 data = self._encode_for(targets, (kind, topic, self.name, seq, _now_ns(), cause, payload))
             except _arena.Dropped as exc:
-                self._count_arena_drop(topic, len(targets), exc)
+                self._count_arena_drop(topic, targets, exc)
                 return 0
             delivered = 0
+            full = None
             for i, sender in enumerate(targets):
                 try:
                     sent = sender.send(data)
                 except errors.InboxClosed:
                     self.router.forget(sender)
+                    sent = False
+                except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
+                    full = full or exc
                     sent = False
                 except errors.MessageTooLarge:
                     self._unhold(targets[i:])
@@ -138,7 +142,9 @@ class Node:
                 if sent:
                     delivered += 1
                 elif self._blocks:
-                    self._unhold((sender,))  # dropped: it will never release them itself
+                    self._unhold((sender,))  # not delivered: it will never release them itself
+            if full is not None:
+                raise full
             return delivered
 
     def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
@@ -170,13 +176,17 @@ class Node:
             for block in blocks:
                 arena.release_bits(block, bits)
 
-    def _count_arena_drop(self, topic: str, receivers: int, exc: Exception) -> None:
-        self.arena_dropped += receivers
+    def _count_arena_drop(self, topic: str, targets: tuple, exc: Exception) -> None:
+        """The array arena is full and every receiver drops: count it per receiver
+        (in their statistics' `dropped`) and say so, at most once a second."""
+        for sender in targets:
+            sender.arena_dropped += 1
+        self.arena_dropped += len(targets)
         now = time.monotonic()
         if now >= self._next_drop_log:
             self._next_drop_log = now + 1.0
-            log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s), %d so "
-                        "far: %s", self.name, topic, receivers, self.arena_dropped, exc)
+            log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s) "
+                        "(%d so far): %s", self.name, topic, len(targets), self.arena_dropped, exc)
 
     def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
         """A control message straight to one inbox (not through topics)."""

@@ -24,7 +24,7 @@ class SenderStatistics:
     session: str
     sent: int
     sent_bytes: int
-    dropped: int      # sends refused because the inbox was full (drop policy)
+    dropped: int      # messages dropped because the inbox, or the array arena, was full (drop policy)
     blocked: int      # sends that had to wait for space (block policy)
     capacity: int
     used: int
@@ -111,6 +111,7 @@ class Sender:
         self._timeout = timeout
         self._timeout_ns = timeout_ns
         self._loan = None
+        self.arena_dropped = 0  # messages dropped before the ring: the array arena was full
         # The common case - bytes, default policy, accepted - is one C call.
         self.send = ring.fast_send(timeout_ns, self._send)
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
@@ -235,7 +236,7 @@ class Sender:
             raise errors.InboxClosed(f"sender to {self._where} is closed")
         s = self._ring.statistics(producer=True)
         return SenderStatistics(self._inbox, self._session.name, s.sent, s.sent_bytes,
-                                s.dropped, s.blocked, s.capacity, s.used, s.max_length,
+                                s.dropped + self.arena_dropped, s.blocked, s.capacity, s.used, s.max_length,
                                 self._policy)
 
     def _forget(self) -> None:

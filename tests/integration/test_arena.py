@@ -164,3 +164,46 @@ def test_large_arrays_in_requests_and_replies():
             assert ether.get("svc", "total", params={"a": np.ones(1 << 18)}) == float(1 << 18)
     finally:
         ether.shutdown()
+
+
+@pytest.fixture
+def policy_keeper(monkeypatch):
+    monkeypatch.setenv("ETHER_ARENA_BYTES", str(16 << 20))  # five 3 MiB arrays fit
+    ether.tap(config={"instances": {"pk": {"class_path": "apps.PolicyKeeper"}}})
+    sid = ether.session
+    yield sid
+    ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def _fill(topic: str, frame, seen) -> None:
+    for seq in range(5):
+        assert ether.pub({"frame": frame, "seq": seq}, topic=topic) == 1
+    assert sorted(next(seen)["seq"] for _ in range(5)) == list(range(5))
+
+
+def test_a_full_arena_drops_and_counts_for_a_drop_subscriber(policy_keeper):
+    frame = np.zeros((3 << 20) // 4, np.float32)
+    with ether.listen("kept", timeout=10) as seen:
+        _fill("keep-drop", frame, seen)
+        started = time.monotonic()
+        assert ether.pub({"frame": frame, "seq": 5}, topic="keep-drop") == 0  # dropped at once
+        assert time.monotonic() - started < 0.25
+        stats = [s for s in ether.statistics() if s.inbox == "pk" and s.policy == "drop"]
+        assert [s.dropped for s in stats] == [1]
+        ether.get("pk", "drop_all")  # the subscriber lets go: room again
+        assert ether.pub({"frame": frame, "seq": 6}, topic="keep-drop") == 1
+        assert next(seen)["seq"] == 6
+
+
+def test_a_full_arena_blocks_for_a_block_subscriber_then_raises(policy_keeper):
+    frame = np.zeros((3 << 20) // 4, np.float32)
+    with ether.listen("kept", timeout=10) as seen:
+        _fill("keep-block", frame, seen)
+        started = time.monotonic()
+        with pytest.raises(ether_pkg.ArenaFull, match=r"no room for a 3145728-byte array"):
+            ether.pub({"frame": frame, "seq": 5}, topic="keep-block")
+        assert time.monotonic() - started >= 0.29  # it waited the subscription's 0.3 s
+        ether.get("pk", "drop_all")
+        assert ether.pub({"frame": frame, "seq": 6}, topic="keep-block") == 1
+        assert next(seen)["seq"] == 6
