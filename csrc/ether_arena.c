@@ -9,6 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* How long the owner watches for a freed block before it sleeps (see ether_arena_wait). */
+#define ARENA_SPIN_NS        50000u
+#define ARENA_YIELD_AFTER_NS 2000u
+
 struct ether_arena {
     uint8_t *base;
     uint64_t data_offset;
@@ -207,8 +211,30 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
     uint32_t before = a->live;
     reclaim(a);
     int result = 0;
-    if (a->live == before)
-        result = (int)ether_futex_wait(freed, seen, timeout_ns);
+    if (a->live == before) {
+        /* A holder usually lets go within microseconds (it is busy with the
+         * previous block): watch the eventcount for a while, yielding the core
+         * after the first microseconds, before sleeping in the kernel. */
+        uint64_t begin = ether_now_ns(), spin = timeout_ns < ARENA_SPIN_NS ? timeout_ns : ARENA_SPIN_NS;
+        for (uint32_t i = 1;; i++) {
+            if (atomic_load_explicit(freed, memory_order_seq_cst) != seen)
+                break;
+            if ((i & 15) == 0) {
+                uint64_t elapsed = ether_now_ns() - begin;
+                if (elapsed >= timeout_ns) {
+                    result = ETHER_WAIT_TIMED_OUT;
+                    break;
+                }
+                if (elapsed >= spin) {
+                    result = (int)ether_futex_wait(freed, seen, timeout_ns - elapsed);
+                    break;
+                }
+                if (elapsed >= ARENA_YIELD_AFTER_NS)
+                    ether_yield();
+            }
+            ether_cpu_relax();
+        }
+    }
     atomic_fetch_sub_explicit(waiting, 1, memory_order_seq_cst);
     return result;
 }

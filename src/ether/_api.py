@@ -176,7 +176,7 @@ class Ether:
         """A writable ndarray that already lives in this process's shared-memory
         arena: publishing it copies nothing. Writing to it after publishing changes
         what subscribers see (that is the point of a loan)."""
-        return self._require_node().loan(shape, dtype)
+        return (self._node or self._require_node()).loan(shape, dtype)
 
     def zeros(self, shape, dtype="float64"):
         """As empty(), filled with zeros."""

@@ -140,7 +140,10 @@ class Writer:
         self._bits_of: tuple = ((), 0)                        # (targets, bits) of the last publish
         self._last_sweep = time.monotonic()
         self._loans: dict[int, _Loan] = {}                    # id(array) -> its weak reference
-        self._own = _view_struct(self._seg, self._base, self.holder_bits([session.token]).bit_length() - 1)
+        self._own_bits = self.holder_bits([session.token])
+        self._own = _view_struct(self._seg, self._base, self._own_bits.bit_length() - 1)
+        self._map = self._seg.map
+        _np()
         self._end_loan = self._make_end_loan()
         self._closed = threading.Event()
         threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
@@ -280,24 +283,29 @@ class Writer:
     def loan(self, shape, dtype, timeout: float = LOAN_TIMEOUT_S):
         """A writable array in a block held by this process until the array dies.
         A full arena waits up to `timeout` seconds for room."""
-        dtype = dtype_of(dtype)
+        dtype = _dtypes.get(dtype) or dtype_of(dtype)
         if dtype.hasobject or dtype.fields is not None:
             raise TypeError(f"cannot loan an array of dtype {dtype}: use a numeric or bool dtype")
-        shape = tuple(shape) if isinstance(shape, (tuple, list)) else (int(shape),)
-        count = math.prod(shape)
+        if type(shape) is not tuple:
+            shape = tuple(shape) if isinstance(shape, list) else (int(shape),)
+        count = shape[0] if len(shape) == 1 else math.prod(shape)
         nbytes = count * dtype.itemsize
-        block, start, generation = self.allocate(nbytes, 1 << self._own.bit, timeout)
-        array = _np().frombuffer(self._seg.map, dtype=dtype, count=count,
-                                 offset=self.data_offset + start)
-        anchor = array
+        grant = self._grant
+        if lib.ether_arena_alloc(self._c, nbytes, 4096 if nbytes >= 65536 else 64, self._own_bits,
+                                 grant) == _OK:
+            block, start, generation = grant.block, grant.offset, grant.generation
+        else:
+            block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
+        array = anchor = _numpy.frombuffer(self._map, dtype=dtype, count=count,
+                                           offset=self.data_offset + start)
         if len(shape) != 1:
             array = array.reshape(shape)  # its base: the 1-d array, which the loan tracks
         ref = _Loan(anchor, self._end_loan)
-        ref.key, ref.block, ref.start, ref.generation, ref.nbytes = \
-            id(anchor), block, start, generation, nbytes
-        ref.shape, ref.dtype = array.shape, array.dtype
-        ref.ext = codec.arena_ext(self.token, block, generation, start, array)
-        self._loans[id(anchor)] = ref
+        key = ref.key = id(anchor)
+        ref.block, ref.start, ref.generation, ref.nbytes = block, start, generation, nbytes
+        ref.shape, ref.dtype = shape, dtype
+        ref.ext = None  # its handle, made when it is first published
+        self._loans[key] = ref
         return array
 
     def loaned(self, array):
@@ -318,8 +326,11 @@ class Writer:
         if ref is None:
             return None
         lib.ether_arena_hold(self._c, ref.block, holders)
-        if array.dtype is ref.dtype and array.shape == ref.shape:
-            return ref.block, ref.ext  # the whole loan, as lent
+        if array.dtype is ref.dtype and array.shape == ref.shape:  # the whole loan, as lent
+            ext = ref.ext
+            if ext is None:
+                ext = ref.ext = codec.arena_ext(self.token, ref.block, ref.generation, ref.start, array)
+            return ref.block, ext
         offset = array.__array_interface__["data"][0] - ref().__array_interface__["data"][0]
         return ref.block, codec.arena_ext(self.token, ref.block, ref.generation,
                                           ref.start + offset, array)
