@@ -164,13 +164,12 @@ int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
     return ETHER_ARENA_OK;
 }
 
-int ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
+uint64_t ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
 {
     if (block >= a->max_blocks)
-        return ETHER_ARENA_OUT_OF_BOUNDS;
+        return UINT64_MAX;
     /* SYNC POINT: acq_rel; the bits are set before the handle is sent. */
-    atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
-    return ETHER_ARENA_OK;
+    return atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
 }
 
 void ether_arena_clear_bits(ether_arena_t *a, uint64_t mask)

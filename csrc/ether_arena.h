@@ -99,8 +99,9 @@ void ether_arena_destroy(ether_arena_t *arena);
  * bitmap is `holders` (non-zero). */
 int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
                       uint64_t holders, ether_arena_grant_t *out);
-/* Owner: add holder bits to a live block (a loan published again). */
-int ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
+/* Owner: add holder bits to a live block (a loan being published); returns the
+ * bitmap before (UINT64_MAX for a block out of range). */
+uint64_t ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
 /* Owner: clear `mask`'s bits in every live block (holders that died). */
 void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
 /* Owner: live blocks and their bytes, after reclaiming the free ones. */

@@ -113,7 +113,7 @@ ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks
 void ether_arena_destroy(ether_arena_t *arena);
 int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
                       uint64_t holders, ether_arena_grant_t *out);
-int ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
+uint64_t ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
 void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
 uint32_t ether_arena_live(ether_arena_t *arena, uint64_t *bytes);
 uint64_t ether_arena_bits_in_use(ether_arena_t *arena);

@@ -252,8 +252,6 @@ class Writer:
             if lib.ether_arena_wait(self._c, int(min(left, SWEEP_INTERVAL_S) * 1e9)) == 1:
                 swept = False  # nobody freed anything for a while: look for the dead
 
-    def add_holders(self, block: int, holders: int) -> None:
-        lib.ether_arena_hold(self._c, block, holders)
 
     def release(self, block: int, bit: int) -> None:
         self.release_bits(block, 1 << bit)
@@ -323,9 +321,14 @@ class Writer:
         """(block, handle) of a loaned array, its block now held by `holders` too;
         None if array is not (a contiguous part of) a loan."""
         ref = self.loaned(array)
-        if ref is None:
+        if ref is None or holders & self._own_bits:
+            return None  # a receiver in this process gets a copy: the loan's bit is its own
+        before = lib.ether_arena_hold(self._c, ref.block, holders)
+        if before & holders:
+            # A receiver still holds this loan from an earlier message, and one bit
+            # cannot stand for two messages: this message carries a copy instead.
+            self.release_bits(ref.block, holders & ~before)
             return None
-        lib.ether_arena_hold(self._c, ref.block, holders)
         if array.dtype is ref.dtype and array.shape == ref.shape:  # the whole loan, as lent
             ext = ref.ext
             if ext is None:

@@ -207,3 +207,29 @@ def test_a_full_arena_blocks_for_a_block_subscriber_then_raises(policy_keeper):
         ether.get("pk", "drop_all")
         assert ether.pub({"frame": frame, "seq": 6}, topic="keep-block") == 1
         assert next(seen)["seq"] == 6
+
+
+def test_a_loan_published_again_while_still_held_reaches_everyone(keepers):
+    frame = ether.empty((BIG // 4,), np.float32)
+    frame[:] = 1
+    with ether.listen("big-seen", timeout=10) as seen:
+        ether.pub({"frame": frame, "keep": True, "seq": 1}, topic="big")  # the keepers hold it
+        assert sorted(m["seq"] for m in (next(seen) for _ in range(3))) == [1, 1, 1]
+        frame[:] = 2
+        ether.pub({"frame": frame, "seq": 2}, topic="big")  # one bit cannot hold it twice: a copy
+        got = [next(seen) for _ in range(3)]
+    assert [(m["seq"], m["first"]) for m in got] == [(2, [2.0] * 4)] * 3
+
+
+def test_a_loan_received_by_its_own_process_keeps_its_block(keepers):
+    loan = ether.empty((BIG // 4,), np.float32)
+    loan[:] = 5
+    with ether.listen("big", timeout=10) as mine:
+        ether.pub({"frame": loan, "seq": 1}, topic="big")
+        received = next(mine)["frame"]
+    assert float(received[0]) == 5.0
+    del received  # the main's own view goes: the loan must keep its block
+    others = [ether.empty((BIG // 4,), np.float32) for _ in range(4)]
+    for i, other in enumerate(others):
+        other[:] = 100 + i
+    assert float(loan.min()) == float(loan.max()) == 5.0
