@@ -152,8 +152,8 @@ int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
     a->end[block] = place + length;
     uint64_t generation = ++a->generation[block];
     uint8_t *entry = a->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
-    put_u64(entry + 8, place);
-    put_u64(entry + 16, length);
+    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 8), place);
+    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 16), length);
     ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 24), generation);
     /* SYNC POINT: release; the generation and the caller's earlier writes are
      * visible to a holder that sees its bit (and the ring orders the handle). */
@@ -195,6 +195,12 @@ uint64_t ether_arena_bits_in_use(ether_arena_t *a)
     for (uint32_t r = 0; r < a->live; r++)
         bits |= ETHER_LOAD_ACQUIRE(bitmap_of(a->base, a->order[r]));
     return bits;
+}
+
+void ether_arena_set_holder(ether_arena_t *a, uint32_t bit, uint64_t token)
+{
+    if (bit < ETHER_ARENA_HOLDERS)  /* SYNC POINT: release; before any bitmap carries the bit */
+        ETHER_STORE_RELEASE((_Atomic uint64_t *)(a->base + ETHER_ARENA_HOLDERS_AT + 8 * bit), token);
 }
 
 int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
@@ -249,11 +255,17 @@ int ether_arena_check(const ether_arena_view_t *v, uint32_t block, uint64_t gene
         length > v->size - v->data_offset - offset)
         return ETHER_ARENA_OUT_OF_BOUNDS;
     uint8_t *entry = v->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
-    /* SYNC POINT: acquire; pairs with the owner's release of the bitmap. */
+    /* SYNC POINT: acquire; pairs with the owner's release of the bitmap, after
+     * which the entry's offset, length and generation are those of this use. */
     uint64_t bits = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)entry);
     uint64_t gen = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(entry + 24));
     if (gen != generation || !(bits & (1ULL << v->bit)))
         return ETHER_ARENA_STALE;
+    /* The view must lie inside its own block, not merely inside the arena. */
+    uint64_t start = ETHER_LOAD_RELAXED((_Atomic uint64_t *)(entry + 8));
+    uint64_t extent = ETHER_LOAD_RELAXED((_Atomic uint64_t *)(entry + 16));
+    if (length != 0 && (offset < start || offset - start > extent || length > extent - (offset - start)))
+        return ETHER_ARENA_OUT_OF_BOUNDS;
     return ETHER_ARENA_OK;
 }
 
@@ -279,8 +291,10 @@ int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
 
 struct ether_arena_reader {
     ether_arena_view_t view;
+    uint64_t token;       /* this process's member token (the holder of view.bit) */
     pthread_mutex_t lock;
-    uint32_t *counts;     /* live views per block in this process */
+    uint32_t *counts;     /* live holds per block in this process */
+    uint64_t *generation; /* the generation those holds are of */
 };
 
 static uint64_t get_u64(const uint8_t *at) { uint64_t v; memcpy(&v, at, sizeof v); return v; }
@@ -302,7 +316,7 @@ ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint6
         return NULL;
     uint32_t bit = ETHER_ARENA_HOLDERS;
     for (uint32_t i = 0; i < ETHER_ARENA_HOLDERS && token != 0; i++)
-        if (get_u64(h + ETHER_ARENA_HOLDERS_AT + 8 * i) == token) {
+        if (ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(h + ETHER_ARENA_HOLDERS_AT + 8 * i)) == token) {
             bit = i;
             break;
         }
@@ -312,12 +326,16 @@ ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint6
     }
     ether_arena_reader_t *r = calloc(1, sizeof *r);
     uint32_t *counts = calloc(max_blocks, sizeof *counts);
-    if (r == NULL || counts == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
+    uint64_t *generation = calloc(max_blocks, sizeof *generation);
+    if (r == NULL || counts == NULL || generation == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
         free(r);
         free(counts);
+        free(generation);
         *error = ETHER_ARENA_NO_ENTRY;
         return NULL;
     }
+    r->token = token;
+    r->generation = generation;
     r->view.base = base;
     r->view.size = size;
     r->view.data_offset = data_offset;
@@ -334,6 +352,7 @@ void ether_arena_reader_close(ether_arena_reader_t *r)
         return;
     pthread_mutex_destroy(&r->lock);
     free(r->counts);
+    free(r->generation);
     free(r);
 }
 
@@ -344,8 +363,11 @@ int ether_arena_acquire(ether_arena_reader_t *r, uint32_t block, uint64_t genera
 {
     pthread_mutex_lock(&r->lock);
     int rc = ether_arena_check(&r->view, block, generation, offset, length);
-    if (rc == ETHER_ARENA_OK)
+    if (rc == ETHER_ARENA_OK) {
+        if (r->counts[block] == 0)
+            r->generation[block] = generation;
         r->counts[block]++;
+    }
     pthread_mutex_unlock(&r->lock);
     return rc;
 }
@@ -355,7 +377,16 @@ void ether_arena_unhold(ether_arena_reader_t *r, uint32_t block)
     if (block >= r->view.max_blocks)
         return;
     pthread_mutex_lock(&r->lock);
-    if (r->counts[block] > 0 && --r->counts[block] == 0)
-        ether_arena_release(&r->view, block);
+    if (r->counts[block] > 0 && --r->counts[block] == 0) {
+        /* Release only what is still ours: if the owner swept this process (its
+         * session closed while views lived on), the bit or the block may belong
+         * to someone else by now. */
+        const uint8_t *h = r->view.base;
+        uint8_t *entry = r->view.base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
+        uint64_t owner_of_bit = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(h + ETHER_ARENA_HOLDERS_AT + 8 * r->view.bit));
+        uint64_t gen = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(entry + 24));
+        if (owner_of_bit == r->token && gen == r->generation[block])
+            ether_arena_release(&r->view, block);
+    }
     pthread_mutex_unlock(&r->lock);
 }

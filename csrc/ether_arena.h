@@ -114,6 +114,8 @@ uint64_t ether_arena_data_offset(const ether_arena_t *arena);
 /* Owner: sleep until a holder frees a block (or timeout_ns): 0 when something
  * may have been freed (try again), 1 on timeout, 2 if a signal arrived. */
 int ether_arena_wait(ether_arena_t *arena, uint64_t timeout_ns);
+/* Owner: write the holder table's entry of `bit` (0: unused). */
+void ether_arena_set_holder(ether_arena_t *arena, uint32_t bit, uint64_t token);
 
 /* Holder: 0 if the handle (block, generation, offset, length) is in bounds and
  * the block is held by view->bit; else OUT_OF_BOUNDS or STALE. */

@@ -120,6 +120,8 @@ uint64_t ether_arena_bits_in_use(ether_arena_t *arena);
 uint64_t ether_arena_data_size(const ether_arena_t *arena);
 uint64_t ether_arena_data_offset(const ether_arena_t *arena);
 int ether_arena_wait(ether_arena_t *arena, uint64_t timeout_ns);
+/* Owner: write the holder table's entry of `bit` (0: unused). */
+void ether_arena_set_holder(ether_arena_t *arena, uint32_t bit, uint64_t token);
 int ether_arena_check(const ether_arena_view_t *view, uint32_t block, uint64_t generation,
                       uint64_t offset, uint64_t length);
 int ether_arena_release(const ether_arena_view_t *view, uint32_t block);

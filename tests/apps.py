@@ -405,3 +405,27 @@ class PolicyKeeper:
     def drop_all(self) -> int:
         self.kept.clear()
         return 0
+
+
+class FrameIgnorer:
+    """Subscribes to "big" without taking its array (or rejecting it): the
+    message's blocks must come back all the same."""
+
+    @ether_sub(topic="big")
+    @ether_pub(topic="big-seen")
+    def on_big(self, seq: int) -> dict:
+        return {"seq": seq}
+
+
+class TwoFrameHandlers:
+    """Two handlers of one topic in one process: both get the array."""
+
+    @ether_sub(topic="big")
+    @ether_pub(topic="big-seen")
+    def first(self, seq: int, frame: np.ndarray) -> dict:
+        return {"who": "first", "seq": seq, "value": float(frame[0])}
+
+    @ether_sub(topic="big")
+    @ether_pub(topic="big-seen")
+    def second(self, seq: int, frame: np.ndarray) -> dict:
+        return {"who": "second", "seq": seq, "value": float(frame[0])}

@@ -125,7 +125,9 @@ class Ether:
         callbacks = self._callback_queue()
 
         def on_message(envelope: codec.Envelope) -> None:
-            callbacks.put((handler, topic, envelope))  # never run user code in the reader
+            # Decoded here, while the message's arrays are held; run elsewhere:
+            # never run user code in the reader.
+            callbacks.put((handler, topic, codec.payload_dict(envelope)))
 
         node.add_handler(topic, on_message, policy=delivery[0], timeout=delivery[1])
         if self._supervisor is not None:
@@ -315,9 +317,9 @@ def _run_callbacks(callbacks: queue.SimpleQueue) -> None:
         item = callbacks.get()
         if item is None:
             return
-        handler, topic, envelope = item
+        handler, topic, message = item
         try:
-            handler(codec.payload_dict(envelope))
+            handler(message)
         except Exception:
             log.exception("subscriber of %r raised", topic)
 

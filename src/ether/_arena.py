@@ -146,6 +146,7 @@ class Writer:
         _np()
         self._end_loan = self._make_end_loan()
         self._closed = threading.Event()
+        _WRITERS.add(self)
         threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
 
     def _sweeper(self) -> None:
@@ -155,7 +156,7 @@ class Writer:
         own = 1 << self._own.bit
         while not self._closed.wait(SWEEP_INTERVAL_S):
             with self._lock:
-                if self._closed.is_set():
+                if self._closed.is_set() or self._session.closed:
                     return
                 if lib.ether_arena_bits_in_use(self._c) & ~own and \
                         time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_S:
@@ -172,6 +173,15 @@ class Writer:
             bits |= 1 << bit
         return bits
 
+    def known_bits(self, tokens) -> int:
+        """The bits these tokens hold already (no new bit, no sweep)."""
+        bits = 0
+        for token in tokens:
+            bit = self._bits.get(token)
+            if bit is not None:
+                bits |= 1 << bit
+        return bits
+
     def bits_for(self, targets) -> int:
         """holder_bits of the senders' consumers, cached for the same targets tuple."""
         cached, bits = self._bits_of
@@ -186,7 +196,7 @@ class Writer:
             used = set(self._bits.values())
             free = next((b for b in range(HOLDERS) if b not in used), None)
             if free is not None:
-                struct.pack_into("<Q", self._seg.map, HOLDERS_OFFSET + 8 * free, token)
+                lib.ether_arena_set_holder(self._c, free, token)
                 self._bits[token] = free
                 return free
             if attempt == 0:
@@ -203,7 +213,7 @@ class Writer:
                 continue
             if in_use & (1 << bit):
                 lib.ether_arena_clear_bits(self._c, 1 << bit)
-            struct.pack_into("<Q", self._seg.map, HOLDERS_OFFSET + 8 * bit, 0)
+            lib.ether_arena_set_holder(self._c, bit, 0)
             del self._bits[token]
             self._bits_of = ((), 0)
 
@@ -318,7 +328,7 @@ class Writer:
         return ref if array.flags.c_contiguous else None
 
     def lent(self, array, holders: int):
-        """(block, handle) of a loaned array, its block now held by `holders` too;
+        """(block, generation, handle) of a loaned array, its block now held by `holders` too;
         None if array is not (a contiguous part of) a loan."""
         ref = self.loaned(array)
         if ref is None or holders & self._own_bits:
@@ -333,10 +343,10 @@ class Writer:
             ext = ref.ext
             if ext is None:
                 ext = ref.ext = codec.arena_ext(self.token, ref.block, ref.generation, ref.start, array)
-            return ref.block, ext
+            return ref.block, ref.generation, ext
         offset = array.__array_interface__["data"][0] - ref().__array_interface__["data"][0]
-        return ref.block, codec.arena_ext(self.token, ref.block, ref.generation,
-                                          ref.start + offset, array)
+        return ref.block, ref.generation, codec.arena_ext(self.token, ref.block, ref.generation,
+                                                          ref.start + offset, array)
 
     def _make_end_loan(self):
         loans, own, release = self._loans, self._own, lib.ether_arena_release
@@ -348,9 +358,17 @@ class Writer:
         return end_loan
 
     def close(self) -> None:
+        """Stop lending and sweeping. The name stays until the session's owner
+        removes the session (or the exit watcher, if this process dies first): a
+        receiver may still have to map it for a message in flight."""
         self._closed.set()
-        segment.unlink(self._seg.name)
         self._seg.close()  # stays mapped while a loaned or received array still uses it
+
+    def _forget(self) -> None:
+        """In a forked child: the loans and the arena are the parent's. Dropping the
+        weak references (not the arrays) means no callback will release them here."""
+        self._loans.clear()
+        self._closed.set()
 
 
 class _Hold(weakref.ref):
@@ -427,7 +445,11 @@ class Reader:
             if rc == _STALE:
                 raise errors.EtherError("a stale array handle (its block was reused)")
             raise errors.EtherError(f"array handle out of bounds (block {block}, {length} bytes)")
-        anchor = _numpy.frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
+        try:
+            anchor = _numpy.frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
+        except BaseException:
+            lib.ether_arena_unhold(arena.reader, block)
+            raise
         # The anchor is the base of every view derived from the array; the hold
         # keeps the arena's mapping (and its C reader) alive until it counted out.
         hold = _Hold(anchor, self._drop)
@@ -436,6 +458,35 @@ class Reader:
         if len(shape) == 1 and shape[0] * itemsize == length:
             return anchor
         return anchor.reshape(shape)  # a shape that does not match raises ValueError
+
+    def hold(self, holds) -> list:
+        """Hold the blocks a message carries (its envelope lists them) while its
+        handlers run, whether or not they decode the arrays; returns what to give
+        to `release`. A block that cannot be held is left to the handlers' errors."""
+        held = []
+        for token, block, generation in holds:
+            try:
+                arena = self._arenas.get(token) or self._arena(token)
+            except errors.EtherError:
+                continue
+            if lib.ether_arena_acquire(arena.reader, block, generation, 0, 0) == _OK:
+                held.append((arena, block))
+        return held
+
+    @staticmethod
+    def release(held) -> None:
+        for arena, block in held:
+            lib.ether_arena_unhold(arena.reader, block)
+
+    def _forget(self) -> None:
+        """In a forked child: the views' holds are the parent's (same bit, same
+        counts). Dropping the weak references means no callback releases them; the
+        C readers are kept, never freed, in case the parent held their mutexes."""
+        _GRAVEYARD.extend(self._arenas.values())
+        self._holds.clear()
+        self._arenas = {}
+        self._lock = threading.Lock()
+        self._session = None
 
     def _make_drop(self):
         holds, unhold = self._holds, lib.ether_arena_unhold
@@ -448,3 +499,14 @@ class Reader:
 
 
 READER = Reader()
+_WRITERS: weakref.WeakSet = weakref.WeakSet()
+_GRAVEYARD: list = []
+
+
+def _after_fork_in_child() -> None:
+    READER._forget()
+    for writer in list(_WRITERS):
+        writer._forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

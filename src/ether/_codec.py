@@ -1,7 +1,7 @@
 """The wire format of one message: a MessagePack array (the envelope) whose last
 element is the payload.
 
-    [kind, topic, sender, seq, time_ns, cause, payload]
+    [kind, topic, sender, seq, time_ns, cause, payload(, holds)]
 
 kind     MESSAGE (pub/sub), CONTROL (between the main process and instances),
          REQUEST or REPLY (services and sync)
@@ -11,6 +11,8 @@ seq      the sender's 64-bit message counter, from 1
 time_ns  wall clock at publish (time.time_ns)
 cause    [sender, seq] of the message whose handler published this one, or nil
 payload  a map: the handler's keyword arguments
+holds    (optional) [[arena token, block, generation], ...]: the arena blocks of the
+         large arrays in the payload, held by the receiver while it handles them
 
 A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
 "id", "status" ("success" or "error"), "result" or "error" and "type", and
@@ -44,6 +46,16 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     time_ns: int
     cause: tuple[str, int] | None
     payload: msgspec.Raw
+    holds: tuple[tuple[int, int, int], ...] = ()
+
+
+def with_holds(data: bytes, holds: list) -> bytes:
+    """An encoded envelope with its optional 8th element: the arena blocks
+    [token, block, generation] its payload carries, so the receiver holds them
+    while the message is handled even if no handler decodes the arrays."""
+    if data[0] != 0x97:  # a fixarray of 7: what encode() makes
+        raise ValueError("not an encoded envelope")
+    return b"\x98" + data[1:] + _array_header.encode(holds)
 
 
 class Request(msgspec.Struct, array_like=True, frozen=True):

@@ -137,7 +137,10 @@ class Node:
                         f"most {sender.statistics().max_length} per message. Set "
                         f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
                 except BaseException:
-                    self._unhold(targets[i:])
+                    # It may have gone in (a signal's exception lands anywhere):
+                    # leaving this receiver's bits set risks a leak, clearing them
+                    # a view of a reused block.
+                    self._unhold(targets[i + 1:])
                     raise
                 if sent:
                     delivered += 1
@@ -152,7 +155,12 @@ class Node:
         self._targets = targets
         self._blocks = None
         try:
-            return _encode(envelope)
+            data = _encode(envelope)
+            blocks = self._blocks
+            if blocks:
+                token = self._arena.token
+                data = codec.with_holds(data, [(token, b, g) for b, g in blocks])
+            return data
         except BaseException:
             self._unhold(targets)
             raise
@@ -172,8 +180,8 @@ class Node:
         blocks = self._blocks
         if blocks:
             arena = self._arena
-            bits = arena.holder_bits(t.consumer_token for t in targets)
-            for block in blocks:
+            bits = arena.known_bits(t.consumer_token for t in targets)
+            for block, _ in blocks:
                 arena.release_bits(block, bits)
 
     def _count_arena_drop(self, topic: str, targets: tuple, exc: Exception) -> None:
@@ -250,7 +258,7 @@ class Node:
         holders = arena.bits_for(targets)
         lent = arena.lent(array, holders)
         if lent is not None:  # already in shared memory: no copy at all
-            block, ext = lent
+            block, generation, ext = lent
         else:
             dtype = array.dtype
             if dtype.hasobject or dtype.fields is not None:
@@ -266,9 +274,9 @@ class Node:
                 raise
             ext = codec.arena_ext(arena.token, block, generation, start, array)
         if self._blocks is None:
-            self._blocks = [block]
+            self._blocks = [(block, generation)]
         else:
-            self._blocks.append(block)
+            self._blocks.append((block, generation))
         return ext
 
     def _open_arena(self):
@@ -278,6 +286,8 @@ class Node:
     def loan(self, shape, dtype):
         """A writable array in shared memory: publishing it copies nothing."""
         with self._send_lock:
+            if self._closing:
+                raise errors.SessionClosed(f"{self.name}: the session was shut down")
             return (self._arena or self._open_arena()).loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
@@ -303,6 +313,16 @@ class Node:
                           traceback.format_exc().rstrip())
 
     def _deliver(self, envelope: codec.Envelope) -> None:
+        if envelope.holds:
+            held = _arena.READER.hold(envelope.holds)
+            try:
+                self._deliver_kind(envelope)
+            finally:
+                _arena.READER.release(held)
+        else:
+            self._deliver_kind(envelope)
+
+    def _deliver_kind(self, envelope: codec.Envelope) -> None:
         kind = envelope.kind
         if kind == codec.MESSAGE:
             self.handled += 1
@@ -314,8 +334,6 @@ class Node:
                 handlers = self._handlers.get(envelope.topic, ())
                 for handler in handlers:
                     handler(envelope)
-                if not handlers:  # nobody decodes it: still release the arrays it holds
-                    codec.payload_dict(envelope)
             finally:
                 local.current = previous
         elif kind == codec.REPLY:

@@ -233,3 +233,87 @@ def test_a_loan_received_by_its_own_process_keeps_its_block(keepers):
     for i, other in enumerate(others):
         other[:] = 100 + i
     assert float(loan.min()) == float(loan.max()) == 5.0
+
+
+def _tap_small(monkeypatch, class_path: str) -> str:
+    monkeypatch.setenv("ETHER_ARENA_BYTES", str(16 << 20))
+    ether.tap(config={"instances": {"s": {"class_path": class_path}}})
+    return ether.session
+
+
+def test_blocks_come_back_when_no_handler_takes_the_array(monkeypatch):
+    sid = _tap_small(monkeypatch, "apps.FrameIgnorer")
+    try:
+        frame = np.zeros((3 << 20) // 4, np.float32)  # 3 MiB: five fit
+        with ether.listen("big-seen", timeout=10) as seen:
+            for seq in range(12):
+                ether.pub({"seq": seq, "frame": frame}, topic="big")  # no frame parameter
+                assert next(seen)["seq"] == seq
+            for seq in range(12):  # a message that fails validation releases them too
+                ether.pub({"seq": "not a number", "frame": frame}, topic="big")
+            ether.pub({"seq": 99, "frame": frame}, topic="big")
+            assert next(seen)["seq"] == 99
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def test_every_handler_of_a_topic_in_one_process_gets_the_array(monkeypatch):
+    sid = _tap_small(monkeypatch, "apps.TwoFrameHandlers")
+    try:
+        with ether.listen("big-seen", timeout=10) as seen:
+            for seq in range(3):
+                ether.pub({"seq": seq, "frame": np.full(1 << 18, seq, np.float32)}, topic="big")
+            got = sorted((m["who"], m["seq"], m["value"]) for m in (next(seen) for _ in range(6)))
+        assert got == sorted((who, seq, float(seq)) for who in ("first", "second") for seq in range(3))
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def test_subscribe_and_listen_in_one_process_both_get_the_array(monkeypatch):
+    sid = _tap_small(monkeypatch, "apps.FrameIgnorer")
+    try:
+        values = []
+        done = threading.Event()
+
+        def on_big(message):
+            values.append(float(message["frame"][0]))
+            done.set()
+
+        unsubscribe = ether.subscribe("big", on_big)
+        with ether.listen("big", timeout=10) as mine:
+            ether.pub({"seq": 1, "frame": np.full(1 << 18, 4.0, np.float32)}, topic="big")
+            assert float(next(mine)["frame"][0]) == 4.0
+        assert done.wait(10) and values == [4.0]
+        unsubscribe()
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []
+
+
+def test_a_forked_child_dropping_its_copies_does_not_free_the_parents_arrays(monkeypatch):
+    sid = _tap_small(monkeypatch, "apps.FrameIgnorer")
+    try:
+        with ether.listen("big", timeout=10) as mine:
+            ether.pub({"seq": 1, "frame": np.full(1 << 19, 1.0, np.float32)}, topic="big")
+            kept = next(mine)["frame"]
+            loan = ether.empty((1 << 19,), np.float32)
+            loan[:] = 2.0
+            pid = os.fork()
+            if pid == 0:  # the child drops its copies of the view and of the loan
+                del kept, loan
+                import gc
+                gc.collect()
+                os._exit(0)
+            assert os.waitpid(pid, 0)[1] == 0
+            for value in (7.0, 8.0, 9.0):  # blocks freed by the child would be reused here
+                ether.pub({"seq": 2, "frame": np.full(1 << 19, value, np.float32)}, topic="big")
+                next(mine)
+                other = ether.empty((1 << 19,), np.float32)
+                other[:] = value
+        assert float(kept.min()) == float(kept.max()) == 1.0
+        assert float(loan.min()) == float(loan.max()) == 2.0
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []
