@@ -293,6 +293,10 @@ class ArrayKeeper:
 
 class LoanPublisher:
     @ether_get
+    def pid(self) -> int:
+        return os.getpid()
+
+    @ether_get
     def publish_loans(self, count: int, size: int) -> int:
         for i in range(count):
             frame = ether.empty((size,), np.float32)

@@ -503,6 +503,29 @@ _WRITERS: weakref.WeakSet = weakref.WeakSet()
 _GRAVEYARD: list = []
 
 
+def remove_dead_arenas(session) -> list[str]:
+    """Unlink the arenas of the session whose owners died (called when an instance
+    exits; processes that mapped one keep their views). Returns the names."""
+    removed = []
+    for name in segment.list_names():
+        parsed = names.parse(name)
+        if not parsed or parsed[0] != session.name or parsed[1] != "a":
+            continue
+        try:
+            seg = segment.Segment.open("/" + name.lstrip("/"), what="array arena",
+                                       min_size=BLOCKS_OFFSET)
+        except (FileNotFoundError, errors.EtherError):
+            continue
+        try:
+            owner = struct.unpack_from("<Q", seg.map, 32)[0]
+        finally:
+            seg.close()
+        if owner != session.token and not session._member_alive(owner):
+            segment.unlink(seg.name)
+            removed.append(seg.name)
+    return removed
+
+
 def _after_fork_in_child() -> None:
     READER._forget()
     for writer in list(_WRITERS):

@@ -176,6 +176,8 @@ class Supervisor:
             with self.session._directory as d:
                 if d.remove_named(name):
                     log.warning("instance %r exited; its topics and services are gone", name)
+            from . import _arena
+            _arena.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
             pass
 

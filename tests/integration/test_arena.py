@@ -126,6 +126,25 @@ def test_loaned_arrays_are_published_without_a_copy(keepers):
     assert got == [(i, float(i)) for i in range(20)]
 
 
+def test_the_arena_of_an_instance_that_died_is_removed(keepers):
+    ether.shutdown()
+    ether.tap(config={"instances": {"pub": {"class_path": "apps.LoanPublisher"},
+                                    "k": {"class_path": "apps.ArrayKeeper"}}})
+    sid = ether.session
+    with ether.listen("big-seen", timeout=10) as seen:
+        assert ether.get("pub", "publish_loans", params={"count": 2, "size": BIG // 4}) == 2
+        kept = [next(seen) for _ in range(2)]
+    arenas = [n for n in shm_objects(sid) if n.startswith(f"ether_{sid}_a")]
+    assert len(arenas) == 1  # the publisher's (the main published no array)
+    os.kill(ether.get("pub", "pid"), signal.SIGKILL)
+    gone = threading.Event()
+    deadline = time.monotonic() + 10
+    while not gone.wait(0.02) and time.monotonic() < deadline:  # the exit watcher removes it
+        if arenas[0] not in shm_objects(sid):
+            gone.set()
+    assert gone.is_set() and len(kept) == 2
+
+
 def test_a_view_used_after_the_session_closed_never_crashes(tmp_path):
     script = tmp_path / "after_close.py"
     script.write_text(textwrap.dedent(f"""
