@@ -295,6 +295,7 @@ struct ether_arena_reader {
     pthread_mutex_t lock;
     uint32_t *counts;     /* live holds per block in this process */
     uint64_t *generation; /* the generation those holds are of */
+    uint32_t *stale;      /* holds of an older generation, whose bit was swept */
 };
 
 static uint64_t get_u64(const uint8_t *at) { uint64_t v; memcpy(&v, at, sizeof v); return v; }
@@ -327,15 +328,19 @@ ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint6
     ether_arena_reader_t *r = calloc(1, sizeof *r);
     uint32_t *counts = calloc(max_blocks, sizeof *counts);
     uint64_t *generation = calloc(max_blocks, sizeof *generation);
-    if (r == NULL || counts == NULL || generation == NULL || pthread_mutex_init(&r->lock, NULL) != 0) {
+    uint32_t *stale = calloc(max_blocks, sizeof *stale);
+    if (r == NULL || counts == NULL || generation == NULL || stale == NULL ||
+        pthread_mutex_init(&r->lock, NULL) != 0) {
         free(r);
         free(counts);
         free(generation);
+        free(stale);
         *error = ETHER_ARENA_NO_ENTRY;
         return NULL;
     }
     r->token = token;
     r->generation = generation;
+    r->stale = stale;
     r->view.base = base;
     r->view.size = size;
     r->view.data_offset = data_offset;
@@ -353,6 +358,7 @@ void ether_arena_reader_close(ether_arena_reader_t *r)
     pthread_mutex_destroy(&r->lock);
     free(r->counts);
     free(r->generation);
+    free(r->stale);
     free(r);
 }
 
@@ -364,6 +370,12 @@ int ether_arena_acquire(ether_arena_reader_t *r, uint32_t block, uint64_t genera
     pthread_mutex_lock(&r->lock);
     int rc = ether_arena_check(&r->view, block, generation, offset, length);
     if (rc == ETHER_ARENA_OK) {
+        if (r->counts[block] != 0 && r->generation[block] != generation) {
+            /* Our holds of the older use were swept (this process was taken for
+             * dead) and the block handed out again: they no longer count. */
+            r->stale[block] += r->counts[block];
+            r->counts[block] = 0;
+        }
         if (r->counts[block] == 0)
             r->generation[block] = generation;
         r->counts[block]++;
@@ -372,12 +384,15 @@ int ether_arena_acquire(ether_arena_reader_t *r, uint32_t block, uint64_t genera
     return rc;
 }
 
-void ether_arena_unhold(ether_arena_reader_t *r, uint32_t block)
+void ether_arena_unhold(ether_arena_reader_t *r, uint32_t block, uint64_t generation)
 {
     if (block >= r->view.max_blocks)
         return;
     pthread_mutex_lock(&r->lock);
-    if (r->counts[block] > 0 && --r->counts[block] == 0) {
+    if (generation != r->generation[block] || r->counts[block] == 0) {
+        if (r->stale[block] > 0)
+            r->stale[block]--;   /* a hold of an older use: nothing of ours to release */
+    } else if (--r->counts[block] == 0) {
         /* Release only what is still ours: if the owner swept this process (its
          * session closed while views lived on), the bit or the block may belong
          * to someone else by now. */

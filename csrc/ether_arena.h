@@ -20,8 +20,8 @@
  *                             owner before a handle is sent, cleared bit by bit by
  *                             each holder when its last view dies, or by the owner
  *                             for a dead holder. Zero: the block is free.
- *           8 u64 offset      in the data area      (owner writes; informative)
- *          16 u64 length                            (owner writes; informative)
+ *           8 u64 offset      in the data area      (owner writes; holders check
+ *          16 u64 length                            that a view lies inside it)
  *          24 u64 generation  bumped by the owner at each allocation of the block
  *
  * Writers and readers
@@ -139,7 +139,7 @@ uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *reader);
 /* check, then count one more live view of block. */
 int ether_arena_acquire(ether_arena_reader_t *reader, uint32_t block, uint64_t generation,
                         uint64_t offset, uint64_t length);
-/* One view of block fewer; the last one releases the block. */
-void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block);
+/* One hold of (block, generation) fewer; the last one releases the block. */
+void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block, uint64_t generation);
 
 #endif /* ETHER_ARENA_H */

@@ -131,4 +131,4 @@ void ether_arena_reader_close(ether_arena_reader_t *reader);
 uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *reader);
 int ether_arena_acquire(ether_arena_reader_t *reader, uint32_t block, uint64_t generation,
                         uint64_t offset, uint64_t length);
-void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block);
+void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block, uint64_t generation);

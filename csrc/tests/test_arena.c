@@ -635,7 +635,7 @@ static void test_reader_open_validates_the_header(void)
         EXPECT_RC(alloc(&s, 10, 64, 1ull << 5, &g5), ETHER_ARENA_OK);
         EXPECT_RC(ether_arena_acquire(r, g5.block, g5.generation, g5.offset, 10), ETHER_ARENA_OK);
         EXPECT_RC(ether_arena_acquire(r, g4.block, g4.generation, g4.offset, 10), ETHER_ARENA_STALE);
-        ether_arena_unhold(r, g5.block);
+        ether_arena_unhold(r, g5.block, g5.generation);
         EXPECT_EQ(bitmap(&s, g5.block), 0);
         EXPECT_EQ(bitmap(&s, g4.block), 1ull << 4);
         ether_arena_reader_close(r);
@@ -648,7 +648,7 @@ static void test_reader_open_validates_the_header(void)
         ether_arena_grant_t g;
         EXPECT_RC(alloc(&s, 10, 64, 1ull << 63, &g), ETHER_ARENA_OK);
         EXPECT_RC(ether_arena_acquire(r, g.block, g.generation, g.offset, 10), ETHER_ARENA_OK);
-        ether_arena_unhold(r, g.block);
+        ether_arena_unhold(r, g.block, g.generation);
         EXPECT_EQ(bitmap(&s, g.block), 0);
         ether_arena_reader_close(r);
     }
@@ -735,16 +735,16 @@ static void test_reader_counts_views_and_releases_on_the_last(void)
 
     EXPECT_RC(ether_arena_acquire(r5, g.block, g.generation, g.offset, 256), ETHER_ARENA_OK);
     EXPECT_RC(ether_arena_acquire(r5, g.block, g.generation, g.offset, 256), ETHER_ARENA_OK);
-    ether_arena_unhold(r5, g.block);
+    ether_arena_unhold(r5, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, g.block), b5 | b6);  /* one view of 5 is still alive */
-    ether_arena_unhold(r5, g.block);
+    ether_arena_unhold(r5, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, g.block), b6);       /* 5 let go; 6 still holds it */
     EXPECT_EQ(freed_count(&s), freed);        /* not freed: no wake-up */
-    ether_arena_unhold(r5, g.block);          /* one too many: nothing */
+    ether_arena_unhold(r5, g.block, g.generation);          /* one too many: nothing */
     EXPECT_EQ(bitmap(&s, g.block), b6);
 
     EXPECT_RC(ether_arena_acquire(r6, g.block, g.generation, g.offset, 256), ETHER_ARENA_OK);
-    ether_arena_unhold(r6, g.block);
+    ether_arena_unhold(r6, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, g.block), 0);
     EXPECT_EQ(freed_count(&s), freed + 1);    /* the last holder freed it */
     EXPECT_EQ(live_blocks(&s, NULL), 0);
@@ -754,22 +754,22 @@ static void test_reader_counts_views_and_releases_on_the_last(void)
     ether_arena_grant_t n;
     EXPECT_RC(alloc(&s, 256, 64, b6, &n), ETHER_ARENA_OK);
     EXPECT_EQ(n.block, g.block);
-    ether_arena_unhold(r6, g.block);
+    ether_arena_unhold(r6, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, n.block), b6);
     EXPECT_RC(ether_arena_acquire(r6, n.block, g.generation, n.offset, 256), ETHER_ARENA_STALE);
-    ether_arena_unhold(r6, n.block);
+    ether_arena_unhold(r6, n.block, g.generation);
     EXPECT_EQ(bitmap(&s, n.block), b6);
     EXPECT_RC(ether_arena_acquire(r6, n.block, n.generation, UINT64_MAX, 256), ETHER_ARENA_OUT_OF_BOUNDS);
     EXPECT_RC(ether_arena_acquire(r6, 8, 1, 0, 1), ETHER_ARENA_OUT_OF_BOUNDS);
-    ether_arena_unhold(r6, n.block);
-    ether_arena_unhold(r6, 8);
-    ether_arena_unhold(r6, UINT32_MAX);
+    ether_arena_unhold(r6, n.block, n.generation);
+    ether_arena_unhold(r6, 8, 1);
+    ether_arena_unhold(r6, UINT32_MAX, 1);
     EXPECT_EQ(bitmap(&s, n.block), b6);
     EXPECT_EQ(freed_count(&s), freed + 1);
     /* 5 is not a holder of the new block. */
     EXPECT_RC(ether_arena_acquire(r5, n.block, n.generation, n.offset, 256), ETHER_ARENA_STALE);
     EXPECT_RC(ether_arena_acquire(r6, n.block, n.generation, n.offset, 256), ETHER_ARENA_OK);
-    ether_arena_unhold(r6, n.block);
+    ether_arena_unhold(r6, n.block, n.generation);
     EXPECT_EQ(bitmap(&s, n.block), 0);
     EXPECT_EQ(freed_count(&s), freed + 2);
 out:
@@ -801,26 +801,40 @@ static void test_late_unhold_releases_only_its_own(void)
     EXPECT_EQ(n.block, g.block);
     EXPECT_EQ(n.generation, g.generation + 1);
     uint32_t freed = freed_count(&s);
-    ether_arena_unhold(r5, g.block);
+    ether_arena_unhold(r5, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, n.block), b5);
     EXPECT_EQ(freed_count(&s), freed);
     /* Its own hold of the new use does. */
     EXPECT_RC(ether_arena_acquire(r5, n.block, n.generation, n.offset, 128), ETHER_ARENA_OK);
-    ether_arena_unhold(r5, n.block);
+    ether_arena_unhold(r5, n.block, n.generation);
     EXPECT_EQ(bitmap(&s, n.block), 0);
     EXPECT_EQ(freed_count(&s), freed + 1);
+
+    /* Swept while holding the old use, then acquiring the new one: the old hold's
+     * unhold neither releases nor keeps the new one; the new hold's releases. */
+    EXPECT_RC(alloc(&s, 128, 64, b5, &g), ETHER_ARENA_OK);
+    EXPECT_RC(ether_arena_acquire(r5, g.block, g.generation, g.offset, 128), ETHER_ARENA_OK);
+    ether_arena_clear_bits(s.arena, b5);
+    EXPECT_RC(alloc(&s, 128, 64, b5, &n), ETHER_ARENA_OK);
+    EXPECT_EQ(n.block, g.block);
+    EXPECT_RC(ether_arena_acquire(r5, n.block, n.generation, n.offset, 128), ETHER_ARENA_OK);
+    ether_arena_unhold(r5, g.block, g.generation);
+    EXPECT_EQ(bitmap(&s, n.block), b5);
+    ether_arena_unhold(r5, n.block, n.generation);
+    EXPECT_EQ(bitmap(&s, n.block), 0);
+    EXPECT_EQ(live_blocks(&s, NULL), 0);
 
     /* Bit 5 handed to another member while r5 still holds a view: r5's unhold
      * leaves the bit alone; the new member's own hold releases it. */
     EXPECT_RC(alloc(&s, 128, 64, b5, &g), ETHER_ARENA_OK);
     EXPECT_RC(ether_arena_acquire(r5, g.block, g.generation, g.offset, 128), ETHER_ARENA_OK);
     ether_arena_set_holder(s.arena, 5, 0xA11CEull);
-    ether_arena_unhold(r5, g.block);
+    ether_arena_unhold(r5, g.block, g.generation);
     EXPECT_EQ(bitmap(&s, g.block), b5);
     ether_arena_reader_t *other = ether_arena_reader_open(s.mem, s.size, 0xA11CEull, &err);
     if (EXPECT(other != NULL)) {
         EXPECT_RC(ether_arena_acquire(other, g.block, g.generation, g.offset, 128), ETHER_ARENA_OK);
-        ether_arena_unhold(other, g.block);
+        ether_arena_unhold(other, g.block, g.generation);
         EXPECT_EQ(bitmap(&s, g.block), 0);
     }
     ether_arena_reader_close(other);
@@ -1194,7 +1208,7 @@ static void *stress_reader(void *arg)
             /* Nothing more for now: let every view go (the owner may be waiting). */
             for (uint32_t k = 0; k < nheld; k++) {
                 stress_verify(sr, data, &held[k], "before its unhold");
-                ether_arena_unhold(r, held[k].block);
+                ether_arena_unhold(r, held[k].block, held[k].generation);
             }
             nheld = 0;
             got = queue_pop(&sr->queue, &m, true);
@@ -1218,7 +1232,7 @@ static void *stress_reader(void *arg)
         if (m.seq % 5 == 0) {
             /* A second view, of a part of the block, dropped at once: the bit stays. */
             rc = ether_arena_acquire(r, m.block, m.generation, m.offset + 8, m.length - 16);
-            ether_arena_unhold(r, m.block);
+            ether_arena_unhold(r, m.block, m.generation);
             int still = ether_arena_check(&view, m.block, m.generation, m.offset, m.length);
             if (rc != ETHER_ARENA_OK || still != ETHER_ARENA_OK) {
                 fail_at(__FILE__, __LINE__, "reader %u: nested view of block %u: %s, then %s",
@@ -1229,7 +1243,7 @@ static void *stress_reader(void *arg)
         }
         if (nheld == STRESS_HELD) {
             stress_verify(sr, data, &held[0], "before its unhold");
-            ether_arena_unhold(r, held[0].block);
+            ether_arena_unhold(r, held[0].block, held[0].generation);
             memmove(held, held + 1, (STRESS_HELD - 1) * sizeof held[0]);
             nheld--;
         }
@@ -1238,7 +1252,7 @@ static void *stress_reader(void *arg)
     }
     for (uint32_t k = 0; k < nheld; k++) {
         stress_verify(sr, data, &held[k], "before its unhold");
-        ether_arena_unhold(r, held[k].block);
+        ether_arena_unhold(r, held[k].block, held[k].generation);
     }
     ether_arena_reader_close(r);
     return NULL;
