@@ -34,13 +34,14 @@ A1  Ether, ordinary arrays through the decorator API.  ETHER_ARENA_BYTES is set
     most W frames are unacknowledged by some receiver (W = blocks in the arena
     - 2, at most 32), so the arena never fills (ArenaFull).  Warm-up: enough
     frames to cycle through the whole arena once.
-A2  Ether loaned buffers.  Same set-up (ETHER_ARENA_BYTES = 1.2 GiB), but each
+A2  Ether loaned buffers.  Same set-up (ETHER_ARENA_BYTES = 1.2 GiB; 2.1 GiB,
+    room for 8 frames, at 256 MiB), but each
     frame is frame = ether.empty((n,), np.float32); frame[0] = i (one write),
     published with ether.pub: no copy at all.  The receivers read frame[0] only
     (touch="first"), so this measures hand-offs: frames published and
     delivered to all R receivers per second.  No window: the arena paces the
     publisher (ether.empty waits for a block that every receiver has let go
-    of), so at 256 MiB at most 4 frames are in flight; acks only mark the
+    of), so at 256 MiB at most 8 frames are in flight; acks only mark the
     end of the warm-up (2 x blocks + 1 frames).  Its "GB/s-equivalent" uses
     the definition above, though the bytes were never copied nor read.
     Target: >= 150,000 hand-offs/s at every size.
@@ -132,7 +133,7 @@ def ordinary_arena(size: int) -> int:
 
 def plan(mode: str, size: int) -> dict:
     """Arena size, window, ack interval and warm-up of an Ether run."""
-    arena = ordinary_arena(size) if mode == "ordinary" else BIG_ARENA
+    arena = ordinary_arena(size) if mode == "ordinary" else max(BIG_ARENA, 8 * size + 64 * MiB)
     blocks = (arena - MiB) // size          # the arena's header takes < 1 MiB
     if mode == "loan":  # paced by the arena itself: ether.empty waits for a free block
         return {"arena": arena, "window": None, "ack_every": LOAN_ACK_EVERY, "warm": 2 * blocks + 1}

@@ -102,6 +102,22 @@ def dtype_of(spec):
     return dtype
 
 
+_plain_dtypes: dict = {}  # dtype strings of handles seen, that a view may have
+
+
+def _plain_dtype(spec: str):
+    """The dtype of a handle: numeric or bool, never object or structured."""
+    try:
+        dtype = dtype_of(spec)
+    except (TypeError, ValueError):
+        raise errors.EtherError(f"a malformed array handle (dtype {spec!r})") from None
+    if dtype.hasobject or dtype.fields is not None or not dtype.itemsize:
+        raise errors.EtherError(f"an array handle of dtype {dtype} (only numeric and bool arrays travel)")
+    if len(_plain_dtypes) < 256:
+        _plain_dtypes[spec] = dtype
+    return dtype
+
+
 def _view_struct(seg, base, bit: int):  # noqa: D401
     """The C side of a process's mapping of an arena (ether_arena_view_t)."""
     max_blocks, size, data_offset = struct.unpack_from("<IQQ", seg.map, 12)
@@ -373,7 +389,7 @@ class Writer:
 
 class _Hold(weakref.ref):
     """A received view's weak reference; its death counts the view out."""
-    __slots__ = ("arena", "block")
+    __slots__ = ("arena", "block", "generation")
 
 
 class _Mapped:
@@ -436,9 +452,9 @@ class Reader:
     def view(self, token: int, block: int, generation: int, offset: int, length: int,
              dtype: str, shape: list[int]):
         arena = self._arenas.get(token) or self._arena(token)
-        dtype = _dtypes.get(dtype) or dtype_of(dtype)
+        dtype = _plain_dtypes.get(dtype) or _plain_dtype(dtype)
         itemsize = dtype.itemsize
-        if dtype.hasobject or dtype.fields is not None or not itemsize or length % itemsize:
+        if length % itemsize:
             raise errors.EtherError(f"a malformed array handle ({length} bytes of {dtype})")
         rc = lib.ether_arena_acquire(arena.reader, block, generation, offset, length)
         if rc:
@@ -448,12 +464,12 @@ class Reader:
         try:
             anchor = _numpy.frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
         except BaseException:
-            lib.ether_arena_unhold(arena.reader, block)
+            lib.ether_arena_unhold(arena.reader, block, generation)
             raise
         # The anchor is the base of every view derived from the array; the hold
         # keeps the arena's mapping (and its C reader) alive until it counted out.
         hold = _Hold(anchor, self._drop)
-        hold.arena, hold.block = arena, block
+        hold.arena, hold.block, hold.generation = arena, block, generation
         self._holds[id(hold)] = hold
         if len(shape) == 1 and shape[0] * itemsize == length:
             return anchor
@@ -465,18 +481,20 @@ class Reader:
         to `release`. A block that cannot be held is left to the handlers' errors."""
         held = []
         for token, block, generation in holds:
-            try:
-                arena = self._arenas.get(token) or self._arena(token)
-            except errors.EtherError:
-                continue
-            if lib.ether_arena_acquire(arena.reader, block, generation, 0, 0) == _OK:
-                held.append((arena, block))
+            arena = self._arenas.get(token)
+            if arena is None:
+                try:
+                    arena = self._arena(token)
+                except errors.EtherError:
+                    continue
+            if not lib.ether_arena_acquire(arena.reader, block, generation, 0, 0):
+                held.append((arena, block, generation))  # the arena: it keeps the mapping
         return held
 
     @staticmethod
-    def release(held) -> None:
-        for arena, block in held:
-            lib.ether_arena_unhold(arena.reader, block)
+    def release(held, unhold=lib.ether_arena_unhold) -> None:
+        for arena, block, generation in held:
+            unhold(arena.reader, block, generation)
 
     def _forget(self) -> None:
         """In a forked child: the views' holds are the parent's (same bit, same
@@ -493,7 +511,7 @@ class Reader:
 
         def drop(hold) -> None:
             holds.pop(id(hold), None)
-            unhold(hold.arena.reader, hold.block)
+            unhold(hold.arena.reader, hold.block, hold.generation)
 
         return drop
 

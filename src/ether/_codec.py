@@ -13,6 +13,7 @@ cause    [sender, seq] of the message whose handler published this one, or nil
 payload  a map: the handler's keyword arguments
 holds    (optional) [[arena token, block, generation], ...]: the arena blocks of the
          large arrays in the payload, held by the receiver while it handles them
+         (filled while the payload is encoded: it comes after it)
 
 A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
 "id", "status" ("success" or "error"), "result" or "error" and "type", and
@@ -49,13 +50,6 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     holds: tuple[tuple[int, int, int], ...] = ()
 
 
-def with_holds(data: bytes, holds: list) -> bytes:
-    """An encoded envelope with its optional 8th element: the arena blocks
-    [token, block, generation] its payload carries, so the receiver holds them
-    while the message is handled even if no handler decodes the arrays."""
-    if data[0] != 0x97:  # a fixarray of 7: what encode() makes
-        raise ValueError("not an encoded envelope")
-    return b"\x98" + data[1:] + _array_header.encode(holds)
 
 
 class Request(msgspec.Struct, array_like=True, frozen=True):
@@ -169,6 +163,7 @@ now_ns = time.time_ns
 
 
 def encode(kind: int, topic: str, sender: str, seq: int, cause, payload) -> bytes:
+    """An envelope without arena holds (a node's encoding adds them)."""
     return _encode((kind, topic, sender, seq, now_ns(), cause, payload))
 
 

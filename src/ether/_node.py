@@ -33,6 +33,7 @@ _KIND_NAMES = {codec.MESSAGE: "message", codec.CONTROL: "control message",
                codec.REQUEST: "request", codec.REPLY: "reply"}
 _encode = codec.encode_tuple
 _now_ns = codec.now_ns
+_hold, _release = _arena.READER.hold, _arena.READER.release
 
 def message_limit() -> int:
     """The largest message (bytes, envelope included) a node's inbox accepts:
@@ -86,7 +87,7 @@ class Node:
         self._closing = False
         self._arena = None                 # created by the first large array published
         self._targets: tuple = ()          # of the message being encoded (arena holders)
-        self._blocks: list | None = None   # arena blocks that message carries
+        self._blocks: list = []            # its arena blocks: [token, block, generation]
         self._inline = _arena.inline_limit()
         self.arena_dropped = 0             # receivers that missed a message: arena full, drop policy
         self._next_drop_log = 0.0
@@ -114,11 +115,17 @@ class Node:
             targets = self.router.targets(topic)
             if not targets:
                 return 0
+            self._targets = targets
+            self._blocks = holds = []
             try:
-                data = self._encode_for(targets, (kind, topic, self.name, seq, _now_ns(), cause, payload))
+                data = _encode((kind, topic, self.name, seq, _now_ns(), cause, payload, holds))
             except _arena.Dropped as exc:
+                self._unhold(targets)
                 self._count_arena_drop(topic, targets, exc)
                 return 0
+            except BaseException:
+                self._unhold(targets)
+                raise
             delivered = 0
             full = None
             for i, sender in enumerate(targets):
@@ -151,16 +158,12 @@ class Node:
             return delivered
 
     def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
-        """Encode an envelope whose arrays (if any) go to `targets` (send lock held)."""
+        """Encode an envelope (its first 7 fields) whose arrays, if any, go to
+        `targets` (send lock held)."""
         self._targets = targets
-        self._blocks = None
+        self._blocks = holds = []
         try:
-            data = _encode(envelope)
-            blocks = self._blocks
-            if blocks:
-                token = self._arena.token
-                data = codec.with_holds(data, [(token, b, g) for b, g in blocks])
-            return data
+            return _encode((*envelope, holds))
         except BaseException:
             self._unhold(targets)
             raise
@@ -181,7 +184,7 @@ class Node:
         if blocks:
             arena = self._arena
             bits = arena.known_bits(t.consumer_token for t in targets)
-            for block, _ in blocks:
+            for _, block, _ in blocks:
                 arena.release_bits(block, bits)
 
     def _count_arena_drop(self, topic: str, targets: tuple, exc: Exception) -> None:
@@ -273,10 +276,9 @@ class Node:
                     raise _arena.Dropped(str(exc)) from None
                 raise
             ext = codec.arena_ext(arena.token, block, generation, start, array)
-        if self._blocks is None:
-            self._blocks = [(block, generation)]
-        else:
-            self._blocks.append((block, generation))
+        # The envelope's last field: msgspec encodes it after the payload, so
+        # it lists every block the payload's arrays were given.
+        self._blocks.append((arena.token, block, generation))
         return ext
 
     def _open_arena(self):
@@ -313,14 +315,15 @@ class Node:
                           traceback.format_exc().rstrip())
 
     def _deliver(self, envelope: codec.Envelope) -> None:
-        if envelope.holds:
-            held = _arena.READER.hold(envelope.holds)
-            try:
-                self._deliver_kind(envelope)
-            finally:
-                _arena.READER.release(held)
-        else:
+        holds = envelope.holds
+        if not holds:
+            return self._deliver_kind(envelope)
+        held = _hold(holds)
+        try:
             self._deliver_kind(envelope)
+        finally:
+            if held:
+                _release(held)
 
     def _deliver_kind(self, envelope: codec.Envelope) -> None:
         kind = envelope.kind
