@@ -21,15 +21,28 @@ struct ether_arena {
     uint32_t live;        /* entries of `order` */
     uint32_t free;        /* entries of `spare` */
     uint32_t *order;      /* live blocks, by offset */
-    uint32_t *spare;      /* free block numbers (a stack: the last freed first) */
-    uint64_t *start;      /* private copies: a holder cannot move a block */
-    uint64_t *end;
+    uint32_t *spare;      /* free block numbers (a stack: the last freed on top) */
+    uint64_t *start;      /* private copies: a holder cannot move a block; a free */
+    uint64_t *end;        /* block keeps its last extent (reused first if it fits) */
     uint64_t *generation;
 };
+
+/* How many of the most recently freed blocks an allocation tries before first fit. */
+#define ARENA_RECENT 8u
 
 static _Atomic uint64_t *bitmap_of(uint8_t *base, uint32_t block)
 {
     return (_Atomic uint64_t *)(base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block);
+}
+
+static _Atomic uint64_t *released_word(uint8_t *base, uint32_t word)
+{
+    return (_Atomic uint64_t *)(base + ETHER_ARENA_RELEASED_AT + 8 * (uint64_t)word);
+}
+
+static _Atomic uint64_t *released_summary(uint8_t *base)
+{
+    return (_Atomic uint64_t *)(base + ETHER_ARENA_SUMMARY_AT);
 }
 
 static uint64_t align_up(uint64_t value, uint64_t alignment)
@@ -44,7 +57,7 @@ ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks
 {
     uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
     uint64_t data_offset = align_up(table_end, 4096);
-    if (base == NULL || max_blocks == 0 || size < data_offset + 4096)
+    if (base == NULL || max_blocks == 0 || max_blocks > ETHER_ARENA_MAX_BLOCKS || size < data_offset + 4096)
         return NULL;
     ether_arena_t *a = calloc(1, sizeof *a);
     if (a == NULL)
@@ -88,20 +101,71 @@ void ether_arena_destroy(ether_arena_t *a)
     free(a);
 }
 
-/* Drop the blocks whose bitmap is zero from `order` (compacting it). */
-static void reclaim(ether_arena_t *a)
+/* The index in `order` of the first live block starting at or after `offset`. */
+static uint32_t lower_bound(const ether_arena_t *a, uint64_t offset)
 {
-    uint32_t w = 0;
-    for (uint32_t r = 0; r < a->live; r++) {
-        uint32_t block = a->order[r];
-        /* SYNC POINT: acquire; pairs with the holders' fetch_and, so their
-         * reads of the block happen before we hand it out again. */
-        if (ETHER_LOAD_ACQUIRE(bitmap_of(a->base, block)) == 0)
-            a->spare[a->free++] = block;
+    uint32_t lo = 0, hi = a->live;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (a->start[a->order[mid]] < offset)
+            lo = mid + 1;
         else
-            a->order[w++] = block;
+            hi = mid;
     }
-    a->live = w;
+    return lo;
+}
+
+/* A live block is free again: out of `order`, onto the spare stack. */
+static void forget(ether_arena_t *a, uint32_t block)
+{
+    uint32_t at = lower_bound(a, a->start[block]);
+    if (at >= a->live || a->order[at] != block)
+        return;  /* not live (cannot happen: each block is freed once per use) */
+    memmove(a->order + at, a->order + at + 1, (size_t)(a->live - at - 1) * sizeof *a->order);
+    a->live--;
+    a->spare[a->free++] = block;
+}
+
+/* Take in the blocks that holders announced as freed; returns how many. */
+static uint32_t drain(ether_arena_t *a)
+{
+    /* SYNC POINT: acquire (exchange); pairs with the holders' release of the
+     * announcement, after their last read of the block. */
+    uint64_t summary = atomic_exchange_explicit(released_summary(a->base), 0, memory_order_acq_rel);
+    uint32_t freed = 0;
+    while (summary) {
+        uint32_t word = (uint32_t)__builtin_ctzll(summary);
+        summary &= summary - 1;
+        uint64_t bits = atomic_exchange_explicit(released_word(a->base, word), 0, memory_order_acq_rel);
+        while (bits) {
+            uint32_t block = word * 64 + (uint32_t)__builtin_ctzll(bits);
+            bits &= bits - 1;
+            if (block < a->max_blocks) {
+                forget(a, block);
+                freed++;
+            }
+        }
+    }
+    return freed;
+}
+
+/* Tell the owner that `block` is free (its bitmap just became zero). */
+static void announce(uint8_t *base, uint32_t block)
+{
+    /* SYNC POINT: release (in acq_rel RMWs): the word before the summary, so an
+     * owner that sees the summary bit finds the block's bit. */
+    atomic_fetch_or_explicit(released_word(base, block / 64), 1ULL << (block % 64), memory_order_acq_rel);
+    atomic_fetch_or_explicit(released_summary(base), 1ULL << (block / 64), memory_order_acq_rel);
+}
+
+/* Is [from, to) clear of live blocks? Sets *at to where a block there goes in `order`. */
+static int region_free(const ether_arena_t *a, uint64_t from, uint64_t to, uint32_t *at)
+{
+    uint32_t i = lower_bound(a, from);
+    *at = i;
+    if (i < a->live && a->start[a->order[i]] < to)
+        return 0;
+    return i == 0 || a->end[a->order[i - 1]] <= from;
 }
 
 int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
@@ -113,38 +177,46 @@ int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
         return ETHER_ARENA_OUT_OF_BOUNDS;
     if (length > a->data_size)
         return ETHER_ARENA_TOO_LARGE;
-    /* One pass: reclaim free blocks and find the lowest gap that fits. The
-     * insertion index `at` is in compacted positions, which later compaction
-     * does not move. */
-    uint32_t w = 0, at = UINT32_MAX;
-    uint64_t previous = 0, place = 0;
-    for (uint32_t r = 0; r < a->live; r++) {
-        uint32_t block = a->order[r];
-        if (ETHER_LOAD_ACQUIRE(bitmap_of(a->base, block)) == 0) {  /* SYNC POINT: as in reclaim */
-            a->spare[a->free++] = block;
-            continue;
+    drain(a);
+    uint32_t at = UINT32_MAX, pick = UINT32_MAX;
+    uint64_t place = 0;
+    /* The most recently freed blocks first, where they were: warm in the cache,
+     * and found in O(log live) however full the arena is. */
+    for (uint32_t k = 0; k < ARENA_RECENT && k < a->free; k++) {
+        uint32_t block = a->spare[a->free - 1 - k], where;
+        uint64_t s = align_up(a->start[block], alignment);
+        if (a->end[block] > a->start[block] && s >= a->start[block] && s + length <= a->end[block] &&
+            region_free(a, s, s + length, &where)) {
+            pick = a->free - 1 - k;
+            place = s;
+            at = where;
+            break;
+        }
+    }
+    if (pick == UINT32_MAX) {  /* address-ordered first fit over the gaps */
+        uint64_t previous = 0;
+        for (uint32_t r = 0; r < a->live && at == UINT32_MAX; r++) {
+            uint32_t block = a->order[r];
+            uint64_t s = align_up(previous, alignment);
+            if (s >= previous && s + length <= a->start[block]) {
+                at = r;
+                place = s;
+            }
+            previous = a->end[block];
         }
         if (at == UINT32_MAX) {
             uint64_t s = align_up(previous, alignment);
-            if (s + length <= a->start[block]) {
-                at = w;
-                place = s;
-            }
+            if (s < previous || s + length > a->data_size)
+                return ETHER_ARENA_NO_ROOM;
+            at = a->live;
+            place = s;
         }
-        a->order[w++] = block;
-        previous = a->end[block];
+        if (a->free == 0)
+            return ETHER_ARENA_NO_ENTRY;
+        pick = a->free - 1;
     }
-    a->live = w;
-    if (at == UINT32_MAX) {
-        uint64_t s = align_up(previous, alignment);
-        if (s + length > a->data_size || s < previous)
-            return ETHER_ARENA_NO_ROOM;
-        at = w;
-        place = s;
-    }
-    if (a->free == 0)
-        return ETHER_ARENA_NO_ENTRY;
-    uint32_t block = a->spare[--a->free];
+    uint32_t block = a->spare[pick];
+    a->spare[pick] = a->spare[--a->free];  /* the stack's top moves into its place */
     memmove(a->order + at + 1, a->order + at, (size_t)(a->live - at) * sizeof *a->order);
     a->order[at] = block;
     a->live++;
@@ -172,15 +244,31 @@ uint64_t ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
     return atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
 }
 
+uint64_t ether_arena_drop_holders(ether_arena_t *a, uint32_t block, uint64_t bits)
+{
+    if (block >= a->max_blocks)
+        return 0;
+    /* SYNC POINT: acq_rel; as a holder's release. Exactly one RMW takes a
+     * bitmap to zero: if it is this one, the block is ours to take back. */
+    uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~bits, memory_order_acq_rel);
+    if (before != 0 && (before & ~bits) == 0)
+        forget(a, block);
+    return before;
+}
+
 void ether_arena_clear_bits(ether_arena_t *a, uint64_t mask)
 {
-    for (uint32_t r = 0; r < a->live; r++)
-        atomic_fetch_and_explicit(bitmap_of(a->base, a->order[r]), ~mask, memory_order_acq_rel);
+    for (uint32_t r = a->live; r-- > 0;) {  /* backwards: forget() moves only later entries */
+        uint32_t block = a->order[r];
+        uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~mask, memory_order_acq_rel);
+        if (before != 0 && (before & ~mask) == 0)
+            forget(a, block);
+    }
 }
 
 uint32_t ether_arena_live(ether_arena_t *a, uint64_t *bytes)
 {
-    reclaim(a);
+    drain(a);
     uint64_t total = 0;
     for (uint32_t r = 0; r < a->live; r++)
         total += a->end[a->order[r]] - a->start[a->order[r]];
@@ -213,10 +301,8 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
      * it (the futex then returns at once), or sees `waiting` and wakes us. */
     atomic_fetch_add_explicit(waiting, 1, memory_order_seq_cst);
     uint32_t seen = atomic_load_explicit(freed, memory_order_seq_cst);
-    uint32_t before = a->live;
-    reclaim(a);
     int result = 0;
-    if (a->live == before) {
+    if (drain(a) == 0) {
         /* A holder usually lets go within microseconds (it is busy with the
          * previous block): watch the eventcount for a while, yielding the core
          * after the first microseconds, before sleeping in the kernel. */
@@ -279,6 +365,7 @@ int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
     uint64_t before = atomic_fetch_and_explicit(bitmap_of(v->base, block), ~mine, memory_order_acq_rel);
     if (before != mine)
         return 0;
+    announce(v->base, block);
     _Atomic uint32_t *freed = (_Atomic uint32_t *)(v->base + ETHER_ARENA_FREED_AT);
     _Atomic uint32_t *waiting = (_Atomic uint32_t *)(v->base + ETHER_ARENA_WAITING_AT);
     /* SYNC POINT: a full barrier (Dekker pair with the owner's waiting++ then
@@ -313,7 +400,8 @@ ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint6
     uint32_t max_blocks = get_u32(h + 12);
     uint64_t size = get_u64(h + 16), data_offset = get_u64(h + 24);
     uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
-    if (max_blocks == 0 || size != mapped || data_offset < table_end || data_offset > size)
+    if (max_blocks == 0 || max_blocks > ETHER_ARENA_MAX_BLOCKS || size != mapped ||
+        data_offset < table_end || data_offset > size)
         return NULL;
     uint32_t bit = ETHER_ARENA_HOLDERS;
     for (uint32_t i = 0; i < ETHER_ARENA_HOLDERS && token != 0; i++)

@@ -13,13 +13,17 @@
  *      40 u32 freed        eventcount: bumped by a holder whose release freed a
  *                          block (the owner's futex word while it waits for room)
  *      44 u32 waiting      non-zero while the owner sleeps on `freed`
- *      48 .. 63 reserved
+ *      48 u64 summary      bit w: released[w] may have bits set (atomic)
+ *      56 .. 63 reserved
  *      64 u64 holders[64]  member token of each holder bit (0: unused); owner writes
- *     576 block[max_blocks], 32 B each:
+ *     576 u64 released[64] bit b: block b was freed by a holder and the owner has
+ *                          not taken it back yet (set by that holder, atomic)
+ *    1088 block[max_blocks], 32 B each (max_blocks <= 4096):
  *           0 u64 bitmap      processes that may hold views (atomic): set by the
  *                             owner before a handle is sent, cleared bit by bit by
  *                             each holder when its last view dies, or by the owner
- *                             for a dead holder. Zero: the block is free.
+ *                             for a dead holder or a receiver a message missed.
+ *                             Zero: the block is free.
  *           8 u64 offset      in the data area      (owner writes; holders check
  *          16 u64 length                            that a view lies inside it)
  *          24 u64 generation  bumped by the owner at each allocation of the block
@@ -29,22 +33,30 @@
  *   is private to it (ether_arena_t), so a reader can never corrupt it; readers
  *   only clear their own bit. A reader trusts nothing it reads from the segment:
  *   every handle's block, offset and length are bounds-checked against the
- *   header (ether_arena_check) before a view is made.
+ *   header and the block's own extent (ether_arena_check) before a view is made.
  *
- * Allocation is address-ordered first fit over the gaps between live blocks:
- *   the lowest gap that holds the request. Blocks freed quickly (the usual case)
- *   are reused at once, so a stream of arrays keeps touching the same few blocks
- *   (warm in the cache and the TLB), and a long-held block costs only its own
- *   space. Each allocation reclaims the blocks whose bitmap reads zero in the
- *   same pass: O(live blocks), with no lock.
+ * Freeing is announced, never searched for
+ *   Exactly one atomic RMW takes a bitmap to zero. If a holder's release does,
+ *   the holder sets the block's bit in `released` (then the summary bit); if the
+ *   owner's own clearing does (a dead holder, a receiver a message missed), the
+ *   owner takes the block back at once. The owner drains `released` before each
+ *   allocation, so it never scans the block table: an allocation costs the same
+ *   with 3 or 3,000 blocks in flight.
+ *
+ * Allocation
+ *   The most recently freed blocks are tried first, where they were (a stream
+ *   of arrays keeps touching the same few blocks: warm in the cache and the TLB,
+ *   and found in O(log live)); otherwise address-ordered first fit over the gaps
+ *   between live blocks, so a long-held block costs only its own space.
  *
  * Memory order (SYNC POINTs in ether_arena.c)
  *   owner:  write offset/length/generation, then store-release the bitmap, then
  *           send the handle through a ring (the ring's release/acquire pairs).
  *   holder: load-acquire the generation and bitmap to check a handle; clear its
- *           bit with fetch_and (acq_rel) after its last access to the data.
- *   owner:  load-acquire each bitmap before reusing a block, so the holders'
- *           reads of the data happen before the owner's next writes.
+ *           bit with fetch_and (acq_rel) after its last access to the data; if
+ *           that freed the block, announce it (release).
+ *   owner:  exchange (acquire) the announcements before reusing a block, so the
+ *           holders' reads of the data happen before the owner's next writes.
  */
 #ifndef ETHER_ARENA_H
 #define ETHER_ARENA_H
@@ -52,10 +64,13 @@
 #include <stdint.h>
 
 #define ETHER_ARENA_MAGIC        0x4e52415245485445ULL /* "ETHERARN" little-endian */
-#define ETHER_ARENA_VERSION      2u
+#define ETHER_ARENA_VERSION      3u
 #define ETHER_ARENA_HOLDERS      64u
 #define ETHER_ARENA_HOLDERS_AT   64u
-#define ETHER_ARENA_BLOCKS_AT    576u
+#define ETHER_ARENA_SUMMARY_AT   48u
+#define ETHER_ARENA_RELEASED_AT  576u
+#define ETHER_ARENA_BLOCKS_AT    1088u
+#define ETHER_ARENA_MAX_BLOCKS   4096u
 #define ETHER_ARENA_BLOCK_BYTES  32u
 #define ETHER_ARENA_FREED_AT     40u
 #define ETHER_ARENA_WAITING_AT   44u
@@ -102,6 +117,9 @@ int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
 /* Owner: add holder bits to a live block (a loan being published); returns the
  * bitmap before (UINT64_MAX for a block out of range). */
 uint64_t ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
+/* Owner: clear `bits` of one block (receivers a message did not reach); returns
+ * the bitmap before. */
+uint64_t ether_arena_drop_holders(ether_arena_t *arena, uint32_t block, uint64_t bits);
 /* Owner: clear `mask`'s bits in every live block (holders that died). */
 void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
 /* Owner: live blocks and their bytes, after reclaiming the free ones. */

@@ -115,6 +115,10 @@ int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
                       uint64_t holders, ether_arena_grant_t *out);
 uint64_t ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
 void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
+uint64_t ether_arena_drop_holders(ether_arena_t *arena, uint32_t block, uint64_t bits);
+#define ETHER_ARENA_BLOCKS_AT ...
+#define ETHER_ARENA_MAX_BLOCKS ...
+#define ETHER_ARENA_VERSION ...
 uint32_t ether_arena_live(ether_arena_t *arena, uint64_t *bytes);
 uint64_t ether_arena_bits_in_use(ether_arena_t *arena);
 uint64_t ether_arena_data_size(const ether_arena_t *arena);

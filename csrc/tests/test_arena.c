@@ -511,12 +511,13 @@ static void test_alloc_refusals(void)
     EXPECT_EQ(release_bit(&s, 1, blocks[0].block), 1);
     EXPECT_EQ(release_bit(&s, 1, blocks[1].block), 1);
 
-    /* Length 0: one byte, and the next byte is free for the next block. */
+    /* Length 0: one byte, placed where the last freed block was (64), and the
+     * next byte is free for the next block. */
     EXPECT_RC(alloc(&s, 0, 1, 2, &g), ETHER_ARENA_OK);
-    EXPECT_EQ(g.offset, 0);
+    EXPECT_EQ(g.offset, 64);
     EXPECT_EQ(block_field(&s, g.block, 16), 1);
     EXPECT_RC(alloc(&s, 1, 1, 2, &h), ETHER_ARENA_OK);
-    EXPECT_EQ(h.offset, 1);
+    EXPECT_EQ(h.offset, 0);  /* block 0's place, freed before */
     EXPECT_EQ(live_blocks(&s, &bytes), 4);
     EXPECT_EQ(bytes, 1 + 1 + 64 + 64);
 done:
@@ -685,7 +686,7 @@ static void test_reader_open_validates_the_header(void)
         {"magic", 0, ETHER_ARENA_MAGIC ^ 0xFF, 8},
         {"magic zero", 0, 0, 8},
         {"version 1", 8, 1, 4},
-        {"version 3", 8, 3, 4},
+        {"version 4", 8, 4, 4},
         {"max_blocks 0", 12, 0, 4},
         {"table past data_offset", 12, 200, 4},   /* 576 + 6400 > 4096 */
         {"table past everything", 12, UINT32_MAX, 4},

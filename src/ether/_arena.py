@@ -26,12 +26,12 @@ from . import _segment as segment
 from ._ring import ffi, lib
 
 ARENA_MAGIC = b"ETHERARN"
-ARENA_LAYOUT_VERSION = 2
+ARENA_LAYOUT_VERSION = lib.ETHER_ARENA_VERSION
 HOLDERS = 64
 HOLDERS_OFFSET = 64
-BLOCKS_OFFSET = HOLDERS_OFFSET + 8 * HOLDERS
+BLOCKS_OFFSET = lib.ETHER_ARENA_BLOCKS_AT
 BLOCK_ENTRY = 32
-MAX_BLOCKS = 4096
+MAX_BLOCKS = lib.ETHER_ARENA_MAX_BLOCKS
 _HEADER = struct.Struct("<8sIIQQQ")
 SWEEP_INTERVAL_S = 0.5
 LOAN_TIMEOUT_S = 5.0  # a loan waits for room like a publish to a block subscriber
@@ -118,6 +118,14 @@ def _plain_dtype(spec: str):
     return dtype
 
 
+def _loanable(spec):
+    """The dtype of a loan: numeric or bool (cached with the handles' dtypes)."""
+    try:
+        return _plain_dtype(spec)
+    except errors.EtherError:
+        raise TypeError(f"cannot loan an array of dtype {spec!r}: use a numeric or bool dtype") from None
+
+
 def _view_struct(seg, base, bit: int):  # noqa: D401
     """The C side of a process's mapping of an arena (ether_arena_view_t)."""
     max_blocks, size, data_offset = struct.unpack_from("<IQQ", seg.map, 12)
@@ -129,15 +137,18 @@ def _view_struct(seg, base, bit: int):  # noqa: D401
 
 class _Loan(weakref.ref):
     """A loaned array's weak reference; its callback gives the block back."""
-    __slots__ = ("key", "block", "start", "generation", "nbytes", "shape", "dtype", "ext")
+    __slots__ = ("key", "block", "info", "ext")
 
 
 class Writer:
     """The owner's side: allocate blocks, copy arrays in, lend them, sweep the dead."""
 
     def __init__(self, session, size: int, lock: threading.Lock | None = None):
+        """Callers serialise the calls (the node: under its send lock, passed as
+        `lock`, which the sweeper thread also takes). Without a lock: one thread,
+        no sweeper (dead holders are swept when room runs out)."""
         self._session = session
-        self._lock = lock or threading.Lock()  # the caller's: allocation is not thread-safe
+        self._lock = lock or threading.Lock()
         with session._directory as d:
             self.token = d.next_token()
         name = names.arena_segment(session.name, self.token)
@@ -163,7 +174,8 @@ class Writer:
         self._end_loan = self._make_end_loan()
         self._closed = threading.Event()
         _WRITERS.add(self)
-        threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
+        if lock is not None:  # a node's: it serialises everything, so a sweeper may join in
+            threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
 
     def _sweeper(self) -> None:
         """Every SWEEP_INTERVAL_S, while other processes hold blocks: give back the
@@ -284,8 +296,7 @@ class Writer:
 
     def release_bits(self, block: int, bits: int) -> None:
         """Clear holder bits of a block (receivers a message did not reach)."""
-        lib.ether_shm_fetch_and_u64(self._base + BLOCKS_OFFSET + BLOCK_ENTRY * block,
-                                    ~bits & _NOT_ALL)
+        lib.ether_arena_drop_holders(self._c, block, bits)
 
     def bytes_at(self, start: int, length: int):
         """A writable uint8 array over [start, start+length) of the data area."""
@@ -307,9 +318,7 @@ class Writer:
     def loan(self, shape, dtype, timeout: float = LOAN_TIMEOUT_S):
         """A writable array in a block held by this process until the array dies.
         A full arena waits up to `timeout` seconds for room."""
-        dtype = _dtypes.get(dtype) or dtype_of(dtype)
-        if dtype.hasobject or dtype.fields is not None:
-            raise TypeError(f"cannot loan an array of dtype {dtype}: use a numeric or bool dtype")
+        dtype = _plain_dtypes.get(dtype) or _loanable(dtype)
         if type(shape) is not tuple:
             shape = tuple(shape) if isinstance(shape, list) else (int(shape),)
         count = shape[0] if len(shape) == 1 else math.prod(shape)
@@ -325,9 +334,9 @@ class Writer:
         if len(shape) != 1:
             array = array.reshape(shape)  # its base: the 1-d array, which the loan tracks
         ref = _Loan(anchor, self._end_loan)
-        key = ref.key = id(anchor)
-        ref.block, ref.start, ref.generation, ref.nbytes = block, start, generation, nbytes
-        ref.shape, ref.dtype = shape, dtype
+        ref.key = key = id(anchor)
+        ref.block = block
+        ref.info = (generation, start, nbytes, shape, dtype)
         ref.ext = None  # its handle, made when it is first published
         self._loans[key] = ref
         return array
@@ -346,23 +355,28 @@ class Writer:
     def lent(self, array, holders: int):
         """(block, generation, handle) of a loaned array, its block now held by `holders` too;
         None if array is not (a contiguous part of) a loan."""
-        ref = self.loaned(array)
-        if ref is None or holders & self._own_bits:
+        ref = self._loans.get(id(array))
+        if ref is None or ref() is not array or array.ndim != 1:
+            ref = self.loaned(array)
+            if ref is None:
+                return None
+        if holders & self._own_bits:
             return None  # a receiver in this process gets a copy: the loan's bit is its own
-        before = lib.ether_arena_hold(self._c, ref.block, holders)
+        block = ref.block
+        before = lib.ether_arena_hold(self._c, block, holders)
         if before & holders:
             # A receiver still holds this loan from an earlier message, and one bit
             # cannot stand for two messages: this message carries a copy instead.
-            self.release_bits(ref.block, holders & ~before)
+            self.release_bits(block, holders & ~before)
             return None
-        if array.dtype is ref.dtype and array.shape == ref.shape:  # the whole loan, as lent
+        generation, start, nbytes, shape, dtype = ref.info
+        if array.dtype is dtype and array.shape == shape:  # the whole loan, as lent
             ext = ref.ext
             if ext is None:
-                ext = ref.ext = codec.arena_ext(self.token, ref.block, ref.generation, ref.start, array)
-            return ref.block, ref.generation, ext
+                ext = ref.ext = codec.arena_ext(self.token, block, generation, start, array)
+            return block, generation, ext
         offset = array.__array_interface__["data"][0] - ref().__array_interface__["data"][0]
-        return ref.block, ref.generation, codec.arena_ext(self.token, ref.block, ref.generation,
-                                                          ref.start + offset, array)
+        return block, generation, codec.arena_ext(self.token, block, generation, start + offset, array)
 
     def _make_end_loan(self):
         loans, own, release = self._loans, self._own, lib.ether_arena_release
