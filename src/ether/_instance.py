@@ -123,17 +123,22 @@ def _server(node, instance: str, methods_: list, *, single: bool):
 
 
 def _handler(method, handler: methods.Handler, topic: str, instance: str):
-    arguments = handler.arguments
     where = f"instance {instance!r}, {handler.method}() on topic {topic!r}"
+    # Plain fields come as a tuple in the signature's order (cheaper than keywords).
+    positional = getattr(handler.arguments, "positional", None)
+    decode = positional or handler.arguments
 
     def handle(envelope: codec.Envelope) -> None:
         try:
-            kwargs = arguments(envelope.payload)
+            args = decode(envelope.payload)
         except methods.ValidationFailed as exc:
             log.error("%s: message %s:%d rejected: %s", where, envelope.sender, envelope.seq, exc)
             return
         try:
-            method(**kwargs)
+            if positional is not None:
+                method(*args)
+            else:
+                method(**args)
         except Exception:
             log.error("%s: the handler raised:\n%s", where, traceback.format_exc().rstrip())
 

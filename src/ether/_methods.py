@@ -149,6 +149,7 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
     if params and params[0].name in ("self", "cls"):
         params = params[1:]
     fields, models, arrays, takes_kwargs = [], {}, set(), False
+    in_order = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
     for p in params:
         if p.kind is p.VAR_KEYWORD:
             takes_kwargs = True
@@ -196,6 +197,26 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
             raise ValidationFailed(str(exc).replace("\n", "; ")) from None
         return kwargs
 
+    if in_order and not models and loose is None:
+        # Plain fields, in the signature's order: the handler can take them
+        # positionally (a tuple, no keyword dict to build and unpack).
+        astuple = msgspec.structs.astuple
+        array_at = [(i, f[0]) for i, f in enumerate(fields) if f[0] in arrays]
+
+        def positional(payload) -> tuple:
+            try:
+                args = astuple(decode(payload))
+                for i, name in array_at:
+                    value = args[i]
+                    if value is not None and type(value).__name__ != "ndarray":
+                        args = args[:i] + (_as_array(name, value),) + args[i + 1:]
+                return args
+            except msgspec.ValidationError as exc:
+                raise ValidationFailed(_describe(exc)) from None
+            except (msgspec.DecodeError, codec.MalformedMessage) as exc:
+                raise ValidationFailed(f"malformed message ({exc})") from None
+
+        arguments.positional = positional
     return arguments
 
 

@@ -54,6 +54,12 @@ def inbox_capacity(max_length: int) -> int:
     return max(1 << 22, 1 << (4 * max_length + 64).bit_length())
 
 
+class _Handling(threading.local):
+    """The envelope each thread is handling, if any (a class default: reading it
+    in a thread that never set it costs no AttributeError)."""
+    current = None
+
+
 # How long close() waits for the thread reading the inbox to let go of it.
 CLOSE_TIMEOUT_S = 2.0
 
@@ -94,7 +100,7 @@ class Node:
         _arena.READER.join(session)
         codec.publisher = self
         self._subscribe_lock = threading.Lock()
-        self._local = threading.local()  # the message each thread is handling (lineage)
+        self._local = _Handling()  # the message each thread is handling (lineage)
         self.running = False
         self.published = 0
         self.handled = 0
@@ -106,7 +112,7 @@ class Node:
 
     def publish(self, topic: str, payload, *, kind: int = codec.MESSAGE) -> int:
         """Send payload to every subscriber of topic; returns how many inboxes got it."""
-        current = getattr(self._local, "current", None)
+        current = self._local.current
         cause = (current.sender, current.seq) if current is not None else None
         with self._send_lock:
             self._seq = seq = self._seq + 1
@@ -116,7 +122,9 @@ class Node:
             if not targets:
                 return 0
             self._targets = targets
-            self._blocks = holds = []
+            holds = self._blocks  # reused: nothing else refers to it once encoded
+            if holds:
+                holds.clear()
             try:
                 data = _encode((kind, topic, self.name, seq, _now_ns(), cause, payload, holds))
             except _arena.Dropped as exc:
@@ -128,7 +136,7 @@ class Node:
                 raise
             delivered = 0
             full = None
-            for i, sender in enumerate(targets):
+            for sender in targets:
                 try:
                     sent = sender.send(data)
                 except errors.InboxClosed:
@@ -138,7 +146,7 @@ class Node:
                     full = full or exc
                     sent = False
                 except errors.MessageTooLarge:
-                    self._unhold(targets[i:])
+                    self._unhold(targets[targets.index(sender):])
                     raise errors.MessageTooLarge(
                         f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
                         f"most {sender.statistics().max_length} per message. Set "
@@ -147,11 +155,11 @@ class Node:
                     # It may have gone in (a signal's exception lands anywhere):
                     # leaving this receiver's bits set risks a leak, clearing them
                     # a view of a reused block.
-                    self._unhold(targets[i + 1:])
+                    self._unhold(targets[targets.index(sender) + 1:])
                     raise
                 if sent:
                     delivered += 1
-                elif self._blocks:
+                elif holds:
                     self._unhold((sender,))  # not delivered: it will never release them itself
             if full is not None:
                 raise full
@@ -161,7 +169,9 @@ class Node:
         """Encode an envelope (its first 7 fields) whose arrays, if any, go to
         `targets` (send lock held)."""
         self._targets = targets
-        self._blocks = holds = []
+        holds = self._blocks
+        if holds:
+            holds.clear()
         try:
             return _encode((*envelope, holds))
         except BaseException:
@@ -330,7 +340,7 @@ class Node:
         if kind == codec.MESSAGE:
             self.handled += 1
             local = self._local
-            previous, local.current = getattr(local, "current", None), envelope
+            previous, local.current = local.current, envelope
             try:
                 # A tuple, replaced (not changed) by add/remove_handler: a handler
                 # that unsubscribes does not make another one miss this message.
@@ -347,7 +357,7 @@ class Node:
                 log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
                 return
             local = self._local
-            previous, local.current = getattr(local, "current", None), envelope
+            previous, local.current = local.current, envelope
             try:
                 service(envelope)
             finally:
