@@ -135,6 +135,51 @@ def _view_struct(seg, base, bit: int):  # noqa: D401
     return view
 
 
+PARALLEL_COPY_BYTES = 64 << 20  # copies this large are split over two cores
+
+
+class _Copier:
+    """A second thread for very large copies: one core does not reach the memory
+    bandwidth here (12 GB/s alone, 14 GB/s with two threads). numpy releases the
+    GIL while it copies, so the halves really run at once."""
+
+    def __init__(self):
+        self._jobs = None
+        self._pid = 0
+
+    def usable(self) -> bool:
+        return (os.cpu_count() or 1) > 1
+
+    def copy(self, destination, source) -> None:
+        if self._pid != os.getpid():  # first use, or a forked child (no thread there)
+            import queue
+            self._jobs, self._done, self._pid = queue.SimpleQueue(), queue.SimpleQueue(), os.getpid()
+            threading.Thread(target=self._work, args=(self._jobs, self._done),
+                             name="ether-arena-copier", daemon=True).start()
+        half = len(source) // 2
+        self._jobs.put((destination[half:], source[half:]))
+        try:
+            _np().copyto(destination[:half], source[:half])
+        finally:
+            error = self._done.get()  # always: a stale answer must not end the next copy
+        if error is not None:
+            raise error
+
+    @staticmethod
+    def _work(jobs, done) -> None:
+        copyto = _np().copyto
+        while True:
+            destination, source = jobs.get()
+            try:
+                copyto(destination, source)
+                done.put(None)
+            except BaseException as exc:  # handed back to the publishing thread
+                done.put(exc)
+
+
+_COPIER = _Copier()
+
+
 class _Loan(weakref.ref):
     """A loaned array's weak reference; its callback gives the block back."""
     __slots__ = ("key", "block", "info", "ext")
@@ -309,8 +354,11 @@ class Writer:
         nbytes = array.nbytes
         block, start, generation = self.allocate(nbytes, holders, timeout)
         destination = _np().frombuffer(self._seg.map, dtype=array.dtype, count=array.size,
-                                       offset=self.data_offset + start)
-        _np().copyto(destination.reshape(array.shape), array)
+                                       offset=self.data_offset + start).reshape(array.shape)
+        if nbytes >= PARALLEL_COPY_BYTES and array.ndim and len(array) > 1 and _COPIER.usable():
+            _COPIER.copy(destination, array)
+        else:
+            _np().copyto(destination, array)
         return block, start, generation
 
     # ---- loans ----

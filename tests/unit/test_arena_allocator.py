@@ -40,3 +40,15 @@ def test_loans_are_writable_and_free_their_block_when_dropped(writer):
     assert writer.loaned(loan) is not None and writer.loaned(loan[:, ::2]) is None  # not contiguous
     del loan
     assert not writer._loans
+
+
+@pytest.mark.parametrize("shape", [(2,), (7,), (5, 3), (4, 6, 2)])
+def test_the_two_thread_copy_copies_everything(shape):
+    source = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape)
+    destination = np.zeros_like(source)
+    _arena._COPIER.copy(destination, source)
+    assert np.array_equal(destination, source)
+    strided = np.arange(40.0).reshape(8, 5)[::2, ::2]  # a non-contiguous source
+    out = np.zeros_like(strided)
+    _arena._COPIER.copy(out, strided)
+    assert np.array_equal(out, strided)
