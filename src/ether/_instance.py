@@ -40,10 +40,17 @@ def publishing(method, topics: tuple[str, ...], node):
     """Wrap a bound pub method so every call also publishes its result."""
     publish = node.publish
     message_of = methods.message_of
+    only = topics[0] if len(topics) == 1 else None
 
     def call(*args, **kwargs):
         result = method(*args, **kwargs)
         payload = result if type(result) is dict else message_of(result)
+        if only is not None:  # the usual case: one topic, no loop
+            try:
+                publish(only, payload)
+            except errors.InboxFull as exc:
+                raise naming_topic(exc, only) from None
+            return result
         for topic in topics:
             try:
                 publish(topic, payload)

@@ -134,36 +134,57 @@ class Node:
             except BaseException:
                 self._unhold(targets)
                 raise
-            delivered = 0
-            full = None
-            for sender in targets:
-                try:
-                    sent = sender.send(data)
-                except errors.InboxClosed:
-                    self.router.forget(sender)
-                    sent = False
-                except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
-                    full = full or exc
-                    sent = False
-                except errors.MessageTooLarge:
-                    self._unhold(targets[targets.index(sender):])
-                    raise errors.MessageTooLarge(
-                        f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
-                        f"most {sender.statistics().max_length} per message. Set "
-                        f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
-                except BaseException:
-                    # It may have gone in (a signal's exception lands anywhere):
-                    # leaving this receiver's bits set risks a leak, clearing them
-                    # a view of a reused block.
-                    self._unhold(targets[targets.index(sender) + 1:])
-                    raise
-                if sent:
-                    delivered += 1
-                elif holds:
-                    self._unhold((sender,))  # not delivered: it will never release them itself
-            if full is not None:
-                raise full
-            return delivered
+            if not holds:  # the hot path: no arrays, so no holds to give back
+                delivered = 0
+                for sender in targets:
+                    try:
+                        if sender.send(data):
+                            delivered += 1
+                    except errors.EtherError as exc:
+                        return self._send_rest(topic, targets, data, targets.index(sender), exc,
+                                               delivered)
+                return delivered
+            return self._send_rest(topic, targets, data, 0, None, 0)
+
+    def _send_rest(self, topic: str, targets: tuple, data: bytes, at: int, failed, delivered: int) -> int:
+        """Send to targets[at:], the first of which raised `failed` already (if not
+        None): a closed inbox is forgotten, a full block subscriber does not stop the
+        others (InboxFull is raised after them), and a receiver that does not get the
+        message has its arena holds cleared."""
+        holds = self._blocks
+        full = None
+        for i in range(at, len(targets)):
+            sender = targets[i]
+            try:
+                if failed is not None:
+                    exc, failed = failed, None
+                    raise exc
+                sent = sender.send(data)
+            except errors.InboxClosed:
+                self.router.forget(sender)
+                sent = False
+            except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
+                full = full or exc
+                sent = False
+            except errors.MessageTooLarge:
+                self._unhold(targets[i:])
+                raise errors.MessageTooLarge(
+                    f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
+                    f"most {sender.statistics().max_length} per message. Set "
+                    f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
+            except BaseException:
+                # It may have gone in (a signal's exception lands anywhere):
+                # leaving this receiver's bits set risks a leak, clearing them
+                # a view of a reused block.
+                self._unhold(targets[i + 1:])
+                raise
+            if sent:
+                delivered += 1
+            elif holds:
+                self._unhold((sender,))  # not delivered: it will never release them itself
+        if full is not None:
+            raise full
+        return delivered
 
     def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
         """Encode an envelope (its first 7 fields) whose arrays, if any, go to
