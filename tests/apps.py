@@ -433,3 +433,62 @@ class TwoFrameHandlers:
     @ether_pub(topic="big-seen")
     def second(self, seq: int, frame: np.ndarray) -> dict:
         return {"who": "second", "seq": seq, "value": float(frame[0])}
+
+
+class ArrayStreamer:
+    """Publishes `count` large arrays on "stream": sizes from 64 KiB to 2 MiB,
+    ordinary and loaned in turn, each with its sequence number and CRC-32."""
+
+    @ether_get
+    def stream(self, count: int, seed: int = 0) -> int:
+        import zlib
+        rng = np.random.default_rng(seed)
+        for seq in range(count):
+            n = int(rng.integers(16 << 10, 512 << 10))  # float32 elements: 64 KiB .. 2 MiB
+            if seq % 2:
+                frame = ether.empty((n,), np.float32)
+                frame[:] = rng.standard_normal(n, dtype=np.float32)
+            else:
+                frame = rng.standard_normal(n, dtype=np.float32)
+            ether.pub({"seq": seq, "crc": zlib.crc32(frame), "frame": frame}, topic="stream")
+            del frame
+        ether.pub({"count": count}, topic="stream-end")
+        return count
+
+
+class ArrayChecker:
+    """Checks every array of "stream": in order, none missing or repeated, its CRC
+    right; keeps some of them for a while (the arena fills and recycles meanwhile)
+    and checks those again when it lets go of them and at the end."""
+
+    def __init__(self, keep_every: int = 7, keep_for: int = 20):
+        self.keep_every, self.keep_for = keep_every, keep_for
+        self.next = 0
+        self.problems = []
+        self.kept = []
+
+    def _recheck(self, seq, crc, frame) -> None:
+        import zlib
+        if zlib.crc32(frame) != crc:
+            self.problems.append(f"kept array {seq} changed")
+
+    @ether_sub(topic="stream")
+    def on_frame(self, seq: int, crc: int, frame: np.ndarray) -> None:
+        import zlib
+        if seq != self.next:
+            self.problems.append(f"expected {self.next}, got {seq}")
+        self.next = seq + 1
+        if zlib.crc32(frame) != crc:
+            self.problems.append(f"array {seq}: CRC mismatch")
+        if seq % self.keep_every == 0:
+            self.kept.append((seq, crc, frame))
+        while self.kept and self.kept[0][0] <= seq - self.keep_for:
+            self._recheck(*self.kept.pop(0))
+
+    @ether_sub(topic="stream-end")
+    @ether_pub(topic="stream-report")
+    def on_end(self, count: int) -> dict:
+        for item in self.kept:
+            self._recheck(*item)
+        return {"pid": os.getpid(), "received": self.next, "count": count,
+                "problems": self.problems[:10]}
