@@ -19,57 +19,12 @@
 #define _GNU_SOURCE
 #include "../ether_arena.h"
 
-#include <inttypes.h>
+#include "harness.h"
+
 #include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-/* ------------------------------------------------------------------ harness */
-
-static atomic_int g_failed;          /* the current test failed */
-static atomic_int g_messages;        /* failure lines printed for the current test */
-
-static void fail_at(const char *file, int line, const char *fmt, ...)
-{
-    atomic_store(&g_failed, 1);
-    if (atomic_fetch_add(&g_messages, 1) >= 8)
-        return; /* keep the output readable when a stress test goes wrong */
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stdout, "    %s:%d: ", file, line);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(ap);
-}
-
-static bool failed(void) { return atomic_load(&g_failed) != 0; }
-
-#if !defined(__SANITIZE_THREAD__) && defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define __SANITIZE_THREAD__ 1 /* clang spells it this way */
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer calls this for every report: the running test fails with it, so
- * a data race shows in the summary line and not only in TSan's exit code. */
-void __tsan_on_report(const void *report);
-void __tsan_on_report(const void *report)
-{
-    (void)report;
-    atomic_store(&g_failed, 1);
-}
-#endif
+/* ----------------------------------------------- harness (arena part; the rest: harness.h) */
 
 static const char *result_name(int rc)
 {
@@ -80,13 +35,6 @@ static const char *result_name(int rc)
     return "?";
 }
 
-/* EXPECT records a failure and goes on; CHECK also returns from the test. */
-#define EXPECT(cond) \
-    ((cond) ? true : (fail_at(__FILE__, __LINE__, "expected %s", #cond), false))
-#define EXPECT_EQ(a, b) \
-    expect_eq_at(__FILE__, __LINE__, #a, #b, (uint64_t)(a), (uint64_t)(b))
-#define CHECK(cond) do { if (!EXPECT(cond)) return; } while (0)
-#define CHECK_EQ(a, b) do { if (!EXPECT_EQ(a, b)) return; } while (0)
 /* A call that returns an ETHER_ARENA_* result. */
 #define EXPECT_RC(call, want) \
     do { int rc_ = (call); \
@@ -94,96 +42,7 @@ static const char *result_name(int rc)
              fail_at(__FILE__, __LINE__, "%s returned %s (%d), expected %s", #call, \
                      result_name(rc_), rc_, result_name((int)(want))); } while (0)
 
-static bool expect_eq_at(const char *file, int line, const char *a, const char *b, uint64_t va,
-                         uint64_t vb)
-{
-    if (va == vb)
-        return true;
-    fail_at(file, line, "expected %s == %s, got %" PRIu64 " != %" PRIu64, a, b, va, vb);
-    return false;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-#define MS 1000000ull
-#define SEC 1000000000ull
-
 static uint32_t g_allocs = 100000; /* allocations of the stress test */
-
-/* ------------------------------------------------------------------ helpers */
-
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Spin (yielding the CPU; this is a 2-core budget) until cond(arg). Gives up after 20 s. */
-static bool spin_until(bool (*cond)(void *), void *arg)
-{
-    uint64_t give_up = now_ns() + 20 * SEC;
-    for (uint32_t i = 0; !cond(arg); i++) {
-        if ((i & 63) == 63) {
-            if (now_ns() > give_up)
-                return false;
-            sched_yield();
-        } else {
-            cpu_relax();
-        }
-    }
-    return true;
-}
-
-/* Countdown latch: every party arrives, then all go together. */
-typedef struct { atomic_int remaining; } latch_t;
-
-static void latch_init(latch_t *l, int parties) { atomic_init(&l->remaining, parties); }
-
-static bool latch_open(void *arg) { return atomic_load(&((latch_t *)arg)->remaining) <= 0; }
-
-static void latch_arrive_and_wait(latch_t *l)
-{
-    atomic_fetch_sub(&l->remaining, 1);
-    spin_until(latch_open, l);
-}
-
-/* The state letter of one of our threads ('S' = sleeping, e.g. in futex_wait). */
-static char thread_state(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *close_paren = strrchr(buf, ')');
-    return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
-}
-
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
-
-static uint64_t get_u64(const uint8_t *at) { uint64_t v; memcpy(&v, at, sizeof v); return v; }
-static uint32_t get_u32(const uint8_t *at) { uint32_t v; memcpy(&v, at, sizeof v); return v; }
-static void put_u64(uint8_t *at, uint64_t v) { memcpy(at, &v, sizeof v); }
-static void put_u32(uint8_t *at, uint32_t v) { memcpy(at, &v, sizeof v); }
 
 /* ------------------------------------------------------------------ segments */
 
@@ -1383,9 +1242,6 @@ done:
 
 /* ------------------------------------------------------------------ main */
 
-typedef struct { const char *name; void (*fn)(void); } test_t;
-#define TEST(f) {#f, f}
-
 static const test_t tests[] = {
     TEST(test_create_writes_the_header),
     TEST(test_create_refuses_bad_parameters),
@@ -1403,48 +1259,12 @@ static const test_t tests[] = {
     TEST(test_stress_owner_and_readers),
 };
 
-static bool selected(const char *name, int argc, char **argv)
-{
-    if (argc < 2)
-        return true;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i]))
-            return true;
-    return false;
-}
-
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
-    const char *env = getenv("ETHER_TEST_ALLOCS");
-    if (env && *env) {
-        long v = strtol(env, NULL, 10);
-        if (v > 0)
-            g_allocs = (uint32_t)v;
-    }
-    /* A hung test must not hang the run forever. */
-    alarm(600);
-    int passed = 0, failures = 0;
-    uint64_t start = now_ns();
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        if (!selected(tests[i].name, argc, argv))
-            continue;
-        atomic_store(&g_failed, 0);
-        atomic_store(&g_messages, 0);
-        uint64_t t0 = now_ns();
-        tests[i].fn();
-        double ms = (double)(now_ns() - t0) / MS;
-        if (failed()) {
-            failures++;
-            printf("FAIL %s (%.0f ms)\n", tests[i].name, ms);
-        } else {
-            passed++;
-            printf("ok   %s (%.0f ms)\n", tests[i].name, ms);
-        }
-    }
+    env_u32("ETHER_TEST_ALLOCS", &g_allocs);
+    run_t run = run_tests(tests, TEST_COUNT(tests), argc, argv);
     printf("(stress: %u allocations for %d readers, %" PRIu64 " times full, %" PRIu64
            " waits woken; %.1f s in all)\n", g_allocs, STRESS_READERS, g_stress_full, g_stress_waits,
-           (double)(now_ns() - start) / SEC);
-    printf("%d passed, %d failed\n", passed, failures);
-    return failures ? 1 : 0;
+           run_seconds(&run));
+    return finish_tests(&run);
 }

@@ -16,22 +16,11 @@
 #define _GNU_SOURCE
 #include "../ether_ring.h"
 
-#include <inttypes.h>
+#include "harness.h"
+
 #include <pthread.h>
-#include <sched.h>
-#include <stdarg.h>
-#include <stdatomic.h>
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
 
-/* ------------------------------------------------------------------ harness */
-
+/* ------------------------------------------------ harness (ring part; the rest: harness.h) */
 
 /* ether_ring_read reports cumulative offsets; most tests think in lengths. */
 static int read_lengths(ether_ring_t *ring, char *out, uint64_t out_capacity, uint32_t *lengths,
@@ -46,48 +35,6 @@ static int read_lengths(ether_ring_t *ring, char *out, uint64_t out_capacity, ui
     return rc;
 }
 
-static atomic_int g_failed;          /* the current test failed */
-static atomic_int g_messages;        /* failure lines printed for the current test */
-
-static void fail_at(const char *file, int line, const char *fmt, ...)
-{
-    atomic_store(&g_failed, 1);
-    if (atomic_fetch_add(&g_messages, 1) >= 8)
-        return; /* keep the output readable when a stress test goes wrong */
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stdout, "    %s:%d: ", file, line);
-    vfprintf(stdout, fmt, ap);
-    fputc('\n', stdout);
-    fflush(stdout);
-    va_end(ap);
-}
-
-static bool failed(void) { return atomic_load(&g_failed) != 0; }
-
-#if !defined(__SANITIZE_THREAD__) && defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define __SANITIZE_THREAD__ 1 /* clang spells it this way */
-#endif
-#endif
-#if defined(__SANITIZE_THREAD__)
-/* ThreadSanitizer calls this for every report: the running test fails with it, so
- * a data race shows in the summary line and not only in TSan's exit code. */
-void __tsan_on_report(const void *report);
-void __tsan_on_report(const void *report)
-{
-    (void)report;
-    atomic_store(&g_failed, 1);
-}
-#endif
-
-/* EXPECT records a failure and goes on; CHECK also returns from the test. */
-#define EXPECT(cond) \
-    ((cond) ? true : (fail_at(__FILE__, __LINE__, "expected %s", #cond), false))
-#define EXPECT_EQ(a, b) \
-    expect_eq_at(__FILE__, __LINE__, #a, #b, (uint64_t)(a), (uint64_t)(b))
-#define CHECK(cond) do { if (!EXPECT(cond)) return; } while (0)
-#define CHECK_EQ(a, b) do { if (!EXPECT_EQ(a, b)) return; } while (0)
 /* A call that returns an ether_ring_result_t. */
 #define CHECK_RC(call, want) CHECK_EQ_NAMED(call, want)
 #define CHECK_EQ_NAMED(call, want) \
@@ -112,24 +59,6 @@ static const char *result_name(int rc)
     return "?";
 }
 
-static bool expect_eq_at(const char *file, int line, const char *a, const char *b, uint64_t va,
-                         uint64_t vb)
-{
-    if (va == vb)
-        return true;
-    fail_at(file, line, "expected %s == %s, got %" PRIu64 " != %" PRIu64, a, b, va, vb);
-    return false;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-#define MS 1000000ull
-#define SEC 1000000000ull
 #define WRITE_TIMEOUT (10 * SEC)
 
 static uint32_t g_records = 200000; /* per producer, stress tests */
@@ -157,16 +86,6 @@ static uint32_t crc32_of(const void *data, size_t n)
     return c ^ 0xFFFFFFFFu;
 }
 
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Deterministic payload bytes for record `seq` of producer `id`, for simple tests. */
 static void fill_pattern(char *p, uint32_t length, uint32_t id, uint64_t seq)
 {
@@ -183,59 +102,6 @@ static bool matches_pattern(const char *p, uint32_t length, uint32_t id, uint64_
 }
 
 static uint64_t record_bytes(uint32_t length) { return (32u + length + 15u) & ~15ull; }
-
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* Spin (yielding the CPU; this is a 2-core budget) until *flag. Gives up after 20 s. */
-static bool spin_until(bool (*cond)(void *), void *arg)
-{
-    uint64_t give_up = now_ns() + 20 * SEC;
-    for (uint32_t i = 0; !cond(arg); i++) {
-        if ((i & 63) == 63) {
-            if (now_ns() > give_up)
-                return false;
-            sched_yield();
-        } else {
-            cpu_relax();
-        }
-    }
-    return true;
-}
-
-/* Countdown latch: every party arrives, then all go together. */
-typedef struct { atomic_int remaining; } latch_t;
-
-static void latch_init(latch_t *l, int parties) { atomic_init(&l->remaining, parties); }
-
-static bool latch_open(void *arg) { return atomic_load(&((latch_t *)arg)->remaining) <= 0; }
-
-static void latch_arrive_and_wait(latch_t *l)
-{
-    atomic_fetch_sub(&l->remaining, 1);
-    spin_until(latch_open, l);
-}
-
-/* The state letter of one of our threads ('S' = sleeping, e.g. in futex_wait). */
-static char thread_state(pid_t tid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", (int)tid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return '?';
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = 0;
-    char *close_paren = strrchr(buf, ')');
-    return close_paren && close_paren[1] == ' ' ? close_paren[2] : '?';
-}
-
-static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
 /* ------------------------------------------------------------------ segments */
 
@@ -1512,9 +1378,6 @@ static void test_concurrent_producers_large_ring_with_batch_writer(void) { run_s
 
 /* ------------------------------------------------------------------ main */
 
-typedef struct { const char *name; void (*fn)(void); } test_t;
-#define TEST(f) {#f, f}
-
 static const test_t tests[] = {
     TEST(test_init_and_open_validate_parameters),
     TEST(test_attach_takes_distinct_slots_until_none_left),
@@ -1542,48 +1405,12 @@ static const test_t tests[] = {
     TEST(test_concurrent_producers_large_ring_with_batch_writer),
 };
 
-static bool selected(const char *name, int argc, char **argv)
-{
-    if (argc < 2)
-        return true;
-    for (int i = 1; i < argc; i++)
-        if (strstr(name, argv[i]))
-            return true;
-    return false;
-}
-
 int main(int argc, char **argv)
 {
-    setvbuf(stdout, NULL, _IOLBF, 0);
     crc_init();
-    const char *env = getenv("ETHER_TEST_RECORDS");
-    if (env && *env) {
-        long v = strtol(env, NULL, 10);
-        if (v > 0)
-            g_records = (uint32_t)v;
-    }
-    /* A hung test must not hang the run forever. */
-    alarm(600);
-    int passed = 0, failures = 0;
-    uint64_t start = now_ns();
-    for (size_t i = 0; i < sizeof(tests) / sizeof(tests[0]); i++) {
-        if (!selected(tests[i].name, argc, argv))
-            continue;
-        atomic_store(&g_failed, 0);
-        atomic_store(&g_messages, 0);
-        uint64_t t0 = now_ns();
-        tests[i].fn();
-        double ms = (double)(now_ns() - t0) / MS;
-        if (failed()) {
-            failures++;
-            printf("FAIL %s (%.0f ms)\n", tests[i].name, ms);
-        } else {
-            passed++;
-            printf("ok   %s (%.0f ms)\n", tests[i].name, ms);
-        }
-    }
+    env_u32("ETHER_TEST_RECORDS", &g_records);
+    run_t run = run_tests(tests, TEST_COUNT(tests), argc, argv);
     printf("(stress: %u records per producer, %d producers; %.1f s in all)\n", g_records,
-           STRESS_PRODUCERS, (double)(now_ns() - start) / SEC);
-    printf("%d passed, %d failed\n", passed, failures);
-    return failures ? 1 : 0;
+           STRESS_PRODUCERS, run_seconds(&run));
+    return finish_tests(&run);
 }
