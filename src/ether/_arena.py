@@ -25,18 +25,13 @@ from . import _names as names
 from . import _segment as segment
 from ._ring import ffi, lib
 
-ARENA_MAGIC = b"ETHERARN"
-ARENA_LAYOUT_VERSION = lib.ETHER_ARENA_VERSION
-HOLDERS = 64
-HOLDERS_OFFSET = 64
-BLOCKS_OFFSET = lib.ETHER_ARENA_BLOCKS_AT
-BLOCK_ENTRY = 32
+HOLDERS = 64                               # holder bits per block (processes)
+BLOCKS_OFFSET = lib.ETHER_ARENA_BLOCKS_AT  # where the block table starts
 MAX_BLOCKS = lib.ETHER_ARENA_MAX_BLOCKS
-_HEADER = struct.Struct("<8sIIQQQ")
 SWEEP_INTERVAL_S = 0.5
 LOAN_TIMEOUT_S = 5.0  # a loan waits for room like a publish to a block subscriber
-_OK, _NO_ROOM, _NO_ENTRY, _TOO_LARGE, _OUT_OF_BOUNDS, _STALE = 0, -1, -2, -3, -4, -5
-_NOT_ALL = 0xFFFFFFFFFFFFFFFF
+# ether_arena.h's results
+_OK, _NO_ENTRY, _TOO_LARGE, _STALE = 0, -2, -3, -5
 
 
 class ArenaFull(errors.EtherError):
@@ -342,11 +337,6 @@ class Writer:
     def release_bits(self, block: int, bits: int) -> None:
         """Clear holder bits of a block (receivers a message did not reach)."""
         lib.ether_arena_drop_holders(self._c, block, bits)
-
-    def bytes_at(self, start: int, length: int):
-        """A writable uint8 array over [start, start+length) of the data area."""
-        return _np().frombuffer(self._seg.map, dtype=_np().uint8, count=length,
-                                offset=self.data_offset + start)
 
     def copy_in(self, array, holders: int, timeout: float) -> tuple[int, int, int]:
         """The one copy of an ordinary array into a new block (also makes a
