@@ -52,3 +52,13 @@ def test_the_two_thread_copy_copies_everything(shape):
     out = np.zeros_like(strided)
     _arena._COPIER.copy(out, strided)
     assert np.array_equal(out, strided)
+
+
+def test_running_out_of_block_entries_says_so(writer, session):
+    bit = writer.holder_bits([session.token])
+    held = [writer.allocate(64, bit) for _ in range(_arena.MAX_BLOCKS)]
+    assert len({start for _, start, _ in held}) == _arena.MAX_BLOCKS
+    with pytest.raises(_arena.ArenaFull, match=rf"all {_arena.MAX_BLOCKS} blocks in use"):
+        writer.allocate(64, bit)
+    writer.release(held[0][0], bit.bit_length() - 1)
+    assert writer.allocate(64, bit)[1] == held[0][1]  # its entry and its place come back
