@@ -121,7 +121,6 @@ class Ether:
         process and counts the drop in its ether.statistics() (policy="drop")."""
         delivery = check_delivery(policy, timeout, f"ether.subscribe({topic!r})")
         node = self._require_node()
-        _check_same_delivery(node, topic, delivery, "ether.subscribe")
         callbacks = self._callback_queue()
 
         def on_message(envelope: codec.Envelope) -> None:
@@ -129,7 +128,7 @@ class Ether:
             # never run user code in the reader.
             callbacks.put((handler, topic, codec.payload_dict(envelope)))
 
-        node.add_handler(topic, on_message, policy=delivery[0], timeout=delivery[1])
+        _add_handler(node, topic, on_message, delivery, "ether.subscribe")
         if self._supervisor is not None:
             self._supervisor.start_dispatcher()  # callbacks come without anyone waiting
         return lambda: node.remove_handler(topic, on_message)
@@ -156,9 +155,7 @@ class Ether:
         inbox is full: wait up to `block_timeout` seconds, then raise InboxFull
         ("block"), or drop the message for this process and count it ("drop")."""
         delivery = check_delivery(policy, block_timeout, f"ether.listen({topic!r})")
-        node = self._require_node()
-        _check_same_delivery(node, topic, delivery, "ether.listen")
-        return Listener(node, topic, timeout, delivery)
+        return Listener(self._require_node(), topic, timeout, delivery)
 
     def statistics(self) -> tuple:
         """What this process has sent: one SenderStatistics (sent, dropped, blocked,
@@ -324,22 +321,12 @@ def _run_callbacks(callbacks: queue.SimpleQueue) -> None:
             log.exception("subscriber of %r raised", topic)
 
 
-def _check_same_delivery(node, topic: str, delivery: tuple[str, float], call: str) -> None:
-    """A process's inbox has one subscription per topic: a second handler of the
-    topic cannot have another policy or timeout than the first."""
-    with node.session._directory as d:
-        current = [(s.policy, s.timeout) for s in d.subscriptions()
-                   if s.topic == topic and s.inbox_token == node.inbox.token]
-    if not current:
-        return
-    policy, timeout = current[0]
-    # The directory keeps whole milliseconds (at least 1): compare those.
-    if policy != delivery[0] or (policy == "block" and
-                                 round(timeout * 1000) != max(1, int(delivery[1] * 1000))):
-        raise errors.ConfigError(
-            f"{call}({topic!r}, {describe_delivery(delivery)}): this process already subscribes "
-            f"to {topic!r} with {describe_delivery((policy, timeout))}, and its inbox has one "
-            f"subscription per topic: use the same policy and timeout")
+def _add_handler(node, topic: str, handler, delivery: tuple[str, float], call: str) -> None:
+    """node.add_handler; its refusal of a second policy for one topic names the call."""
+    try:
+        node.add_handler(topic, handler, policy=delivery[0], timeout=delivery[1])
+    except errors.ConfigError as exc:
+        raise errors.ConfigError(f"{call}({topic!r}, {describe_delivery(delivery)}): {exc}") from None
 
 
 class Listener:
@@ -359,7 +346,7 @@ class Listener:
                 log.error("listener of %r: %s", topic, exc)
 
         self._on_message = on_message
-        node.add_handler(topic, on_message, policy=delivery[0], timeout=delivery[1])
+        _add_handler(node, topic, on_message, delivery, "ether.listen")
 
     def __iter__(self) -> "Listener":
         return self

@@ -1,8 +1,9 @@
 """The array arena: shared-memory blocks in which large arrays travel by handle.
 
-One arena per publishing process, created on its first large array. The layout,
-the allocator (address-ordered first fit, reclaiming in the same pass) and the
-memory order are in csrc/ether_arena.h; the why is in docs/design/arena.md.
+One arena per publishing process, created on its first large array or loan. The
+layout, the allocator (recently freed blocks first, then first fit; freeing is
+announced by holders) and the memory order are in csrc/ether_arena.h; the why is
+in docs/design/arena.md.
 
 Writer (the owner): allocates under the node's send lock, copies arrays in,
 lends blocks (ether.empty), and clears the bits of holders that died.
@@ -73,7 +74,6 @@ def inline_limit() -> int:
 
 
 _numpy = None
-_dtypes: dict = {}
 
 
 def _np():
@@ -84,32 +84,23 @@ def _np():
     return _numpy
 
 
-def dtype_of(spec):
-    """numpy.dtype(spec), cached: the hot paths see a handful of dtypes."""
+_plain_dtypes: dict = {}  # dtype specs seen in handles and loans -> their dtype
+
+
+def _plain_dtype(spec):
+    """The dtype of a handle or a loan: numeric or bool, never object or structured
+    (cached: the hot paths see a handful of dtypes)."""
     try:
-        dtype = _dtypes.get(spec)
-    except TypeError:  # an unhashable spec (a list of fields)
-        return _np().dtype(spec)
-    if dtype is None:
         dtype = _np().dtype(spec)
-        if len(_dtypes) < 256:
-            _dtypes[spec] = dtype
-    return dtype
-
-
-_plain_dtypes: dict = {}  # dtype strings of handles seen, that a view may have
-
-
-def _plain_dtype(spec: str):
-    """The dtype of a handle: numeric or bool, never object or structured."""
-    try:
-        dtype = dtype_of(spec)
     except (TypeError, ValueError):
         raise errors.EtherError(f"a malformed array handle (dtype {spec!r})") from None
     if dtype.hasobject or dtype.fields is not None or not dtype.itemsize:
         raise errors.EtherError(f"an array handle of dtype {dtype} (only numeric and bool arrays travel)")
-    if len(_plain_dtypes) < 256:
-        _plain_dtypes[spec] = dtype
+    try:
+        if len(_plain_dtypes) < 256:
+            _plain_dtypes[spec] = dtype
+    except TypeError:  # an unhashable spec
+        pass
     return dtype
 
 
@@ -121,7 +112,7 @@ def _loanable(spec):
         raise TypeError(f"cannot loan an array of dtype {spec!r}: use a numeric or bool dtype") from None
 
 
-def _view_struct(seg, base, bit: int):  # noqa: D401
+def _view_struct(seg, base, bit: int):
     """The C side of a process's mapping of an arena (ether_arena_view_t)."""
     max_blocks, size, data_offset = struct.unpack_from("<IQQ", seg.map, 12)
     view = ffi.new("ether_arena_view_t *")
@@ -221,12 +212,11 @@ class Writer:
         """Every SWEEP_INTERVAL_S, while other processes hold blocks: give back the
         blocks of holders that died (a killed subscriber's are free within a second,
         even if this process publishes nothing meanwhile)."""
-        own = 1 << self._own.bit
         while not self._closed.wait(SWEEP_INTERVAL_S):
             with self._lock:
                 if self._closed.is_set() or self._session.closed:
                     return
-                if lib.ether_arena_bits_in_use(self._c) & ~own and \
+                if lib.ether_arena_bits_in_use(self._c) & ~self._own_bits and \
                         time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_S:
                     self.sweep()
 
@@ -302,9 +292,7 @@ class Writer:
         alignment = 4096 if length >= (64 << 10) else 64
         grant = self._grant
         rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
-        if rc == _OK:
-            if time.monotonic() - self._last_sweep > SWEEP_INTERVAL_S:
-                self.sweep()
+        if rc == _OK:  # (dead holders: the sweeper thread, or the sweep below when full)
             return grant.block, grant.offset, grant.generation
         if rc == _TOO_LARGE:
             raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
@@ -329,7 +317,6 @@ class Writer:
                     f"references to received or loaned arrays sooner, or raise ETHER_ARENA_BYTES")
             if lib.ether_arena_wait(self._c, int(min(left, SWEEP_INTERVAL_S) * 1e9)) == 1:
                 swept = False  # nobody freed anything for a while: look for the dead
-
 
     def release(self, block: int, bit: int) -> None:
         self.release_bits(block, 1 << bit)
@@ -356,17 +343,15 @@ class Writer:
     def loan(self, shape, dtype, timeout: float = LOAN_TIMEOUT_S):
         """A writable array in a block held by this process until the array dies.
         A full arena waits up to `timeout` seconds for room."""
-        dtype = _plain_dtypes.get(dtype) or _loanable(dtype)
+        try:
+            dtype = _plain_dtypes[dtype]
+        except (KeyError, TypeError):  # new, or unhashable (a structured spec)
+            dtype = _loanable(dtype)
         if type(shape) is not tuple:
             shape = tuple(shape) if isinstance(shape, list) else (int(shape),)
         count = shape[0] if len(shape) == 1 else math.prod(shape)
         nbytes = count * dtype.itemsize
-        grant = self._grant
-        if lib.ether_arena_alloc(self._c, nbytes, 4096 if nbytes >= 65536 else 64, self._own_bits,
-                                 grant) == _OK:
-            block, start, generation = grant.block, grant.offset, grant.generation
-        else:
-            block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
+        block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
         array = anchor = _numpy.frombuffer(self._map, dtype=dtype, count=count,
                                            offset=self.data_offset + start)
         if len(shape) != 1:
@@ -569,6 +554,7 @@ class Reader:
 
 
 READER = Reader()
+codec.view_array = READER.view
 _WRITERS: weakref.WeakSet = weakref.WeakSet()
 _GRAVEYARD: list = []
 

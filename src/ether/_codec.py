@@ -50,8 +50,6 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     holds: tuple[tuple[int, int, int], ...] = ()
 
 
-
-
 class Request(msgspec.Struct, array_like=True, frozen=True):
     id: int
     reply_to: str
@@ -125,12 +123,9 @@ _decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
 _decode_handle = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
 
 
-def _arena_view(*handle):
-    """READER.view, bound on first use (the arena module imports the C core)."""
-    global _arena_view
-    from ._arena import READER
-    _arena_view = READER.view
-    return _arena_view(*handle)
+# Turns an arena handle into a read-only view: set by _arena (which imports the C
+# core) to its READER.view; arena handles only come to processes with a node.
+view_array = None
 
 
 def ext_hook(code: int, data: memoryview) -> Any:
@@ -140,8 +135,10 @@ def ext_hook(code: int, data: memoryview) -> Any:
             handle = _decode_handle(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise MalformedMessage(f"malformed array handle ({exc})") from None
+        if view_array is None:
+            raise MalformedMessage("an array handle arrived in a process without an arena reader")
         try:
-            return _arena_view(*handle)
+            return view_array(*handle)
         except (errors.EtherError, TypeError, ValueError) as exc:
             raise MalformedMessage(str(exc)) from None
     if code != ARRAY_EXT:

@@ -25,6 +25,7 @@ from typing import Callable
 from . import _arena
 from . import _codec as codec
 from . import _errors as errors
+from ._decorators import describe_delivery
 from ._router import Router
 
 log = logging.getLogger("Ether")
@@ -78,6 +79,7 @@ class Node:
         self._seq = 0
         self._handlers: dict[str, tuple[Callable, ...]] = {}
         self._subscriptions: dict[str, int] = {}
+        self._deliveries: dict[str, tuple[str, float]] = {}  # topic -> (policy, timeout)
         self.on_control: Callable[[codec.Envelope], None] | None = None
         self._services: dict[str, Callable[[codec.Envelope], None]] = {}
         # Request-reply: replies by request id; None until the reply arrives.
@@ -242,14 +244,22 @@ class Node:
 
     def add_handler(self, topic: str, handler: Callable[[codec.Envelope], None],
                     *, policy: str = "block", timeout: float = 5.0) -> None:
+        """Call handler for each message on topic. The inbox has one subscription
+        per topic: a second handler of it must ask for the same policy and timeout."""
         with self._subscribe_lock:
-            self._add_handler(topic, handler, policy, timeout)
+            self._add_handler(topic, handler, (policy, timeout))
 
-    def _add_handler(self, topic, handler, policy, timeout) -> None:
-        self._handlers[topic] = self._handlers.get(topic, ()) + (handler,)
-        if topic not in self._subscriptions:
+    def _add_handler(self, topic, handler, delivery) -> None:
+        current = self._deliveries.get(topic)
+        if current is None:
             with self.session._directory as d:
-                self._subscriptions[topic] = d.subscribe(topic, self.inbox.token, policy, timeout)
+                self._subscriptions[topic] = d.subscribe(topic, self.inbox.token, *delivery)
+            self._deliveries[topic] = delivery
+        elif current != delivery:
+            raise errors.ConfigError(
+                f"this process already subscribes to {topic!r} with {describe_delivery(current)}, "
+                f"and its inbox has one subscription per topic: use the same policy and timeout")
+        self._handlers[topic] = self._handlers.get(topic, ()) + (handler,)
 
     def add_service(self, topic: str, serve: Callable[[codec.Envelope], None]) -> None:
         """Answer requests on topic (one handler per topic)."""
@@ -271,6 +281,7 @@ class Node:
         if not handlers and topic in self._subscriptions:
             with self.session._directory as d:
                 d.unsubscribe(self._subscriptions.pop(topic), self.inbox.token)
+            self._deliveries.pop(topic, None)
             self._handlers.pop(topic, None)
 
     # ---- dispatching ----
