@@ -1,10 +1,13 @@
 """Shared pieces of the benchmark scripts: running a child's body, collecting the
-children's results, medians and plain-text tables."""
+children's results, medians, plain-text tables, failed runs and the environment."""
 from __future__ import annotations
 
 import multiprocessing as mp
 import multiprocessing.connection
+import os
+import platform
 import statistics
+import sys
 import time
 import traceback
 
@@ -92,3 +95,43 @@ def run_children(children, timeout: float, join_timeout: float) -> tuple[dict | 
         root = [v for v in failed.values() if "BrokenBarrierError" not in v] or list(failed.values())
         return {"error": root[0].strip().splitlines()[-1], "detail": failed}, results
     return None, results
+
+
+def failures(runs: dict) -> list[str]:
+    """Report lines for the runs that failed or logged warnings: runs maps a key
+    (a name, or a tuple) to its list of run results."""
+    bad = []
+    for key, rs in runs.items():
+        for i, r in enumerate(rs, 1):
+            if "error" in r or "problems" in r:
+                bad.append(f"  {key} run {i}: {r.get('error') or '; '.join(r['problems'])}")
+            for w in r.get("warnings", ()):
+                bad.append(f"  {key} run {i} logged: {w}")
+    if bad:
+        bad.insert(0, "\nFailed or unclean runs (excluded from the medians where they failed):")
+    return bad
+
+
+def environment(modules=("ether", "zmq", "msgspec"), dists=(), **extra) -> dict:
+    """What a result depends on: Python, platform, load, versions of modules (by
+    __version__) and of distributions (by their metadata), and `extra`."""
+    env = {"python": sys.version.split()[0], "platform": platform.platform(),
+           "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
+           "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **extra}
+    for mod in modules:
+        try:
+            env[mod] = getattr(__import__(mod), "__version__", "?")
+        except Exception:
+            env[mod] = None
+    try:
+        import zmq
+        env["libzmq"] = zmq.zmq_version()
+    except Exception:
+        pass
+    from importlib import metadata
+    for dist in dists:
+        try:
+            env[dist] = metadata.version(dist)
+        except Exception:
+            env[dist] = None
+    return env

@@ -20,8 +20,8 @@ from __future__ import annotations
 import gc
 import struct
 import time
-import traceback
 
+from _harness import run_child
 from _peers import END_LEN, PEERS, RECORD, end_message
 
 BARRIER_TIMEOUT = 120.0
@@ -38,21 +38,16 @@ def _wait(barrier):
 
 
 def _run(body, peer_name, barrier, result, *args):
+    """_harness.run_child for a transport peer: body(peer, barrier, *args), then
+    the peer's process-level close."""
     peer = PEERS[peer_name]
-    try:
+
+    def whole(barrier, *args):
         out = body(peer, barrier, *args)
-    except BaseException:
-        try:
-            barrier.abort()
-        finally:
-            result.send(("error", traceback.format_exc()))
-        return
-    try:
         peer.close_process()
-    except BaseException:
-        result.send(("error", "close failed:\n" + traceback.format_exc()))
-        return
-    result.send(("ok", out))
+        return out
+
+    run_child(whole, barrier, result, *args)
 
 
 # --------------------------------------------------------------------------

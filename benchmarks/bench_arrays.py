@@ -413,16 +413,7 @@ def render(sizes, summ: dict, results: dict, skipped: dict) -> str:
         out.append(f"  loans >= {TARGET_HANDOFFS:,} hand-offs/s, {label}, 1 rx: "
                    f"{'met' if s['fps'] >= TARGET_HANDOFFS else 'NOT met'} "
                    f"({s['fps']:,.0f}/s = {s['fps'] / TARGET_HANDOFFS:.2f}x)")
-    bad = []
-    for key, rs in results.items():
-        for i, r in enumerate(rs, 1):
-            if "error" in r or "problems" in r:
-                bad.append(f"  {key} run {i}: {r.get('error') or '; '.join(r['problems'])}")
-            for w in r.get("warnings", ()):
-                bad.append(f"  {key} run {i} logged: {w}")
-    if bad:
-        out.append("\nFailed or unclean runs (excluded from the medians where they failed):")
-        out.extend(bad)
+    out.extend(_harness.failures(results))
     return "\n".join(out)
 
 

@@ -327,16 +327,7 @@ def render(P: dict, summ: dict, runs: dict) -> str:
         rows.append([label, f"{q[key]:.3f}", f"{q[key + '_min']:.3f}-{q[key + '_max']:.3f}",
                      f"{q['runs_ok']}/{q['runs_total']}", t])
     out.append(_harness.table(["step", "median s", "min-max", "runs ok", "target"], rows))
-    bad = []
-    for name, rs in runs.items():
-        for i, r in enumerate(rs, 1):
-            if "error" in r or "problems" in r:
-                bad.append(f"  {name} run {i}: {r.get('error') or '; '.join(r['problems'])}")
-            for w in r.get("warnings", ()):
-                bad.append(f"  {name} run {i} logged: {w}")
-    if bad:
-        out.append("\nFailed or unclean runs (excluded from the medians where they failed):")
-        out.extend(bad)
+    out.extend(_harness.failures(runs))
     return "\n".join(out)
 
 

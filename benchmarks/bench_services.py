@@ -70,7 +70,6 @@ import logging
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -80,6 +79,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 
+import _harness  # noqa: E402
 import _service_apps as apps  # noqa: E402
 
 CALLERS = 4
@@ -373,21 +373,7 @@ def render_table(title: str, data: dict) -> str:
 
 
 def environment() -> dict:
-    env = {"python": sys.version.split()[0], "platform": platform.platform(),
-           "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(),
-           "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-           "ether_start_method": os.environ.get("ETHER_START_METHOD", "fork")}
-    for mod in ("ether", "zmq", "msgspec"):
-        try:
-            env[mod] = getattr(__import__(mod), "__version__", "?")
-        except Exception:
-            env[mod] = None
-    try:
-        import zmq
-        env["libzmq"] = zmq.zmq_version()
-    except Exception:
-        pass
-    return env
+    return _harness.environment(ether_start_method=os.environ.get("ETHER_START_METHOD", "fork"))
 
 
 def parse_args(argv=None):

@@ -101,7 +101,6 @@ import json
 import multiprocessing as mp
 import multiprocessing.connection
 import os
-import platform
 import statistics
 import sys
 import time
@@ -336,28 +335,8 @@ def render_table(wl: Workload, peers: list[str], data: dict) -> str:
 
 
 def environment() -> dict:
-    env = {"python": sys.version.split()[0], "platform": platform.platform(),
-           "cpus": os.cpu_count(), "start_method": "spawn",
-           "loadavg_start": os.getloadavg(),
-           "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    for mod, attr in (("ether", "__version__"), ("zmq", "__version__"),
-                      ("msgspec", "__version__"), ("numpy", "__version__")):
-        try:
-            env[mod] = getattr(__import__(mod), attr, "?")
-        except Exception:
-            env[mod] = None
-    try:
-        import zmq
-        env["libzmq"] = zmq.zmq_version()
-    except Exception:
-        pass
-    from importlib import metadata
-    for dist in ("faster-fifo", "iceoryx2"):
-        try:
-            env[dist] = metadata.version(dist)
-        except Exception:
-            env[dist] = None
-    return env
+    return _harness.environment(("ether", "zmq", "msgspec", "numpy"), ("faster-fifo", "iceoryx2"),
+                                start_method="spawn")
 
 
 # --------------------------------------------------------------------------
