@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
+import time
 
 import pytest
 
@@ -14,6 +16,19 @@ def shm_objects(sid: str) -> list[str]:
     prefix = f"ether_{sid}"
     return sorted(n for n in os.listdir("/dev/shm")
                   if n == prefix or n.startswith(prefix + "_"))
+
+
+def wait_for(condition, timeout: float) -> float | None:
+    """Seconds until condition() held, or None after timeout. It polls every 10 ms:
+    only for work of a background thread that signals nothing (a sweeper, an exit
+    watcher); everything else is awaited by handshake."""
+    start = time.monotonic()
+    tick = threading.Event()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            return None
+        tick.wait(0.01)
+    return time.monotonic() - start
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 import ether as ether_pkg
 from ether import ether
 
-from conftest import shm_objects
+from conftest import shm_objects, wait_for
 
 BIG = 1 << 20  # 1 MiB of float32: well above the inline limit
 
@@ -106,14 +106,9 @@ def test_a_killed_subscriber_releases_its_blocks_within_a_second_without_publish
     arena = _main_arena()
     assert arena.held()[0] == 2  # k0 still holds both blocks
     os.kill(ether.get("k0", "pid"), signal.SIGKILL)
-    killed = time.monotonic()
-    released = threading.Event()
-    while not released.wait(0.01):  # nothing is published meanwhile: the sweeper does it
-        if arena.held() == (0, 0):
-            released.set()
-        elif time.monotonic() - killed > 5:
-            break
-    assert released.is_set() and time.monotonic() - killed < 1.0
+    # Nothing is published meanwhile: the sweeper thread frees them.
+    released_after = wait_for(lambda: arena.held() == (0, 0), timeout=5)
+    assert released_after is not None and released_after < 1.0
 
 
 def test_loaned_arrays_are_published_without_a_copy(keepers):
@@ -137,12 +132,8 @@ def test_the_arena_of_an_instance_that_died_is_removed(keepers):
     arenas = [n for n in shm_objects(sid) if n.startswith(f"ether_{sid}_a")]
     assert len(arenas) == 1  # the publisher's (the main published no array)
     os.kill(ether.get("pub", "pid"), signal.SIGKILL)
-    gone = threading.Event()
-    deadline = time.monotonic() + 10
-    while not gone.wait(0.02) and time.monotonic() < deadline:  # the exit watcher removes it
-        if arenas[0] not in shm_objects(sid):
-            gone.set()
-    assert gone.is_set() and len(kept) == 2
+    assert wait_for(lambda: arenas[0] not in shm_objects(sid), timeout=10) is not None  # exit watcher
+    assert len(kept) == 2
 
 
 def test_a_view_used_after_the_session_closed_never_crashes(tmp_path):
@@ -207,7 +198,7 @@ def test_a_full_arena_drops_and_counts_for_a_drop_subscriber(policy_keeper):
         _fill("keep-drop", frame, seen)
         started = time.monotonic()
         assert ether.pub({"frame": frame, "seq": 5}, topic="keep-drop") == 0  # dropped at once
-        assert time.monotonic() - started < 0.25
+        assert time.monotonic() - started < 2.0  # not the 5 s a block subscription would wait
         stats = [s for s in ether.statistics() if s.inbox == "pk" and s.policy == "drop"]
         assert [s.dropped for s in stats] == [1]
         ether.get("pk", "drop_all")  # the subscriber lets go: room again
