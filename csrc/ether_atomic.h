@@ -58,15 +58,4 @@ ether_wait_result_t ether_futex_wait(_Atomic uint32_t *word, uint32_t expected, 
 /* Wake up to `count` waiters sleeping on word. */
 void ether_futex_wake(_Atomic uint32_t *word, int count);
 
-/* Acquire/release word operations on shared memory (8-byte aligned addresses). */
-uint64_t ether_shm_load_u64(const void *addr);
-void ether_shm_store_u64(void *addr, uint64_t value);
-uint64_t ether_shm_fetch_and_u64(void *addr, uint64_t mask);
-uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits);
-/* A futex eventcount on a shared 32-bit word (see the ring's wake line). */
-uint32_t ether_shm_load_u32(const void *addr);
-uint32_t ether_shm_add_u32(void *addr, int32_t delta);
-int ether_shm_wait_u32(void *addr, uint32_t expected, uint64_t timeout_ns);
-void ether_shm_wake_u32(void *addr);
-
 #endif /* ETHER_ATOMIC_H */

@@ -69,17 +69,6 @@ uint64_t ether_ring_owner_token(const ether_ring_t *ring);
 void ether_ring_close(ether_ring_t *ring);
 void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
-void ether_ring_set_spin(ether_ring_t *ring, uint64_t min_ns, uint64_t max_ns);
-
-/* Word operations for the array arena (ether_atomic.h). */
-uint64_t ether_shm_load_u64(const void *addr);
-void ether_shm_store_u64(void *addr, uint64_t value);
-uint64_t ether_shm_fetch_and_u64(void *addr, uint64_t mask);
-uint64_t ether_shm_fetch_or_u64(void *addr, uint64_t bits);
-uint32_t ether_shm_load_u32(const void *addr);
-uint32_t ether_shm_add_u32(void *addr, int32_t delta);
-int ether_shm_wait_u32(void *addr, uint32_t expected, uint64_t timeout_ns);
-void ether_shm_wake_u32(void *addr);
 
 /* The shared-memory structs, for the layout test only (ffi.offsetof against the
  * documented offsets). Python code never reads shared memory through them. */

@@ -154,15 +154,6 @@ uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot)
     return ETHER_LOAD_ACQUIRE(&ring->slots[slot].token);
 }
 
-void ether_ring_set_spin(ether_ring_t *ring, uint64_t min_ns, uint64_t max_ns)
-{
-    if (max_ns < min_ns)
-        max_ns = min_ns;
-    ring->spin_min_ns = min_ns;
-    ring->spin_max_ns = max_ns;
-    ring->spin_ns = max_ns;
-}
-
 /* ---- producer side ---- */
 
 int ether_ring_attach(ether_ring_t *ring, uint64_t token)

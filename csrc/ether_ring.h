@@ -250,7 +250,4 @@ void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 /* This producer's own counters (sent, dropped, blocked) plus the ring's state. */
 void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);
 
-/* Spin budget of waits, in nanoseconds; the budget adapts between the bounds. */
-void ether_ring_set_spin(ether_ring_t *ring, uint64_t min_ns, uint64_t max_ns);
-
 #endif /* ETHER_RING_H */
