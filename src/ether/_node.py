@@ -552,10 +552,6 @@ class Node:
             else:
                 self.late_replies += 1  # its caller gave up: never hand it to anyone else
 
-    def has_request(self, request_id: int) -> bool:
-        with self._replies:
-            return request_id in self._pending
-
     def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None) -> dict:
         """The reply to a request; raise Timeout after `timeout` s, or ServiceGone
         if alive() turns False. Either way the request is forgotten, so a late
