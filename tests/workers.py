@@ -124,3 +124,13 @@ def slow_receiver(sid: str, inbox: str, ready, count: int, done) -> None:
         for _ in range(count):
             ib.receive(timeout=30)
         done.set()
+
+
+def drain_until_quiet(inbox, take, quiet: float = 1.5) -> None:
+    """Pass every batch to take() until nothing arrives for `quiet` seconds
+    (including claims of killed producers, which the inbox skips meanwhile)."""
+    while True:
+        try:
+            take(inbox.receive_many(timeout=quiet))
+        except ether.Timeout:
+            return

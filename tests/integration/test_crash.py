@@ -10,7 +10,7 @@ import pytest
 import ether
 
 from conftest import shm_objects
-from workers import check_payload, claim_and_hang, endless_producer, inbox_holder
+from workers import check_payload, drain_until_quiet, claim_and_hang, endless_producer, inbox_holder
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -85,11 +85,7 @@ def test_consumer_keeps_receiving_while_producers_are_killed_repeatedly(session)
             p.kill()
             p.join(30)
     # Drain what is left, including any claim the last kills abandoned.
-    while True:
-        try:
-            take(inbox.receive_many(timeout=1.5))
-        except ether.Timeout:
-            break
+    drain_until_quiet(inbox, take)
     st = inbox.statistics()
     assert st.used == 0
     assert st.received == received

@@ -11,7 +11,7 @@ import pytest
 
 import ether
 
-from workers import check_payload, endless_producer
+from workers import check_payload, drain_until_quiet, endless_producer
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -47,11 +47,7 @@ def test_two_hundred_kills(session, capacity):
     for p in live.values():
         p.kill()
         p.join(30)
-    while True:
-        try:
-            take(inbox.receive_many(timeout=1.5))
-        except ether.Timeout:
-            break
+    drain_until_quiet(inbox, take)
     st = inbox.statistics()
     print(f"capacity {capacity}: received {st.received}, skipped claims {st.skipped_claims}")
     assert st.used == 0 and st.producers == 0
