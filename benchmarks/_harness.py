@@ -2,6 +2,7 @@
 children's results, medians, plain-text tables, failed runs and the environment."""
 from __future__ import annotations
 
+import logging
 import multiprocessing as mp
 import multiprocessing.connection
 import os
@@ -135,3 +136,14 @@ def environment(modules=("ether", "zmq", "msgspec"), dists=(), **extra) -> dict:
         except Exception:
             env[dist] = None
     return env
+
+
+class LogRecorder(logging.Handler):
+    """Keeps the warnings and errors a logger emits during the current run."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname}: {record.getMessage()}")

@@ -162,16 +162,7 @@ def run_memcpy(size: int) -> dict:
 # --------------------------------------------------------------------------
 # A1 / A2: Ether
 # --------------------------------------------------------------------------
-class _Recorder(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname}: {record.getMessage()}")
-
-
-RECORDER = _Recorder()
+RECORDER = _harness.LogRecorder()  # the Ether logger's, per run
 
 
 def run_ether(mode: str, size: int, receivers: int, count: int) -> dict:

@@ -148,18 +148,7 @@ def _rate(res: dict, count: int) -> dict:
 # --------------------------------------------------------------------------
 # P1: Ether
 # --------------------------------------------------------------------------
-class _Recorder(logging.Handler):
-    """Keeps the Ether logger's warnings and errors of the current run."""
-
-    def __init__(self):
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(f"{record.levelname}: {record.getMessage()}")
-
-
-RECORDER = _Recorder()
+RECORDER = _harness.LogRecorder()  # the Ether logger's, per run
 
 
 def run_ether(count: int, timeout: float) -> dict:
