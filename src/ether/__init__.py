@@ -5,18 +5,18 @@ shutdown); the decorators annotate methods; Session/Inbox/Sender are the
 shared-memory transport underneath. Importing the package starts nothing and
 creates nothing.
 """
-from ._api import ether as ether
-from ._decorators import ether_cleanup as ether_cleanup
-from ._decorators import ether_get as ether_get
-from ._decorators import ether_save as ether_save
-from ._decorators import ether_sync as ether_sync
-from ._decorators import ether_init as ether_init
-from ._decorators import ether_pub as ether_pub
-from ._decorators import ether_save_all as ether_save_all
-from ._decorators import ether_shutdown as ether_shutdown
-from ._decorators import ether_start as ether_start
-from ._decorators import ether_sub as ether_sub
-from ._arena import ArenaFull as ArenaFull
+from ._facade import ether as ether
+from ._spec._decorators import ether_cleanup as ether_cleanup
+from ._spec._decorators import ether_get as ether_get
+from ._spec._decorators import ether_save as ether_save
+from ._spec._decorators import ether_sync as ether_sync
+from ._spec._decorators import ether_init as ether_init
+from ._spec._decorators import ether_pub as ether_pub
+from ._spec._decorators import ether_save_all as ether_save_all
+from ._spec._decorators import ether_shutdown as ether_shutdown
+from ._spec._decorators import ether_start as ether_start
+from ._spec._decorators import ether_sub as ether_sub
+from ._core._arena import ArenaFull as ArenaFull
 from ._errors import ConfigError as ConfigError
 from ._errors import EtherError as EtherError
 from ._errors import InboxClosed as InboxClosed
@@ -37,13 +37,13 @@ from ._errors import SyncFailed as SyncFailed
 from ._errors import Timeout as Timeout
 from ._errors import TooManyProducers as TooManyProducers
 from ._errors import WouldBlock as WouldBlock
-from ._inbox import Inbox as Inbox
-from ._inbox import InboxStatistics as InboxStatistics
-from ._sender import Loan as Loan
-from ._sender import Sender as Sender
-from ._sender import SenderStatistics as SenderStatistics
-from ._session import Session as Session
-from ._session import remove_stale_sessions as remove_stale_sessions
+from ._core._inbox import Inbox as Inbox
+from ._core._inbox import InboxStatistics as InboxStatistics
+from ._core._sender import Loan as Loan
+from ._core._sender import Sender as Sender
+from ._core._sender import SenderStatistics as SenderStatistics
+from ._core._session import Session as Session
+from ._core._session import remove_stale_sessions as remove_stale_sessions
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,4 @@
 """``python -m ether``: the same as the ``ether`` command."""
-from ._cli import main
+from .cli import main
 
 raise SystemExit(main())

@@ -91,7 +91,7 @@ def test_a_killed_subscriber_gives_its_blocks_back(keepers):
 
 
 def _main_arena():
-    from ether import _codec
+    from ether._node import _codec
     return _codec.publisher._arena
 
 

@@ -13,8 +13,8 @@ import pytest
 
 import ether as ether_pkg
 from ether import ether, ether_pub, ether_start, ether_sub
-from ether._decorators import MethodSpec, spec_of
-from ether._methods import introspect
+from ether._spec._decorators import MethodSpec, spec_of
+from ether._spec._introspect import introspect
 
 from conftest import shm_objects
 

@@ -57,7 +57,7 @@ def test_readme_lab_monitoring_example_with_default_topics():
 
 def test_registry_annotations_last_only_as_long_as_the_session():
     import apps
-    from ether._decorators import spec_of
+    from ether._spec._decorators import spec_of
     ether.tap(config={
         "registry": {"apps.Undecorated": {"methods": {"triple": {
             "ether_sub": {"topic": "in"}, "ether_pub": {"topic": "out"}}}}},

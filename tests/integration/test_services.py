@@ -121,7 +121,7 @@ def test_ether_sync_is_also_the_decorator():
     @ether.sync(topic="prepare_trial")
     def set_state(self, config=None):
         return config
-    from ether._decorators import spec_of
+    from ether._spec._decorators import spec_of
     assert spec_of(set_state).syncs == ("prepare_trial",)
 
 

@@ -5,8 +5,8 @@ import pytest
 
 from ether import (ether_cleanup, ether_init, ether_pub, ether_save_all, ether_shutdown,
                    ether_start, ether_sub)
-from ether._decorators import MethodSpec, spec_of
-from ether._methods import ValidationFailed, argument_decoder, introspect, message_of
+from ether._spec._decorators import MethodSpec, spec_of
+from ether._spec._introspect import ValidationFailed, argument_decoder, introspect, message_of
 
 encode = msgspec.msgpack.encode
 

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from ether import ConfigError
-from ether._importer import import_class
+from ether._spec._importer import import_class
 
 
 @pytest.fixture

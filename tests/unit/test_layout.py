@@ -2,7 +2,7 @@
 import pathlib
 import re
 
-from ether import _ring
+from ether._core import _ring
 
 HEADER = pathlib.Path(__file__).resolve().parents[2] / "csrc" / "ether_ring.h"
 

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 
 from ether import ConfigError
-from ether._logs import (close_process_logging, configure_process_logging,
+from ether._runtime._logs import (close_process_logging, configure_process_logging,
                          session_log_dir)
 from ether.utils import get_ether_logger
 
@@ -145,7 +145,7 @@ def test_a_user_logger_made_before_the_session_reaches_the_session_file(capsys):
 
 
 def test_importing_ether_configures_no_logging():
-    code = ("import logging, ether, ether.config, ether.utils, ether._logs, ether._cli\n"
+    code = ("import logging, ether, ether.config, ether.utils, ether._runtime._logs, ether.cli\n"
             "assert logging.getLogger('Ether').handlers == []\n"
             "assert logging.getLogger().handlers == []\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -3,7 +3,7 @@ largest record, policies and counters."""
 import pytest
 
 import ether
-from ether import _ring
+from ether._core import _ring
 
 from workers import check_payload, make_payload
 

@@ -7,8 +7,8 @@ import stat
 import pytest
 
 import ether
-from ether import _names, _segment
-from ether._directory import SESSION_SIZE
+from ether._core import _names, _segment
+from ether._core._directory import SESSION_SIZE
 
 from conftest import shm_objects
 import workers

@@ -13,8 +13,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from ._errors import ConfigError
-from .config import EtherConfig
+from .._errors import ConfigError
+from ..config import EtherConfig
 
 __all__ = ["main"]
 

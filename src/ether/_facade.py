@@ -12,11 +12,11 @@ import threading
 import time
 from typing import Any, Callable
 
-from . import _codec as codec
+from ._node import _codec as codec
 from . import _errors as errors
-from ._decorators import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, check_delivery, describe_delivery
-from ._instance import naming_topic, service_topic, sync_topic
-from ._methods import message_of
+from ._spec._decorators import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, check_delivery, describe_delivery
+from ._runtime._child import naming_topic, service_topic, sync_topic
+from ._spec._introspect import message_of
 
 log = logging.getLogger("Ether")
 
@@ -40,7 +40,7 @@ class Ether:
         launch each instance in its own process. A second tap does nothing unless
         restart=True."""
         from .config import EtherConfig
-        from ._supervisor import START_TIMEOUT_S, Supervisor
+        from ._runtime._supervisor import START_TIMEOUT_S, Supervisor
         with self._lock:
             if self._supervisor is not None:
                 if not restart:
@@ -250,7 +250,7 @@ class Ether:
 
         @ether.sync(topic=...) is also the decorator (ether_sync)."""
         if not args:
-            from ._decorators import ether_sync
+            from ._spec._decorators import ether_sync
             return ether_sync(**params)
         if len(args) != 1 or not isinstance(args[0], str):
             raise TypeError("ether.sync(topic, **params) takes one topic name")

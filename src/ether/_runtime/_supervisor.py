@@ -20,11 +20,11 @@ import threading
 import time
 from typing import Any
 
-from . import _codec as codec
-from . import _errors as errors
-from . import _instance
-from ._node import Node
-from ._session import Session
+from .._node import _codec as codec
+from .. import _errors as errors
+from . import _child as _instance
+from .._node._node import Node
+from .._core._session import Session
 
 log = logging.getLogger("Ether")
 
@@ -46,7 +46,7 @@ def _context():
             f"ETHER_START_METHOD={method!r} is not one of {multiprocessing.get_all_start_methods()}")
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
-        ctx.set_forkserver_preload(["ether._instance", "ether._node", "ether._methods"])
+        ctx.set_forkserver_preload(["ether._runtime._child", "ether._node._node", "ether._spec._introspect"])
     return ctx
 
 
@@ -71,9 +71,9 @@ class Supervisor:
 
     def start(self) -> None:
         from . import _logs
-        from ._importer import import_class
-        from ._methods import introspect
-        from . import _registry
+        from .._spec._importer import import_class
+        from .._spec._introspect import introspect
+        from .._spec import _registry
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
@@ -92,7 +92,7 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
-            from . import _arena
+            from .._core import _arena
             _arena.check_configured_space()  # before anything starts
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
@@ -176,7 +176,7 @@ class Supervisor:
             with self.session._directory as d:
                 if d.remove_named(name):
                     log.warning("instance %r exited; its topics and services are gone", name)
-            from . import _arena
+            from .._core import _arena
             _arena.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
             pass
@@ -312,6 +312,6 @@ class Supervisor:
         if self.session is not None:
             self.session.close()
             self.session = None
-        from . import _registry
+        from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from . import _errors as errors
+from .. import _errors as errors
 
 log = logging.getLogger("Ether")
 

@@ -16,7 +16,7 @@ import sys
 
 import posix_ipc
 
-from . import _errors as errors
+from .. import _errors as errors
 
 SHM_DIR = "/dev/shm"
 

@@ -15,7 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 __all__ = ["DATEFMT", "FORMAT", "LOGGER_NAME", "close_process_logging",
            "configure_process_logging", "ensure_console", "get_ether_logger",

@@ -15,10 +15,10 @@ import sys
 import traceback
 from typing import Any
 
-from . import _codec as codec
-from . import _errors as errors
-from . import _methods as methods
-from ._session import Session
+from .._node import _codec as codec
+from .. import _errors as errors
+from .._spec import _introspect as methods
+from .._core._session import Session
 
 log = logging.getLogger("Ether")
 
@@ -157,7 +157,7 @@ def run(spec: LaunchSpec) -> None:
     # Ctrl-C in a terminal reaches the whole process group: the main process
     # orchestrates the shutdown, so instances leave SIGINT to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    from . import _output
+    from . import _stdio as _output
     _output.install()  # whole lines, one write each, as they are printed
     os.chdir(spec.cwd)
     sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
@@ -166,10 +166,10 @@ def run(spec: LaunchSpec) -> None:
     session = Session.open(spec.session)
     node = None
     try:
-        from ._importer import import_class
-        from ._node import Node
+        from .._spec._importer import import_class
+        from .._node._node import Node
         node = Node(session, spec.name)
-        from . import _registry
+        from .._spec import _registry
         _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
         spec_of_class = methods.introspect(cls)
@@ -185,7 +185,7 @@ def run(spec: LaunchSpec) -> None:
             print(f"Ether instance {spec.name!r} failed to start:\n{detail}", file=sys.stderr)
         session.close()
         os._exit(1)
-    from ._api import ether
+    from .._facade import ether
     ether._node = node  # ether.pub() from user code in this process
     lifecycle = Lifecycle(obj, spec_of_class, node, spec)
     node.on_control = lifecycle.on_control

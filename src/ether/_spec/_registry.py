@@ -8,7 +8,7 @@ instances inherit it) and each instance (for other start methods).
 from __future__ import annotations
 
 from . import _decorators
-from ._errors import ConfigError
+from .._errors import ConfigError
 from ._importer import import_class
 
 DECORATORS = {

@@ -9,8 +9,8 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ._errors import ConfigError
-from .config import check_class_path
+from .._errors import ConfigError
+from ..config import check_class_path
 
 __all__ = ["import_class"]
 

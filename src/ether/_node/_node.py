@@ -22,10 +22,10 @@ import traceback
 from collections import deque
 from typing import Callable
 
-from . import _arena
+from .._core import _arena
 from . import _codec as codec
-from . import _errors as errors
-from ._decorators import describe_delivery
+from .. import _errors as errors
+from .._spec._decorators import describe_delivery
 from ._router import Router
 
 log = logging.getLogger("Ether")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 
-from ._errors import ConfigError
+from .._errors import ConfigError
 
 PREFIX = "ether_"
 MAX_NAME = 30

@@ -20,8 +20,8 @@ import threading
 import time
 import weakref
 
-from . import _codec as codec
-from . import _errors as errors
+from .._node import _codec as codec
+from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
 from ._ring import ffi, lib

@@ -11,7 +11,7 @@ import os
 import time
 import weakref
 
-from . import _errors as errors
+from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
 from ._directory import HEADER, HEADER_SIZE, SESSION_LAYOUT_VERSION, SESSION_MAGIC, SESSION_SIZE, \

@@ -31,7 +31,7 @@ from typing import Any
 
 import msgspec
 
-from . import _errors as errors
+from .. import _errors as errors
 
 MESSAGE = 0
 CONTROL = 1

@@ -15,8 +15,8 @@ from typing import Any, Callable
 
 import msgspec
 
-from . import _codec as codec
-from . import _errors as errors
+from .._node import _codec as codec
+from .. import _errors as errors
 from ._decorators import DEFAULT_DELIVERY, LIFECYCLE, describe_delivery, spec_of
 
 

@@ -11,10 +11,10 @@ import secrets
 import time
 from typing import NamedTuple
 
-from . import _errors as errors
+from .. import _errors as errors
 
 try:
-    from ._ether_c import ffi, lib
+    from .._ether_c import ffi, lib
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise ImportError(
         "ether: the compiled core (ether._ether_c) is missing. Install the package with "

@@ -42,7 +42,7 @@ import struct
 import threading
 from typing import NamedTuple
 
-from . import _errors as errors
+from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
 

@@ -9,7 +9,7 @@ import weakref
 from array import array
 from dataclasses import dataclass
 
-from . import _errors as errors
+from .. import _errors as errors
 from . import _names as names
 from . import _ring as ring_mod
 from . import _segment as segment
