@@ -1,60 +1,98 @@
 """Ether: turn the methods of ordinary classes into pub/sub endpoints and services.
 
-`from ether import ether` is the facade (tap, start, pub, subscribe, listen,
-shutdown); the decorators annotate methods; Session/Inbox/Sender are the
-shared-memory transport underneath. Importing the package starts nothing and
-creates nothing.
+The package is built in layers; each imports only those below it
+(docs/design/layers.md):
+
+    _errors, _settings, _platform, config   errors, ETHER_* settings, the config models
+    _core/      the shared-memory transport: ring and arena bindings, segments,
+                names, directory, session, inbox, sender, arena writer and reader
+    _node/      one process's presence in a session: codec, delivery, topics,
+                router, node (publish, dispatch, request/reply)
+    _spec/      user classes turned into what to run: decorators, introspection,
+                registry, importer, binding an object to a node (no processes)
+    _client.py  the message verbs over one node; attach to a running session
+    _runtime/   processes: control protocol, launch, the child's life, lifecycle,
+                supervisor, logs, stdio
+    _facade.py  the `ether` object
+    lowlevel    the extension API (Session, Inbox, Sender, Node, Envelope, ...)
+    cli/        the `ether` command
+
+`from ether import ether` is the facade; the decorators annotate methods; the
+errors all derive from EtherError. Importing the package starts nothing, creates
+nothing and loads no part of the transport: the decorators and plain classes
+work on any platform.
 """
-from ._facade import ether as ether
-from ._spec._decorators import ether_cleanup as ether_cleanup
-from ._spec._decorators import ether_get as ether_get
-from ._spec._decorators import ether_save as ether_save
-from ._spec._decorators import ether_sync as ether_sync
-from ._spec._decorators import ether_init as ether_init
-from ._spec._decorators import ether_pub as ether_pub
-from ._spec._decorators import ether_save_all as ether_save_all
-from ._spec._decorators import ether_shutdown as ether_shutdown
-from ._spec._decorators import ether_start as ether_start
-from ._spec._decorators import ether_sub as ether_sub
-from ._core._arena import ArenaFull as ArenaFull
+from ._errors import ArenaFull as ArenaFull
 from ._errors import ConfigError as ConfigError
 from ._errors import EtherError as EtherError
 from ._errors import InboxClosed as InboxClosed
 from ._errors import InboxExists as InboxExists
 from ._errors import InboxFull as InboxFull
 from ._errors import InboxNotFound as InboxNotFound
+from ._errors import MalformedMessage as MalformedMessage
 from ._errors import MessageTooLarge as MessageTooLarge
+from ._errors import RemoteError as RemoteError
 from ._errors import RingCorrupt as RingCorrupt
 from ._errors import SegmentError as SegmentError
+from ._errors import ServiceGone as ServiceGone
+from ._errors import ServiceNotFound as ServiceNotFound
 from ._errors import SessionClosed as SessionClosed
 from ._errors import SessionExists as SessionExists
 from ._errors import SessionNotFound as SessionNotFound
 from ._errors import ShmSpaceError as ShmSpaceError
-from ._errors import RemoteError as RemoteError
-from ._errors import ServiceGone as ServiceGone
-from ._errors import ServiceNotFound as ServiceNotFound
 from ._errors import SyncFailed as SyncFailed
 from ._errors import Timeout as Timeout
 from ._errors import TooManyProducers as TooManyProducers
+from ._errors import ValidationFailed as ValidationFailed
 from ._errors import WouldBlock as WouldBlock
-from ._core._inbox import Inbox as Inbox
-from ._core._inbox import InboxStatistics as InboxStatistics
-from ._core._sender import Loan as Loan
-from ._core._sender import Sender as Sender
-from ._core._sender import SenderStatistics as SenderStatistics
-from ._core._session import Session as Session
-from ._core._session import remove_stale_sessions as remove_stale_sessions
+from ._facade import ether as ether
+from ._spec._decorators import ether_cleanup as ether_cleanup
+from ._spec._decorators import ether_get as ether_get
+from ._spec._decorators import ether_init as ether_init
+from ._spec._decorators import ether_pub as ether_pub
+from ._spec._decorators import ether_save as ether_save
+from ._spec._decorators import ether_save_all as ether_save_all
+from ._spec._decorators import ether_shutdown as ether_shutdown
+from ._spec._decorators import ether_start as ether_start
+from ._spec._decorators import ether_sub as ether_sub
+from ._spec._decorators import ether_sync as ether_sync
 
-__version__ = "0.1.0"
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ether")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "0+unknown"
+
+
+# The transport's names live in ether.lowlevel; these aliases (outside __all__)
+# keep older code working, loaded only when first used.
+_LOWLEVEL_ALIASES = frozenset({
+    "Session", "Inbox", "Sender", "Claim", "Loan", "InboxStatistics", "SenderStatistics",
+    "remove_stale_sessions", "Client",
+})
+
+
+def __getattr__(name: str):
+    if name in _LOWLEVEL_ALIASES:
+        from . import lowlevel
+        value = getattr(lowlevel, "Claim" if name == "Loan" else name)
+        globals()[name] = value
+        return value
+    if name == "__version__":
+        value = globals()["__version__"] = _version()
+        return value
+    raise AttributeError(f"module 'ether' has no attribute {name!r}")
+
 
 __all__ = [
-    "ArenaFull",
-    "ether", "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save",
-    "ether_save_all", "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
-    "RemoteError", "ServiceGone", "ServiceNotFound", "SyncFailed",
-    "ConfigError", "EtherError", "Inbox", "InboxClosed", "InboxExists", "InboxFull",
-    "InboxNotFound", "InboxStatistics", "Loan", "MessageTooLarge", "RingCorrupt",
-    "SegmentError", "Sender", "SenderStatistics", "Session", "SessionClosed", "SessionExists",
-    "SessionNotFound", "ShmSpaceError", "Timeout", "TooManyProducers", "WouldBlock",
-    "remove_stale_sessions",
+    "ether",
+    "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save", "ether_save_all",
+    "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
+    "ArenaFull", "ConfigError", "EtherError", "InboxClosed", "InboxExists", "InboxFull",
+    "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError", "RingCorrupt",
+    "SegmentError", "ServiceGone", "ServiceNotFound", "SessionClosed", "SessionExists",
+    "SessionNotFound", "ShmSpaceError", "SyncFailed", "Timeout", "TooManyProducers",
+    "ValidationFailed", "WouldBlock",
 ]

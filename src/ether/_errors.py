@@ -92,3 +92,21 @@ class SyncFailed(EtherError):
 
 class SessionClosed(EtherError):
     """The session was shut down while this call waited."""
+
+
+class MalformedMessage(EtherError, ValueError):
+    """Bytes in an inbox that are not a well-formed Ether message (a bad envelope,
+    payload or array handle)."""
+
+
+class ValidationFailed(EtherError, ValueError):
+    """A message did not fit the handler's parameters."""
+
+
+class ArenaFull(EtherError):
+    """No room in the publisher's arena for an array."""
+
+
+class Dropped(ArenaFull):
+    """The arena is full and every receiver's policy is drop: the message is dropped
+    (and counted) instead of waited for. Internal to publishing."""

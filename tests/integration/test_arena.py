@@ -91,8 +91,8 @@ def test_a_killed_subscriber_gives_its_blocks_back(keepers):
 
 
 def _main_arena():
-    from ether._node import _codec
-    return _codec.publisher._arena
+    from ether import _client
+    return _client.default().node._arena
 
 
 def test_a_killed_subscriber_releases_its_blocks_within_a_second_without_publishing(keepers):

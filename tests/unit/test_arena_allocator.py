@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import ether
-from ether._core import _arena
+from ether._core import _arena_writer as _arena
 
 
 @pytest.fixture

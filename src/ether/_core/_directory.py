@@ -18,7 +18,9 @@ Session segment layout (little-endian):
     40 u64 generation    bumped on every table change
     48 u64 created_ns    wall clock at creation
     56 u64 reserved
-    64 entry[entries], 128 B each:
+    64 16 B run_id       UUIDv7 of this session: with the host, the origin of its messages
+    80 48 B reserved
+   128 entry[entries], 128 B each:
          0 u32 state      0 free, 1 live
          4 u32 owner_pid
          8 u64 token      inbox token (names its segment)
@@ -27,7 +29,7 @@ Session segment layout (little-endian):
         32 u32 max_length
         36 u32 name_length
         40 88 B name      UTF-8
-    64 + 128 * entries: subscription[SUBSCRIPTIONS], 128 B each:
+    128 + 128 * entries: subscription[SUBSCRIPTIONS], 128 B each:
          0 u32 state      0 free, 1 live
          4 u32 policy     0 block, 1 drop
          8 u64 inbox      token of the subscribing inbox
@@ -45,21 +47,21 @@ from typing import NamedTuple
 from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
+from ._policy import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, POLICIES
 
 SESSION_MAGIC = b"ETHERSES"
-SESSION_LAYOUT_VERSION = 2
+SESSION_LAYOUT_VERSION = 3
 INBOX_ENTRIES = 256
 SUBSCRIPTIONS = 2048
 ENTRY_SIZE = 128
-HEADER_SIZE = 64
+HEADER_SIZE = 128
 MAX_INBOX_NAME = 88
 MAX_TOPIC = 104
 SUBSCRIPTIONS_OFFSET = HEADER_SIZE + INBOX_ENTRIES * ENTRY_SIZE
 SESSION_SIZE = SUBSCRIPTIONS_OFFSET + SUBSCRIPTIONS * ENTRY_SIZE
 GENERATION_OFFSET = 40
-POLICIES = ("block", "drop")
 
-HEADER = struct.Struct("<8sIIQIIQQQQ")
+HEADER = struct.Struct("<8sIIQIIQQQQ16s48x")
 _ENTRY = struct.Struct("<IIQQQII")
 _SUBSCRIPTION = struct.Struct("<IIQII")
 assert HEADER.size == HEADER_SIZE and _ENTRY.size == 40 and _SUBSCRIPTION.size == 24
@@ -188,7 +190,8 @@ class Directory:
             if state == 1:
                 yield i, token
 
-    def subscribe(self, topic: str, inbox_token: int, policy: str = "block", timeout: float = 5.0) -> int:
+    def subscribe(self, topic: str, inbox_token: int, policy: str = DEFAULT_POLICY,
+                  timeout: float = DEFAULT_TIMEOUT_S) -> int:
         """Register the inbox as a subscriber of topic; returns the entry's index."""
         raw = topic.encode("utf-8")
         if not raw or len(raw) > MAX_TOPIC:
@@ -205,6 +208,9 @@ class Directory:
                 self.bump_generation()
                 return i
         raise errors.EtherError(f"session {self.sid!r} has no room for more than {SUBSCRIPTIONS} subscriptions")
+
+    def advertise(self, topic: str, inbox_token: int) -> None:
+        """Record that the inbox's node publishes topic (not stored yet)."""
 
     def unsubscribe(self, index: int, inbox_token: int) -> None:
         off = SUBSCRIPTIONS_OFFSET + index * ENTRY_SIZE

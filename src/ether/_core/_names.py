@@ -7,8 +7,10 @@ digits, so a name is at most 29 characters: under the 30 that macOS allows.
 """
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import time
 
 from .._errors import ConfigError
 
@@ -53,3 +55,12 @@ def parse(name: str) -> tuple[str, str | None, int | None] | None:
         return None
     sid, kind, token = m.groups()
     return sid, kind, (int(token, 16) if token else None)
+
+
+def new_run_id() -> bytes:
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then random bits, so ids
+    sort by creation time and never repeat across hosts."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76) | 0x7 << 76            # version 7
+    value = value & ~(0x3 << 62) | 0x2 << 62            # variant 10
+    return value.to_bytes(16, "big")

@@ -13,8 +13,8 @@ from .. import _errors as errors
 from . import _names as names
 from . import _ring as ring_mod
 from . import _segment as segment
+from ._policy import POLICIES
 
-POLICIES = ("block", "drop")
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +213,7 @@ class Sender:
             raise exc
         raise errors.EtherError(f"{self._where}: send failed with result {rc}")
 
-    def claim(self, length: int, *, timeout: float | None = None) -> "Loan":
+    def claim(self, length: int, *, timeout: float | None = None) -> "Claim":
         """Reserve a `length`-byte record to fill in place; commit it with
         ``loan.commit()`` or by leaving the ``with`` block."""
         if self._ring is None:
@@ -227,7 +227,7 @@ class Sender:
         if rc != 0:
             self._outcome(rc, 1, 0, timeout_ns)
             raise errors.WouldBlock(f"{self._where} is full")
-        loan = Loan(self._ring, memoryview(self._seg.map)[offset:offset + length])
+        loan = Claim(self._ring, memoryview(self._seg.map)[offset:offset + length])
         self._loan = weakref.ref(loan)
         return loan
 
@@ -272,7 +272,7 @@ class Sender:
         return f"<ether.Sender to {self._where}{' closed' if self.closed else ''}>"
 
 
-class Loan:
+class Claim:
     """A claimed record being filled in place (zero-copy send).
 
     ``commit()`` delivers it; ``abort()`` gives it back, and the consumer skips it.

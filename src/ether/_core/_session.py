@@ -16,6 +16,7 @@ from . import _names as names
 from . import _segment as segment
 from ._directory import HEADER, HEADER_SIZE, SESSION_LAYOUT_VERSION, SESSION_MAGIC, SESSION_SIZE, \
     INBOX_ENTRIES, Directory
+from ._policy import DEFAULT_POLICY, DEFAULT_TIMEOUT_S
 
 
 def _remove_objects(sid: str) -> None:
@@ -117,6 +118,7 @@ class Session:
         self._inboxes: set = set()
         self._senders: "weakref.WeakSet" = weakref.WeakSet()
         self._finalizer = weakref.finalize(self, _close_session, table, member, owner, sid)
+        self._arena_reader = None  # made when the first array handle arrives
         _LIVE.add(self)
 
     # ---- creation ----
@@ -141,7 +143,7 @@ class Session:
             member.close()
             raise
         HEADER.pack_into(seg.map, 0, SESSION_MAGIC, SESSION_LAYOUT_VERSION, INBOX_ENTRIES, 1,
-                          os.getpid(), 0, 2, 0, time.time_ns(), 0)
+                          os.getpid(), 0, 2, 0, time.time_ns(), 0, names.new_run_id())
         return cls(sid, Directory(seg, sid), member, owner=True)
 
     @classmethod
@@ -178,6 +180,12 @@ class Session:
         return self._sid
 
     @property
+    def run_id(self) -> bytes:
+        """The session's 16-byte UUIDv7, unique across hosts and time: with the host,
+        the origin every message of the session carries."""
+        return HEADER.unpack_from(self._directory.seg.map, 0)[10]
+
+    @property
     def token(self) -> int:
         """This process's member token in the session."""
         return self._member.token
@@ -190,6 +198,16 @@ class Session:
     def closed(self) -> bool:
         return not self._finalizer.alive
 
+    @property
+    def arena_reader(self):
+        """This process's reader of the session's array arenas (one per session:
+        handles name arenas by token within it)."""
+        reader = self._arena_reader
+        if reader is None:
+            from ._arena_reader import Reader
+            reader = self._arena_reader = Reader(self)
+        return reader
+
     # ---- inboxes ----
 
     def create_inbox(self, name: str, *, capacity: int = 1 << 20, max_length: int = 64 * 1024,
@@ -201,7 +219,7 @@ class Session:
         self._inboxes.add(inbox)
         return inbox
 
-    def connect(self, name: str, *, policy: str = "block", timeout: float = 5.0):
+    def connect(self, name: str, *, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S):
         """A Sender to the inbox `name` of this session."""
         from ._sender import Sender
         self._check_usable()
@@ -257,6 +275,8 @@ class Session:
             return
         for child in [*self._senders, *self._inboxes]:
             child.close()
+        if self._arena_reader is not None:
+            self._arena_reader.close()
         self._finalizer()
 
     def __enter__(self) -> "Session":

@@ -1,53 +1,103 @@
-"""The wire format of one message: a MessagePack array (the envelope) whose last
-element is the payload.
+"""The wire format of one message: a MessagePack array (the envelope) whose
+payload is itself a map.
 
-    [kind, topic, sender, seq, time_ns, cause, payload(, holds)]
+    [version, kind, topic, sender, seq, time_ns, cause, trace, origin, payload(, holds)]
 
+version  WIRE_VERSION (1); a reader refuses any other
 kind     MESSAGE (pub/sub), CONTROL (between the main process and instances),
          REQUEST or REPLY (services and sync)
 topic    str
 sender   the name of the publishing process or instance
 seq      the sender's 64-bit message counter, from 1
 time_ns  wall clock at publish (time.time_ns)
-cause    [sender, seq] of the message whose handler published this one, or nil
+cause    the id of the message whose handler published this one, or nil
+trace    the id of the root of the chain of causes, or nil: this message is a root
+         (one ether.start(), one trial, is one trace)
+origin   [run_id, host]: the 16-byte UUIDv7 of the session where the message was
+         first published, and that host's name. Forwarding keeps it.
 payload  a map: the handler's keyword arguments
 holds    (optional) [[arena token, block, generation], ...]: the arena blocks of the
          large arrays in the payload, held by the receiver while it handles them
          (filled while the payload is encoded: it comes after it)
 
+A message id (cause, trace) is [sender, seq] within the message's own origin, or
+[sender, seq, run_id] when it comes from another run (a bridged host).
+
 A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
 "id", "status" ("success" or "error"), "result" or "error" and "type", and
 "instance" (who answered).
 
-Encoding is one msgspec call on a tuple. Decoding keeps the payload as
-msgspec.Raw (no copy, not yet parsed), so each handler parses it once, straight
-into its own typed arguments.
+Arrays: ARRAY_EXT carries [dtype.str, shape, bytes] inline; ARENA_EXT a handle
+into the publisher's arena (see _core/_arena_handle.py).
+
+Encoding is one msgspec call on a tuple, with the constant origin pre-encoded
+(msgspec.Raw). Decoding keeps origin and payload as msgspec.Raw (not yet
+parsed), so each handler parses its payload once, straight into its own typed
+arguments.
 """
 from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import msgspec
 
 from .. import _errors as errors
+from .._core import _arena_handle
+from .._errors import MalformedMessage
 
+__all__ = [
+    "WIRE_VERSION", "MESSAGE", "CONTROL", "REQUEST", "REPLY", "ARRAY_EXT", "ARENA_EXT",
+    "MessageId", "Origin", "Envelope", "Request", "Encoder", "Decoders",
+    "decode", "request_of", "origin_of", "lineage", "encode_origin",
+]
+
+WIRE_VERSION = 1
 MESSAGE = 0
 CONTROL = 1
 REQUEST = 2
 REPLY = 3
+KIND_NAMES = {MESSAGE: "message", CONTROL: "control message", REQUEST: "request", REPLY: "reply"}
+
+ARRAY_EXT = 1
+ARENA_EXT = _arena_handle.ARENA_EXT
+
+
+class MessageId(msgspec.Struct, array_like=True, frozen=True):
+    """A message's identity: (sender, seq) within a run; run is None for the run
+    of the message that names it."""
+    sender: str
+    seq: int
+    run: bytes | None = None
+
+
+class Origin(msgspec.Struct, array_like=True, frozen=True):
+    run: bytes      # 16-byte UUIDv7 of the session
+    host: str
 
 
 class Envelope(msgspec.Struct, array_like=True, frozen=True):
+    version: int
     kind: int
     topic: str
     sender: str
     seq: int
     time_ns: int
-    cause: tuple[str, int] | None
+    cause: MessageId | None
+    trace: MessageId | None
+    origin: msgspec.Raw
     payload: msgspec.Raw
     holds: tuple[tuple[int, int, int], ...] = ()
+
+    @property
+    def id(self) -> MessageId:
+        return MessageId(self.sender, self.seq)
+
+    @property
+    def root(self) -> MessageId:
+        """The trace: the root message of this one's chain of causes."""
+        return self.trace if self.trace is not None else MessageId(self.sender, self.seq)
 
 
 class Request(msgspec.Struct, array_like=True, frozen=True):
@@ -56,53 +106,43 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     params: msgspec.Raw
 
 
-class MalformedMessage(errors.EtherError, ValueError):
-    """Bytes in an inbox that are not an Ether envelope."""
+def encode_origin(run: bytes, host: str) -> msgspec.Raw:
+    """A run's origin, encoded once: every envelope splices the same bytes in."""
+    return msgspec.Raw(msgspec.msgpack.encode((run, host)))
 
 
-# MessagePack extension type of a numpy array: [dtype.str, shape, data] where data
-# is the C-contiguous bytes. (Large arrays will travel by handle through a
-# shared-memory arena instead; this is the inline form.)
-ARRAY_EXT = 1
-# ... and of an array in a publisher's arena: [arena token, block, generation,
-# offset, length, dtype.str, shape] (see _arena.py).
-ARENA_EXT = 2
+_decode_origin = msgspec.msgpack.Decoder(Origin).decode
+
+
+def origin_of(envelope: Envelope) -> Origin:
+    try:
+        return _decode_origin(envelope.origin)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"topic {envelope.topic!r}: malformed origin ({exc})") from None
+
+
+def lineage(current: Envelope, origin: msgspec.Raw) -> tuple[tuple, tuple]:
+    """(cause, trace) as tuples ready to encode, for a message published while
+    `current` is handled by a node whose own origin is `origin`."""
+    trace = current.trace
+    if bytes(current.origin) == bytes(origin):
+        cause = (current.sender, current.seq)
+        if trace is None:
+            return cause, cause
+        return cause, ((trace.sender, trace.seq) if trace.run is None else
+                       (trace.sender, trace.seq, trace.run))
+    # Another run's message (forwarded from another host): name its run.
+    run = origin_of(current).run
+    cause = (current.sender, current.seq, run)
+    if trace is None:
+        return cause, cause
+    return cause, (trace.sender, trace.seq, trace.run if trace.run is not None else run)
+
+
+# ---- arrays ----
+
 _array_header = msgspec.msgpack.Encoder()
-
-# The process's publishing node, which puts large arrays into its arena. Set by
-# the node; consulted only for arrays (enc_hook never runs for plain values).
-publisher = None
-
-
-_ndarray = None  # numpy.ndarray, once numpy is imported
-
-
-def _enc_hook(obj: Any) -> Any:
-    global _ndarray
-    if _ndarray is None:
-        numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
-        if numpy is not None:
-            _ndarray = numpy.ndarray
-    if _ndarray is not None and isinstance(obj, _ndarray):
-        node = publisher
-        if node is not None:
-            ext = node.arena_handle(obj)  # None: it travels inline
-            if ext is not None:
-                return ext
-        return _array_ext(sys.modules["numpy"], obj)
-    numpy = sys.modules.get("numpy")
-    if numpy is not None and isinstance(obj, numpy.generic):
-        return _array_ext(numpy, obj)
-    dump = getattr(obj, "model_dump", None)  # pydantic models
-    if dump is not None:
-        return dump()
-    raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
-
-
-def arena_ext(token: int, block: int, generation: int, offset: int, array) -> msgspec.msgpack.Ext:
-    """The handle of an array in an arena (see ARENA_EXT)."""
-    return msgspec.msgpack.Ext(ARENA_EXT, _array_header.encode(
-        (token, block, generation, offset, array.nbytes, array.dtype.str, array.shape)))
+_decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
 
 
 def _array_ext(numpy, obj) -> msgspec.msgpack.Ext:
@@ -117,62 +157,129 @@ def _array_ext(numpy, obj) -> msgspec.msgpack.Ext:
         (array.dtype.str, list(array.shape), memoryview(data).cast("B") if data.nbytes else b"")))
 
 
-_decode_header = msgspec.msgpack.Decoder(tuple[str, list[int], bytes]).decode
-
-
-_decode_handle = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
-
-
-# Turns an arena handle into a read-only view: set by _arena (which imports the C
-# core) to its READER.view; arena handles only come to processes with a node.
-view_array = None
-
-
-def ext_hook(code: int, data: memoryview) -> Any:
-    """Decode Ether's extension types; arrays come back read-only."""
-    if code == ARENA_EXT:
-        try:
-            handle = _decode_handle(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise MalformedMessage(f"malformed array handle ({exc})") from None
-        if view_array is None:
-            raise MalformedMessage("an array handle arrived in a process without an arena reader")
-        try:
-            return view_array(*handle)
-        except (errors.EtherError, TypeError, ValueError) as exc:
-            raise MalformedMessage(str(exc)) from None
-    if code != ARRAY_EXT:
-        raise MalformedMessage(f"unknown extension type {code}")
+def _inline_array(data) -> Any:
     import numpy
     try:
         dtype, shape, raw = _decode_header(data)
         array = numpy.frombuffer(raw, dtype=numpy.dtype(dtype))
-        array = array.reshape(shape)
+        return array.reshape(shape)  # frombuffer over bytes: read-only
     except (msgspec.DecodeError, msgspec.ValidationError, TypeError, ValueError) as exc:
         raise MalformedMessage(f"malformed array ({exc})") from None
-    return array  # frombuffer over bytes: read-only
 
 
-_encode = msgspec.msgpack.Encoder(enc_hook=_enc_hook).encode
+def make_enc_hook(arena_handle: Callable | None) -> Callable[[Any], Any]:
+    """msgspec's enc_hook for one node: arrays go to its arena through
+    `arena_handle(array)` (None: inline), numpy scalars and pydantic models as
+    values. It never runs for plain values."""
+    ndarray = None
+
+    def enc_hook(obj: Any) -> Any:
+        nonlocal ndarray
+        numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
+        if numpy is not None:
+            if ndarray is None:
+                ndarray = numpy.ndarray
+            if isinstance(obj, ndarray):
+                if arena_handle is not None:
+                    ext = arena_handle(obj)
+                    if ext is not None:
+                        return ext
+                return _array_ext(numpy, obj)
+            if isinstance(obj, numpy.generic):
+                return _array_ext(numpy, obj)
+        dump = getattr(obj, "model_dump", None)  # pydantic models
+        if dump is not None:
+            return dump()
+        raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
+
+    return enc_hook
+
+
+def make_ext_hook(view: Callable | None) -> Callable[[int, memoryview], Any]:
+    """msgspec's ext_hook for one session: arena handles become read-only views
+    through `view(*handle)` (the session's arena reader), inline arrays read-only
+    arrays over the message's bytes."""
+
+    def ext_hook(code: int, data: memoryview) -> Any:
+        if code == ARENA_EXT:
+            handle = _arena_handle.decode(data)
+            if view is None:
+                raise MalformedMessage("an array handle arrived where no arena reader is")
+            try:
+                return view(*handle)
+            except MalformedMessage:
+                raise
+            except (errors.EtherError, TypeError, ValueError) as exc:
+                raise MalformedMessage(str(exc)) from None
+        if code == ARRAY_EXT:
+            return _inline_array(data)
+        raise MalformedMessage(f"unknown extension type {code}")
+
+    return ext_hook
+
+
+def _keep_ext(code: int, data: memoryview) -> Any:
+    """An ext_hook that keeps every extension value as it travels (inline_arrays
+    resolves the arena handles among them)."""
+    return msgspec.msgpack.Ext(code, bytes(data))
+
+
+# ---- encoders and decoders ----
+
+class Encoder:
+    """A node's encoder: its origin and its arena (through `arena_handle`)."""
+
+    def __init__(self, origin: msgspec.Raw, arena_handle: Callable | None = None):
+        self.origin = origin
+        self.encode = msgspec.msgpack.Encoder(enc_hook=make_enc_hook(arena_handle)).encode
+
+    def envelope(self, kind: int, topic: str, sender: str, seq: int, payload, *,
+                 cause=None, trace=None, holds: list | None = None) -> bytes:
+        """The one envelope constructor (the publish hot path builds the same tuple
+        inline). `holds`, if given, is filled by the arena while the payload encodes."""
+        fields = (WIRE_VERSION, kind, topic, sender, seq, time.time_ns(), cause, trace,
+                  self.origin, payload)
+        return self.encode(fields if holds is None else (*fields, holds))
+
+
+class Decoders:
+    """A session's decoders: payloads whose arrays resolve through its arena reader."""
+
+    def __init__(self, view: Callable | None):
+        self.ext_hook = make_ext_hook(view)
+        self._any = msgspec.msgpack.Decoder(ext_hook=self.ext_hook).decode
+
+    def payload_dict(self, envelope: Envelope) -> dict:
+        """The payload as a plain dict (control messages, listeners)."""
+        try:
+            value = self._any(envelope.payload)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise MalformedMessage(f"topic {envelope.topic!r}: malformed payload ({exc})") from None
+        if not isinstance(value, dict):
+            raise MalformedMessage(
+                f"topic {envelope.topic!r}: payload is a {type(value).__name__}, not a map")
+        return value
+
+    def value(self, raw) -> Any:
+        """Any MessagePack value (a reply's result)."""
+        try:
+            return self._any(raw)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise MalformedMessage(f"malformed value ({exc})") from None
+
+
 _decode = msgspec.msgpack.Decoder(Envelope).decode
-_decode_any = msgspec.msgpack.Decoder(ext_hook=ext_hook).decode
-now_ns = time.time_ns
-
-
-def encode(kind: int, topic: str, sender: str, seq: int, cause, payload) -> bytes:
-    """An envelope without arena holds (a node's encoding adds them)."""
-    return _encode((kind, topic, sender, seq, now_ns(), cause, payload))
-
-
-# For the publish hot path: the envelope tuple, already built, in one call.
-encode_tuple = _encode
 
 
 def decode(data) -> Envelope:
     try:
-        return _decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        envelope = _decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise MalformedMessage(f"not an Ether envelope ({exc}); {len(data)} bytes") from None
+    if envelope.version != WIRE_VERSION:
+        raise MalformedMessage(f"an envelope of wire version {envelope.version} from "
+                               f"{envelope.sender!r}; this Ether reads version {WIRE_VERSION}")
+    return envelope
 
 
 _decode_request = msgspec.msgpack.Decoder(Request).decode
@@ -181,16 +288,42 @@ _decode_request = msgspec.msgpack.Decoder(Request).decode
 def request_of(envelope: Envelope) -> Request:
     try:
         return _decode_request(envelope.payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise MalformedMessage(f"topic {envelope.topic!r}: malformed request ({exc})") from None
 
 
-def payload_dict(envelope: Envelope) -> dict:
-    """The payload as a plain dict (for control messages and listeners)."""
+# Messages that carry no array and no lineage (a wake-up): no node needed.
+_plain = msgspec.msgpack.Encoder().encode
+_NO_ORIGIN = encode_origin(bytes(16), "")
+
+
+def encode_plain(kind: int, topic: str, sender: str, payload) -> bytes:
+    return _plain((WIRE_VERSION, kind, topic, sender, 0, time.time_ns(), None, None,
+                   _NO_ORIGIN, payload))
+
+
+_to_ext = msgspec.msgpack.Decoder(ext_hook=_keep_ext).decode
+_from_ext = msgspec.msgpack.Encoder().encode
+
+
+def inline_arrays(envelope: Envelope, view: Callable) -> bytes:
+    """The payload of envelope with every arena handle replaced by the inline array
+    it names (read through `view`, the session's reader): what a recorder writes and
+    a bridge sends, since a handle means nothing outside its session."""
+    hook = make_ext_hook(view)
+
+    def resolve(value):
+        if isinstance(value, msgspec.msgpack.Ext) and value.code == ARENA_EXT:
+            array = hook(value.code, memoryview(value.data))
+            return _array_ext(sys.modules["numpy"], array)
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        return value
+
     try:
-        value = _decode_any(envelope.payload)
-    except msgspec.DecodeError as exc:
+        value = _to_ext(envelope.payload)
+    except (msgspec.DecodeError, RecursionError) as exc:
         raise MalformedMessage(f"topic {envelope.topic!r}: malformed payload ({exc})") from None
-    if not isinstance(value, dict):
-        raise MalformedMessage(f"topic {envelope.topic!r}: payload is a {type(value).__name__}, not a map")
-    return value
+    return _from_ext(resolve(value))

@@ -16,25 +16,33 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import socket
 import threading
 import time
 import traceback
 from collections import deque
 from typing import Callable
 
-from .._core import _arena
-from . import _codec as codec
+import msgspec
+
 from .. import _errors as errors
-from .._spec._decorators import describe_delivery
+from .._core import _arena_handle
+from .._core._arena_writer import Writer, arena_bytes, inline_limit
+from .._errors import ArenaFull, Dropped, MalformedMessage
+from . import _codec as codec
+from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
 from ._router import Router
+from ._topics import is_pattern, matches
+
+__all__ = ["Node", "message_limit", "inbox_capacity"]
 
 log = logging.getLogger("Ether")
 
-_KIND_NAMES = {codec.MESSAGE: "message", codec.CONTROL: "control message",
-               codec.REQUEST: "request", codec.REPLY: "reply"}
-_encode = codec.encode_tuple
-_now_ns = codec.now_ns
-_hold, _release = _arena.READER.hold, _arena.READER.release
+_KIND_NAMES = codec.KIND_NAMES
+_WIRE = codec.WIRE_VERSION
+_MESSAGE = codec.MESSAGE
+_now_ns = time.time_ns
+_HOST = socket.gethostname()
 
 def message_limit() -> int:
     """The largest message (bytes, envelope included) a node's inbox accepts:
@@ -78,8 +86,11 @@ class Node:
         self.router = Router(session)
         self._seq = 0
         self._handlers: dict[str, tuple[Callable, ...]] = {}
+        self._patterns: tuple[str, ...] = ()   # subscribed patterns, in _handlers by pattern
+        self._matched: dict[str, tuple[Callable, ...]] = {}  # topic -> handlers, while patterns exist
         self._subscriptions: dict[str, int] = {}
-        self._deliveries: dict[str, tuple[str, float]] = {}  # topic -> (policy, timeout)
+        self._deliveries: dict[str, Delivery] = {}  # topic or pattern -> its delivery
+        self.advertised: set[str] = set()       # topics this node said it publishes
         self.on_control: Callable[[codec.Envelope], None] | None = None
         self._services: dict[str, Callable[[codec.Envelope], None]] = {}
         # Request-reply: replies by request id; None until the reply arrives.
@@ -96,11 +107,18 @@ class Node:
         self._arena = None                 # created by the first large array published
         self._targets: tuple = ()          # of the message being encoded (arena holders)
         self._blocks: list = []            # its arena blocks: [token, block, generation]
-        self._inline = _arena.inline_limit()
+        self._inline = inline_limit()
         self.arena_dropped = 0             # receivers that missed a message: arena full, drop policy
         self._next_drop_log = 0.0
-        _arena.READER.join(session)
-        codec.publisher = self
+        # This node's wire identity and codec: nothing process-wide, so a process
+        # may hold several nodes, in one session or in several.
+        reader = session.arena_reader
+        self._hold, self._release = reader.hold, reader.release
+        self.origin = codec.encode_origin(session.run_id, _HOST)
+        self.encoder = codec.Encoder(self.origin, self.arena_handle)
+        self._encode = self.encoder.encode
+        self.decoders = codec.Decoders(reader.view)
+        self._reader = reader
         self._subscribe_lock = threading.Lock()
         self._local = _Handling()  # the message each thread is handling (lineage)
         self.running = False
@@ -115,7 +133,10 @@ class Node:
     def publish(self, topic: str, payload, *, kind: int = codec.MESSAGE) -> int:
         """Send payload to every subscriber of topic; returns how many inboxes got it."""
         current = self._local.current
-        cause = (current.sender, current.seq) if current is not None else None
+        if current is None:
+            cause = trace = None
+        else:
+            cause, trace = codec.lineage(current, self.origin)
         with self._send_lock:
             self._seq = seq = self._seq + 1
             self.published += 1
@@ -128,8 +149,10 @@ class Node:
             if holds:
                 holds.clear()
             try:
-                data = _encode((kind, topic, self.name, seq, _now_ns(), cause, payload, holds))
-            except _arena.Dropped as exc:
+                # The envelope (see _codec.py), built inline: this is every publish.
+                data = self._encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
+                                     self.origin, payload, holds))
+            except Dropped as exc:
                 self._unhold(targets)
                 self._count_arena_drop(topic, targets, exc)
                 return 0
@@ -188,15 +211,23 @@ class Node:
             raise full
         return delivered
 
+    def _envelope(self, kind: int, topic: str, payload) -> tuple:
+        """The envelope fields of a new message from this node, before its holds: the
+        one constructor besides publish's inline copy (send lock held)."""
+        self._seq = seq = self._seq + 1
+        current = self._local.current
+        cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
+        return (_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace, self.origin, payload)
+
     def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
-        """Encode an envelope (its first 7 fields) whose arrays, if any, go to
-        `targets` (send lock held)."""
+        """Encode envelope fields (from _envelope, or a forwarded message's) whose
+        arrays, if any, go to `targets` (send lock held)."""
         self._targets = targets
         holds = self._blocks
         if holds:
             holds.clear()
         try:
-            return _encode((*envelope, holds))
+            return self._encode((*envelope, holds))
         except BaseException:
             self._unhold(targets)
             raise
@@ -235,19 +266,79 @@ class Node:
     def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
         """A control message straight to one inbox (not through topics)."""
         with self._send_lock:
-            self._seq += 1
             sender = self.router.sender_to(inbox, timeout=timeout)
-            self._send_to(sender, (codec.CONTROL, command, self.name, self._seq, _now_ns(), None,
-                                   payload))
+            self._send_to(sender, self._envelope(codec.CONTROL, command, payload))
+
+    def advertise(self, topics) -> None:
+        """Record in the session's directory that this node publishes `topics` (what
+        `inspect()`, `ether topics` and a bridge read)."""
+        new = [t for t in dict.fromkeys(topics) if t not in self.advertised]
+        if not new:
+            return
+        with self.session._directory as d:
+            for topic in new:
+                d.advertise(topic, self.inbox.token)
+        self.advertised.update(new)
+
+    def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None) -> int:
+        """Re-send a message to the subscribers of its topic (or `topic`), keeping its
+        origin, sender, seq, time, cause and trace: what a bridge or a player does.
+        Arena handles in it are replaced by inline arrays (a handle is only good
+        for its own session's holders); `payload`, if given, is the payload's
+        already-encoded MessagePack instead. Returns how many inboxes got it."""
+        if payload is None:
+            payload = self.inline_payload(envelope) if envelope.holds else envelope.payload
+        if not isinstance(payload, msgspec.Raw):
+            payload = msgspec.Raw(payload)
+        topic = envelope.topic if topic is None else topic
+        fields = (_WIRE, envelope.kind, topic, envelope.sender, envelope.seq, envelope.time_ns,
+                  envelope.cause, envelope.trace, envelope.origin, payload)
+        with self._send_lock:
+            targets = self.router.targets(topic)
+            if not targets:
+                return 0
+            data = self._encode_for(targets, fields)
+            return self._send_rest(topic, targets, data, 0, None, 0)
+
+    def inline_payload(self, envelope: codec.Envelope) -> bytes:
+        """The envelope's payload (MessagePack) with every arena handle replaced by
+        the inline array it names: what a recorder writes and a bridge sends."""
+        return codec.inline_arrays(envelope, self._reader.view)
+
+    def statistics(self) -> tuple:
+        """A SenderStatistics of every inbox this node sends to (see Router)."""
+        # The router is shared with publishing threads: read it under their lock
+        # (a sender closed meanwhile would be freed under our feet).
+        with self._send_lock:
+            return self.router.statistics()
 
     # ---- subscribing ----
 
     def add_handler(self, topic: str, handler: Callable[[codec.Envelope], None],
-                    *, policy: str = "block", timeout: float = 5.0) -> None:
-        """Call handler for each message on topic. The inbox has one subscription
-        per topic: a second handler of it must ask for the same policy and timeout."""
+                    *, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        """Call handler for each message on topic, or on every user topic that the
+        pattern `topic` matches (see _topics.py). The inbox has one subscription per
+        topic: a second handler of it must ask for the same policy and timeout."""
         with self._subscribe_lock:
-            self._add_handler(topic, handler, (policy, timeout))
+            self._add_handler(topic, handler, Delivery(policy, timeout))
+            self._patterns_changed()
+
+    def _patterns_changed(self) -> None:
+        self._patterns = tuple(t for t in self._handlers if is_pattern(t))
+        self._matched = {}  # replaced, not cleared: a dispatching thread may hold the old one
+
+    def _handlers_of(self, topic: str) -> tuple:
+        """The handlers of a topic when patterns are subscribed: exact ones first."""
+        matched = self._matched
+        handlers = matched.get(topic)
+        if handlers is None:
+            handlers = self._handlers.get(topic, ())
+            for pattern in self._patterns:
+                if pattern != topic and matches(pattern, topic):
+                    handlers += self._handlers.get(pattern, ())
+            if len(matched) < 4096:
+                matched[topic] = handlers
+        return handlers
 
     def _add_handler(self, topic, handler, delivery) -> None:
         current = self._deliveries.get(topic)
@@ -274,6 +365,7 @@ class Node:
             return  # the session is gone, and its directory with it
         with self._subscribe_lock:
             self._remove_handler(topic, handler)
+            self._patterns_changed()
 
     def _remove_handler(self, topic: str, handler) -> None:
         handlers = tuple(h for h in self._handlers.get(topic, ()) if h is not handler)
@@ -313,18 +405,18 @@ class Node:
             wait = max((t.timeout for t in targets if t.policy == "block"), default=None)
             try:
                 block, start, generation = arena.copy_in(array, holders, wait or 0.0)
-            except _arena.ArenaFull as exc:
+            except ArenaFull as exc:
                 if wait is None:
-                    raise _arena.Dropped(str(exc)) from None
+                    raise Dropped(str(exc)) from None
                 raise
-            ext = codec.arena_ext(arena.token, block, generation, start, array)
+            ext = _arena_handle.encode(arena.token, block, generation, start, array)
         # The envelope's last field: msgspec encodes it after the payload, so
         # it lists every block the payload's arrays were given.
         self._blocks.append((arena.token, block, generation))
         return ext
 
     def _open_arena(self):
-        self._arena = _arena.Writer(self.session, _arena.arena_bytes(), self._send_lock)
+        self._arena = Writer(self.session, arena_bytes(), self._send_lock)
         return self._arena
 
     def loan(self, shape, dtype):
@@ -345,7 +437,7 @@ class Node:
         for data in batch:
             try:
                 envelope = codec.decode(data)
-            except codec.MalformedMessage as exc:
+            except MalformedMessage as exc:
                 log.error("%s: dropped a malformed message: %s", self.name, exc)
                 continue
             try:
@@ -360,12 +452,12 @@ class Node:
         holds = envelope.holds
         if not holds:
             return self._deliver_kind(envelope)
-        held = _hold(holds)
+        held = self._hold(holds)
         try:
             self._deliver_kind(envelope)
         finally:
             if held:
-                _release(held)
+                self._release(held)
 
     def _deliver_kind(self, envelope: codec.Envelope) -> None:
         kind = envelope.kind
@@ -376,7 +468,10 @@ class Node:
             try:
                 # A tuple, replaced (not changed) by add/remove_handler: a handler
                 # that unsubscribes does not make another one miss this message.
-                handlers = self._handlers.get(envelope.topic, ())
+                if self._patterns:
+                    handlers = self._handlers_of(envelope.topic)
+                else:
+                    handlers = self._handlers.get(envelope.topic, ())
                 for handler in handlers:
                     handler(envelope)
             finally:
@@ -413,7 +508,7 @@ class Node:
             for data in batch:
                 try:
                     envelope = codec.decode(data)
-                except codec.MalformedMessage:
+                except MalformedMessage:
                     envelope = None
                 if envelope is not None and envelope.kind == codec.REPLY:
                     self._on_reply(envelope)
@@ -493,10 +588,9 @@ class Node:
         with self._replies:
             self._pending[request_id] = None
         with self._send_lock:
-            self._seq += 1
             try:
-                self._send_to(sender, (codec.REQUEST, topic, self.name, self._seq, _now_ns(), None,
-                                       (request_id, self.inbox.name, params)))
+                self._send_to(sender, self._envelope(codec.REQUEST, topic,
+                                                     (request_id, self.inbox.name, params)))
             except BaseException:
                 with self._replies:
                     self._pending.pop(request_id, None)
@@ -536,14 +630,13 @@ class Node:
     def _reply(self, request: codec.Request, topic: str, body: dict) -> None:
         body["id"] = request.id
         with self._send_lock:
-            self._seq += 1
             sender = self._reply_to.get(request.reply_to)
             if sender is None or sender.closed:
                 sender = self._reply_to[request.reply_to] = self.router.sender_to(request.reply_to)
-            self._send_to(sender, (codec.REPLY, topic, self.name, self._seq, _now_ns(), None, body))
+            self._send_to(sender, self._envelope(codec.REPLY, topic, body))
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
-        body = codec.payload_dict(envelope)
+        body = self.decoders.payload_dict(envelope)
         with self._replies:
             request_id = body.get("id")
             if request_id in self._pending and self._pending[request_id] is None:
@@ -571,16 +664,20 @@ class Node:
     def closed(self) -> bool:
         return self._closing or self.inbox.closed
 
+    def wake(self) -> None:
+        """Wake the thread blocked reading this node's inbox (it re-checks why it reads)."""
+        try:
+            self.router.sender_to(self.inbox.name).send(
+                codec.encode_plain(codec.CONTROL, "wake", self.name, {}))
+        except errors.EtherError:
+            pass
+
     def close(self) -> None:
         """Stop every waiter, then free the inbox - only once no thread is inside it."""
         self._closing = True
         with self._replies:
             self._replies.notify_all()  # followers see _closing at once
-        try:  # wake a reader blocked in the ring
-            self.router.sender_to(self.inbox.name).send(
-                codec.encode(codec.CONTROL, "wake", self.name, 0, None, {}))
-        except errors.EtherError:
-            pass
+        self.wake()
         if self._consumer.acquire(timeout=CLOSE_TIMEOUT_S):
             try:
                 with self._send_lock:
@@ -588,8 +685,6 @@ class Node:
                     if self._arena is not None:
                         self._arena.close()
                         self._arena = None
-                    if codec.publisher is self:
-                        codec.publisher = None
                 self.inbox.close()
             finally:
                 self._consumer.release()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from .. import _errors as errors
+from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S
+from ._topics import matches
 
 log = logging.getLogger("Ether")
 
@@ -40,7 +42,7 @@ class Router:
                 self._subscriptions = d.subscriptions()
         route, seen = [], set()
         for sub in self._subscriptions:
-            if sub.topic != topic or sub.inbox_token in seen:
+            if sub.inbox_token in seen or (sub.topic != topic and not matches(sub.topic, topic)):
                 continue
             seen.add(sub.inbox_token)
             key = (sub.inbox_token, sub.policy, sub.timeout)
@@ -54,7 +56,7 @@ class Router:
             route.append(sender)
         return tuple(route)
 
-    def sender_to(self, inbox: str, policy: str = "block", timeout: float = 5.0):
+    def sender_to(self, inbox: str, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S):
         """A cached sender to a named inbox (control messages, replies)."""
         key = (inbox, policy, timeout)
         sender = self._senders.get(key)

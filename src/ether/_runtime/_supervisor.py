@@ -22,7 +22,7 @@ from typing import Any
 
 from .._node import _codec as codec
 from .. import _errors as errors
-from . import _child as _instance
+from . import _child
 from .._node._node import Node
 from .._core._session import Session
 
@@ -92,8 +92,8 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
-            from .._core import _arena
-            _arena.check_configured_space()  # before anything starts
+            from .._core import _arena_writer
+            _arena_writer.check_configured_space()  # before anything starts
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -108,11 +108,11 @@ class Supervisor:
             self._cond = self.node.condition
             ctx = _context()
             for name, inst in self.config.instances.items():
-                spec = _instance.LaunchSpec(
+                spec = _child.LaunchSpec(
                     session=sid, name=self._instance_name(name, inst), class_path=inst.class_path,
                     args=tuple(inst.args), kwargs=inst.class_kwargs(), sys_path=tuple(search_path),
                     cwd=os.getcwd(), main_inbox=MAIN_INBOX, registry=registry)
-                process = ctx.Process(target=_instance.run, args=(spec,), name=f"ether:{spec.name}")
+                process = ctx.Process(target=_child.run, args=(spec,), name=f"ether:{spec.name}")
                 process.start()
                 self.processes[spec.name] = process
             # Threads only after the forks: a forked child gets no copy of them.
@@ -176,13 +176,13 @@ class Supervisor:
             with self.session._directory as d:
                 if d.remove_named(name):
                     log.warning("instance %r exited; its topics and services are gone", name)
-            from .._core import _arena
-            _arena.remove_dead_arenas(self.session)  # its arena, if it published arrays
+            from .._core import _arena_writer
+            _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
             pass
 
     def _on_control(self, envelope: codec.Envelope) -> None:
-        body = codec.payload_dict(envelope)
+        body = self.node.decoders.payload_dict(envelope)
         with self._cond:
             self._replies[(envelope.topic, body.get("request"), body.get("instance"))] = body
             self._cond.notify_all()

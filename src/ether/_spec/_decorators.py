@@ -8,20 +8,15 @@ All work with or without parentheses and stack in any order.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Callable
+
+from .._node._delivery import (DEFAULT_DELIVERY, DEFAULT_POLICY, DEFAULT_TIMEOUT_S, POLICIES,  # noqa: F401
+                               check_delivery, describe_delivery)
+from .._node._topics import check_topic
 
 SPEC_ATTR = "__ether__"
 LIFECYCLE = ("init", "cleanup", "save_all", "shutdown")
 
-#: What a publisher does when a subscriber's inbox is full: "block" waits up to the
-#: timeout, then raises InboxFull; "drop" skips that subscriber and counts the drop.
-POLICIES = ("block", "drop")
-DEFAULT_POLICY = "block"
-DEFAULT_TIMEOUT_S = 5.0
-#: The session directory keeps a subscription's timeout in 32-bit milliseconds.
-MAX_TIMEOUT_S = (2 ** 32 - 1) / 1000
-DEFAULT_DELIVERY = (DEFAULT_POLICY, DEFAULT_TIMEOUT_S)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,24 +67,6 @@ def _attach(func, service: str | None = None, **extend) -> Callable:
     return func
 
 
-def check_delivery(policy, timeout, where: str) -> tuple[str, float]:
-    """Validate a subscription's policy and block timeout; return them normalised
-    (a drop subscription never waits, so its timeout is the default)."""
-    if not isinstance(policy, str):
-        raise TypeError(f"{where}: policy must be one of {', '.join(map(repr, POLICIES))}, "
-                        f"not {type(policy).__name__} {policy!r}")
-    if policy not in POLICIES:
-        raise ValueError(f"{where}: policy must be one of {', '.join(map(repr, POLICIES))}, "
-                         f"not {policy!r}")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError(f"{where}: timeout must be a number of seconds, not "
-                        f"{type(timeout).__name__} {timeout!r}")
-    if not (0 < timeout <= MAX_TIMEOUT_S) or math.isnan(timeout):
-        raise ValueError(f"{where}: timeout must be a finite number of seconds > 0 "
-                         f"(at most {MAX_TIMEOUT_S:g}), not {timeout!r}")
-    return (policy, float(timeout)) if policy == "block" else (policy, DEFAULT_TIMEOUT_S)
-
-
 def _subscribe(f, topic=None, policy=DEFAULT_POLICY, timeout=DEFAULT_TIMEOUT_S) -> Callable:
     where = f"ether_sub on {getattr(f, '__qualname__', f)}"
     delivery = check_delivery(policy, timeout, where)
@@ -105,11 +82,6 @@ def _subscribe(f, topic=None, policy=DEFAULT_POLICY, timeout=DEFAULT_TIMEOUT_S) 
     return f
 
 
-def describe_delivery(delivery: tuple[str, float]) -> str:
-    policy, timeout = delivery
-    return f"policy='block', timeout={timeout:g}" if policy == "block" else "policy='drop'"
-
-
 def describe_topic(topic: str | None) -> str:
     return repr(topic) if topic is not None else "the default topic"
 
@@ -117,6 +89,8 @@ def describe_topic(topic: str | None) -> str:
 def _check_topic(name: str, topic) -> None:
     if topic is not None and (not isinstance(topic, str) or not topic or topic != topic.strip()):
         raise TypeError(f"{name}(): topic must be a non-empty str without surrounding spaces, not {topic!r}")
+    if topic is not None:  # reserved names; a subscription may be a pattern
+        check_topic(topic, f"{name}()", pattern=name == "ether_sub")
 
 
 def _decorator(name: str, allowed: tuple[str, ...], apply: Callable[..., Callable], doc: str):

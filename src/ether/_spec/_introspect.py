@@ -15,13 +15,18 @@ from typing import Any, Callable
 
 import msgspec
 
-from .._node import _codec as codec
 from .. import _errors as errors
-from ._decorators import DEFAULT_DELIVERY, LIFECYCLE, describe_delivery, spec_of
+from .._errors import MalformedMessage, ValidationFailed
+from .._node import _codec as codec
+from .._node._delivery import DEFAULT_DELIVERY, describe_delivery
+from .._node._topics import default_topic
+from ._decorators import LIFECYCLE, spec_of
 
+__all__ = ["Handler", "Service", "ClassSpec", "introspect", "argument_decoder", "message_of",
+           "ValidationFailed"]
 
-class ValidationFailed(errors.EtherError, ValueError):
-    """A message did not fit the handler's parameters."""
+# Without a session's reader: inline arrays decode, arena handles are refused.
+_INLINE_ONLY = codec.make_ext_hook(None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -30,9 +35,16 @@ class Handler:
     method: str                               # attribute name on the class
     topics: tuple[str, ...]
     pubs: tuple[str, ...]                     # where its result goes, if anywhere
-    arguments: Callable[[Any], dict]          # payload (bytes / Raw) -> kwargs
+    arguments: Callable[[Any], dict]          # payload (bytes / Raw) -> kwargs (inline arrays only)
     # topic -> (policy, timeout) where not the default (block, 5 s)
     delivery: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    func: Callable | None = None              # the function, for decoders bound to a session
+    where: str = ""
+
+    def bind_arguments(self, ext_hook) -> Callable[[Any], dict]:
+        """The decoder of this handler's arguments whose arrays come through ext_hook
+        (a session's arena reader)."""
+        return argument_decoder(self.func, self.where, ext_hook)
 
     def delivery_of(self, topic: str) -> tuple[str, float]:
         """(policy, timeout) of this handler's subscription to topic."""
@@ -45,6 +57,11 @@ class Service:
     method: str
     kind: str                                 # "get", "save" or "sync"
     arguments: Callable[[Any], dict]
+    func: Callable | None = None
+    where: str = ""
+
+    def bind_arguments(self, ext_hook) -> Callable[[Any], dict]:
+        return argument_decoder(self.func, self.where, ext_hook)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,10 +82,6 @@ class ClassSpec:
         return list(seen)
 
 
-def default_topic(cls_name: str, method: str) -> str:
-    return f"{cls_name}.{method}"
-
-
 def introspect(cls: type) -> ClassSpec:
     """Read the Ether annotations of cls (including inherited methods)."""
     handlers, pubs, services = [], {}, []
@@ -84,16 +97,18 @@ def introspect(cls: type) -> ClassSpec:
             topics = tuple(dict.fromkeys(resolve(t) for t in spec.subs))
             delivery = {resolve(t): spec.delivery_of(t) for t in spec.subs
                         if spec.delivery_of(t) != DEFAULT_DELIVERY}
-            handlers.append(Handler(name, topics, out, argument_decoder(func, f"{cls.__name__}.{name}"),
-                                    delivery))
+            where = f"{cls.__name__}.{name}"
+            handlers.append(Handler(name, topics, out, argument_decoder(func, where), delivery,
+                                    func, where))
         for kind in spec.lifecycle:
             lifecycle[kind].append(name)
         if spec.service or spec.syncs:
-            arguments = argument_decoder(func, f"{cls.__name__}.{name}")
+            where = f"{cls.__name__}.{name}"
+            arguments = argument_decoder(func, where)
             if spec.service:
-                services.append(Service(name, spec.service, arguments))
+                services.append(Service(name, spec.service, arguments, func, where))
             for topic in spec.syncs:
-                syncs.setdefault(topic, []).append(Service(name, "sync", arguments))
+                syncs.setdefault(topic, []).append(Service(name, "sync", arguments, func, where))
     _check_delivery(cls.__name__, handlers)
     return ClassSpec(cls.__name__, tuple(handlers), pubs,
                      {k: tuple(v) for k, v in lifecycle.items()}, tuple(services),
@@ -139,8 +154,10 @@ def _field(name: str, annotation, default):
     return (name, annotation, default)
 
 
-def argument_decoder(func, where: str) -> Callable[[Any], dict]:
-    """A function turning a MessagePack payload (a map) into func's keyword arguments."""
+def argument_decoder(func, where: str, ext_hook=None) -> Callable[[Any], dict]:
+    """A function turning a MessagePack payload (a map) into func's keyword arguments;
+    arrays in it decode through ext_hook (default: inline arrays only)."""
+    ext_hook = ext_hook or _INLINE_ONLY
     try:
         hints = typing.get_type_hints(func)
     except Exception:  # unresolvable forward references: validate nothing rather than fail
@@ -169,10 +186,10 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
             annotation = Any  # a type msgspec cannot check: accept any value for this field
         fields.append(_field(p.name, annotation, p.default))
     struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
-    decoder = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=codec.ext_hook)
+    decoder = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=ext_hook)
     decode = decoder.decode
     asdict = msgspec.structs.asdict
-    loose = msgspec.msgpack.Decoder(dict, ext_hook=codec.ext_hook).decode if takes_kwargs else None
+    loose = msgspec.msgpack.Decoder(dict, ext_hook=ext_hook).decode if takes_kwargs else None
     names = frozenset(f[0] for f in fields)
 
     def arguments(payload) -> dict:
@@ -191,7 +208,7 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
                         kwargs[key] = value
         except msgspec.ValidationError as exc:
             raise ValidationFailed(_describe(exc)) from None
-        except (msgspec.DecodeError, codec.MalformedMessage) as exc:
+        except (msgspec.DecodeError, MalformedMessage) as exc:
             raise ValidationFailed(f"malformed message ({exc})") from None
         except ValueError as exc:  # pydantic's ValidationError
             raise ValidationFailed(str(exc).replace("\n", "; ")) from None
@@ -213,7 +230,7 @@ def argument_decoder(func, where: str) -> Callable[[Any], dict]:
                 return args
             except msgspec.ValidationError as exc:
                 raise ValidationFailed(_describe(exc)) from None
-            except (msgspec.DecodeError, codec.MalformedMessage) as exc:
+            except (msgspec.DecodeError, MalformedMessage) as exc:
                 raise ValidationFailed(f"malformed message ({exc})") from None
 
         arguments.positional = positional

@@ -1,18 +1,17 @@
-"""The array arena: shared-memory blocks in which large arrays travel by handle.
+"""The array arena's owner side: shared-memory blocks in which large arrays
+travel by handle.
 
 One arena per publishing process, created on its first large array or loan. The
 layout, the allocator (recently freed blocks first, then first fit; freeing is
 announced by holders) and the memory order are in csrc/ether_arena.h; the why is
 in docs/design/arena.md.
 
-Writer (the owner): allocates under the node's send lock, copies arrays in,
-lends blocks (ether.empty), and clears the bits of holders that died.
-Reader (every process): turns handles into read-only views and clears its bit
-when the last view of a block in this process dies.
+The Writer allocates under the node's send lock, copies arrays in, lends blocks
+(ether.empty), and clears the bits of holders that died. Every process's side,
+turning handles into views, is _arena_reader.py.
 """
 from __future__ import annotations
 
-import errno
 import math
 import os
 import struct
@@ -20,28 +19,16 @@ import threading
 import time
 import weakref
 
-from .._node import _codec as codec
 from .. import _errors as errors
+from .._errors import ArenaFull
+from . import _arena_handle as handle
 from . import _names as names
 from . import _segment as segment
-from ._ring import ffi, lib
+from ._arena_c import BLOCKS_OFFSET, HOLDERS, MAX_BLOCKS, NO_ENTRY, OK, TOO_LARGE, ffi, lib, view_struct
+from ._dtypes import loanable, np, plain_dtypes
 
-HOLDERS = 64                               # holder bits per block (processes)
-BLOCKS_OFFSET = lib.ETHER_ARENA_BLOCKS_AT  # where the block table starts
-MAX_BLOCKS = lib.ETHER_ARENA_MAX_BLOCKS
 SWEEP_INTERVAL_S = 0.5
 LOAN_TIMEOUT_S = 5.0  # a loan waits for room like a publish to a block subscriber
-# ether_arena.h's results
-_OK, _NO_ENTRY, _TOO_LARGE, _STALE = 0, -2, -3, -5
-
-
-class ArenaFull(errors.EtherError):
-    """No room in the publisher's arena for an array."""
-
-
-class Dropped(ArenaFull):
-    """The arena is full and every receiver's policy is drop: the message is dropped
-    (and counted) instead of waited for. Internal to publishing."""
 
 
 def arena_bytes() -> int:
@@ -73,54 +60,6 @@ def inline_limit() -> int:
     return int(raw) if raw.isdigit() else 64 << 10
 
 
-_numpy = None
-
-
-def _np():
-    global _numpy
-    if _numpy is None:
-        import numpy
-        _numpy = numpy
-    return _numpy
-
-
-_plain_dtypes: dict = {}  # dtype specs seen in handles and loans -> their dtype
-
-
-def _plain_dtype(spec):
-    """The dtype of a handle or a loan: numeric or bool, never object or structured
-    (cached: the hot paths see a handful of dtypes)."""
-    try:
-        dtype = _np().dtype(spec)
-    except (TypeError, ValueError):
-        raise errors.EtherError(f"a malformed array handle (dtype {spec!r})") from None
-    if dtype.hasobject or dtype.fields is not None or not dtype.itemsize:
-        raise errors.EtherError(f"an array handle of dtype {dtype} (only numeric and bool arrays travel)")
-    try:
-        if len(_plain_dtypes) < 256:
-            _plain_dtypes[spec] = dtype
-    except TypeError:  # an unhashable spec
-        pass
-    return dtype
-
-
-def _loanable(spec):
-    """The dtype of a loan: numeric or bool (cached with the handles' dtypes)."""
-    try:
-        return _plain_dtype(spec)
-    except errors.EtherError:
-        raise TypeError(f"cannot loan an array of dtype {spec!r}: use a numeric or bool dtype") from None
-
-
-def _view_struct(seg, base, bit: int):
-    """The C side of a process's mapping of an arena (ether_arena_view_t)."""
-    max_blocks, size, data_offset = struct.unpack_from("<IQQ", seg.map, 12)
-    view = ffi.new("ether_arena_view_t *")
-    view.base, view.size, view.data_offset = ffi.cast("uint8_t *", base), size, data_offset
-    view.max_blocks, view.bit = max_blocks, bit
-    return view
-
-
 PARALLEL_COPY_BYTES = 64 << 20  # copies this large are split over two cores
 
 
@@ -145,7 +84,7 @@ class _Copier:
         half = len(source) // 2
         self._jobs.put((destination[half:], source[half:]))
         try:
-            _np().copyto(destination[:half], source[:half])
+            np().copyto(destination[:half], source[:half])
         finally:
             error = self._done.get()  # always: a stale answer must not end the next copy
         if error is not None:
@@ -153,7 +92,7 @@ class _Copier:
 
     @staticmethod
     def _work(jobs, done) -> None:
-        copyto = _np().copyto
+        copyto = np().copyto
         while True:
             destination, source = jobs.get()
             try:
@@ -169,6 +108,7 @@ _COPIER = _Copier()
 class _Loan(weakref.ref):
     """A loaned array's weak reference; its callback gives the block back."""
     __slots__ = ("key", "block", "info", "ext")
+
 
 
 class Writer:
@@ -199,9 +139,9 @@ class Writer:
         self._last_sweep = time.monotonic()
         self._loans: dict[int, _Loan] = {}                    # id(array) -> its weak reference
         self._own_bits = self.holder_bits([session.token])
-        self._own = _view_struct(self._seg, self._base, self._own_bits.bit_length() - 1)
+        self._own = view_struct(self._seg, self._base, self._own_bits.bit_length() - 1)
         self._map = self._seg.map
-        _np()
+        np()
         self._end_loan = self._make_end_loan()
         self._closed = threading.Event()
         _WRITERS.add(self)
@@ -292,9 +232,9 @@ class Writer:
         alignment = 4096 if length >= (64 << 10) else 64
         grant = self._grant
         rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
-        if rc == _OK:  # (dead holders: the sweeper thread, or the sweep below when full)
+        if rc == OK:  # (dead holders: the sweeper thread, or the sweep below when full)
             return grant.block, grant.offset, grant.generation
-        if rc == _TOO_LARGE:
+        if rc == TOO_LARGE:
             raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
                             f"arena; raise ETHER_ARENA_BYTES (before tap)")
         deadline = time.monotonic() + timeout
@@ -304,12 +244,12 @@ class Writer:
                 self.sweep()  # a holder may have died holding blocks
                 swept = True
             rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
-            if rc == _OK:
+            if rc == OK:
                 return grant.block, grant.offset, grant.generation
             left = deadline - time.monotonic()
             if left <= 0:
                 blocks, held = self._held()
-                room = (f"all {MAX_BLOCKS} blocks in use" if rc == _NO_ENTRY else
+                room = (f"all {MAX_BLOCKS} blocks in use" if rc == NO_ENTRY else
                         f"no room for a {length}-byte array") + \
                     f" in the {self.data_size}-byte arena of session {self._session.name!r}"
                 raise ArenaFull(
@@ -330,12 +270,12 @@ class Writer:
         non-contiguous input contiguous)."""
         nbytes = array.nbytes
         block, start, generation = self.allocate(nbytes, holders, timeout)
-        destination = _np().frombuffer(self._seg.map, dtype=array.dtype, count=array.size,
+        destination = np().frombuffer(self._seg.map, dtype=array.dtype, count=array.size,
                                        offset=self.data_offset + start).reshape(array.shape)
         if nbytes >= PARALLEL_COPY_BYTES and array.ndim and len(array) > 1 and _COPIER.usable():
             _COPIER.copy(destination, array)
         else:
-            _np().copyto(destination, array)
+            np().copyto(destination, array)
         return block, start, generation
 
     # ---- loans ----
@@ -344,15 +284,15 @@ class Writer:
         """A writable array in a block held by this process until the array dies.
         A full arena waits up to `timeout` seconds for room."""
         try:
-            dtype = _plain_dtypes[dtype]
+            dtype = plain_dtypes[dtype]
         except (KeyError, TypeError):  # new, or unhashable (a structured spec)
-            dtype = _loanable(dtype)
+            dtype = loanable(dtype)
         if type(shape) is not tuple:
             shape = tuple(shape) if isinstance(shape, list) else (int(shape),)
         count = shape[0] if len(shape) == 1 else math.prod(shape)
         nbytes = count * dtype.itemsize
         block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
-        array = anchor = _numpy.frombuffer(self._map, dtype=dtype, count=count,
+        array = anchor = np().frombuffer(self._map, dtype=dtype, count=count,
                                            offset=self.data_offset + start)
         if len(shape) != 1:
             array = array.reshape(shape)  # its base: the 1-d array, which the loan tracks
@@ -396,10 +336,10 @@ class Writer:
         if array.dtype is dtype and array.shape == shape:  # the whole loan, as lent
             ext = ref.ext
             if ext is None:
-                ext = ref.ext = codec.arena_ext(self.token, block, generation, start, array)
+                ext = ref.ext = handle.encode(self.token, block, generation, start, array)
             return block, generation, ext
         offset = array.__array_interface__["data"][0] - ref().__array_interface__["data"][0]
-        return block, generation, codec.arena_ext(self.token, block, generation, start + offset, array)
+        return block, generation, handle.encode(self.token, block, generation, start + offset, array)
 
     def _make_end_loan(self):
         loans, own, release = self._loans, self._own, lib.ether_arena_release
@@ -424,139 +364,7 @@ class Writer:
         self._closed.set()
 
 
-class _Hold(weakref.ref):
-    """A received view's weak reference; its death counts the view out."""
-    __slots__ = ("arena", "block", "generation")
-
-
-class _Mapped:
-    """A process's mapping of one publisher's arena, and its C reader."""
-    __slots__ = ("seg", "base", "reader", "data", "__weakref__")
-
-    def __init__(self, seg, token: int):
-        self.seg = seg
-        self.base = ffi.from_buffer(seg.map, require_writable=True)
-        error = ffi.new("int *")
-        reader = lib.ether_arena_reader_open(self.base, seg.size, token, error)
-        if reader == ffi.NULL:
-            if error[0] == _STALE:
-                raise errors.EtherError(f"an array handle of {seg.name} arrived, but this process "
-                                        f"holds no bit there")
-            raise errors.SegmentError(errno.EINVAL, f"{seg.name} is not an Ether arena of this version")
-        self.reader = ffi.gc(reader, lib.ether_arena_reader_close)
-        # Views are made from a read-only window on the data area: they are born read-only.
-        self.data = memoryview(seg.map).toreadonly()[lib.ether_arena_reader_data_offset(reader):]
-
-
-class Reader:
-    """Every process's side: turn handles into read-only views, and give the block
-    back when the last view of it in this process dies (the count is in C)."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._session = None
-        self._arenas: dict[int, _Mapped] = {}
-        self._holds: dict[int, _Hold] = {}     # keeps the weak references (and callbacks) alive
-        self._drop = self._make_drop()
-
-    def join(self, session) -> None:
-        with self._lock:
-            if self._session is not session:
-                self._session = session
-                self._arenas = {}
-
-    def _arena(self, token: int) -> _Mapped:
-        with self._lock:
-            mapped = self._arenas.get(token)
-            if mapped is not None:
-                return mapped
-            session = self._session
-            if session is None:
-                raise errors.EtherError("an array handle arrived in a process that is not in a session")
-            name = names.arena_segment(session.name, token)
-            try:
-                seg = segment.Segment.open(name, what="array arena", min_size=BLOCKS_OFFSET)
-            except FileNotFoundError:
-                raise errors.EtherError(f"the arena {name} of an array handle is gone") from None
-            try:
-                mapped = _Mapped(seg, session.token)
-            except BaseException:
-                seg.close()
-                raise
-            self._arenas[token] = mapped
-            return mapped
-
-    def view(self, token: int, block: int, generation: int, offset: int, length: int,
-             dtype: str, shape: list[int]):
-        arena = self._arenas.get(token) or self._arena(token)
-        dtype = _plain_dtypes.get(dtype) or _plain_dtype(dtype)
-        itemsize = dtype.itemsize
-        if length % itemsize:
-            raise errors.EtherError(f"a malformed array handle ({length} bytes of {dtype})")
-        rc = lib.ether_arena_acquire(arena.reader, block, generation, offset, length)
-        if rc:
-            if rc == _STALE:
-                raise errors.EtherError("a stale array handle (its block was reused)")
-            raise errors.EtherError(f"array handle out of bounds (block {block}, {length} bytes)")
-        try:
-            anchor = _numpy.frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
-        except BaseException:
-            lib.ether_arena_unhold(arena.reader, block, generation)
-            raise
-        # The anchor is the base of every view derived from the array; the hold
-        # keeps the arena's mapping (and its C reader) alive until it counted out.
-        hold = _Hold(anchor, self._drop)
-        hold.arena, hold.block, hold.generation = arena, block, generation
-        self._holds[id(hold)] = hold
-        if len(shape) == 1 and shape[0] * itemsize == length:
-            return anchor
-        return anchor.reshape(shape)  # a shape that does not match raises ValueError
-
-    def hold(self, holds) -> list:
-        """Hold the blocks a message carries (its envelope lists them) while its
-        handlers run, whether or not they decode the arrays; returns what to give
-        to `release`. A block that cannot be held is left to the handlers' errors."""
-        held = []
-        for token, block, generation in holds:
-            arena = self._arenas.get(token)
-            if arena is None:
-                try:
-                    arena = self._arena(token)
-                except errors.EtherError:
-                    continue
-            if not lib.ether_arena_acquire(arena.reader, block, generation, 0, 0):
-                held.append((arena, block, generation))  # the arena: it keeps the mapping
-        return held
-
-    @staticmethod
-    def release(held, unhold=lib.ether_arena_unhold) -> None:
-        for arena, block, generation in held:
-            unhold(arena.reader, block, generation)
-
-    def _forget(self) -> None:
-        """In a forked child: the views' holds are the parent's (same bit, same
-        counts). Dropping the weak references means no callback releases them; the
-        C readers are kept, never freed, in case the parent held their mutexes."""
-        _GRAVEYARD.extend(self._arenas.values())
-        self._holds.clear()
-        self._arenas = {}
-        self._lock = threading.Lock()
-        self._session = None
-
-    def _make_drop(self):
-        holds, unhold = self._holds, lib.ether_arena_unhold
-
-        def drop(hold) -> None:
-            holds.pop(id(hold), None)
-            unhold(hold.arena.reader, hold.block, hold.generation)
-
-        return drop
-
-
-READER = Reader()
-codec.view_array = READER.view
 _WRITERS: weakref.WeakSet = weakref.WeakSet()
-_GRAVEYARD: list = []
 
 
 def remove_dead_arenas(session) -> list[str]:
@@ -583,7 +391,6 @@ def remove_dead_arenas(session) -> list[str]:
 
 
 def _after_fork_in_child() -> None:
-    READER._forget()
     for writer in list(_WRITERS):
         writer._forget()
 

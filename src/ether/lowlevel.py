@@ -1,0 +1,48 @@
+"""The extension API: what power users, and Ether's own bridge, recorder, CLI
+and monitor, build on. Everything here is public and stable in the way the
+facade is; nothing outside `ether`, `ether.lowlevel` and `ether.config` is.
+
+Transport (one host, shared memory):
+    Session, Inbox, Sender, Claim, InboxStatistics, SenderStatistics,
+    remove_stale_sessions, list_sessions, inspect
+A process's presence in a session:
+    Client (the message verbs; Client.attach joins a running session),
+    Node (publish, forward, subscribe by topic or pattern, requests),
+    Envelope, MessageId, Origin, Delivery, WIRE_VERSION
+Topics:
+    default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
+    RESERVED_PREFIXES
+
+Importing this module loads the transport (Linux only).
+"""
+from ._client import Client as Client
+from ._core._inbox import Inbox as Inbox
+from ._core._inbox import InboxStatistics as InboxStatistics
+from ._core._inspect import inspect as inspect
+from ._core._inspect import list_sessions as list_sessions
+from ._core._sender import Claim as Claim
+from ._core._sender import Sender as Sender
+from ._core._sender import SenderStatistics as SenderStatistics
+from ._core._session import Session as Session
+from ._core._session import remove_stale_sessions as remove_stale_sessions
+from ._node._codec import WIRE_VERSION as WIRE_VERSION
+from ._node._codec import Envelope as Envelope
+from ._node._codec import MessageId as MessageId
+from ._node._codec import Origin as Origin
+from ._node._delivery import Delivery as Delivery
+from ._node._node import Node as Node
+from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
+from ._node._topics import check_topic as check_topic
+from ._node._topics import default_topic as default_topic
+from ._node._topics import is_pattern as is_pattern
+from ._node._topics import matches as matches
+from ._node._topics import service_topic as service_topic
+from ._node._topics import sync_topic as sync_topic
+
+__all__ = [
+    "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
+    "remove_stale_sessions", "list_sessions", "inspect",
+    "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
+    "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
+    "RESERVED_PREFIXES",
+]
