@@ -137,24 +137,34 @@ class Client:
     # ---- subscribing ----
 
     def subscribe(self, topic: str, handler: Callable[[dict], Any], *,
-                  policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S) -> Callable[[], None]:
+                  policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S,
+                  envelopes: bool = False) -> Callable[[], None]:
         """Call handler(message_dict) for each message on topic (or on every topic a
         pattern such as "sensors/*" matches), in a background thread of this
         process. Returns a function that unsubscribes.
 
         When this process's inbox is full, a publisher waits up to `timeout` seconds
         and then raises InboxFull (policy="block"), or drops the message for this
-        process and counts the drop in its statistics() (policy="drop")."""
+        process and counts the drop in its statistics() (policy="drop").
+
+        envelopes=True (for extensions: recorders, bridges, monitors): handler gets
+        the Envelope itself (sender, seq, cause, trace, origin, undecoded payload)
+        and runs in the thread that reads the inbox, so it must be quick; arena
+        arrays in the message are held only while it runs (node.inline_payload
+        copies them out)."""
         delivery = check_delivery(policy, timeout, f"ether.subscribe({topic!r})")
         check_topic(topic, "ether.subscribe", pattern=True)
         node = self.node
-        callbacks = self._callback_queue()
-        payload_dict = node.decoders.payload_dict
+        if envelopes:
+            on_message = handler
+        else:
+            callbacks = self._callback_queue()
+            payload_dict = node.decoders.payload_dict
 
-        def on_message(envelope: codec.Envelope) -> None:
-            # Decoded here, while the message's arrays are held; run elsewhere:
-            # never run user code in the reader.
-            callbacks.put((handler, envelope.topic, payload_dict(envelope)))
+            def on_message(envelope: codec.Envelope) -> None:
+                # Decoded here, while the message's arrays are held; run elsewhere:
+                # never run user code in the reader.
+                callbacks.put((handler, envelope.topic, payload_dict(envelope)))
 
         _add_handler(node, topic, on_message, delivery, "ether.subscribe")
         if self._start_reader is not None:
