@@ -9,14 +9,14 @@ import os
 import struct
 import time
 
-import ether
+from ether.lowlevel import Session
 
 READING = struct.Struct("<Qd")  # sequence number, value
 COUNT = 1_000_000
 
 
 def produce(session_name: str, ready) -> None:
-    with ether.Session.open(session_name) as session, session.connect("readings") as tx:
+    with Session.open(session_name) as session, session.connect("readings") as tx:
         ready.set()
         batch = []
         for seq in range(COUNT):
@@ -29,7 +29,7 @@ def produce(session_name: str, ready) -> None:
 
 
 def main() -> None:
-    with ether.Session.create() as session:
+    with Session.create() as session:
         inbox = session.create_inbox("readings", capacity=1 << 20, max_length=64)
         print(f"main[pid {os.getpid()}]: session {session.name!r}, inbox 'readings' ready")
         ready = multiprocessing.get_context("spawn").Event()
