@@ -97,3 +97,24 @@ def test_published_results_must_be_maps():
     assert message_of({"a": 1}) == {"a": 1}
     with pytest.raises(TypeError, match="must be a dict, a msgspec Struct, a pydantic model"):
         message_of(5)
+
+
+def test_the_first_parameter_of_a_method_is_the_instance_whatever_its_name():
+    # The seed README's sync example: `def set_state(config)` inside a class.
+    from ether import ether_sync
+
+    class Rig:
+        @ether_sync(topic="prepare_trial")
+        def set_state(config, speed: int = 1):
+            return speed
+
+        @staticmethod
+        @ether_sub(topic="t")
+        def plain(value: int):
+            return value
+
+    spec = introspect(Rig)
+    (service,) = spec.syncs["prepare_trial"]
+    assert service.arguments(msgspec.msgpack.encode({"speed": 3})) == {"speed": 3}
+    (handler,) = spec.handlers
+    assert handler.arguments(msgspec.msgpack.encode({"value": 4})) == {"value": 4}

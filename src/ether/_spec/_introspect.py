@@ -40,11 +40,12 @@ class Handler:
     delivery: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
     func: Callable | None = None              # the function, for decoders bound to a session
     where: str = ""
+    bound: bool = True                        # its first parameter is the instance
 
     def bind_arguments(self, ext_hook) -> Callable[[Any], dict]:
         """The decoder of this handler's arguments whose arrays come through ext_hook
         (a session's arena reader)."""
-        return argument_decoder(self.func, self.where, ext_hook)
+        return argument_decoder(self.func, self.where, ext_hook, bound=self.bound)
 
     def delivery_of(self, topic: str) -> tuple[str, float]:
         """(policy, timeout) of this handler's subscription to topic."""
@@ -59,9 +60,10 @@ class Service:
     arguments: Callable[[Any], dict]
     func: Callable | None = None
     where: str = ""
+    bound: bool = True
 
     def bind_arguments(self, ext_hook) -> Callable[[Any], dict]:
-        return argument_decoder(self.func, self.where, ext_hook)
+        return argument_decoder(self.func, self.where, ext_hook, bound=self.bound)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -87,7 +89,7 @@ def introspect(cls: type) -> ClassSpec:
     handlers, pubs, services = [], {}, []
     syncs: dict[str, list[Service]] = {}
     lifecycle: dict[str, list[str]] = {k: [] for k in LIFECYCLE}
-    for name, func in _annotated_functions(cls):
+    for name, func, bound in _annotated_functions(cls):
         spec = spec_of(func)
         resolve = lambda t: t if t is not None else default_topic(cls.__name__, name)  # noqa: E731
         out = tuple(dict.fromkeys(resolve(t) for t in spec.pubs))
@@ -98,17 +100,17 @@ def introspect(cls: type) -> ClassSpec:
             delivery = {resolve(t): spec.delivery_of(t) for t in spec.subs
                         if spec.delivery_of(t) != DEFAULT_DELIVERY}
             where = f"{cls.__name__}.{name}"
-            handlers.append(Handler(name, topics, out, argument_decoder(func, where), delivery,
-                                    func, where))
+            handlers.append(Handler(name, topics, out, argument_decoder(func, where, bound=bound),
+                                    delivery, func, where, bound))
         for kind in spec.lifecycle:
             lifecycle[kind].append(name)
         if spec.service or spec.syncs:
             where = f"{cls.__name__}.{name}"
-            arguments = argument_decoder(func, where)
+            arguments = argument_decoder(func, where, bound=bound)
             if spec.service:
-                services.append(Service(name, spec.service, arguments, func, where))
+                services.append(Service(name, spec.service, arguments, func, where, bound))
             for topic in spec.syncs:
-                syncs.setdefault(topic, []).append(Service(name, "sync", arguments, func, where))
+                syncs.setdefault(topic, []).append(Service(name, "sync", arguments, func, where, bound))
     _check_delivery(cls.__name__, handlers)
     return ClassSpec(cls.__name__, tuple(handlers), pubs,
                      {k: tuple(v) for k, v in lifecycle.items()}, tuple(services),
@@ -139,7 +141,9 @@ def _annotated_functions(cls: type):
             seen.add(name)
             func = value.__func__ if isinstance(value, (staticmethod, classmethod)) else value
             if callable(func) and spec_of(func) is not None:
-                yield name, func
+                # Python binds a method's first parameter (the instance, or the class
+                # of a classmethod) whatever its name; a staticmethod has none.
+                yield name, func, not isinstance(value, staticmethod)
 
 
 def _is_pydantic_model(t) -> bool:
@@ -154,16 +158,19 @@ def _field(name: str, annotation, default):
     return (name, annotation, default)
 
 
-def argument_decoder(func, where: str, ext_hook=None) -> Callable[[Any], dict]:
+def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = None) -> Callable[[Any], dict]:
     """A function turning a MessagePack payload (a map) into func's keyword arguments;
-    arrays in it decode through ext_hook (default: inline arrays only)."""
+    arrays in it decode through ext_hook (default: inline arrays only). bound: the
+    first positional parameter is the instance (None: if it is named self or cls)."""
     ext_hook = ext_hook or _INLINE_ONLY
     try:
         hints = typing.get_type_hints(func)
     except Exception:  # unresolvable forward references: validate nothing rather than fail
         hints = {}
     params = list(inspect.signature(func).parameters.values())
-    if params and params[0].name in ("self", "cls"):
+    if bound is None:
+        bound = bool(params) and params[0].name in ("self", "cls")
+    if bound and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         params = params[1:]
     fields, models, arrays, takes_kwargs = [], {}, set(), False
     in_order = all(p.kind is p.POSITIONAL_OR_KEYWORD for p in params)
