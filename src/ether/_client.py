@@ -333,7 +333,7 @@ class Listener:
     def __init__(self, node, topic: str, timeout: float | None, delivery: Delivery = Delivery()):
         self._node, self._topic, self._timeout = node, topic, timeout
         self._box = box = queue.SimpleQueue()
-        payload_dict = node.decoders.payload_dict
+        payload_dict, report = node.decoders.payload_dict, node.rejections.report
 
         # Not a bound method: the node must not keep the listener alive (an abandoned
         # one unsubscribes when collected), and close() removes this very object.
@@ -341,7 +341,7 @@ class Listener:
             try:
                 box.put(payload_dict(envelope))
             except errors.MalformedMessage as exc:
-                log.error("listener of %r: %s", topic, exc)
+                report(envelope.topic, "malformed", str(exc), f"listener of {topic!r}: {exc}")
 
         self._on_message = on_message
         _add_handler(node, topic, on_message, delivery, "ether.listen")

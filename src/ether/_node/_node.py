@@ -31,6 +31,7 @@ from .._core._arena_writer import Writer, arena_bytes, inline_limit
 from .._errors import ArenaFull, Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
+from ._rejections import Rejections
 from ._router import Router
 from ._topics import is_pattern, matches
 
@@ -119,6 +120,7 @@ class Node:
         self._encode = self.encoder.encode
         self.decoders = codec.Decoders(reader.view)
         self._reader = reader
+        self.rejections = Rejections(name)   # what it could not take, counted and logged sparingly
         self._subscribe_lock = threading.Lock()
         self._local = _Handling()  # the message each thread is handling (lineage)
         self.running = False
@@ -438,15 +440,16 @@ class Node:
             try:
                 envelope = codec.decode(data)
             except MalformedMessage as exc:
-                log.error("%s: dropped a malformed message: %s", self.name, exc)
+                self.rejections.report("?", "malformed", str(exc), f"dropped a malformed message: {exc}")
                 continue
             try:
                 self._deliver(envelope)
-            except Exception:
+            except Exception as exc:
                 # One message never takes the loop (or the rest of its batch) down.
-                log.error("%s: a %s on %r could not be handled:\n%s", self.name,
-                          _KIND_NAMES.get(envelope.kind, "message"), envelope.topic,
-                          traceback.format_exc().rstrip())
+                self.rejections.report(
+                    envelope.topic, "not handled", f"{type(exc).__name__}: {exc}",
+                    f"a {_KIND_NAMES.get(envelope.kind, 'message')} on {envelope.topic!r} from "
+                    f"{envelope.sender!r} could not be handled:\n{traceback.format_exc().rstrip()}")
 
     def _deliver(self, envelope: codec.Envelope) -> None:
         holds = envelope.holds
@@ -481,7 +484,8 @@ class Node:
         elif kind == codec.REQUEST:
             service = self._services.get(envelope.topic)
             if service is None:
-                log.error("%s: request for %r, which it does not serve", self.name, envelope.topic)
+                self.rejections.report(envelope.topic, "unknown request", "",
+                                       f"request for {envelope.topic!r}, which it does not serve")
                 return
             local = self._local
             previous, local.current = local.current, envelope
@@ -675,6 +679,7 @@ class Node:
     def close(self) -> None:
         """Stop every waiter, then free the inbox - only once no thread is inside it."""
         self._closing = True
+        self.rejections.flush()
         with self._replies:
             self._replies.notify_all()  # followers see _closing at once
         self.wake()

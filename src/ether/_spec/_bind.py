@@ -57,7 +57,7 @@ def bind(obj: Any, spec: introspect.ClassSpec, node, instance: str) -> None:
         arguments = handler.bind_arguments(ext_hook)
         for topic in handler.topics:
             policy, timeout = handler.delivery_of(topic)
-            node.add_handler(topic, _handler(method, handler.method, arguments, topic, instance),
+            node.add_handler(topic, _handler(node, method, handler.method, arguments, topic, instance),
                              policy=policy, timeout=timeout)
     for service in spec.services:
         serve = _server(node, instance, [(getattr(obj, service.method), service.method,
@@ -101,24 +101,27 @@ def _server(node, instance: str, methods_: list, *, single: bool):
     return serve
 
 
-def _handler(method, name: str, arguments, topic: str, instance: str):
+def _handler(node, method, name: str, arguments, topic: str, instance: str):
     where = f"instance {instance!r}, {name}() on topic {topic!r}"
     # Plain fields come as a tuple in the signature's order (cheaper than keywords).
     positional = getattr(arguments, "positional", None)
     decode = positional or arguments
+    report = node.rejections.report
 
     def handle(envelope: codec.Envelope) -> None:
         try:
             args = decode(envelope.payload)
         except introspect.ValidationFailed as exc:
-            log.error("%s: message %s:%d rejected: %s", where, envelope.sender, envelope.seq, exc)
+            report(topic, "invalid", str(exc),
+                   f"{where}: message {envelope.sender}:{envelope.seq} rejected: {exc}")
             return
         try:
             if positional is not None:
                 method(*args)
             else:
                 method(**args)
-        except Exception:
-            log.error("%s: the handler raised:\n%s", where, traceback.format_exc().rstrip())
+        except Exception as exc:
+            report(topic, "handler raised", f"{type(exc).__name__}: {exc}",
+                   f"{where}: the handler raised:\n{traceback.format_exc().rstrip()}")
 
     return handle
