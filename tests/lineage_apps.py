@@ -49,3 +49,20 @@ class Frames:
     @ether_pub(topic="frames")
     def frame(self, i: int) -> dict:
         return {"i": i, "data": np.full(1 << 16, self.fill, dtype=np.float32)}
+
+
+class Big:
+    """Replies of any size a publish may have."""
+
+    @ether_get
+    def numbers(self, n: int) -> list:
+        return list(range(n))
+
+    @ether_get
+    def frame(self, mib: int) -> dict:
+        data = np.arange((mib << 20) // 4, dtype=np.float32)
+        return {"data": data, "sum": float(data.sum(dtype=np.float64))}
+
+    @ether_get
+    def blob(self, mib: int) -> bytes:
+        return b"z" * (mib << 20)

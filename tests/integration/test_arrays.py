@@ -76,9 +76,28 @@ def test_a_list_sent_for_an_array_parameter_is_coerced(echo3):
     assert np.array_equal(echo["frame"], [[1, 2], [3, 4]]) and echo["writeable"] is False
 
 
-def test_a_message_above_the_inbox_limit_names_the_topic_and_the_fix(echo3):
+def test_a_message_above_the_inbox_record_limit_travels_through_the_arena(echo3):
+    blob = bytes(range(256)) * 8000   # 2 MB: more than an inbox record (1 MiB)
+    with ether.listen("echoes", timeout=10) as echoes:
+        assert ether.pub({"frame": np.zeros(3), "extra": {"blob": blob}}, topic="frames") == 3
+        got = [next(echoes) for _ in range(3)]
+    assert all(g["extra"]["blob"] == blob for g in got)
+    assert len({g["pid"] for g in got}) == 3
+
+
+def test_a_message_larger_than_the_arena_names_the_topic_and_the_fix(monkeypatch):
     import ether as ether_pkg
-    with pytest.raises(ether_pkg.MessageTooLarge,
-                       match=r"a message on topic 'frames' is \d+ bytes; an inbox takes at most "
-                             r"1048576 per message. Set ETHER_MAX_MESSAGE_BYTES"):
-        ether.pub({"frame": np.zeros(3), "extra": {"blob": b"x" * 2_000_000}}, topic="frames")
+    monkeypatch.setenv("ETHER_ARENA_BYTES", str(4 << 20))
+    ether.tap(config={"instances": {"e0": {"class_path": "apps.ArrayEcho"}}})
+    sid = ether.session
+    try:
+        with pytest.raises(ether_pkg.ArenaFull,
+                           match=r"a message on topic 'frames' is \d+ bytes, more than an inbox record "
+                                 r"takes, and it does not fit the array arena: .*raise ETHER_ARENA_BYTES"):
+            ether.pub({"frame": np.zeros(3), "extra": {"blob": b"x" * (6 << 20)}}, topic="frames")
+        with ether.listen("echoes", timeout=10) as echoes:   # and the session goes on
+            ether.pub({"frame": np.ones(2), "extra": {}}, topic="frames")
+            assert np.array_equal(next(echoes)["frame"], [1, 1])
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []

@@ -5,7 +5,9 @@ payload is itself a map.
 
 version  WIRE_VERSION (1); a reader refuses any other
 kind     MESSAGE (pub/sub), CONTROL (between the main process and instances),
-         REQUEST or REPLY (services and sync)
+         REQUEST or REPLY (services and sync); | SPILLED when the payload is too
+         large for an inbox record and sits in the sender's arena instead, the
+         payload field holding its handle (a block of bytes)
 topic    str
 sender   the name of the publishing process or instance
 seq      the sender's 64-bit message counter, from 1
@@ -48,7 +50,7 @@ from .._core import _arena_handle
 from .._errors import MalformedMessage
 
 __all__ = [
-    "WIRE_VERSION", "MESSAGE", "CONTROL", "REQUEST", "REPLY", "ARRAY_EXT", "ARENA_EXT",
+    "WIRE_VERSION", "MESSAGE", "CONTROL", "REQUEST", "REPLY", "SPILLED", "ARRAY_EXT", "ARENA_EXT",
     "MessageId", "Origin", "Envelope", "Request", "Encoder", "Decoders",
     "decode", "request_of", "origin_of", "lineage", "encode_origin",
 ]
@@ -58,6 +60,9 @@ MESSAGE = 0
 CONTROL = 1
 REQUEST = 2
 REPLY = 3
+# A flag on kind: the payload is an ARENA_EXT handle to a block of bytes in the
+# sender's arena holding the real payload (a message larger than an inbox record).
+SPILLED = 0x10
 KIND_NAMES = {MESSAGE: "message", CONTROL: "control message", REQUEST: "request", REPLY: "reply"}
 
 ARRAY_EXT = 1
@@ -269,6 +274,18 @@ class Decoders:
 
 
 _decode = msgspec.msgpack.Decoder(Envelope).decode
+_decode_spill = msgspec.msgpack.Decoder(msgspec.msgpack.Ext).decode
+
+
+def spilled_handle(envelope: Envelope) -> tuple:
+    """The arena handle (see _core/_arena_handle.py) of a SPILLED envelope's payload."""
+    try:
+        ext = _decode_spill(envelope.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"topic {envelope.topic!r}: malformed spilled payload ({exc})") from None
+    if ext.code != ARENA_EXT:
+        raise MalformedMessage(f"topic {envelope.topic!r}: a spilled payload of extension type {ext.code}")
+    return _arena_handle.decode(ext.data)
 
 
 def decode(data) -> Envelope:

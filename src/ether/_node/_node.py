@@ -28,6 +28,7 @@ import msgspec
 from .. import _errors as errors
 from .._core import _arena_handle
 from .._core._arena_writer import Writer, arena_bytes, inline_limit
+from .._core._dtypes import np
 from .._errors import ArenaFull, Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
@@ -180,7 +181,8 @@ class Node:
         message has its arena holds cleared."""
         holds = self._blocks
         full = None
-        for i in range(at, len(targets)):
+        i = at
+        while i < len(targets):
             sender = targets[i]
             try:
                 if failed is not None:
@@ -194,11 +196,18 @@ class Node:
                 full = full or exc
                 sent = False
             except errors.MessageTooLarge:
-                self._unhold(targets[i:])
-                raise errors.MessageTooLarge(
-                    f"a message on topic {topic!r} is {len(data)} bytes; an inbox takes at "
-                    f"most {sender.statistics().max_length} per message. Set "
-                    f"ETHER_MAX_MESSAGE_BYTES (before tap) to allow more") from None
+                # Larger than an inbox record: this and the remaining receivers get
+                # the payload through the arena instead (then the same receiver again).
+                try:
+                    data = self._spill(topic, data, targets[i:])
+                except Dropped as exc:
+                    self._unhold(targets[i:])
+                    self._count_arena_drop(topic, targets[i:], exc)
+                    break
+                except BaseException:
+                    self._unhold(targets[i:])
+                    raise
+                continue
             except BaseException:
                 # It may have gone in (a signal's exception lands anywhere):
                 # leaving this receiver's bits set risks a leak, clearing them
@@ -209,6 +218,7 @@ class Node:
                 delivered += 1
             elif holds:
                 self._unhold((sender,))  # not delivered: it will never release them itself
+            i += 1
         if full is not None:
             raise full
         return delivered
@@ -238,10 +248,42 @@ class Node:
         """Encode and send to one inbox (send lock held)."""
         data = self._encode_for((sender,), envelope)
         try:
-            sender.send(data)
+            try:
+                sender.send(data)
+            except errors.MessageTooLarge:
+                sender.send(self._spill(envelope[2], data, (sender,)))
         except BaseException:
             self._unhold((sender,))
             raise
+
+    def _spill(self, topic: str, data: bytes, targets: tuple) -> bytes:
+        """data is larger than an inbox record: put its payload into this node's arena
+        (held by targets, and by them while they handle it) and return the envelope
+        with a handle to it instead (send lock held)."""
+        envelope = codec.decode(data)
+        arena = self._arena or self._open_arena()
+        payload = np().frombuffer(memoryview(envelope.payload), dtype=np().uint8)
+        wait = max((t.timeout for t in targets if t.policy == "block"), default=None)
+        try:
+            block, start, generation = arena.copy_in(payload, arena.bits_for(targets), wait or 0.0)
+        except ArenaFull as exc:
+            if wait is None:
+                raise Dropped(str(exc)) from None
+            raise ArenaFull(f"a message on topic {topic!r} is {len(data)} bytes, more than an "
+                            f"inbox record takes, and it does not fit the array arena: {exc}") from None
+        holds = [*envelope.holds, (arena.token, block, generation)]
+        self._blocks.append((arena.token, block, generation))
+        return self._encode((_WIRE, envelope.kind | codec.SPILLED, envelope.topic, envelope.sender,
+                             envelope.seq, envelope.time_ns, envelope.cause, envelope.trace,
+                             envelope.origin, _arena_handle.encode(arena.token, block, generation,
+                                                                   start, payload), holds))
+
+    def _unspill(self, envelope: codec.Envelope) -> codec.Envelope:
+        """The envelope a SPILLED one stands for: its payload read from the sender's
+        arena (a read-only view, held while anything refers to it)."""
+        view = self._reader.view(*codec.spilled_handle(envelope))
+        return msgspec.structs.replace(envelope, kind=envelope.kind & ~codec.SPILLED,
+                                       payload=msgspec.Raw(memoryview(view)))
 
     def _unhold(self, targets) -> None:
         """The message being sent will not reach targets: clear their bits on the
@@ -493,6 +535,8 @@ class Node:
                 service(envelope)
             finally:
                 local.current = previous
+        elif kind & codec.SPILLED:
+            self._deliver_kind(self._unspill(envelope))
         elif self.on_control is not None:
             self.on_control(envelope)
 
@@ -514,6 +558,13 @@ class Node:
                     envelope = codec.decode(data)
                 except MalformedMessage:
                     envelope = None
+                if envelope is not None and envelope.kind == codec.REPLY | codec.SPILLED:
+                    try:
+                        envelope = self._unspill(envelope)
+                    except errors.EtherError as exc:
+                        self.rejections.report(envelope.topic, "malformed", str(exc),
+                                               f"a spilled reply could not be read: {exc}")
+                        continue
                 if envelope is not None and envelope.kind == codec.REPLY:
                     self._on_reply(envelope)
                 else:

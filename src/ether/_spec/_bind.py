@@ -93,9 +93,11 @@ def _server(node, instance: str, methods_: list, *, single: bool):
             body["result"] = next(iter(results.values())) if single else results
         try:
             node.reply(request, envelope.topic, body)
-        except TypeError as exc:  # a result msgspec cannot encode
+        except (TypeError, errors.ArenaFull, errors.MessageTooLarge) as exc:
+            # A result msgspec cannot encode, or too large for the arena: the caller
+            # hears why at once instead of waiting out its timeout.
             node.reply(request, envelope.topic, {
-                "status": "error", "instance": instance, "type": "TypeError",
+                "status": "error", "instance": instance, "type": type(exc).__name__,
                 "error": f"the result cannot be sent: {exc}"})
 
     return serve
