@@ -254,3 +254,17 @@ def test_a_non_map_message_is_dropped_without_losing_its_neighbours(tapped):
         ether.pub(Pair(1, 2), topic="mixed")  # encodes as an array, not a map
         ether.pub({"i": 2}, topic="mixed")
         assert [next(messages), next(messages)] == [{"i": 0}, {"i": 2}]
+
+
+def test_a_misspelt_key_is_warned_about_once_naming_the_key_and_the_parameters(tapped, capfd):
+    tapped({"doubler": {"class_path": "apps.Doubler"}})
+    with ether.listen("doubled", timeout=10) as replies:
+        for _ in range(3):
+            ether.pub({"x": 2, "lable": "typo"}, topic="numbers")
+        got = [next(replies) for _ in range(3)]
+    assert [g["x"] for g in got] == [4, 4, 4] and {g["label"] for g in got} == {"none"}
+    ether.shutdown()
+    err = capfd.readouterr().err
+    warning = ("instance 'doubler', double() on topic 'numbers': message key 'lable' matches no "
+               "parameter and is ignored; the parameters are: x, label")
+    assert err.count(warning) == 1

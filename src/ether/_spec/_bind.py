@@ -54,8 +54,8 @@ def bind(obj: Any, spec: introspect.ClassSpec, node, instance: str) -> None:
     node.advertise(topic for topics in spec.pubs.values() for topic in topics)
     for handler in spec.handlers:
         method = getattr(obj, handler.method)
-        arguments = handler.bind_arguments(ext_hook)
         for topic in handler.topics:
+            arguments = handler.bind_arguments(ext_hook, _misspelt(instance, handler.method, topic))
             policy, timeout = handler.delivery_of(topic)
             node.add_handler(topic, _handler(node, method, handler.method, arguments, topic, instance),
                              policy=policy, timeout=timeout)
@@ -68,6 +68,22 @@ def bind(obj: Any, spec: introspect.ClassSpec, node, instance: str) -> None:
         node.add_service(sync_topic(topic), _server(
             node, instance, [(getattr(obj, s.method), s.method, s.bind_arguments(ext_hook))
                              for s in services], single=len(services) == 1))
+
+
+def _misspelt(instance: str, method: str, topic: str):
+    """Warn once per key of a message that matches no parameter of the handler (a
+    typo would otherwise silently become the parameter's default)."""
+    warned: set[str] = set()
+
+    def on_unknown(keys: list[str], parameters: tuple[str, ...]) -> None:
+        for key in keys:
+            if key not in warned and len(warned) < 64:
+                warned.add(key)
+                log.warning("instance %r, %s() on topic %r: message key %r matches no parameter "
+                            "and is ignored; the parameters are: %s", instance, method, topic, key,
+                            ", ".join(parameters) or "(none)")
+
+    return on_unknown
 
 
 def _server(node, instance: str, methods_: list, *, single: bool):

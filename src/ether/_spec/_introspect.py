@@ -42,10 +42,10 @@ class Handler:
     where: str = ""
     bound: bool = True                        # its first parameter is the instance
 
-    def bind_arguments(self, ext_hook) -> Callable[[Any], dict]:
+    def bind_arguments(self, ext_hook, on_unknown=None) -> Callable[[Any], dict]:
         """The decoder of this handler's arguments whose arrays come through ext_hook
-        (a session's arena reader)."""
-        return argument_decoder(self.func, self.where, ext_hook, bound=self.bound)
+        (a session's arena reader); on_unknown: see argument_decoder."""
+        return argument_decoder(self.func, self.where, ext_hook, bound=self.bound, on_unknown=on_unknown)
 
     def delivery_of(self, topic: str) -> tuple[str, float]:
         """(policy, timeout) of this handler's subscription to topic."""
@@ -158,10 +158,18 @@ def _field(name: str, annotation, default):
     return (name, annotation, default)
 
 
-def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = None) -> Callable[[Any], dict]:
+def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = None,
+                     on_unknown: Callable[[list[str], tuple[str, ...]], None] | None = None
+                     ) -> Callable[[Any], dict]:
     """A function turning a MessagePack payload (a map) into func's keyword arguments;
     arrays in it decode through ext_hook (default: inline arrays only). bound: the
-    first positional parameter is the instance (None: if it is named self or cls)."""
+    first positional parameter is the instance (None: if it is named self or cls).
+
+    Keys that match no parameter are ignored (unless func takes **kwargs); with
+    on_unknown, they are first handed to on_unknown(keys, parameters), so a
+    misspelt key can be reported instead of silently becoming the default. The
+    check costs nothing while messages carry only known keys: a strict decoder
+    goes first, and only its refusal of an unknown field takes the slow path."""
     ext_hook = ext_hook or _INLINE_ONLY
     try:
         hints = typing.get_type_hints(func)
@@ -192,16 +200,38 @@ def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = No
         elif not _msgspec_can_check(annotation):
             annotation = Any  # a type msgspec cannot check: accept any value for this field
         fields.append(_field(p.name, annotation, p.default))
-    struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
-    decoder = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=ext_hook)
-    decode = decoder.decode
+    names = frozenset(f[0] for f in fields)
+    watch = on_unknown is not None and not takes_kwargs
+    struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True, forbid_unknown_fields=watch)
+    decode = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=ext_hook).decode
+    if watch:
+        lenient_struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
+        lenient = msgspec.msgpack.Decoder(lenient_struct, strict=False, ext_hook=ext_hook).decode
+        parameters = tuple(f[0] for f in fields)
+
+        def unknown_keys(payload, exc: msgspec.ValidationError):
+            """The lenient decoding of a payload the strict decoder refused for its
+            unknown keys (reported first); re-raises any other refusal."""
+            if "unknown field" not in str(exc):
+                raise exc
+            try:
+                keys = _keys(payload)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                raise exc from None
+            on_unknown([k for k in keys if k not in names], parameters)
+            return lenient(payload)
     asdict = msgspec.structs.asdict
     loose = msgspec.msgpack.Decoder(dict, ext_hook=ext_hook).decode if takes_kwargs else None
-    names = frozenset(f[0] for f in fields)
 
     def arguments(payload) -> dict:
         try:
-            kwargs = asdict(decode(payload))
+            try:
+                decoded = decode(payload)
+            except msgspec.ValidationError as exc:
+                if not watch:
+                    raise
+                decoded = unknown_keys(payload, exc)
+            kwargs = asdict(decoded)
             for name, model in models.items():
                 if kwargs.get(name) is not None:
                     kwargs[name] = model.model_validate(kwargs[name])
@@ -229,7 +259,13 @@ def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = No
 
         def positional(payload) -> tuple:
             try:
-                args = astuple(decode(payload))
+                try:
+                    decoded = decode(payload)
+                except msgspec.ValidationError as exc:
+                    if not watch:
+                        raise
+                    decoded = unknown_keys(payload, exc)
+                args = astuple(decoded)
                 for i, name in array_at:
                     value = args[i]
                     if value is not None and type(value).__name__ != "ndarray":
@@ -242,6 +278,9 @@ def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = No
 
         arguments.positional = positional
     return arguments
+
+
+_keys = msgspec.msgpack.Decoder(dict[str, msgspec.Raw]).decode
 
 
 def _is_ndarray(t) -> bool:
