@@ -26,14 +26,12 @@ from typing import Callable
 import msgspec
 
 from .. import _errors as errors
-from .._core import _arena_handle
 from .._core._arena_writer import Writer, arena_bytes, inline_limit
-from .._core._dtypes import np
-from .._errors import ArenaFull, Dropped, MalformedMessage
+from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
 from ._rejections import Rejections
-from ._router import Router
+from ._lane import Lane
 from ._topics import is_pattern, matches
 
 __all__ = ["Node", "message_limit", "inbox_capacity"]
@@ -85,8 +83,7 @@ class Node:
         max_length = max_length or message_limit()
         self.inbox = session.create_inbox(name, capacity=inbox_capacity(max_length),
                                           max_length=max_length)
-        self.router = Router(session)
-        self._seq = 0
+        self._seqs = itertools.count(1)        # message seq, unique across both lanes
         self._handlers: dict[str, tuple[Callable, ...]] = {}
         self._patterns: tuple[str, ...] = ()   # subscribed patterns, in _handlers by pattern
         self._matched: dict[str, tuple[Callable, ...]] = {}  # topic -> handlers, while patterns exist
@@ -104,12 +101,10 @@ class Node:
         self._consumer = threading.RLock()      # held by the thread that reads the inbox
         self._depth = 0                         # > 0 while dispatching (re-entry defers)
         self.late_replies = 0
-        self._reply_to: dict[str, object] = {}  # caller inbox name -> sender
         self._closing = False
         self._arena = None                 # created by the first large array published
-        self._targets: tuple = ()          # of the message being encoded (arena holders)
-        self._blocks: list = []            # its arena blocks: [token, block, generation]
-        self._inline = inline_limit()
+        self.arena_lock = threading.Lock()  # the arena is shared by both lanes (and its sweeper)
+        self.inline_limit = inline_limit()
         self.arena_dropped = 0             # receivers that missed a message: arena full, drop policy
         self._next_drop_log = 0.0
         # This node's wire identity and codec: nothing process-wide, so a process
@@ -117,8 +112,6 @@ class Node:
         reader = session.arena_reader
         self._hold, self._release = reader.hold, reader.release
         self.origin = codec.encode_origin(session.run_id, _HOST)
-        self.encoder = codec.Encoder(self.origin, self.arena_handle)
-        self._encode = self.encoder.encode
         self.decoders = codec.Decoders(reader.view)
         self._reader = reader
         self.rejections = Rejections(name)   # what it could not take, counted and logged sparingly
@@ -127,9 +120,13 @@ class Node:
         self.running = False
         self.published = 0
         self.handled = 0
-        # Senders are single-threaded; a user thread (a sensor loop calling a pub
-        # method) may publish while the dispatch loop does.
-        self._send_lock = threading.Lock()
+        # Senders are single-threaded, and a user thread (a sensor loop calling a pub
+        # method) may publish while the dispatch loop does: each lane has a lock.
+        # Replies and control messages go their own way, never behind a publish
+        # that waits for room (see _lane.py).
+        self._user = Lane(self, session)
+        self._direct = Lane(self, session)
+        self.router = self._user.router
 
     # ---- publishing ----
 
@@ -140,27 +137,28 @@ class Node:
             cause = trace = None
         else:
             cause, trace = codec.lineage(current, self.origin)
-        with self._send_lock:
-            self._seq = seq = self._seq + 1
+        lane = self._user
+        with lane.lock:
+            seq = next(self._seqs)
             self.published += 1
             # The hot path of every publish: one route lookup, one encode, one send each.
-            targets = self.router.targets(topic)
+            targets = lane.router.targets(topic)
             if not targets:
                 return 0
-            self._targets = targets
-            holds = self._blocks  # reused: nothing else refers to it once encoded
+            lane.targets = targets
+            holds = lane.blocks  # reused: nothing else refers to it once encoded
             if holds:
                 holds.clear()
             try:
                 # The envelope (see _codec.py), built inline: this is every publish.
-                data = self._encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
-                                     self.origin, payload, holds))
+                data = lane.encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
+                                    self.origin, payload, holds))
             except Dropped as exc:
-                self._unhold(targets)
-                self._count_arena_drop(topic, targets, exc)
+                lane.unhold(targets)
+                self.count_arena_drop(topic, targets, exc)
                 return 0
             except BaseException:
-                self._unhold(targets)
+                lane.unhold(targets)
                 raise
             if not holds:  # the hot path: no arrays, so no holds to give back
                 delivered = 0
@@ -169,114 +167,18 @@ class Node:
                         if sender.send(data):
                             delivered += 1
                     except errors.EtherError as exc:
-                        return self._send_rest(topic, targets, data, targets.index(sender), exc,
-                                               delivered)
+                        return lane.send_rest(topic, targets, data, targets.index(sender), exc,
+                                              delivered)
                 return delivered
-            return self._send_rest(topic, targets, data, 0, None, 0)
-
-    def _send_rest(self, topic: str, targets: tuple, data: bytes, at: int, failed, delivered: int) -> int:
-        """Send to targets[at:], the first of which raised `failed` already (if not
-        None): a closed inbox is forgotten, a full block subscriber does not stop the
-        others (InboxFull is raised after them), and a receiver that does not get the
-        message has its arena holds cleared."""
-        holds = self._blocks
-        full = None
-        i = at
-        while i < len(targets):
-            sender = targets[i]
-            try:
-                if failed is not None:
-                    exc, failed = failed, None
-                    raise exc
-                sent = sender.send(data)
-            except errors.InboxClosed:
-                self.router.forget(sender)
-                sent = False
-            except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
-                full = full or exc
-                sent = False
-            except errors.MessageTooLarge:
-                # Larger than an inbox record: this and the remaining receivers get
-                # the payload through the arena instead (then the same receiver again).
-                try:
-                    data = self._spill(topic, data, targets[i:])
-                except Dropped as exc:
-                    self._unhold(targets[i:])
-                    self._count_arena_drop(topic, targets[i:], exc)
-                    break
-                except BaseException:
-                    self._unhold(targets[i:])
-                    raise
-                continue
-            except BaseException:
-                # It may have gone in (a signal's exception lands anywhere):
-                # leaving this receiver's bits set risks a leak, clearing them
-                # a view of a reused block.
-                self._unhold(targets[i + 1:])
-                raise
-            if sent:
-                delivered += 1
-            elif holds:
-                self._unhold((sender,))  # not delivered: it will never release them itself
-            i += 1
-        if full is not None:
-            raise full
-        return delivered
+            return lane.send_rest(topic, targets, data, 0, None, 0)
 
     def _envelope(self, kind: int, topic: str, payload) -> tuple:
         """The envelope fields of a new message from this node, before its holds: the
-        one constructor besides publish's inline copy (send lock held)."""
-        self._seq = seq = self._seq + 1
+        one constructor besides publish's inline copy."""
+        seq = next(self._seqs)
         current = self._local.current
         cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
         return (_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace, self.origin, payload)
-
-    def _encode_for(self, targets: tuple, envelope: tuple) -> bytes:
-        """Encode envelope fields (from _envelope, or a forwarded message's) whose
-        arrays, if any, go to `targets` (send lock held)."""
-        self._targets = targets
-        holds = self._blocks
-        if holds:
-            holds.clear()
-        try:
-            return self._encode((*envelope, holds))
-        except BaseException:
-            self._unhold(targets)
-            raise
-
-    def _send_to(self, sender, envelope: tuple) -> None:
-        """Encode and send to one inbox (send lock held)."""
-        data = self._encode_for((sender,), envelope)
-        try:
-            try:
-                sender.send(data)
-            except errors.MessageTooLarge:
-                sender.send(self._spill(envelope[2], data, (sender,)))
-        except BaseException:
-            self._unhold((sender,))
-            raise
-
-    def _spill(self, topic: str, data: bytes, targets: tuple) -> bytes:
-        """data is larger than an inbox record: put its payload into this node's arena
-        (held by targets, and by them while they handle it) and return the envelope
-        with a handle to it instead (send lock held)."""
-        envelope = codec.decode(data)
-        arena = self._arena or self._open_arena()
-        payload = np().frombuffer(memoryview(envelope.payload), dtype=np().uint8)
-        wait = max((t.timeout for t in targets if t.policy == "block"), default=None)
-        try:
-            block, start, generation = arena.copy_in(payload, arena.bits_for(targets), wait or 0.0)
-        except ArenaFull as exc:
-            if wait is None:
-                raise Dropped(str(exc)) from None
-            raise ArenaFull(f"a message on topic {topic!r} is {len(data)} bytes, more than an "
-                            f"inbox record takes, and it does not fit the array arena: {exc}") from None
-        holds = [*envelope.holds, (arena.token, block, generation)]
-        self._blocks.append((arena.token, block, generation))
-        return self._encode((_WIRE, envelope.kind | codec.SPILLED, envelope.topic, envelope.sender,
-                             envelope.seq, envelope.time_ns, envelope.cause, envelope.trace,
-                             envelope.origin, _arena_handle.encode(arena.token, block, generation,
-                                                                   start, payload), holds))
 
     def _unspill(self, envelope: codec.Envelope) -> codec.Envelope:
         """The envelope a SPILLED one stands for: its payload read from the sender's
@@ -285,17 +187,7 @@ class Node:
         return msgspec.structs.replace(envelope, kind=envelope.kind & ~codec.SPILLED,
                                        payload=msgspec.Raw(memoryview(view)))
 
-    def _unhold(self, targets) -> None:
-        """The message being sent will not reach targets: clear their bits on the
-        arena blocks it carries."""
-        blocks = self._blocks
-        if blocks:
-            arena = self._arena
-            bits = arena.known_bits(t.consumer_token for t in targets)
-            for _, block, _ in blocks:
-                arena.release_bits(block, bits)
-
-    def _count_arena_drop(self, topic: str, targets: tuple, exc: Exception) -> None:
+    def count_arena_drop(self, topic: str, targets: tuple, exc: Exception) -> None:
         """The array arena is full and every receiver drops: count it per receiver
         (in their statistics' `dropped`) and say so, at most once a second."""
         for sender in targets:
@@ -309,9 +201,10 @@ class Node:
 
     def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
         """A control message straight to one inbox (not through topics)."""
-        with self._send_lock:
-            sender = self.router.sender_to(inbox, timeout=timeout)
-            self._send_to(sender, self._envelope(codec.CONTROL, command, payload))
+        lane = self._direct
+        with lane.lock:
+            lane.send_to(lane.router.sender_to(inbox, timeout=timeout),
+                         self._envelope(codec.CONTROL, command, payload))
 
     def advertise(self, topics) -> None:
         """Record in the session's directory that this node publishes `topics` (what
@@ -337,12 +230,13 @@ class Node:
         topic = envelope.topic if topic is None else topic
         fields = (_WIRE, envelope.kind, topic, envelope.sender, envelope.seq, envelope.time_ns,
                   envelope.cause, envelope.trace, envelope.origin, payload)
-        with self._send_lock:
-            targets = self.router.targets(topic)
+        lane = self._user
+        with lane.lock:
+            targets = lane.router.targets(topic)
             if not targets:
                 return 0
-            data = self._encode_for(targets, fields)
-            return self._send_rest(topic, targets, data, 0, None, 0)
+            data = lane.encode_for(targets, fields)
+            return lane.send_rest(topic, targets, data, 0, None, 0)
 
     def inline_payload(self, envelope: codec.Envelope) -> bytes:
         """The envelope's payload (MessagePack) with every arena handle replaced by
@@ -351,10 +245,13 @@ class Node:
 
     def statistics(self) -> tuple:
         """A SenderStatistics of every inbox this node sends to (see Router)."""
-        # The router is shared with publishing threads: read it under their lock
-        # (a sender closed meanwhile would be freed under our feet).
-        with self._send_lock:
-            return self.router.statistics()
+        # Each router is shared with the threads sending through its lane: read it
+        # under the lane's lock (a sender closed meanwhile would be freed under our feet).
+        out = []
+        for lane in (self._user, self._direct):
+            with lane.lock:
+                out.extend(lane.router.statistics())
+        return tuple(sorted(out, key=lambda s: (s.inbox, s.policy)))
 
     # ---- subscribing ----
 
@@ -428,47 +325,19 @@ class Node:
         waiters wait for)."""
         return self._replies
 
-    def arena_handle(self, array):
-        """Put a large array into this process's arena for the message being
-        encoded (called by the codec, under the send lock): its handle (an Ext),
-        or None to send it inline."""
-        targets = self._targets
-        if array.nbytes < self._inline or not targets:
-            return None
-        arena = self._arena or self._open_arena()
-        holders = arena.bits_for(targets)
-        lent = arena.lent(array, holders)
-        if lent is not None:  # already in shared memory: no copy at all
-            block, generation, ext = lent
-        else:
-            dtype = array.dtype
-            if dtype.hasobject or dtype.fields is not None:
-                return None  # refused, with the reason, by the inline encoder
-            # A full arena follows the subscriptions' policy, like a full inbox: wait
-            # up to the longest block timeout; with only drop subscriptions, drop.
-            wait = max((t.timeout for t in targets if t.policy == "block"), default=None)
-            try:
-                block, start, generation = arena.copy_in(array, holders, wait or 0.0)
-            except ArenaFull as exc:
-                if wait is None:
-                    raise Dropped(str(exc)) from None
-                raise
-            ext = _arena_handle.encode(arena.token, block, generation, start, array)
-        # The envelope's last field: msgspec encodes it after the payload, so
-        # it lists every block the payload's arrays were given.
-        self._blocks.append((arena.token, block, generation))
-        return ext
-
-    def _open_arena(self):
-        self._arena = Writer(self.session, arena_bytes(), self._send_lock)
-        return self._arena
+    def arena(self):
+        """This node's arena, made on first use (arena lock held)."""
+        arena = self._arena
+        if arena is None:
+            arena = self._arena = Writer(self.session, arena_bytes(), self.arena_lock)
+        return arena
 
     def loan(self, shape, dtype):
         """A writable array in shared memory: publishing it copies nothing."""
-        with self._send_lock:
+        with self.arena_lock:
             if self._closing:
                 raise errors.SessionClosed(f"{self.name}: the session was shut down")
-            return (self._arena or self._open_arena()).loan(shape, dtype)
+            return self.arena().loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
         self._depth += 1
@@ -626,8 +495,9 @@ class Node:
         returns (request id, the sender used)."""
         in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
-            with self._send_lock:  # the router is shared with publish()
-                targets = self.router.targets(topic)
+            lane = self._user
+            with lane.lock:  # the router is shared with publish()
+                targets = lane.router.targets(topic)
             if in_handler and len(targets) > 1:  # never round-robin onto ourselves from a handler
                 targets = tuple(t for t in targets if t.inbox != self.inbox.name) or targets
             if not targets:
@@ -642,9 +512,10 @@ class Node:
         request_id = next(self._request_ids)
         with self._replies:
             self._pending[request_id] = None
-        with self._send_lock:
+        lane = self._user
+        with lane.lock:
             try:
-                self._send_to(sender, self._envelope(codec.REQUEST, topic,
+                lane.send_to(sender, self._envelope(codec.REQUEST, topic,
                                                      (request_id, self.inbox.name, params)))
             except BaseException:
                 with self._replies:
@@ -654,15 +525,15 @@ class Node:
 
     def forget_inbox(self, sender) -> None:
         """The consumer behind sender died: drop the route and its directory entry."""
-        with self._send_lock:
-            self.router.forget(sender)
+        with self._user.lock:
+            self._user.router.forget(sender)
         with self.session._directory as d:
             d.remove_named(sender.inbox)
 
     def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
-        with self._send_lock:
-            targets = self.router.targets(topic)
+        with self._user.lock:
+            targets = self._user.router.targets(topic)
         sent = []
         try:
             for target in targets:
@@ -684,11 +555,9 @@ class Node:
 
     def _reply(self, request: codec.Request, topic: str, body: dict) -> None:
         body["id"] = request.id
-        with self._send_lock:
-            sender = self._reply_to.get(request.reply_to)
-            if sender is None or sender.closed:
-                sender = self._reply_to[request.reply_to] = self.router.sender_to(request.reply_to)
-            self._send_to(sender, self._envelope(codec.REPLY, topic, body))
+        lane = self._direct
+        with lane.lock:
+            lane.send_to(lane.router.sender_to(request.reply_to), self._envelope(codec.REPLY, topic, body))
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = self.decoders.payload_dict(envelope)
@@ -721,9 +590,11 @@ class Node:
 
     def wake(self) -> None:
         """Wake the thread blocked reading this node's inbox (it re-checks why it reads)."""
+        lane = self._direct
         try:
-            self.router.sender_to(self.inbox.name).send(
-                codec.encode_plain(codec.CONTROL, "wake", self.name, {}))
+            with lane.lock:
+                lane.router.sender_to(self.inbox.name).send(
+                    codec.encode_plain(codec.CONTROL, "wake", self.name, {}))
         except errors.EtherError:
             pass
 
@@ -736,8 +607,8 @@ class Node:
         self.wake()
         if self._consumer.acquire(timeout=CLOSE_TIMEOUT_S):
             try:
-                with self._send_lock:
-                    self.router.close()
+                self._close_lanes()
+                with self.arena_lock:
                     if self._arena is not None:
                         self._arena.close()
                         self._arena = None
@@ -746,5 +617,9 @@ class Node:
                 self._consumer.release()
         else:  # a handler still runs in the reader: leave its ring mapped rather than free it
             log.warning("%s: a handler still runs; its inbox is left to process exit", self.name)
-            with self._send_lock:
-                self.router.close()
+            self._close_lanes()
+
+    def _close_lanes(self) -> None:
+        for lane in (self._user, self._direct):
+            with lane.lock:
+                lane.router.close()
