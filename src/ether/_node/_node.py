@@ -69,6 +69,10 @@ class _Handling(threading.local):
     current = None
 
 
+# Producer slots of a node's inbox: a sender per lane of every process that sends
+# to it (64 B each). The main process's inbox is sized from the config instead.
+DEFAULT_PRODUCERS = 256
+
 # How long close() waits for the thread reading the inbox to let go of it.
 CLOSE_TIMEOUT_S = 2.0
 
@@ -77,12 +81,15 @@ OWNER_CHECK_S = 0.5
 
 
 class Node:
-    def __init__(self, session, name: str, *, max_length: int | None = None):
+    def __init__(self, session, name: str, *, max_length: int | None = None,
+                 max_producers: int = DEFAULT_PRODUCERS):
+        """max_producers: how many senders the inbox takes at once (each process that
+        sends to it uses one per lane; see _lane.py)."""
         self.session = session
         self.name = name
         max_length = max_length or message_limit()
         self.inbox = session.create_inbox(name, capacity=inbox_capacity(max_length),
-                                          max_length=max_length)
+                                          max_length=max_length, max_producers=max_producers)
         self._seqs = itertools.count(1)        # message seq, unique across both lanes
         self._handlers: dict[str, tuple[Callable, ...]] = {}
         self._patterns: tuple[str, ...] = ()   # subscribed patterns, in _handlers by pattern
