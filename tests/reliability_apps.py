@@ -42,3 +42,17 @@ class Jammer:
     def ping(self) -> dict:
         since = self.publishing_since
         return {"sent": self.sent, "stuck_s": 0.0 if since is None else time.monotonic() - since}
+
+
+class FrameSource:
+    """Publishes `count` arena-sized frames when asked (to the main, say)."""
+
+    @ether_sub(topic="want-frames")
+    def want(self, count: int = 3, size: int = 1 << 20) -> None:
+        import numpy as np
+        for i in range(count):
+            self.frame(i, np.full(size // 8, float(i)))
+
+    @ether_pub(topic="frame")
+    def frame(self, i: int, data) -> dict:
+        return {"i": i, "data": data}

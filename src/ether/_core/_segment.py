@@ -150,6 +150,18 @@ class Segment:
         """True while the name still points at this object."""
         return os.fstat(self.fd).st_nlink > 0
 
+    def __del__(self) -> None:
+        # A segment dropped without close() (a reader's mapping of an arena, which
+        # lives as long as the last view of it) still gives back its descriptor: an
+        # open descriptor keeps an unlinked object's memory from the tmpfs.
+        fd = getattr(self, "fd", -1)
+        if fd >= 0:
+            self.fd = -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
     def close(self) -> None:
         """Unmap and close; the name is left alone (see `unlink`)."""
         if self.map is not None:
