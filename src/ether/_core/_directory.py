@@ -14,8 +14,10 @@ Session segment layout (little-endian):
     16 u64 owner_token   member token of the creator; the session lives while it does
     24 u32 owner_pid
     28 u32 reserved
-    32 u64 next_token    the next member or inbox token (monotonic, never reused)
-    40 u64 generation    bumped on every table change
+    32 u64 next_token    the next member or inbox token (monotonic, never reused);
+                         one aligned 8-byte store, under the flock
+    40 u64 generation    bumped on every table change: one aligned 8-byte store,
+                         under the flock, loaded lock-free (see bump_generation)
     48 u64 created_ns    wall clock at creation
     56 u64 reserved
     64 16 B run_id       UUIDv7 of this session: with the host, the origin of its messages
@@ -59,6 +61,7 @@ MAX_INBOX_NAME = 88
 MAX_TOPIC = 104
 SUBSCRIPTIONS_OFFSET = HEADER_SIZE + INBOX_ENTRIES * ENTRY_SIZE
 SESSION_SIZE = SUBSCRIPTIONS_OFFSET + SUBSCRIPTIONS * ENTRY_SIZE
+NEXT_TOKEN_OFFSET = 32
 GENERATION_OFFSET = 40
 
 HEADER = struct.Struct("<8sIIQIIQQQQ16s48x")
@@ -119,18 +122,36 @@ class Directory:
         self.mutex.release()
 
     def next_token(self) -> int:
-        h = list(self.header())
-        token = h[6]
+        """A new member or inbox token (under the flock)."""
+        words = self._words
+        token = words[NEXT_TOKEN_OFFSET // 8]
         if token > names.MAX_TOKEN:
             raise errors.EtherError(f"session {self.sid!r} ran out of tokens")
-        h[6] = token + 1
-        HEADER.pack_into(self.seg.map, 0, *h)
+        # Read and written only under the flock; still one aligned 8-byte store of
+        # its own word, so it never rewrites the generation beside it.
+        words[NEXT_TOKEN_OFFSET // 8] = token + 1
         return token
 
     def bump_generation(self) -> None:
-        h = list(self.header())
-        h[7] += 1
-        HEADER.pack_into(self.seg.map, 0, *h)
+        """Tell lock-free readers that a table changed (under the flock, after the change).
+
+        SYNC POINT: one aligned 8-byte store; its partner is the lock-free load in
+        `generation`. A memoryview of format "Q" moves the word with one 8-byte
+        memcpy, which compilers emit as a single store, and an aligned 8-byte store
+        is single-copy atomic on x86-64 and AArch64: a reader sees the old value or
+        the new one, never a mix (``struct.pack_into("<Q")`` writes byte by byte,
+        which could show a torn value equal to one a reader has cached). The load
+        carries no ordering of its own, and needs none: a reader that sees the
+        value it cached keeps its routes, and one that sees any other value
+        re-reads the tables under the flock, whose acquisition orders that read
+        after every write of the holder that bumped it. Seeing the new value late
+        delays a route by one lookup at most, and never beyond anything the reader
+        learns from the writer afterwards through a ring (a release there orders
+        this store before it).
+        """
+        assert self._depth, "the directory's flock must be held"
+        words = self._words
+        words[GENERATION_OFFSET // 8] = words[GENERATION_OFFSET // 8] + 1
 
     def entries(self):
         m = self.seg.map
