@@ -219,6 +219,11 @@ def _text(buf, offset: int, length: int, limit: int, what: str) -> str:
     return bytes(buf[offset: offset + length]).decode("utf-8", "replace")
 
 
+def count_entries(buf) -> int:
+    """How many inbox entries are live (a count: one read, no lengths to check)."""
+    return len(_live_slots(buf, ENTRIES_OFFSET, INBOX_ENTRIES, ENTRY_SIZE))
+
+
 def read_entries(buf, sid: str) -> list[InboxEntry]:
     """Every live inbox entry of a session segment (or of a copy of one)."""
     out = []

@@ -154,16 +154,16 @@ class Session:
             seg = segment.Segment.open(names.session_segment(sid), what=f"session {sid!r}",
                                        min_size=SESSION_SIZE)
         except FileNotFoundError:
-            raise errors.SessionNotFound(errno.ENOENT, f"no session named {sid!r} exists") from None
+            from ._inspect import not_found
+            raise not_found(f"no session named {sid!r} exists") from None
         try:
             header = read_header(seg.map)
             mismatch = layout_mismatch(header)
             if mismatch is not None:
                 raise errors.SegmentError(errno.EINVAL, f"session {sid!r}: {mismatch}")
             if not segment.holder_alive(names.member_lock(sid, header.owner_token)):
-                raise errors.SessionNotFound(
-                    errno.ENOENT, f"session {sid!r} is stale: its owner (pid {header.owner_pid}) "
-                    f"is dead")
+                from ._inspect import not_found
+                raise not_found(f"session {sid!r} is stale: its owner (pid {header.owner_pid}) is dead")
             table = Directory(seg, sid)
             with table:
                 token = table.next_token()
@@ -232,6 +232,15 @@ class Session:
         self._check_usable()
         with self._directory as t:
             return [e.name for e in t.entries()]
+
+    def inspect(self):
+        """A SessionSnapshot of this session: what ether.lowlevel.inspect(name) gives
+        any other process."""
+        from ._inspect import snapshot
+        self._check_usable()
+        with self._directory as t:
+            image = t.seg.map[:SESSION_SIZE]
+        return snapshot(self._sid, image)
 
     def set_member_state(self, inbox_name: str, state: int) -> None:
         """Record the state of the member whose inbox is `inbox_name`: a small int
