@@ -171,6 +171,9 @@ def layout_mismatch(header: SessionHeader) -> str | None:
 
 
 class Subscription(NamedTuple):
+    """Inbox `inbox` takes the messages of `topic` (a topic or a pattern); a full
+    inbox makes a publisher wait up to `timeout` seconds (policy "block") or skip
+    it and count the drop ("drop")."""
     topic: str
     inbox: str          # the subscribing inbox's name
     inbox_token: int
@@ -335,10 +338,11 @@ class Directory:
         carries no ordering of its own, and needs none: a reader that sees the
         value it cached keeps its routes, and one that sees any other value
         re-reads the tables under the flock, whose acquisition orders that read
-        after every write of the holder that bumped it. Seeing the new value late
-        delays a route by one lookup at most, and never beyond anything the reader
-        learns from the writer afterwards through a ring (a release there orders
-        this store before it).
+        after every write of the holder that bumped it (it caches the value it
+        loaded before locking, so a change in between makes it re-read once more:
+        conservative). A reader may see the new value late, never later than
+        anything it learns from the writer afterwards through a ring: the ring's
+        release store orders this store before it.
         """
         assert self._depth, "the directory's flock must be held"
         words = self._words
@@ -416,11 +420,11 @@ class Directory:
             raise errors.InboxNotFound(f"session {self.sid!r} has no inbox with token {inbox_token}")
         m = self.seg.map
         off = ENTRIES_OFFSET + entry.index * ENTRY_SIZE
+        old_state, old_length = _INFO.unpack_from(m, off + ENTRY_STATE)
         if raw is not None:
             m[off + ENTRY_CLASS: off + ENTRY_SIZE] = raw.ljust(MAX_CLASS_NAME, b"\0")
-        new_state = entry.state if state is None else state
-        new_length = len(raw) if raw is not None else len(entry.class_name.encode("utf-8"))
-        _INFO.pack_into(m, off + ENTRY_STATE, new_state, new_length)
+        _INFO.pack_into(m, off + ENTRY_STATE, old_state if state is None else state,
+                        old_length if raw is None else len(raw))
         self.bump_generation()
 
     # ---- subscriptions ----
