@@ -1,41 +1,79 @@
-"""The session directory: which inboxes exist and who subscribes to what.
+"""The session directory: which inboxes exist, who subscribes to what, who
+publishes what, and what each member runs.
 
 It lives in the session segment ``/ether_<sid>``. Writers take an exclusive
 ``flock`` on the segment; the kernel releases a dead holder's lock, so a crash
-never wedges the directory. It changes only when inboxes or subscriptions come
-and go; every change bumps `generation`, which publishers read (one load) to
-know when their cached routes are stale.
+never wedges the directory. Readers take it too (an inspector, which must not
+join the session, takes it shared), except for `generation`, which is one
+lock-free load: every change bumps it, so publishers know from one load when
+their cached routes are stale (see `Directory.bump_generation`).
 
-Session segment layout (little-endian):
+A slot's `live` word is stored last when the slot is filled and first when it
+is freed, so a writer killed half-way through leaves a free slot, never a live
+one with half its fields written.
 
-     0 u64 magic         b"ETHERSES"
-     8 u32 version       SESSION_LAYOUT_VERSION
-    12 u32 entries       number of inbox entries
-    16 u64 owner_token   member token of the creator; the session lives while it does
+Session segment layout (little-endian; every byte is listed below):
+
+    +-------------------------------+ 0
+    | header                        |  128 B
+    +-------------------------------+ 128 = ENTRIES_OFFSET
+    | inbox entries                 |  INBOX_ENTRIES (256) x 256 B
+    +-------------------------------+ 65 664 = SUBSCRIPTIONS_OFFSET
+    | subscriptions                 |  SUBSCRIPTIONS (2048) x 128 B
+    +-------------------------------+ 327 808 = ADVERTS_OFFSET
+    | publisher adverts             |  ADVERTS (2048) x 128 B
+    +-------------------------------+ 589 952 = SESSION_SIZE
+
+Header (written once by the creator, magic last; then only next_token and
+generation change):
+     0 u64 magic          b"ETHERSES"
+     8 u32 version        SESSION_LAYOUT_VERSION
+    12 u32 entries        number of inbox entries (INBOX_ENTRIES)
+    16 u64 owner_token    member token of the creator; the session lives while it does
     24 u32 owner_pid
     28 u32 reserved
-    32 u64 next_token    the next member or inbox token (monotonic, never reused)
-    40 u64 generation    bumped on every table change
-    48 u64 created_ns    wall clock at creation
+    32 u64 next_token     the next member or inbox token (monotonic, never reused);
+                          one aligned 8-byte store, under the flock
+    40 u64 generation     bumped on every change of a table: one aligned 8-byte
+                          store, under the flock, loaded lock-free
+    48 u64 created_ns     wall clock at creation
     56 u64 reserved
-    64 16 B run_id       UUIDv7 of this session: with the host, the origin of its messages
-    80 48 B reserved
-   128 entry[entries], 128 B each:
-         0 u32 state      0 free, 1 live
-         4 u32 owner_pid
-         8 u64 token      inbox token (names its segment)
-        16 u64 owner      member token of the consumer
-        24 u64 capacity
-        32 u32 max_length
-        36 u32 name_length
-        40 88 B name      UTF-8
-    128 + 128 * entries: subscription[SUBSCRIPTIONS], 128 B each:
-         0 u32 state      0 free, 1 live
-         4 u32 policy     0 block, 1 drop
-         8 u64 inbox      token of the subscribing inbox
-        16 u32 timeout_ms how long a block send waits for room
-        20 u32 topic_length
-        24 104 B topic    UTF-8
+    64 16 B run_id        UUIDv7 of this session: with the host, the origin of its messages
+    80 u32 subscriptions  number of subscription slots (SUBSCRIPTIONS)
+    84 u32 adverts        number of advert slots (ADVERTS)
+    88 40 B reserved
+
+Inbox entry i at ENTRIES_OFFSET + 256 * i (one per node: an instance, or "main"):
+     0 u32 live           0 free, 1 live
+     4 u32 owner_pid      pid of the consumer
+     8 u64 token          inbox token (names its segment)
+    16 u64 owner          member token of the consumer
+    24 u64 capacity
+    32 u32 max_length
+    36 u32 name_length
+    40 88 B name          UTF-8
+   128 u32 state          the member's state (set_info): 0 unknown; the upper
+                          layers give the other values their meaning
+   132 u32 class_length
+   136 120 B class_name   UTF-8, the class the member runs (set_info); empty: unknown
+
+Subscription j at SUBSCRIPTIONS_OFFSET + 128 * j:
+     0 u32 live           0 free, 1 live
+     4 u32 policy         0 block, 1 drop
+     8 u64 inbox          token of the subscribing inbox
+    16 u32 timeout_ms     how long a block send waits for room
+    20 u32 topic_length
+    24 104 B topic        UTF-8, a topic or a pattern
+
+Advert k at ADVERTS_OFFSET + 128 * k (the node of the inbox publishes topic; one
+per topic and inbox):
+     0 u32 live           0 free, 1 live
+     4 u32 topic_length
+     8 u64 inbox          token of the publishing node's inbox
+    16 8 B reserved
+    24 104 B topic        UTF-8
+
+Every slot of a table is removed with its inbox (`Directory.remove`).
 """
 from __future__ import annotations
 
@@ -51,23 +89,91 @@ from ._policy import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, POLICIES
 
 SESSION_MAGIC = b"ETHERSES"
 SESSION_LAYOUT_VERSION = 3
-INBOX_ENTRIES = 256
-SUBSCRIPTIONS = 2048
-ENTRY_SIZE = 128
 HEADER_SIZE = 128
+INBOX_ENTRIES = 256
+ENTRY_SIZE = 256
+SUBSCRIPTIONS = 2048
+SUBSCRIPTION_SIZE = 128
+ADVERTS = 2048
+ADVERT_SIZE = 128
 MAX_INBOX_NAME = 88
+MAX_CLASS_NAME = 120
 MAX_TOPIC = 104
-SUBSCRIPTIONS_OFFSET = HEADER_SIZE + INBOX_ENTRIES * ENTRY_SIZE
-SESSION_SIZE = SUBSCRIPTIONS_OFFSET + SUBSCRIPTIONS * ENTRY_SIZE
-GENERATION_OFFSET = 40
+MAX_STATE = 0xFFFFFFFF
+STATE_UNKNOWN = 0
 
-HEADER = struct.Struct("<8sIIQIIQQQQ16s48x")
-_ENTRY = struct.Struct("<IIQQQII")
-_SUBSCRIPTION = struct.Struct("<IIQII")
-assert HEADER.size == HEADER_SIZE and _ENTRY.size == 40 and _SUBSCRIPTION.size == 24
+ENTRIES_OFFSET = HEADER_SIZE
+SUBSCRIPTIONS_OFFSET = ENTRIES_OFFSET + INBOX_ENTRIES * ENTRY_SIZE
+ADVERTS_OFFSET = SUBSCRIPTIONS_OFFSET + SUBSCRIPTIONS * SUBSCRIPTION_SIZE
+SESSION_SIZE = ADVERTS_OFFSET + ADVERTS * ADVERT_SIZE
+
+# Header fields that change after creation, and the start of each slot's strings.
+NEXT_TOKEN_OFFSET = 32
+GENERATION_OFFSET = 40
+ENTRY_NAME = 40
+ENTRY_STATE = 128
+ENTRY_CLASS = 136
+SUBSCRIPTION_TOPIC = 24
+ADVERT_TOPIC = 24
+
+HEADER = struct.Struct("<8sIIQIIQQQQ16sII40x")
+_ENTRY = struct.Struct("<IIQQQII")          # live .. name_length
+_INFO = struct.Struct("<II")                # state, class_length
+_SUBSCRIPTION = struct.Struct("<IIQII")     # live .. topic_length
+_ADVERT = struct.Struct("<IIQ")             # live, topic_length, inbox
+assert HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_NAME
+assert ENTRY_NAME + MAX_INBOX_NAME == ENTRY_STATE and ENTRY_CLASS + MAX_CLASS_NAME == ENTRY_SIZE
+assert SUBSCRIPTION_TOPIC + MAX_TOPIC == SUBSCRIPTION_SIZE and ADVERT_TOPIC + MAX_TOPIC == ADVERT_SIZE
+assert SESSION_SIZE % 8 == 0
+
+
+class SessionHeader(NamedTuple):
+    magic: bytes
+    version: int
+    entries: int
+    owner_token: int
+    owner_pid: int
+    next_token: int
+    generation: int
+    created_ns: int
+    run_id: bytes
+    subscriptions: int
+    adverts: int
+
+
+def read_header(buf) -> SessionHeader:
+    """The header fields of a session segment (at least HEADER_SIZE bytes)."""
+    (magic, version, entries, owner, owner_pid, _, next_token, generation, created_ns, _,
+     run_id, subscriptions, adverts) = HEADER.unpack_from(buf, 0)
+    return SessionHeader(magic, version, entries, owner, owner_pid, next_token, generation,
+                         created_ns, run_id, subscriptions, adverts)
+
+
+def write_header(buf, owner_token: int, owner_pid: int, first_token: int, created_ns: int,
+                 run_id: bytes) -> None:
+    """Lay out a new session's header in a zeroed segment, its magic last: a reader
+    that sees the magic sees the whole header."""
+    HEADER.pack_into(buf, 0, bytes(8), SESSION_LAYOUT_VERSION, INBOX_ENTRIES, owner_token,
+                     owner_pid, 0, first_token, 0, created_ns, 0, run_id, SUBSCRIPTIONS, ADVERTS)
+    buf[0:8] = SESSION_MAGIC
+
+
+def layout_mismatch(header: SessionHeader) -> str | None:
+    """Why a segment's header is not one of this layout, or None if it is."""
+    found = (header.magic, header.version, header.entries, header.subscriptions, header.adverts)
+    expected = (SESSION_MAGIC, SESSION_LAYOUT_VERSION, INBOX_ENTRIES, SUBSCRIPTIONS, ADVERTS)
+    if found == expected:
+        return None
+    return (f"segment has magic {header.magic!r}, version {header.version}, tables "
+            f"{header.entries}/{header.subscriptions}/{header.adverts}; expected "
+            f"{SESSION_MAGIC!r}, version {SESSION_LAYOUT_VERSION}, tables "
+            f"{INBOX_ENTRIES}/{SUBSCRIPTIONS}/{ADVERTS}")
 
 
 class Subscription(NamedTuple):
+    """Inbox `inbox` takes the messages of `topic` (a topic or a pattern); a full
+    inbox makes a publisher wait up to `timeout` seconds (policy "block") or skip
+    it and count the drop ("drop")."""
     topic: str
     inbox: str          # the subscribing inbox's name
     inbox_token: int
@@ -75,12 +181,101 @@ class Subscription(NamedTuple):
     timeout: float
 
 
-class InboxEntry:
-    __slots__ = ("index", "name", "token", "owner", "owner_pid", "capacity", "max_length")
+class Publisher(NamedTuple):
+    """An advert: the node of inbox `inbox` publishes `topic`."""
+    topic: str
+    inbox: str          # the publishing node's inbox name
+    inbox_token: int
 
-    def __init__(self, index, name, token, owner, owner_pid, capacity, max_length):
+
+class InboxEntry:
+    __slots__ = ("index", "name", "token", "owner", "owner_pid", "capacity", "max_length",
+                 "class_name", "state")
+
+    def __init__(self, index, name, token, owner, owner_pid, capacity, max_length,
+                 class_name="", state=STATE_UNKNOWN):
         self.index, self.name, self.token, self.owner = index, name, token, owner
         self.owner_pid, self.capacity, self.max_length = owner_pid, capacity, max_length
+        self.class_name, self.state = class_name, state
+
+
+# ---- reading the tables (from the mapped segment, or from a copy of it) ----
+
+def _column(buf, offset: int, count: int, size: int, fmt: str, field: int) -> list[int]:
+    """One field (a native "I" or "Q" at byte `field` of each slot) of every slot of
+    the table of `count` slots of `size` bytes at `offset`, in one read."""
+    width = struct.calcsize(fmt)
+    with memoryview(buf) as view, view[offset: offset + count * size] as table, \
+            table.cast(fmt) as words:
+        return words[field // width:: size // width].tolist()
+
+
+def _live_slots(buf, offset: int, count: int, size: int) -> list[int]:
+    """Indices of the live slots of a table."""
+    return [i for i, live in enumerate(_column(buf, offset, count, size, "I", 0)) if live == 1]
+
+
+def _text(buf, offset: int, length: int, limit: int, what: str) -> str:
+    """A UTF-8 string of `length` bytes, after checking the length read from shared memory."""
+    if length > limit:
+        raise errors.RingCorrupt(f"{what} has length {length}, above its limit {limit}")
+    return bytes(buf[offset: offset + length]).decode("utf-8", "replace")
+
+
+def count_entries(buf) -> int:
+    """How many inbox entries are live (a count: one read, no lengths to check)."""
+    return len(_live_slots(buf, ENTRIES_OFFSET, INBOX_ENTRIES, ENTRY_SIZE))
+
+
+def read_entries(buf, sid: str) -> list[InboxEntry]:
+    """Every live inbox entry of a session segment (or of a copy of one)."""
+    out = []
+    for i in _live_slots(buf, ENTRIES_OFFSET, INBOX_ENTRIES, ENTRY_SIZE):
+        off = ENTRIES_OFFSET + i * ENTRY_SIZE
+        _, pid, token, owner, capacity, max_length, nlen = _ENTRY.unpack_from(buf, off)
+        state, clen = _INFO.unpack_from(buf, off + ENTRY_STATE)
+        where = f"session {sid!r}: inbox entry {i}"
+        name = _text(buf, off + ENTRY_NAME, nlen, MAX_INBOX_NAME, f"{where}: its name")
+        class_name = _text(buf, off + ENTRY_CLASS, clen, MAX_CLASS_NAME, f"{where}: its class name")
+        out.append(InboxEntry(i, name, token, owner, pid, capacity, max_length, class_name, state))
+    return out
+
+
+def read_subscriptions(buf, sid: str, inboxes: dict[int, str]) -> list[Subscription]:
+    """Every live subscription of a live inbox (`inboxes`: token -> name)."""
+    out = []
+    for i in _live_slots(buf, SUBSCRIPTIONS_OFFSET, SUBSCRIPTIONS, SUBSCRIPTION_SIZE):
+        off = SUBSCRIPTIONS_OFFSET + i * SUBSCRIPTION_SIZE
+        _, policy, token, timeout_ms, tlen = _SUBSCRIPTION.unpack_from(buf, off)
+        if token not in inboxes:
+            continue
+        if policy >= len(POLICIES):
+            raise errors.RingCorrupt(f"session {sid!r}: subscription entry {i} has policy {policy}")
+        topic = _text(buf, off + SUBSCRIPTION_TOPIC, tlen, MAX_TOPIC,
+                      f"session {sid!r}: subscription entry {i}: its topic")
+        out.append(Subscription(topic, inboxes[token], token, POLICIES[policy], timeout_ms / 1000))
+    return out
+
+
+def read_publishers(buf, sid: str, inboxes: dict[int, str]) -> list[Publisher]:
+    """Every live advert of a live inbox (`inboxes`: token -> name)."""
+    out = []
+    for i in _live_slots(buf, ADVERTS_OFFSET, ADVERTS, ADVERT_SIZE):
+        off = ADVERTS_OFFSET + i * ADVERT_SIZE
+        _, tlen, token = _ADVERT.unpack_from(buf, off)
+        if token not in inboxes:
+            continue
+        topic = _text(buf, off + ADVERT_TOPIC, tlen, MAX_TOPIC,
+                      f"session {sid!r}: advert {i}: its topic")
+        out.append(Publisher(topic, inboxes[token], token))
+    return out
+
+
+def _topic_bytes(topic: str) -> bytes:
+    raw = topic.encode("utf-8") if isinstance(topic, str) else b""
+    if not raw or len(raw) > MAX_TOPIC:
+        raise errors.ConfigError(f"topic {topic!r} must be 1..{MAX_TOPIC} bytes of UTF-8")
+    return raw
 
 
 class Directory:
@@ -93,17 +288,19 @@ class Directory:
         self.mutex = threading.RLock()  # flock is per open file, not per thread
         self._depth = 0  # re-entry count of this process's hold on the flock
         self._words = memoryview(seg.map).cast("Q")
+        self._u32 = memoryview(seg.map).cast("I")
 
     def generation(self) -> int:
-        """Changes whenever an inbox or a subscription comes or goes."""
+        """Changes whenever a table of the directory changes."""
         return self._words[GENERATION_OFFSET // 8]
 
     def close(self) -> None:
         self._words.release()
+        self._u32.release()
         self.seg.close()
 
-    def header(self):
-        return HEADER.unpack_from(self.seg.map, 0)
+    def header(self) -> SessionHeader:
+        return read_header(self.seg.map)
 
     def __enter__(self):
         self.mutex.acquire()
@@ -119,31 +316,46 @@ class Directory:
         self.mutex.release()
 
     def next_token(self) -> int:
-        h = list(self.header())
-        token = h[6]
+        """A new member or inbox token (under the flock)."""
+        words = self._words
+        token = words[NEXT_TOKEN_OFFSET // 8]
         if token > names.MAX_TOKEN:
             raise errors.EtherError(f"session {self.sid!r} ran out of tokens")
-        h[6] = token + 1
-        HEADER.pack_into(self.seg.map, 0, *h)
+        # Read and written only under the flock; still one aligned 8-byte store of
+        # its own word, so it never rewrites the generation beside it.
+        words[NEXT_TOKEN_OFFSET // 8] = token + 1
         return token
 
     def bump_generation(self) -> None:
-        h = list(self.header())
-        h[7] += 1
-        HEADER.pack_into(self.seg.map, 0, *h)
+        """Tell lock-free readers that a table changed (under the flock, after the change).
+
+        SYNC POINT: one aligned 8-byte store; its partner is the lock-free load in
+        `generation`. A memoryview of format "Q" moves the word with one 8-byte
+        memcpy, which compilers emit as a single store, and an aligned 8-byte store
+        is single-copy atomic on x86-64 and AArch64: a reader sees the old value or
+        the new one, never a mix (``struct.pack_into("<Q")`` writes byte by byte,
+        which could show a torn value equal to one a reader has cached). The load
+        carries no ordering of its own, and needs none: a reader that sees the
+        value it cached keeps its routes, and one that sees any other value
+        re-reads the tables under the flock, whose acquisition orders that read
+        after every write of the holder that bumped it (it caches the value it
+        loaded before locking, so a change in between makes it re-read once more:
+        conservative). A reader may see the new value late, never later than
+        anything it learns from the writer afterwards through a ring: the ring's
+        release store orders this store before it.
+        """
+        assert self._depth, "the directory's flock must be held"
+        words = self._words
+        words[GENERATION_OFFSET // 8] = words[GENERATION_OFFSET // 8] + 1
+
+    def _set_live(self, offset: int, live: int) -> None:
+        """Store a slot's `live` word: last when filling it, first when freeing it."""
+        self._u32[offset // 4] = live
+
+    # ---- inbox entries ----
 
     def entries(self):
-        m = self.seg.map
-        for i in range(INBOX_ENTRIES):
-            off = HEADER_SIZE + i * ENTRY_SIZE
-            state, pid, token, owner, capacity, max_length, nlen = _ENTRY.unpack_from(m, off)
-            if state != 1:
-                continue
-            if nlen > MAX_INBOX_NAME:
-                raise errors.RingCorrupt(
-                    f"session {self.sid!r}: inbox entry {i} has name length {nlen}")
-            name = bytes(m[off + 40: off + 40 + nlen]).decode("utf-8", "replace")
-            yield InboxEntry(i, name, token, owner, pid, capacity, max_length)
+        yield from read_entries(self.seg.map, self.sid)
 
     def find(self, name: str) -> InboxEntry | None:
         for e in self.entries():
@@ -154,85 +366,128 @@ class Directory:
     def add(self, name: bytes, token, owner, capacity, max_length) -> int:
         m = self.seg.map
         for i in range(INBOX_ENTRIES):
-            off = HEADER_SIZE + i * ENTRY_SIZE
+            off = ENTRIES_OFFSET + i * ENTRY_SIZE
             if struct.unpack_from("<I", m, off)[0] == 0:
-                m[off + 40: off + 40 + MAX_INBOX_NAME] = name.ljust(MAX_INBOX_NAME, b"\0")
-                _ENTRY.pack_into(m, off, 1, os.getpid(), token, owner, capacity, max_length, len(name))
+                m[off + ENTRY_NAME: off + ENTRY_NAME + MAX_INBOX_NAME] = name.ljust(MAX_INBOX_NAME, b"\0")
+                _ENTRY.pack_into(m, off, 0, os.getpid(), token, owner, capacity, max_length, len(name))
+                _INFO.pack_into(m, off + ENTRY_STATE, STATE_UNKNOWN, 0)
+                self._set_live(off, 1)
                 self.bump_generation()
                 return i
         raise errors.EtherError(f"session {self.sid!r} has no room for more than {INBOX_ENTRIES} inboxes")
 
     def remove(self, index: int, token: int) -> None:
-        """Remove an inbox entry and every subscription of that inbox."""
-        off = HEADER_SIZE + index * ENTRY_SIZE
-        state, _, tok = struct.unpack_from("<IIQ", self.seg.map, off)
-        if state == 1 and tok == token:
-            struct.pack_into("<I", self.seg.map, off, 0)
-            for i, sub_token in self._subscription_slots():
-                if sub_token == token:
-                    struct.pack_into("<I", self.seg.map, SUBSCRIPTIONS_OFFSET + i * ENTRY_SIZE, 0)
+        """Remove an inbox entry and every subscription and advert of that inbox."""
+        off = ENTRIES_OFFSET + index * ENTRY_SIZE
+        live, _, tok = struct.unpack_from("<IIQ", self.seg.map, off)
+        if live == 1 and tok == token:
+            self._set_live(off, 0)
+            for table, count, size in ((SUBSCRIPTIONS_OFFSET, SUBSCRIPTIONS, SUBSCRIPTION_SIZE),
+                                       (ADVERTS_OFFSET, ADVERTS, ADVERT_SIZE)):
+                inboxes = _column(self.seg.map, table, count, size, "Q", 8)
+                for i in _live_slots(self.seg.map, table, count, size):
+                    if inboxes[i] == token:
+                        self._set_live(table + i * size, 0)
             self.bump_generation()
 
     def remove_named(self, name: str) -> bool:
-        """Remove the inbox `name` (its consumer is gone) and its subscriptions."""
+        """Remove the inbox `name` (its consumer is gone), its subscriptions and adverts."""
         entry = self.find(name)
         if entry is None:
             return False
         self.remove(entry.index, entry.token)
         return True
 
-    # ---- subscriptions ----
+    def set_info(self, inbox_token: int, *, class_name: str | None = None,
+                 state: int | None = None) -> None:
+        """Record what the member behind an inbox runs and its state (None: leave as is).
 
-    def _subscription_slots(self):
+        `state` is a small int whose meaning the upper layers give (0: unknown)."""
+        raw = None
+        if class_name is not None:
+            if not isinstance(class_name, str):
+                raise errors.ConfigError(f"class_name must be a str, not {class_name!r}")
+            raw = class_name.encode("utf-8")
+            if len(raw) > MAX_CLASS_NAME:
+                raise errors.ConfigError(
+                    f"class name {class_name!r} is {len(raw)} bytes; the session directory "
+                    f"keeps at most {MAX_CLASS_NAME}")
+        if state is not None and (not isinstance(state, int) or isinstance(state, bool)
+                                  or not 0 <= state <= MAX_STATE):
+            raise errors.ConfigError(f"a member state must be an int in 0..{MAX_STATE}, not {state!r}")
+        entry = next((e for e in self.entries() if e.token == inbox_token), None)
+        if entry is None:
+            raise errors.InboxNotFound(f"session {self.sid!r} has no inbox with token {inbox_token}")
         m = self.seg.map
-        for i in range(SUBSCRIPTIONS):
-            state, _, token = struct.unpack_from("<IIQ", m, SUBSCRIPTIONS_OFFSET + i * ENTRY_SIZE)
-            if state == 1:
-                yield i, token
+        off = ENTRIES_OFFSET + entry.index * ENTRY_SIZE
+        old_state, old_length = _INFO.unpack_from(m, off + ENTRY_STATE)
+        if raw is not None:
+            m[off + ENTRY_CLASS: off + ENTRY_SIZE] = raw.ljust(MAX_CLASS_NAME, b"\0")
+        _INFO.pack_into(m, off + ENTRY_STATE, old_state if state is None else state,
+                        old_length if raw is None else len(raw))
+        self.bump_generation()
+
+    # ---- subscriptions ----
 
     def subscribe(self, topic: str, inbox_token: int, policy: str = DEFAULT_POLICY,
                   timeout: float = DEFAULT_TIMEOUT_S) -> int:
         """Register the inbox as a subscriber of topic; returns the entry's index."""
-        raw = topic.encode("utf-8")
-        if not raw or len(raw) > MAX_TOPIC:
-            raise errors.ConfigError(f"topic {topic!r} must be 1..{MAX_TOPIC} bytes of UTF-8")
+        raw = _topic_bytes(topic)
         if policy not in POLICIES:
             raise errors.ConfigError(f"subscription policy must be one of {POLICIES}, not {policy!r}")
         m = self.seg.map
         for i in range(SUBSCRIPTIONS):
-            off = SUBSCRIPTIONS_OFFSET + i * ENTRY_SIZE
+            off = SUBSCRIPTIONS_OFFSET + i * SUBSCRIPTION_SIZE
             if struct.unpack_from("<I", m, off)[0] == 0:
-                m[off + 24: off + 24 + MAX_TOPIC] = raw.ljust(MAX_TOPIC, b"\0")
-                _SUBSCRIPTION.pack_into(m, off, 1, POLICIES.index(policy), inbox_token,
+                m[off + SUBSCRIPTION_TOPIC: off + SUBSCRIPTION_SIZE] = raw.ljust(MAX_TOPIC, b"\0")
+                _SUBSCRIPTION.pack_into(m, off, 0, POLICIES.index(policy), inbox_token,
                                         max(1, int(timeout * 1000)), len(raw))
+                self._set_live(off, 1)
                 self.bump_generation()
                 return i
         raise errors.EtherError(f"session {self.sid!r} has no room for more than {SUBSCRIPTIONS} subscriptions")
 
-    def advertise(self, topic: str, inbox_token: int) -> None:
-        """Record that the inbox's node publishes topic (not stored yet)."""
-
     def unsubscribe(self, index: int, inbox_token: int) -> None:
-        off = SUBSCRIPTIONS_OFFSET + index * ENTRY_SIZE
-        state, _, token = struct.unpack_from("<IIQ", self.seg.map, off)
-        if state == 1 and token == inbox_token:
-            struct.pack_into("<I", self.seg.map, off, 0)
+        off = SUBSCRIPTIONS_OFFSET + index * SUBSCRIPTION_SIZE
+        live, _, token = struct.unpack_from("<IIQ", self.seg.map, off)
+        if live == 1 and token == inbox_token:
+            self._set_live(off, 0)
             self.bump_generation()
 
     def subscriptions(self) -> list[Subscription]:
         """Every live subscription, joined with its inbox's name."""
         inboxes = {e.token: e.name for e in self.entries()}
+        return read_subscriptions(self.seg.map, self.sid, inboxes)
+
+    # ---- publisher adverts ----
+
+    def advertise(self, topic: str, inbox_token: int) -> int:
+        """Record that the node of the inbox publishes topic; returns the advert's
+        index. Advertising the same topic for the same inbox again changes nothing."""
+        raw = _topic_bytes(topic)
         m = self.seg.map
-        out = []
-        for i in range(SUBSCRIPTIONS):
-            off = SUBSCRIPTIONS_OFFSET + i * ENTRY_SIZE
-            state, policy, token, timeout_ms, tlen = _SUBSCRIPTION.unpack_from(m, off)
-            if state != 1 or token not in inboxes:
-                continue
-            if tlen > MAX_TOPIC or policy >= len(POLICIES):
-                raise errors.RingCorrupt(f"session {self.sid!r}: subscription entry {i} is corrupt")
-            topic = bytes(m[off + 24: off + 24 + tlen]).decode("utf-8", "replace")
-            out.append(Subscription(topic, inboxes[token], token, POLICIES[policy], timeout_ms / 1000))
-        return out
+        live = _live_slots(m, ADVERTS_OFFSET, ADVERTS, ADVERT_SIZE)
+        inboxes = _column(m, ADVERTS_OFFSET, ADVERTS, ADVERT_SIZE, "Q", 8)
+        for i in live:
+            off = ADVERTS_OFFSET + i * ADVERT_SIZE
+            if inboxes[i] == inbox_token and _ADVERT.unpack_from(m, off)[1] == len(raw) and \
+                    m[off + ADVERT_TOPIC: off + ADVERT_TOPIC + len(raw)] == raw:
+                return i
+        taken = set(live)
+        free = next((i for i in range(ADVERTS) if i not in taken), None)
+        if free is None:
+            raise errors.EtherError(
+                f"session {self.sid!r} has no room for more than {ADVERTS} publisher adverts "
+                f"(topic {topic!r})")
+        off = ADVERTS_OFFSET + free * ADVERT_SIZE
+        m[off + ADVERT_TOPIC: off + ADVERT_SIZE] = raw.ljust(MAX_TOPIC, b"\0")
+        _ADVERT.pack_into(m, off, 0, len(raw), inbox_token)
+        m[off + 16: off + ADVERT_TOPIC] = bytes(ADVERT_TOPIC - 16)
+        self._set_live(off, 1)
+        self.bump_generation()
+        return free
 
-
+    def publishers(self) -> list[Publisher]:
+        """Every live advert, joined with its inbox's name."""
+        inboxes = {e.token: e.name for e in self.entries()}
+        return read_publishers(self.seg.map, self.sid, inboxes)

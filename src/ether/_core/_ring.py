@@ -102,6 +102,34 @@ def _describe(rc: int) -> str:
     return _RESULT_NAMES.get(rc, f"result {rc}")
 
 
+def _statistics(st) -> RingStatistics:
+    return RingStatistics(
+        st.capacity, st.used, st.head, st.tail, st.max_length, st.producers, st.sent,
+        st.sent_bytes, st.dropped, st.blocked, st.received, st.received_bytes,
+        st.skipped_claims, st.skipped_bytes, bool(st.closed))
+
+
+def read_statistics(buffer, where: str) -> RingStatistics:
+    """The counters of the ring in `buffer`, which may be a read-only mapping: what
+    an inspector reads without attaching. The layout is validated as on open (so
+    every slot read lies inside the buffer); after that the C side only loads."""
+    buf = ffi.from_buffer(buffer)
+    try:
+        handle = ffi.new("ether_ring_t **")
+        rc = lib.ether_ring_open(buf, len(buf), handle)
+        if rc != OK:
+            raise errors.SegmentError(
+                f"{where}: the segment is not an Ether ring of this layout version ({_describe(rc)})")
+        try:
+            st = ffi.new("ether_ring_stats_t *")
+            lib.ether_ring_statistics(handle[0], st)
+            return _statistics(st)
+        finally:
+            lib.ether_ring_free(handle[0])
+    finally:
+        ffi.release(buf)
+
+
 class Ring:
     """A process-local handle over one mapped ring segment.
 
@@ -317,10 +345,7 @@ class Ring:
         """The ring's counters; with producer=True, sent/dropped/blocked are this slot's."""
         st = ffi.new("ether_ring_stats_t *")
         (lib.ether_ring_producer_statistics if producer else lib.ether_ring_statistics)(self._handle, st)
-        return RingStatistics(
-            st.capacity, st.used, st.head, st.tail, st.max_length, st.producers, st.sent,
-            st.sent_bytes, st.dropped, st.blocked, st.received, st.received_bytes,
-            st.skipped_claims, st.skipped_bytes, bool(st.closed))
+        return _statistics(st)
 
     def _raise(self, rc: int, length: int):
         if rc == lib.ETHER_RING_TOO_LARGE:

@@ -68,11 +68,12 @@ class Segment:
 
     __slots__ = ("name", "fd", "map", "size")
 
-    def __init__(self, name: str, fd: int, size: int):
+    def __init__(self, name: str, fd: int, size: int, writable: bool = True):
         self.name = name
         self.fd = fd
         self.size = size
-        self.map = mmap.mmap(fd, size) if size else None
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        self.map = mmap.mmap(fd, size, prot=prot) if size else None
 
     @classmethod
     def create(cls, name: str, size: int, *, what: str) -> "Segment":
@@ -106,10 +107,12 @@ class Segment:
             raise
 
     @classmethod
-    def open(cls, name: str, *, what: str, min_size: int = 0, map_it: bool = True) -> "Segment":
-        """Open an existing segment and check that it is ours: owner, mode and size."""
+    def open(cls, name: str, *, what: str, min_size: int = 0, map_it: bool = True,
+             read_only: bool = False) -> "Segment":
+        """Open an existing segment and check that it is ours: owner, mode and size.
+        read_only: open and map it for reading only (an inspector's view)."""
         try:
-            shm = posix_ipc.SharedMemory(name)
+            shm = posix_ipc.SharedMemory(name, read_only=read_only)
         except posix_ipc.ExistentialError:
             raise FileNotFoundError(errno.ENOENT, f"{what}: segment {name} does not exist") from None
         except posix_ipc.PermissionsError:
@@ -129,7 +132,7 @@ class Segment:
                 raise errors.SegmentError(
                     errno.EINVAL, f"{what}: {name} is {st.st_size} bytes, expected at "
                     f"least {min_size}")
-            return cls(name, fd, st.st_size if map_it else 0)
+            return cls(name, fd, st.st_size if map_it else 0, writable=not read_only)
         except BaseException:
             os.close(fd)
             raise
@@ -192,6 +195,30 @@ def holder_alive(name: str) -> bool:
             return True
         if seg.linked():
             unlink(name)
+        return False
+    finally:
+        seg.close()
+
+
+def lock_held(name: str) -> bool:
+    """True while some process holds the flock on segment `name`. Unlike
+    `holder_alive`, it removes nothing, whatever it finds: what an inspector asks.
+
+    It probes with a shared, non-blocking flock. Against a live holder's
+    exclusive lock that fails at once and changes nothing. On a lock nobody
+    holds, it holds a shared one for two system calls; a cleaner probing the same
+    dead lock in that instant takes it for alive and leaves it to its next pass.
+    """
+    try:
+        seg = Segment.open(name, what="liveness check", map_it=False, read_only=True)
+    except FileNotFoundError:
+        return False
+    except errors.SegmentError:
+        return True  # not ours to judge
+    try:
+        if not seg.lock(exclusive=False, blocking=False):
+            return True
+        seg.unlock()
         return False
     finally:
         seg.close()

@@ -14,8 +14,8 @@ import weakref
 from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
-from ._directory import HEADER, HEADER_SIZE, SESSION_LAYOUT_VERSION, SESSION_MAGIC, SESSION_SIZE, \
-    INBOX_ENTRIES, Directory
+from ._directory import HEADER_SIZE, SESSION_LAYOUT_VERSION, SESSION_MAGIC, SESSION_SIZE, \
+    Directory, layout_mismatch, read_header, write_header
 from ._policy import DEFAULT_POLICY, DEFAULT_TIMEOUT_S
 
 
@@ -40,10 +40,10 @@ def _session_alive(sid: str) -> bool:
     except errors.SegmentError:
         return True  # not ours: never touch
     try:
-        magic, version, _, owner, *_ = HEADER.unpack_from(seg.map, 0)
-        if magic != SESSION_MAGIC or version != SESSION_LAYOUT_VERSION:
+        header = read_header(seg.map)
+        if header.magic != SESSION_MAGIC or header.version != SESSION_LAYOUT_VERSION:
             return True
-        return segment.holder_alive(names.member_lock(sid, owner))
+        return segment.holder_alive(names.member_lock(sid, header.owner_token))
     finally:
         seg.close()
 
@@ -142,8 +142,8 @@ class Session:
         except BaseException:
             member.close()
             raise
-        HEADER.pack_into(seg.map, 0, SESSION_MAGIC, SESSION_LAYOUT_VERSION, INBOX_ENTRIES, 1,
-                          os.getpid(), 0, 2, 0, time.time_ns(), 0, names.new_run_id())
+        write_header(seg.map, owner_token=1, owner_pid=os.getpid(), first_token=2,
+                     created_ns=time.time_ns(), run_id=names.new_run_id())
         return cls(sid, Directory(seg, sid), member, owner=True)
 
     @classmethod
@@ -154,16 +154,16 @@ class Session:
             seg = segment.Segment.open(names.session_segment(sid), what=f"session {sid!r}",
                                        min_size=SESSION_SIZE)
         except FileNotFoundError:
-            raise errors.SessionNotFound(errno.ENOENT, f"no session named {sid!r} exists") from None
+            from ._inspect import not_found
+            raise not_found(f"no session named {sid!r} exists") from None
         try:
-            magic, version, entries, owner, owner_pid, *_ = HEADER.unpack_from(seg.map, 0)
-            if magic != SESSION_MAGIC or version != SESSION_LAYOUT_VERSION or entries != INBOX_ENTRIES:
-                raise errors.SegmentError(
-                    errno.EINVAL, f"session {sid!r}: segment has magic {magic!r}, version "
-                    f"{version}; expected {SESSION_MAGIC!r}, version {SESSION_LAYOUT_VERSION}")
-            if not segment.holder_alive(names.member_lock(sid, owner)):
-                raise errors.SessionNotFound(
-                    errno.ENOENT, f"session {sid!r} is stale: its owner (pid {owner_pid}) is dead")
+            header = read_header(seg.map)
+            mismatch = layout_mismatch(header)
+            if mismatch is not None:
+                raise errors.SegmentError(errno.EINVAL, f"session {sid!r}: {mismatch}")
+            if not segment.holder_alive(names.member_lock(sid, header.owner_token)):
+                from ._inspect import not_found
+                raise not_found(f"session {sid!r} is stale: its owner (pid {header.owner_pid}) is dead")
             table = Directory(seg, sid)
             with table:
                 token = table.next_token()
@@ -183,7 +183,7 @@ class Session:
     def run_id(self) -> bytes:
         """The session's 16-byte UUIDv7, unique across hosts and time: with the host,
         the origin every message of the session carries."""
-        return HEADER.unpack_from(self._directory.seg.map, 0)[10]
+        return read_header(self._directory.seg.map).run_id
 
     @property
     def token(self) -> int:
@@ -233,6 +233,28 @@ class Session:
         with self._directory as t:
             return [e.name for e in t.entries()]
 
+    def inspect(self):
+        """A SessionSnapshot of this session: what ether.lowlevel.inspect(name) gives
+        any other process."""
+        from ._inspect import snapshot
+        self._check_usable()
+        with self._directory as t:
+            image = t.seg.map[:SESSION_SIZE]
+        return snapshot(self._sid, image)
+
+    def set_member_state(self, inbox_name: str, state: int) -> None:
+        """Record the state of the member whose inbox is `inbox_name`: a small int
+        (0..2**32-1) whose meaning the caller gives; 0 means unknown. What
+        inspect() shows."""
+        self._check_usable()
+        with self._directory as t:
+            entry = t.find(inbox_name)
+            if entry is None:
+                raise errors.InboxNotFound(
+                    f"session {self._sid!r} has no inbox named {inbox_name!r} "
+                    f"(inboxes: {[e.name for e in t.entries()]})")
+            t.set_info(entry.token, state=state)
+
     # ---- used by Inbox and Sender ----
 
     def _check_usable(self) -> None:
@@ -255,7 +277,7 @@ class Session:
         """False once the process that created the session has died."""
         if self._owner:
             return True
-        owner = HEADER.unpack_from(self._directory.seg.map, 0)[3]
+        owner = read_header(self._directory.seg.map).owner_token
         return segment.holder_alive(names.member_lock(self._sid, owner))
 
     def _member_alive(self, token: int) -> bool:

@@ -224,6 +224,11 @@ class Node:
                 d.advertise(topic, self.inbox.token)
         self.advertised.update(new)
 
+    def describe(self, class_name: str) -> None:
+        """Record in the session's directory the class this node runs (what `inspect()` shows)."""
+        with self.session._directory as d:
+            d.set_info(self.inbox.token, class_name=class_name)
+
     def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None) -> int:
         """Re-send a message to the subscribers of its topic (or `topic`), keeping its
         origin, sender, seq, time, cause and trace: what a bridge or a player does.

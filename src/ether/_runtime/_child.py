@@ -59,6 +59,7 @@ def run(spec: LaunchSpec) -> None:
         spec_of_class = methods.introspect(cls)
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
+        node.describe(spec.class_path)
     except BaseException as exc:
         detail = "".join(traceback.format_exception(exc)).rstrip()
         try:
