@@ -4,7 +4,8 @@ facade is; nothing outside `ether`, `ether.lowlevel` and `ether.config` is.
 
 Transport (one host, shared memory):
     Session, Inbox, Sender, Claim, InboxStatistics, SenderStatistics,
-    remove_stale_sessions, list_sessions, inspect
+    remove_stale_sessions, list_sessions, inspect (SessionInfo, SessionSnapshot,
+    MemberInfo, InboxInfo, Subscription, Publisher)
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
     Node (publish, forward, subscribe by topic or pattern, requests),
@@ -18,6 +19,12 @@ Importing this module loads the transport (Linux only).
 from ._client import Client as Client
 from ._core._inbox import Inbox as Inbox
 from ._core._inbox import InboxStatistics as InboxStatistics
+from ._core._directory import Publisher as Publisher
+from ._core._directory import Subscription as Subscription
+from ._core._inspect import InboxInfo as InboxInfo
+from ._core._inspect import MemberInfo as MemberInfo
+from ._core._inspect import SessionInfo as SessionInfo
+from ._core._inspect import SessionSnapshot as SessionSnapshot
 from ._core._inspect import inspect as inspect
 from ._core._inspect import list_sessions as list_sessions
 from ._core._sender import Claim as Claim
@@ -43,6 +50,7 @@ from ._node._topics import sync_topic as sync_topic
 __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
+    "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
     "Client", "Node", "Envelope", "MessageId", "Origin", "origin_of", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES",

@@ -156,7 +156,7 @@ def test_an_attached_process_sees_every_message_with_origin_trace_and_cause(tapp
     with ether.listen("cooked", timeout=10) as cooked:
         ether.pub({"n": 1, "tag": "after"}, topic="go")
         assert next(cooked)["tag"] == "after"
-    members = {m.name for m in ether_pkg.lowlevel.inspect(name).members}
+    members = {m.name for m in ether_pkg.lowlevel.inspect(name).members}  # the attached inbox is gone
     assert members == {"main", "source", "relay", "echo"}
 
 

@@ -50,6 +50,17 @@ def _context():
     return ctx
 
 
+def _await_zombie(pid: int) -> None:
+    """Return once the exited child pid has closed all its descriptors (it is a
+    zombie), without reaping it. Its sentinel fires as soon as that pipe closes,
+    which may be before its liveness lock is let go: whoever judges the dead
+    member's resources right after would still see it alive."""
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    except (ChildProcessError, OSError):  # not our child (forkserver), or reaped already
+        pass
+
+
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
         self.config = config
@@ -168,6 +179,7 @@ class Supervisor:
                 with self._cond:
                     self._exited[name] = None
                     self._cond.notify_all()  # waiters re-check: an instance is gone
+                _await_zombie(self.processes[name].pid)
                 self._forget_instance(name)
 
     def _forget_instance(self, name: str) -> None:
