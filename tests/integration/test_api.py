@@ -127,13 +127,20 @@ def test_lifecycle_handlers_run_in_order(tapped, tmp_path):
      r"instances 'ok' and 'a' both have the name 'ok'"),
     ({"main": {"class_path": "apps.Doubler"}}, r"instance 'main': the name 'main' is the main process's"),
 ])
-def test_tap_reports_config_and_start_up_errors(instances, match, caplog):
-    caplog.set_level("INFO", logger="Ether")
+def test_tap_reports_config_and_start_up_errors(instances, match, monkeypatch):
+    from ether._core._session import Session
+    started, create = [], Session.create.__func__
+
+    def recording_create(cls, name=None):
+        session = create(cls, name)
+        started.append(session.name)
+        return session
+
+    monkeypatch.setattr(Session, "create", classmethod(recording_create))
     with pytest.raises(ether_pkg.EtherError, match=match):
         ether.tap(config={"instances": {"ok": {"class_path": "apps.Doubler"}, **instances}})
     assert ether.session is None
     # The session tap started, if it got that far (other tests' sessions may come and go).
-    started = [r.args[0] for r in caplog.records if r.msg.startswith("Starting Ether session")]
     assert bool(started) == ("start" in match), started   # start-up errors come after the session
     assert [n for sid in started for n in shm_objects(sid)] == []
 
