@@ -34,7 +34,7 @@ from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_del
 from ._router import Router
 from ._topics import is_pattern, matches
 
-__all__ = ["Node", "message_limit", "inbox_capacity"]
+__all__ = ["Node", "WAKE", "message_limit", "inbox_capacity"]
 
 log = logging.getLogger("Ether")
 
@@ -43,6 +43,7 @@ _WIRE = codec.WIRE_VERSION
 _MESSAGE = codec.MESSAGE
 _now_ns = time.time_ns
 _HOST = socket.gethostname()
+WAKE = "wake"  # the topic of wake(): a control message for the node itself
 
 def message_limit() -> int:
     """The largest message (bytes, envelope included) a node's inbox accepts:
@@ -263,11 +264,12 @@ class Node:
             log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s) "
                         "(%d so far): %s", self.name, topic, len(targets), self.arena_dropped, exc)
 
-    def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
-        """A control message straight to one inbox (not through topics)."""
+    def send_control(self, inbox: str, topic: str, payload, *, timeout: float = 5.0) -> None:
+        """A control message (any encodable payload) straight to one inbox, not
+        through topics."""
         with self._send_lock:
             sender = self.router.sender_to(inbox, timeout=timeout)
-            self._send_to(sender, self._envelope(codec.CONTROL, command, payload))
+            self._send_to(sender, self._envelope(codec.CONTROL, topic, payload))
 
     def advertise(self, topics) -> None:
         """Record in the session's directory that this node publishes `topics` (what
@@ -489,7 +491,7 @@ class Node:
                 service(envelope)
             finally:
                 local.current = previous
-        elif self.on_control is not None:
+        elif self.on_control is not None and envelope.topic != WAKE:  # a wake only ends a read
             self.on_control(envelope)
 
     def pump(self, timeout: float) -> None:
@@ -668,7 +670,7 @@ class Node:
         """Wake the thread blocked reading this node's inbox (it re-checks why it reads)."""
         try:
             self.router.sender_to(self.inbox.name).send(
-                codec.encode_plain(codec.CONTROL, "wake", self.name, {}))
+                codec.encode_plain(codec.CONTROL, WAKE, self.name, {}))
         except errors.EtherError:
             pass
 
