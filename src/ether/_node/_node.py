@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Callable
 import msgspec
 
 from .. import _errors as errors
+from .. import _settings
 from .._core import _arena_handle
 from .._core._arena_writer import Writer, arena_bytes, inline_limit
 from .._errors import ArenaFull, Dropped, MalformedMessage
@@ -48,16 +48,7 @@ WAKE = "wake"  # the topic of wake(): a control message for the node itself
 def message_limit() -> int:
     """The largest message (bytes, envelope included) a node's inbox accepts:
     $ETHER_MAX_MESSAGE_BYTES, 1 MiB by default. Each inbox holds four of them."""
-    raw = os.environ.get("ETHER_MAX_MESSAGE_BYTES", "")
-    if not raw:
-        return 1 << 20
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1024:
-        raise errors.ConfigError(f"ETHER_MAX_MESSAGE_BYTES={raw!r}: give a number of bytes >= 1024")
-    return value
+    return _settings.max_message_bytes()
 
 
 def inbox_capacity(max_length: int) -> int:

@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 from .._node import _codec as codec
 from .. import _errors as errors
+from .. import _settings
 from . import _child
 from . import _control as control
 from ._control import InstanceState
@@ -47,10 +48,7 @@ def _context():
     # main script imported, and write to the stdout/stderr the main has *now*. A
     # fork server would keep the descriptors it had when it first started.
     # ETHER_START_METHOD=forkserver or spawn choose otherwise (e.g. after CUDA init).
-    method = os.environ.get("ETHER_START_METHOD", "fork")
-    if method not in multiprocessing.get_all_start_methods():
-        raise errors.ConfigError(
-            f"ETHER_START_METHOD={method!r} is not one of {multiprocessing.get_all_start_methods()}")
+    method = _settings.start_method()
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["ether._runtime._child", "ether._node._node", "ether._spec._introspect"])
@@ -101,8 +99,9 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
+            _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
-            _arena_writer.check_configured_space()  # before anything starts
+            _arena_writer.check_configured_space()
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
