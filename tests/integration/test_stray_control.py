@@ -11,7 +11,7 @@ from ether import ether
 from ether.lowlevel import Session
 from ether._runtime._control import InstanceState
 
-from conftest import shm_objects
+from conftest import shm_objects, wait_for
 
 CONTROL = 1  # the envelope kind of control messages (_node/_codec.py)
 
@@ -88,3 +88,20 @@ def test_stray_control_records_neither_break_shutdown_nor_leave_anything(capfd, 
         assert err.count(line) == 1, (line, err)
     assert "Ether system shutdown complete" in err
     assert "Traceback" not in err
+
+
+def test_an_instance_that_dies_after_ready_is_exited_and_shutdown_completes():
+    ether.tap(config={"instances": {"doubler": {"class_path": "apps.Doubler"},
+                                    "other": {"class_path": "apps.Doubler"}}})
+    sid = ether.session
+    supervisor = ether._supervisor
+    try:
+        process = supervisor.processes["doubler"]
+        process.kill()
+        # The exit watcher signals nothing a test can wait on: poll its result.
+        assert wait_for(lambda: supervisor.states()["doubler"] is InstanceState.EXITED, 10)
+        assert supervisor.states()["other"] is InstanceState.READY
+    finally:
+        ether.shutdown()
+    assert supervisor.states() == {"doubler": InstanceState.EXITED, "other": InstanceState.STOPPED}
+    assert shm_objects(sid) == []

@@ -45,9 +45,13 @@ _Request = Annotated[int, msgspec.Meta(ge=1)]
 class InstanceState(enum.Enum):
     """Where an instance is in its life, as the main process knows it.
 
-        STARTING --ready--> READY --stop--> STOPPING --exit--> STOPPED
-           |                  |
-           +--failed/exit-> FAILED          +--exit (unasked)--> EXITED
+        STARTING --Ready--> READY --Stop sent--> STOPPING --exit--> STOPPED
+            |                 |
+            | Failed, exit    | exit, unasked
+            v                 v
+          FAILED            EXITED
+
+    A failed start stops the instances still starting: STARTING -> STOPPING.
     """
     STARTING = "starting"   # launched; has not reported ready yet
     READY = "ready"         # reported ready: serving, answers requests
