@@ -89,9 +89,9 @@ class Ether:
         supervisor = self._supervisor
         if supervisor is None:
             raise errors.EtherError("ether.save_all() runs from the main script after ether.tap()")
-        for name, reply in supervisor.request_all("lifecycle", {"phase": "save_all"}, timeout).items():
-            if reply.get("errors"):
-                raise errors.EtherError(f"instance {name!r}: save_all failed: {'; '.join(reply['errors'])}")
+        for name, ack in supervisor.run_phase("save_all", timeout).items():
+            if ack.errors:
+                raise errors.EtherError(f"instance {name!r}: save_all failed: {'; '.join(ack.errors)}")
 
     # ---- joining ----
 

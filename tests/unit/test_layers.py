@@ -11,8 +11,8 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "ether"
 
 # Bottom to top. A module may import its own group and any lower rank.
 RANKS = {
-    "_errors": 0, "_settings": 0,
-    "_platform": 1, "config": 1,
+    "_errors": 0,
+    "_settings": 1, "_platform": 1, "config": 1,
     "_core": 2,
     "_node": 3,
     "_spec": 4,

@@ -20,6 +20,7 @@ import time
 import weakref
 
 from .. import _errors as errors
+from .. import _settings
 from .._errors import ArenaFull
 from . import _arena_handle as handle
 from . import _names as names
@@ -35,29 +36,22 @@ def arena_bytes() -> int:
     """ETHER_ARENA_BYTES if set; else 512 MiB, or a quarter of the free /dev/shm if
     that is less (but 16 MiB at least), so a small /dev/shm (a container's 64 MiB)
     still taps."""
-    raw = os.environ.get("ETHER_ARENA_BYTES", "")
-    if not raw:
+    value = _settings.arena_bytes()
+    if value is None:
         free = segment.free_bytes()
         return max(16 << 20, min(512 << 20, free // 4)) if free is not None else 512 << 20
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < (1 << 20):
-        raise errors.ConfigError(f"ETHER_ARENA_BYTES={raw!r}: give a number of bytes >= 1048576")
     return value
 
 
 def check_configured_space() -> None:
     """At tap: an explicit ETHER_ARENA_BYTES must fit in /dev/shm."""
-    if os.environ.get("ETHER_ARENA_BYTES"):
+    if _settings.arena_bytes() is not None:
         segment.check_space(arena_bytes(), "the array arena (ETHER_ARENA_BYTES)")
 
 
 def inline_limit() -> int:
     """Arrays smaller than this travel inside the message instead."""
-    raw = os.environ.get("ETHER_ARRAY_INLINE", "")
-    return int(raw) if raw.isdigit() else 64 << 10
+    return _settings.array_inline()
 
 
 PARALLEL_COPY_BYTES = 64 << 20  # copies this large are split over two cores

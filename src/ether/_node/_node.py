@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import socket
 import threading
 import time
@@ -26,6 +25,7 @@ from typing import Callable
 import msgspec
 
 from .. import _errors as errors
+from .. import _settings
 from .._core._arena_writer import Writer, arena_bytes, inline_limit
 from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
@@ -34,7 +34,7 @@ from ._rejections import Rejections
 from ._lane import Lane
 from ._topics import is_pattern, matches
 
-__all__ = ["Node", "message_limit", "inbox_capacity"]
+__all__ = ["Node", "WAKE", "message_limit", "inbox_capacity"]
 
 log = logging.getLogger("Ether")
 
@@ -43,20 +43,12 @@ _WIRE = codec.WIRE_VERSION
 _MESSAGE = codec.MESSAGE
 _now_ns = time.time_ns
 _HOST = socket.gethostname()
+WAKE = "wake"  # the topic of wake(): a control message for the node itself
 
 def message_limit() -> int:
     """The largest message (bytes, envelope included) a node's inbox accepts:
     $ETHER_MAX_MESSAGE_BYTES, 1 MiB by default. Each inbox holds four of them."""
-    raw = os.environ.get("ETHER_MAX_MESSAGE_BYTES", "")
-    if not raw:
-        return 1 << 20
-    try:
-        value = int(raw)
-    except ValueError:
-        value = 0
-    if value < 1024:
-        raise errors.ConfigError(f"ETHER_MAX_MESSAGE_BYTES={raw!r}: give a number of bytes >= 1024")
-    return value
+    return _settings.max_message_bytes()
 
 
 def inbox_capacity(max_length: int) -> int:
@@ -206,12 +198,13 @@ class Node:
             log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s) "
                         "(%d so far): %s", self.name, topic, len(targets), self.arena_dropped, exc)
 
-    def send_control(self, inbox: str, command: str, payload: dict, *, timeout: float = 5.0) -> None:
-        """A control message straight to one inbox (not through topics)."""
+    def send_control(self, inbox: str, topic: str, payload, *, timeout: float = 5.0) -> None:
+        """A control message (any encodable payload) straight to one inbox, not
+        through topics."""
         lane = self._direct
         with lane.lock:
             lane.send_to(lane.router.sender_to(inbox, timeout=timeout),
-                         self._envelope(codec.CONTROL, command, payload))
+                         self._envelope(codec.CONTROL, topic, payload))
 
     def advertise(self, topics) -> None:
         """Record in the session's directory that this node publishes `topics` (what
@@ -418,7 +411,7 @@ class Node:
                 local.current = previous
         elif kind & codec.SPILLED:
             self._deliver_kind(self._unspill(envelope))
-        elif self.on_control is not None:
+        elif self.on_control is not None and envelope.topic != WAKE:  # a wake only ends a read
             self.on_control(envelope)
 
     def pump(self, timeout: float) -> None:
@@ -606,7 +599,7 @@ class Node:
         try:
             with lane.lock:
                 lane.router.sender_to(self.inbox.name).send(
-                    codec.encode_plain(codec.CONTROL, "wake", self.name, {}))
+                    codec.encode_plain(codec.CONTROL, WAKE, self.name, {}))
         except errors.EtherError:
             pass
 

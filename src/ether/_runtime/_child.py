@@ -2,7 +2,7 @@
 
 The main process (see _supervisor.py) starts this with a LaunchSpec. It joins
 the session, imports and constructs the class, binds the decorated methods to
-its node, reports "ready" (or "failed", with the traceback), then dispatches
+its node, reports Ready (or Failed, with the traceback), then dispatches
 until told to stop, or until the main process dies.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from .._core._session import Session
 from .._spec import _introspect as methods
 from .._spec._bind import bind
 from .. import _client
+from . import _control as control
 from ._lifecycle import Lifecycle
 
 log = logging.getLogger("Ether")
@@ -65,7 +66,9 @@ def run(spec: LaunchSpec) -> None:
         try:
             if node is None:
                 raise
-            node.send_control(spec.main_inbox, "failed", {"instance": spec.name, "error": detail})
+            control.send(node, spec.main_inbox, control.Failed(
+                spec.name, error=detail.splitlines()[-1] if detail else "unknown error",
+                type=type(exc).__name__, traceback=detail))
         except BaseException:
             print(f"Ether instance {spec.name!r} failed to start:\n{detail}", file=sys.stderr)
         session.close()
@@ -73,7 +76,7 @@ def run(spec: LaunchSpec) -> None:
     _client.set_default(_client.Client(node))  # ether.pub() and the verbs, from user code here
     lifecycle = Lifecycle(obj, spec_of_class, node, spec)
     node.on_control = lifecycle.on_control
-    node.send_control(spec.main_inbox, "ready", {"instance": spec.name, "pid": os.getpid()})
+    control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
     try:
         node.serve()
     finally:

@@ -1,11 +1,13 @@
-"""An instance's answers to the main process's control messages: drain counts,
-lifecycle phases, stop."""
+"""An instance's answers to the main process's control messages (_control.py):
+drain counts, lifecycle phases, stop."""
 from __future__ import annotations
 
 import logging
 import traceback
 
+from .._errors import MalformedMessage
 from .._node import _codec as codec
+from . import _control as control
 
 __all__ = ["Lifecycle"]
 
@@ -20,20 +22,20 @@ class Lifecycle:
         self.obj, self.spec, self.node, self.launch = obj, spec, node, launch
 
     def on_control(self, envelope: codec.Envelope) -> None:
-        command = envelope.topic
-        body = self.node.decoders.payload_dict(envelope)
-        reply = {"instance": self.launch.name, "request": body.get("request")}
-        if command == "drain":
-            reply.update(published=self.node.published, handled=self.node.handled)
-        elif command == "lifecycle":
-            reply["errors"] = self.run_lifecycle(body["phase"])
-        elif command == "stop":
+        name, main = self.launch.name, self.launch.main_inbox
+        try:
+            command = control.decode(envelope, control.COMMANDS, sender=main)
+        except MalformedMessage as exc:
+            log.error("instance %r: ignored a %s", name, exc)
+            return
+        if isinstance(command, control.Stop):
             self.node.running = False
             return
+        if isinstance(command, control.Drain):
+            ack = control.DrainAck(name, command.request, self.node.published, self.node.handled)
         else:
-            log.error("instance %r: unknown control message %r", self.launch.name, command)
-            return
-        self.node.send_control(self.launch.main_inbox, command + "-ack", reply)
+            ack = control.PhaseAck(name, command.request, tuple(self.run_lifecycle(command.phase)))
+        control.send(self.node, main, ack)
 
     def run_lifecycle(self, phase: str) -> list[str]:
         failures = []

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .. import _settings
 from .._errors import ConfigError
 
 __all__ = ["DATEFMT", "FORMAT", "LOGGER_NAME", "close_process_logging",
@@ -87,10 +88,8 @@ def session_log_dir(session_id: str) -> Path:
     """``$ETHER_LOG_DIR/<session_id>``, else ``<tmp>/ether-logs-<uid>/<session_id>``;
     created if missing."""
     _check_part(session_id, "session id")
-    base = os.environ.get(LOG_DIR_ENV)
-    if base:
-        root = Path(base)
-    else:
+    root = _settings.log_dir()
+    if root is None:
         root = Path(tempfile.gettempdir()) / f"ether-logs-{os.getuid()}"
         root.mkdir(mode=0o700, exist_ok=True)
         # A shared /tmp: never write into a directory another user planted.

@@ -1,12 +1,17 @@
 """The main process's side of a session: launch the configured instances, wait
 for each to report ready, and shut everything down in order.
 
-Everything waits on messages, never on the clock: a start-up ends when every
-instance has said "ready" (or one has said "failed", or died); a shutdown first
-drains the pipeline - it asks every instance how many messages it has published,
-and repeats until two rounds agree, which means nothing is in flight (each round
-is queued behind everything sent before it) - then runs the save_all, cleanup and
-shutdown handlers, then stops the instances in config order.
+Everything waits on messages (_control.py), never on the clock: a start-up ends
+when every instance has reported Ready (or one has reported Failed, or died); a
+shutdown first drains the pipeline - it asks every instance how many messages it
+has published, and repeats until two rounds agree, which means nothing is in
+flight (each round is queued behind everything sent before it) - then runs the
+save_all, cleanup and shutdown phases, then stops the instances in config order.
+
+Each instance's InstanceState changes only here, under the node's condition: on
+its reports, when its process exits, and when it is told to stop. A control
+message that is malformed, or does not fit that state or an awaited request, is
+logged and ignored.
 """
 from __future__ import annotations
 
@@ -18,12 +23,15 @@ import os
 import sys
 import threading
 import time
-from typing import Any
+from typing import Any, Callable
 
 from .._node import _codec as codec
 from .. import _errors as errors
+from .. import _settings
 from . import _child
-from .._node._node import Node
+from . import _control as control
+from ._control import InstanceState
+from .._node._node import WAKE, Node
 from .._core._session import Session
 
 log = logging.getLogger("Ether")
@@ -40,10 +48,7 @@ def _context():
     # main script imported, and write to the stdout/stderr the main has *now*. A
     # fork server would keep the descriptors it had when it first started.
     # ETHER_START_METHOD=forkserver or spawn choose otherwise (e.g. after CUDA init).
-    method = os.environ.get("ETHER_START_METHOD", "fork")
-    if method not in multiprocessing.get_all_start_methods():
-        raise errors.ConfigError(
-            f"ETHER_START_METHOD={method!r} is not one of {multiprocessing.get_all_start_methods()}")
+    method = _settings.start_method()
     ctx = multiprocessing.get_context(method)
     if method == "forkserver":
         ctx.set_forkserver_preload(["ether._runtime._child", "ether._node._node", "ether._spec._introspect"])
@@ -70,8 +75,10 @@ class Supervisor:
         self.processes: dict[str, Any] = {}
         self._cond: threading.Condition | None = None  # the node's, once it exists
         self._dispatcher: threading.Thread | None = None
-        self._replies: dict[tuple[str, Any], dict] = {}
-        self._exited: dict[str, int] = {}
+        self._states: dict[str, InstanceState] = {}   # under _cond once it exists
+        self._failures: dict[str, control.Failed] = {}
+        # (ack type, request) -> {instance asked: its ack, None until it comes}
+        self._awaited: dict[tuple[type, int], dict[str, control.Ack | None]] = {}
         self._requests = itertools.count(1)
         self._stop = threading.Event()
         self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
@@ -103,8 +110,9 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
+            _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
-            _arena_writer.check_configured_space()  # before anything starts
+            _arena_writer.check_configured_space()
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -126,14 +134,16 @@ class Supervisor:
                 process = ctx.Process(target=_child.run, args=(spec,), name=f"ether:{spec.name}")
                 process.start()
                 self.processes[spec.name] = process
+                with self._cond:
+                    self._states[spec.name] = InstanceState.STARTING
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
-            self._await_all("ready", None, self.start_timeout, starting=True)
+            self._await_ready(self.start_timeout)
             # Every instance has joined and subscribed: now init handlers may publish.
-            for name, reply in self.request_all("lifecycle", {"phase": "init"}).items():
-                if reply.get("errors"):
+            for name, ack in self.run_phase("init").items():
+                if ack.errors:
                     raise errors.EtherError(
-                        f"instance {name!r}: init handler failed: {'; '.join(reply['errors'])}")
+                        f"instance {name!r}: init handler failed: {'; '.join(ack.errors)}")
         except BaseException:
             self.stop(graceful=False)
             raise
@@ -176,11 +186,26 @@ class Supervisor:
                 name = pending.pop(sentinel)
                 # Only record it: joining here would race the join in stop() (the
                 # loser's waitpid fails and it reads exitcode None).
-                with self._cond:
-                    self._exited[name] = None
-                    self._cond.notify_all()  # waiters re-check: an instance is gone
                 _await_zombie(self.processes[name].pid)
+                self._exited(name)
                 self._forget_instance(name)
+
+    def _exited(self, name: str) -> None:
+        """The process of `name` has ended: the state says whether that was asked for."""
+        after = {InstanceState.STARTING: InstanceState.FAILED,
+                 InstanceState.READY: InstanceState.EXITED,
+                 InstanceState.STOPPING: InstanceState.STOPPED}
+        with self._cond:
+            state = self._states[name]
+            self._states[name] = after.get(state, state)
+            self._cond.notify_all()  # waiters re-check: an instance is gone
+
+    def states(self) -> dict[str, InstanceState]:
+        """Each instance's state, by name, in config order."""
+        if self._cond is None:
+            return dict(self._states)
+        with self._cond:
+            return dict(self._states)
 
     def _forget_instance(self, name: str) -> None:
         """A dead instance leaves the directory: no route, no service leads to it."""
@@ -194,82 +219,135 @@ class Supervisor:
             pass
 
     def _on_control(self, envelope: codec.Envelope) -> None:
-        body = self.node.decoders.payload_dict(envelope)
+        try:
+            message = control.decode(envelope, control.REPORTS)
+        except errors.MalformedMessage as exc:
+            log.error("main: ignored a %s", exc)
+            return
         with self._cond:
-            self._replies[(envelope.topic, body.get("request"), body.get("instance"))] = body
-            self._cond.notify_all()
+            refused = self._accept(message)
+            if refused is None:
+                self._cond.notify_all()
+        if refused is not None:
+            log.warning("main: ignored a control message %r from %r: %s",
+                        message.tag, message.instance, refused)
 
-    # ---- requests to every instance ----
+    def _accept(self, message: control.Report) -> str | None:
+        """Apply a report (under the condition's lock); or say why it does not fit."""
+        name = message.instance
+        state = self._states.get(name)
+        if state is None:
+            return "no instance of this session has that name"
+        if isinstance(message, control.Ready):
+            if state is not InstanceState.STARTING:
+                return f"the instance is {state.value}"
+            if message.pid != self.processes[name].pid:
+                return f"pid {message.pid} is not its process's ({self.processes[name].pid})"
+            self._states[name] = InstanceState.READY
+        elif isinstance(message, control.Failed):
+            # FAILED already if its exit was seen before its report was read.
+            if state is not InstanceState.STARTING and not (
+                    state is InstanceState.FAILED and name not in self._failures):
+                return f"the instance is {state.value}, not starting"
+            self._states[name] = InstanceState.FAILED
+            self._failures[name] = message
+        else:
+            answers = self._awaited.get((type(message), message.request))
+            if answers is None or name not in answers:
+                return f"nobody waits for it (request {message.request})"
+            if answers[name] is not None:
+                return f"request {message.request} was answered already"
+            answers[name] = message
+        return None
 
-    def _await_all(self, reply: str, request, timeout: float, *, starting: bool = False,
-                   partial: bool = False) -> dict:
-        """Wait until every live, responsive instance sent `reply` for `request`.
-        partial=True: on timeout, mark the silent ones unresponsive and return what came."""
-        outcome: dict = {}
+    # ---- waiting for instances ----
 
-        def waiting() -> list[str]:
-            return [n for n in self.processes
-                    if (reply, request, n) not in self._replies and n not in self._exited
-                    and n not in self._unresponsive]
+    def _await_ready(self, timeout: float) -> None:
+        """Wait until every instance is ready; raise if one failed or died first."""
+        def starting() -> list[str]:
+            return [n for n, s in self._states.items() if s is InstanceState.STARTING]
 
         def done() -> bool:  # runs under the condition's lock
-            failed = [(n, r) for (c, _, n), r in self._replies.items() if c == "failed"]
-            if failed:
-                outcome["failed"] = failed[0]
-                return True
-            if starting:
-                dead = [n for n in self.processes
-                        if (reply, request, n) not in self._replies and n in self._exited]
-                if dead:
-                    outcome["dead"] = dead[0]
-                    return True
-            return not waiting()
+            return not starting() or InstanceState.FAILED in self._states.values()
 
-        try:
-            self.node.wait_until(done, timeout, describe=lambda: (
-                f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer {reply!r}"))
-        except errors.Timeout as exc:
-            if not partial:
-                raise
-            with self._cond:
-                silent = waiting()
-            self._unresponsive.update(silent)
-            log.error("%s; going on without them", exc)
-        if "failed" in outcome:
-            name, body = outcome["failed"]
-            detail = body["error"]
-            cause = detail.strip().splitlines()[-1] if detail.strip() else "unknown error"
-            raise errors.EtherError(f"instance {name!r} failed to start: {cause}\n{detail}")
-        if "dead" in outcome:
-            name = outcome["dead"]
+        self.node.wait_until(done, timeout, describe=lambda: (
+            f"waited {timeout:g} s for {', '.join(map(repr, starting()))} to answer 'ready'"))
+        with self._cond:
+            failed = [n for n, s in self._states.items() if s is InstanceState.FAILED]
+        if failed and not any(n in self._failures for n in failed):
+            # Seen exiting: a report it sent before it exited is queued; read it.
+            try:
+                self.node.wait_until(lambda: any(n in self._failures for n in failed), 0.1,
+                                     describe=str)
+            except errors.Timeout:
+                pass
+        with self._cond:
+            reported = [n for n in failed if n in self._failures]
+        if reported:  # a report says more than an exit code
+            report = self._failures[reported[0]]
+            raise errors.EtherError(f"instance {report.instance!r} failed to start: "
+                                    f"{report.error}\n{report.traceback}")
+        if failed:
+            name = failed[0]
             process = self.processes[name]
             process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
             raise errors.EtherError(f"instance {name!r} died during start-up "
                                     f"(exit code {process.exitcode}); see its log for the cause")
-        with self._cond:
-            return {n: self._replies.pop((reply, request, n)) for n in self.processes
-                    if (reply, request, n) in self._replies}
 
-    def request_all(self, command: str, payload: dict | None = None,
-                    timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict:
-        request = next(self._requests)
-        body = dict(payload or {}, request=request)
-        for name in self.processes:
-            if name not in self._exited and name not in self._unresponsive:
+    def request_all(self, make: Callable[[int], control.Command],
+                    timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict[str, control.Ack]:
+        """Send make(request id) to every ready, responsive instance and return their
+        acks by name once all came. partial=True: on timeout, mark the silent ones
+        unresponsive and return what came; otherwise raise Timeout."""
+        command = make(next(self._requests))
+        key = (command.answer, command.request)
+        with self._cond:
+            answers: dict[str, control.Ack | None] = {
+                n: None for n, s in self._states.items()
+                if s is InstanceState.READY and n not in self._unresponsive}
+            self._awaited[key] = answers
+        try:
+            for name in list(answers):
                 try:
-                    self.node.send_control(name, command, body)
+                    control.send(self.node, name, command)
                 except errors.EtherError as exc:  # gone between the check and the send
                     log.warning("instance %r: %s", name, exc)
-        return self._await_all(command + "-ack", request, timeout, partial=partial)
+                    with self._cond:
+                        answers.pop(name, None)
+
+            def waiting() -> list[str]:
+                return [n for n, a in answers.items() if a is None
+                        and self._states[n] is InstanceState.READY and n not in self._unresponsive]
+
+            try:
+                self.node.wait_until(lambda: not waiting(), timeout, describe=lambda: (
+                    f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer "
+                    f"{command.tag!r} {command.request}"))
+            except errors.Timeout as exc:
+                if not partial:
+                    raise
+                with self._cond:
+                    self._unresponsive.update(waiting())
+                log.error("%s; going on without them", exc)
+        finally:
+            with self._cond:  # an ack that comes later is answered by no one
+                del self._awaited[key]
+        return {n: a for n, a in answers.items() if a is not None}
+
+    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S, *,
+                  partial: bool = False) -> dict[str, control.PhaseAck]:
+        """Run every instance's handlers of a lifecycle phase; their acks by name."""
+        return self.request_all(lambda request: control.Phase(request, phase), timeout,
+                                partial=partial)
 
     def drain(self, budget: float = DRAIN_BUDGET_S) -> None:
         """Return once no message is in flight anywhere in the session."""
         deadline = time.monotonic() + budget
         last = None
         while time.monotonic() < deadline:
-            replies = self.request_all("drain", timeout=max(0.1, deadline - time.monotonic()),
-                                       partial=True)
-            total = self.node.published + sum(r["published"] for r in replies.values())
+            acks = self.request_all(control.Drain, timeout=max(0.1, deadline - time.monotonic()),
+                                    partial=True)
+            total = self.node.published + sum(a.published for a in acks.values())
             if total == last:
                 return
             last = total
@@ -290,17 +368,19 @@ class Supervisor:
             try:
                 self.drain()
                 for phase in ("save_all", "cleanup", "shutdown"):
-                    replies = self.request_all("lifecycle", {"phase": phase}, partial=True)
-                    for name, reply in replies.items():
-                        for failure in reply.get("errors", ()):
+                    for name, ack in self.run_phase(phase, partial=True).items():
+                        for failure in ack.errors:
                             log.error("instance %r: %s handler failed: %s", name, phase, failure)
                     self.drain()
             except errors.EtherError as exc:
                 log.error("shutdown: %s", exc)
         for name, process in self.processes.items():  # in config order
+            with self._cond:
+                if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
+                    self._states[name] = InstanceState.STOPPING
             if process.exitcode is None and self.node is not None:
                 try:
-                    self.node.send_control(name, "stop", {}, timeout=1.0)
+                    control.send(self.node, name, control.Stop(), timeout=1.0)
                 except errors.EtherError:
                     pass
         # A failed start does not wait for instances still starting up.
@@ -312,9 +392,11 @@ class Supervisor:
                     log.warning("instance %r did not stop in time; killing it", name)
                 process.kill()
                 process.join(1.0)
+            if process.exitcode is not None:
+                self._exited(name)
         self._stop.set()
         if self._dispatcher is not None and self.node is not None:
-            self.node.send_control(MAIN_INBOX, "wake", {})  # the dispatch thread sees _stop now
+            self.node.send_control(MAIN_INBOX, WAKE, {})  # the dispatch thread sees _stop now
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(2.0)

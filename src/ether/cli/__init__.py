@@ -1,32 +1,23 @@
-"""The ``ether`` command line.
+"""The ``ether`` command line: this module is the argparse front; each command is
+one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
+it and sets ``command`` to the function that runs it and returns the exit code.
 
-``ether run CONFIG.yaml [--duration SECONDS]`` taps into a new session with that
-config, starts it, and shuts it down on Ctrl-C, SIGTERM or after the duration.
+    ether run CONFIG.yaml [--duration SECONDS]     _run.py
+
+Commands build only on the public API (``ether``, ``ether.lowlevel``,
+``ether.config``), never on ``ether._*``.
 """
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from types import FrameType
+from collections.abc import Sequence
 
-from .._errors import ConfigError
-from ..config import EtherConfig
+from ether import ConfigError
 
 __all__ = ["main"]
 
 EXIT_OK, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 2, 130
-
-
-class _Stop(BaseException):
-    """Raised in the main thread by the SIGINT/SIGTERM handler to end the run.
-
-    Raising, rather than setting an Event from the handler, cannot deadlock: the
-    handler may run while the main thread holds the Event's own lock.
-    """
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,63 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as e:
         print(f"ether: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    except (_Stop, KeyboardInterrupt):  # a second signal cut the shutdown short
+    except KeyboardInterrupt:
         print("ether: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import _run  # the commands, imported once this package is whole
+
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    run = sub.add_parser(
-        "run", help="launch the instances of a config and run until stopped",
-        description="Launch every instance of CONFIG, publish 'start', and run until "
-                    "Ctrl-C, SIGTERM or --duration; then shut down in order.")
-    run.add_argument("config", metavar="CONFIG.yaml", help="the session's YAML config")
-    run.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS",
-                     help="shut down after this many seconds (default: run until stopped)")
-    run.set_defaults(command=_run)
+    for command in (_run,):
+        command.add_parser(sub)
     return parser
-
-
-def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text!r}")
-    return value
-
-
-def _run(args: argparse.Namespace) -> int:
-    EtherConfig.from_yaml(args.config)  # fail before anything starts, with a clear message
-    from ether import ether  # the facade, imported late so `ether --help` stays light
-
-    with _stop_on_signals():
-        try:
-            ether.tap(config=args.config)
-            ether.start()
-            threading.Event().wait(args.duration)  # ends early only through _Stop
-        except _Stop:
-            pass
-        finally:
-            ether.shutdown()
-    return EXIT_OK
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[None]:
-    def stop(signum: int, frame: FrameType | None) -> None:
-        raise _Stop(signal.Signals(signum).name)
-
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)

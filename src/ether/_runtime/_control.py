@@ -1,0 +1,162 @@
+"""The control protocol between the main process and its instances: one typed
+message per kind, and the states the main tracks each instance through.
+
+Wire form: a CONTROL envelope (see _node/_codec.py) whose topic is the message's
+tag and whose payload is the Struct as a MessagePack map of its fields:
+
+    tag         direction        fields
+    ready       instance -> main instance, pid
+    failed      instance -> main instance, error, type, traceback
+    drain       main -> instance request
+    drain-ack   instance -> main instance, request, published, handled
+    phase       main -> instance request, phase
+    phase-ack   instance -> main instance, request, errors
+    stop        main -> instance (none)
+
+A request (drain, phase) carries a number that its ack repeats; the main waits
+for the acks of the requests it sent and no others. Later commands (restart,
+health) are a Command with an answer, like drain.
+
+decode() turns an envelope into one of these or raises MalformedMessage saying
+why not: an unknown tag, a message not meant for this side, fields missing,
+extra or of the wrong type, a report naming another instance than its
+envelope's sender. The receivers log that and carry on.
+"""
+from __future__ import annotations
+
+import enum
+from typing import Annotated, ClassVar, Literal
+
+import msgspec
+
+from .._errors import MalformedMessage
+from .._node import _codec as codec
+from .._spec._decorators import LIFECYCLE
+
+__all__ = [
+    "InstanceState", "Control", "Report", "Ready", "Failed", "Ack", "DrainAck", "PhaseAck",
+    "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS", "decode", "send",
+]
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+_Request = Annotated[int, msgspec.Meta(ge=1)]
+
+
+class InstanceState(enum.Enum):
+    """Where an instance is in its life, as the main process knows it.
+
+        STARTING --Ready--> READY --Stop sent--> STOPPING --exit--> STOPPED
+            |                 |
+            | Failed, exit    | exit, unasked
+            v                 v
+          FAILED            EXITED
+
+    A failed start stops the instances still starting: STARTING -> STOPPING.
+    """
+    STARTING = "starting"   # launched; has not reported ready yet
+    READY = "ready"         # reported ready: serving, answers requests
+    STOPPING = "stopping"   # told to stop; its process has not exited yet
+    STOPPED = "stopped"     # exited after it was told to stop (or was killed then)
+    FAILED = "failed"       # reported failed, or exited, while starting
+    EXITED = "exited"       # exited on its own after it was ready (a crash)
+
+
+class Control(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A control message; `tag` is its envelope's topic. Subclasses inherit the
+    config: frozen, and a field the type does not have is an error."""
+    tag: ClassVar[str]
+
+
+class Report(Control):
+    """From an instance, about itself: accepted only from the instance it names."""
+    instance: str
+
+
+class Ready(Report):
+    """Joined, constructed, bound and subscribed: it serves from now on."""
+    tag: ClassVar[str] = "ready"
+    pid: Annotated[int, msgspec.Meta(ge=1)]
+
+
+class Failed(Report):
+    """Could not start; the process exits next."""
+    tag: ClassVar[str] = "failed"
+    error: str            # one line: the exception as the traceback's last line shows it
+    type: str = ""        # the exception's class name
+    traceback: str = ""   # the whole traceback, for the main's error
+
+
+class Ack(Report):
+    """The answer to one Command: `request` is the command's."""
+    request: _Request
+
+
+class DrainAck(Ack):
+    tag: ClassVar[str] = "drain-ack"
+    published: _Count     # messages this instance has published so far
+    handled: _Count       # messages it has handled so far
+
+
+class PhaseAck(Ack):
+    tag: ClassVar[str] = "phase-ack"
+    errors: tuple[str, ...]   # "method(): Exception: text" per handler that raised
+
+
+class Command(Control):
+    """From the main process; answered by an `answer` with the same request."""
+    answer: ClassVar[type[Ack]]
+    request: _Request
+
+
+class Drain(Command):
+    """How many messages have you published? (see docs/design/lifecycle.md)"""
+    tag: ClassVar[str] = "drain"
+    answer: ClassVar[type[Ack]] = DrainAck
+
+
+class Phase(Command):
+    """Run your handlers of this lifecycle phase."""
+    tag: ClassVar[str] = "phase"
+    answer: ClassVar[type[Ack]] = PhaseAck
+    phase: Literal[LIFECYCLE]  # type: ignore[valid-type]
+
+
+class Stop(Control):
+    """Leave the dispatch loop and exit; not answered (the main joins the process)."""
+    tag: ClassVar[str] = "stop"
+
+
+TYPES: dict[str, type[Control]] = {
+    t.tag: t for t in (Ready, Failed, Drain, DrainAck, Phase, PhaseAck, Stop)}
+REPORTS = (Ready, Failed, DrainAck, PhaseAck)  # what the main process accepts
+COMMANDS = (Drain, Phase, Stop)                # what an instance accepts
+
+_DECODE = {tag: msgspec.msgpack.Decoder(t).decode for tag, t in TYPES.items()}
+
+
+def decode(envelope: codec.Envelope, accept: tuple[type[Control], ...], *,
+           sender: str | None = None) -> Control:
+    """The control message in `envelope`, if it is one of `accept`, well formed,
+    from `sender` (if given) and, for a Report, from the instance it names.
+    Raise MalformedMessage with the reason otherwise."""
+    what = f"control message {envelope.topic!r} from {envelope.sender!r}"
+    kind = TYPES.get(envelope.topic)
+    if kind is None:
+        raise MalformedMessage(f"{what}: unknown type (known: {', '.join(TYPES)})")
+    if kind not in accept:
+        raise MalformedMessage(
+            f"{what}: not expected here (expected: {', '.join(t.tag for t in accept)})")
+    if sender is not None and envelope.sender != sender:
+        raise MalformedMessage(f"{what}: only {sender!r} sends these")
+    try:
+        message = _DECODE[envelope.topic](envelope.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise MalformedMessage(f"{what}: {exc}") from None
+    if isinstance(message, Report) and message.instance != envelope.sender:
+        raise MalformedMessage(f"{what}: it claims to come from {message.instance!r}")
+    return message
+
+
+def send(node, inbox: str, message: Control, *, timeout: float = 5.0) -> None:
+    """Send `message` straight to `inbox` through `node`."""
+    node.send_control(inbox, message.tag, message, timeout=timeout)
