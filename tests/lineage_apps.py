@@ -66,3 +66,12 @@ class Big:
     @ether_get
     def blob(self, mib: int) -> bytes:
         return b"z" * (mib << 20)
+
+
+class SensorWatcher:
+    """A decorated pattern subscription: every topic under sensors/."""
+
+    @ether_sub(topic="sensors/*")
+    @ether_pub(topic="watched")
+    def watch(self, value: int) -> dict:
+        return {"value": value}

@@ -247,3 +247,12 @@ def test_two_clients_in_one_process_attach_to_two_sessions_without_mixing_anythi
                 _end(p)
     for name in names:
         assert shm_objects(name) == []
+
+
+def test_a_decorated_pattern_subscription_gets_every_matching_topic(tapped):
+    tapped({"watcher": {"class_path": "lineage_apps.SensorWatcher"}})
+    with ether.listen("watched", timeout=10) as watched:
+        for i, topic in enumerate(["sensors/a", "sensors/b/c", "other", "sensors/d"]):
+            ether.pub({"value": i}, topic=topic)
+        got = [next(watched)["value"] for _ in range(3)]
+    assert got == [0, 1, 3]
