@@ -130,7 +130,7 @@ def lineage(current: Envelope, origin: msgspec.Raw) -> tuple[tuple, tuple]:
     """(cause, trace) as tuples ready to encode, for a message published while
     `current` is handled by a node whose own origin is `origin`."""
     trace = current.trace
-    if bytes(current.origin) == bytes(origin):
+    if current.origin == origin:  # Raw compares its bytes, without copying them
         cause = (current.sender, current.seq)
         if trace is None:
             return cause, cause
