@@ -47,8 +47,9 @@ _ARENA_MIN = 1 * MiB
 MAX_MESSAGE_BYTES = Setting(
     "ETHER_MAX_MESSAGE_BYTES", "bytes", f"{1 * MiB} (1 MiB)",
     f"a whole number from {_MESSAGE_MIN} (1 KiB) to {_MESSAGE_MAX} (4 GiB - 1 KiB)",
-    "The largest message, envelope included, that an inbox accepts; each inbox holds four. "
-    "Read when a process creates its inbox: set it before `tap`.")
+    "The largest inbox record, envelope included; each inbox holds four. A larger message "
+    "travels through the sender's array arena instead. Read when a process creates its "
+    "inbox: set it before `tap`.")
 ARENA_BYTES = Setting(
     "ETHER_ARENA_BYTES", "bytes",
     "512 MiB, or a quarter of the free /dev/shm if that is less (16 MiB at least)",
