@@ -9,7 +9,7 @@ Transport (one host, shared memory):
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
     Node (publish, forward, subscribe by topic or pattern, requests),
-    Envelope, MessageId, Origin, origin_of, Delivery, WIRE_VERSION
+    Envelope, MessageId, Origin, Delivery, WIRE_VERSION
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -36,7 +36,6 @@ from ._node._codec import WIRE_VERSION as WIRE_VERSION
 from ._node._codec import Envelope as Envelope
 from ._node._codec import MessageId as MessageId
 from ._node._codec import Origin as Origin
-from ._node._codec import origin_of as origin_of
 from ._node._delivery import Delivery as Delivery
 from ._node._node import Node as Node
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
@@ -51,7 +50,7 @@ __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
-    "Client", "Node", "Envelope", "MessageId", "Origin", "origin_of", "Delivery", "WIRE_VERSION",
+    "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES",
 ]

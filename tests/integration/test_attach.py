@@ -68,14 +68,13 @@ def _end(process: subprocess.Popen) -> None:
 ATTACHER = """
     import json, sys, threading
     from ether import ether as facade
-    from ether.lowlevel import origin_of
 
     session, expected = sys.argv[1], int(sys.argv[2])
     client = facade.attach(session)
     seen = []
 
     def record(envelope):
-        origin = origin_of(envelope)
+        origin = client.node.origin_of(envelope)
         seen.append({"topic": envelope.topic, "sender": envelope.sender, "seq": envelope.seq,
                      "cause": None if envelope.cause is None else [envelope.cause.sender, envelope.cause.seq],
                      "trace": [envelope.root.sender, envelope.root.seq],

@@ -10,7 +10,7 @@ from ether._node import _codec as codec
 
 RUN = bytes(range(16))
 OTHER_RUN = bytes(range(16, 32))
-ORIGIN = codec.encode_origin(RUN, "hostA")
+ORIGIN = codec.Origin(RUN, "hostA")
 
 
 def _fields(data: bytes) -> list:
@@ -47,12 +47,20 @@ def test_decoding_keeps_origin_and_payload_unparsed_and_gives_ids():
     encoder = codec.Encoder(ORIGIN)
     envelope = codec.decode(encoder.envelope(codec.MESSAGE, "t", "probe", 4, {"a": [1, 2]},
                                              cause=("x", 2, OTHER_RUN)))
-    assert isinstance(envelope.payload, msgspec.Raw) and isinstance(envelope.origin, msgspec.Raw)
+    assert isinstance(envelope.payload, msgspec.Raw)
     assert msgspec.msgpack.decode(envelope.payload) == {"a": [1, 2]}
     assert envelope.cause == codec.MessageId("x", 2, OTHER_RUN)
     assert envelope.trace is None and envelope.root == codec.MessageId("probe", 4)
     assert envelope.id == codec.MessageId("probe", 4)
-    assert codec.origin_of(envelope) == codec.Origin(RUN, "hostA")
+    assert envelope.origin == codec.Origin(RUN, "hostA")
+
+
+def test_a_local_message_names_no_origin_on_the_wire():
+    data = codec.Encoder().envelope(codec.MESSAGE, "t", "s", 1, {})
+    assert _fields(data)[8] is None
+    local = codec.decode(data)
+    assert local.origin is None
+    assert codec.lineage(local, ORIGIN) == (("s", 1), ("s", 1))   # of the receiver's run
 
 
 def test_a_reader_refuses_another_wire_version():
@@ -90,7 +98,7 @@ def test_lineage_within_a_run_names_sender_and_seq_and_keeps_the_root():
 
 
 def test_lineage_across_runs_names_the_other_run():
-    remote = codec.Encoder(codec.encode_origin(OTHER_RUN, "hostB"))
+    remote = codec.Encoder(codec.Origin(OTHER_RUN, "hostB"))
     root = codec.decode(remote.envelope(codec.MESSAGE, "start", "main", 1, {}))
     assert codec.lineage(root, ORIGIN) == (("main", 1, OTHER_RUN), ("main", 1, OTHER_RUN))
     child = codec.decode(remote.envelope(codec.MESSAGE, "raw", "src", 5, {},

@@ -14,7 +14,7 @@ from ether._runtime import _control as control
 from ether._runtime._control import InstanceState
 from ether._runtime._supervisor import Supervisor
 
-_encoder = codec.Encoder(codec.encode_origin(bytes(16), "host"))
+_encoder = codec.Encoder()
 
 
 def envelope(topic: str, sender: str, payload) -> codec.Envelope:

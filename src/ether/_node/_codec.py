@@ -16,7 +16,9 @@ cause    the id of the message whose handler published this one, or nil
 trace    the id of the root of the chain of causes, or nil: this message is a root
          (one ether.start(), one trial, is one trace)
 origin   [run_id, host]: the 16-byte UUIDv7 of the session where the message was
-         first published, and that host's name. Forwarding keeps it.
+         first published, and that host's name; nil for a message of the session
+         it travels in (every member of a session shares its run and host, so a
+         local message need not carry them). A forwarded message always names it.
 payload  a map: the handler's keyword arguments
 holds    (optional) [[arena token, block, generation], ...]: the arena blocks of the
          large arrays in the payload, held by the receiver while it handles them
@@ -32,10 +34,9 @@ A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
 Arrays: ARRAY_EXT carries [dtype.str, shape, bytes] inline; ARENA_EXT a handle
 into the publisher's arena (see _core/_arena_handle.py).
 
-Encoding is one msgspec call on a tuple, with the constant origin pre-encoded
-(msgspec.Raw). Decoding keeps origin and payload as msgspec.Raw (not yet
-parsed), so each handler parses its payload once, straight into its own typed
-arguments.
+Encoding is one msgspec call on a tuple. Decoding keeps the payload as
+msgspec.Raw (not yet parsed), so each handler parses it once, straight into its
+own typed arguments.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from .._errors import MalformedMessage
 __all__ = [
     "WIRE_VERSION", "MESSAGE", "CONTROL", "REQUEST", "REPLY", "SPILLED", "ARRAY_EXT", "ARENA_EXT",
     "MessageId", "Origin", "Envelope", "Request", "Encoder", "Decoders",
-    "decode", "request_of", "origin_of", "lineage", "encode_origin",
+    "decode", "request_of", "lineage",
 ]
 
 WIRE_VERSION = 1
@@ -91,7 +92,7 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     time_ns: int
     cause: MessageId | None
     trace: MessageId | None
-    origin: msgspec.Raw
+    origin: Origin | None
     payload: msgspec.Raw
     holds: tuple[tuple[int, int, int], ...] = ()
 
@@ -111,33 +112,19 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     params: msgspec.Raw
 
 
-def encode_origin(run: bytes, host: str) -> msgspec.Raw:
-    """A run's origin, encoded once: every envelope splices the same bytes in."""
-    return msgspec.Raw(msgspec.msgpack.encode((run, host)))
-
-
-_decode_origin = msgspec.msgpack.Decoder(Origin).decode
-
-
-def origin_of(envelope: Envelope) -> Origin:
-    try:
-        return _decode_origin(envelope.origin)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise MalformedMessage(f"topic {envelope.topic!r}: malformed origin ({exc})") from None
-
-
-def lineage(current: Envelope, origin: msgspec.Raw) -> tuple[tuple, tuple]:
+def lineage(current: Envelope, origin: Origin) -> tuple[tuple, tuple]:
     """(cause, trace) as tuples ready to encode, for a message published while
     `current` is handled by a node whose own origin is `origin`."""
     trace = current.trace
-    if current.origin == origin:  # Raw compares its bytes, without copying them
+    theirs = current.origin
+    if theirs is None or theirs == origin:   # a message of this run
         cause = (current.sender, current.seq)
         if trace is None:
             return cause, cause
         return cause, ((trace.sender, trace.seq) if trace.run is None else
                        (trace.sender, trace.seq, trace.run))
     # Another run's message (forwarded from another host): name its run.
-    run = origin_of(current).run
+    run = theirs.run
     cause = (current.sender, current.seq, run)
     if trace is None:
         return cause, cause
@@ -232,9 +219,10 @@ def _keep_ext(code: int, data: memoryview) -> Any:
 # ---- encoders and decoders ----
 
 class Encoder:
-    """A node's encoder: its origin and its arena (through `arena_handle`)."""
+    """An encoder of envelopes with an arena (through `arena_handle`) and an origin
+    to name (None: the messages are of the session they travel in)."""
 
-    def __init__(self, origin: msgspec.Raw, arena_handle: Callable | None = None):
+    def __init__(self, origin: Origin | None = None, arena_handle: Callable | None = None):
         self.origin = origin
         self.encode = msgspec.msgpack.Encoder(enc_hook=make_enc_hook(arena_handle)).encode
 
@@ -311,12 +299,10 @@ def request_of(envelope: Envelope) -> Request:
 
 # Messages that carry no array and no lineage (a wake-up): no node needed.
 _plain = msgspec.msgpack.Encoder().encode
-_NO_ORIGIN = encode_origin(bytes(16), "")
 
 
 def encode_plain(kind: int, topic: str, sender: str, payload) -> bytes:
-    return _plain((WIRE_VERSION, kind, topic, sender, 0, time.time_ns(), None, None,
-                   _NO_ORIGIN, payload))
+    return _plain((WIRE_VERSION, kind, topic, sender, 0, time.time_ns(), None, None, None, payload))
 
 
 _to_ext = msgspec.msgpack.Decoder(ext_hook=_keep_ext).decode

@@ -110,7 +110,9 @@ class Node:
         # may hold several nodes, in one session or in several.
         reader = session.arena_reader
         self._hold, self._release = reader.hold, reader.release
-        self.origin = codec.encode_origin(session.run_id, _HOST)
+        # Where its messages come from. Local ones carry no origin on the wire
+        # (every member shares it); origin_of(envelope) fills it in.
+        self.origin = codec.Origin(session.run_id, _HOST)
         self.decoders = codec.Decoders(reader.view)
         self._reader = reader
         self.rejections = Rejections(name)   # what it could not take, counted and logged sparingly
@@ -151,7 +153,7 @@ class Node:
             try:
                 # The envelope (see _codec.py), built inline: this is every publish.
                 data = lane.encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
-                                    self.origin, payload, holds))
+                                    None, payload, holds))
             except Dropped as exc:
                 lane.unhold(targets)
                 self.count_arena_drop(topic, targets, exc)
@@ -177,7 +179,7 @@ class Node:
         seq = next(self._seqs)
         current = self._local.current
         cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
-        return (_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace, self.origin, payload)
+        return (_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace, None, payload)
 
     def _unspill(self, envelope: codec.Envelope) -> codec.Envelope:
         """The envelope a SPILLED one stands for: its payload read from the sender's
@@ -222,19 +224,26 @@ class Node:
         with self.session._directory as d:
             d.set_info(self.inbox.token, class_name=class_name)
 
-    def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None) -> int:
+    def origin_of(self, envelope: codec.Envelope) -> codec.Origin:
+        """The run and host a message came from (its own, or this session's)."""
+        return envelope.origin or self.origin
+
+    def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None,
+                origin: codec.Origin | None = None) -> int:
         """Re-send a message to the subscribers of its topic (or `topic`), keeping its
         origin, sender, seq, time, cause and trace: what a bridge or a player does.
-        Arena handles in it are replaced by inline arrays (a handle is only good
-        for its own session's holders); `payload`, if given, is the payload's
-        already-encoded MessagePack instead. Returns how many inboxes got it."""
+        `origin` is the message's if it names none (a message read in another
+        session: that session's node.origin). Arena handles in it are replaced by
+        inline arrays (a handle is only good for its own session's holders);
+        `payload`, if given, is the payload's already-encoded MessagePack instead.
+        Returns how many inboxes got it."""
         if payload is None:
             payload = self.inline_payload(envelope) if envelope.holds else envelope.payload
         if not isinstance(payload, msgspec.Raw):
             payload = msgspec.Raw(payload)
         topic = envelope.topic if topic is None else topic
         fields = (_WIRE, envelope.kind, topic, envelope.sender, envelope.seq, envelope.time_ns,
-                  envelope.cause, envelope.trace, envelope.origin, payload)
+                  envelope.cause, envelope.trace, envelope.origin or origin, payload)
         lane = self._user
         with lane.lock:
             targets = lane.router.targets(topic)
