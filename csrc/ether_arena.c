@@ -129,14 +129,15 @@ static void forget(ether_arena_t *a, uint32_t block)
 /* Take in the blocks that holders announced as freed; returns how many. */
 static uint32_t drain(ether_arena_t *a)
 {
-    /* SYNC POINT: acquire (exchange); pairs with the holders' release of the
-     * announcement, after their last read of the block. */
-    uint64_t summary = atomic_exchange_explicit(released_summary(a->base), 0, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel exchange; pairs with the holders' fetch_or of the
+     * summary in announce(), after their last read of the block. */
+    uint64_t summary = ETHER_EXCHANGE(released_summary(a->base), 0);
     uint32_t freed = 0;
     while (summary) {
         uint32_t word = (uint32_t)__builtin_ctzll(summary);
         summary &= summary - 1;
-        uint64_t bits = atomic_exchange_explicit(released_word(a->base, word), 0, memory_order_acq_rel);
+        /* SYNC POINT: acq_rel exchange; pairs with announce()'s fetch_or of the word. */
+        uint64_t bits = ETHER_EXCHANGE(released_word(a->base, word), 0);
         while (bits) {
             uint32_t block = word * 64 + (uint32_t)__builtin_ctzll(bits);
             bits &= bits - 1;
@@ -152,10 +153,11 @@ static uint32_t drain(ether_arena_t *a)
 /* Tell the owner that `block` is free (its bitmap just became zero). */
 static void announce(uint8_t *base, uint32_t block)
 {
-    /* SYNC POINT: release (in acq_rel RMWs): the word before the summary, so an
-     * owner that sees the summary bit finds the block's bit. */
-    atomic_fetch_or_explicit(released_word(base, block / 64), 1ULL << (block % 64), memory_order_acq_rel);
-    atomic_fetch_or_explicit(released_summary(base), 1ULL << (block / 64), memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_or, the word before the summary; pairs with the
+     * owner's exchanges in drain(), so an owner that sees the summary bit finds
+     * the block's bit (and our reads of the block are done). */
+    ETHER_FETCH_OR(released_word(base, block / 64), 1ULL << (block % 64));
+    ETHER_FETCH_OR(released_summary(base), 1ULL << (block / 64));
 }
 
 /* Is [from, to) clear of live blocks? Sets *at to where a block there goes in `order`. */
@@ -240,17 +242,19 @@ uint64_t ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
 {
     if (block >= a->max_blocks)
         return UINT64_MAX;
-    /* SYNC POINT: acq_rel; the bits are set before the handle is sent. */
-    return atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_or; pairs with the holders' fetch_and in
+     * ether_arena_release. The bits are set before the handle is sent. */
+    return ETHER_FETCH_OR(bitmap_of(a->base, block), bits);
 }
 
 uint64_t ether_arena_drop_holders(ether_arena_t *a, uint32_t block, uint64_t bits)
 {
     if (block >= a->max_blocks)
         return 0;
-    /* SYNC POINT: acq_rel; as a holder's release. Exactly one RMW takes a
-     * bitmap to zero: if it is this one, the block is ours to take back. */
-    uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~bits, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_and; pairs with the holders' fetch_and in
+     * ether_arena_release. Exactly one RMW takes a bitmap to zero: if it is
+     * this one, the block is ours to take back. */
+    uint64_t before = ETHER_FETCH_AND(bitmap_of(a->base, block), ~bits);
     if (before != 0 && (before & ~bits) == 0)
         forget(a, block);
     return before;
@@ -260,7 +264,8 @@ void ether_arena_clear_bits(ether_arena_t *a, uint64_t mask)
 {
     for (uint32_t r = a->live; r-- > 0;) {  /* backwards: forget() moves only later entries */
         uint32_t block = a->order[r];
-        uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~mask, memory_order_acq_rel);
+        /* SYNC POINT: acq_rel fetch_and; as in ether_arena_drop_holders. */
+        uint64_t before = ETHER_FETCH_AND(bitmap_of(a->base, block), ~mask);
         if (before != 0 && (before & ~mask) == 0)
             forget(a, block);
     }
@@ -299,8 +304,8 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
      * announce the sleeper, then read the eventcount, then re-check the blocks.
      * A release either is seen by the re-check, or changes `freed` after we read
      * it (the futex then returns at once), or sees `waiting` and wakes us. */
-    atomic_fetch_add_explicit(waiting, 1, memory_order_seq_cst);
-    uint32_t seen = atomic_load_explicit(freed, memory_order_seq_cst);
+    ETHER_FETCH_ADD_SEQ_CST(waiting, 1);
+    uint32_t seen = ETHER_LOAD_SEQ_CST(freed);
     int result = 0;
     if (drain(a) == 0) {
         /* A holder usually lets go within microseconds (it is busy with the
@@ -308,7 +313,8 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
          * after the first microseconds, before sleeping in the kernel. */
         uint64_t begin = ether_now_ns(), spin = timeout_ns < ARENA_SPIN_NS ? timeout_ns : ARENA_SPIN_NS;
         for (uint32_t i = 1;; i++) {
-            if (atomic_load_explicit(freed, memory_order_seq_cst) != seen)
+            /* SYNC POINT: seq_cst; pairs with the releasing holder's fetch_add of freed. */
+            if (ETHER_LOAD_SEQ_CST(freed) != seen)
                 break;
             if ((i & 15) == 0) {
                 uint64_t elapsed = ether_now_ns() - begin;
@@ -326,7 +332,8 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
             ether_cpu_relax();
         }
     }
-    atomic_fetch_sub_explicit(waiting, 1, memory_order_seq_cst);
+    /* SYNC POINT: seq_cst; the sleeper leaves (holders then skip the wake). */
+    ETHER_FETCH_SUB_SEQ_CST(waiting, 1);
     return result;
 }
 
@@ -360,9 +367,10 @@ int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
     if (block >= v->max_blocks || v->bit >= ETHER_ARENA_HOLDERS)
         return ETHER_ARENA_OUT_OF_BOUNDS;
     uint64_t mine = 1ULL << v->bit;
-    /* SYNC POINT: acq_rel; our reads of the block happen before the owner's
-     * acquire load sees the bit clear. */
-    uint64_t before = atomic_fetch_and_explicit(bitmap_of(v->base, block), ~mine, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_and; pairs with the owner's fetch_and/fetch_or and
+     * its acquire loads of the bitmap: our reads of the block happen before the
+     * owner sees the bit clear. */
+    uint64_t before = ETHER_FETCH_AND(bitmap_of(v->base, block), ~mine);
     if (before != mine)
         return 0;
     announce(v->base, block);
@@ -370,8 +378,8 @@ int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
     _Atomic uint32_t *waiting = (_Atomic uint32_t *)(v->base + ETHER_ARENA_WAITING_AT);
     /* SYNC POINT: a full barrier (Dekker pair with the owner's waiting++ then
      * re-check): either it sees the freed block, or we see it waiting. */
-    atomic_fetch_add_explicit(freed, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(waiting, memory_order_seq_cst))
+    ETHER_FETCH_ADD_SEQ_CST(freed, 1);
+    if (ETHER_LOAD_SEQ_CST(waiting))
         ether_futex_wake(freed, 0x7fffffff);
     return 1;
 }

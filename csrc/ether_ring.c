@@ -98,8 +98,7 @@ int ether_ring_init(void *mem, uint64_t mem_length, uint64_t capacity, uint32_t 
     h->descriptor.owner_token = owner_token;
     /* SYNC POINT: release; the magic is the last descriptor field to appear, and
      * ether_ring_open's acquire load of it pairs with this store. */
-    atomic_store_explicit((_Atomic uint64_t *)&h->descriptor.magic, ETHER_RING_MAGIC,
-                          memory_order_release);
+    ETHER_STORE_RELEASE(&h->descriptor.magic, ETHER_RING_MAGIC);
     return ETHER_RING_OK;
 }
 
@@ -109,8 +108,7 @@ int ether_ring_open(void *mem, uint64_t mem_length, ether_ring_t **out)
         return ETHER_RING_INVALID;
     ring_header_t *h = mem;
     /* SYNC POINT: acquire; pairs with the release store of magic in ether_ring_init. */
-    uint64_t magic = atomic_load_explicit((_Atomic uint64_t *)&h->descriptor.magic,
-                                          memory_order_acquire);
+    uint64_t magic = ETHER_LOAD_ACQUIRE(&h->descriptor.magic);
     const ring_descriptor_t *d = &h->descriptor;
     if (magic != ETHER_RING_MAGIC || d->layout_version != ETHER_RING_LAYOUT_VERSION)
         return ETHER_RING_BAD_LAYOUT;

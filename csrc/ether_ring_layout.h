@@ -13,7 +13,7 @@
 #include "ether_ring.h"
 
 typedef struct {
-    uint64_t magic;
+    _Atomic uint64_t magic;   /* the publication word: release-stored last by init */
     uint32_t layout_version;
     uint32_t data_offset;
     uint64_t capacity;
