@@ -76,21 +76,21 @@ typedef struct {
     uint64_t magic; uint32_t layout_version; uint32_t data_offset; uint64_t capacity;
     uint64_t segment_size; uint32_t max_length; uint32_t max_producers;
     uint64_t commit_key; uint64_t owner_token; ...;
-} ring_descriptor_t;
+} ether_ring_descriptor_t;
 typedef struct {
-    ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
+    ether_ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
     uint64_t received; uint64_t received_bytes; uint64_t skipped_claims; uint64_t skipped_bytes;
     uint64_t tail; uint64_t head_cache; uint32_t data_futex; uint32_t space_futex;
     uint32_t space_waiters; uint64_t retired_sent; uint64_t retired_sent_bytes;
     uint64_t retired_dropped; uint64_t retired_blocked; ...;
-} ring_header_t;
+} ether_ring_header_t;
 typedef struct {
     uint64_t token; uint64_t intent_start; uint64_t intent_end; uint64_t next_seq;
     uint64_t sent; uint64_t sent_bytes; uint64_t dropped; uint64_t blocked; ...;
-} ring_slot_t;
+} ether_ring_slot_t;
 typedef struct {
     uint64_t commit; uint32_t length; uint16_t type; uint16_t producer; uint64_t seq; ...;
-} record_header_t;
+} ether_ring_record_header_t;
 
 /* The array arena (ether_arena.h). */
 typedef struct {

@@ -82,15 +82,15 @@ def layout_offsets() -> dict[str, int]:
     """Compiler offsets of the shared-memory structs (for the layout test)."""
     out = {}
     for struct, fields in (
-        ("ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
+        ("ether_ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
                                "max_length", "max_producers", "commit_key", "owner_token")),
-        ("ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
+        ("ether_ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
                            "skipped_claims", "skipped_bytes", "tail", "head_cache", "data_futex",
                            "space_futex", "space_waiters", "retired_sent", "retired_sent_bytes",
                            "retired_dropped", "retired_blocked")),
-        ("ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
+        ("ether_ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
                          "dropped", "blocked")),
-        ("record_header_t", ("commit", "length", "type", "producer", "seq")),
+        ("ether_ring_record_header_t", ("commit", "length", "type", "producer", "seq")),
     ):
         for f in fields:
             out[f"{struct}.{f}"] = ffi.offsetof(struct, f)
