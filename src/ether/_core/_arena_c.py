@@ -19,9 +19,10 @@ BLOCKS_OFFSET = lib.ETHER_ARENA_BLOCKS_AT  # where the block table starts
 MAX_BLOCKS = lib.ETHER_ARENA_MAX_BLOCKS
 
 # ether_arena_result_t, named as the compiler numbers it.
-ArenaResult = enum.IntEnum("ArenaResult", {
-    name.removeprefix("ETHER_ARENA_"): value
-    for name, value in ffi.typeof("ether_arena_result_t").relements.items()})
+ArenaResult = enum.IntEnum("ArenaResult", sorted(
+    ((name.removeprefix("ETHER_ARENA_"), value)
+     for name, value in ffi.typeof("ether_arena_result_t").relements.items()),
+    key=lambda item: abs(item[1])))
 # Plain ints of the same values: compared on per-message paths.
 OK = int(ArenaResult.OK)
 NO_ROOM = int(ArenaResult.NO_ROOM)
@@ -37,7 +38,7 @@ _WAIT_TIMED_OUT = lib.ETHER_WAIT_TIMED_OUT
 def describe(rc: int) -> str:
     """The name of an arena result, for messages."""
     try:
-        return ArenaResult(rc).name
+        return f"ETHER_ARENA_{ArenaResult(rc).name}"
     except ValueError:
         return f"result {rc}"
 
@@ -126,7 +127,8 @@ class Arena:
         view = ffi.new("ether_arena_view_t *")
         rc = lib.ether_arena_view_init(view, self._base, len(self._base), bit)
         if rc != OK:
-            raise errors.SegmentError(errno.EINVAL, f"the arena's own header does not validate ({describe(rc)})")
+            raise errors.SegmentError(
+                errno.EINVAL, f"the arena's own header does not validate ({describe(rc)})")
         return functools.partial(lib.ether_arena_release, view)
 
 
