@@ -57,8 +57,8 @@ int ether_ring_abort(ether_ring_t *ring);
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
-int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
-                            uint32_t max_count, uint32_t *count, uint64_t *bytes);
+int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                           uint32_t max_count, uint32_t *count, uint64_t *bytes);
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns);
 int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *tokens,
                              uint32_t max_count, uint32_t *count);

@@ -570,20 +570,22 @@ static inline void publish_head(ether_ring_t *ring, uint64_t head)
 }
 
 /* How drain() lays payloads out in the caller's buffer. */
-typedef enum { LAYOUT_PACKED, LAYOUT_PICKLE } read_layout_t;
+typedef enum { LAYOUT_PACKED, LAYOUT_FRAMED } read_layout_t;
 
-/* Pickle protocol opcodes used by LAYOUT_PICKLE (see Python's Lib/pickletools.py). */
-#define PICKLE_PROTO           0x80  /* PROTO n */
-#define PICKLE_EMPTY_LIST      ']'
-#define PICKLE_MARK            '('
-#define PICKLE_SHORT_BINBYTES  'C'   /* 1-byte length, then the bytes */
-#define PICKLE_BINBYTES        'B'   /* 4-byte little-endian length, then the bytes */
-#define PICKLE_APPENDS         'e'
-#define PICKLE_STOP            '.'
-#define PICKLE_HEAD            4u    /* PROTO 4, EMPTY_LIST, MARK */
-#define PICKLE_TAIL            2u    /* APPENDS, STOP */
+/* MessagePack framing of LAYOUT_FRAMED (one array of bin items; see the spec's
+ * "array 32" and "bin 32" formats). Always the 32-bit forms: fixed sizes. */
+#define MSGPACK_ARRAY32  0xdd  /* then the count, big-endian u32 */
+#define MSGPACK_BIN32    0xc6  /* then the length, big-endian u32, then the bytes */
+#define FRAMED_HEAD      5u    /* the array header */
+#define FRAMED_ITEM      5u    /* the bin header of each record */
 
-static inline uint32_t pickle_item_overhead(uint32_t length) { return length < 256 ? 2u : 5u; }
+static inline void put_be32(char *at, uint32_t v)
+{
+    at[0] = (char)(v >> 24);
+    at[1] = (char)(v >> 16);
+    at[2] = (char)(v >> 8);
+    at[3] = (char)v;
+}
 
 static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t out_capacity,
                  uint64_t *offsets, uint32_t max_count, uint32_t *count, uint64_t *bytes)
@@ -592,24 +594,17 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     *bytes = 0;
     if (ring == NULL || out == NULL || max_count == 0 ||
         (layout == LAYOUT_PACKED && offsets == NULL) ||
-        (layout == LAYOUT_PICKLE && out_capacity < PICKLE_HEAD + PICKLE_TAIL))
+        (layout == LAYOUT_FRAMED && out_capacity < FRAMED_HEAD))
         return ETHER_RING_INVALID;
     ether_ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head); /* only this consumer writes it */
     uint64_t start = head;
     uint32_t n = 0;
     uint64_t used = 0, payload_bytes = 0;
-    uint64_t limit = out_capacity;
-    if (layout == LAYOUT_PACKED) {
+    if (layout == LAYOUT_PACKED)
         offsets[0] = 0;
-    } else {
-        out[0] = (char)PICKLE_PROTO;
-        out[1] = 4;
-        out[2] = PICKLE_EMPTY_LIST;
-        out[3] = PICKLE_MARK;
-        used = PICKLE_HEAD;
-        limit = out_capacity - PICKLE_TAIL;
-    }
+    else
+        used = FRAMED_HEAD; /* the array header is written once the count is known */
     int result = ETHER_RING_OK;
     while (n < max_count) {
         if (!is_committed(ring, head))
@@ -633,22 +628,18 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             head += record_length(length);
             continue;
         }
-        uint32_t framing = layout == LAYOUT_PICKLE ? pickle_item_overhead(length) : 0;
-        if (used + framing + length > limit) {
+        uint32_t framing = layout == LAYOUT_FRAMED ? FRAMED_ITEM : 0;
+        if (framing + (uint64_t)length > out_capacity - used) { /* used <= out_capacity */
             if (n == 0)
                 result = ETHER_RING_INVALID; /* out cannot hold even one record */
             break;
         }
         char *dst = out + used;
-        if (layout == LAYOUT_PICKLE) {
-            if (length < 256) {
-                *dst++ = PICKLE_SHORT_BINBYTES;
-                *dst++ = (char)length;
-            } else {
-                *dst++ = PICKLE_BINBYTES;
-                for (int b = 0; b < 4; b++)
-                    *dst++ = (char)((length >> (8 * b)) & 0xFF);
-            }
+        if (layout == LAYOUT_FRAMED) {
+            /* The length is the checked local, never a byte of the payload. */
+            *dst = (char)MSGPACK_BIN32;
+            put_be32(dst + 1, length);
+            dst += FRAMED_ITEM;
         }
         memcpy(dst, (char *)r + ETHER_RING_HEADER_LENGTH, length);
         used += framing + length;
@@ -658,9 +649,9 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             offsets[n] = used;
         head += record_length(length);
     }
-    if (layout == LAYOUT_PICKLE) {
-        out[used++] = PICKLE_APPENDS;
-        out[used++] = PICKLE_STOP;
+    if (layout == LAYOUT_FRAMED) {
+        out[0] = (char)MSGPACK_ARRAY32;
+        put_be32(out + 1, n);
     }
     if (head != start) {
         ETHER_STORE_RELAXED(&h->received, ETHER_LOAD_RELAXED(&h->received) + n);
@@ -681,10 +672,10 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64
     return drain(ring, LAYOUT_PACKED, out, out_capacity, offsets, max_count, count, bytes);
 }
 
-int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
-                            uint32_t max_count, uint32_t *count, uint64_t *bytes)
+int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                           uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
-    return drain(ring, LAYOUT_PICKLE, out, out_capacity, NULL, max_count, count, bytes);
+    return drain(ring, LAYOUT_FRAMED, out, out_capacity, NULL, max_count, count, bytes);
 }
 
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)

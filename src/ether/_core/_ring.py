@@ -7,10 +7,11 @@ this module.
 from __future__ import annotations
 
 import enum
-import pickle
 import secrets
 import time
 from typing import NamedTuple
+
+import msgspec
 
 from .. import _errors as errors
 
@@ -40,6 +41,11 @@ _NO_SLOT = int(RingResult.NO_SLOT)
 _TOO_LARGE = int(RingResult.TOO_LARGE)
 _CORRUPT = int(RingResult.CORRUPT)
 _BAD_LAYOUT = int(RingResult.BAD_LAYOUT)
+
+# ether_ring_read_framed's output: one MessagePack array of bin items. Decoded by
+# msgspec, never unpickled: the payloads come from other processes.
+_decode_batch = msgspec.msgpack.Decoder(list[bytes]).decode
+_FRAMING_HEAD = _FRAMING_ITEM = 5  # array32 header; bin32 header of each record
 
 RECORD_HEADER_LENGTH = lib.ETHER_RING_HEADER_LENGTH
 RECORD_ALIGNMENT = lib.ETHER_RING_ALIGNMENT
@@ -260,23 +266,23 @@ class Ring:
     # ---- consumer side ----
 
     def set_read_buffer(self, capacity: int, max_count: int) -> None:
-        # Room for max_count records' pickle framing on top of the payloads.
-        capacity += 5 * max_count + 16
+        # Room for max_count records' framing on top of the payloads.
+        capacity += _FRAMING_HEAD + _FRAMING_ITEM * max_count
         self._out = ffi.new("char[]", capacity)
         self._out_view = memoryview(ffi.buffer(self._out))
         self._out_capacity = capacity
 
     def read(self, max_count: int) -> tuple[int, list[bytes]]:
         """Drain up to max_count records; returns (result, payloads)."""
-        rc = lib.ether_ring_read_pickled(self._handle, self._out, self._out_capacity,
-                                         max_count, self._count, self._bytes)
+        rc = lib.ether_ring_read_framed(self._handle, self._out, self._out_capacity,
+                                        max_count, self._count, self._bytes)
         if self._count[0] == 0:
             if rc == _CORRUPT:
                 self._raise(rc, 0)
             return rc, []
-        # The C side wrote a pickle of list[bytes] with lengths from checked headers:
-        # the C unpickler builds every bytes object without a Python-level loop.
-        out = pickle.loads(self._out_view[:self._bytes[0]])
+        # The C side framed the batch as a MessagePack array of bin items, with every
+        # length from a checked record header: msgspec builds the list in one call.
+        out = _decode_batch(self._out_view[:self._bytes[0]])
         # On CORRUPT, hand back what was good; the next read raises at the bad record.
         return (OK if rc == _CORRUPT else rc), out
 
