@@ -576,8 +576,7 @@ typedef enum { LAYOUT_PACKED, LAYOUT_FRAMED } read_layout_t;
  * "array 32" and "bin 32" formats). Always the 32-bit forms: fixed sizes. */
 #define MSGPACK_ARRAY32  0xdd  /* then the count, big-endian u32 */
 #define MSGPACK_BIN32    0xc6  /* then the length, big-endian u32, then the bytes */
-#define FRAMED_HEAD      5u    /* the array header */
-#define FRAMED_ITEM      5u    /* the bin header of each record */
+_Static_assert(ETHER_RING_FRAMED_HEAD == 1 + 4 && ETHER_RING_FRAMED_ITEM == 1 + 4, "marker + u32");
 
 static inline void put_be32(char *at, uint32_t v)
 {
@@ -594,7 +593,7 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     *bytes = 0;
     if (ring == NULL || out == NULL || max_count == 0 ||
         (layout == LAYOUT_PACKED && offsets == NULL) ||
-        (layout == LAYOUT_FRAMED && out_capacity < FRAMED_HEAD))
+        (layout == LAYOUT_FRAMED && out_capacity < ETHER_RING_FRAMED_HEAD))
         return ETHER_RING_INVALID;
     ether_ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head); /* only this consumer writes it */
@@ -604,7 +603,7 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     if (layout == LAYOUT_PACKED)
         offsets[0] = 0;
     else
-        used = FRAMED_HEAD; /* the array header is written once the count is known */
+        used = ETHER_RING_FRAMED_HEAD; /* the array header is written once the count is known */
     int result = ETHER_RING_OK;
     while (n < max_count) {
         if (!is_committed(ring, head))
@@ -628,7 +627,7 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             head += record_length(length);
             continue;
         }
-        uint32_t framing = layout == LAYOUT_FRAMED ? FRAMED_ITEM : 0;
+        uint32_t framing = layout == LAYOUT_FRAMED ? ETHER_RING_FRAMED_ITEM : 0;
         if (framing + (uint64_t)length > out_capacity - used) { /* used <= out_capacity */
             if (n == 0)
                 result = ETHER_RING_INVALID; /* out cannot hold even one record */
@@ -639,7 +638,7 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             /* The length is the checked local, never a byte of the payload. */
             *dst = (char)MSGPACK_BIN32;
             put_be32(dst + 1, length);
-            dst += FRAMED_ITEM;
+            dst += ETHER_RING_FRAMED_ITEM;
         }
         memcpy(dst, (char *)r + ETHER_RING_HEADER_LENGTH, length);
         used += framing + length;

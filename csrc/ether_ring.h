@@ -127,6 +127,10 @@
 #define ETHER_RING_SKIP             3u  /* an aborted loan: skipped by the consumer, never delivered */
 /* Token bit of a slot being released by a reaper: REAPING | the reaper's token. */
 #define ETHER_RING_REAPING          (1ull << 63)
+/* ether_ring_read_framed's MessagePack framing: the array32 header, and the
+ * bin32 header before each payload. */
+#define ETHER_RING_FRAMED_HEAD      5u
+#define ETHER_RING_FRAMED_ITEM      5u
 /* Timeouts are nanoseconds; this one means "do not wait". */
 #define ETHER_RING_NO_WAIT          0ull
 

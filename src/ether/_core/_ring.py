@@ -45,7 +45,8 @@ _BAD_LAYOUT = int(RingResult.BAD_LAYOUT)
 # ether_ring_read_framed's output: one MessagePack array of bin items. Decoded by
 # msgspec, never unpickled: the payloads come from other processes.
 _decode_batch = msgspec.msgpack.Decoder(list[bytes]).decode
-_FRAMING_HEAD = _FRAMING_ITEM = 5  # array32 header; bin32 header of each record
+_FRAMED_HEAD = lib.ETHER_RING_FRAMED_HEAD  # the array32 header
+_FRAMED_ITEM = lib.ETHER_RING_FRAMED_ITEM  # the bin32 header of each record
 
 RECORD_HEADER_LENGTH = lib.ETHER_RING_HEADER_LENGTH
 RECORD_ALIGNMENT = lib.ETHER_RING_ALIGNMENT
@@ -267,7 +268,7 @@ class Ring:
 
     def set_read_buffer(self, capacity: int, max_count: int) -> None:
         # Room for max_count records' framing on top of the payloads.
-        capacity += _FRAMING_HEAD + _FRAMING_ITEM * max_count
+        capacity += _FRAMED_HEAD + _FRAMED_ITEM * max_count
         self._out = ffi.new("char[]", capacity)
         self._out_view = memoryview(ffi.buffer(self._out))
         self._out_capacity = capacity
