@@ -223,6 +223,7 @@ int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
     a->end[block] = place + length;
     uint64_t generation = ++a->generation[block];
     ether_arena_block_t *entry = &a->header->blocks[block];
+    /* SYNC POINT: relaxed, all three; the release of the bitmap below publishes them. */
     ETHER_STORE_RELAXED(&entry->offset, place);
     ETHER_STORE_RELAXED(&entry->length, length);
     ETHER_STORE_RELAXED(&entry->generation, generation);
@@ -355,7 +356,8 @@ int ether_arena_check(const ether_arena_view_t *v, uint32_t block, uint64_t gene
     uint64_t gen = ETHER_LOAD_ACQUIRE(&entry->generation);
     if (gen != generation || !(bits & (1ULL << v->bit)))
         return ETHER_ARENA_STALE;
-    /* The view must lie inside its own block, not merely inside the arena. */
+    /* The view must lie inside its own block, not merely inside the arena.
+     * SYNC POINT: relaxed, both; ordered after the acquire of the bitmap above. */
     uint64_t start = ETHER_LOAD_RELAXED(&entry->offset);
     uint64_t extent = ETHER_LOAD_RELAXED(&entry->length);
     if (length != 0 && (offset < start || offset - start > extent || length > extent - (offset - start)))
