@@ -50,7 +50,7 @@ _compile_args, _link_args = _flags()
 ffibuilder.set_source(
     "ether._ether_c",
     '#include "ether_ring.h"\n#include "ether_ring_layout.h"\n#include "ether_atomic.h"\n'
-    '#include "ether_arena.h"\n',
+    '#include "ether_arena.h"\n#include "ether_arena_layout.h"\n',
     sources=[str(HERE / s) for s in SOURCES],
     include_dirs=[str(HERE)],
     extra_compile_args=_compile_args,

@@ -1,8 +1,9 @@
 /*
  * ether_arena.c - the owner's allocator and the holders' check/release of the
- * array arena. Layout, protocol and memory order: ether_arena.h.
+ * array arena. Protocol and memory order: ether_arena.h; layout: ether_arena_layout.h.
  */
 #include "ether_arena.h"
+#include "ether_arena_layout.h"
 #include "ether_atomic.h"
 
 #include <pthread.h>
@@ -14,7 +15,7 @@
 #define ARENA_YIELD_AFTER_NS 2000u
 
 struct ether_arena {
-    uint8_t *base;
+    ether_arena_header_t *header;
     uint64_t data_offset;
     uint64_t data_size;
     uint32_t max_blocks;
@@ -30,19 +31,10 @@ struct ether_arena {
 /* How many of the most recently freed blocks an allocation tries before first fit. */
 #define ARENA_RECENT 8u
 
-static _Atomic uint64_t *bitmap_of(uint8_t *base, uint32_t block)
+/* The header of a holder's view (its base is the segment's start). */
+static inline ether_arena_header_t *header_of(const ether_arena_view_t *v)
 {
-    return (_Atomic uint64_t *)(base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block);
-}
-
-static _Atomic uint64_t *released_word(uint8_t *base, uint32_t word)
-{
-    return (_Atomic uint64_t *)(base + ETHER_ARENA_RELEASED_AT + 8 * (uint64_t)word);
-}
-
-static _Atomic uint64_t *released_summary(uint8_t *base)
-{
-    return (_Atomic uint64_t *)(base + ETHER_ARENA_SUMMARY_AT);
+    return (ether_arena_header_t *)v->base;
 }
 
 static uint64_t align_up(uint64_t value, uint64_t alignment)
@@ -50,13 +42,17 @@ static uint64_t align_up(uint64_t value, uint64_t alignment)
     return (value + alignment - 1) & ~(alignment - 1);
 }
 
-static void put_u64(uint8_t *at, uint64_t v) { memcpy(at, &v, sizeof v); }
-static void put_u32(uint8_t *at, uint32_t v) { memcpy(at, &v, sizeof v); }
+/* The end of a block table of max_blocks entries, and where the data area after it starts. */
+static uint64_t table_end(uint64_t max_blocks)
+{
+    return ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
+}
+
+static uint64_t data_offset_for(uint64_t max_blocks) { return align_up(table_end(max_blocks), 4096); }
 
 ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks, uint64_t owner)
 {
-    uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
-    uint64_t data_offset = align_up(table_end, 4096);
+    uint64_t data_offset = data_offset_for(max_blocks);
     if (base == NULL || max_blocks == 0 || max_blocks > ETHER_ARENA_MAX_BLOCKS || size < data_offset + 4096)
         return NULL;
     ether_arena_t *a = calloc(1, sizeof *a);
@@ -71,21 +67,22 @@ ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks
         ether_arena_destroy(a);
         return NULL;
     }
-    a->base = base;
+    a->header = base;
     a->data_offset = data_offset;
     a->data_size = size - data_offset;
     a->max_blocks = max_blocks;
     for (uint32_t i = 0; i < max_blocks; i++)
         a->spare[i] = max_blocks - 1 - i;   /* block 0 on top */
     a->free = max_blocks;
-    uint8_t *h = base;
-    put_u32(h + 8, ETHER_ARENA_VERSION);
-    put_u32(h + 12, max_blocks);
-    put_u64(h + 16, size);
-    put_u64(h + 24, data_offset);
-    put_u64(h + 32, owner);
-    /* SYNC POINT: the magic last (release); a reader validates it first. */
-    ETHER_STORE_RELEASE((_Atomic uint64_t *)h, ETHER_ARENA_MAGIC);
+    ether_arena_header_t *h = base;
+    h->version = ETHER_ARENA_VERSION;
+    h->max_blocks = max_blocks;
+    h->size = size;
+    h->data_offset = data_offset;
+    h->owner = owner;
+    /* SYNC POINT: release, the magic last; pairs with the acquire load of the
+     * magic in validate(), which then reads the fields above. */
+    ETHER_STORE_RELEASE(&h->magic, ETHER_ARENA_MAGIC);
     return a;
 }
 
@@ -129,14 +126,15 @@ static void forget(ether_arena_t *a, uint32_t block)
 /* Take in the blocks that holders announced as freed; returns how many. */
 static uint32_t drain(ether_arena_t *a)
 {
-    /* SYNC POINT: acquire (exchange); pairs with the holders' release of the
-     * announcement, after their last read of the block. */
-    uint64_t summary = atomic_exchange_explicit(released_summary(a->base), 0, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel exchange; pairs with the holders' fetch_or of the
+     * summary in announce(), after their last read of the block. */
+    uint64_t summary = ETHER_EXCHANGE(&a->header->summary, 0);
     uint32_t freed = 0;
     while (summary) {
         uint32_t word = (uint32_t)__builtin_ctzll(summary);
         summary &= summary - 1;
-        uint64_t bits = atomic_exchange_explicit(released_word(a->base, word), 0, memory_order_acq_rel);
+        /* SYNC POINT: acq_rel exchange; pairs with announce()'s fetch_or of the word. */
+        uint64_t bits = ETHER_EXCHANGE(&a->header->released[word], 0);
         while (bits) {
             uint32_t block = word * 64 + (uint32_t)__builtin_ctzll(bits);
             bits &= bits - 1;
@@ -150,12 +148,13 @@ static uint32_t drain(ether_arena_t *a)
 }
 
 /* Tell the owner that `block` is free (its bitmap just became zero). */
-static void announce(uint8_t *base, uint32_t block)
+static void announce(ether_arena_header_t *h, uint32_t block)
 {
-    /* SYNC POINT: release (in acq_rel RMWs): the word before the summary, so an
-     * owner that sees the summary bit finds the block's bit. */
-    atomic_fetch_or_explicit(released_word(base, block / 64), 1ULL << (block % 64), memory_order_acq_rel);
-    atomic_fetch_or_explicit(released_summary(base), 1ULL << (block / 64), memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_or, the word before the summary; pairs with the
+     * owner's exchanges in drain(), so an owner that sees the summary bit finds
+     * the block's bit (and our reads of the block are done). */
+    ETHER_FETCH_OR(&h->released[block / 64], 1ULL << (block % 64));
+    ETHER_FETCH_OR(&h->summary, 1ULL << (block / 64));
 }
 
 /* Is [from, to) clear of live blocks? Sets *at to where a block there goes in `order`. */
@@ -223,13 +222,15 @@ int ether_arena_alloc(ether_arena_t *a, uint64_t length, uint64_t alignment,
     a->start[block] = place;
     a->end[block] = place + length;
     uint64_t generation = ++a->generation[block];
-    uint8_t *entry = a->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
-    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 8), place);
-    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 16), length);
-    ETHER_STORE_RELAXED((_Atomic uint64_t *)(entry + 24), generation);
-    /* SYNC POINT: release; the generation and the caller's earlier writes are
-     * visible to a holder that sees its bit (and the ring orders the handle). */
-    ETHER_STORE_RELEASE(bitmap_of(a->base, block), holders);
+    ether_arena_block_t *entry = &a->header->blocks[block];
+    /* SYNC POINT: relaxed, all three; the release of the bitmap below publishes them. */
+    ETHER_STORE_RELAXED(&entry->offset, place);
+    ETHER_STORE_RELAXED(&entry->length, length);
+    ETHER_STORE_RELAXED(&entry->generation, generation);
+    /* SYNC POINT: release; pairs with the holder's acquire load of the bitmap in
+     * ether_arena_check: the entry and the caller's earlier writes are visible
+     * to a holder that sees its bit (and the ring orders the handle). */
+    ETHER_STORE_RELEASE(&entry->bitmap, holders);
     out->block = block;
     out->offset = place;
     out->generation = generation;
@@ -240,17 +241,19 @@ uint64_t ether_arena_hold(ether_arena_t *a, uint32_t block, uint64_t bits)
 {
     if (block >= a->max_blocks)
         return UINT64_MAX;
-    /* SYNC POINT: acq_rel; the bits are set before the handle is sent. */
-    return atomic_fetch_or_explicit(bitmap_of(a->base, block), bits, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_or; pairs with the holders' fetch_and in
+     * ether_arena_release. The bits are set before the handle is sent. */
+    return ETHER_FETCH_OR(&a->header->blocks[block].bitmap, bits);
 }
 
 uint64_t ether_arena_drop_holders(ether_arena_t *a, uint32_t block, uint64_t bits)
 {
     if (block >= a->max_blocks)
         return 0;
-    /* SYNC POINT: acq_rel; as a holder's release. Exactly one RMW takes a
-     * bitmap to zero: if it is this one, the block is ours to take back. */
-    uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~bits, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_and; pairs with the holders' fetch_and in
+     * ether_arena_release. Exactly one RMW takes a bitmap to zero: if it is
+     * this one, the block is ours to take back. */
+    uint64_t before = ETHER_FETCH_AND(&a->header->blocks[block].bitmap, ~bits);
     if (before != 0 && (before & ~bits) == 0)
         forget(a, block);
     return before;
@@ -260,7 +263,8 @@ void ether_arena_clear_bits(ether_arena_t *a, uint64_t mask)
 {
     for (uint32_t r = a->live; r-- > 0;) {  /* backwards: forget() moves only later entries */
         uint32_t block = a->order[r];
-        uint64_t before = atomic_fetch_and_explicit(bitmap_of(a->base, block), ~mask, memory_order_acq_rel);
+        /* SYNC POINT: acq_rel fetch_and; as in ether_arena_drop_holders. */
+        uint64_t before = ETHER_FETCH_AND(&a->header->blocks[block].bitmap, ~mask);
         if (before != 0 && (before & ~mask) == 0)
             forget(a, block);
     }
@@ -281,34 +285,38 @@ uint64_t ether_arena_bits_in_use(ether_arena_t *a)
 {
     uint64_t bits = 0;
     for (uint32_t r = 0; r < a->live; r++)
-        bits |= ETHER_LOAD_ACQUIRE(bitmap_of(a->base, a->order[r]));
+        /* SYNC POINT: acquire; pairs with the holders' fetch_and in ether_arena_release. */
+        bits |= ETHER_LOAD_ACQUIRE(&a->header->blocks[a->order[r]].bitmap);
     return bits;
 }
 
 void ether_arena_set_holder(ether_arena_t *a, uint32_t bit, uint64_t token)
 {
-    if (bit < ETHER_ARENA_HOLDERS)  /* SYNC POINT: release; before any bitmap carries the bit */
-        ETHER_STORE_RELEASE((_Atomic uint64_t *)(a->base + ETHER_ARENA_HOLDERS_AT + 8 * bit), token);
+    /* SYNC POINT: release, before any bitmap carries the bit; pairs with the
+     * acquire loads of the holder table in ether_arena_reader_open and unhold. */
+    if (bit < ETHER_ARENA_HOLDERS)
+        ETHER_STORE_RELEASE(&a->header->holders[bit], token);
 }
 
 int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
 {
-    _Atomic uint32_t *freed = (_Atomic uint32_t *)(a->base + ETHER_ARENA_FREED_AT);
-    _Atomic uint32_t *waiting = (_Atomic uint32_t *)(a->base + ETHER_ARENA_WAITING_AT);
+    _Atomic uint32_t *freed = &a->header->freed;
+    _Atomic uint32_t *waiting = &a->header->waiting;
     /* SYNC POINT: Dekker pair with ether_arena_release (seq_cst on both sides):
      * announce the sleeper, then read the eventcount, then re-check the blocks.
      * A release either is seen by the re-check, or changes `freed` after we read
      * it (the futex then returns at once), or sees `waiting` and wakes us. */
-    atomic_fetch_add_explicit(waiting, 1, memory_order_seq_cst);
-    uint32_t seen = atomic_load_explicit(freed, memory_order_seq_cst);
-    int result = 0;
+    ETHER_FETCH_ADD_SEQ_CST(waiting, 1);
+    uint32_t seen = ETHER_LOAD_SEQ_CST(freed);
+    int result = ETHER_WAIT_WOKEN;
     if (drain(a) == 0) {
         /* A holder usually lets go within microseconds (it is busy with the
          * previous block): watch the eventcount for a while, yielding the core
          * after the first microseconds, before sleeping in the kernel. */
         uint64_t begin = ether_now_ns(), spin = timeout_ns < ARENA_SPIN_NS ? timeout_ns : ARENA_SPIN_NS;
         for (uint32_t i = 1;; i++) {
-            if (atomic_load_explicit(freed, memory_order_seq_cst) != seen)
+            /* SYNC POINT: seq_cst; pairs with the releasing holder's fetch_add of freed. */
+            if (ETHER_LOAD_SEQ_CST(freed) != seen)
                 break;
             if ((i & 15) == 0) {
                 uint64_t elapsed = ether_now_ns() - begin;
@@ -326,7 +334,8 @@ int ether_arena_wait(ether_arena_t *a, uint64_t timeout_ns)
             ether_cpu_relax();
         }
     }
-    atomic_fetch_sub_explicit(waiting, 1, memory_order_seq_cst);
+    /* SYNC POINT: seq_cst; the sleeper leaves (holders then skip the wake). */
+    ETHER_FETCH_SUB_SEQ_CST(waiting, 1);
     return result;
 }
 
@@ -340,16 +349,17 @@ int ether_arena_check(const ether_arena_view_t *v, uint32_t block, uint64_t gene
         v->data_offset > v->size || offset > v->size - v->data_offset ||
         length > v->size - v->data_offset - offset)
         return ETHER_ARENA_OUT_OF_BOUNDS;
-    uint8_t *entry = v->base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
+    ether_arena_block_t *entry = &header_of(v)->blocks[block];
     /* SYNC POINT: acquire; pairs with the owner's release of the bitmap, after
      * which the entry's offset, length and generation are those of this use. */
-    uint64_t bits = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)entry);
-    uint64_t gen = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(entry + 24));
+    uint64_t bits = ETHER_LOAD_ACQUIRE(&entry->bitmap);
+    uint64_t gen = ETHER_LOAD_ACQUIRE(&entry->generation);
     if (gen != generation || !(bits & (1ULL << v->bit)))
         return ETHER_ARENA_STALE;
-    /* The view must lie inside its own block, not merely inside the arena. */
-    uint64_t start = ETHER_LOAD_RELAXED((_Atomic uint64_t *)(entry + 8));
-    uint64_t extent = ETHER_LOAD_RELAXED((_Atomic uint64_t *)(entry + 16));
+    /* The view must lie inside its own block, not merely inside the arena.
+     * SYNC POINT: relaxed, both; ordered after the acquire of the bitmap above. */
+    uint64_t start = ETHER_LOAD_RELAXED(&entry->offset);
+    uint64_t extent = ETHER_LOAD_RELAXED(&entry->length);
     if (length != 0 && (offset < start || offset - start > extent || length > extent - (offset - start)))
         return ETHER_ARENA_OUT_OF_BOUNDS;
     return ETHER_ARENA_OK;
@@ -360,18 +370,20 @@ int ether_arena_release(const ether_arena_view_t *v, uint32_t block)
     if (block >= v->max_blocks || v->bit >= ETHER_ARENA_HOLDERS)
         return ETHER_ARENA_OUT_OF_BOUNDS;
     uint64_t mine = 1ULL << v->bit;
-    /* SYNC POINT: acq_rel; our reads of the block happen before the owner's
-     * acquire load sees the bit clear. */
-    uint64_t before = atomic_fetch_and_explicit(bitmap_of(v->base, block), ~mine, memory_order_acq_rel);
+    /* SYNC POINT: acq_rel fetch_and; pairs with the owner's fetch_and/fetch_or and
+     * its acquire loads of the bitmap: our reads of the block happen before the
+     * owner sees the bit clear. */
+    ether_arena_header_t *h = header_of(v);
+    uint64_t before = ETHER_FETCH_AND(&h->blocks[block].bitmap, ~mine);
     if (before != mine)
         return 0;
-    announce(v->base, block);
-    _Atomic uint32_t *freed = (_Atomic uint32_t *)(v->base + ETHER_ARENA_FREED_AT);
-    _Atomic uint32_t *waiting = (_Atomic uint32_t *)(v->base + ETHER_ARENA_WAITING_AT);
+    announce(h, block);
+    _Atomic uint32_t *freed = &h->freed;
+    _Atomic uint32_t *waiting = &h->waiting;
     /* SYNC POINT: a full barrier (Dekker pair with the owner's waiting++ then
      * re-check): either it sees the freed block, or we see it waiting. */
-    atomic_fetch_add_explicit(freed, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(waiting, memory_order_seq_cst))
+    ETHER_FETCH_ADD_SEQ_CST(freed, 1);
+    if (ETHER_LOAD_SEQ_CST(waiting))
         ether_futex_wake(freed, 0x7fffffff);
     return 1;
 }
@@ -385,27 +397,63 @@ struct ether_arena_reader {
     uint32_t *stale;      /* holds of an older generation, whose bit was swept */
 };
 
-static uint64_t get_u64(const uint8_t *at) { uint64_t v; memcpy(&v, at, sizeof v); return v; }
-static uint32_t get_u32(const uint8_t *at) { uint32_t v; memcpy(&v, at, sizeof v); return v; }
+/* Validate the header of the arena mapped at base and fill the geometry of *out
+ * (all but the bit). Each field is read once, then checked: another process
+ * may be writing the segment. */
+static int validate(const void *base, uint64_t mapped, ether_arena_view_t *out)
+{
+    if (base == NULL || mapped < ETHER_ARENA_BLOCKS_AT)
+        return ETHER_ARENA_BAD_SEGMENT;
+    const ether_arena_header_t *h = base;
+    /* SYNC POINT: acquire; pairs with the owner's release of the magic in create. */
+    if (ETHER_LOAD_ACQUIRE(&h->magic) != ETHER_ARENA_MAGIC)
+        return ETHER_ARENA_BAD_SEGMENT;
+    uint32_t version = *(const volatile uint32_t *)&h->version;
+    uint32_t max_blocks = *(const volatile uint32_t *)&h->max_blocks;
+    uint64_t size = *(const volatile uint64_t *)&h->size;
+    uint64_t data_offset = *(const volatile uint64_t *)&h->data_offset;
+    if (version != ETHER_ARENA_VERSION || max_blocks == 0 || max_blocks > ETHER_ARENA_MAX_BLOCKS ||
+        size != mapped || data_offset < table_end(max_blocks) || data_offset > size)
+        return ETHER_ARENA_BAD_SEGMENT;
+    out->base = (uint8_t *)base;
+    out->size = size;
+    out->data_offset = data_offset;
+    out->max_blocks = max_blocks;
+    return ETHER_ARENA_OK;
+}
+
+int ether_arena_view_init(ether_arena_view_t *view, void *base, uint64_t mapped, uint32_t bit)
+{
+    if (view == NULL)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    memset(view, 0, sizeof *view);
+    if (bit >= ETHER_ARENA_HOLDERS)
+        return ETHER_ARENA_OUT_OF_BOUNDS;
+    int rc = validate(base, mapped, view);
+    view->bit = bit;
+    return rc;
+}
+
+uint64_t ether_arena_owner(const void *base, uint64_t mapped)
+{
+    ether_arena_view_t v;
+    if (validate(base, mapped, &v) != ETHER_ARENA_OK)
+        return 0;
+    return *(const volatile uint64_t *)&((const ether_arena_header_t *)base)->owner;
+}
 
 ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint64_t token, int *error)
 {
-    const uint8_t *h = base;
-    *error = ETHER_ARENA_BAD_SEGMENT;
-    if (base == NULL || mapped < ETHER_ARENA_BLOCKS_AT)
+    ether_arena_view_t view;
+    *error = validate(base, mapped, &view);
+    if (*error != ETHER_ARENA_OK)
         return NULL;
-    /* SYNC POINT: acquire; pairs with the owner's release of the magic. */
-    if (ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)h) != ETHER_ARENA_MAGIC || get_u32(h + 8) != ETHER_ARENA_VERSION)
-        return NULL;
-    uint32_t max_blocks = get_u32(h + 12);
-    uint64_t size = get_u64(h + 16), data_offset = get_u64(h + 24);
-    uint64_t table_end = ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * max_blocks;
-    if (max_blocks == 0 || max_blocks > ETHER_ARENA_MAX_BLOCKS || size != mapped ||
-        data_offset < table_end || data_offset > size)
-        return NULL;
+    ether_arena_header_t *h = base;
+    uint32_t max_blocks = view.max_blocks;
     uint32_t bit = ETHER_ARENA_HOLDERS;
     for (uint32_t i = 0; i < ETHER_ARENA_HOLDERS && token != 0; i++)
-        if (ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(h + ETHER_ARENA_HOLDERS_AT + 8 * i)) == token) {
+        /* SYNC POINT: acquire; pairs with the owner's release in ether_arena_set_holder. */
+        if (ETHER_LOAD_ACQUIRE(&h->holders[i]) == token) {
             bit = i;
             break;
         }
@@ -423,16 +471,13 @@ ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint6
         free(counts);
         free(generation);
         free(stale);
-        *error = ETHER_ARENA_NO_ENTRY;
+        *error = ETHER_ARENA_NO_MEMORY;
         return NULL;
     }
     r->token = token;
     r->generation = generation;
     r->stale = stale;
-    r->view.base = base;
-    r->view.size = size;
-    r->view.data_offset = data_offset;
-    r->view.max_blocks = max_blocks;
+    r->view = view;
     r->view.bit = bit;
     r->counts = counts;
     *error = ETHER_ARENA_OK;
@@ -484,10 +529,11 @@ void ether_arena_unhold(ether_arena_reader_t *r, uint32_t block, uint64_t genera
         /* Release only what is still ours: if the owner swept this process (its
          * session closed while views lived on), the bit or the block may belong
          * to someone else by now. */
-        const uint8_t *h = r->view.base;
-        uint8_t *entry = r->view.base + ETHER_ARENA_BLOCKS_AT + (uint64_t)ETHER_ARENA_BLOCK_BYTES * block;
-        uint64_t owner_of_bit = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(h + ETHER_ARENA_HOLDERS_AT + 8 * r->view.bit));
-        uint64_t gen = ETHER_LOAD_ACQUIRE((_Atomic uint64_t *)(entry + 24));
+        ether_arena_header_t *h = header_of(&r->view);
+        /* SYNC POINT: acquire, both; pair with the owner's release in set_holder
+         * and its relaxed store of the generation (published by the bitmap). */
+        uint64_t owner_of_bit = ETHER_LOAD_ACQUIRE(&h->holders[r->view.bit]);
+        uint64_t gen = ETHER_LOAD_ACQUIRE(&h->blocks[block].generation);
         if (owner_of_bit == r->token && gen == r->generation[block])
             ether_arena_release(&r->view, block);
     }

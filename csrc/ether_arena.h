@@ -2,31 +2,9 @@
  * ether_arena.h - the array arena: shared-memory blocks in which large arrays
  * travel by handle (one arena per publishing process; see docs/design/arena.md).
  *
- * Segment layout (little-endian, every field naturally aligned):
- *
- *       0 u64 magic        "ETHERARN"
- *       8 u32 version      ETHER_ARENA_VERSION
- *      12 u32 max_blocks
- *      16 u64 size         segment bytes
- *      24 u64 data_offset  start of the data area (page aligned)
- *      32 u64 owner        member token of the publishing process
- *      40 u32 freed        eventcount: bumped by a holder whose release freed a
- *                          block (the owner's futex word while it waits for room)
- *      44 u32 waiting      non-zero while the owner sleeps on `freed`
- *      48 u64 summary      bit w: released[w] may have bits set (atomic)
- *      56 .. 63 reserved
- *      64 u64 holders[64]  member token of each holder bit (0: unused); owner writes
- *     576 u64 released[64] bit b: block b was freed by a holder and the owner has
- *                          not taken it back yet (set by that holder, atomic)
- *    1088 block[max_blocks], 32 B each (max_blocks <= 4096):
- *           0 u64 bitmap      processes that may hold views (atomic): set by the
- *                             owner before a handle is sent, cleared bit by bit by
- *                             each holder when its last view dies, or by the owner
- *                             for a dead holder or a receiver a message missed.
- *                             Zero: the block is free.
- *           8 u64 offset      in the data area      (owner writes; holders check
- *          16 u64 length                            that a view lies inside it)
- *          24 u64 generation  bumped by the owner at each allocation of the block
+ * The segment's layout - a header, the holder table, the released bitset, the
+ * block table, then the data area - is drawn, field by field, in
+ * ether_arena_layout.h, next to the structs that define it.
  *
  * Writers and readers
  *   Only the owner allocates. Its allocator state (which blocks are live, where)
@@ -65,29 +43,32 @@
 
 #define ETHER_ARENA_MAGIC        0x4e52415245485445ULL /* "ETHERARN" little-endian */
 #define ETHER_ARENA_VERSION      3u
-#define ETHER_ARENA_HOLDERS      64u
-#define ETHER_ARENA_HOLDERS_AT   64u
-#define ETHER_ARENA_SUMMARY_AT   48u
-#define ETHER_ARENA_RELEASED_AT  576u
-#define ETHER_ARENA_BLOCKS_AT    1088u
+#define ETHER_ARENA_HOLDERS      64u    /* holder bits of a block: processes */
 #define ETHER_ARENA_MAX_BLOCKS   4096u
-#define ETHER_ARENA_BLOCK_BYTES  32u
+#define ETHER_ARENA_BLOCK_BYTES  32u    /* one block entry */
+/* Offsets in the segment (asserted in ether_arena_layout.h). */
 #define ETHER_ARENA_FREED_AT     40u
 #define ETHER_ARENA_WAITING_AT   44u
+#define ETHER_ARENA_SUMMARY_AT   48u
+#define ETHER_ARENA_HOLDERS_AT   64u
+#define ETHER_ARENA_RELEASED_AT  576u
+#define ETHER_ARENA_BLOCKS_AT    1088u
 
-/* Results of ether_arena_alloc and ether_arena_check. */
-enum {
+/* Results of the arena's calls (negative, so that ether_arena_release can also
+ * answer 0 or 1). */
+typedef enum {
     ETHER_ARENA_OK = 0,
-    ETHER_ARENA_NO_ROOM = -1,      /* no gap holds the request now */
-    ETHER_ARENA_NO_ENTRY = -2,     /* every block entry is live */
-    ETHER_ARENA_TOO_LARGE = -3,    /* larger than the whole data area */
-    ETHER_ARENA_OUT_OF_BOUNDS = -4,
-    ETHER_ARENA_STALE = -5,        /* the block was reused, or this holder's bit is clear */
-    ETHER_ARENA_BAD_SEGMENT = -6,
-};
+    ETHER_ARENA_NO_ROOM = -1,        /* no gap holds the request now */
+    ETHER_ARENA_NO_ENTRY = -2,       /* every block entry is live */
+    ETHER_ARENA_TOO_LARGE = -3,      /* larger than the whole data area */
+    ETHER_ARENA_OUT_OF_BOUNDS = -4,  /* an argument or a handle is out of range */
+    ETHER_ARENA_STALE = -5,          /* the block was reused, or this holder's bit is clear */
+    ETHER_ARENA_BAD_SEGMENT = -6,    /* magic, version or sizes do not match the mapping */
+    ETHER_ARENA_NO_MEMORY = -7,      /* a process-local allocation failed */
+} ether_arena_result_t;
 
-/* A process's reading side of one arena (Python fills it after validating the
- * header): the mapping and the bit of this process in it. */
+/* A process's reading side of one arena: the mapping and the bit of this
+ * process in it (filled by ether_arena_view_init). */
 typedef struct {
     uint8_t *base;
     uint64_t size;
@@ -111,7 +92,8 @@ ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks
 void ether_arena_destroy(ether_arena_t *arena);
 
 /* Owner: a block of `length` bytes aligned to `alignment` (a power of two) whose
- * bitmap is `holders` (non-zero). */
+ * bitmap is `holders` (non-zero): OK, NO_ROOM, NO_ENTRY, TOO_LARGE, or
+ * OUT_OF_BOUNDS for a bad alignment or no holders. */
 int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
                       uint64_t holders, ether_arena_grant_t *out);
 /* Owner: add holder bits to a live block (a loan being published); returns the
@@ -129,13 +111,22 @@ uint64_t ether_arena_bits_in_use(ether_arena_t *arena);
 uint64_t ether_arena_data_size(const ether_arena_t *arena);
 uint64_t ether_arena_data_offset(const ether_arena_t *arena);
 
-/* Owner: sleep until a holder frees a block (or timeout_ns): 0 when something
- * may have been freed (try again), 1 on timeout, 2 if a signal arrived. */
+/* Owner: sleep until a holder frees a block (or timeout_ns). Returns an
+ * ether_wait_result_t (ether_atomic.h): WOKEN when something may have been freed
+ * (try again), TIMED_OUT, or INTERRUPTED if a signal arrived. */
 int ether_arena_wait(ether_arena_t *arena, uint64_t timeout_ns);
 /* Owner: write the holder table's entry of `bit` (0: unused). */
 void ether_arena_set_holder(ether_arena_t *arena, uint32_t bit, uint64_t token);
 
-/* Holder: 0 if the handle (block, generation, offset, length) is in bounds and
+/* Holder: validate the header of the arena mapped at base (magic, version,
+ * max_blocks, size == mapped, data_offset between the block table and the end)
+ * and fill *view for holder `bit`: OK, BAD_SEGMENT, or OUT_OF_BOUNDS for a bit
+ * >= ETHER_ARENA_HOLDERS. */
+int ether_arena_view_init(ether_arena_view_t *view, void *base, uint64_t mapped, uint32_t bit);
+/* The owner's member token of a valid arena; 0 if the header does not validate. */
+uint64_t ether_arena_owner(const void *base, uint64_t mapped);
+
+/* Holder: OK if the handle (block, generation, offset, length) is in bounds and
  * the block is held by view->bit; else OUT_OF_BOUNDS or STALE. */
 int ether_arena_check(const ether_arena_view_t *view, uint32_t block, uint64_t generation,
                       uint64_t offset, uint64_t length);
@@ -148,13 +139,13 @@ int ether_arena_release(const ether_arena_view_t *view, uint32_t block);
  * the same block at once). The bit is cleared when a block's count returns to 0. */
 typedef struct ether_arena_reader ether_arena_reader_t;
 
-/* Validate the header of a mapped arena (magic, version, sizes against
- * `mapped`) and find `token` in the holder table; NULL with *error set
- * (BAD_SEGMENT, or STALE if the token holds no bit) on failure. */
+/* Validate the header (as ether_arena_view_init) and find `token` in the holder
+ * table; NULL with *error set on failure: BAD_SEGMENT, STALE if the token holds
+ * no bit, NO_MEMORY. */
 ether_arena_reader_t *ether_arena_reader_open(void *base, uint64_t mapped, uint64_t token, int *error);
 void ether_arena_reader_close(ether_arena_reader_t *reader);
 uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *reader);
-/* check, then count one more live view of block. */
+/* check, then count one more live view of block; the result of the check. */
 int ether_arena_acquire(ether_arena_reader_t *reader, uint32_t block, uint64_t generation,
                         uint64_t offset, uint64_t length);
 /* One hold of (block, generation) fewer; the last one releases the block. */

@@ -1,9 +1,9 @@
 /*
  * ether_atomic.h - every ordering primitive and the wait/wake calls of the C core.
  *
- * All shared-memory accesses of the ring go through these macros so that the
- * memory order of each one is visible at the call site, next to its SYNC POINT
- * comment. Nothing here knows about the ring layout.
+ * Every atomic access of the C core (ring and arena) goes through these macros,
+ * so that the memory order of each one is visible at the call site, next to its
+ * SYNC POINT comment. Nothing here knows about a layout.
  *
  * Wait/wake is a futex on Linux. The futex word lives in shared memory, so the
  * calls are the non-private variants (FUTEX_WAIT / FUTEX_WAKE without
@@ -15,15 +15,25 @@
 #include <stdint.h>
 #include <stdatomic.h>
 
+/* Loads and stores. */
 #define ETHER_LOAD_ACQUIRE(p)      atomic_load_explicit((p), memory_order_acquire)
 #define ETHER_LOAD_RELAXED(p)      atomic_load_explicit((p), memory_order_relaxed)
+#define ETHER_LOAD_SEQ_CST(p)      atomic_load_explicit((p), memory_order_seq_cst)
 #define ETHER_STORE_RELEASE(p, v)  atomic_store_explicit((p), (v), memory_order_release)
 #define ETHER_STORE_RELAXED(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
 #define ETHER_STORE_SEQ_CST(p, v)  atomic_store_explicit((p), (v), memory_order_seq_cst)
 #define ETHER_FENCE_SEQ_CST()      atomic_thread_fence(memory_order_seq_cst)
+
+/* Read-modify-writes; each returns the value before. acq_rel unless named. */
 #define ETHER_FETCH_ADD(p, v)      atomic_fetch_add_explicit((p), (v), memory_order_acq_rel)
 #define ETHER_FETCH_ADD_RELAXED(p, v) atomic_fetch_add_explicit((p), (v), memory_order_relaxed)
+#define ETHER_FETCH_ADD_SEQ_CST(p, v) atomic_fetch_add_explicit((p), (v), memory_order_seq_cst)
 #define ETHER_FETCH_SUB(p, v)      atomic_fetch_sub_explicit((p), (v), memory_order_acq_rel)
+#define ETHER_FETCH_SUB_SEQ_CST(p, v) atomic_fetch_sub_explicit((p), (v), memory_order_seq_cst)
+#define ETHER_FETCH_OR(p, v)       atomic_fetch_or_explicit((p), (v), memory_order_acq_rel)
+#define ETHER_FETCH_AND(p, v)      atomic_fetch_and_explicit((p), (v), memory_order_acq_rel)
+#define ETHER_EXCHANGE(p, v)       atomic_exchange_explicit((p), (v), memory_order_acq_rel)
+/* Strong CAS; on failure *expected_ptr receives the current value (acquire). */
 #define ETHER_CAS(p, expected_ptr, desired) \
     atomic_compare_exchange_strong_explicit((p), (expected_ptr), (desired), \
                                             memory_order_acq_rel, memory_order_acquire)

@@ -1,5 +1,6 @@
 /* Declarations that cffi sees. Shared-memory structs stay opaque; constants come
- * from the compiler (`...`). Kept in step with ether_ring.h. */
+ * from the compiler (`...`). Kept in step with ether_ring.h and ether_arena.h
+ * (tests/unit/test_cdef.py checks every prototype and constant against them). */
 #define ETHER_RING_LAYOUT_VERSION ...
 #define ETHER_RING_ALIGNMENT ...
 #define ETHER_RING_HEADER_LENGTH ...
@@ -8,6 +9,9 @@
 #define ETHER_RING_MIN_CAPACITY ...
 #define ETHER_RING_MAX_PRODUCERS ...
 #define ETHER_RING_REAPING ...
+#define ETHER_RING_NO_WAIT ...
+#define ETHER_RING_FRAMED_HEAD ...
+#define ETHER_RING_FRAMED_ITEM ...
 
 typedef enum {
     ETHER_RING_OK, ETHER_RING_EMPTY, ETHER_RING_PENDING, ETHER_RING_FULL,
@@ -55,8 +59,8 @@ int ether_ring_abort(ether_ring_t *ring);
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
-int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
-                            uint32_t max_count, uint32_t *count, uint64_t *bytes);
+int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                           uint32_t max_count, uint32_t *count, uint64_t *bytes);
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns);
 int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *tokens,
                              uint32_t max_count, uint32_t *count);
@@ -76,26 +80,38 @@ typedef struct {
     uint64_t magic; uint32_t layout_version; uint32_t data_offset; uint64_t capacity;
     uint64_t segment_size; uint32_t max_length; uint32_t max_producers;
     uint64_t commit_key; uint64_t owner_token; ...;
-} ring_descriptor_t;
+} ether_ring_descriptor_t;
 typedef struct {
-    ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
+    ether_ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
     uint64_t received; uint64_t received_bytes; uint64_t skipped_claims; uint64_t skipped_bytes;
     uint64_t tail; uint64_t head_cache; uint32_t data_futex; uint32_t space_futex;
     uint32_t space_waiters; uint64_t retired_sent; uint64_t retired_sent_bytes;
     uint64_t retired_dropped; uint64_t retired_blocked; ...;
-} ring_header_t;
+} ether_ring_header_t;
 typedef struct {
     uint64_t token; uint64_t intent_start; uint64_t intent_end; uint64_t next_seq;
     uint64_t sent; uint64_t sent_bytes; uint64_t dropped; uint64_t blocked; ...;
-} ring_slot_t;
+} ether_ring_slot_t;
 typedef struct {
     uint64_t commit; uint32_t length; uint16_t type; uint16_t producer; uint64_t seq; ...;
-} record_header_t;
+} ether_ring_record_header_t;
+
+/* Wait results (ether_atomic.h), as ether_arena_wait answers them. */
+typedef enum { ETHER_WAIT_WOKEN, ETHER_WAIT_TIMED_OUT, ETHER_WAIT_INTERRUPTED, ... } ether_wait_result_t;
 
 /* The array arena (ether_arena.h). */
-typedef struct {
-    uint8_t *base; uint64_t size; uint64_t data_offset; uint32_t max_blocks; uint32_t bit;
-} ether_arena_view_t;
+#define ETHER_ARENA_VERSION ...
+#define ETHER_ARENA_HOLDERS ...
+#define ETHER_ARENA_MAX_BLOCKS ...
+#define ETHER_ARENA_BLOCKS_AT ...
+
+typedef enum {
+    ETHER_ARENA_OK, ETHER_ARENA_NO_ROOM, ETHER_ARENA_NO_ENTRY, ETHER_ARENA_TOO_LARGE,
+    ETHER_ARENA_OUT_OF_BOUNDS, ETHER_ARENA_STALE, ETHER_ARENA_BAD_SEGMENT, ETHER_ARENA_NO_MEMORY, ...
+} ether_arena_result_t;
+
+/* Filled by ether_arena_view_init; Python never reads or writes its fields. */
+typedef struct { ...; } ether_arena_view_t;
 typedef struct { uint32_t block; uint64_t offset; uint64_t generation; } ether_arena_grant_t;
 typedef struct ether_arena ether_arena_t;
 ether_arena_t *ether_arena_create(void *base, uint64_t size, uint32_t max_blocks, uint64_t owner);
@@ -103,18 +119,16 @@ void ether_arena_destroy(ether_arena_t *arena);
 int ether_arena_alloc(ether_arena_t *arena, uint64_t length, uint64_t alignment,
                       uint64_t holders, ether_arena_grant_t *out);
 uint64_t ether_arena_hold(ether_arena_t *arena, uint32_t block, uint64_t bits);
-void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
 uint64_t ether_arena_drop_holders(ether_arena_t *arena, uint32_t block, uint64_t bits);
-#define ETHER_ARENA_BLOCKS_AT ...
-#define ETHER_ARENA_MAX_BLOCKS ...
-#define ETHER_ARENA_VERSION ...
+void ether_arena_clear_bits(ether_arena_t *arena, uint64_t mask);
 uint32_t ether_arena_live(ether_arena_t *arena, uint64_t *bytes);
 uint64_t ether_arena_bits_in_use(ether_arena_t *arena);
 uint64_t ether_arena_data_size(const ether_arena_t *arena);
 uint64_t ether_arena_data_offset(const ether_arena_t *arena);
 int ether_arena_wait(ether_arena_t *arena, uint64_t timeout_ns);
-/* Owner: write the holder table's entry of `bit` (0: unused). */
 void ether_arena_set_holder(ether_arena_t *arena, uint32_t bit, uint64_t token);
+int ether_arena_view_init(ether_arena_view_t *view, void *base, uint64_t mapped, uint32_t bit);
+uint64_t ether_arena_owner(const void *base, uint64_t mapped);
 int ether_arena_check(const ether_arena_view_t *view, uint32_t block, uint64_t generation,
                       uint64_t offset, uint64_t length);
 int ether_arena_release(const ether_arena_view_t *view, uint32_t block);
@@ -125,3 +139,13 @@ uint64_t ether_arena_reader_data_offset(const ether_arena_reader_t *reader);
 int ether_arena_acquire(ether_arena_reader_t *reader, uint32_t block, uint64_t generation,
                         uint64_t offset, uint64_t length);
 void ether_arena_unhold(ether_arena_reader_t *reader, uint32_t block, uint64_t generation);
+
+/* The arena's shared-memory structs (ether_arena_layout.h), for the layout test only. */
+typedef struct {
+    uint64_t bitmap; uint64_t offset; uint64_t length; uint64_t generation; ...;
+} ether_arena_block_t;
+typedef struct {
+    uint64_t magic; uint32_t version; uint32_t max_blocks; uint64_t size; uint64_t data_offset;
+    uint64_t owner; uint32_t freed; uint32_t waiting; uint64_t summary; uint64_t reserved;
+    uint64_t holders[64]; uint64_t released[64]; ether_arena_block_t blocks[]; ...;
+} ether_arena_header_t;

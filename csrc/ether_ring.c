@@ -15,8 +15,8 @@
 /* ---- process-local handle ---- */
 
 struct ether_ring {
-    ring_header_t *header;
-    ring_slot_t *slots;
+    ether_ring_header_t *header;
+    ether_ring_slot_t *slots;
     char *data;
     uint64_t capacity;
     uint64_t mask;
@@ -48,9 +48,9 @@ static inline uint64_t record_length(uint32_t length)
     return align_up((uint64_t)ETHER_RING_HEADER_LENGTH + length, ETHER_RING_ALIGNMENT);
 }
 
-static inline record_header_t *record_at(const ether_ring_t *ring, uint64_t position)
+static inline ether_ring_record_header_t *record_at(const ether_ring_t *ring, uint64_t position)
 {
-    return (record_header_t *)(ring->data + (position & ring->mask));
+    return (ether_ring_record_header_t *)(ring->data + (position & ring->mask));
 }
 
 static inline bool is_committed(const ether_ring_t *ring, uint64_t position)
@@ -81,8 +81,8 @@ int ether_ring_init(void *mem, uint64_t mem_length, uint64_t capacity, uint32_t 
         record_length(max_length) > capacity / 2)
         return ETHER_RING_INVALID;
     memset(mem, 0, (size_t)data_offset_for(max_producers));
-    ring_header_t *h = mem;
-    ring_slot_t *slots = (ring_slot_t *)((char *)mem + ETHER_RING_SLOTS_OFFSET);
+    ether_ring_header_t *h = mem;
+    ether_ring_slot_t *slots = (ether_ring_slot_t *)((char *)mem + ETHER_RING_SLOTS_OFFSET);
     for (uint32_t i = 0; i < max_producers; i++)
         ETHER_STORE_RELAXED(&slots[i].intent_start, ETHER_RING_NO_INTENT);
     /* Never-written (zero) space must not read as committed: that needs
@@ -98,8 +98,7 @@ int ether_ring_init(void *mem, uint64_t mem_length, uint64_t capacity, uint32_t 
     h->descriptor.owner_token = owner_token;
     /* SYNC POINT: release; the magic is the last descriptor field to appear, and
      * ether_ring_open's acquire load of it pairs with this store. */
-    atomic_store_explicit((_Atomic uint64_t *)&h->descriptor.magic, ETHER_RING_MAGIC,
-                          memory_order_release);
+    ETHER_STORE_RELEASE(&h->descriptor.magic, ETHER_RING_MAGIC);
     return ETHER_RING_OK;
 }
 
@@ -107,11 +106,10 @@ int ether_ring_open(void *mem, uint64_t mem_length, ether_ring_t **out)
 {
     if (mem == NULL || out == NULL || mem_length < ETHER_RING_SLOTS_OFFSET)
         return ETHER_RING_INVALID;
-    ring_header_t *h = mem;
+    ether_ring_header_t *h = mem;
     /* SYNC POINT: acquire; pairs with the release store of magic in ether_ring_init. */
-    uint64_t magic = atomic_load_explicit((_Atomic uint64_t *)&h->descriptor.magic,
-                                          memory_order_acquire);
-    const ring_descriptor_t *d = &h->descriptor;
+    uint64_t magic = ETHER_LOAD_ACQUIRE(&h->descriptor.magic);
+    const ether_ring_descriptor_t *d = &h->descriptor;
     if (magic != ETHER_RING_MAGIC || d->layout_version != ETHER_RING_LAYOUT_VERSION)
         return ETHER_RING_BAD_LAYOUT;
     uint64_t size = ether_ring_segment_size(d->capacity, d->max_producers);
@@ -123,7 +121,7 @@ int ether_ring_open(void *mem, uint64_t mem_length, ether_ring_t **out)
     if (ring == NULL)
         return ETHER_RING_NO_MEMORY;
     ring->header = h;
-    ring->slots = (ring_slot_t *)((char *)mem + ETHER_RING_SLOTS_OFFSET);
+    ring->slots = (ether_ring_slot_t *)((char *)mem + ETHER_RING_SLOTS_OFFSET);
     ring->data = (char *)mem + d->data_offset;
     ring->capacity = d->capacity;
     ring->mask = d->capacity - 1;
@@ -165,7 +163,7 @@ int ether_ring_attach(ether_ring_t *ring, uint64_t token)
         /* SYNC POINT: acq_rel CAS; pairs with the release store of 0 in detach/reap,
          * so the previous owner's counters were folded in before we reset them. */
         if (ETHER_CAS(&ring->slots[i].token, &expected, token)) {
-            ring_slot_t *s = &ring->slots[i];
+            ether_ring_slot_t *s = &ring->slots[i];
             ETHER_STORE_RELAXED(&s->intent_start, ETHER_RING_NO_INTENT);
             ETHER_STORE_RELAXED(&s->next_seq, 0);
             ETHER_STORE_RELAXED(&s->sent, 0);
@@ -181,9 +179,9 @@ int ether_ring_attach(ether_ring_t *ring, uint64_t token)
 }
 
 /* Fold a slot's counters into the retired totals and free it. */
-static void release_slot(ether_ring_t *ring, ring_slot_t *s)
+static void release_slot(ether_ring_t *ring, ether_ring_slot_t *s)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     ETHER_FETCH_ADD(&h->retired_sent, ETHER_LOAD_RELAXED(&s->sent));
     ETHER_FETCH_ADD(&h->retired_sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes));
     ETHER_FETCH_ADD(&h->retired_dropped, ETHER_LOAD_RELAXED(&s->dropped));
@@ -230,7 +228,7 @@ static inline void wake_consumer(ether_ring_t *ring)
 /* Free bytes as seen from `tail`, refreshing head_cache when the cached view is short. */
 static inline uint64_t free_space(ether_ring_t *ring, uint64_t tail, uint64_t want)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     /* SYNC POINT: acquire; pairs with the release store below, which carries the
      * consumer's head (acquired by whoever refreshed the cache) to this producer. */
     uint64_t head = ETHER_LOAD_ACQUIRE(&h->head_cache);
@@ -251,7 +249,7 @@ static inline uint64_t free_space(ether_ring_t *ring, uint64_t tail, uint64_t wa
  */
 static int wait_for_space(ether_ring_t *ring, uint64_t want, uint64_t deadline)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     uint64_t spin_until = ether_now_ns() + 5000;
     for (uint32_t i = 0;; i++) {
         uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
@@ -290,7 +288,7 @@ static int wait_for_space(ether_ring_t *ring, uint64_t want, uint64_t deadline)
     }
 }
 
-static inline void set_intent(ring_slot_t *s, uint64_t start, uint64_t end)
+static inline void set_intent(ether_ring_slot_t *s, uint64_t start, uint64_t end)
 {
     /* Invalidate first, so a reader never pairs the old start with the new end. */
     ETHER_STORE_RELAXED(&s->intent_start, ETHER_RING_NO_INTENT);
@@ -309,8 +307,8 @@ static inline void set_intent(ring_slot_t *s, uint64_t start, uint64_t end)
 static int claim(ether_ring_t *ring, const uint32_t *lengths, uint32_t count,
                  uint64_t *start, uint64_t *records_at, uint32_t *taken)
 {
-    ring_header_t *h = ring->header;
-    ring_slot_t *s = &ring->slots[ring->slot];
+    ether_ring_header_t *h = ring->header;
+    ether_ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t first = record_length(lengths[0]);
     /* SYNC POINT: acquire; pairs with other producers' CAS on tail. */
     uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
@@ -372,9 +370,9 @@ static inline void write_padding(ether_ring_t *ring, uint64_t start, uint64_t re
         return;
     /* The gap can be as small as ETHER_RING_ALIGNMENT (16 B): touch only the
      * commit, length, type and producer fields, which fit in it. */
-    _Static_assert(offsetof(record_header_t, producer) + sizeof(uint16_t) <= ETHER_RING_ALIGNMENT,
+    _Static_assert(offsetof(ether_ring_record_header_t, producer) + sizeof(uint16_t) <= ETHER_RING_ALIGNMENT,
                    "a padding header fits in the smallest gap");
-    record_header_t *r = record_at(ring, start);
+    ether_ring_record_header_t *r = record_at(ring, start);
     r->length = 0;
     r->type = ETHER_RING_PADDING;
     r->producer = (uint16_t)ring->slot;
@@ -382,10 +380,10 @@ static inline void write_padding(ether_ring_t *ring, uint64_t start, uint64_t re
 }
 
 /* Fill a record's header (all but the commit word); DATA records take a seq. */
-static inline record_header_t *fill_header(ether_ring_t *ring, ring_slot_t *s, uint64_t position,
-                                           uint32_t length, uint16_t type)
+static inline ether_ring_record_header_t *fill_header(ether_ring_t *ring, ether_ring_slot_t *s,
+                                                      uint64_t position, uint32_t length, uint16_t type)
 {
-    record_header_t *r = record_at(ring, position);
+    ether_ring_record_header_t *r = record_at(ring, position);
     r->length = length;
     r->type = type;
     r->producer = (uint16_t)ring->slot;
@@ -399,10 +397,10 @@ static inline record_header_t *fill_header(ether_ring_t *ring, ring_slot_t *s, u
     return r;
 }
 
-static inline void write_record(ether_ring_t *ring, ring_slot_t *s, uint64_t position,
+static inline void write_record(ether_ring_t *ring, ether_ring_slot_t *s, uint64_t position,
                                 const char *payload, uint32_t length)
 {
-    record_header_t *r = fill_header(ring, s, position, length, ETHER_RING_DATA);
+    ether_ring_record_header_t *r = fill_header(ring, s, position, length, ETHER_RING_DATA);
     if (length)
         memcpy((char *)r + ETHER_RING_HEADER_LENGTH, payload, length);
     commit_at(ring, position);
@@ -417,7 +415,7 @@ static inline uint64_t deadline_after(uint64_t timeout_ns)
 /* A claim for a `length`-byte record found the ring full. Start the wait's clock
  * on the first call (*deadline == 0), then wait for room for the record and for a
  * padding record before it, in the worst case. */
-static int block_for_room(ether_ring_t *ring, ring_slot_t *s, uint32_t length,
+static int block_for_room(ether_ring_t *ring, ether_ring_slot_t *s, uint32_t length,
                           uint64_t timeout_ns, uint64_t *deadline)
 {
     if (*deadline == 0) {
@@ -442,7 +440,7 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
     for (uint32_t i = 0; i < count; i++)
         if (lengths[i] > ring->max_length)
             return ETHER_RING_TOO_LARGE;
-    ring_slot_t *s = &ring->slots[ring->slot];
+    ether_ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t deadline = 0;
     uint32_t done = 0;
     uint32_t woken = 0;
@@ -505,7 +503,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
         return ETHER_RING_INVALID;
     if (length > ring->max_length)
         return ETHER_RING_TOO_LARGE;
-    ring_slot_t *s = &ring->slots[ring->slot];
+    ether_ring_slot_t *s = &ring->slots[ring->slot];
     uint64_t deadline = 0;
     ring->deadline = 0;
     for (;;) {
@@ -538,7 +536,7 @@ static int finish_loan(ether_ring_t *ring, uint16_t type)
 {
     if (!ring->loaned)
         return ETHER_RING_INVALID;
-    ring_slot_t *s = &ring->slots[ring->slot];
+    ether_ring_slot_t *s = &ring->slots[ring->slot];
     fill_header(ring, s, ring->loan_record, ring->loan_length, type);
     commit_at(ring, ring->loan_record);
     /* SYNC POINT: release; the claim is committed, so its intent can go. */
@@ -572,20 +570,21 @@ static inline void publish_head(ether_ring_t *ring, uint64_t head)
 }
 
 /* How drain() lays payloads out in the caller's buffer. */
-typedef enum { LAYOUT_PACKED, LAYOUT_PICKLE } read_layout_t;
+typedef enum { LAYOUT_PACKED, LAYOUT_FRAMED } read_layout_t;
 
-/* Pickle protocol opcodes used by LAYOUT_PICKLE (see Python's Lib/pickletools.py). */
-#define PICKLE_PROTO           0x80  /* PROTO n */
-#define PICKLE_EMPTY_LIST      ']'
-#define PICKLE_MARK            '('
-#define PICKLE_SHORT_BINBYTES  'C'   /* 1-byte length, then the bytes */
-#define PICKLE_BINBYTES        'B'   /* 4-byte little-endian length, then the bytes */
-#define PICKLE_APPENDS         'e'
-#define PICKLE_STOP            '.'
-#define PICKLE_HEAD            4u    /* PROTO 4, EMPTY_LIST, MARK */
-#define PICKLE_TAIL            2u    /* APPENDS, STOP */
+/* MessagePack framing of LAYOUT_FRAMED (one array of bin items; see the spec's
+ * "array 32" and "bin 32" formats). Always the 32-bit forms: fixed sizes. */
+#define MSGPACK_ARRAY32  0xdd  /* then the count, big-endian u32 */
+#define MSGPACK_BIN32    0xc6  /* then the length, big-endian u32, then the bytes */
+_Static_assert(ETHER_RING_FRAMED_HEAD == 1 + 4 && ETHER_RING_FRAMED_ITEM == 1 + 4, "marker + u32");
 
-static inline uint32_t pickle_item_overhead(uint32_t length) { return length < 256 ? 2u : 5u; }
+static inline void put_be32(char *at, uint32_t v)
+{
+    at[0] = (char)(v >> 24);
+    at[1] = (char)(v >> 16);
+    at[2] = (char)(v >> 8);
+    at[3] = (char)v;
+}
 
 static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t out_capacity,
                  uint64_t *offsets, uint32_t max_count, uint32_t *count, uint64_t *bytes)
@@ -594,30 +593,23 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     *bytes = 0;
     if (ring == NULL || out == NULL || max_count == 0 ||
         (layout == LAYOUT_PACKED && offsets == NULL) ||
-        (layout == LAYOUT_PICKLE && out_capacity < PICKLE_HEAD + PICKLE_TAIL))
+        (layout == LAYOUT_FRAMED && out_capacity < ETHER_RING_FRAMED_HEAD))
         return ETHER_RING_INVALID;
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head); /* only this consumer writes it */
     uint64_t start = head;
     uint32_t n = 0;
     uint64_t used = 0, payload_bytes = 0;
-    uint64_t limit = out_capacity;
-    if (layout == LAYOUT_PACKED) {
+    if (layout == LAYOUT_PACKED)
         offsets[0] = 0;
-    } else {
-        out[0] = (char)PICKLE_PROTO;
-        out[1] = 4;
-        out[2] = PICKLE_EMPTY_LIST;
-        out[3] = PICKLE_MARK;
-        used = PICKLE_HEAD;
-        limit = out_capacity - PICKLE_TAIL;
-    }
+    else
+        used = ETHER_RING_FRAMED_HEAD; /* the array header is written once the count is known */
     int result = ETHER_RING_OK;
     while (n < max_count) {
         if (!is_committed(ring, head))
             break;
         uint64_t index = head & ring->mask;
-        record_header_t *r = record_at(ring, head);
+        ether_ring_record_header_t *r = record_at(ring, head);
         /* Read each header field once into a local, then check the local. */
         uint16_t type = *(volatile uint16_t *)&r->type;
         if (type == ETHER_RING_PADDING) {
@@ -635,22 +627,18 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             head += record_length(length);
             continue;
         }
-        uint32_t framing = layout == LAYOUT_PICKLE ? pickle_item_overhead(length) : 0;
-        if (used + framing + length > limit) {
+        uint32_t framing = layout == LAYOUT_FRAMED ? ETHER_RING_FRAMED_ITEM : 0;
+        if (framing + (uint64_t)length > out_capacity - used) { /* used <= out_capacity */
             if (n == 0)
                 result = ETHER_RING_INVALID; /* out cannot hold even one record */
             break;
         }
         char *dst = out + used;
-        if (layout == LAYOUT_PICKLE) {
-            if (length < 256) {
-                *dst++ = PICKLE_SHORT_BINBYTES;
-                *dst++ = (char)length;
-            } else {
-                *dst++ = PICKLE_BINBYTES;
-                for (int b = 0; b < 4; b++)
-                    *dst++ = (char)((length >> (8 * b)) & 0xFF);
-            }
+        if (layout == LAYOUT_FRAMED) {
+            /* The length is the checked local, never a byte of the payload. */
+            *dst = (char)MSGPACK_BIN32;
+            put_be32(dst + 1, length);
+            dst += ETHER_RING_FRAMED_ITEM;
         }
         memcpy(dst, (char *)r + ETHER_RING_HEADER_LENGTH, length);
         used += framing + length;
@@ -660,9 +648,9 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             offsets[n] = used;
         head += record_length(length);
     }
-    if (layout == LAYOUT_PICKLE) {
-        out[used++] = PICKLE_APPENDS;
-        out[used++] = PICKLE_STOP;
+    if (layout == LAYOUT_FRAMED) {
+        out[0] = (char)MSGPACK_ARRAY32;
+        put_be32(out + 1, n);
     }
     if (head != start) {
         ETHER_STORE_RELAXED(&h->received, ETHER_LOAD_RELAXED(&h->received) + n);
@@ -683,15 +671,15 @@ int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64
     return drain(ring, LAYOUT_PACKED, out, out_capacity, offsets, max_count, count, bytes);
 }
 
-int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
-                            uint32_t max_count, uint32_t *count, uint64_t *bytes)
+int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                           uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
-    return drain(ring, LAYOUT_PICKLE, out, out_capacity, NULL, max_count, count, bytes);
+    return drain(ring, LAYOUT_FRAMED, out, out_capacity, NULL, max_count, count, bytes);
 }
 
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head);
     if (is_committed(ring, head))
         return ETHER_RING_OK;
@@ -757,7 +745,7 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
     return result;
 }
 
-static inline bool intent_covers(ring_slot_t *s, uint64_t position, uint64_t *end)
+static inline bool intent_covers(ether_ring_slot_t *s, uint64_t position, uint64_t *end)
 {
     /* SYNC POINT: acquire; pairs with set_intent's release store of intent_start. */
     uint64_t start = ETHER_LOAD_ACQUIRE(&s->intent_start);
@@ -777,7 +765,7 @@ static inline bool intent_covers(ring_slot_t *s, uint64_t position, uint64_t *en
 int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *tokens,
                              uint32_t max_count, uint32_t *count)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     *count = 0;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head);
     /* SYNC POINT: acquire on tail; makes the intents of every claim up to tail visible. */
@@ -802,7 +790,7 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
 int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
                          uint64_t *skipped_bytes)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     *skipped_bytes = 0;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head);
     /* SYNC POINT: acquire on tail; every claim that ends at or before `tail` has
@@ -850,7 +838,7 @@ int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t 
 {
     if (slot >= ring->max_producers || token == 0 || reaper == 0 || (reaper & ETHER_RING_REAPING))
         return ETHER_RING_INVALID;
-    ring_slot_t *s = &ring->slots[slot];
+    ether_ring_slot_t *s = &ring->slots[slot];
     if (ETHER_LOAD_ACQUIRE(&s->token) != token)
         return ETHER_RING_INVALID;
     /* A claim at or beyond head must wait until the consumer skips it. */
@@ -870,7 +858,7 @@ int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t 
 
 void ether_ring_close(ether_ring_t *ring)
 {
-    ring_header_t *h = ring->header;
+    ether_ring_header_t *h = ring->header;
     /* SYNC POINT: release; pairs with producers' loads of closed. */
     ETHER_STORE_RELEASE(&h->closed, 1);
     ETHER_FETCH_ADD(&h->space_futex, 1);
@@ -879,7 +867,7 @@ void ether_ring_close(ether_ring_t *ring)
 
 void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out)
 {
-    const ring_header_t *h = ring->header;
+    const ether_ring_header_t *h = ring->header;
     memset(out, 0, sizeof(*out));
     out->capacity = ring->capacity;
     out->max_length = ring->max_length;
@@ -891,7 +879,7 @@ void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out)
     out->dropped = ETHER_LOAD_RELAXED(&h->retired_dropped);
     out->blocked = ETHER_LOAD_RELAXED(&h->retired_blocked);
     for (uint32_t i = 0; i < ring->max_producers; i++) {
-        ring_slot_t *s = &ring->slots[i];
+        ether_ring_slot_t *s = &ring->slots[i];
         if (ETHER_LOAD_ACQUIRE(&s->token) == 0)
             continue;
         out->producers++;
@@ -914,7 +902,7 @@ void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t
     out->sent = out->sent_bytes = out->dropped = out->blocked = 0;
     if (ring->slot < 0)
         return;
-    ring_slot_t *s = &ring->slots[ring->slot];
+    ether_ring_slot_t *s = &ring->slots[ring->slot];
     out->sent = ETHER_LOAD_RELAXED(&s->sent);
     out->sent_bytes = ETHER_LOAD_RELAXED(&s->sent_bytes);
     out->dropped = ETHER_LOAD_RELAXED(&s->dropped);

@@ -127,6 +127,10 @@
 #define ETHER_RING_SKIP             3u  /* an aborted loan: skipped by the consumer, never delivered */
 /* Token bit of a slot being released by a reaper: REAPING | the reaper's token. */
 #define ETHER_RING_REAPING          (1ull << 63)
+/* ether_ring_read_framed's MessagePack framing: the array32 header, and the
+ * bin32 header before each payload. */
+#define ETHER_RING_FRAMED_HEAD      5u
+#define ETHER_RING_FRAMED_ITEM      5u
 /* Timeouts are nanoseconds; this one means "do not wait". */
 #define ETHER_RING_NO_WAIT          0ull
 
@@ -210,14 +214,15 @@ uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
 
-/* As ether_ring_read, but out receives one pickle (protocol 4) of a list of the
- * payloads as bytes objects: PROTO 4, EMPTY_LIST, MARK, then per record
- * SHORT_BINBYTES (length < 256) or BINBYTES, then APPENDS, STOP. *bytes is the
- * pickle's size. Every length in the stream is written here from a bounds-checked
- * record header, so payload bytes can never be read as opcodes. Python's C
- * unpickler then builds the whole list without a Python-level loop. */
-int ether_ring_read_pickled(ether_ring_t *ring, char *out, uint64_t out_capacity,
-                            uint32_t max_count, uint32_t *count, uint64_t *bytes);
+/* As ether_ring_read, but out receives one MessagePack array of the payloads as
+ * bin items: an array32 header (0xdd, the count as a big-endian u32), then per
+ * record a bin32 (0xc6, the length as a big-endian u32, the bytes). *bytes is
+ * the framed size (5 with no record). Every count and length in the framing is
+ * written here from a bounds-checked record header, so payload bytes can never
+ * be read as framing; a msgspec Decoder(list[bytes]) then builds the whole list
+ * without a Python-level loop, and without unpickling what another process wrote. */
+int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
+                           uint32_t max_count, uint32_t *count, uint64_t *bytes);
 
 /* Spin adaptively, then sleep until the record at head is committed. */
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns);

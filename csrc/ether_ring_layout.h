@@ -13,7 +13,7 @@
 #include "ether_ring.h"
 
 typedef struct {
-    uint64_t magic;
+    _Atomic uint64_t magic;   /* the publication word: release-stored last by init */
     uint32_t layout_version;
     uint32_t data_offset;
     uint64_t capacity;
@@ -23,10 +23,10 @@ typedef struct {
     uint64_t commit_key;
     uint64_t owner_token;
     uint64_t reserved;
-} ring_descriptor_t;
+} ether_ring_descriptor_t;
 
 typedef struct {
-    alignas(64) ring_descriptor_t descriptor;
+    alignas(64) ether_ring_descriptor_t descriptor;
     alignas(64) _Atomic uint64_t head;
     _Atomic uint32_t consumer_waiting;
     _Atomic uint32_t closed;
@@ -43,7 +43,7 @@ typedef struct {
     _Atomic uint64_t retired_sent_bytes;
     _Atomic uint64_t retired_dropped;
     _Atomic uint64_t retired_blocked;
-} ring_header_t;
+} ether_ring_header_t;
 
 typedef struct {
     _Atomic uint64_t token;
@@ -54,7 +54,7 @@ typedef struct {
     _Atomic uint64_t sent_bytes;
     _Atomic uint64_t dropped;
     _Atomic uint64_t blocked;
-} ring_slot_t;
+} ether_ring_slot_t;
 
 typedef struct {
     _Atomic uint64_t commit;
@@ -63,41 +63,53 @@ typedef struct {
     uint16_t producer;
     uint64_t seq;
     uint64_t reserved;
-} record_header_t;
+} ether_ring_record_header_t;
 
-_Static_assert(sizeof(ring_descriptor_t) == 64, "descriptor is one line");
-_Static_assert(offsetof(ring_header_t, descriptor) == 0, "descriptor at 0");
-_Static_assert(offsetof(ring_header_t, descriptor.layout_version) == 8, "layout_version at 8");
-_Static_assert(offsetof(ring_header_t, descriptor.data_offset) == 12, "data_offset at 12");
-_Static_assert(offsetof(ring_header_t, descriptor.capacity) == 16, "capacity at 16");
-_Static_assert(offsetof(ring_header_t, descriptor.segment_size) == 24, "segment_size at 24");
-_Static_assert(offsetof(ring_header_t, descriptor.max_length) == 32, "max_length at 32");
-_Static_assert(offsetof(ring_header_t, descriptor.max_producers) == 36, "max_producers at 36");
-_Static_assert(offsetof(ring_header_t, descriptor.commit_key) == 40, "commit_key at 40");
-_Static_assert(offsetof(ring_header_t, descriptor.owner_token) == 48, "owner_token at 48");
-_Static_assert(offsetof(ring_header_t, head) == 64, "head at 64");
-_Static_assert(offsetof(ring_header_t, consumer_waiting) == 72, "consumer_waiting at 72");
-_Static_assert(offsetof(ring_header_t, closed) == 76, "closed at 76");
-_Static_assert(offsetof(ring_header_t, received) == 80, "received at 80");
-_Static_assert(offsetof(ring_header_t, skipped_bytes) == 104, "skipped_bytes at 104");
-_Static_assert(offsetof(ring_header_t, tail) == 128, "tail at 128");
-_Static_assert(offsetof(ring_header_t, head_cache) == 192, "head_cache at 192");
-_Static_assert(offsetof(ring_header_t, data_futex) == 256, "data_futex at 256");
-_Static_assert(offsetof(ring_header_t, space_futex) == 260, "space_futex at 260");
-_Static_assert(offsetof(ring_header_t, space_waiters) == 264, "space_waiters at 264");
-_Static_assert(offsetof(ring_header_t, retired_sent) == 320, "retired counters at 320");
-_Static_assert(offsetof(ring_header_t, retired_blocked) == 344, "retired_blocked at 344");
-_Static_assert(sizeof(ring_header_t) <= ETHER_RING_SLOTS_OFFSET, "header fits before slots");
-_Static_assert(sizeof(ring_slot_t) == ETHER_RING_SLOT_LENGTH, "slot is one line");
-_Static_assert(offsetof(ring_slot_t, intent_start) == 8, "intent_start at 8");
-_Static_assert(offsetof(ring_slot_t, intent_end) == 16, "intent_end at 16");
-_Static_assert(offsetof(ring_slot_t, next_seq) == 24, "next_seq at 24");
-_Static_assert(offsetof(ring_slot_t, blocked) == 56, "blocked at 56");
-_Static_assert(sizeof(record_header_t) == ETHER_RING_HEADER_LENGTH, "record header is 32 B");
-_Static_assert(offsetof(record_header_t, length) == 8, "length at 8");
-_Static_assert(offsetof(record_header_t, type) == 12, "type at 12");
-_Static_assert(offsetof(record_header_t, producer) == 14, "producer at 14");
-_Static_assert(offsetof(record_header_t, seq) == 16, "seq at 16");
+_Static_assert(sizeof(ether_ring_descriptor_t) == 64, "descriptor is one line");
+_Static_assert(offsetof(ether_ring_header_t, descriptor) == 0, "descriptor at 0");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.magic) == 0, "magic at 0");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.layout_version) == 8, "layout_version at 8");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.data_offset) == 12, "data_offset at 12");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.capacity) == 16, "capacity at 16");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.segment_size) == 24, "segment_size at 24");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.max_length) == 32, "max_length at 32");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.max_producers) == 36, "max_producers at 36");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.commit_key) == 40, "commit_key at 40");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.owner_token) == 48, "owner_token at 48");
+_Static_assert(offsetof(ether_ring_header_t, descriptor.reserved) == 56, "reserved at 56");
+_Static_assert(offsetof(ether_ring_header_t, head) == 64, "head at 64");
+_Static_assert(offsetof(ether_ring_header_t, consumer_waiting) == 72, "consumer_waiting at 72");
+_Static_assert(offsetof(ether_ring_header_t, closed) == 76, "closed at 76");
+_Static_assert(offsetof(ether_ring_header_t, received) == 80, "received at 80");
+_Static_assert(offsetof(ether_ring_header_t, received_bytes) == 88, "received_bytes at 88");
+_Static_assert(offsetof(ether_ring_header_t, skipped_claims) == 96, "skipped_claims at 96");
+_Static_assert(offsetof(ether_ring_header_t, skipped_bytes) == 104, "skipped_bytes at 104");
+_Static_assert(offsetof(ether_ring_header_t, tail) == 128, "tail at 128");
+_Static_assert(offsetof(ether_ring_header_t, head_cache) == 192, "head_cache at 192");
+_Static_assert(offsetof(ether_ring_header_t, data_futex) == 256, "data_futex at 256");
+_Static_assert(offsetof(ether_ring_header_t, space_futex) == 260, "space_futex at 260");
+_Static_assert(offsetof(ether_ring_header_t, space_waiters) == 264, "space_waiters at 264");
+_Static_assert(offsetof(ether_ring_header_t, retired_sent) == 320, "retired_sent at 320");
+_Static_assert(offsetof(ether_ring_header_t, retired_sent_bytes) == 328, "retired_sent_bytes at 328");
+_Static_assert(offsetof(ether_ring_header_t, retired_dropped) == 336, "retired_dropped at 336");
+_Static_assert(offsetof(ether_ring_header_t, retired_blocked) == 344, "retired_blocked at 344");
+_Static_assert(sizeof(ether_ring_header_t) <= ETHER_RING_SLOTS_OFFSET, "header fits before slots");
+_Static_assert(sizeof(ether_ring_slot_t) == ETHER_RING_SLOT_LENGTH, "slot is one line");
+_Static_assert(offsetof(ether_ring_slot_t, token) == 0, "slot token at 0");
+_Static_assert(offsetof(ether_ring_slot_t, intent_start) == 8, "slot intent_start at 8");
+_Static_assert(offsetof(ether_ring_slot_t, intent_end) == 16, "slot intent_end at 16");
+_Static_assert(offsetof(ether_ring_slot_t, next_seq) == 24, "slot next_seq at 24");
+_Static_assert(offsetof(ether_ring_slot_t, sent) == 32, "slot sent at 32");
+_Static_assert(offsetof(ether_ring_slot_t, sent_bytes) == 40, "slot sent_bytes at 40");
+_Static_assert(offsetof(ether_ring_slot_t, dropped) == 48, "slot dropped at 48");
+_Static_assert(offsetof(ether_ring_slot_t, blocked) == 56, "slot blocked at 56");
+_Static_assert(sizeof(ether_ring_record_header_t) == ETHER_RING_HEADER_LENGTH, "record header is 32 B");
+_Static_assert(offsetof(ether_ring_record_header_t, commit) == 0, "record commit at 0");
+_Static_assert(offsetof(ether_ring_record_header_t, length) == 8, "record length at 8");
+_Static_assert(offsetof(ether_ring_record_header_t, type) == 12, "record type at 12");
+_Static_assert(offsetof(ether_ring_record_header_t, producer) == 14, "record producer at 14");
+_Static_assert(offsetof(ether_ring_record_header_t, seq) == 16, "record seq at 16");
+_Static_assert(offsetof(ether_ring_record_header_t, reserved) == 24, "record reserved at 24");
 _Static_assert(sizeof(_Atomic uint64_t) == 8 && sizeof(_Atomic uint32_t) == 4, "plain-sized atomics");
 
 #endif /* ETHER_RING_LAYOUT_H */

@@ -29,13 +29,13 @@
 static const char *result_name(int rc)
 {
     static const char *names[] = {"OK", "NO_ROOM", "NO_ENTRY", "TOO_LARGE", "OUT_OF_BOUNDS",
-                                  "STALE", "BAD_SEGMENT"};
+                                  "STALE", "BAD_SEGMENT", "NO_MEMORY"};
     if (rc <= 0 && -rc < (int)(sizeof(names) / sizeof(names[0])))
         return names[-rc];
     return "?";
 }
 
-/* A call that returns an ETHER_ARENA_* result. */
+/* A call that returns an ether_arena_result_t. */
 #define EXPECT_RC(call, want) \
     do { int rc_ = (call); \
          if (rc_ != (int)(want)) \
@@ -110,14 +110,11 @@ static void seg_done(seg_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-/* A holder's hand-made view, as Python fills it after validating the header. */
+/* A holder's view, made from the header as Python makes it. */
 static ether_arena_view_t view_of(const seg_t *s, uint32_t bit)
 {
-    ether_arena_view_t v = {.base = s->mem,
-                            .size = s->size,
-                            .data_offset = get_u64(s->mem + 24),
-                            .max_blocks = get_u32(s->mem + 12),
-                            .bit = bit};
+    ether_arena_view_t v;
+    EXPECT_RC(ether_arena_view_init(&v, s->mem, s->size, bit), ETHER_ARENA_OK);
     return v;
 }
 
@@ -181,6 +178,7 @@ static void test_create_writes_the_header(void)
     EXPECT(data_offset >= ETHER_ARENA_BLOCKS_AT + 40 * ETHER_ARENA_BLOCK_BYTES);
     EXPECT_EQ(data_offset, PAGE); /* 576 + 40 * 32 = 1856 -> one page */
     EXPECT_EQ(get_u64(s.mem + 32), OWNER_TOKEN);
+    EXPECT_EQ(ether_arena_owner(s.mem, s.size), OWNER_TOKEN);
     EXPECT_EQ(get_u32(s.mem + ETHER_ARENA_FREED_AT), 0);
     EXPECT_EQ(get_u32(s.mem + ETHER_ARENA_WAITING_AT), 0);
     EXPECT_EQ(ether_arena_data_offset(s.arena), data_offset);
@@ -473,7 +471,8 @@ done:
 /* 5. ether_arena_reader_open validates the header (magic, version, max_blocks,
  *    size against the mapping, data_offset between the table and the end) and
  *    finds its token's bit in the holder table (written by set_holder at
- *    64 + 8 * bit): BAD_SEGMENT or STALE otherwise. */
+ *    64 + 8 * bit): BAD_SEGMENT or STALE otherwise. ether_arena_view_init and
+ *    ether_arena_owner validate the same header: BAD_SEGMENT, or owner 0. */
 static void test_reader_open_validates_the_header(void)
 {
     seg_t s;
@@ -524,19 +523,30 @@ static void test_reader_open_validates_the_header(void)
     EXPECT(ether_arena_reader_open(s.mem, s.size, OWNER_TOKEN, &err) == NULL);
     EXPECT_RC(err, ETHER_ARENA_STALE);
 
+    /* The view and the owner of the valid header. */
+    ether_arena_view_t v;
+    EXPECT_RC(ether_arena_view_init(&v, s.mem, s.size, 7), ETHER_ARENA_OK);
+    EXPECT(v.base == s.mem);
+    EXPECT_EQ(v.size, s.size);
+    EXPECT_EQ(v.data_offset, PAGE);
+    EXPECT_EQ(v.max_blocks, 8);
+    EXPECT_EQ(v.bit, 7);
+    EXPECT_EQ(ether_arena_owner(s.mem, s.size), OWNER_TOKEN);
+    EXPECT_RC(ether_arena_view_init(&v, s.mem, s.size, 63), ETHER_ARENA_OK);
+    EXPECT_RC(ether_arena_view_init(&v, s.mem, s.size, 64), ETHER_ARENA_OUT_OF_BOUNDS);
+    EXPECT_RC(ether_arena_view_init(NULL, s.mem, s.size, 1), ETHER_ARENA_OUT_OF_BOUNDS);
+
     /* A mapping that does not match the header. */
-    err = 99;
-    EXPECT(ether_arena_reader_open(NULL, s.size, token_of(5), &err) == NULL);
-    EXPECT_RC(err, ETHER_ARENA_BAD_SEGMENT);
-    err = 99;
-    EXPECT(ether_arena_reader_open(s.mem, s.size - 1, token_of(5), &err) == NULL);
-    EXPECT_RC(err, ETHER_ARENA_BAD_SEGMENT);
-    err = 99;
-    EXPECT(ether_arena_reader_open(s.mem, s.size + PAGE, token_of(5), &err) == NULL);
-    EXPECT_RC(err, ETHER_ARENA_BAD_SEGMENT);
-    err = 99;
-    EXPECT(ether_arena_reader_open(s.mem, 100, token_of(5), &err) == NULL);
-    EXPECT_RC(err, ETHER_ARENA_BAD_SEGMENT);
+    struct { void *base; uint64_t mapped; } mappings[] = {
+        {NULL, s.size}, {s.mem, s.size - 1}, {s.mem, s.size + PAGE}, {s.mem, 100}, {s.mem, 0},
+    };
+    for (size_t i = 0; i < sizeof mappings / sizeof mappings[0]; i++) {
+        err = 99;
+        EXPECT(ether_arena_reader_open(mappings[i].base, mappings[i].mapped, token_of(5), &err) == NULL);
+        EXPECT_RC(err, ETHER_ARENA_BAD_SEGMENT);
+        EXPECT_RC(ether_arena_view_init(&v, mappings[i].base, mappings[i].mapped, 5), ETHER_ARENA_BAD_SEGMENT);
+        EXPECT_EQ(ether_arena_owner(mappings[i].base, mappings[i].mapped), 0);
+    }
 
     /* Corrupted headers, one field at a time (restored after each). */
     uint8_t saved[ETHER_ARENA_HOLDERS_AT];
@@ -565,11 +575,17 @@ static void test_reader_open_validates_the_header(void)
             fail_at(__FILE__, __LINE__, "corrupted %s: reader_open gave %p, error %s", cases[i].what,
                     (void *)r, result_name(err));
         ether_arena_reader_close(r);
+        int rc = ether_arena_view_init(&v, s.mem, s.size, 5);
+        if (rc != ETHER_ARENA_BAD_SEGMENT)
+            fail_at(__FILE__, __LINE__, "corrupted %s: view_init gave %s", cases[i].what, result_name(rc));
+        if (ether_arena_owner(s.mem, s.size) != 0)
+            fail_at(__FILE__, __LINE__, "corrupted %s: owner is not 0", cases[i].what);
         memcpy(s.mem, saved, sizeof saved);
     }
     r = ether_arena_reader_open(s.mem, s.size, token_of(5), &err);
     EXPECT(r != NULL); /* the restored header is fine again */
     ether_arena_reader_close(r);
+    EXPECT_EQ(ether_arena_owner(s.mem, s.size), OWNER_TOKEN);
 done:
     seg_done(&s);
 }

@@ -35,6 +35,34 @@ static int read_lengths(ether_ring_t *ring, char *out, uint64_t out_capacity, ui
     return rc;
 }
 
+static uint32_t get_be32(const char *at)
+{
+    const unsigned char *u = (const unsigned char *)at;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
+}
+
+/* Parse what ether_ring_read_framed wrote: exactly one MessagePack array32 of
+ * `count` bin32 items filling `bytes`. Points items[k] at payload k, sets
+ * lengths[k]; false if the framing is anything else. */
+static bool parse_framed(const char *out, uint64_t bytes, uint32_t count, const char **items,
+                         uint32_t *lengths)
+{
+    if (bytes < 5 || (unsigned char)out[0] != 0xdd || get_be32(out + 1) != count)
+        return false;
+    uint64_t at = 5;
+    for (uint32_t k = 0; k < count; k++) {
+        if (bytes - at < 5 || (unsigned char)out[at] != 0xc6)
+            return false;
+        lengths[k] = get_be32(out + at + 1);
+        items[k] = out + at + 5;
+        at += 5;
+        if (lengths[k] > bytes - at)
+            return false;
+        at += lengths[k];
+    }
+    return at == bytes;
+}
+
 /* A call that returns an ether_ring_result_t. */
 #define CHECK_RC(call, want) CHECK_EQ_NAMED(call, want)
 #define CHECK_EQ_NAMED(call, want) \
@@ -360,6 +388,99 @@ static void test_read_stops_at_a_record_that_does_not_fit_the_output(void)
     EXPECT_RC(read_lengths(s.consumer, out, 39, lengths, 4, &count, &bytes), ETHER_RING_INVALID);
     EXPECT_EQ(count, 0);
     EXPECT(take(&s, 1, 1, 40));
+    release_producer(p);
+done:
+    seg_done(&s);
+}
+
+/* ether_ring_read_framed hands Python one MessagePack array of bin32 items, never
+ * a format that runs code: the count and every length come from the checked
+ * record headers, so a payload made of framing bytes stays payload. */
+static void test_framed_read_is_a_msgpack_array_of_bin32(void)
+{
+    seg_t s;
+    if (!seg_init(&s, 1 << 18, 70000, 2))
+        goto done;
+    ether_ring_t *p = producer(&s, 3);
+    if (!p)
+        goto done;
+    static const uint32_t sizes[] = {0, 1, 255, 256, 65535, 65536, 70000, 0, 7};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    static char framing[70000];
+    memset(framing, 0xc6, sizeof framing);  /* bin32 markers... */
+    framing[1] = (char)0xdd;                /* ...and an array32 one */
+    uint64_t payload = 0;
+    for (uint32_t i = 0; i < N; i++) {
+        if (i == N - 1)
+            EXPECT_RC(ether_ring_write(p, framing, sizes[i], ETHER_RING_NO_WAIT), ETHER_RING_OK);
+        else
+            EXPECT_RC(put(p, 3, i, sizes[i]), ETHER_RING_OK);
+        payload += sizes[i];
+    }
+    static char out[5 + N * 5 + 300000];
+    const char *items[N];
+    uint32_t lengths[N], count = 0;
+    uint64_t bytes = 0;
+    CHECK_RC(ether_ring_read_framed(s.consumer, out, sizeof out, 64, &count, &bytes), ETHER_RING_OK);
+    CHECK_EQ(count, N);
+    EXPECT_EQ(bytes, 5 + 5 * N + payload);
+    CHECK(parse_framed(out, bytes, count, items, lengths));
+    for (uint32_t i = 0; i < N; i++) {
+        EXPECT_EQ(lengths[i], sizes[i]);
+        if (i == N - 1)
+            EXPECT(memcmp(items[i], framing, sizes[i]) == 0);
+        else
+            EXPECT(matches_pattern(items[i], lengths[i], 3, i));
+    }
+    /* The exact bytes of the first items: dd 00000009, c6 00000000, c6 00000001 <1 byte>. */
+    EXPECT(memcmp(out, "\xdd\x00\x00\x00\x09\xc6\x00\x00\x00\x00\xc6\x00\x00\x00\x01", 15) == 0);
+    EXPECT(memcmp(out + 16, "\xc6\x00\x00\x00\xff", 5) == 0);
+    /* Nothing left: an empty array, count 0. */
+    count = 99;
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, sizeof out, 64, &count, &bytes), ETHER_RING_EMPTY);
+    EXPECT_EQ(count, 0);
+    EXPECT_EQ(bytes, 5);
+    EXPECT(memcmp(out, "\xdd\x00\x00\x00\x00", 5) == 0);
+    ether_ring_stats_t st = stats_of(s.consumer);
+    EXPECT_EQ(st.received, N);
+    EXPECT_EQ(st.received_bytes, payload); /* framing is not counted */
+    release_producer(p);
+done:
+    seg_done(&s);
+}
+
+/* The framing counts against the output: a record is taken only if its 5-byte
+ * header and its payload fit after the 5-byte array header. */
+static void test_framed_read_stops_at_a_record_whose_framing_does_not_fit(void)
+{
+    seg_t s;
+    if (!seg_init(&s, 4096, 512, 2))
+        goto done;
+    ether_ring_t *p = producer(&s, 1);
+    if (!p)
+        goto done;
+    EXPECT_RC(put(p, 1, 0, 40), ETHER_RING_OK);
+    EXPECT_RC(put(p, 1, 1, 40), ETHER_RING_OK);
+    char out[5 + 45 + 44];
+    const char *items[2];
+    uint32_t lengths[2], count = 0;
+    uint64_t bytes = 0;
+    /* One byte short of the second record: only the first is taken. */
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, sizeof out, 4, &count, &bytes), ETHER_RING_OK);
+    EXPECT_EQ(count, 1);
+    EXPECT_EQ(bytes, 50);
+    EXPECT(parse_framed(out, bytes, count, items, lengths) && lengths[0] == 40 &&
+           matches_pattern(items[0], 40, 1, 0));
+    /* Outputs that cannot hold the array header, or one record: refused, nothing consumed. */
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, 49, 4, &count, &bytes), ETHER_RING_INVALID);
+    EXPECT_EQ(count, 0);
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, 4, 4, &count, &bytes), ETHER_RING_INVALID);
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, sizeof out, 0, &count, &bytes), ETHER_RING_INVALID);
+    EXPECT_RC(ether_ring_read_framed(s.consumer, NULL, sizeof out, 4, &count, &bytes), ETHER_RING_INVALID);
+    EXPECT_RC(ether_ring_read_framed(s.consumer, out, 50, 4, &count, &bytes), ETHER_RING_OK);
+    EXPECT(count == 1 && parse_framed(out, bytes, count, items, lengths) &&
+           matches_pattern(items[0], 40, 1, 1));
+    EXPECT_RC(read_result(&s), ETHER_RING_EMPTY);
     release_producer(p);
 done:
     seg_done(&s);
@@ -1273,20 +1394,31 @@ static void *stress_consumer(void *arg)
     size_t out_capacity = 256 * 1024;
     char *out = malloc(out_capacity);
     uint32_t lengths[256];
+    const char *items[256];
     uint64_t total = (uint64_t)st->records * STRESS_PRODUCERS;
     latch_arrive_and_wait(&st->latch);
     uint64_t last_progress = now_ns();
-    while (out && st->received < total && !atomic_load(&st->abort)) {
+    /* Reads alternate between the packed and the framed layout (the one Python uses). */
+    for (uint64_t reads = 0; out && st->received < total && !atomic_load(&st->abort); reads++) {
         uint32_t count = 0;
         uint64_t bytes = 0;
-        int rc = read_lengths(st->seg.consumer, out, out_capacity, lengths, 256, &count, &bytes);
+        bool framed = reads & 1;
+        int rc = framed
+            ? ether_ring_read_framed(st->seg.consumer, out, out_capacity, 256, &count, &bytes)
+            : read_lengths(st->seg.consumer, out, out_capacity, lengths, 256, &count, &bytes);
         if (rc == ETHER_RING_OK) {
+            if (framed && !parse_framed(out, bytes, count, items, lengths)) {
+                fail_at(__FILE__, __LINE__, "a framed read of %u records is not a MessagePack array "
+                        "of bin32 filling its %" PRIu64 " bytes", count, bytes);
+                atomic_store(&st->abort, 1);
+                break;
+            }
             uint64_t at = 0;
             for (uint32_t k = 0; k < count && !atomic_load(&st->abort); k++) {
-                stress_check_record(st, out + at, lengths[k]);
+                stress_check_record(st, framed ? items[k] : out + at, lengths[k]);
                 at += lengths[k];
             }
-            if (at != bytes)
+            if (!framed && at != bytes)
                 fail_at(__FILE__, __LINE__, "read reported %" PRIu64 " bytes for %" PRIu64, bytes, at);
             last_progress = now_ns();
             continue;
@@ -1383,6 +1515,8 @@ static const test_t tests[] = {
     TEST(test_attach_takes_distinct_slots_until_none_left),
     TEST(test_reads_records_in_exact_order),
     TEST(test_read_stops_at_a_record_that_does_not_fit_the_output),
+    TEST(test_framed_read_is_a_msgpack_array_of_bin32),
+    TEST(test_framed_read_stops_at_a_record_whose_framing_does_not_fit),
     TEST(test_rejects_write_when_full),
     TEST(test_pads_at_wrap),
     TEST(test_pads_a_16_byte_gap_at_wrap_within_the_segment),

@@ -206,14 +206,31 @@ def test_only_one_loan_at_a_time(small):
 
 
 def test_batches_keep_every_length_exact_across_framing_boundaries(session):
-    # The drain frames each payload with a 1-byte length below 256 bytes and a
-    # 4-byte length from 256 on: check both sides of that edge and the largest.
-    inbox = session.create_inbox("edges", capacity=1 << 16, max_length=20_000)
+    # The drain frames each payload with its length as a big-endian u32: check
+    # lengths on both sides of its byte boundaries, and the largest.
+    inbox = session.create_inbox("edges", capacity=1 << 18, max_length=70_000)
     tx = session.connect("edges")
-    sizes = [0, 1, 254, 255, 256, 257, 65, 4095, 20_000, 0]
+    sizes = [0, 1, 254, 255, 256, 257, 65, 4095, 65535, 65536, 70_000, 0]
     sent = [bytes((i * 7 + n) & 0xFF for i in range(n)) for n in sizes]
     assert tx.send_many(sent) == len(sent)
     assert inbox.receive_many(100, timeout=1) == sent
     for m in sent:
         tx.send(m)
         assert inbox.receive(timeout=1) == m
+
+
+def test_payloads_that_look_like_framing_or_pickles_arrive_as_plain_bytes(small):
+    # Another process writes the payloads; the consumer decodes only the framing
+    # that C wrote around them (MessagePack, lengths from checked headers) and
+    # never unpickles anything.
+    inbox, tx = small
+    hostile = [
+        b"cos\nsystem\n(S'echo pwned'\ntR.",          # a protocol-0 pickle calling os.system
+        b"\x80\x04\x95\x05\x00\x00\x00\x00\x00\x00\x00]\x94.",  # a protocol-4 pickle
+        b"\xdd\x00\x00\x00\x02\xc6\x00\x00\x00\x01x",  # a MessagePack array header
+        b"\xc6\xff\xff\xff\xff",                          # a bin32 claiming 4 GiB
+        b"\xdd",
+    ]
+    assert tx.send_many(hostile) == len(hostile)
+    assert inbox.receive_many(timeout=1) == hostile
+    assert not hasattr(_ring, "pickle")

@@ -3,7 +3,6 @@ handles into read-only views and clears this process's bit on a block when the
 last view of it dies (the count is in C, csrc/ether_arena.h)."""
 from __future__ import annotations
 
-import errno
 import os
 import threading
 import weakref
@@ -11,7 +10,7 @@ import weakref
 from .. import _errors as errors
 from . import _names as names
 from . import _segment as segment
-from ._arena_c import BLOCKS_OFFSET, Mapped, STALE, lib
+from ._arena_c import BLOCKS_OFFSET, OK, STALE, Mapped
 from ._dtypes import np, plain_dtype, plain_dtypes
 
 
@@ -68,15 +67,15 @@ class Reader:
         itemsize = dtype.itemsize
         if length % itemsize:
             raise errors.MalformedMessage(f"a malformed array handle ({length} bytes of {dtype})")
-        rc = lib.ether_arena_acquire(arena.reader, block, generation, offset, length)
-        if rc:
+        rc = arena.acquire(block, generation, offset, length)
+        if rc != OK:
             if rc == STALE:
                 raise errors.MalformedMessage("a stale array handle (its block was reused)")
             raise errors.MalformedMessage(f"array handle out of bounds (block {block}, {length} bytes)")
         try:
             anchor = np().frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
         except BaseException:
-            lib.ether_arena_unhold(arena.reader, block, generation)
+            arena.unhold(block, generation)
             raise
         # The anchor is the base of every view derived from the array; the hold
         # keeps the arena's mapping (and its C reader) alive until it counted out.
@@ -99,14 +98,14 @@ class Reader:
                     arena = self._arena(token)
                 except errors.EtherError:
                     continue
-            if not lib.ether_arena_acquire(arena.reader, block, generation, 0, 0):
+            if arena.acquire(block, generation, 0, 0) == OK:
                 held.append((arena, block, generation))  # the arena: it keeps the mapping
         return held
 
     @staticmethod
-    def release(held, unhold=lib.ether_arena_unhold) -> None:
+    def release(held) -> None:
         for arena, block, generation in held:
-            unhold(arena.reader, block, generation)
+            arena.unhold(block, generation)
 
     def _forget(self) -> None:
         """In a forked child: the views' holds are the parent's (same bit, same
@@ -119,11 +118,11 @@ class Reader:
         self._session = None
 
     def _make_drop(self):
-        holds, unhold = self._holds, lib.ether_arena_unhold
+        holds = self._holds
 
         def drop(hold) -> None:
             holds.pop(id(hold), None)
-            unhold(hold.arena.reader, hold.block, hold.generation)
+            hold.arena.unhold(hold.block, hold.generation)
 
         return drop
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import struct
 import threading
 import time
 import weakref
@@ -25,7 +24,7 @@ from .._errors import ArenaFull
 from . import _arena_handle as handle
 from . import _names as names
 from . import _segment as segment
-from ._arena_c import BLOCKS_OFFSET, HOLDERS, MAX_BLOCKS, NO_ENTRY, OK, TOO_LARGE, ffi, lib, view_struct
+from ._arena_c import BLOCKS_OFFSET, HOLDERS, MAX_BLOCKS, NO_ENTRY, OK, TOO_LARGE, Arena, owner_of
 from ._dtypes import loanable, np, plain_dtypes
 
 SWEEP_INTERVAL_S = 0.5
@@ -118,22 +117,23 @@ class Writer:
             self.token = d.next_token()
         name = names.arena_segment(session.name, self.token)
         self._seg = segment.Segment.create(name, size, what=f"array arena of session {session.name!r}")
-        self._base = ffi.from_buffer(self._seg.map, require_writable=True)
-        arena = lib.ether_arena_create(self._base, size, MAX_BLOCKS, session.token)
-        if arena == ffi.NULL:
+        try:
+            self._arena = arena = Arena(self._seg.map, size, session.token)
+        except BaseException:
             self._seg.close()
             segment.unlink(name)
-            raise ArenaFull(f"ETHER_ARENA_BYTES={size} cannot hold an arena's header and one page")
-        self._c = ffi.gc(arena, lib.ether_arena_destroy)
-        self.data_offset = lib.ether_arena_data_offset(arena)
-        self.data_size = lib.ether_arena_data_size(arena)
-        self._grant = ffi.new("ether_arena_grant_t *")
+            raise
+        self.data_offset = arena.data_offset
+        self.data_size = arena.data_size
+        self._alloc = arena.alloc
+        self._hold = arena.hold
+        self._drop_holders = arena.drop_holders
         self._bits: dict[int, int] = {}                       # holder token -> bit
         self._bits_of: tuple = ((), 0)                        # (targets, bits) of the last publish
         self._last_sweep = time.monotonic()
         self._loans: dict[int, _Loan] = {}                    # id(array) -> its weak reference
         self._own_bits = self.holder_bits([session.token])
-        self._own = view_struct(self._seg, self._base, self._own_bits.bit_length() - 1)
+        self._release_own = arena.releaser(self._own_bits.bit_length() - 1)
         self._map = self._seg.map
         np()
         self._end_loan = self._make_end_loan()
@@ -150,7 +150,7 @@ class Writer:
             with self._lock:
                 if self._closed.is_set() or self._session.closed:
                     return
-                if lib.ether_arena_bits_in_use(self._c) & ~self._own_bits and \
+                if self._arena.bits_in_use() & ~self._own_bits and \
                         time.monotonic() - self._last_sweep >= SWEEP_INTERVAL_S:
                     self.sweep()
 
@@ -188,7 +188,7 @@ class Writer:
             used = set(self._bits.values())
             free = next((b for b in range(HOLDERS) if b not in used), None)
             if free is not None:
-                lib.ether_arena_set_holder(self._c, free, token)
+                self._arena.set_holder(free, token)
                 self._bits[token] = free
                 return free
             if attempt == 0:
@@ -199,13 +199,13 @@ class Writer:
         """Clear the bits of holders that died, so their blocks come back."""
         self._last_sweep = time.monotonic()
         alive = self._session._member_alive
-        in_use = lib.ether_arena_bits_in_use(self._c)
+        in_use = self._arena.bits_in_use()
         for token, bit in list(self._bits.items()):
             if token == self._session.token or alive(token):
                 continue
             if in_use & (1 << bit):
-                lib.ether_arena_clear_bits(self._c, 1 << bit)
-            lib.ether_arena_set_holder(self._c, bit, 0)
+                self._arena.clear_bits(1 << bit)
+            self._arena.set_holder(bit, 0)
             del self._bits[token]
             self._bits_of = ((), 0)
 
@@ -215,8 +215,7 @@ class Writer:
             return self._held()
 
     def _held(self) -> tuple[int, int]:
-        out = ffi.new("uint64_t *")
-        return lib.ether_arena_live(self._c, out), out[0]
+        return self._arena.live()
 
     # ---- blocks ----
 
@@ -224,10 +223,9 @@ class Writer:
         """A block of length bytes held by `holders`: (block, data offset, generation).
         When the arena is full, wait up to `timeout` seconds for holders to free room."""
         alignment = 4096 if length >= (64 << 10) else 64
-        grant = self._grant
-        rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
+        rc, block, start, generation = self._alloc(length, alignment, holders)
         if rc == OK:  # (dead holders: the sweeper thread, or the sweep below when full)
-            return grant.block, grant.offset, grant.generation
+            return block, start, generation
         if rc == TOO_LARGE:
             raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
                             f"arena; raise ETHER_ARENA_BYTES (before tap)")
@@ -237,9 +235,9 @@ class Writer:
             if not swept:
                 self.sweep()  # a holder may have died holding blocks
                 swept = True
-            rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
+            rc, block, start, generation = self._alloc(length, alignment, holders)
             if rc == OK:
-                return grant.block, grant.offset, grant.generation
+                return block, start, generation
             left = deadline - time.monotonic()
             if left <= 0:
                 blocks, held = self._held()
@@ -249,7 +247,7 @@ class Writer:
                 raise ArenaFull(
                     f"{room} ({held} bytes in {blocks} blocks held by arrays still alive); drop "
                     f"references to received or loaned arrays sooner, or raise ETHER_ARENA_BYTES")
-            if lib.ether_arena_wait(self._c, int(min(left, SWEEP_INTERVAL_S) * 1e9)) == 1:
+            if not self._arena.wait_freed(min(left, SWEEP_INTERVAL_S)):
                 swept = False  # nobody freed anything for a while: look for the dead
 
     def release(self, block: int, bit: int) -> None:
@@ -257,7 +255,7 @@ class Writer:
 
     def release_bits(self, block: int, bits: int) -> None:
         """Clear holder bits of a block (receivers a message did not reach)."""
-        lib.ether_arena_drop_holders(self._c, block, bits)
+        self._drop_holders(block, bits)
 
     def copy_in(self, array, holders: int, timeout: float) -> tuple[int, int, int]:
         """The one copy of an ordinary array into a new block (also makes a
@@ -320,7 +318,7 @@ class Writer:
         if holders & self._own_bits:
             return None  # a receiver in this process gets a copy: the loan's bit is its own
         block = ref.block
-        before = lib.ether_arena_hold(self._c, block, holders)
+        before = self._hold(block, holders)
         if before & holders:
             # A receiver still holds this loan from an earlier message, and one bit
             # cannot stand for two messages: this message carries a copy instead.
@@ -336,11 +334,11 @@ class Writer:
         return block, generation, handle.encode(self.token, block, generation, start + offset, array)
 
     def _make_end_loan(self):
-        loans, own, release = self._loans, self._own, lib.ether_arena_release
+        loans, release = self._loans, self._release_own
 
         def end_loan(ref) -> None:
             loans.pop(ref.key, None)
-            release(own, ref.block)
+            release(ref.block)
 
         return end_loan
 
@@ -375,10 +373,11 @@ def remove_dead_arenas(session) -> list[str]:
         except (FileNotFoundError, errors.EtherError):
             continue
         try:
-            owner = struct.unpack_from("<Q", seg.map, 32)[0]
+            owner = owner_of(seg.map)
         finally:
             seg.close()
-        if owner != session.token and not session._member_alive(owner):
+        # 0: not a valid arena (yet): its creator may still be writing the header.
+        if owner and owner != session.token and not session._member_alive(owner):
             segment.unlink(seg.name)
             removed.append(seg.name)
     return removed

@@ -6,10 +6,12 @@ this module.
 """
 from __future__ import annotations
 
-import pickle
+import enum
 import secrets
 import time
 from typing import NamedTuple
+
+import msgspec
 
 from .. import _errors as errors
 
@@ -22,13 +24,29 @@ except ImportError as exc:  # pragma: no cover - depends on the install
         f"a C compiler and the Python headers. ({exc})"
     ) from exc
 
-OK = lib.ETHER_RING_OK
-EMPTY = lib.ETHER_RING_EMPTY
-PENDING = lib.ETHER_RING_PENDING
-FULL = lib.ETHER_RING_FULL
-TIMEOUT = lib.ETHER_RING_TIMEOUT
-INTERRUPTED = lib.ETHER_RING_INTERRUPTED
-CLOSED = lib.ETHER_RING_CLOSED
+# ether_ring_result_t, named as the compiler numbers it.
+RingResult = enum.IntEnum("RingResult", sorted(
+    ((name.removeprefix("ETHER_RING_"), value)
+     for name, value in ffi.typeof("ether_ring_result_t").relements.items()),
+    key=lambda item: abs(item[1])))
+# The outcomes callers compare, as plain ints (compared per message).
+OK = int(RingResult.OK)
+EMPTY = int(RingResult.EMPTY)
+PENDING = int(RingResult.PENDING)
+FULL = int(RingResult.FULL)
+TIMEOUT = int(RingResult.TIMEOUT)
+INTERRUPTED = int(RingResult.INTERRUPTED)
+CLOSED = int(RingResult.CLOSED)
+_NO_SLOT = int(RingResult.NO_SLOT)
+_TOO_LARGE = int(RingResult.TOO_LARGE)
+_CORRUPT = int(RingResult.CORRUPT)
+_BAD_LAYOUT = int(RingResult.BAD_LAYOUT)
+
+# ether_ring_read_framed's output: one MessagePack array of bin items. Decoded by
+# msgspec, never unpickled: the payloads come from other processes.
+_decode_batch = msgspec.msgpack.Decoder(list[bytes]).decode
+_FRAMED_HEAD = lib.ETHER_RING_FRAMED_HEAD  # the array32 header
+_FRAMED_ITEM = lib.ETHER_RING_FRAMED_ITEM  # the bin32 header of each record
 
 RECORD_HEADER_LENGTH = lib.ETHER_RING_HEADER_LENGTH
 RECORD_ALIGNMENT = lib.ETHER_RING_ALIGNMENT
@@ -36,17 +54,11 @@ MIN_CAPACITY = lib.ETHER_RING_MIN_CAPACITY
 MAX_PRODUCERS = lib.ETHER_RING_MAX_PRODUCERS
 SLOT_LENGTH = lib.ETHER_RING_SLOT_LENGTH
 SLOTS_OFFSET = lib.ETHER_RING_SLOTS_OFFSET
-NO_WAIT = 0
+NO_WAIT = lib.ETHER_RING_NO_WAIT
 REAPING = lib.ETHER_RING_REAPING
 # Results that are the caller's error or a broken segment, never a normal outcome.
-_RAISE = frozenset((lib.ETHER_RING_TOO_LARGE, lib.ETHER_RING_CORRUPT, lib.ETHER_RING_INVALID,
-                    lib.ETHER_RING_BAD_LAYOUT, lib.ETHER_RING_NO_MEMORY))
-
-_RESULT_NAMES = {
-    getattr(lib, n): n
-    for n in dir(lib)
-    if n.startswith("ETHER_RING_") and isinstance(getattr(lib, n), int) and n.count("_") >= 2
-}
+_RAISE = frozenset(int(r) for r in (RingResult.TOO_LARGE, RingResult.CORRUPT, RingResult.INVALID,
+                                    RingResult.BAD_LAYOUT, RingResult.NO_MEMORY))
 
 
 class RingStatistics(NamedTuple):
@@ -82,15 +94,15 @@ def layout_offsets() -> dict[str, int]:
     """Compiler offsets of the shared-memory structs (for the layout test)."""
     out = {}
     for struct, fields in (
-        ("ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
+        ("ether_ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
                                "max_length", "max_producers", "commit_key", "owner_token")),
-        ("ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
+        ("ether_ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
                            "skipped_claims", "skipped_bytes", "tail", "head_cache", "data_futex",
                            "space_futex", "space_waiters", "retired_sent", "retired_sent_bytes",
                            "retired_dropped", "retired_blocked")),
-        ("ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
+        ("ether_ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
                          "dropped", "blocked")),
-        ("record_header_t", ("commit", "length", "type", "producer", "seq")),
+        ("ether_ring_record_header_t", ("commit", "length", "type", "producer", "seq")),
     ):
         for f in fields:
             out[f"{struct}.{f}"] = ffi.offsetof(struct, f)
@@ -98,8 +110,12 @@ def layout_offsets() -> dict[str, int]:
     return out
 
 
-def _describe(rc: int) -> str:
-    return _RESULT_NAMES.get(rc, f"result {rc}")
+def describe(rc: int) -> str:
+    """The name of a ring result, for messages."""
+    try:
+        return f"ETHER_RING_{RingResult(rc).name}"
+    except ValueError:
+        return f"result {rc}"
 
 
 def _statistics(st) -> RingStatistics:
@@ -147,11 +163,11 @@ class Ring:
         rc = lib.ether_ring_open(self._buf, len(self._buf), handle)
         if rc != OK:
             ffi.release(self._buf)
-            if rc == lib.ETHER_RING_BAD_LAYOUT:
+            if rc == _BAD_LAYOUT:
                 raise errors.SegmentError(
                     f"{where}: the segment is not an Ether ring of this layout version "
                     f"(bad magic, version or sizes)")
-            raise errors.SegmentError(f"{where}: cannot open ring ({_describe(rc)})")
+            raise errors.SegmentError(f"{where}: cannot open ring ({describe(rc)})")
         self._handle = handle[0]
         self._out = None
         self._fast = None
@@ -202,9 +218,9 @@ class Ring:
         rc = lib.ether_ring_attach(self._handle, token)
         if rc == OK:
             return True
-        if rc == lib.ETHER_RING_NO_SLOT:
+        if rc == _NO_SLOT:
             return False
-        raise errors.EtherError(f"{self._where}: attach failed ({_describe(rc)})")
+        raise errors.EtherError(f"{self._where}: attach failed ({describe(rc)})")
 
     def detach(self) -> None:
         lib.ether_ring_detach(self._handle)
@@ -239,7 +255,7 @@ class Ring:
 
     def check(self, rc: int, length: int) -> int:
         """Raise for a result that is an error, not an outcome; else return it."""
-        if rc and rc in _RAISE:
+        if rc in _RAISE:
             self._raise(rc, length)
         return rc
 
@@ -279,25 +295,25 @@ class Ring:
     # ---- consumer side ----
 
     def set_read_buffer(self, capacity: int, max_count: int) -> None:
-        # Room for max_count records' pickle framing on top of the payloads.
-        capacity += 5 * max_count + 16
+        # Room for max_count records' framing on top of the payloads.
+        capacity += _FRAMED_HEAD + _FRAMED_ITEM * max_count
         self._out = ffi.new("char[]", capacity)
         self._out_view = memoryview(ffi.buffer(self._out))
         self._out_capacity = capacity
 
     def read(self, max_count: int) -> tuple[int, list[bytes]]:
         """Drain up to max_count records; returns (result, payloads)."""
-        rc = lib.ether_ring_read_pickled(self._handle, self._out, self._out_capacity,
-                                         max_count, self._count, self._bytes)
+        rc = lib.ether_ring_read_framed(self._handle, self._out, self._out_capacity,
+                                        max_count, self._count, self._bytes)
         if self._count[0] == 0:
-            if rc == lib.ETHER_RING_CORRUPT:
+            if rc == _CORRUPT:
                 self._raise(rc, 0)
             return rc, []
-        # The C side wrote a pickle of list[bytes] with lengths from checked headers:
-        # the C unpickler builds every bytes object without a Python-level loop.
-        out = pickle.loads(self._out_view[:self._bytes[0]])
+        # The C side framed the batch as a MessagePack array of bin items, with every
+        # length from a checked record header: msgspec builds the list in one call.
+        out = _decode_batch(self._out_view[:self._bytes[0]])
         # On CORRUPT, hand back what was good; the next read raises at the bad record.
-        return (OK if rc == lib.ETHER_RING_CORRUPT else rc), out
+        return (OK if rc == _CORRUPT else rc), out
 
     def wait(self, timeout_ns: int) -> int:
         """Wait for a committed record at head: OK, TIMEOUT or INTERRUPTED."""
@@ -318,7 +334,7 @@ class Ring:
         arr = ffi.new("uint32_t[]", slots)
         skipped = ffi.new("uint64_t *")
         rc = lib.ether_ring_skip_dead(self._handle, arr, len(slots), skipped)
-        if rc == lib.ETHER_RING_CORRUPT:
+        if rc == _CORRUPT:
             self._raise(rc, 0)
         return skipped[0] if rc == OK else 0
 
@@ -348,12 +364,12 @@ class Ring:
         return _statistics(st)
 
     def _raise(self, rc: int, length: int):
-        if rc == lib.ETHER_RING_TOO_LARGE:
+        if rc == _TOO_LARGE:
             raise errors.MessageTooLarge(
                 f"{self._where}: a {length}-byte message is larger than the inbox's "
                 f"max_length; create the inbox with a larger max_length")
-        if rc == lib.ETHER_RING_CORRUPT:
+        if rc == _CORRUPT:
             raise errors.RingCorrupt(
                 f"{self._where}: a record header failed its bounds check; the segment "
                 f"was written by something other than Ether")
-        raise errors.EtherError(f"{self._where}: ring call failed ({_describe(rc)})")
+        raise errors.EtherError(f"{self._where}: ring call failed ({describe(rc)})")

@@ -159,7 +159,7 @@ class Sender:
                 raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
         else:
             self._ring.check(rc, len(data))
-        if rc == 0:
+        if rc == ring_mod.OK:
             return True
         while rc == ring_mod.INTERRUPTED:  # a signal handler ran; wait out the rest
             rc = self._ring.write(data, max(1, self._ring.remaining_ns()))
@@ -191,7 +191,7 @@ class Sender:
             rest = max(1, self._ring.remaining_ns())
             rc, more = self._ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], rest)
             n += more
-        if rc == 0:
+        if rc == ring_mod.OK:
             return n
         return self._outcome(rc, len(items), n, timeout_ns)
 
@@ -211,7 +211,7 @@ class Sender:
                 f"Is its consumer keeping up?")
             exc.sent = sent
             raise exc
-        raise errors.EtherError(f"{self._where}: send failed with result {rc}")
+        raise errors.EtherError(f"{self._where}: send failed ({ring_mod.describe(rc)})")
 
     def claim(self, length: int, *, timeout: float | None = None) -> "Claim":
         """Reserve a `length`-byte record to fill in place; commit it with
@@ -224,7 +224,7 @@ class Sender:
         rc, offset = self._ring.try_claim(length, timeout_ns)
         while rc == ring_mod.INTERRUPTED:
             rc, offset = self._ring.try_claim(length, max(1, self._ring.remaining_ns()))
-        if rc != 0:
+        if rc != ring_mod.OK:
             self._outcome(rc, 1, 0, timeout_ns)
             raise errors.WouldBlock(f"{self._where} is full")
         loan = Claim(self._ring, memoryview(self._seg.map)[offset:offset + length])
