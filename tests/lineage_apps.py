@@ -2,7 +2,7 @@
 whose messages have known causes, and a service."""
 import numpy as np
 
-from ether import ether_get, ether_pub, ether_sub
+from ether import ether_get, ether_pub, ether_sub, ether_sync
 
 
 class Source:
@@ -32,6 +32,10 @@ class Echo:
     @ether_get
     def echo(self, value: int) -> dict:
         return {"value": value, "label": self.label}
+
+    @ether_sync(topic="prepare")
+    def prepare(self, level: int = 0) -> str:
+        return f"{self.label} at {level}"
 
 
 class Frames:

@@ -91,6 +91,7 @@ ATTACHER = """
     for message in seen:
         print(json.dumps(message), flush=True)
     print("echo", json.dumps(client.get("Echo", "echo", {"value": 7})), flush=True)
+    print("sync", json.dumps(client.sync("prepare", level=3)), flush=True)
     client.close()
     print("detached", flush=True)
 """
@@ -127,6 +128,7 @@ def test_an_attached_process_sees_every_message_with_origin_trace_and_cause(tapp
                 break
             assert line != "timeout", line
             seen.append(json.loads(line))
+        assert lines.next() == 'sync {"echo": "here at 3"}'
         assert lines.next() == "detached"
         assert attacher.wait(10) == 0
     finally:
