@@ -52,7 +52,7 @@ from .._errors import MalformedMessage
 
 __all__ = [
     "WIRE_VERSION", "MESSAGE", "CONTROL", "REQUEST", "REPLY", "SPILLED", "ARRAY_EXT", "ARENA_EXT",
-    "MessageId", "Origin", "Envelope", "Request", "Encoder", "Decoders",
+    "MessageId", "Origin", "Envelope", "Request", "Encoder", "Decoders", "envelope_fields",
     "decode", "request_of", "lineage",
 ]
 
@@ -228,11 +228,19 @@ class Encoder:
 
     def envelope(self, kind: int, topic: str, sender: str, seq: int, payload, *,
                  cause=None, trace=None, holds: list | None = None) -> bytes:
-        """The one envelope constructor (the publish hot path builds the same tuple
-        inline). `holds`, if given, is filled by the arena while the payload encodes."""
-        fields = (WIRE_VERSION, kind, topic, sender, seq, time.time_ns(), cause, trace,
-                  self.origin, payload)
+        """An encoded envelope; `holds`, if given, is filled by the arena while the
+        payload encodes."""
+        fields = envelope_fields(kind, topic, sender, seq, time.time_ns(), cause, trace,
+                                 self.origin, payload)
         return self.encode(fields if holds is None else (*fields, holds))
+
+
+def envelope_fields(kind: int, topic: str, sender: str, seq: int, time_ns: int, cause, trace,
+                    origin: Origin | None, payload) -> tuple:
+    """The envelope's fields in wire order, without the holds (which the arena
+    fills while the payload encodes, so they go last): the one constructor. Only
+    Node.publish, every message's hot path, builds the same tuple inline."""
+    return (WIRE_VERSION, kind, topic, sender, seq, time_ns, cause, trace, origin, payload)
 
 
 class Decoders:
@@ -302,7 +310,7 @@ _plain = msgspec.msgpack.Encoder().encode
 
 
 def encode_plain(kind: int, topic: str, sender: str, payload) -> bytes:
-    return _plain((WIRE_VERSION, kind, topic, sender, 0, time.time_ns(), None, None, None, payload))
+    return _plain(envelope_fields(kind, topic, sender, 0, time.time_ns(), None, None, None, payload))
 
 
 _to_ext = msgspec.msgpack.Decoder(ext_hook=_keep_ext).decode

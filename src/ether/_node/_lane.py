@@ -24,9 +24,6 @@ from ._router import Router
 
 __all__ = ["Lane"]
 
-_WIRE = codec.WIRE_VERSION
-
-
 class Lane:
     def __init__(self, node, session):
         self.node = node
@@ -102,11 +99,11 @@ class Lane:
                                 f"inbox record takes, and it does not fit the array arena: {exc}") from None
         held = (arena.token, block, generation)
         self.blocks.append(held)
-        return self.encode((_WIRE, envelope.kind | codec.SPILLED, envelope.topic, envelope.sender,
-                            envelope.seq, envelope.time_ns, envelope.cause, envelope.trace,
-                            envelope.origin, _arena_handle.encode(arena.token, block, generation,
-                                                                  start, payload),
-                            [*envelope.holds, held]))
+        handle = _arena_handle.encode(arena.token, block, generation, start, payload)
+        return self.encode((*codec.envelope_fields(
+            envelope.kind | codec.SPILLED, envelope.topic, envelope.sender, envelope.seq,
+            envelope.time_ns, envelope.cause, envelope.trace, envelope.origin, handle),
+            [*envelope.holds, held]))
 
     # ---- sending (lane lock held) ----
 

@@ -151,7 +151,7 @@ class Node:
             if holds:
                 holds.clear()
             try:
-                # The envelope (see _codec.py), built inline: this is every publish.
+                # codec.envelope_fields, inlined: this is every publish.
                 data = lane.encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
                                     None, payload, holds))
             except Dropped as exc:
@@ -179,7 +179,7 @@ class Node:
         seq = next(self._seqs)
         current = self._local.current
         cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
-        return (_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace, None, payload)
+        return codec.envelope_fields(kind, topic, self.name, seq, _now_ns(), cause, trace, None, payload)
 
     def _unspill(self, envelope: codec.Envelope) -> codec.Envelope:
         """The envelope a SPILLED one stands for: its payload read from the sender's
@@ -242,8 +242,9 @@ class Node:
         if not isinstance(payload, msgspec.Raw):
             payload = msgspec.Raw(payload)
         topic = envelope.topic if topic is None else topic
-        fields = (_WIRE, envelope.kind, topic, envelope.sender, envelope.seq, envelope.time_ns,
-                  envelope.cause, envelope.trace, envelope.origin or origin, payload)
+        fields = codec.envelope_fields(envelope.kind, topic, envelope.sender, envelope.seq,
+                                       envelope.time_ns, envelope.cause, envelope.trace,
+                                       envelope.origin or origin, payload)
         lane = self._user
         with lane.lock:
             targets = lane.router.targets(topic)
