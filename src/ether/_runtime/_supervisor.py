@@ -15,9 +15,9 @@ logged and ignored.
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
-import multiprocessing
 import multiprocessing.connection
 import os
 import sys
@@ -30,8 +30,9 @@ from .. import _errors as errors
 from .. import _settings
 from . import _child
 from . import _control as control
+from . import _launch
 from ._control import InstanceState
-from .._node._node import WAKE, Node
+from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
 log = logging.getLogger("Ether")
@@ -41,18 +42,14 @@ START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 DRAIN_BUDGET_S = 10.0
+CLIENT_HEADROOM = 16     # inboxes (and senders) kept for attached clients: CLIs, monitors, recorders
+MAX_PRODUCERS = 1024     # the ring's limit
+
+MiB = 1 << 20
 
 
-def _context():
-    # fork (the default): instances start in milliseconds, already holding what the
-    # main script imported, and write to the stdout/stderr the main has *now*. A
-    # fork server would keep the descriptors it had when it first started.
-    # ETHER_START_METHOD=forkserver or spawn choose otherwise (e.g. after CUDA init).
-    method = _settings.start_method()
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["ether._runtime._child", "ether._node._node", "ether._spec._introspect"])
-    return ctx
+def _mib(size: int) -> str:
+    return f"{size / MiB:.1f}".removesuffix(".0")
 
 
 def _await_zombie(pid: int) -> None:
@@ -62,7 +59,7 @@ def _await_zombie(pid: int) -> None:
     member's resources right after would still see it alive."""
     try:
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    except (ChildProcessError, OSError):  # not our child (forkserver), or reaped already
+    except (ChildProcessError, OSError):  # reaped already
         pass
 
 
@@ -82,6 +79,7 @@ class Supervisor:
         self._requests = itertools.count(1)
         self._stop = threading.Event()
         self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
+        self.max_producers = DEFAULT_PRODUCERS
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
 
@@ -95,8 +93,10 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
+        method = _settings.start_method()
         try:
             names: dict[str, str] = {}
+            classes = []
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
@@ -110,9 +110,16 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
+                classes.append(cls)
+                if _launch.fresh_interpreter(method):
+                    _launch.check_spec(self._spec("", name, inst, search_path, registry),
+                                       f"instance {key!r}")
+            self._check_registry_is_used(classes, search_path)
+            self._check_size()
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
+            room = self._check_room(len(self.config.instances) + 1)
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -121,18 +128,18 @@ class Supervisor:
         sid = self.session.name
         _logs.configure_process_logging(sid, "session", console=True)
         log.info("Starting Ether session: %s...", sid)
+        if room is not None:
+            log.warning("%s", room)
+        if not self.config.instances:
+            log.warning("the config has no instances: nothing runs but this process "
+                        "(add some under `instances:`)")
         try:
-            self.node = Node(self.session, MAIN_INBOX)
+            self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
             self._cond = self.node.condition
-            ctx = _context()
-            for name, inst in self.config.instances.items():
-                spec = _child.LaunchSpec(
-                    session=sid, name=self._instance_name(name, inst), class_path=inst.class_path,
-                    args=tuple(inst.args), kwargs=inst.class_kwargs(), sys_path=tuple(search_path),
-                    cwd=os.getcwd(), main_inbox=MAIN_INBOX, registry=registry)
-                process = ctx.Process(target=_child.run, args=(spec,), name=f"ether:{spec.name}")
-                process.start()
+            for key, inst in self.config.instances.items():
+                spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
+                process = _launch.start(spec, method)
                 self.processes[spec.name] = process
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
@@ -149,6 +156,12 @@ class Supervisor:
             raise
         log.info("Ether system started successfully")
 
+    def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
+        return _child.LaunchSpec(
+            session=sid, name=name, class_path=inst.class_path, args=tuple(inst.args),
+            kwargs=inst.class_kwargs(), sys_path=tuple(search_path), cwd=os.getcwd(),
+            main_inbox=MAIN_INBOX, registry=registry, max_producers=self.max_producers)
+
     @staticmethod
     def _instance_name(key: str, inst) -> str:
         return inst.ether_options().get("ether_name", key)
@@ -161,6 +174,73 @@ class Supervisor:
         if os.getcwd() not in path:
             path.append(os.getcwd())
         return path
+
+    def _check_registry_is_used(self, classes: list[type], search_path: list[str]) -> None:
+        """A registry entry decorates a class for the instances that run it (or a
+        subclass): one that none runs is a mistake, unless marked allow_unused."""
+        from .._spec._importer import import_class
+        run = sorted({inst.class_path for inst in self.config.instances.values()})
+        for class_path, entry in self.config.registry.items():
+            if entry.allow_unused:
+                continue
+            cls = import_class(class_path, search_path=search_path)
+            if not any(issubclass(c, cls) for c in classes):
+                raise errors.ConfigError(
+                    f"registry {class_path!r}: no instance runs this class "
+                    f"(the instances run {', '.join(run) if run else 'nothing'}), so its "
+                    f"decorators change nothing; fix the class path, or mark the entry "
+                    f"`allow_unused: true` if that is intended")
+
+    def _check_size(self) -> None:
+        """The session directory has INBOX_ENTRIES inboxes: the main's, the
+        instances', and CLIENT_HEADROOM for attached clients. Each process sends to
+        an inbox through up to two lanes, so the inboxes' producer slots follow."""
+        from .._core._directory import INBOX_ENTRIES
+        count = len(self.config.instances)
+        limit = INBOX_ENTRIES - 1 - CLIENT_HEADROOM
+        if count > limit:
+            raise errors.ConfigError(
+                f"the config has {count} instances; a session holds at most {limit} (its "
+                f"directory has {INBOX_ENTRIES} inboxes: one is the main process's and "
+                f"{CLIENT_HEADROOM} are kept for attached clients); split the config into "
+                f"several sessions")
+        self.max_producers = min(MAX_PRODUCERS,
+                                 max(DEFAULT_PRODUCERS, 2 * (count + 1 + CLIENT_HEADROOM)))
+
+    def _check_room(self, processes: int) -> str | None:
+        """/dev/shm must hold every inbox (reserved when it is made): fail now if it
+        cannot. Each process that publishes large arrays also makes an arena: warn
+        (the text returned) if there is no room for one per process. Not an error:
+        a pipeline without large arrays runs fine in a small /dev/shm, and a
+        publish that finds no room fails, naming the sizes."""
+        from .._core import _segment
+        from .._core._directory import SESSION_SIZE
+        from .._core._ring import segment_size
+        free = _segment.free_bytes()
+        if free is None:
+            return None
+        inbox = segment_size(inbox_capacity(message_limit()), self.max_producers)
+        need = processes * inbox + SESSION_SIZE
+        fix = ("enlarge /dev/shm (docker run --shm-size=1g, or mount -o remount,size=2G "
+               "/dev/shm)")
+        inboxes = f"{processes} inboxes of {_mib(inbox)} MiB ({_mib(need)} MiB with the session's directory)"
+        if need > free:
+            raise errors.ShmSpaceError(
+                errno.ENOSPC, f"this session needs {inboxes} of shared memory, but /dev/shm has "
+                f"{_mib(free)} MiB free; {fix}, or lower ETHER_MAX_MESSAGE_BYTES (each inbox "
+                f"holds four messages of that size)")
+        left = free - need
+        # As _core/_arena_writer.arena_bytes() will size it, once the inboxes exist.
+        arena = _settings.arena_bytes() or max(16 * MiB, min(512 * MiB, left // 4))
+        room = left // arena
+        if room >= processes:
+            return None
+        return (f"/dev/shm has {_mib(free)} MiB free: {inboxes}, and each process that "
+                f"publishes large arrays ({_settings.array_inline() >> 10} KiB and more) makes an "
+                f"arena of {_mib(arena)} MiB, so there is room for the arenas of {room} of the "
+                f"{processes} processes; " + ("array publishes will fail" if room == 0 else
+                                              f"array publishes fail in any process beyond {room}")
+                + f". To fix: {fix}, or lower ETHER_ARENA_BYTES")
 
     # ---- the main node's threads ----
 
@@ -262,6 +342,10 @@ class Supervisor:
 
     # ---- waiting for instances ----
 
+    def _log_path(self, name: str) -> str:
+        from . import _logs
+        return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
+
     def _await_ready(self, timeout: float) -> None:
         """Wait until every instance is ready; raise if one failed or died first."""
         def starting() -> list[str]:
@@ -271,7 +355,8 @@ class Supervisor:
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
-            f"waited {timeout:g} s for {', '.join(map(repr, starting()))} to answer 'ready'"))
+            f"waited {timeout:g} s for {', '.join(map(repr, starting()))} to report that it "
+            f"started"))
         with self._cond:
             failed = [n for n, s in self._states.items() if s is InstanceState.FAILED]
         if failed and not any(n in self._failures for n in failed):
@@ -284,15 +369,34 @@ class Supervisor:
         with self._cond:
             reported = [n for n in failed if n in self._failures]
         if reported:  # a report says more than an exit code
-            report = self._failures[reported[0]]
-            raise errors.EtherError(f"instance {report.instance!r} failed to start: "
-                                    f"{report.error}\n{report.traceback}")
+            name = reported[0]
+            self._take_failure_file(name)
+            raise errors.EtherError(f"instance {name!r} failed to start: "
+                                    f"{self._failures[name].error} (traceback in {self._log_path(name)})")
         if failed:
             name = failed[0]
             process = self.processes[name]
             process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
-            raise errors.EtherError(f"instance {name!r} died during start-up "
-                                    f"(exit code {process.exitcode}); see its log for the cause")
+            failure = self._take_failure_file(name)
+            if failure is not None:
+                raise errors.EtherError(f"instance {name!r} failed to start: {failure.error} "
+                                        f"(traceback in {self._log_path(name)})")
+            raise errors.EtherError(
+                f"instance {name!r} died during start-up (exit code {process.exitcode}) without "
+                f"saying why; its log: {self._log_path(name)}")
+
+    def _take_failure_file(self, name: str) -> _child.Failure | None:
+        """The cause an instance that could not start left next to its log (see
+        _child.py), read and removed; None if it left none."""
+        import msgspec
+        path = _child.failure_path(self._log_path(name))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            os.unlink(path)
+            return msgspec.msgpack.decode(data, type=_child.Failure)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
 
     def request_all(self, make: Callable[[int], control.Command],
                     timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict[str, control.Ack]:
@@ -400,6 +504,9 @@ class Supervisor:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(2.0)
+        for process in self.processes.values():
+            if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
+                process.close()  # its pidfd
         if self.node is not None:
             self.node.close()
             self.node = None
