@@ -33,6 +33,7 @@ class Ether:
         self._supervisor = None
         self._lock = threading.RLock()
         self._atexit = False
+        self._stopping = False     # from a shutdown until the next tap
 
     # ---- lifecycle ----
 
@@ -58,21 +59,42 @@ class Ether:
             supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
             supervisor.start()
             self._supervisor = supervisor
+            self._stopping = False
             _client.set_default(_client.Client(supervisor.node, start_reader=supervisor.start_dispatcher))
             self._install_exit_hooks()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         """Deliver what was published, run the save_all, cleanup and shutdown
-        handlers, stop the instances and remove the session's shared memory."""
+        handlers, stop the instances and remove the session's shared memory.
+
+        It waits for the instances to handle what was published before it was
+        called for as long as they make progress, at most `timeout` seconds (None:
+        the config's shutdown_timeout_s, 120 s by default), logging every few
+        seconds how far they got. If they do not finish in time (or none handles
+        anything for 10 s), they skip what is still queued, the log says how many
+        messages each did not handle, and the save_all, cleanup and shutdown
+        handlers run all the same."""
         with self._lock:
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None:
                 return
+            self._stopping = True
             client = _client.default()
             _client.set_default(None)
-            supervisor.shutdown()
+            supervisor.shutdown(timeout)
             if client is not None:
                 client.close()  # its callbacks queued so far still run
+
+    def stopping(self) -> bool:
+        """True once this process's session began to shut down: `ether.shutdown()`
+        (or Ctrl-C) in the main script; in an instance, its main's shutdown. A
+        handler that loops (an @ether_start sensor loop) checks it to end in time:
+        ``while not ether.stopping(): ...``. In the main script it stays True until
+        the next tap."""
+        if self._stopping:
+            return True
+        client = _client.default()
+        return client is not None and client.node.stopping
 
     def _install_exit_hooks(self) -> None:
         if self._atexit:
@@ -201,6 +223,7 @@ class Ether:
         self._lock = threading.RLock()
         self._supervisor = None
         self._atexit = False
+        self._stopping = False
 
 
 ether = Ether()

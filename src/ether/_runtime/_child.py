@@ -4,7 +4,7 @@ The main process (see _supervisor.py) starts it with a LaunchSpec (_launch.py:
 forked, or a fresh interpreter that calls main()). It joins the session,
 imports and constructs the class, binds the decorated methods to its node,
 reports Ready, then dispatches until told to stop, or until the main process
-dies.
+dies. Its watchdog (_watchdog.py) reads the session's stage.
 
 If it cannot start, whatever the cause (the session, its inbox, the class, the
 main's inbox), the traceback goes to its log and the cause to the main: as a
@@ -85,6 +85,8 @@ def run(spec: LaunchSpec) -> None:
     # blocked it until now.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    from ._watchdog import Watchdog
+    watchdog = Watchdog(spec.name, spec.main_inbox)
     from . import _stdio as _output
     _output.install()  # whole lines, one write each, as they are printed
     os.chdir(spec.cwd)
@@ -111,8 +113,10 @@ def run(spec: LaunchSpec) -> None:
         _client.set_default(_client.Client(node))  # ether.pub() and the verbs, from user code here
         lifecycle = Lifecycle(obj, spec_of_class, node, spec)
         node.on_control = lifecycle.on_control
+        watchdog.attach(node, session, lifecycle)
         control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
     except BaseException as exc:
+        watchdog.stop()
         _report_failure(spec, exc, node, log_path)
         for part in (node, session):
             try:
@@ -126,6 +130,7 @@ def run(spec: LaunchSpec) -> None:
     try:
         node.serve()
     finally:
+        watchdog.stop()
         node.close()
         session.close()
         sys.stdout.flush()

@@ -2,11 +2,14 @@
 for each to report ready, and shut everything down in order.
 
 Everything waits on messages (_control.py), never on the clock: a start-up ends
-when every instance has reported Ready (or one has reported Failed, or died); a
-shutdown first drains the pipeline - it asks every instance how many messages it
-has published, and repeats until two rounds agree, which means nothing is in
-flight (each round is queued behind everything sent before it) - then runs the
-save_all, cleanup and shutdown phases, then stops the instances in config order.
+when every instance has reported Ready (or one has reported Failed, or died). A
+shutdown (docs/design/lifecycle.md) first delivers what was published - it asks
+every instance how many messages it has published, and repeats until two rounds
+agree, which means nothing is in flight (each round is queued behind everything
+sent before it) - for as long as the instances make progress, within a limit;
+then runs the save_all, cleanup and shutdown phases (save_all even when the
+delivery was cut short: the instances then skip what is still queued), then
+stops the instances in config order and kills what does not stop.
 
 Each instance's InstanceState changes only here, under the node's condition: on
 its reports, when its process exits, and when it is told to stop. A control
@@ -31,7 +34,7 @@ from .. import _settings
 from . import _child
 from . import _control as control
 from . import _launch
-from ._control import InstanceState
+from ._control import InstanceState, Stage
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
@@ -39,9 +42,10 @@ log = logging.getLogger("Ether")
 
 MAIN_INBOX = "main"
 START_TIMEOUT_S = 30.0
-PHASE_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
-DRAIN_BUDGET_S = 10.0
+PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
+STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
+STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
+PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 CLIENT_HEADROOM = 16     # inboxes (and senders) kept for attached clients: CLIs, monitors, recorders
 MAX_PRODUCERS = 1024     # the ring's limit
 
@@ -63,6 +67,10 @@ def _await_zombie(pid: int) -> None:
         pass
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
         self.config = config
@@ -77,8 +85,13 @@ class Supervisor:
         # (ack type, request) -> {instance asked: its ack, None until it comes}
         self._awaited: dict[tuple[type, int], dict[str, control.Ack | None]] = {}
         self._requests = itertools.count(1)
+        self._abandoned: set[int] = set()   # requests given up on: their late acks are expected
         self._stop = threading.Event()
-        self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
+        self._progress: dict[str, tuple[control.Progress, int]] = {}  # latest report, _asked then
+        self._asked: dict[str, int] = {}     # commands sent to each and not answered yet
+        self._moved: dict[str, float] = {}   # when each last handled something (shutdown)
+        self._silent: set[str] = set()       # missed a shutdown phase: asked nothing more
+        self._limit = 0.0                     # the shutdown's, while it runs
         self.max_producers = DEFAULT_PRODUCERS
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
@@ -137,6 +150,7 @@ class Supervisor:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
             self._cond = self.node.condition
+            self._set_stage(Stage.RUNNING)
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 process = _launch.start(spec, method)
@@ -298,6 +312,13 @@ class Supervisor:
         except Exception:  # the session may be closing
             pass
 
+    def _set_stage(self, stage: Stage) -> None:
+        """Tell every instance at once (not behind its backlog): see _watchdog.py."""
+        try:
+            self.session.set_member_state(MAIN_INBOX, int(stage))
+        except errors.EtherError:  # the session is closing
+            pass
+
     def _on_control(self, envelope: codec.Envelope) -> None:
         try:
             message = control.decode(envelope, control.REPORTS)
@@ -331,14 +352,35 @@ class Supervisor:
                 return f"the instance is {state.value}, not starting"
             self._states[name] = InstanceState.FAILED
             self._failures[name] = message
+        elif isinstance(message, control.Progress):
+            # Unasked, and it may come late (after the instance stopped): never an error.
+            if state is InstanceState.READY:
+                previous = self._progress.get(name, (None,))[0]
+                if previous is None or (previous.handled, previous.skipped) != (
+                        message.handled, message.skipped):
+                    self._moved[name] = time.monotonic()  # the first: it is alive and answers
+                self._progress[name] = (message, self._asked.get(name, 0))
         else:
             answers = self._awaited.get((type(message), message.request))
+            if answers is None and message.request in self._abandoned:
+                self._asked[name] = self._asked.get(name, 1) - 1
+                return None  # late: the shutdown stopped waiting for it
             if answers is None or name not in answers:
                 return f"nobody waits for it (request {message.request})"
             if answers[name] is not None:
                 return f"request {message.request} was answered already"
             answers[name] = message
+            self._asked[name] = self._asked.get(name, 1) - 1
+            self._moved[name] = time.monotonic()
         return None
+
+    def _queued(self, name: str) -> int | None:
+        """About how many messages wait in an instance's inbox, from its last
+        report, less the commands of ours among them (None: no report yet)."""
+        if name not in self._progress:
+            return None
+        report, asked = self._progress[name]
+        return max(0, report.queued - asked)
 
     # ---- waiting for instances ----
 
@@ -398,17 +440,20 @@ class Supervisor:
         except (OSError, msgspec.DecodeError, msgspec.ValidationError):
             return None
 
-    def request_all(self, make: Callable[[int], control.Command],
-                    timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict[str, control.Ack]:
-        """Send make(request id) to every ready, responsive instance and return their
-        acks by name once all came. partial=True: on timeout, mark the silent ones
-        unresponsive and return what came; otherwise raise Timeout."""
-        command = make(next(self._requests))
+    def _collect(self, command: control.Command, deadline: float, *, delivering: bool = False,
+                 started: float | None = None) -> tuple[dict[str, control.Ack], list[str], str | None]:
+        """Send `command` to every ready instance (but those silent in a shutdown
+        phase) and wait for their acks until `deadline`. Returns (acks by name, the
+        instances that did not answer, why it stopped waiting - None if all did).
+
+        delivering (a shutdown's delivery): also stop once none of those it waits for
+        has handled a message for STALL_S; and say every PROGRESS_LOG_S how far they
+        got (`started`: when the shutdown began)."""
         key = (command.answer, command.request)
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._unresponsive}
+                if s is InstanceState.READY and n not in self._silent}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -418,81 +463,197 @@ class Supervisor:
                     log.warning("instance %r: %s", name, exc)
                     with self._cond:
                         answers.pop(name, None)
+                    continue
+                with self._cond:
+                    self._asked[name] = self._asked.get(name, 0) + 1
 
             def waiting() -> list[str]:
-                return [n for n, a in answers.items() if a is None
-                        and self._states[n] is InstanceState.READY and n not in self._unresponsive]
+                return [n for n, a in answers.items()
+                        if a is None and self._states[n] is InstanceState.READY]
 
-            try:
-                self.node.wait_until(lambda: not waiting(), timeout, describe=lambda: (
-                    f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer "
-                    f"{command.tag!r} {command.request}"))
-            except errors.Timeout as exc:
-                if not partial:
-                    raise
+            next_log = time.monotonic() + PROGRESS_LOG_S
+            logged: dict[str, int] = {}
+            why = None
+            while True:
                 with self._cond:
-                    self._unresponsive.update(waiting())
-                log.error("%s; going on without them", exc)
+                    left = waiting()
+                if not left:
+                    break
+                now = time.monotonic()
+                end = deadline
+                if now >= end:
+                    why = "limit"
+                elif delivering and all(now - self._moved.get(n, now) >= STALL_S for n in left):
+                    why = "stalled"
+                if why:
+                    break
+                if delivering and now >= next_log:
+                    next_log = now + PROGRESS_LOG_S
+                    self._log_progress(left, now - (started or now), logged)
+                try:
+                    self.node.wait_until(lambda: not waiting(),
+                                         min(0.5, max(0.01, end - now)), describe=str)
+                except errors.Timeout:
+                    pass
         finally:
             with self._cond:  # an ack that comes later is answered by no one
                 del self._awaited[key]
-        return {n: a for n, a in answers.items() if a is not None}
+                if any(a is None for a in answers.values()):
+                    self._abandoned.add(command.request)
+        with self._cond:
+            return {n: a for n, a in answers.items() if a is not None}, waiting(), why
 
-    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S, *,
-                  partial: bool = False) -> dict[str, control.PhaseAck]:
+    def _log_progress(self, waiting: list[str], elapsed: float, logged: dict[str, int]) -> None:
+        parts = []
+        with self._cond:
+            reports = {n: (self._progress.get(n, (None,))[0], self._queued(n)) for n in waiting}
+        for name, (report, queued) in reports.items():
+            if report is None:
+                parts.append(f"{name!r} (no word from it yet)")
+                continue
+            done = report.handled + report.skipped
+            since = f", {done - logged[name]} handled in the last {PROGRESS_LOG_S:g} s" \
+                if name in logged else ""
+            logged[name] = done
+            parts.append(f"{name!r} {queued} queued{since}")
+        log.info("Shutdown: still delivering what was published (%.0f s so far, at most %g s): %s",
+                 elapsed, self._limit, "; ".join(parts))
+
+    def request_all(self, make: Callable[[int], control.Command],
+                    timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.Ack]:
+        """Send make(request id) to every ready instance and return their acks by
+        name once all came; raise Timeout naming those that did not."""
+        command = make(next(self._requests))
+        acks, left, _ = self._collect(command, time.monotonic() + timeout)
+        if left:
+            what = (f"run their {command.phase} handlers" if isinstance(command, control.Phase)
+                    else f"answer {command.tag!r}")
+            raise errors.Timeout(f"waited {timeout:g} s for {', '.join(map(repr, left))} to {what}")
+        return acks
+
+    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.PhaseAck]:
         """Run every instance's handlers of a lifecycle phase; their acks by name."""
-        return self.request_all(lambda request: control.Phase(request, phase), timeout,
-                                partial=partial)
+        return self.request_all(lambda request: control.Phase(request, phase), timeout)
 
-    def drain(self, budget: float = DRAIN_BUDGET_S) -> None:
-        """Return once no message is in flight anywhere in the session."""
-        deadline = time.monotonic() + budget
+    def drain(self, deadline: float, started: float) -> tuple[list[str], str | None]:
+        """Wait until no message is in flight anywhere in the session: ([], None); or
+        (the instances still busy, why it stopped waiting first)."""
+        now = time.monotonic()
+        with self._cond:
+            for name, state in self._states.items():
+                if state is InstanceState.READY:
+                    self._moved[name] = max(self._moved.get(name, now), now)
         last = None
-        while time.monotonic() < deadline:
-            acks = self.request_all(control.Drain, timeout=max(0.1, deadline - time.monotonic()),
-                                    partial=True)
+        while True:
+            acks, left, why = self._collect(control.Drain(next(self._requests)), deadline,
+                                            delivering=True, started=started)
+            if why is not None:
+                return left, why
             total = self.node.published + sum(a.published for a in acks.values())
             if total == last:
-                return
+                return [], None
             last = total
-        log.warning("messages were still flowing after %.1f s of draining", budget)
 
     # ---- stop ----
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         sid = self.session.name if self.session else "?"
         log.info("Shutting down Ether session: %s...", sid)
-        self.stop(graceful=True)
-        log.info("Ether system shutdown complete")
-        from . import _logs
-        _logs.close_process_logging()
+        try:
+            self.stop(graceful=True, timeout=timeout)
+        finally:
+            log.info("Ether system shutdown complete")
+            from . import _logs
+            _logs.close_process_logging()
 
-    def stop(self, *, graceful: bool) -> None:
-        if graceful and self.node is not None:
-            try:
-                self.drain()
-                for phase in ("save_all", "cleanup", "shutdown"):
-                    for name, ack in self.run_phase(phase, partial=True).items():
-                        for failure in ack.errors:
-                            log.error("instance %r: %s handler failed: %s", name, phase, failure)
-                    self.drain()
-            except errors.EtherError as exc:
-                log.error("shutdown: %s", exc)
+    def stop(self, *, graceful: bool, timeout: float | None = None) -> None:
+        """Shut down (graceful: deliver, save, clean up first); whatever happens in
+        there, every instance is stopped or killed and the session removed."""
+        try:
+            if graceful and self.node is not None:
+                try:
+                    self._wind_down(self.config.shutdown_timeout_s if timeout is None else timeout)
+                except errors.EtherError as exc:
+                    log.error("shutdown: %s", exc)
+        finally:
+            self._stop_processes(graceful)
+
+    def _wind_down(self, limit: float) -> None:
+        started = time.monotonic()
+        self._limit = limit
+        deadline = started + limit
+        self.node.stopping = True
+        self._set_stage(Stage.STOPPING)
+        busy, why = self.drain(deadline, started)
+        if why is not None:
+            self._set_stage(Stage.SKIPPING)
+            self._say_why(why, busy, time.monotonic() - started, limit)
+        for phase in ("save_all", "cleanup", "shutdown"):
+            now = time.monotonic()
+            # What is left of the limit, for a slow saver; once the wait was cut
+            # short (the limit, or a handler that does not return), the minimum.
+            bound = PHASE_TIMEOUT_S if why is not None else max(PHASE_TIMEOUT_S, deadline - now)
+            command = control.Phase(next(self._requests), phase, stopping=True)
+            acks, silent, _ = self._collect(command, now + bound)
+            for name, ack in acks.items():
+                for failure in ack.errors:
+                    log.error("instance %r: %s handler failed: %s", name, phase, failure)
+                if ack.skipped:
+                    log.warning("instance %r: %s not handled (the shutdown stopped waiting for them)",
+                                name, _plural(ack.skipped, "queued message") +
+                                (" was" if ack.skipped == 1 else " were"))
+            for name in silent:
+                self._silent.add(name)
+                with self._cond:
+                    left = self._queued(name)
+                queued = f"; about {_plural(left, 'queued message')} " \
+                    f"{'was' if left == 1 else 'were'} not handled" \
+                    if phase == "save_all" and left else ""
+                log.error("instance %r did not finish its %s handlers in %.0f s (a handler is "
+                          "still running?); it will be stopped%s", name, phase,
+                          time.monotonic() - now, queued)
+            now = time.monotonic()
+            still, late = self.drain(now + max(PHASE_TIMEOUT_S, deadline - now), started)
+            if late is not None:
+                log.warning("Shutdown: stopped waiting for what the %s handlers published "
+                            "(%s)", phase, ", ".join(map(repr, still)))
+
+    def _say_why(self, why: str, busy: list[str], elapsed: float, limit: float) -> None:
+        names = ", ".join(map(repr, busy))
+        they = ("it skips what is still queued and runs its" if len(busy) == 1 else
+                "they skip what is still queued and run their")
+        if why == "limit":
+            log.warning("Shutdown: stopped waiting for %s after %.0f s, the limit "
+                        "(ether.shutdown(timeout=...), or shutdown_timeout_s in the config); %s "
+                        "save_all handlers", names, elapsed, they)
+        else:
+            log.warning("Shutdown: %s handled no message for %g s; not waiting any longer: %s "
+                        "save_all handlers", names, STALL_S, they)
+
+    def _stop_processes(self, graceful: bool) -> None:
         for name, process in self.processes.items():  # in config order
             with self._cond:
                 if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
                     self._states[name] = InstanceState.STOPPING
-            if process.exitcode is None and self.node is not None:
+            if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:
                     control.send(self.node, name, control.Stop(), timeout=1.0)
                 except errors.EtherError:
                     pass
-        # A failed start does not wait for instances still starting up.
-        deadline = time.monotonic() + (STOP_TIMEOUT_S if graceful else 0.5)
+        # A failed start does not wait for instances still starting up; one stuck in a
+        # handler is not waited for.
+        wait = STOP_TIMEOUT_S if graceful else 0.5
+        deadline = time.monotonic() + wait
         for name, process in self.processes.items():
-            process.join(max(0.0, deadline - time.monotonic()))
+            while process.exitcode is None and name not in self._silent:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                process.join(min(left, 0.2))
             if process.exitcode is None:
-                if graceful:
+                if name in self._silent:
+                    log.warning("instance %r is still inside a handler; killing it", name)
+                elif graceful:
                     log.warning("instance %r did not stop in time; killing it", name)
                 process.kill()
                 process.join(1.0)
