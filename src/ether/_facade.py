@@ -8,6 +8,7 @@ instance process the launcher does that with the instance's node.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -34,6 +35,7 @@ class Ether:
         self._lock = threading.RLock()
         self._atexit = False
         self._stopping = False     # from a shutdown until the next tap
+        self._signalled = False    # a SIGINT or SIGTERM has reached this script
 
     # ---- lifecycle ----
 
@@ -59,7 +61,7 @@ class Ether:
             supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
             supervisor.start()
             self._supervisor = supervisor
-            self._stopping = False
+            self._stopping = self._signalled = False
             _client.set_default(_client.Client(supervisor.node, start_reader=supervisor.start_dispatcher))
             self._install_exit_hooks()
 
@@ -73,7 +75,9 @@ class Ether:
         seconds how far they got. If they do not finish in time (or none handles
         anything for 10 s), they skip what is still queued, the log says how many
         messages each did not handle, and the save_all, cleanup and shutdown
-        handlers run all the same."""
+        handlers run all the same. A second Ctrl-C (SIGINT or SIGTERM) while it
+        waits stops the waiting: save_all still runs, for at most 5 s, then every
+        instance is stopped (killed if need be); a third one kills them at once."""
         with self._lock:
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None:
@@ -81,7 +85,8 @@ class Ether:
             self._stopping = True
             client = _client.default()
             _client.set_default(None)
-            supervisor.shutdown(timeout)
+            with self._signals_shorten(supervisor):
+                supervisor.shutdown(timeout)
             if client is not None:
                 client.close()  # its callbacks queued so far still run
 
@@ -101,10 +106,47 @@ class Ether:
             return
         self._atexit = True
         atexit.register(self.shutdown)
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers are the main thread's to set
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             # SIGTERM ends the script as an exception would: atexit runs the shutdown.
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if callable(previous):  # the script's own stays: we only note the signal
+                signal.signal(signum, self._noting(previous))
+
+    def _noting(self, handler):
+        def note(signum, frame):
+            self._signalled = True  # the shutdown it starts counts it as the first
+            return handler(signum, frame)
+        return note
+
+    @contextlib.contextmanager
+    def _signals_shorten(self, supervisor):
+        """While shutdown runs (in the main thread), SIGINT and SIGTERM raise
+        nothing into it: counting the one that started it, the second stops the
+        wait for queued messages, the third stops waiting for anything."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        count = [1 if self._signalled else 0]
+
+        def shorten(signum, frame):  # flags only: it may run inside any lock
+            count[0] += 1
+            if count[0] == 1:
+                supervisor.hint()
+            elif count[0] == 2:
+                supervisor.force()
+            else:
+                supervisor.abort()
+
+        previous = {s: signal.signal(s, shorten) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def save_all(self, timeout: float = 10.0) -> None:
         """Call every @ether_save_all handler and wait until each has finished."""
@@ -223,7 +265,7 @@ class Ether:
         self._lock = threading.RLock()
         self._supervisor = None
         self._atexit = False
-        self._stopping = False
+        self._stopping = self._signalled = False
 
 
 ether = Ether()

@@ -46,6 +46,7 @@ PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if th
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
+FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
 CLIENT_HEADROOM = 16     # inboxes (and senders) kept for attached clients: CLIs, monitors, recorders
 MAX_PRODUCERS = 1024     # the ring's limit
 
@@ -91,6 +92,9 @@ class Supervisor:
         self._asked: dict[str, int] = {}     # commands sent to each and not answered yet
         self._moved: dict[str, float] = {}   # when each last handled something (shutdown)
         self._silent: set[str] = set()       # missed a shutdown phase: asked nothing more
+        self._hinted = 0                      # a signal during a shutdown no signal began
+        self._forced_at: float | None = None  # a second signal: skip the wait for the backlog
+        self._aborted = False                 # a third: wait for nothing
         self._limit = 0.0                     # the shutdown's, while it runs
         self.max_producers = DEFAULT_PRODUCERS
         self._registry_undo: list = []
@@ -447,8 +451,8 @@ class Supervisor:
         instances that did not answer, why it stopped waiting - None if all did).
 
         delivering (a shutdown's delivery): also stop once none of those it waits for
-        has handled a message for STALL_S; and say every PROGRESS_LOG_S how far they
-        got (`started`: when the shutdown began)."""
+        has handled a message for STALL_S, or a second signal came; and say every
+        PROGRESS_LOG_S how far they got (`started`: when the shutdown began)."""
         key = (command.answer, command.request)
         with self._cond:
             answers: dict[str, control.Ack | None] = {
@@ -471,6 +475,9 @@ class Supervisor:
                 return [n for n, a in answers.items()
                         if a is None and self._states[n] is InstanceState.READY]
 
+            def interrupted() -> bool:
+                return self._aborted or (delivering and self._forced_at is not None)
+
             next_log = time.monotonic() + PROGRESS_LOG_S
             logged: dict[str, int] = {}
             why = None
@@ -481,17 +488,25 @@ class Supervisor:
                     break
                 now = time.monotonic()
                 end = deadline
-                if now >= end:
+                if self._forced_at is not None:
+                    end = min(end, self._forced_at + FORCED_SAVE_S)
+                if interrupted():
+                    why = "interrupted"
+                elif now >= end:
                     why = "limit"
                 elif delivering and all(now - self._moved.get(n, now) >= STALL_S for n in left):
                     why = "stalled"
                 if why:
                     break
+                if self._hinted == 1:
+                    self._hinted += 1
+                    log.warning("Shutdown: still waiting for the instances to handle what was "
+                                "published; interrupt again to stop waiting (save_all still runs)")
                 if delivering and now >= next_log:
                     next_log = now + PROGRESS_LOG_S
                     self._log_progress(left, now - (started or now), logged)
                 try:
-                    self.node.wait_until(lambda: not waiting(),
+                    self.node.wait_until(lambda: not waiting() or interrupted(),
                                          min(0.5, max(0.01, end - now)), describe=str)
                 except errors.Timeout:
                     pass
@@ -556,6 +571,22 @@ class Supervisor:
 
     # ---- stop ----
 
+    def hint(self) -> None:
+        """A first signal while a shutdown runs: it goes on; say how to stop the
+        waiting. (Only sets a flag: a signal handler calls it.)"""
+        self._hinted += 1
+
+    def force(self) -> None:
+        """A second signal: stop waiting for queued messages; save_all still runs,
+        within FORCED_SAVE_S. (Only sets a flag: a signal handler calls it.)"""
+        if self._forced_at is None:
+            self._forced_at = time.monotonic()
+
+    def abort(self) -> None:
+        """A third: wait for nothing; stop and kill the instances now."""
+        self._aborted = True
+        self.force()
+
     def shutdown(self, timeout: float | None = None) -> None:
         sid = self.session.name if self.session else "?"
         log.info("Shutting down Ether session: %s...", sid)
@@ -589,6 +620,8 @@ class Supervisor:
             self._set_stage(Stage.SKIPPING)
             self._say_why(why, busy, time.monotonic() - started, limit)
         for phase in ("save_all", "cleanup", "shutdown"):
+            if self._aborted or (phase != "save_all" and self._forced_at is not None):
+                break
             now = time.monotonic()
             # What is left of the limit, for a slow saver; once the wait was cut
             # short (the limit, or a handler that does not return), the minimum.
@@ -612,9 +645,11 @@ class Supervisor:
                 log.error("instance %r did not finish its %s handlers in %.0f s (a handler is "
                           "still running?); it will be stopped%s", name, phase,
                           time.monotonic() - now, queued)
+            if self._forced_at is not None or self._aborted:
+                break
             now = time.monotonic()
             still, late = self.drain(now + max(PHASE_TIMEOUT_S, deadline - now), started)
-            if late is not None:
+            if late is not None and late != "interrupted":
                 log.warning("Shutdown: stopped waiting for what the %s handlers published "
                             "(%s)", phase, ", ".join(map(repr, still)))
 
@@ -622,7 +657,10 @@ class Supervisor:
         names = ", ".join(map(repr, busy))
         they = ("it skips what is still queued and runs its" if len(busy) == 1 else
                 "they skip what is still queued and run their")
-        if why == "limit":
+        if why == "interrupted":
+            log.warning("Shutdown: interrupted again: not waiting for queued messages; running the "
+                        "save_all handlers (at most %g s), then stopping", FORCED_SAVE_S)
+        elif why == "limit":
             log.warning("Shutdown: stopped waiting for %s after %.0f s, the limit "
                         "(ether.shutdown(timeout=...), or shutdown_timeout_s in the config); %s "
                         "save_all handlers", names, elapsed, they)
@@ -640,12 +678,12 @@ class Supervisor:
                     control.send(self.node, name, control.Stop(), timeout=1.0)
                 except errors.EtherError:
                     pass
-        # A failed start does not wait for instances still starting up; one stuck in a
-        # handler is not waited for.
-        wait = STOP_TIMEOUT_S if graceful else 0.5
+        # A failed start does not wait for instances still starting up; a forced stop
+        # waits a moment; one stuck in a handler is not waited for.
+        wait = STOP_TIMEOUT_S if graceful and self._forced_at is None else (1.0 if graceful else 0.5)
         deadline = time.monotonic() + wait
         for name, process in self.processes.items():
-            while process.exitcode is None and name not in self._silent:
+            while process.exitcode is None and not self._aborted and name not in self._silent:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
