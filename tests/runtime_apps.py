@@ -58,6 +58,40 @@ class StuckHandler(_AnnouncesPid):
         _append(pathlib.Path(f"{self.path}.saved"), "saved")
 
 
+class SensorLoop(_AnnouncesPid):
+    """An @ether_start loop that never returns and never asks ether.stopping()."""
+
+    @ether_pub(topic="reading")
+    def read(self) -> dict:
+        return {"value": 1.0}
+
+    @ether_start
+    def run(self) -> None:
+        while True:
+            self.read()
+            _busy(0.001)
+
+
+class WaitingLoop(_AnnouncesPid):
+    """An @ether_start handler that waits forever in C (a blocking driver call)."""
+
+    @ether_start
+    def run(self) -> None:
+        threading.Event().wait()
+
+
+class StubbornLoop(_AnnouncesPid):
+    """A loop that swallows every exception, SystemExit included."""
+
+    @ether_start
+    def run(self) -> None:
+        while True:
+            try:
+                threading.Event().wait()
+            except BaseException:
+                pass
+
+
 class PoliteSensorLoop:
     """A sensor loop as the README writes it: it ends once shutdown begins."""
 

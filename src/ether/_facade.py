@@ -92,10 +92,10 @@ class Ether:
 
     def stopping(self) -> bool:
         """True once this process's session began to shut down: `ether.shutdown()`
-        (or Ctrl-C) in the main script; in an instance, its main's shutdown. A
-        handler that loops (an @ether_start sensor loop) checks it to end in time:
-        ``while not ether.stopping(): ...``. In the main script it stays True until
-        the next tap."""
+        (or Ctrl-C) in the main script; in an instance, its main's shutdown, or the
+        main's death. A handler that loops (an @ether_start sensor loop) checks it
+        to end in time: ``while not ether.stopping(): ...``. In the main script it
+        stays True until the next tap."""
         if self._stopping:
             return True
         client = _client.default()

@@ -4,7 +4,7 @@ The main process (see _supervisor.py) starts it with a LaunchSpec (_launch.py:
 forked, or a fresh interpreter that calls main()). It joins the session,
 imports and constructs the class, binds the decorated methods to its node,
 reports Ready, then dispatches until told to stop, or until the main process
-dies. Its watchdog (_watchdog.py) reads the session's stage.
+dies (its watchdog, _watchdog.py).
 
 If it cannot start, whatever the cause (the session, its inbox, the class, the
 main's inbox), the traceback goes to its log and the cause to the main: as a
@@ -39,6 +39,8 @@ class LaunchSpec:
     cwd: str
     main_inbox: str
     registry: tuple = ()        # (class_path, method, decorator, kwargs) to apply first
+    parent_pid: int = 0         # the main's pid: the parent this process dies with
+    parent_death_signal: bool = False  # ask the kernel for SIGTERM when the parent dies
     max_producers: int = 256    # its inbox's producer slots (sized from the config)
 
 
@@ -86,7 +88,8 @@ def run(spec: LaunchSpec) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     from ._watchdog import Watchdog
-    watchdog = Watchdog(spec.name, spec.main_inbox)
+    watchdog = Watchdog(spec.name, spec.main_inbox, spec.parent_pid)
+    watchdog.install(parent_death_signal=spec.parent_death_signal)
     from . import _stdio as _output
     _output.install()  # whole lines, one write each, as they are printed
     os.chdir(spec.cwd)
@@ -128,10 +131,14 @@ def run(spec: LaunchSpec) -> None:
         sys.stderr.flush()
         os._exit(1)
     try:
-        node.serve()
+        node.serve(owner_check=False)  # the watchdog watches the owner
     finally:
         watchdog.stop()
         node.close()
+        try:
+            session.remove_if_orphaned()  # the last one out of a dead session cleans up
+        except Exception:
+            pass
         session.close()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -178,7 +178,11 @@ class Supervisor:
         return _child.LaunchSpec(
             session=sid, name=name, class_path=inst.class_path, args=tuple(inst.args),
             kwargs=inst.class_kwargs(), sys_path=tuple(search_path), cwd=os.getcwd(),
-            main_inbox=MAIN_INBOX, registry=registry, max_producers=self.max_producers)
+            main_inbox=MAIN_INBOX, registry=registry, parent_pid=os.getpid(),
+            # The kernel's parent-death signal follows the thread that forks, and
+            # only the main thread lives as long as the process.
+            parent_death_signal=threading.current_thread() is threading.main_thread(),
+            max_producers=self.max_producers)
 
     @staticmethod
     def _instance_name(key: str, inst) -> str:
