@@ -8,6 +8,7 @@ instance process the launcher does that with the instance's node.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import signal
@@ -33,6 +34,8 @@ class Ether:
         self._supervisor = None
         self._lock = threading.RLock()
         self._atexit = False
+        self._stopping = False     # from a shutdown until the next tap
+        self._signalled = False    # a SIGINT or SIGTERM has reached this script
 
     # ---- lifecycle ----
 
@@ -58,31 +61,92 @@ class Ether:
             supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
             supervisor.start()
             self._supervisor = supervisor
+            self._stopping = self._signalled = False
             _client.set_default(_client.Client(supervisor.node, start_reader=supervisor.start_dispatcher))
             self._install_exit_hooks()
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout: float | None = None) -> None:
         """Deliver what was published, run the save_all, cleanup and shutdown
-        handlers, stop the instances and remove the session's shared memory."""
+        handlers, stop the instances and remove the session's shared memory.
+
+        It waits for the instances to handle what was published before it was
+        called for as long as they make progress, at most `timeout` seconds (None:
+        the config's shutdown_timeout_s, 120 s by default), logging every few
+        seconds how far they got. If they do not finish in time (or none handles
+        anything for 10 s), they skip what is still queued, the log says how many
+        messages each did not handle, and the save_all, cleanup and shutdown
+        handlers run all the same. A second Ctrl-C (SIGINT or SIGTERM) while it
+        waits stops the waiting: save_all still runs, for at most 5 s, then every
+        instance is stopped (killed if need be); a third one kills them at once."""
         with self._lock:
             supervisor, self._supervisor = self._supervisor, None
             if supervisor is None:
                 return
+            self._stopping = True
             client = _client.default()
             _client.set_default(None)
-            supervisor.shutdown()
+            with self._signals_shorten(supervisor):
+                supervisor.shutdown(timeout)
             if client is not None:
                 client.close()  # its callbacks queued so far still run
+
+    def stopping(self) -> bool:
+        """True once this process's session began to shut down: `ether.shutdown()`
+        (or Ctrl-C) in the main script; in an instance, its main's shutdown, or the
+        main's death. A handler that loops (an @ether_start sensor loop) checks it
+        to end in time: ``while not ether.stopping(): ...``. In the main script it
+        stays True until the next tap."""
+        if self._stopping:
+            return True
+        client = _client.default()
+        return client is not None and client.node.stopping
 
     def _install_exit_hooks(self) -> None:
         if self._atexit:
             return
         self._atexit = True
         atexit.register(self.shutdown)
-        if threading.current_thread() is threading.main_thread() and \
-                signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers are the main thread's to set
+        if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
             # SIGTERM ends the script as an exception would: atexit runs the shutdown.
             signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous = signal.getsignal(signum)
+            if callable(previous):  # the script's own stays: we only note the signal
+                signal.signal(signum, self._noting(previous))
+
+    def _noting(self, handler):
+        def note(signum, frame):
+            self._signalled = True  # the shutdown it starts counts it as the first
+            return handler(signum, frame)
+        return note
+
+    @contextlib.contextmanager
+    def _signals_shorten(self, supervisor):
+        """While shutdown runs (in the main thread), SIGINT and SIGTERM raise
+        nothing into it: counting the one that started it, the second stops the
+        wait for queued messages, the third stops waiting for anything."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        count = [1 if self._signalled else 0]
+
+        def shorten(signum, frame):  # flags only: it may run inside any lock
+            count[0] += 1
+            if count[0] == 1:
+                supervisor.hint()
+            elif count[0] == 2:
+                supervisor.force()
+            else:
+                supervisor.abort()
+
+        previous = {s: signal.signal(s, shorten) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
 
     def save_all(self, timeout: float = 10.0) -> None:
         """Call every @ether_save_all handler and wait until each has finished."""
@@ -201,6 +265,7 @@ class Ether:
         self._lock = threading.RLock()
         self._supervisor = None
         self._atexit = False
+        self._stopping = self._signalled = False
 
 
 ether = Ether()

@@ -23,7 +23,7 @@ from ._errors import ConfigError
 __all__ = [
     "Setting", "SETTINGS", "MAX_MESSAGE_BYTES", "ARENA_BYTES", "ARRAY_INLINE", "START_METHOD",
     "LOG_DIR", "SANITIZE", "max_message_bytes", "arena_bytes", "array_inline", "start_method",
-    "log_dir", "validate", "table",
+    "log_dir", "child_environment", "validate", "table",
 ]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -61,8 +61,9 @@ ARRAY_INLINE = Setting(
 START_METHOD = Setting(
     "ETHER_START_METHOD", "choice", "fork", "fork, forkserver or spawn",
     "How instance processes start. `fork` is fastest and writes to the main's current "
-    "stdout/stderr; `forkserver` or `spawn` if the main holds state that must not be forked "
-    "(e.g. an initialised GPU).")
+    "stdout/stderr; `forkserver` or `spawn` (the same here) start each in a fresh interpreter "
+    "that imports only its class's module, never the main script: for a main that holds "
+    "state that must not be forked (e.g. an initialised GPU).")
 LOG_DIR = Setting(
     "ETHER_LOG_DIR", "path", "`<tmp>/ether-logs-<uid>`", "a directory (created if missing)",
     "Where each session's log directory `<session>/` goes: one file per instance and "
@@ -137,6 +138,14 @@ def log_dir() -> Path | None:
     if path.exists() and not path.is_dir():
         raise _bad(LOG_DIR, raw, f"{LOG_DIR.accepted}; it exists and is not one")
     return path
+
+
+def child_environment(path_first: str) -> dict[str, str]:
+    """The environment of a child interpreter (an instance started by forkserver or
+    spawn): this process's, with `path_first` at the front of PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [path_first, env.get("PYTHONPATH")]))
+    return env
 
 
 def validate() -> None:

@@ -22,8 +22,8 @@ from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
 
 from ._errors import ConfigError
 
-__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "EtherConfig", "EtherInstanceConfig",
-           "RegistryClassConfig", "RegistryMethodConfig"]
+__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "EtherConfig",
+           "EtherInstanceConfig", "RegistryClassConfig", "RegistryMethodConfig"]
 
 #: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
 ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
@@ -160,9 +160,14 @@ class RegistryMethodConfig(_Strict):
 
 
 class RegistryClassConfig(_Strict):
-    """The methods of one third-party class to decorate through configuration."""
+    """The methods of one third-party class to decorate through configuration.
+
+    An entry for a class that no instance runs (nor a subclass of it) is an error
+    at tap, because its decorators would change nothing; ``allow_unused: true``
+    says that this is intended (a registry shared by several configs)."""
 
     methods: dict[str, RegistryMethodConfig] = {}
+    allow_unused: bool = False
 
     @field_validator("methods")
     @classmethod
@@ -173,12 +178,28 @@ class RegistryClassConfig(_Strict):
         return v
 
 
+#: How long ``ether.shutdown()`` waits, at most, for the instances to handle what
+#: was published and to run their save_all, cleanup and shutdown handlers.
+SHUTDOWN_TIMEOUT_S = 120.0
+
+
 class EtherConfig(_Strict):
-    """A whole session: the instances to launch and the registry of decorators."""
+    """A whole session: the instances to launch, the registry of decorators, and
+    ``shutdown_timeout_s``: how long shutdown waits, at most, for the instances to
+    handle what was published (as long as they make progress) and save (see
+    ``ether.shutdown``)."""
 
     instances: dict[str, EtherInstanceConfig] = {}
     registry: dict[str, RegistryClassConfig] = {}
+    shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     _source: Path | None = PrivateAttr(default=None)
+
+    @field_validator("shutdown_timeout_s")
+    @classmethod
+    def _positive(cls, v: float) -> float:
+        if not v > 0 or v == float("inf"):
+            raise ValueError(f"shutdown_timeout_s must be a finite number of seconds > 0, not {v!r}")
+        return v
 
     @field_validator("instances")
     @classmethod

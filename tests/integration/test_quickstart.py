@@ -5,12 +5,24 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_quick_start_output_line_by_line():
-    proc = subprocess.run([sys.executable, "-m", "examples.simple_data_processing"], cwd=ROOT,
-                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+# The script has no `if __name__ == "__main__":` guard, as in the README: with
+# forkserver or spawn an instance must never run it again. Run as a file, the way
+# the README's users run it (multiprocessing re-runs a file, not a package's
+# __main__ run with -m).
+@pytest.mark.parametrize("start_method, how", [
+    ("fork", "-m"), ("fork", "file"), ("forkserver", "file"), ("spawn", "file"), ("spawn", "-m")])
+def test_quick_start_output_line_by_line(start_method, how):
+    env = dict(os.environ, ETHER_START_METHOD=start_method,
+               PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    run = ["-m", "examples.simple_data_processing"] if how == "-m" else \
+        ["examples/simple_data_processing/__main__.py"]
+    proc = subprocess.run([sys.executable, *run], cwd=ROOT, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=120, env=env)
     out = proc.stdout
     assert proc.returncode == 0, out
     main_pid = re.search(r"Ether:(\d+) - INFO - Starting Ether session: (\w+)", out)

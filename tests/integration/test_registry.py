@@ -1,5 +1,6 @@
 """Decorating unmodified classes from the config's registry, and default topics."""
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 import ether as ether_pkg
 from ether import ether
+from ether._spec._decorators import spec_of
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
@@ -70,3 +72,48 @@ def test_registry_annotations_last_only_as_long_as_the_session():
     finally:
         ether.shutdown()
     assert spec_of(apps.Undecorated.triple) is None  # plain again in this process
+
+
+# ---- a registry entry that no instance uses ----
+
+def test_a_registry_entry_for_a_class_that_no_instance_runs_fails_tap():
+    import apps
+    try:
+        with pytest.raises(ether_pkg.ConfigError,
+                           match=r"registry 'apps.Undecorated': no instance runs this class "
+                                 r"\(the instances run apps.Doubler\).*allow_unused: true"):
+            ether.tap(config={
+                "registry": {"apps.Undecorated": {"methods": {"triple": {"ether_sub": {}}}}},
+                "instances": {"d": {"class_path": "apps.Doubler"}}})
+        assert ether.session is None
+    finally:
+        ether.shutdown()
+    assert spec_of(apps.Undecorated.triple) is None  # undone
+
+
+def test_a_registry_entry_marked_allow_unused_taps():
+    ether.tap(config={
+        "registry": {"apps.Undecorated": {"allow_unused": True,
+                                          "methods": {"triple": {"ether_sub": {}}}}},
+        "instances": {"d": {"class_path": "apps.Doubler"}}})
+    ether.shutdown()
+
+
+@pytest.mark.parametrize("class_path", ["runtime_apps.UndecoratedAlias", "runtime_apps.UndecoratedChild"])
+def test_a_registry_entry_is_used_by_an_instance_of_the_same_class_or_a_subclass(class_path):
+    ether.tap(config={
+        "registry": {"apps.Undecorated": {"methods": {"triple": {
+            "ether_sub": {"topic": "in"}, "ether_pub": {"topic": "out"}}}}},
+        "instances": {"u": {"class_path": class_path}}})
+    try:
+        with ether.listen("out", timeout=10) as out:
+            ether.pub({"x": 2}, topic="in")
+            assert next(out) == {"x": 6}
+    finally:
+        ether.shutdown()
+
+
+def test_an_empty_config_is_a_warning(capfd):
+    ether.tap(config={})
+    ether.shutdown()
+    assert re.search(r"WARNING - the config has no instances", capfd.readouterr().err)

@@ -166,7 +166,7 @@ def test_unknown_key_in_an_instance_names_file_instance_key_and_valid_keys(write
 
 def test_unknown_key_at_top_level(write):
     assert error_of(write("instance:\n  g: {class_path: m.C}\n")) == (
-        "config/x.yaml: unknown key 'instance' (valid: instances, registry)")
+        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s)")
 
 
 def test_missing_class_path():
@@ -188,7 +188,8 @@ def test_wrong_types_say_what_was_expected(write):
         "config/x.yaml: instance 'g1': key 'kwargs': expected a mapping, got list [1]"]
     assert error_of({"instances": {"g1": None}}) == "instance 'g1': expected a mapping, got null"
     assert error_of(write("- a\n- b\n")) == (
-        "config/x.yaml: expected a mapping with keys instances, registry, got list ['a', 'b']")
+        "config/x.yaml: expected a mapping with keys instances, registry, shutdown_timeout_s, "
+        "got list ['a', 'b']")
 
 
 def test_unknown_ether_option_lists_the_valid_ones(write):
@@ -228,7 +229,7 @@ def test_unknown_registry_decorator_names_class_method_and_valid_keys(write):
 
 def test_registry_shape_errors():
     assert error_of({"registry": {"m.C": {"method": {}}}}) == (
-        "registry 'm.C': unknown key 'method' (valid: methods)")
+        "registry 'm.C': unknown key 'method' (valid: methods, allow_unused)")
     assert error_of({"registry": {"m.C": {"methods": {"f": {"ether_pub": "data"}}}}}) == (
         "registry 'm.C': method 'f': ether_pub: expected a mapping, got str 'data'")
     assert error_of({"registry": {"m.C": {"methods": {"f": {"ether_pub": {"to pic": 1}}}}}}) == (

@@ -35,6 +35,9 @@ MESSAGES = [
     ("drain-ack", "a", control.DrainAck("a", 7, published=3, handled=5)),
     ("phase", "main", control.Phase(8, "save_all")),
     ("phase-ack", "a", control.PhaseAck("a", 8, ("save(): OSError: full",))),
+    ("phase", "main", control.Phase(9, "save_all", stopping=True)),
+    ("phase-ack", "a", control.PhaseAck("a", 9, (), skipped=183)),
+    ("progress", "a", control.Progress("a", handled=17, skipped=0, queued=183)),
     ("stop", "main", control.Stop()),
 ]
 
@@ -70,11 +73,11 @@ def test_a_command_sent_by_send_goes_through_send_control():
 
 @pytest.mark.parametrize("env, accept, reason", [
     (raw("bogus", "a", {}), control.REPORTS,
-     "control message 'bogus' from 'a': unknown type (known: ready, failed, drain, drain-ack, "
-     "phase, phase-ack, stop)"),
+     "control message 'bogus' from 'a': unknown type (known: ready, failed, progress, drain, "
+     "drain-ack, phase, phase-ack, stop)"),
     (raw("drain", "a", {"request": 1}), control.REPORTS,
-     "control message 'drain' from 'a': not expected here (expected: ready, failed, drain-ack, "
-     "phase-ack)"),
+     "control message 'drain' from 'a': not expected here (expected: ready, failed, progress, "
+     "drain-ack, phase-ack)"),
     (raw("failed", "a", {"instance": "a"}), control.REPORTS,
      "control message 'failed' from 'a': Object missing required field `error`"),
     (raw("ready", "a", {"instance": "a", "pid": 5, "host": "x"}), control.REPORTS,

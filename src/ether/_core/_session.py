@@ -255,6 +255,14 @@ class Session:
                     f"(inboxes: {[e.name for e in t.entries()]})")
             t.set_info(entry.token, state=state)
 
+    def member_state(self, inbox_name: str) -> int | None:
+        """The state recorded for the member whose inbox is `inbox_name` (see
+        set_member_state), or None if it has no such inbox."""
+        self._check_usable()
+        with self._directory as t:
+            entry = t.find(inbox_name)
+        return None if entry is None else entry.state
+
     # ---- used by Inbox and Sender ----
 
     def _check_usable(self) -> None:
@@ -279,6 +287,16 @@ class Session:
             return True
         owner = read_header(self._directory.seg.map).owner_token
         return segment.holder_alive(names.member_lock(self._sid, owner))
+
+    def remove_if_orphaned(self) -> bool:
+        """If the session's owner has died, unlink every object of the session, this
+        member's own too: what each member of an orphaned session does on its way
+        out, so that the last one out leaves nothing behind."""
+        self._check_usable()
+        if self.owner_alive():
+            return False
+        _remove_objects(self._sid)
+        return True
 
     def _member_alive(self, token: int) -> bool:
         if token == self._member.token:

@@ -121,6 +121,13 @@ class Node:
         self.running = False
         self.published = 0
         self.handled = 0
+        # Shutdown (set by the runtime): `stopping` is what ether.stopping() says;
+        # while `skipping`, user messages are counted in `skipped`, not handled.
+        self.stopping = False
+        self.skipping = False
+        self.skipped = 0
+        self._batch = (0, 0)                # (records, handled + skipped) at its start
+        self._inbox_lock = threading.Lock()  # backlog() reads the inbox that close() frees
         # Senders are single-threaded, and a user thread (a sensor loop calling a pub
         # method) may publish while the dispatch loop does: each lane has a lock.
         # Replies and control messages go their own way, never behind a publish
@@ -355,6 +362,7 @@ class Node:
             return self.arena().loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
+        self._batch = (len(batch), self.handled + self.skipped)
         self._depth += 1
         try:
             self._dispatch(batch)
@@ -391,6 +399,9 @@ class Node:
     def _deliver_kind(self, envelope: codec.Envelope) -> None:
         kind = envelope.kind
         if kind == codec.MESSAGE:
+            if self.skipping:
+                self.skipped += 1
+                return
             self.handled += 1
             local = self._local
             previous, local.current = local.current, envelope
@@ -599,6 +610,17 @@ class Node:
         with self._replies:
             return self._pending.pop(request_id)
 
+    def backlog(self) -> int:
+        """About how many messages wait to be handled: unread in the inbox, read but
+        not dispatched yet (records of every kind count). Any thread may ask."""
+        with self._inbox_lock:
+            if self._closing or self.inbox.closed:
+                return 0
+            s = self.inbox.statistics()
+        records, base = self._batch
+        in_batch = max(0, records - (self.handled + self.skipped - base))
+        return max(0, s.sent - s.received) + s.buffered + len(self._deferred) + in_batch
+
     @property
     def closed(self) -> bool:
         return self._closing or self.inbox.closed
@@ -627,7 +649,8 @@ class Node:
                     if self._arena is not None:
                         self._arena.close()
                         self._arena = None
-                self.inbox.close()
+                with self._inbox_lock:
+                    self.inbox.close()
             finally:
                 self._consumer.release()
         else:  # a handler still runs in the reader: leave its ring mapped rather than free it

@@ -7,15 +7,22 @@ tag and whose payload is the Struct as a MessagePack map of its fields:
     tag         direction        fields
     ready       instance -> main instance, pid
     failed      instance -> main instance, error, type, traceback
+    progress    instance -> main instance, handled, skipped, queued
     drain       main -> instance request
     drain-ack   instance -> main instance, request, published, handled
-    phase       main -> instance request, phase
-    phase-ack   instance -> main instance, request, errors
+    phase       main -> instance request, phase, stopping
+    phase-ack   instance -> main instance, request, errors, skipped
     stop        main -> instance (none)
 
 A request (drain, phase) carries a number that its ack repeats; the main waits
 for the acks of the requests it sent and no others. Later commands (restart,
 health) are a Command with an answer, like drain.
+
+A command waits in the instance's inbox behind every message queued before it.
+What must reach an instance at once - that shutdown began, that it should skip
+its backlog - is the main's Stage, which the main writes into its own entry of
+the session directory and each instance's watchdog reads (_watchdog.py); its
+progress reports come back as `progress`, sent by that watchdog.
 
 decode() turns an envelope into one of these or raises MalformedMessage saying
 why not: an unknown tag, a message not meant for this side, fields missing,
@@ -34,8 +41,9 @@ from .._node import _codec as codec
 from .._spec._decorators import LIFECYCLE
 
 __all__ = [
-    "InstanceState", "Control", "Report", "Ready", "Failed", "Ack", "DrainAck", "PhaseAck",
-    "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS", "decode", "send",
+    "InstanceState", "Stage", "Control", "Report", "Ready", "Failed", "Progress", "Ack",
+    "DrainAck", "PhaseAck", "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS",
+    "decode", "send",
 ]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -59,6 +67,14 @@ class InstanceState(enum.Enum):
     STOPPED = "stopped"     # exited after it was told to stop (or was killed then)
     FAILED = "failed"       # reported failed, or exited, while starting
     EXITED = "exited"       # exited on its own after it was ready (a crash)
+
+
+class Stage(enum.IntEnum):
+    """The session's stage, as the main process writes it into the state of its own
+    directory entry (0 there: not yet known)."""
+    RUNNING = 1     # tap has started the instances
+    STOPPING = 2    # shutdown began: ether.stopping() is True everywhere
+    SKIPPING = 3    # shutdown stopped waiting: skip what is queued, then save
 
 
 class Control(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -86,6 +102,14 @@ class Failed(Report):
     traceback: str = ""   # the whole traceback, for the main's error
 
 
+class Progress(Report):
+    """Sent about once a second while the session shuts down: how far it got."""
+    tag: ClassVar[str] = "progress"
+    handled: _Count       # messages handled so far
+    skipped: _Count       # messages skipped because the shutdown stopped waiting
+    queued: _Count        # about how many wait in its inbox
+
+
 class Ack(Report):
     """The answer to one Command: `request` is the command's."""
     request: _Request
@@ -100,6 +124,7 @@ class DrainAck(Ack):
 class PhaseAck(Ack):
     tag: ClassVar[str] = "phase-ack"
     errors: tuple[str, ...]   # "method(): Exception: text" per handler that raised
+    skipped: _Count = 0       # queued messages it did not handle (a shutdown's save_all)
 
 
 class Command(Control):
@@ -119,6 +144,7 @@ class Phase(Command):
     tag: ClassVar[str] = "phase"
     answer: ClassVar[type[Ack]] = PhaseAck
     phase: Literal[LIFECYCLE]  # type: ignore[valid-type]
+    stopping: bool = False     # part of the shutdown: end the skipping (see Stage)
 
 
 class Stop(Control):
@@ -127,8 +153,8 @@ class Stop(Control):
 
 
 TYPES: dict[str, type[Control]] = {
-    t.tag: t for t in (Ready, Failed, Drain, DrainAck, Phase, PhaseAck, Stop)}
-REPORTS = (Ready, Failed, DrainAck, PhaseAck)  # what the main process accepts
+    t.tag: t for t in (Ready, Failed, Progress, Drain, DrainAck, Phase, PhaseAck, Stop)}
+REPORTS = (Ready, Failed, Progress, DrainAck, PhaseAck)  # what the main process accepts
 COMMANDS = (Drain, Phase, Stop)                # what an instance accepts
 
 _DECODE = {tag: msgspec.msgpack.Decoder(t).decode for tag, t in TYPES.items()}

@@ -2,11 +2,14 @@
 for each to report ready, and shut everything down in order.
 
 Everything waits on messages (_control.py), never on the clock: a start-up ends
-when every instance has reported Ready (or one has reported Failed, or died); a
-shutdown first drains the pipeline - it asks every instance how many messages it
-has published, and repeats until two rounds agree, which means nothing is in
-flight (each round is queued behind everything sent before it) - then runs the
-save_all, cleanup and shutdown phases, then stops the instances in config order.
+when every instance has reported Ready (or one has reported Failed, or died). A
+shutdown (docs/design/lifecycle.md) first delivers what was published - it asks
+every instance how many messages it has published, and repeats until two rounds
+agree, which means nothing is in flight (each round is queued behind everything
+sent before it) - for as long as the instances make progress, within a limit;
+then runs the save_all, cleanup and shutdown phases (save_all even when the
+delivery was cut short: the instances then skip what is still queued), then
+stops the instances in config order and kills what does not stop.
 
 Each instance's InstanceState changes only here, under the node's condition: on
 its reports, when its process exits, and when it is told to stop. A control
@@ -15,9 +18,9 @@ logged and ignored.
 """
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
-import multiprocessing
 import multiprocessing.connection
 import os
 import sys
@@ -30,29 +33,28 @@ from .. import _errors as errors
 from .. import _settings
 from . import _child
 from . import _control as control
-from ._control import InstanceState
-from .._node._node import WAKE, Node
+from . import _launch
+from ._control import InstanceState, Stage
+from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
 log = logging.getLogger("Ether")
 
 MAIN_INBOX = "main"
 START_TIMEOUT_S = 30.0
-PHASE_TIMEOUT_S = 10.0
-STOP_TIMEOUT_S = 5.0
-DRAIN_BUDGET_S = 10.0
+PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
+STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
+STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
+PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
+FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
+CLIENT_HEADROOM = 16     # inboxes (and senders) kept for attached clients: CLIs, monitors, recorders
+MAX_PRODUCERS = 1024     # the ring's limit
+
+MiB = 1 << 20
 
 
-def _context():
-    # fork (the default): instances start in milliseconds, already holding what the
-    # main script imported, and write to the stdout/stderr the main has *now*. A
-    # fork server would keep the descriptors it had when it first started.
-    # ETHER_START_METHOD=forkserver or spawn choose otherwise (e.g. after CUDA init).
-    method = _settings.start_method()
-    ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        ctx.set_forkserver_preload(["ether._runtime._child", "ether._node._node", "ether._spec._introspect"])
-    return ctx
+def _mib(size: int) -> str:
+    return f"{size / MiB:.1f}".removesuffix(".0")
 
 
 def _await_zombie(pid: int) -> None:
@@ -62,8 +64,12 @@ def _await_zombie(pid: int) -> None:
     member's resources right after would still see it alive."""
     try:
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
-    except (ChildProcessError, OSError):  # not our child (forkserver), or reaped already
+    except (ChildProcessError, OSError):  # reaped already
         pass
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 class Supervisor:
@@ -80,8 +86,17 @@ class Supervisor:
         # (ack type, request) -> {instance asked: its ack, None until it comes}
         self._awaited: dict[tuple[type, int], dict[str, control.Ack | None]] = {}
         self._requests = itertools.count(1)
+        self._abandoned: set[int] = set()   # requests given up on: their late acks are expected
         self._stop = threading.Event()
-        self._unresponsive: set[str] = set()  # silent at shutdown: skipped, then killed
+        self._progress: dict[str, tuple[control.Progress, int]] = {}  # latest report, _asked then
+        self._asked: dict[str, int] = {}     # commands sent to each and not answered yet
+        self._moved: dict[str, float] = {}   # when each last handled something (shutdown)
+        self._silent: set[str] = set()       # missed a shutdown phase: asked nothing more
+        self._hinted = 0                      # a signal during a shutdown no signal began
+        self._forced_at: float | None = None  # a second signal: skip the wait for the backlog
+        self._aborted = False                 # a third: wait for nothing
+        self._limit = 0.0                     # the shutdown's, while it runs
+        self.max_producers = DEFAULT_PRODUCERS
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
 
@@ -95,8 +110,10 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
+        method = _settings.start_method()
         try:
             names: dict[str, str] = {}
+            classes = []
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
@@ -110,9 +127,16 @@ class Supervisor:
                     introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
+                classes.append(cls)
+                if _launch.fresh_interpreter(method):
+                    _launch.check_spec(self._spec("", name, inst, search_path, registry),
+                                       f"instance {key!r}")
+            self._check_registry_is_used(classes, search_path)
+            self._check_size()
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
+            room = self._check_room(len(self.config.instances) + 1)
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -121,18 +145,19 @@ class Supervisor:
         sid = self.session.name
         _logs.configure_process_logging(sid, "session", console=True)
         log.info("Starting Ether session: %s...", sid)
+        if room is not None:
+            log.warning("%s", room)
+        if not self.config.instances:
+            log.warning("the config has no instances: nothing runs but this process "
+                        "(add some under `instances:`)")
         try:
-            self.node = Node(self.session, MAIN_INBOX)
+            self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
             self._cond = self.node.condition
-            ctx = _context()
-            for name, inst in self.config.instances.items():
-                spec = _child.LaunchSpec(
-                    session=sid, name=self._instance_name(name, inst), class_path=inst.class_path,
-                    args=tuple(inst.args), kwargs=inst.class_kwargs(), sys_path=tuple(search_path),
-                    cwd=os.getcwd(), main_inbox=MAIN_INBOX, registry=registry)
-                process = ctx.Process(target=_child.run, args=(spec,), name=f"ether:{spec.name}")
-                process.start()
+            self._set_stage(Stage.RUNNING)
+            for key, inst in self.config.instances.items():
+                spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
+                process = _launch.start(spec, method)
                 self.processes[spec.name] = process
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
@@ -149,6 +174,16 @@ class Supervisor:
             raise
         log.info("Ether system started successfully")
 
+    def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
+        return _child.LaunchSpec(
+            session=sid, name=name, class_path=inst.class_path, args=tuple(inst.args),
+            kwargs=inst.class_kwargs(), sys_path=tuple(search_path), cwd=os.getcwd(),
+            main_inbox=MAIN_INBOX, registry=registry, parent_pid=os.getpid(),
+            # The kernel's parent-death signal follows the thread that forks, and
+            # only the main thread lives as long as the process.
+            parent_death_signal=threading.current_thread() is threading.main_thread(),
+            max_producers=self.max_producers)
+
     @staticmethod
     def _instance_name(key: str, inst) -> str:
         return inst.ether_options().get("ether_name", key)
@@ -161,6 +196,73 @@ class Supervisor:
         if os.getcwd() not in path:
             path.append(os.getcwd())
         return path
+
+    def _check_registry_is_used(self, classes: list[type], search_path: list[str]) -> None:
+        """A registry entry decorates a class for the instances that run it (or a
+        subclass): one that none runs is a mistake, unless marked allow_unused."""
+        from .._spec._importer import import_class
+        run = sorted({inst.class_path for inst in self.config.instances.values()})
+        for class_path, entry in self.config.registry.items():
+            if entry.allow_unused:
+                continue
+            cls = import_class(class_path, search_path=search_path)
+            if not any(issubclass(c, cls) for c in classes):
+                raise errors.ConfigError(
+                    f"registry {class_path!r}: no instance runs this class "
+                    f"(the instances run {', '.join(run) if run else 'nothing'}), so its "
+                    f"decorators change nothing; fix the class path, or mark the entry "
+                    f"`allow_unused: true` if that is intended")
+
+    def _check_size(self) -> None:
+        """The session directory has INBOX_ENTRIES inboxes: the main's, the
+        instances', and CLIENT_HEADROOM for attached clients. Each process sends to
+        an inbox through up to two lanes, so the inboxes' producer slots follow."""
+        from .._core._directory import INBOX_ENTRIES
+        count = len(self.config.instances)
+        limit = INBOX_ENTRIES - 1 - CLIENT_HEADROOM
+        if count > limit:
+            raise errors.ConfigError(
+                f"the config has {count} instances; a session holds at most {limit} (its "
+                f"directory has {INBOX_ENTRIES} inboxes: one is the main process's and "
+                f"{CLIENT_HEADROOM} are kept for attached clients); split the config into "
+                f"several sessions")
+        self.max_producers = min(MAX_PRODUCERS,
+                                 max(DEFAULT_PRODUCERS, 2 * (count + 1 + CLIENT_HEADROOM)))
+
+    def _check_room(self, processes: int) -> str | None:
+        """/dev/shm must hold every inbox (reserved when it is made): fail now if it
+        cannot. Each process that publishes large arrays also makes an arena: warn
+        (the text returned) if there is no room for one per process. Not an error:
+        a pipeline without large arrays runs fine in a small /dev/shm, and a
+        publish that finds no room fails, naming the sizes."""
+        from .._core import _segment
+        from .._core._directory import SESSION_SIZE
+        from .._core._ring import segment_size
+        free = _segment.free_bytes()
+        if free is None:
+            return None
+        inbox = segment_size(inbox_capacity(message_limit()), self.max_producers)
+        need = processes * inbox + SESSION_SIZE
+        fix = ("enlarge /dev/shm (docker run --shm-size=1g, or mount -o remount,size=2G "
+               "/dev/shm)")
+        inboxes = f"{processes} inboxes of {_mib(inbox)} MiB ({_mib(need)} MiB with the session's directory)"
+        if need > free:
+            raise errors.ShmSpaceError(
+                errno.ENOSPC, f"this session needs {inboxes} of shared memory, but /dev/shm has "
+                f"{_mib(free)} MiB free; {fix}, or lower ETHER_MAX_MESSAGE_BYTES (each inbox "
+                f"holds four messages of that size)")
+        left = free - need
+        # As _core/_arena_writer.arena_bytes() will size it, once the inboxes exist.
+        arena = _settings.arena_bytes() or max(16 * MiB, min(512 * MiB, left // 4))
+        room = left // arena
+        if room >= processes:
+            return None
+        return (f"/dev/shm has {_mib(free)} MiB free: {inboxes}, and each process that "
+                f"publishes large arrays ({_settings.array_inline() >> 10} KiB and more) makes an "
+                f"arena of {_mib(arena)} MiB, so there is room for the arenas of {room} of the "
+                f"{processes} processes; " + ("array publishes will fail" if room == 0 else
+                                              f"array publishes fail in any process beyond {room}")
+                + f". To fix: {fix}, or lower ETHER_ARENA_BYTES")
 
     # ---- the main node's threads ----
 
@@ -218,6 +320,13 @@ class Supervisor:
         except Exception:  # the session may be closing
             pass
 
+    def _set_stage(self, stage: Stage) -> None:
+        """Tell every instance at once (not behind its backlog): see _watchdog.py."""
+        try:
+            self.session.set_member_state(MAIN_INBOX, int(stage))
+        except errors.EtherError:  # the session is closing
+            pass
+
     def _on_control(self, envelope: codec.Envelope) -> None:
         try:
             message = control.decode(envelope, control.REPORTS)
@@ -251,16 +360,41 @@ class Supervisor:
                 return f"the instance is {state.value}, not starting"
             self._states[name] = InstanceState.FAILED
             self._failures[name] = message
+        elif isinstance(message, control.Progress):
+            # Unasked, and it may come late (after the instance stopped): never an error.
+            if state is InstanceState.READY:
+                previous = self._progress.get(name, (None,))[0]
+                if previous is None or (previous.handled, previous.skipped) != (
+                        message.handled, message.skipped):
+                    self._moved[name] = time.monotonic()  # the first: it is alive and answers
+                self._progress[name] = (message, self._asked.get(name, 0))
         else:
             answers = self._awaited.get((type(message), message.request))
+            if answers is None and message.request in self._abandoned:
+                self._asked[name] = self._asked.get(name, 1) - 1
+                return None  # late: the shutdown stopped waiting for it
             if answers is None or name not in answers:
                 return f"nobody waits for it (request {message.request})"
             if answers[name] is not None:
                 return f"request {message.request} was answered already"
             answers[name] = message
+            self._asked[name] = self._asked.get(name, 1) - 1
+            self._moved[name] = time.monotonic()
         return None
 
+    def _queued(self, name: str) -> int | None:
+        """About how many messages wait in an instance's inbox, from its last
+        report, less the commands of ours among them (None: no report yet)."""
+        if name not in self._progress:
+            return None
+        report, asked = self._progress[name]
+        return max(0, report.queued - asked)
+
     # ---- waiting for instances ----
+
+    def _log_path(self, name: str) -> str:
+        from . import _logs
+        return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
 
     def _await_ready(self, timeout: float) -> None:
         """Wait until every instance is ready; raise if one failed or died first."""
@@ -271,7 +405,8 @@ class Supervisor:
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
-            f"waited {timeout:g} s for {', '.join(map(repr, starting()))} to answer 'ready'"))
+            f"waited {timeout:g} s for {', '.join(map(repr, starting()))} to report that it "
+            f"started"))
         with self._cond:
             failed = [n for n, s in self._states.items() if s is InstanceState.FAILED]
         if failed and not any(n in self._failures for n in failed):
@@ -284,27 +419,49 @@ class Supervisor:
         with self._cond:
             reported = [n for n in failed if n in self._failures]
         if reported:  # a report says more than an exit code
-            report = self._failures[reported[0]]
-            raise errors.EtherError(f"instance {report.instance!r} failed to start: "
-                                    f"{report.error}\n{report.traceback}")
+            name = reported[0]
+            self._take_failure_file(name)
+            raise errors.EtherError(f"instance {name!r} failed to start: "
+                                    f"{self._failures[name].error} (traceback in {self._log_path(name)})")
         if failed:
             name = failed[0]
             process = self.processes[name]
             process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
-            raise errors.EtherError(f"instance {name!r} died during start-up "
-                                    f"(exit code {process.exitcode}); see its log for the cause")
+            failure = self._take_failure_file(name)
+            if failure is not None:
+                raise errors.EtherError(f"instance {name!r} failed to start: {failure.error} "
+                                        f"(traceback in {self._log_path(name)})")
+            raise errors.EtherError(
+                f"instance {name!r} died during start-up (exit code {process.exitcode}) without "
+                f"saying why; its log: {self._log_path(name)}")
 
-    def request_all(self, make: Callable[[int], control.Command],
-                    timeout: float = PHASE_TIMEOUT_S, *, partial: bool = False) -> dict[str, control.Ack]:
-        """Send make(request id) to every ready, responsive instance and return their
-        acks by name once all came. partial=True: on timeout, mark the silent ones
-        unresponsive and return what came; otherwise raise Timeout."""
-        command = make(next(self._requests))
+    def _take_failure_file(self, name: str) -> _child.Failure | None:
+        """The cause an instance that could not start left next to its log (see
+        _child.py), read and removed; None if it left none."""
+        import msgspec
+        path = _child.failure_path(self._log_path(name))
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            os.unlink(path)
+            return msgspec.msgpack.decode(data, type=_child.Failure)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            return None
+
+    def _collect(self, command: control.Command, deadline: float, *, delivering: bool = False,
+                 started: float | None = None) -> tuple[dict[str, control.Ack], list[str], str | None]:
+        """Send `command` to every ready instance (but those silent in a shutdown
+        phase) and wait for their acks until `deadline`. Returns (acks by name, the
+        instances that did not answer, why it stopped waiting - None if all did).
+
+        delivering (a shutdown's delivery): also stop once none of those it waits for
+        has handled a message for STALL_S, or a second signal came; and say every
+        PROGRESS_LOG_S how far they got (`started`: when the shutdown began)."""
         key = (command.answer, command.request)
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._unresponsive}
+                if s is InstanceState.READY and n not in self._silent}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -314,81 +471,231 @@ class Supervisor:
                     log.warning("instance %r: %s", name, exc)
                     with self._cond:
                         answers.pop(name, None)
+                    continue
+                with self._cond:
+                    self._asked[name] = self._asked.get(name, 0) + 1
 
             def waiting() -> list[str]:
-                return [n for n, a in answers.items() if a is None
-                        and self._states[n] is InstanceState.READY and n not in self._unresponsive]
+                return [n for n, a in answers.items()
+                        if a is None and self._states[n] is InstanceState.READY]
 
-            try:
-                self.node.wait_until(lambda: not waiting(), timeout, describe=lambda: (
-                    f"waited {timeout:g} s for {', '.join(map(repr, waiting()))} to answer "
-                    f"{command.tag!r} {command.request}"))
-            except errors.Timeout as exc:
-                if not partial:
-                    raise
+            def interrupted() -> bool:
+                return self._aborted or (delivering and self._forced_at is not None)
+
+            next_log = time.monotonic() + PROGRESS_LOG_S
+            logged: dict[str, int] = {}
+            why = None
+            while True:
                 with self._cond:
-                    self._unresponsive.update(waiting())
-                log.error("%s; going on without them", exc)
+                    left = waiting()
+                if not left:
+                    break
+                now = time.monotonic()
+                end = deadline
+                if self._forced_at is not None:
+                    end = min(end, self._forced_at + FORCED_SAVE_S)
+                if interrupted():
+                    why = "interrupted"
+                elif now >= end:
+                    why = "limit"
+                elif delivering and all(now - self._moved.get(n, now) >= STALL_S for n in left):
+                    why = "stalled"
+                if why:
+                    break
+                if self._hinted == 1:
+                    self._hinted += 1
+                    log.warning("Shutdown: still waiting for the instances to handle what was "
+                                "published; interrupt again to stop waiting (save_all still runs)")
+                if delivering and now >= next_log:
+                    next_log = now + PROGRESS_LOG_S
+                    self._log_progress(left, now - (started or now), logged)
+                try:
+                    self.node.wait_until(lambda: not waiting() or interrupted(),
+                                         min(0.5, max(0.01, end - now)), describe=str)
+                except errors.Timeout:
+                    pass
         finally:
             with self._cond:  # an ack that comes later is answered by no one
                 del self._awaited[key]
-        return {n: a for n, a in answers.items() if a is not None}
+                if any(a is None for a in answers.values()):
+                    self._abandoned.add(command.request)
+        with self._cond:
+            return {n: a for n, a in answers.items() if a is not None}, waiting(), why
 
-    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S, *,
-                  partial: bool = False) -> dict[str, control.PhaseAck]:
+    def _log_progress(self, waiting: list[str], elapsed: float, logged: dict[str, int]) -> None:
+        parts = []
+        with self._cond:
+            reports = {n: (self._progress.get(n, (None,))[0], self._queued(n)) for n in waiting}
+        for name, (report, queued) in reports.items():
+            if report is None:
+                parts.append(f"{name!r} (no word from it yet)")
+                continue
+            done = report.handled + report.skipped
+            since = f", {done - logged[name]} handled in the last {PROGRESS_LOG_S:g} s" \
+                if name in logged else ""
+            logged[name] = done
+            parts.append(f"{name!r} {queued} queued{since}")
+        log.info("Shutdown: still delivering what was published (%.0f s so far, at most %g s): %s",
+                 elapsed, self._limit, "; ".join(parts))
+
+    def request_all(self, make: Callable[[int], control.Command],
+                    timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.Ack]:
+        """Send make(request id) to every ready instance and return their acks by
+        name once all came; raise Timeout naming those that did not."""
+        command = make(next(self._requests))
+        acks, left, _ = self._collect(command, time.monotonic() + timeout)
+        if left:
+            what = (f"run their {command.phase} handlers" if isinstance(command, control.Phase)
+                    else f"answer {command.tag!r}")
+            raise errors.Timeout(f"waited {timeout:g} s for {', '.join(map(repr, left))} to {what}")
+        return acks
+
+    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.PhaseAck]:
         """Run every instance's handlers of a lifecycle phase; their acks by name."""
-        return self.request_all(lambda request: control.Phase(request, phase), timeout,
-                                partial=partial)
+        return self.request_all(lambda request: control.Phase(request, phase), timeout)
 
-    def drain(self, budget: float = DRAIN_BUDGET_S) -> None:
-        """Return once no message is in flight anywhere in the session."""
-        deadline = time.monotonic() + budget
+    def drain(self, deadline: float, started: float) -> tuple[list[str], str | None]:
+        """Wait until no message is in flight anywhere in the session: ([], None); or
+        (the instances still busy, why it stopped waiting first)."""
+        now = time.monotonic()
+        with self._cond:
+            for name, state in self._states.items():
+                if state is InstanceState.READY:
+                    self._moved[name] = max(self._moved.get(name, now), now)
         last = None
-        while time.monotonic() < deadline:
-            acks = self.request_all(control.Drain, timeout=max(0.1, deadline - time.monotonic()),
-                                    partial=True)
+        while True:
+            acks, left, why = self._collect(control.Drain(next(self._requests)), deadline,
+                                            delivering=True, started=started)
+            if why is not None:
+                return left, why
             total = self.node.published + sum(a.published for a in acks.values())
             if total == last:
-                return
+                return [], None
             last = total
-        log.warning("messages were still flowing after %.1f s of draining", budget)
 
     # ---- stop ----
 
-    def shutdown(self) -> None:
+    def hint(self) -> None:
+        """A first signal while a shutdown runs: it goes on; say how to stop the
+        waiting. (Only sets a flag: a signal handler calls it.)"""
+        self._hinted += 1
+
+    def force(self) -> None:
+        """A second signal: stop waiting for queued messages; save_all still runs,
+        within FORCED_SAVE_S. (Only sets a flag: a signal handler calls it.)"""
+        if self._forced_at is None:
+            self._forced_at = time.monotonic()
+
+    def abort(self) -> None:
+        """A third: wait for nothing; stop and kill the instances now."""
+        self._aborted = True
+        self.force()
+
+    def shutdown(self, timeout: float | None = None) -> None:
         sid = self.session.name if self.session else "?"
         log.info("Shutting down Ether session: %s...", sid)
-        self.stop(graceful=True)
-        log.info("Ether system shutdown complete")
-        from . import _logs
-        _logs.close_process_logging()
+        try:
+            self.stop(graceful=True, timeout=timeout)
+        finally:
+            log.info("Ether system shutdown complete")
+            from . import _logs
+            _logs.close_process_logging()
 
-    def stop(self, *, graceful: bool) -> None:
-        if graceful and self.node is not None:
-            try:
-                self.drain()
-                for phase in ("save_all", "cleanup", "shutdown"):
-                    for name, ack in self.run_phase(phase, partial=True).items():
-                        for failure in ack.errors:
-                            log.error("instance %r: %s handler failed: %s", name, phase, failure)
-                    self.drain()
-            except errors.EtherError as exc:
-                log.error("shutdown: %s", exc)
+    def stop(self, *, graceful: bool, timeout: float | None = None) -> None:
+        """Shut down (graceful: deliver, save, clean up first); whatever happens in
+        there, every instance is stopped or killed and the session removed."""
+        try:
+            if graceful and self.node is not None:
+                try:
+                    self._wind_down(self.config.shutdown_timeout_s if timeout is None else timeout)
+                except errors.EtherError as exc:
+                    log.error("shutdown: %s", exc)
+        finally:
+            self._stop_processes(graceful)
+
+    def _wind_down(self, limit: float) -> None:
+        started = time.monotonic()
+        self._limit = limit
+        deadline = started + limit
+        self.node.stopping = True
+        self._set_stage(Stage.STOPPING)
+        busy, why = self.drain(deadline, started)
+        if why is not None:
+            self._set_stage(Stage.SKIPPING)
+            self._say_why(why, busy, time.monotonic() - started, limit)
+        for phase in ("save_all", "cleanup", "shutdown"):
+            if self._aborted or (phase != "save_all" and self._forced_at is not None):
+                break
+            now = time.monotonic()
+            # What is left of the limit, for a slow saver; once the wait was cut
+            # short (the limit, or a handler that does not return), the minimum.
+            bound = PHASE_TIMEOUT_S if why is not None else max(PHASE_TIMEOUT_S, deadline - now)
+            command = control.Phase(next(self._requests), phase, stopping=True)
+            acks, silent, _ = self._collect(command, now + bound)
+            for name, ack in acks.items():
+                for failure in ack.errors:
+                    log.error("instance %r: %s handler failed: %s", name, phase, failure)
+                if ack.skipped:
+                    log.warning("instance %r: %s not handled (the shutdown stopped waiting for them)",
+                                name, _plural(ack.skipped, "queued message") +
+                                (" was" if ack.skipped == 1 else " were"))
+            for name in silent:
+                self._silent.add(name)
+                with self._cond:
+                    left = self._queued(name)
+                queued = f"; about {_plural(left, 'queued message')} " \
+                    f"{'was' if left == 1 else 'were'} not handled" \
+                    if phase == "save_all" and left else ""
+                log.error("instance %r did not finish its %s handlers in %.0f s (a handler is "
+                          "still running?); it will be stopped%s", name, phase,
+                          time.monotonic() - now, queued)
+            if self._forced_at is not None or self._aborted:
+                break
+            now = time.monotonic()
+            still, late = self.drain(now + max(PHASE_TIMEOUT_S, deadline - now), started)
+            if late is not None and late != "interrupted":
+                log.warning("Shutdown: stopped waiting for what the %s handlers published "
+                            "(%s)", phase, ", ".join(map(repr, still)))
+
+    def _say_why(self, why: str, busy: list[str], elapsed: float, limit: float) -> None:
+        names = ", ".join(map(repr, busy))
+        they = ("it skips what is still queued and runs its" if len(busy) == 1 else
+                "they skip what is still queued and run their")
+        if why == "interrupted":
+            log.warning("Shutdown: interrupted again: not waiting for queued messages; running the "
+                        "save_all handlers (at most %g s), then stopping", FORCED_SAVE_S)
+        elif why == "limit":
+            log.warning("Shutdown: stopped waiting for %s after %.0f s, the limit "
+                        "(ether.shutdown(timeout=...), or shutdown_timeout_s in the config); %s "
+                        "save_all handlers", names, elapsed, they)
+        else:
+            log.warning("Shutdown: %s handled no message for %g s; not waiting any longer: %s "
+                        "save_all handlers", names, STALL_S, they)
+
+    def _stop_processes(self, graceful: bool) -> None:
         for name, process in self.processes.items():  # in config order
             with self._cond:
                 if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
                     self._states[name] = InstanceState.STOPPING
-            if process.exitcode is None and self.node is not None:
+            if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:
                     control.send(self.node, name, control.Stop(), timeout=1.0)
                 except errors.EtherError:
                     pass
-        # A failed start does not wait for instances still starting up.
-        deadline = time.monotonic() + (STOP_TIMEOUT_S if graceful else 0.5)
+        # A failed start does not wait for instances still starting up; a forced stop
+        # waits a moment; one stuck in a handler is not waited for.
+        wait = STOP_TIMEOUT_S if graceful and self._forced_at is None else (1.0 if graceful else 0.5)
+        deadline = time.monotonic() + wait
         for name, process in self.processes.items():
-            process.join(max(0.0, deadline - time.monotonic()))
+            while process.exitcode is None and not self._aborted and name not in self._silent:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                process.join(min(left, 0.2))
             if process.exitcode is None:
-                if graceful:
+                if name in self._silent:
+                    log.warning("instance %r is still inside a handler; killing it", name)
+                elif graceful:
                     log.warning("instance %r did not stop in time; killing it", name)
                 process.kill()
                 process.join(1.0)
@@ -400,6 +707,9 @@ class Supervisor:
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(2.0)
+        for process in self.processes.values():
+            if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
+                process.close()  # its pidfd
         if self.node is not None:
             self.node.close()
             self.node = None

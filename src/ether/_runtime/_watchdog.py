@@ -1,0 +1,168 @@
+"""An instance's watchdog: what must reach it even when its inbox is backlogged
+and its dispatch thread is inside a handler that never returns (a sensor loop).
+
+- The main process's death. The kernel sends SIGTERM when the parent dies
+  (PR_SET_PDEATHSIG; set only when tap ran in the main's main thread, because the
+  signal follows the thread that forked, not the process), and a thread checks
+  the owner's liveness lock every CHECK_S besides. On either, the main thread is
+  asked to unwind (the SIGTERM handler raises SystemExit: `finally` blocks and
+  context managers run), and GRACE_S later the process ends regardless, after
+  removing the dead session's segments (the last instance out leaves nothing).
+- The session's stage (_control.Stage), which the main writes into its own
+  directory entry: STOPPING sets node.stopping (what ether.stopping() says),
+  SKIPPING has the node skip its queued messages until the shutdown's save_all.
+- While the session stops: a Progress report to the main every PROGRESS_S.
+
+A SIGTERM while the main lives is someone asking this instance to end, or the
+main dying: the kernel sends the parent-death signal when the forking thread
+exits, and may reparent the child to another thread of the dying main first (the
+pid and the liveness lock look alive for a few more milliseconds). So the thread
+decides: if the main is gone within TERM_WAIT_S, it is an orphan; otherwise the
+instance ends as it would without a handler.
+"""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+from . import _control as control
+from ._control import Stage
+
+__all__ = ["Watchdog", "CHECK_S", "GRACE_S", "PROGRESS_S"]
+
+log = logging.getLogger("Ether")
+
+CHECK_S = 0.2      # how often the thread checks the owner and the stage
+GRACE_S = 0.5      # after the owner died: how long the main thread may take to unwind
+PROGRESS_S = 1.0   # while stopping: how often the main hears how far this instance got
+TERM_WAIT_S = 0.3  # after a SIGTERM: how long the main may take to look dead
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _set_parent_death_signal() -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+    except (OSError, AttributeError):  # not Linux's libc
+        return False
+
+
+class Watchdog:
+    def __init__(self, name: str, main_inbox: str, parent_pid: int):
+        self.name, self.main_inbox, self.parent_pid = name, main_inbox, parent_pid
+        self.pid = os.getpid()
+        self.node = self.session = self.lifecycle = None   # attach() once joined
+        self._done = threading.Event()   # the instance is leaving by itself
+        self._unwinding = False
+        self._term_at = 0.0     # a SIGTERM came while the main still looked alive
+        self._genuine = False   # ... and it is still alive: end as SIGTERM does
+        self._watching = False
+
+    # ---- the parent-death signal (call in the process's main thread) ----
+
+    def install(self, *, parent_death_signal: bool) -> None:
+        """Handle SIGTERM; ask the kernel for it when the parent dies. Exits at once
+        if the parent is already gone (it died before the request took effect)."""
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        if parent_death_signal:
+            _set_parent_death_signal()
+        if os.getppid() != self.parent_pid:
+            os._exit(1)
+
+    def _orphaned(self) -> bool:
+        if os.getppid() != self.parent_pid:
+            return True
+        session = self.session
+        try:
+            return session is not None and not session.owner_alive()
+        except Exception:  # the session is being closed
+            return False
+
+    def _on_sigterm(self, signum, frame) -> None:
+        # Flags only, or the end of the process: it may run inside any lock.
+        mine = os.getpid() == self.pid  # not a child that user code forked
+        if mine and self._unwinding:
+            return  # the watchdog's own nudge, after the kernel's
+        if mine and self._orphaned():
+            self._unwinding = True
+            self._stop_node()
+            raise SystemExit(1)  # finally blocks and context managers run
+        if mine and self._watching and not self._genuine:
+            self._term_at = time.monotonic()  # the thread decides (see the docstring)
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # ---- the thread ----
+
+    def attach(self, node, session, lifecycle) -> None:
+        """Start watching, now that the instance has joined its session."""
+        self.node, self.session, self.lifecycle = node, session, lifecycle
+        threading.Thread(target=self._run, name="ether-watchdog", daemon=True).start()
+        self._watching = True
+
+    def stop(self) -> None:
+        """The instance is leaving by itself: stop watching (before it closes its session)."""
+        self._done.set()
+
+    def _stop_node(self) -> None:
+        node = self.node
+        if node is not None:
+            node.stopping = True
+            node.running = False
+
+    def _run(self) -> None:
+        session, node = self.session, self.node
+        directory = session._directory
+        generation, stage, next_progress = None, 0, None
+        while not self._done.wait(0.02 if self._term_at else CHECK_S):
+            try:
+                if not session.owner_alive():
+                    self._orphan()
+                    return
+                if self._term_at and time.monotonic() - self._term_at >= TERM_WAIT_S:
+                    self._genuine = True  # the main lives: someone asked this instance to end
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+                if stage < Stage.SKIPPING and directory.generation() != generation:
+                    generation = directory.generation()  # a change of any member's entry
+                    stage = session.member_state(self.main_inbox) or 0
+                    self.lifecycle.on_stage(stage)
+                if stage >= Stage.STOPPING:
+                    now = time.monotonic()
+                    if next_progress is None or now >= next_progress:
+                        next_progress = now + PROGRESS_S
+                        control.send(node, self.main_inbox, control.Progress(
+                            self.name, handled=node.handled, skipped=node.skipped,
+                            queued=node.backlog()), timeout=1.0)
+            except Exception:
+                if self._done.is_set() or node.closed:
+                    return
+                # A report the main could not take (it is busy, or going): try again.
+
+    def _orphan(self) -> None:
+        log.warning("instance %r: the main process is gone; exiting", self.name)
+        self._stop_node()
+        if not self._unwinding:
+            os.kill(os.getpid(), signal.SIGTERM)  # the main thread unwinds (_on_sigterm)
+        if self._done.wait(GRACE_S):
+            return
+        # A handler that does not let go (a C call, a loop that catches SystemExit).
+        log.warning("instance %r: a handler still runs %.1f s after the main process died; "
+                    "ending the process", self.name, GRACE_S)
+        try:
+            self.session.remove_if_orphaned()
+        except Exception:
+            pass
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:
+                pass
+        os._exit(1)
