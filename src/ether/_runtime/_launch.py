@@ -91,6 +91,7 @@ def start(spec: _child.LaunchSpec, method: str):
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         if not fresh_interpreter(method):
+            _child.preload()  # once, here: every forked child then starts with them loaded
             process = multiprocessing.get_context("fork").Process(
                 target=_child.run, args=(spec,), name=f"ether:{spec.name}")
             process.start()
