@@ -96,13 +96,18 @@ def run(trials: int = 20, cap_s: float = 3.0, backlog: int = 200, work_s: float 
     last = None if still else max((t for r in results for t in r["exits"].values()), default=0.0)
     figures = {"trials": trials, "cap_s": cap_s, "last_exit_max_s": last,
                "exit_max_s_by_kind": worst, "trials_with_instances_running_at_cap": still,
-               "still_running_by_kind": {k: sum(k in r["running"] for r in results) for k in kinds}}
+               "still_running_by_kind": {k: sum(k in r["running"] for r in results) for k in kinds},
+               "idle_exit_s_each": [r["exits"].get("idle") for r in results]}
 
     def shown(t):
         return f"> {cap_s:g} s" if t is None else fmt_s(t)
 
     checks = {f"{kind}_exits_within_1s": worst[kind] is not None and worst[kind] <= LIMIT_S
               for kind in kinds}
+    # The idle one's 1 s is close to its design (it looks for its main every 0.5 s,
+    # between reads that wait up to 0.5 s), so a loaded machine can push it over:
+    # that it goes at all, by itself, is a separate check.
+    checks["idle_exits_by_itself"] = worst["idle"] is not None
     summary = (f"last instance exited after {shown(last)} (max of {trials}); idle {shown(worst['idle'])}, "
                f"backlogged {shown(worst['backlog'])}, looping {shown(worst['looper'])}; "
                f"{still} of {trials} trials still had instances running after {cap_s:g} s "
