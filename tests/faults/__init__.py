@@ -17,7 +17,12 @@ the default test run.
 
 One module per scenario; each has run(**sizes) -> Outcome (see common.py):
 kill_instance, kill_main, stop_subscriber, stalled_claim, malformed,
-shutdown_backlog, cycles, soak. The instance classes are in
-tests/reliability_apps.py; processes the scenarios start themselves are in
-processes.py (and victim_main.py, a main process that is killed).
+shutdown_backlog, cycles, soak. known.py names the defect behind each promise
+broken today. The instance classes are in tests/reliability_apps.py; processes
+the scenarios start themselves are in processes.py (and victim_main.py, a main
+process that is killed).
+
+test_flakes.py (with starvation.py) reproduces two failures seen once: the
+crash test's KeyError, and a run that waits forever for a message published
+before its listener subscribed.
 """
