@@ -5,8 +5,8 @@
 Full run (the default): 100 kills of instances, 20 kills of the main, SIGSTOP
 with both policies, a producer stopped 5 s mid-claim, 10,000 malformed records,
 a 20 s backlog at shutdown, 30 tap/shutdown cycles and a 10-minute soak: about
-15-20 minutes on a 2-core machine. --quick: the same scenarios, smaller
-(under 3 minutes). Progress goes to stderr, the table to stdout. The exit
+13 minutes on a 2-core machine. --quick: the same scenarios, smaller (about
+1.5 minutes). Progress goes to stderr, the table to stdout. The exit
 status is 1 if a scenario could not run to its end (a broken promise is a
 result, not an error: it shows as "no" in the table).
 """
