@@ -1,8 +1,8 @@
 """A main process for kill_main.py, which kills it: it taps a session with a
 looping instance (a sensor loop in @ether_start), a backlogged one (slow work
-queued) and an idle one, waits until the loop runs and the backlog is being
-worked off, reports the session and the instances' pids on the file descriptor
-it was given, and waits to be killed.
+queued, all of it in its inbox before it reads any) and an idle one, waits until
+the loop runs and the backlog is being worked off, reports the session and the
+instances' pids on the file descriptor it was given, and waits to be killed.
 
     python -m faults.victim_main '<json params>' <report fd>     (cwd: tests/)
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import faulthandler
 import json
 import os
+import signal
 import sys
 import threading
 
@@ -32,8 +33,15 @@ def main() -> None:
     pids = {m.name: m.pid for m in inspect(sid).members if m.name != "main"}
     with ether.listen("fault-working", timeout=30) as working, \
             ether.listen("fault-looping", timeout=30) as looping:
-        for seq in range(params["backlog"]):
-            ether.pub({"seq": seq, "seconds": params["work_s"]}, topic="fault-backlog")
+        # The whole backlog in its inbox before it reads any of it: then it reads
+        # it as one batch (as an instance that fell behind does), not message by
+        # message as they come.
+        os.kill(pids["backlog"], signal.SIGSTOP)
+        try:
+            for seq in range(params["backlog"]):
+                ether.pub({"seq": seq, "seconds": params["work_s"]}, topic="fault-backlog")
+        finally:
+            os.kill(pids["backlog"], signal.SIGCONT)
         ether.start()
         next(working)   # the backlog is being worked off
         next(looping)   # the loop runs

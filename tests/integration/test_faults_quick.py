@@ -99,7 +99,7 @@ def test_a_stopped_drop_subscriber_costs_nothing_and_every_drop_is_counted(stopp
 
 @pytest.fixture(scope="module")
 def stalled():
-    return stalled_claim.run(stop_s=1.5, after=500, watchdog_s=60)
+    return stalled_claim.run(stop_s=2.0, after=500, watchdog_s=60)
 
 
 def test_a_stalled_claim_leaves_the_other_producers_stream_intact(stalled):
