@@ -134,3 +134,23 @@ def drain_until_quiet(inbox, take, quiet: float = 1.5) -> None:
             take(inbox.receive_many(timeout=quiet))
         except ether.Timeout:
             return
+
+
+def create_sessions(prefix: str, index: int, count: int, seconds: float, ready, go, results) -> None:
+    """Create and close up to `count` sessions named prefix + index + serial, for at
+    most `seconds` after the go signal; put (attempts, failures, first errors)."""
+    import time
+    ready.set()
+    if not go.wait(60):
+        raise SystemExit("no go signal")
+    deadline = time.monotonic() + seconds
+    attempts, errors = 0, []
+    for i in range(count):
+        if time.monotonic() > deadline:
+            break
+        attempts += 1
+        try:
+            ether.Session.create(f"{prefix}{index}{i:04d}").close()
+        except ether.EtherError as exc:
+            errors.append(str(exc))
+    results.put((attempts, len(errors), errors[:3]))
