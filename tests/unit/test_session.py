@@ -8,6 +8,7 @@ import stat
 import pytest
 
 import ether
+import ether.lowlevel
 from ether._core import _names, _segment
 from ether._core._directory import SESSION_SIZE
 
@@ -109,6 +110,8 @@ def test_sender_rejects_a_corrupted_ring(session):
         seg.map[0:8] = b"garbage!"
     with pytest.raises(ether.SegmentError, match="not an Ether ring"):
         session.connect("bad")
+    with pytest.raises(ether.SegmentError, match="not an Ether ring"):  # (was a NameError)
+        ether.lowlevel.inspect(session.name)
     inbox.close()
 
 

@@ -135,7 +135,7 @@ def read_statistics(buffer, where: str) -> RingStatistics:
         rc = lib.ether_ring_open(buf, len(buf), handle)
         if rc != OK:
             raise errors.SegmentError(
-                f"{where}: the segment is not an Ether ring of this layout version ({_describe(rc)})")
+                f"{where}: the segment is not an Ether ring of this layout version ({describe(rc)})")
         try:
             st = ffi.new("ether_ring_stats_t *")
             lib.ether_ring_statistics(handle[0], st)
