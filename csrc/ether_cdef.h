@@ -57,6 +57,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
 int ether_ring_commit(ether_ring_t *ring);
 int ether_ring_abort(ether_ring_t *ring);
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
+void ether_ring_continue_wait(ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
 int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,

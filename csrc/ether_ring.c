@@ -32,6 +32,7 @@ struct ether_ring {
     uint64_t loan_record;   /* record position */
     uint32_t loan_length;
     uint64_t deadline;      /* of the last write that waited for space, else 0 */
+    bool resumed;           /* the next write continues the last one's wait (not counted again) */
     /* consumer role: adaptive spin budget */
     uint64_t spin_ns;
     uint64_t spin_min_ns;
@@ -413,15 +414,17 @@ static inline uint64_t deadline_after(uint64_t timeout_ns)
 }
 
 /* A claim for a `length`-byte record found the ring full. Start the wait's clock
- * on the first call (*deadline == 0), then wait for room for the record and for a
- * padding record before it, in the worst case. */
+ * on the first call (*deadline == 0), counting the send as blocked unless it
+ * continues an earlier call's wait (`resumed`), then wait for room for the record
+ * and for a padding record before it, in the worst case. */
 static int block_for_room(ether_ring_t *ring, ether_ring_slot_t *s, uint32_t length,
-                          uint64_t timeout_ns, uint64_t *deadline)
+                          uint64_t timeout_ns, uint64_t *deadline, bool resumed)
 {
     if (*deadline == 0) {
         *deadline = deadline_after(timeout_ns);
         ring->deadline = *deadline;
-        ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
+        if (!resumed)
+            ETHER_STORE_RELAXED(&s->blocked, ETHER_LOAD_RELAXED(&s->blocked) + 1);
     }
     uint64_t need = record_length(length);
     uint64_t tail = ETHER_LOAD_RELAXED(&ring->header->tail);
@@ -435,6 +438,8 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
                            uint32_t count, uint64_t timeout_ns, uint32_t *written)
 {
     *written = 0;
+    bool resumed = ring->resumed;
+    ring->resumed = false;
     if (ring->slot < 0 || ring->loaned || (count && (data == NULL || lengths == NULL)))
         return ETHER_RING_INVALID;
     for (uint32_t i = 0; i < count; i++)
@@ -458,7 +463,7 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
                 wake_consumer(ring);
                 woken = done;
             }
-            result = block_for_room(ring, s, lengths[done], timeout_ns, &deadline);
+            result = block_for_room(ring, s, lengths[done], timeout_ns, &deadline, resumed);
             if (result == ETHER_RING_OK)
                 continue;
         }
@@ -499,6 +504,8 @@ int ether_ring_write(ether_ring_t *ring, const char *data, uint32_t length, uint
 int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_ns,
                          uint64_t *payload_offset)
 {
+    bool resumed = ring->resumed;
+    ring->resumed = false;
     if (ring->slot < 0 || ring->loaned)
         return ETHER_RING_INVALID;
     if (length > ring->max_length)
@@ -525,7 +532,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
                 ETHER_STORE_RELAXED(&s->dropped, ETHER_LOAD_RELAXED(&s->dropped) + 1);
             return result;
         }
-        result = block_for_room(ring, s, length, timeout_ns, &deadline);
+        result = block_for_room(ring, s, length, timeout_ns, &deadline, resumed);
         if (result != ETHER_RING_OK)
             return result;
     }
@@ -910,3 +917,5 @@ void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t
 }
 
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring) { return ring->deadline; }
+
+void ether_ring_continue_wait(ether_ring_t *ring) { ring->resumed = true; }

@@ -44,12 +44,14 @@
  *    48 u64 owner_token      the session member that consumes this ring
  *    56 u64 reserved
  *
- * Consumer line (written only by the consumer):
+ * Consumer line (written only by the consumer; `closed` also by a sender that found
+ * the consumer dead):
  *    64 u64 head             release store after the records before it were read;
  *                            producers load it with acquire before reusing space
  *    72 u32 consumer_waiting seq_cst store, then the consumer re-checks for data;
  *                            producers load it after a seq_cst fence (Dekker pair)
- *    76 u32 closed           release store by ether_ring_close
+ *    76 u32 closed           release store by ether_ring_close (the consumer, or a sender
+ *                            that found the consumer dead)
  *    80 u64 received         relaxed counters, read by statistics
  *    88 u64 received_bytes
  *    96 u64 skipped_claims   claims of dead producers skipped by the consumer
@@ -206,6 +208,10 @@ int ether_ring_abort(ether_ring_t *ring);
 /* Deadline (ether_now_ns clock) of this handle's last write that waited, else 0:
  * lets the caller resume an interrupted wait with the time that is left. */
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
+/* The next write, batch write or claim on this handle continues the last one's wait
+ * (after a signal, or a time slice the caller used to check the consumer's
+ * liveness): it is not counted in `blocked` again. */
+void ether_ring_continue_wait(ether_ring_t *ring);
 
 /* ---- consumer side ---- */
 /* Copy up to max_count committed payloads into out, end to end. Payload k is
@@ -248,7 +254,8 @@ uint32_t ether_ring_max_producers(const ether_ring_t *ring);
 /* The member token of the consumer that created the ring. */
 uint64_t ether_ring_owner_token(const ether_ring_t *ring);
 
-/* Mark the ring closed and wake every waiting producer. */
+/* Mark the ring closed and wake every waiting producer. Called by the consumer, or by
+ * a producer that found the consumer dead (so that every other producer learns it). */
 void ether_ring_close(ether_ring_t *ring);
 
 void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out);

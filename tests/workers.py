@@ -154,3 +154,14 @@ def create_sessions(prefix: str, index: int, count: int, seconds: float, ready, 
         except ether.EtherError as exc:
             errors.append(str(exc))
     results.put((attempts, len(errors), errors[:3]))
+
+
+def subscriber_holder(sid: str, inbox: str, topic: str, ready, capacity: int) -> None:
+    """Create an inbox subscribed to `topic` (block policy, 10 s timeout), never read
+    it, and wait to be killed."""
+    s = ether.Session.open(sid)
+    box = s.create_inbox(inbox, capacity=capacity, max_length=1024)
+    with s._directory as d:
+        d.subscribe(topic, box.token, "block", 10.0)
+    ready.set()
+    signal.pause()

@@ -994,6 +994,16 @@ static void test_wait_times_out(void)
     ether_ring_stats_t own;
     ether_ring_producer_statistics(p, &own);
     EXPECT_EQ(own.blocked, 2);
+    /* A call that continues the last one's wait (continue_wait) is not counted again. */
+    ether_ring_continue_wait(p);
+    EXPECT_RC(ether_ring_write(p, buf, 500, 10 * MS), ETHER_RING_TIMEOUT);
+    ether_ring_continue_wait(p);
+    EXPECT_RC(ether_ring_try_claim(p, 500, 10 * MS, &offset), ETHER_RING_TIMEOUT);
+    ether_ring_producer_statistics(p, &own);
+    EXPECT_EQ(own.blocked, 2);
+    EXPECT_RC(ether_ring_write(p, buf, 500, 10 * MS), ETHER_RING_TIMEOUT); /* a new send */
+    ether_ring_producer_statistics(p, &own);
+    EXPECT_EQ(own.blocked, 3);
     release_producer(p);
 done:
     seg_done(&s);

@@ -1,9 +1,11 @@
 """Specs of the inbox ring in a single process: order, wrap, padding, full, empty,
 largest record, policies and counters."""
+import time
+
 import pytest
 
 import ether
-from ether._core import _ring
+from ether._core import _ring, _sender
 
 from workers import check_payload, make_payload
 
@@ -104,6 +106,27 @@ def test_block_policy_times_out_with_a_clear_error(small):
         tx.send(b"y" * 100, timeout=0.05)
     assert info.value.sent == 0
     assert tx.statistics().blocked >= 1
+    inbox.drain()
+    assert tx.send(b"y" * 100)
+
+
+def test_a_long_block_wait_is_one_blocked_send_however_many_liveness_slices_it_takes(small):
+    # A block wait is cut into slices (checking the consumer's liveness between
+    # them); each send, claim or batch that waited still counts once.
+    inbox, tx = small
+    while tx.send(b"x" * 100, policy="drop"):
+        pass
+    slices = 3
+    timeout = slices * _sender.LIVENESS_CHECK_S - 0.05
+    start = time.monotonic()
+    for attempt in (lambda: tx.send(b"y" * 100, timeout=timeout),
+                    lambda: tx.send_many([b"y" * 100] * 2, timeout=timeout),
+                    lambda: tx.claim(100, timeout=timeout)):
+        with pytest.raises(ether.InboxFull):
+            attempt()
+    took = time.monotonic() - start
+    assert 3 * timeout <= took < 3 * timeout + 2.0
+    assert tx.statistics().blocked == 3
     inbox.drain()
     assert tx.send(b"y" * 100)
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import secrets
-import time
 from typing import NamedTuple
 
 import msgspec
@@ -287,10 +286,15 @@ class Ring:
         if self._handle is not None:
             lib.ether_ring_abort(self._handle)
 
-    def remaining_ns(self) -> int:
-        """Time left of the last write that waited for space (to resume after a signal)."""
-        deadline = lib.ether_ring_wait_deadline(self._handle)
-        return max(0, deadline - time.monotonic_ns()) if deadline else 0
+    def wait_deadline_ns(self) -> int:
+        """The deadline (time.monotonic_ns clock) of the last write's wait for space,
+        or 0 if it did not wait."""
+        return lib.ether_ring_wait_deadline(self._handle)
+
+    def continue_wait(self) -> None:
+        """The next write, batch or claim continues the last one's wait: it is not
+        counted as another blocked send."""
+        lib.ether_ring_continue_wait(self._handle)
 
     # ---- consumer side ----
 
