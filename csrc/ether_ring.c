@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* ---- process-local handle ---- */
 
@@ -141,6 +142,12 @@ void ether_ring_free(ether_ring_t *ring) { free(ring); }
 
 uint32_t ether_ring_max_producers(const ether_ring_t *ring) { return ring->max_producers; }
 
+uint32_t ether_ring_slot_pid(const ether_ring_t *ring, uint32_t slot)
+{
+    /* SYNC POINT: relaxed; pairs with nothing (a label for messages). */
+    return slot < ring->max_producers ? ETHER_LOAD_RELAXED(&ring->slots[slot].pid) : 0;
+}
+
 uint64_t ether_ring_owner_token(const ether_ring_t *ring) { return ring->header->descriptor.owner_token; }
 
 int ether_ring_slot(const ether_ring_t *ring) { return ring->slot; }
@@ -166,6 +173,8 @@ int ether_ring_attach(ether_ring_t *ring, uint64_t token)
         if (ETHER_CAS(&ring->slots[i].token, &expected, token)) {
             ether_ring_slot_t *s = &ring->slots[i];
             ETHER_STORE_RELAXED(&s->intent_start, ETHER_RING_NO_INTENT);
+            /* SYNC POINT: relaxed; only ever read for messages. */
+            ETHER_STORE_RELAXED(&s->pid, (uint32_t)getpid());
             ETHER_STORE_RELAXED(&s->next_seq, 0);
             ETHER_STORE_RELAXED(&s->sent, 0);
             ETHER_STORE_RELAXED(&s->sent_bytes, 0);
@@ -226,22 +235,53 @@ static inline void wake_consumer(ether_ring_t *ring)
     wake_if_waiting(&ring->header->consumer_waiting, &ring->header->data_futex, 1);
 }
 
+/* As wake_consumer, for a caller that has just made the seq_cst fence itself
+ * (finish_claim's, which also serves the skip handshake). */
+static inline void wake_consumer_fenced(ether_ring_t *ring)
+{
+    ether_ring_header_t *h = ring->header;
+    /* SYNC POINT: relaxed, after the caller's seq_cst fence; pairs with the
+     * consumer's seq_cst store of consumer_waiting and its fence (Dekker). */
+    if (ETHER_LOAD_RELAXED(&h->consumer_waiting)) {
+        ETHER_FETCH_ADD(&h->data_futex, 1);
+        ether_futex_wake(&h->data_futex, 1);
+    }
+}
+
 /* Free bytes as seen from `tail`, refreshing head_cache when the cached view is short. */
 static inline uint64_t free_space(ether_ring_t *ring, uint64_t tail, uint64_t want)
 {
     ether_ring_header_t *h = ring->header;
     /* SYNC POINT: acquire; pairs with the release store below, which carries the
-     * consumer's head (acquired by whoever refreshed the cache) to this producer. */
-    uint64_t head = ETHER_LOAD_ACQUIRE(&h->head_cache);
-    if (ring->capacity - (tail - head) < want || tail - head > ring->capacity) {
-        /* SYNC POINT: acquire; pairs with the consumer's release store of head, so
-         * the consumer's reads of the space we are about to reuse are finished. */
-        head = ETHER_LOAD_ACQUIRE(&h->head);
-        ETHER_STORE_RELEASE(&h->head_cache, head);
+     * consumer's `released` (acquired by whoever refreshed the cache) to this producer. */
+    uint64_t released = ETHER_LOAD_ACQUIRE(&h->head_cache);
+    if (ring->capacity - (tail - released) < want || tail - released > ring->capacity) {
+        /* SYNC POINT: acquire; pairs with the consumer's release store of released,
+         * so the consumer's reads of the space we are about to reuse are finished
+         * (and a stalled producer's last writes into a hole, see publish()). */
+        released = ETHER_LOAD_ACQUIRE(&h->released);
+        ETHER_STORE_RELEASE(&h->head_cache, released);
     }
-    if (tail - head > ring->capacity)
-        return 0; /* tail raced ahead of our view of head; the CAS will fail anyway */
-    return ring->capacity - (tail - head);
+    if (tail - released > ring->capacity)
+        return 0; /* tail raced ahead of our view (or a cover claimed past it) */
+    return ring->capacity - (tail - released);
+}
+
+/* A claim of `need` bytes from `tail` does not fit: if it would run into the next
+ * instance of a hole (cover_at), ask the consumer to cover that instance. Only the
+ * slow path calls this; a stale cover_at makes at worst a request the consumer
+ * drops (it covers only the instance it publishes) or one made again later. */
+static void request_cover(ether_ring_t *ring, uint64_t tail, uint64_t need)
+{
+    ether_ring_header_t *h = ring->header;
+    /* SYNC POINT: acquire; pairs with the consumer's release store of cover_at. */
+    uint64_t at = ETHER_LOAD_ACQUIRE(&h->cover_at);
+    if (at == 0 || tail > at || tail + need <= at)
+        return;
+    /* SYNC POINT: relaxed; the wake's fence below orders it before our load of
+     * consumer_waiting, and the consumer reads it after its own fence (Dekker). */
+    ETHER_STORE_RELAXED(&h->cover_wanted, at);
+    wake_consumer(ring);
 }
 
 /*
@@ -274,6 +314,9 @@ static int wait_for_space(ether_ring_t *ring, uint64_t want, uint64_t deadline)
         uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
         int result = ETHER_RING_OK;
         if (free_space(ring, tail, want) < want && !ETHER_LOAD_ACQUIRE(&h->closed)) {
+            /* After every change the consumer made, ask again for a cover if a
+             * hole's instance is what keeps us out. */
+            request_cover(ring, tail, want);
             ether_wait_result_t r = ether_futex_wait(&h->space_futex, seq, deadline - now);
             if (r == ETHER_WAIT_INTERRUPTED)
                 result = ETHER_RING_INTERRUPTED;
@@ -331,6 +374,7 @@ static int claim(ether_ring_t *ring, const uint32_t *lengths, uint32_t count,
             }
             /* A failed CAS may have left our intent on someone else's claim. */
             ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+            request_cover(ring, tail, pad + first);
             return ETHER_RING_FULL;
         }
         /* Records after the first must fit in the same run. */
@@ -407,6 +451,59 @@ static inline void write_record(ether_ring_t *ring, ether_ring_slot_t *s, uint64
     commit_at(ring, position);
 }
 
+/* The producer's half of the skip handshake ("Stalled producers" in ether_ring.h),
+ * once it has found a proposal or a verdict in its slot's skip word after finishing
+ * the claim [start, end). True if the consumer skipped the claim from *q on. Each
+ * pass of the loop either decides or finds the consumer's decision, so it ends. */
+static bool settle_skip(ether_ring_slot_t *s, uint64_t start, uint64_t end, uint64_t w,
+                        uint64_t *q)
+{
+    for (int pass = 0; pass < 4; pass++) {
+        uint64_t state = w & ETHER_RING_SKIP_STATE_MASK, at = w & ~(uint64_t)ETHER_RING_SKIP_STATE_MASK;
+        if (state == ETHER_RING_SKIP_PROPOSED) {
+            /* SYNC POINT: acq_rel CAS; races skip_stalled's CAS from the same
+             * proposal to DONE: exactly one wins. On failure w gets its verdict. */
+            if (ETHER_CAS(&s->skip, &w, at | ETHER_RING_SKIP_DELIVERED))
+                return false;
+            continue;
+        }
+        if (state == ETHER_RING_SKIP_DONE) {
+            uint64_t seen = w;
+            /* SYNC POINT: acq_rel CAS; acknowledges the verdict (the consumer no longer
+             * touches a DONE word; a failure means it has since proposed anew). */
+            ETHER_CAS(&s->skip, &seen, 0);
+            if (at >= start && at < end) {
+                *q = at;
+                return true;
+            }
+            return false; /* about an intent of ours that owned nothing (a lost CAS on tail) */
+        }
+        return false; /* DELIVERED, or 0: the consumer's to clear */
+    }
+    return false;
+}
+
+/* After the last commit of the claim [start, end): let go of its intent, then look
+ * for the consumer's skip proposal. True if the consumer skipped the claim from *q
+ * on (records before q were delivered). The seq_cst fence also orders the commits
+ * before the caller's check for a sleeping consumer (wake_consumer_fenced). */
+static inline bool finish_claim(ether_ring_slot_t *s, uint64_t start, uint64_t end, uint64_t *q)
+{
+    /* SYNC POINT: release; the claim is committed, so its intent can go. Pairs with
+     * the consumer's acquire loads of intent_start (skip_stalled, holes_refresh): the
+     * commits and every write into the claim happen before. */
+    ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+    /* SYNC POINT: seq_cst fence; pairs with skip_stalled's fence between its store of
+     * a proposal and its load of intent_start (store buffering: at least one of us
+     * sees the other's store), and with the sleeping consumer's fence (wake-up). */
+    ETHER_FENCE_SEQ_CST();
+    /* SYNC POINT: relaxed; ordered after our intent store by the fence above. */
+    uint64_t w = ETHER_LOAD_RELAXED(&s->skip);
+    if (__builtin_expect(w == 0, 1))
+        return false;
+    return settle_skip(s, start, end, w, q);
+}
+
 static inline uint64_t deadline_after(uint64_t timeout_ns)
 {
     uint64_t now = ether_now_ns();
@@ -470,22 +567,33 @@ int ether_ring_write_batch(ether_ring_t *ring, const char *data, const uint32_t 
         if (result != ETHER_RING_OK)
             break;
         write_padding(ring, start, at);
+        uint64_t records_at = at, claim_bytes = 0;
         for (uint32_t k = 0; k < n; k++) {
             uint32_t len = lengths[done + k];
             write_record(ring, s, at, data, len);
             data += len;
-            bytes += len;
+            claim_bytes += len;
             at += record_length(len);
         }
-        /* SYNC POINT: release; the claim is fully committed, so its intent can go. */
-        ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+        uint64_t q;
+        if (finish_claim(s, start, at, &q)) {
+            /* Skipped from q on: the records before q were delivered, the rest not. */
+            for (uint32_t k = 0; k < n && records_at < q; k++) {
+                bytes += lengths[done + k];
+                records_at += record_length(lengths[done + k]);
+                done++;
+            }
+            result = ETHER_RING_SKIPPED;
+            break;
+        }
+        bytes += claim_bytes;
         done += n;
     }
     if (done) {
         ETHER_STORE_RELAXED(&s->sent, ETHER_LOAD_RELAXED(&s->sent) + done);
         ETHER_STORE_RELAXED(&s->sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes) + bytes);
         if (woken < done)
-            wake_consumer(ring);
+            wake_consumer_fenced(ring); /* finish_claim fenced after the last commit */
     }
     if (done < count && result == ETHER_RING_FULL)
         ETHER_STORE_RELAXED(&s->dropped, ETHER_LOAD_RELAXED(&s->dropped) + (count - done));
@@ -546,14 +654,15 @@ static int finish_loan(ether_ring_t *ring, uint16_t type)
     ether_ring_slot_t *s = &ring->slots[ring->slot];
     fill_header(ring, s, ring->loan_record, ring->loan_length, type);
     commit_at(ring, ring->loan_record);
-    /* SYNC POINT: release; the claim is committed, so its intent can go. */
-    ETHER_STORE_RELEASE(&s->intent_start, ETHER_RING_NO_INTENT);
+    ring->loaned = false;
+    uint64_t q;
+    if (finish_claim(s, ring->loan_start, ring->loan_record + record_length(ring->loan_length), &q))
+        return type == ETHER_RING_DATA ? ETHER_RING_SKIPPED : ETHER_RING_OK; /* never delivered */
     if (type == ETHER_RING_DATA) {
         ETHER_STORE_RELAXED(&s->sent, ETHER_LOAD_RELAXED(&s->sent) + 1);
         ETHER_STORE_RELAXED(&s->sent_bytes, ETHER_LOAD_RELAXED(&s->sent_bytes) + ring->loan_length);
     }
-    ring->loaned = false;
-    wake_consumer(ring);
+    wake_consumer_fenced(ring); /* finish_claim fenced after the commit */
     return ETHER_RING_OK;
 }
 
@@ -568,11 +677,185 @@ static inline void wake_space_waiters(ether_ring_t *ring)
     wake_if_waiting(&ring->header->space_waiters, &ring->header->space_futex, 0x7fffffff);
 }
 
-static inline void publish_head(ether_ring_t *ring, uint64_t head)
+/* ---- holes: the space of claims skipped while their producers lived ("Stalled
+ * producers" in ether_ring.h). The table is the consumer's: every field is written
+ * only here, relaxed; only the owner's slot words are read with acquire. ---- */
+
+static void free_hole(ether_ring_t *ring, ether_ring_hole_t *e)
 {
-    /* SYNC POINT: release; pairs with producers' acquire load of head in free_space:
-     * every read of the space before `head` is done before it can be reused. */
-    ETHER_STORE_RELEASE(&ring->header->head, head);
+    ether_ring_header_t *h = ring->header;
+    ETHER_STORE_RELAXED(&e->cover_start, 0);
+    ETHER_STORE_RELAXED(&e->cover_end, 0);
+    ETHER_STORE_RELAXED(&e->state, ETHER_RING_HOLE_FREE);
+    ETHER_STORE_RELAXED(&h->hole_count, ETHER_LOAD_RELAXED(&h->hole_count) - 1);
+}
+
+/* End the protection of every hole whose owner has let go of it. */
+static void holes_refresh(ether_ring_t *ring)
+{
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &ring->header->holes[j];
+        if (ETHER_LOAD_RELAXED(&e->state) != ETHER_RING_HOLE_PROTECTING)
+            continue;
+        ether_ring_slot_t *s = &ring->slots[ETHER_LOAD_RELAXED(&e->slot)];
+        /* SYNC POINT: acquire (both); pairs with the owner's release store of
+         * intent_start (finish_claim, set_intent, claim's refusal) or the reaper's
+         * release of the slot's token: the owner's last write into the hole happens
+         * before, and our release store of `released` (publish) after. */
+        if (ETHER_LOAD_ACQUIRE(&s->token) == ETHER_LOAD_RELAXED(&e->token) &&
+            ETHER_LOAD_ACQUIRE(&s->intent_start) == ETHER_LOAD_RELAXED(&e->intent))
+            continue;
+        if (ETHER_LOAD_RELAXED(&e->cover_end))
+            ETHER_STORE_RELAXED(&e->state, ETHER_RING_HOLE_DRAINING); /* its cover is still ahead */
+        else
+            free_hole(ring, e);
+    }
+}
+
+/* How far producers may reuse space: head, but a lap short of every protected hole's
+ * next instance. Publishes that nearest instance as cover_at (0 if none). */
+static uint64_t holes_released(ether_ring_t *ring, uint64_t head)
+{
+    ether_ring_header_t *h = ring->header;
+    holes_refresh(ring);
+    uint64_t released = head, at = 0;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &h->holes[j];
+        if (ETHER_LOAD_RELAXED(&e->state) != ETHER_RING_HOLE_PROTECTING)
+            continue;
+        uint64_t next = ETHER_LOAD_RELAXED(&e->next);
+        if (next - ring->capacity < released)
+            released = next - ring->capacity;
+        if (at == 0 || next < at)
+            at = next;
+    }
+    if (ETHER_LOAD_RELAXED(&h->cover_at) != at)
+        /* SYNC POINT: release; pairs with request_cover's acquire load. Stored before
+         * the `released` it goes with, so a producer held back by that value sees it. */
+        ETHER_STORE_RELEASE(&h->cover_at, at);
+    return released;
+}
+
+/* If one of our covers starts at head, jump over it (nothing was written there). */
+static bool pass_cover(ether_ring_t *ring, uint64_t *head)
+{
+    uint64_t to = 0;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &ring->header->holes[j];
+        if (ETHER_LOAD_RELAXED(&e->state) != ETHER_RING_HOLE_FREE &&
+            ETHER_LOAD_RELAXED(&e->cover_start) == *head && ETHER_LOAD_RELAXED(&e->cover_end) > *head &&
+            ETHER_LOAD_RELAXED(&e->cover_end) > to)
+            to = ETHER_LOAD_RELAXED(&e->cover_end);
+    }
+    if (to == 0)
+        return false;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &ring->header->holes[j];
+        uint32_t state = ETHER_LOAD_RELAXED(&e->state);
+        if (state == ETHER_RING_HOLE_FREE || ETHER_LOAD_RELAXED(&e->cover_start) != *head)
+            continue;
+        if (state == ETHER_RING_HOLE_DRAINING) {
+            free_hole(ring, e);
+        } else {
+            ETHER_STORE_RELAXED(&e->cover_start, 0);
+            ETHER_STORE_RELAXED(&e->cover_end, 0);
+        }
+    }
+    *head = to;
+    return true;
+}
+
+static bool cover_starts_at(ether_ring_t *ring, uint64_t head)
+{
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &ring->header->holes[j];
+        if (ETHER_LOAD_RELAXED(&e->state) != ETHER_RING_HOLE_FREE &&
+            ETHER_LOAD_RELAXED(&e->cover_start) == head && ETHER_LOAD_RELAXED(&e->cover_end) > head)
+            return true;
+    }
+    return false;
+}
+
+/* A producer could not fit before the nearest hole instance and asked for a cover:
+ * claim [tail, the instance's end) with a CAS on tail, writing nothing in it. Other
+ * holes' instances that overlap it are covered by the same claim. Any request but
+ * one for the instance we publish is stale (already covered, or the hole ended):
+ * dropped; a producer still held back asks again after our next change. */
+static void make_cover(ether_ring_t *ring)
+{
+    ether_ring_header_t *h = ring->header;
+    /* SYNC POINT: relaxed; a cheap look first (the line is written only by requests). */
+    if (ETHER_LOAD_RELAXED(&h->cover_wanted) == 0)
+        return;
+    /* SYNC POINT: acq_rel exchange; takes the request request_cover stored. */
+    uint64_t wanted = ETHER_EXCHANGE(&h->cover_wanted, 0);
+    /* The nearest instance of any protected hole: the one cover_at publishes. */
+    ether_ring_hole_t *nearest = NULL;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        ether_ring_hole_t *e = &h->holes[j];
+        if (ETHER_LOAD_RELAXED(&e->state) == ETHER_RING_HOLE_PROTECTING &&
+            (nearest == NULL || ETHER_LOAD_RELAXED(&e->next) < ETHER_LOAD_RELAXED(&nearest->next)))
+            nearest = e;
+    }
+    /* Its hole's last cover must be passed first (until then released <= head keeps
+     * producers a lap short of this instance anyway). */
+    if (nearest == NULL || ETHER_LOAD_RELAXED(&nearest->next) != wanted ||
+        ETHER_LOAD_RELAXED(&nearest->cover_end) != 0)
+        return;
+    uint64_t to = wanted + (ETHER_LOAD_RELAXED(&nearest->end) - ETHER_LOAD_RELAXED(&nearest->start));
+    uint32_t covered = 0; /* bit j: hole j's next instance lies in the cover */
+    for (bool grew = true; grew;) {
+        grew = false;
+        for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+            ether_ring_hole_t *e = &h->holes[j];
+            if ((covered >> j) & 1 || ETHER_LOAD_RELAXED(&e->state) != ETHER_RING_HOLE_PROTECTING ||
+                ETHER_LOAD_RELAXED(&e->next) >= to)
+                continue;
+            if (ETHER_LOAD_RELAXED(&e->cover_end) != 0)
+                return; /* overlaps a hole whose last cover is still ahead: not yet */
+            uint64_t end = ETHER_LOAD_RELAXED(&e->next) + (ETHER_LOAD_RELAXED(&e->end) - ETHER_LOAD_RELAXED(&e->start));
+            covered |= 1u << j;
+            if (end > to) {
+                to = end;
+                grew = true;
+            }
+        }
+    }
+    /* SYNC POINT: acquire; pairs with producers' CAS on tail. */
+    uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
+    /* Producers never claim past `wanted` (released stays a lap below it), so the
+     * loop ends as soon as they stop racing us; it is bounded all the same. */
+    bool claimed = false;
+    for (uint32_t attempt = 0; attempt < 1024 && tail <= wanted && !claimed; attempt++)
+        /* SYNC POINT: acq_rel CAS; pairs with producers' CAS on tail and their
+         * acquire loads of it: the next claim starts past the cover. */
+        claimed = ETHER_CAS(&h->tail, &tail, to);
+    if (!claimed)
+        return;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES; j++) {
+        if (!((covered >> j) & 1))
+            continue;
+        ether_ring_hole_t *e = &h->holes[j];
+        ETHER_STORE_RELAXED(&e->cover_start, tail);
+        ETHER_STORE_RELAXED(&e->cover_end, to);
+        ETHER_STORE_RELAXED(&e->next, ETHER_LOAD_RELAXED(&e->next) + ring->capacity);
+    }
+}
+
+/* The consumer's read position moved (or a hole may have ended): store head, then
+ * `released`, and wake producers waiting for space. */
+static inline void publish(ether_ring_t *ring, uint64_t head)
+{
+    ether_ring_header_t *h = ring->header;
+    /* SYNC POINT: release; read by statistics and ether_ring_reap (acquire). */
+    ETHER_STORE_RELEASE(&h->head, head);
+    uint64_t released = head;
+    if (ETHER_LOAD_RELAXED(&h->hole_count))
+        released = holes_released(ring, head);
+    /* SYNC POINT: release; pairs with producers' acquire load of released in
+     * free_space: every read of the space before it is done, and every write of a
+     * stalled producer into a hole that ended (holes_refresh), before it is reused. */
+    ETHER_STORE_RELEASE(&h->released, released);
     wake_space_waiters(ring);
 }
 
@@ -612,9 +895,15 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     else
         used = ETHER_RING_FRAMED_HEAD; /* the array header is written once the count is known */
     int result = ETHER_RING_OK;
+    /* SYNC POINT: relaxed; the consumer's own word. */
+    bool holes = ETHER_LOAD_RELAXED(&h->hole_count) != 0;
+    for (;;) {
     while (n < max_count) {
-        if (!is_committed(ring, head))
+        if (!is_committed(ring, head)) {
+            if (holes && pass_cover(ring, &head))
+                continue; /* our cover over a hole's instance: nothing to read there */
             break;
+        }
         uint64_t index = head & ring->mask;
         ether_ring_record_header_t *r = record_at(ring, head);
         /* Read each header field once into a local, then check the local. */
@@ -655,14 +944,22 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
             offsets[n] = used;
         head += record_length(length);
     }
+    /* Stopped with holes about: a producer may be waiting for a cover, and if it
+     * starts at head, it is ours to jump at once. */
+    if (!holes || result != ETHER_RING_OK || n >= max_count)
+        break;
+    make_cover(ring);
+    if (!pass_cover(ring, &head))
+        break;
+    }
     if (layout == LAYOUT_FRAMED) {
         out[0] = (char)MSGPACK_ARRAY32;
         put_be32(out + 1, n);
     }
-    if (head != start) {
+    if (head != start || holes) {
         ETHER_STORE_RELAXED(&h->received, ETHER_LOAD_RELAXED(&h->received) + n);
         ETHER_STORE_RELAXED(&h->received_bytes, ETHER_LOAD_RELAXED(&h->received_bytes) + payload_bytes);
-        publish_head(ring, head);
+        publish(ring, head);
     }
     *count = n;
     *bytes = used;
@@ -684,11 +981,24 @@ int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
     return drain(ring, LAYOUT_FRAMED, out, out_capacity, NULL, max_count, count, bytes);
 }
 
+/* What the consumer waits for: a committed record at head, or, while holes exist, a
+ * producer's request for a cover or our own cover at head. */
+static inline bool ready(ether_ring_t *ring, uint64_t head, bool holes)
+{
+    if (is_committed(ring, head))
+        return true;
+    /* SYNC POINT: relaxed; a request is seen here after the requester's fence and
+     * our own (the consumer_waiting handshake, as for a commit). */
+    return holes && (ETHER_LOAD_RELAXED(&ring->header->cover_wanted) != 0 || cover_starts_at(ring, head));
+}
+
 int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
 {
     ether_ring_header_t *h = ring->header;
     uint64_t head = ETHER_LOAD_RELAXED(&h->head);
-    if (is_committed(ring, head))
+    /* SYNC POINT: relaxed; the consumer's own word. */
+    bool holes = ETHER_LOAD_RELAXED(&h->hole_count) != 0;
+    if (ready(ring, head, holes))
         return ETHER_RING_OK;
     if (timeout_ns == ETHER_RING_NO_WAIT)
         return ETHER_RING_TIMEOUT;
@@ -697,7 +1007,7 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
     uint64_t spin_until = begin + (ring->spin_ns < timeout_ns ? ring->spin_ns : timeout_ns);
     uint64_t yield_after = begin + ETHER_RING_PURE_SPIN_NS;
     for (uint32_t i = 1;; i++) {
-        if (is_committed(ring, head)) {
+        if (ready(ring, head, holes)) {
             /* Satisfied while spinning: the budget was worth it. */
             uint64_t grown = ring->spin_ns + ring->spin_ns / 4;
             ring->spin_ns = grown < ring->spin_max_ns ? grown : ring->spin_max_ns;
@@ -727,14 +1037,14 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
          * it loads consumer_waiting (Dekker): one of us sees the other. */
         ETHER_STORE_SEQ_CST(&h->consumer_waiting, 1);
         ETHER_FENCE_SEQ_CST();
-        if (is_committed(ring, head)) {
+        if (ready(ring, head, holes)) {
             ETHER_STORE_RELAXED(&h->consumer_waiting, 0);
             result = ETHER_RING_OK;
             break;
         }
         ether_wait_result_t r = ether_futex_wait(&h->data_futex, seq, deadline - now);
         ETHER_STORE_RELAXED(&h->consumer_waiting, 0);
-        if (is_committed(ring, head)) {
+        if (ready(ring, head, holes)) {
             result = ETHER_RING_OK;
             break;
         }
@@ -752,7 +1062,8 @@ int ether_ring_wait(ether_ring_t *ring, uint64_t timeout_ns)
     return result;
 }
 
-static inline bool intent_covers(ether_ring_slot_t *s, uint64_t position, uint64_t *end)
+static inline bool intent_covers(ether_ring_slot_t *s, uint64_t position, uint64_t *start_out,
+                                 uint64_t *end)
 {
     /* SYNC POINT: acquire; pairs with set_intent's release store of intent_start. */
     uint64_t start = ETHER_LOAD_ACQUIRE(&s->intent_start);
@@ -765,6 +1076,7 @@ static inline bool intent_covers(ether_ring_slot_t *s, uint64_t position, uint64
      * end belong to the same claim. Dead owners' intents are stable. */
     if (ETHER_LOAD_ACQUIRE(&s->intent_start) != start || e <= position)
         return false;
+    *start_out = start;
     *end = e;
     return true;
 }
@@ -783,8 +1095,8 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
     uint32_t n = 0;
     for (uint32_t i = 0; i < ring->max_producers && n < max_count; i++) {
         uint64_t token = ETHER_LOAD_ACQUIRE(&ring->slots[i].token);
-        uint64_t end;
-        if (token != 0 && intent_covers(&ring->slots[i], head, &end)) {
+        uint64_t start, end;
+        if (token != 0 && intent_covers(&ring->slots[i], head, &start, &end)) {
             slots[n] = i;
             tokens[n] = token;
             n++;
@@ -810,9 +1122,9 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
      * lands inside the real owner's claim the next recovery finishes the skip. */
     uint64_t best = UINT64_MAX;
     for (uint32_t k = 0; k < count; k++) {
-        uint64_t end;
-        if (slots[k] < ring->max_producers && intent_covers(&ring->slots[slots[k]], head, &end) &&
-            end < best)
+        uint64_t start, end;
+        if (slots[k] < ring->max_producers &&
+            intent_covers(&ring->slots[slots[k]], head, &start, &end) && end < best)
             best = end;
     }
     if (best == UINT64_MAX)
@@ -824,9 +1136,9 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
         bool listed = false;
         for (uint32_t k = 0; k < count && !listed; k++)
             listed = slots[k] == i;
-        uint64_t end;
+        uint64_t start, end;
         if (!listed && ETHER_LOAD_ACQUIRE(&ring->slots[i].token) != 0 &&
-            intent_covers(&ring->slots[i], head, &end))
+            intent_covers(&ring->slots[i], head, &start, &end))
             return ETHER_RING_PENDING;
     }
     /* The owner may have committed (then cleared its intent) during the scan. */
@@ -837,7 +1149,87 @@ int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t cou
     ETHER_STORE_RELAXED(&h->skipped_claims, ETHER_LOAD_RELAXED(&h->skipped_claims) + 1);
     ETHER_STORE_RELAXED(&h->skipped_bytes, ETHER_LOAD_RELAXED(&h->skipped_bytes) + (best - head));
     *skipped_bytes = best - head;
-    publish_head(ring, best);
+    publish(ring, best);
+    return ETHER_RING_OK;
+}
+
+int ether_ring_skip_stalled(ether_ring_t *ring, uint32_t slot, const uint32_t *dead,
+                            uint32_t dead_count, uint64_t *skipped_bytes)
+{
+    ether_ring_header_t *h = ring->header;
+    *skipped_bytes = 0;
+    uint64_t head = ETHER_LOAD_RELAXED(&h->head);
+    /* SYNC POINT: acquire on tail; the intents of every claim up to it are visible. */
+    uint64_t tail = ETHER_LOAD_ACQUIRE(&h->tail);
+    if (slot >= ring->max_producers || tail == head || is_committed(ring, head))
+        return ETHER_RING_INVALID; /* nothing is stalled any more */
+    ether_ring_slot_t *s = &ring->slots[slot];
+    /* SYNC POINT: acquire; pairs with the CAS in attach (and reap's). */
+    uint64_t token = ETHER_LOAD_ACQUIRE(&s->token);
+    uint64_t start, end;
+    if (token == 0 || (token & ETHER_RING_REAPING) || !intent_covers(s, head, &start, &end))
+        return ETHER_RING_INVALID;
+    /* Any other slot covering head that the caller did not find dead may own it. */
+    for (uint32_t i = 0; i < ring->max_producers; i++) {
+        bool listed = i == slot;
+        for (uint32_t k = 0; k < dead_count && !listed; k++)
+            listed = dead[k] == i;
+        uint64_t other_start, other_end;
+        if (!listed && ETHER_LOAD_ACQUIRE(&ring->slots[i].token) != 0 &&
+            intent_covers(&ring->slots[i], head, &other_start, &other_end))
+            return ETHER_RING_PENDING;
+    }
+    if (end - head > ring->capacity || end > tail || (head & ETHER_RING_SKIP_STATE_MASK))
+        return ETHER_RING_CORRUPT;
+    ether_ring_hole_t *e = NULL;
+    for (uint32_t j = 0; j < ETHER_RING_MAX_HOLES && e == NULL; j++)
+        if (ETHER_LOAD_RELAXED(&h->holes[j].state) == ETHER_RING_HOLE_FREE)
+            e = &h->holes[j];
+    if (e == NULL)
+        return ETHER_RING_PENDING; /* as many holes as the table takes: later */
+    /* The handshake with the producer's finish_claim (ether_ring.h, "Stalled
+     * producers"): propose, fence, look at its intent, then one CAS decides. */
+    uint64_t proposal = head | ETHER_RING_SKIP_PROPOSED;
+    /* SYNC POINT: relaxed store, ordered before our load of intent_start by the fence. */
+    ETHER_STORE_RELAXED(&s->skip, proposal);
+    /* SYNC POINT: seq_cst fence; pairs with finish_claim's fence between its release
+     * of intent_start and its load of skip (store buffering). */
+    ETHER_FENCE_SEQ_CST();
+    /* SYNC POINT: acquire; pairs with finish_claim's release store of intent_start:
+     * if we see it, the producer committed everything before. */
+    uint64_t now = ETHER_LOAD_ACQUIRE(&s->intent_start);
+    uint64_t expected = proposal;
+    if (now != start) {
+        /* It let go of the claim before our fence: its records are committed (or it
+         * never owned them). Take the proposal back, or the DELIVERED it answered. */
+        /* SYNC POINT: acq_rel CAS (both); the word is back to idle. */
+        if (!ETHER_CAS(&s->skip, &expected, 0))
+            ETHER_CAS(&s->skip, &expected, 0);
+        return ETHER_RING_INVALID;
+    }
+    /* SYNC POINT: acq_rel CAS; races finish_claim's CAS from the same proposal to
+     * DELIVERED. Losing means it committed everything (its CAS, a release after its
+     * commits, is what our failed CAS reads): read on. */
+    if (!ETHER_CAS(&s->skip, &expected, head | ETHER_RING_SKIP_DONE)) {
+        /* SYNC POINT: acq_rel CAS; clears its DELIVERED. */
+        ETHER_CAS(&s->skip, &expected, 0);
+        return ETHER_RING_INVALID;
+    }
+    /* Skipped: [head, end) stays the producer's until it lets go. */
+    ETHER_STORE_RELAXED(&e->start, head);
+    ETHER_STORE_RELAXED(&e->end, end);
+    ETHER_STORE_RELAXED(&e->next, head + ring->capacity);
+    ETHER_STORE_RELAXED(&e->intent, start);
+    ETHER_STORE_RELAXED(&e->token, token);
+    ETHER_STORE_RELAXED(&e->cover_start, 0);
+    ETHER_STORE_RELAXED(&e->cover_end, 0);
+    ETHER_STORE_RELAXED(&e->slot, slot);
+    ETHER_STORE_RELAXED(&e->state, ETHER_RING_HOLE_PROTECTING);
+    ETHER_STORE_RELAXED(&h->hole_count, ETHER_LOAD_RELAXED(&h->hole_count) + 1);
+    ETHER_STORE_RELAXED(&h->skipped_claims, ETHER_LOAD_RELAXED(&h->skipped_claims) + 1);
+    ETHER_STORE_RELAXED(&h->skipped_bytes, ETHER_LOAD_RELAXED(&h->skipped_bytes) + (end - head));
+    *skipped_bytes = end - head;
+    publish(ring, end);
     return ETHER_RING_OK;
 }
 
@@ -880,7 +1272,11 @@ void ether_ring_statistics(const ether_ring_t *ring, ether_ring_stats_t *out)
     out->max_length = ring->max_length;
     out->head = ETHER_LOAD_ACQUIRE(&h->head);
     out->tail = ETHER_LOAD_ACQUIRE(&h->tail);
-    out->used = out->tail >= out->head ? out->tail - out->head : 0;
+    out->released = ETHER_LOAD_ACQUIRE(&h->released);
+    out->holes = ETHER_LOAD_RELAXED(&h->hole_count);
+    /* What producers cannot use yet; a cover may claim a little past a lap. */
+    uint64_t used = out->tail >= out->released ? out->tail - out->released : 0;
+    out->used = used < ring->capacity ? used : ring->capacity;
     out->sent = ETHER_LOAD_RELAXED(&h->retired_sent);
     out->sent_bytes = ETHER_LOAD_RELAXED(&h->retired_sent_bytes);
     out->dropped = ETHER_LOAD_RELAXED(&h->retired_dropped);

@@ -171,7 +171,7 @@ def test_too_little_shared_memory_fails_with_required_and_available(session, mon
     with pytest.raises(ether.ShmSpaceError) as info:
         session.create_inbox("huge", capacity=1 << 20)
     msg = str(info.value)
-    assert "inbox 'huge'" in msg and f"needs {(1 << 20) + 8192} bytes" in msg
+    assert "inbox 'huge'" in msg and f"needs {(1 << 20) + 12288} bytes" in msg
     assert f"has only {10 * real.f_frsize} available" in msg
 
 
