@@ -165,3 +165,25 @@ def subscriber_holder(sid: str, inbox: str, topic: str, ready, capacity: int) ->
         d.subscribe(topic, box.token, "block", 10.0)
     ready.set()
     signal.pause()
+
+
+def claim_and_stall(sid: str, inbox: str, conn) -> None:
+    """Send one payload, claim a record and fill half of it, say so, then wait (the
+    test stops this process here). On "commit": finish the record, commit it and
+    report the outcome, then send one more payload; on "exit", return."""
+    with ether.Session.open(sid) as s, s.connect(inbox, timeout=30.0) as tx:
+        tx.send(make_payload(99, 0))
+        loan = tx.claim(64)
+        loan.buffer[:4] = b"half"
+        conn.send(("claimed", os.getpid()))
+        if conn.recv() != "commit":
+            return
+        loan.buffer[4:] = b"x" * 60  # late writes into a record that was skipped
+        try:
+            loan.commit()
+            conn.send(("committed", ""))
+        except ether.ClaimSkipped as exc:
+            conn.send(("skipped", str(exc)))
+        tx.send(make_payload(99, 1))
+        conn.send(("sent", ""))
+        conn.recv()

@@ -1,4 +1,5 @@
 """Producers killed with SIGKILL at any instant never wedge or corrupt an inbox."""
+import logging
 import multiprocessing
 import os
 import random
@@ -13,6 +14,7 @@ import ether
 import ether.lowlevel
 
 from conftest import shm_objects, wait_for
+import workers
 from workers import check_payload, drain_until_quiet, claim_and_hang, endless_producer, inbox_holder
 
 SPAWN = multiprocessing.get_context("spawn")
@@ -255,3 +257,79 @@ def test_a_publish_blocked_on_a_killed_subscriber_reaches_the_others_within_a_se
             p.join(30)
         if node is not None:
             node.close()
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_a_producer_stopped_between_claim_and_commit_is_skipped_after_the_unblock_timeout(
+        session, monkeypatch):
+    # A process SIGSTOPped with a claim open used to hold the inbox for as long as it
+    # lived: every other sender blocked behind it, and nothing after it was read.
+    monkeypatch.setenv("ETHER_UNBLOCK_TIMEOUT", "0.5")
+    inbox = session.create_inbox("sink", capacity=1 << 13, max_length=1024)
+    here, there = SPAWN.Pipe()
+    p = SPAWN.Process(target=workers.claim_and_stall, args=(session.name, "sink", there))
+    logs = _Records()
+    logging.getLogger("Ether").addHandler(logs)
+    feeder = None
+    try:
+        p.start()
+        assert here.poll(30)
+        assert here.recv() == ("claimed", p.pid)
+        os.kill(p.pid, signal.SIGSTOP)
+        assert wait_for(lambda: _state(p.pid) == "T", 10) is not None
+        assert check_payload(inbox.receive(timeout=5)) == (99, 0)
+        # Another producer streams 2,000 records (about 30 laps of the 8 KiB ring)
+        # while the stopped one holds its claim.
+        count = 2000
+        tx = session.connect("sink", timeout=30.0)
+        feeder = threading.Thread(target=lambda: [tx.send(workers.make_payload(1, i))
+                                                  for i in range(count)])
+        start = time.monotonic()
+        feeder.start()
+        first = inbox.receive(timeout=10)
+        stalled = time.monotonic() - start
+        print(f"the inbox was stalled {stalled:.3f} s by the stopped producer "
+              f"(ETHER_UNBLOCK_TIMEOUT=0.5)")
+        got = [check_payload(first)]
+        while len(got) < count:
+            got.extend(check_payload(m) for m in inbox.receive_many(timeout=10))
+        assert got == [(1, i) for i in range(count)]  # whole, once, in order
+        assert 0.4 <= stalled < 3.0
+        feeder.join(30)
+        tx.close()
+        assert any(f"pid {p.pid}" in m and "held a record uncommitted" in m for m in logs.messages), \
+            logs.messages
+        assert inbox.statistics().skipped_claims == 1
+        # It resumes: its commit is refused, and it sends normally again.
+        os.kill(p.pid, signal.SIGCONT)
+        here.send("commit")
+        assert here.poll(30)
+        outcome, message = here.recv()
+        assert outcome == "skipped" and "unblock timeout" in message, (outcome, message)
+        assert here.poll(30) and here.recv() == ("sent", "")
+        assert check_payload(inbox.receive(timeout=5)) == (99, 1)
+        assert inbox._ring.statistics().holes == 0  # its space was given back
+        here.send("exit")
+        p.join(30)
+        assert p.exitcode == 0
+    finally:
+        logging.getLogger("Ether").removeHandler(logs)
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGCONT)
+            p.kill()
+            p.join(30)
+        if feeder is not None:
+            feeder.join(30)

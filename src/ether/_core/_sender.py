@@ -252,6 +252,14 @@ class Sender:
     def _outcome(self, rc: int, count: int, sent: int, timeout_ns: int):
         if rc == ring_mod.FULL:  # drop policy
             return sent if count > 1 else False
+        if rc == ring_mod.SKIPPED:
+            exc = errors.ClaimSkipped(
+                f"{self._where}: this sender held a record uncommitted longer than the "
+                f"consumer's unblock timeout (ETHER_UNBLOCK_TIMEOUT; was this process "
+                f"stopped?), and the consumer skipped it; {sent} of {count} message(s) went "
+                f"in, the rest were not delivered")
+            exc.sent = sent
+            raise exc
         if rc == ring_mod.CLOSED:
             if not self._session._member_alive(self._owner):
                 raise errors.InboxClosed(f"{self._where}: its consumer process died (pid "
