@@ -950,15 +950,8 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
         used = ETHER_RING_FRAMED_HEAD; /* the array header is written once the count is known */
     int result = ETHER_RING_OK;
     while (n < max_count) {
-        if (!is_committed(ring, head)) {
-            /* SYNC POINT: relaxed; the consumer's own word (loaded here, off the
-             * record path, so that the loop keeps its registers). */
-            uint64_t jump = ETHER_LOAD_RELAXED(&h->hole_count) ? holes_at_head(ring, head) : 0;
-            if (jump == 0)
-                break;
-            head = jump; /* past our cover over a hole's instance: read on */
-            continue;
-        }
+        if (!is_committed(ring, head))
+            break; /* (or our cover over a hole's instance: see drain_holes) */
         uint64_t index = head & ring->mask;
         ether_ring_record_header_t *r = record_at(ring, head);
         /* Read each header field once into a local, then check the local. */
@@ -1003,7 +996,7 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
         out[0] = (char)MSGPACK_ARRAY32;
         put_be32(out + 1, n);
     }
-    if (head != start || ETHER_LOAD_RELAXED(&h->hole_count)) {
+    if (head != start) {
         ETHER_STORE_RELAXED(&h->received, ETHER_LOAD_RELAXED(&h->received) + n);
         ETHER_STORE_RELAXED(&h->received_bytes, ETHER_LOAD_RELAXED(&h->received_bytes) + payload_bytes);
         publish(ring, head);
@@ -1016,16 +1009,50 @@ static int drain(ether_ring_t *ring, read_layout_t layout, char *out, uint64_t o
     return ETHER_LOAD_ACQUIRE(&h->tail) == head ? ETHER_RING_EMPTY : ETHER_RING_PENDING;
 }
 
+/* After a drain, while holes exist (kept out of drain, so that its loop is the same
+ * with or without them): if our cover starts where the read stopped, jump it, and
+ * read again if nothing was read yet; else make the cover a producer may be waiting
+ * for; and publish, since a hole may have ended. Bounded: each pass jumps a cover. */
+__attribute__((noinline, cold))
+static int drain_holes(ether_ring_t *ring, read_layout_t layout, int result, char *out,
+                       uint64_t out_capacity, uint64_t *offsets, uint32_t max_count,
+                       uint32_t *count, uint64_t *bytes)
+{
+    ether_ring_header_t *h = ring->header;
+    for (uint32_t pass = 0; pass <= ETHER_RING_MAX_HOLES; pass++) {
+        if ((result != ETHER_RING_EMPTY && result != ETHER_RING_PENDING && result != ETHER_RING_OK) ||
+            *count >= max_count)
+            return result;
+        uint64_t head = ETHER_LOAD_RELAXED(&h->head);
+        uint64_t jump = holes_at_head(ring, head);
+        publish(ring, jump ? jump : head);
+        if (jump == 0 || *count)
+            return result;
+        result = drain(ring, layout, out, out_capacity, offsets, max_count, count, bytes);
+    }
+    return result;
+}
+
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
-    return drain(ring, LAYOUT_PACKED, out, out_capacity, offsets, max_count, count, bytes);
+    int result = drain(ring, LAYOUT_PACKED, out, out_capacity, offsets, max_count, count, bytes);
+    /* SYNC POINT: relaxed; the consumer's own word. */
+    if (__builtin_expect(ETHER_LOAD_RELAXED(&ring->header->hole_count) != 0, 0))
+        result = drain_holes(ring, LAYOUT_PACKED, result, out, out_capacity, offsets, max_count,
+                             count, bytes);
+    return result;
 }
 
 int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
                            uint32_t max_count, uint32_t *count, uint64_t *bytes)
 {
-    return drain(ring, LAYOUT_FRAMED, out, out_capacity, NULL, max_count, count, bytes);
+    int result = drain(ring, LAYOUT_FRAMED, out, out_capacity, NULL, max_count, count, bytes);
+    /* SYNC POINT: relaxed; the consumer's own word. */
+    if (__builtin_expect(ETHER_LOAD_RELAXED(&ring->header->hole_count) != 0, 0))
+        result = drain_holes(ring, LAYOUT_FRAMED, result, out, out_capacity, NULL, max_count,
+                             count, bytes);
+    return result;
 }
 
 /* What the consumer waits for: a committed record at head, or, while holes exist, a
