@@ -125,11 +125,12 @@ class Sender:
         self._policy = policy
         self._timeout = timeout
         self._timeout_ns = timeout_ns
+        self._slice_ns = _slice_ns(timeout_ns)  # a block wait's first slice
         self._loan = None
         self.arena_dropped = 0  # messages dropped before the ring: the array arena was full
         # The common case - bytes, default policy, accepted - is one C call. A block
         # wait in it lasts one liveness slice at most; _send waits out the rest.
-        self.send = ring.fast_send(_slice_ns(timeout_ns), self._send)
+        self.send = ring.fast_send(self._slice_ns, self._send)
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
         return self
 
@@ -219,9 +220,10 @@ class Sender:
         under the drop policy). Under the block policy, raises InboxFull if the
         timeout passes, with `.sent` telling how many went in."""
         if policy is None and timeout is None:
-            timeout_ns = self._timeout_ns
+            timeout_ns, slice_ns = self._timeout_ns, self._slice_ns
         else:
             timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
+            slice_ns = _slice_ns(timeout_ns)
         if not isinstance(items, (list, tuple)):
             items = list(items)
         if not items:
@@ -236,7 +238,7 @@ class Sender:
         if sum(lengths) != len(blob):  # a buffer whose len() is not its size in bytes
             lengths = array("I", (memoryview(i).nbytes for i in items))
         ring = self._ring
-        rc, n = ring.write_batch(blob, lengths, _slice_ns(timeout_ns))
+        rc, n = ring.write_batch(blob, lengths, slice_ns)
         if rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
             end = self._wait_end(timeout_ns)
             while (rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED) and n < len(items):
