@@ -187,3 +187,22 @@ def claim_and_stall(sid: str, inbox: str, conn) -> None:
         tx.send(make_payload(99, 1))
         conn.send(("sent", ""))
         conn.recv()
+
+
+def tap_and_shutdown(count: int, ready, go, results) -> None:
+    """tap a one-instance config and shut it down `count` times after the go signal;
+    put (sessions used, errors)."""
+    from ether import ether as facade
+    ready.set()
+    if not go.wait(60):
+        raise SystemExit("no go signal")
+    sessions, errors = [], []
+    for _ in range(count):
+        try:
+            facade.tap(config={"instances": {"d": {"class_path": "apps.Doubler"}}})
+            sessions.append(facade.session_name())
+        except ether.EtherError as exc:
+            errors.append(repr(exc))
+        finally:
+            facade.shutdown()
+    results.put((sessions, errors))
