@@ -1,7 +1,5 @@
 """Specs of the inbox ring in a single process: order, wrap, padding, full, empty,
 largest record, policies and counters."""
-import time
-
 import pytest
 
 import ether
@@ -116,16 +114,12 @@ def test_a_long_block_wait_is_one_blocked_send_however_many_liveness_slices_it_t
     inbox, tx = small
     while tx.send(b"x" * 100, policy="drop"):
         pass
-    slices = 3
-    timeout = slices * _sender.LIVENESS_CHECK_S - 0.05
-    start = time.monotonic()
+    timeout = 3 * _sender.LIVENESS_CHECK_S - 0.05  # three slices
     for attempt in (lambda: tx.send(b"y" * 100, timeout=timeout),
                     lambda: tx.send_many([b"y" * 100] * 2, timeout=timeout),
                     lambda: tx.claim(100, timeout=timeout)):
-        with pytest.raises(ether.InboxFull):
+        with pytest.raises(ether.InboxFull, match="stayed full for 0.7 s"):
             attempt()
-    took = time.monotonic() - start
-    assert 3 * timeout <= took < 3 * timeout + 2.0
     assert tx.statistics().blocked == 3
     inbox.drain()
     assert tx.send(b"y" * 100)

@@ -33,7 +33,8 @@ class InboxStatistics:
     name: str
     session: str
     capacity: int
-    used: int             # bytes claimed in the ring and not yet read
+    used: int             # bytes senders cannot use yet: claimed and not yet read (and the
+                          # space of a skipped claim, kept while its stalled sender lives)
     max_length: int
     producers: int        # senders attached now
     sent: int             # records committed by all senders
