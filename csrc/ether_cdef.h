@@ -6,6 +6,9 @@
 #define ETHER_RING_HEADER_LENGTH ...
 #define ETHER_RING_SLOTS_OFFSET ...
 #define ETHER_RING_SLOT_LENGTH ...
+#define ETHER_RING_HOLES_OFFSET ...
+#define ETHER_RING_HOLE_LENGTH ...
+#define ETHER_RING_MAX_HOLES ...
 #define ETHER_RING_MIN_CAPACITY ...
 #define ETHER_RING_MAX_PRODUCERS ...
 #define ETHER_RING_REAPING ...
@@ -17,7 +20,7 @@ typedef enum {
     ETHER_RING_OK, ETHER_RING_EMPTY, ETHER_RING_PENDING, ETHER_RING_FULL,
     ETHER_RING_TIMEOUT, ETHER_RING_INTERRUPTED, ETHER_RING_TOO_LARGE, ETHER_RING_CLOSED,
     ETHER_RING_NO_SLOT, ETHER_RING_BAD_LAYOUT, ETHER_RING_CORRUPT, ETHER_RING_INVALID,
-    ETHER_RING_NO_MEMORY, ...
+    ETHER_RING_NO_MEMORY, ETHER_RING_SKIPPED, ...
 } ether_ring_result_t;
 
 typedef struct ether_ring ether_ring_t;
@@ -39,6 +42,9 @@ typedef struct {
     uint64_t skipped_bytes;
     uint32_t closed;
     uint32_t consumer_waiting;
+    uint64_t released;
+    uint32_t holes;
+    uint32_t reserved;
 } ether_ring_stats_t;
 
 uint64_t ether_ring_segment_size(uint64_t capacity, uint32_t max_producers);
@@ -57,6 +63,7 @@ int ether_ring_try_claim(ether_ring_t *ring, uint32_t length, uint64_t timeout_n
 int ether_ring_commit(ether_ring_t *ring);
 int ether_ring_abort(ether_ring_t *ring);
 uint64_t ether_ring_wait_deadline(const ether_ring_t *ring);
+void ether_ring_continue_wait(ether_ring_t *ring);
 int ether_ring_read(ether_ring_t *ring, char *out, uint64_t out_capacity, uint64_t *offsets,
                     uint32_t max_count, uint32_t *count, uint64_t *bytes);
 int ether_ring_read_framed(ether_ring_t *ring, char *out, uint64_t out_capacity,
@@ -66,8 +73,11 @@ int ether_ring_stalled_slots(ether_ring_t *ring, uint32_t *slots, uint64_t *toke
                              uint32_t max_count, uint32_t *count);
 int ether_ring_skip_dead(ether_ring_t *ring, const uint32_t *slots, uint32_t count,
                          uint64_t *skipped_bytes);
+int ether_ring_skip_stalled(ether_ring_t *ring, uint32_t slot, const uint32_t *dead,
+                            uint32_t dead_count, uint64_t *skipped_bytes);
 int ether_ring_reap(ether_ring_t *ring, uint32_t slot, uint64_t token, uint64_t reaper);
 uint64_t ether_ring_slot_token(const ether_ring_t *ring, uint32_t slot);
+uint32_t ether_ring_slot_pid(const ether_ring_t *ring, uint32_t slot);
 uint32_t ether_ring_max_producers(const ether_ring_t *ring);
 uint64_t ether_ring_owner_token(const ether_ring_t *ring);
 void ether_ring_close(ether_ring_t *ring);
@@ -77,6 +87,10 @@ void ether_ring_producer_statistics(const ether_ring_t *ring, ether_ring_stats_t
 /* The shared-memory structs, for the layout test only (ffi.offsetof against the
  * documented offsets). Python code never reads shared memory through them. */
 typedef struct {
+    uint64_t start; uint64_t end; uint64_t next; uint64_t intent; uint64_t token;
+    uint64_t cover_start; uint64_t cover_end; uint32_t slot; uint32_t state; ...;
+} ether_ring_hole_t;
+typedef struct {
     uint64_t magic; uint32_t layout_version; uint32_t data_offset; uint64_t capacity;
     uint64_t segment_size; uint32_t max_length; uint32_t max_producers;
     uint64_t commit_key; uint64_t owner_token; ...;
@@ -84,13 +98,16 @@ typedef struct {
 typedef struct {
     ether_ring_descriptor_t descriptor; uint64_t head; uint32_t consumer_waiting; uint32_t closed;
     uint64_t received; uint64_t received_bytes; uint64_t skipped_claims; uint64_t skipped_bytes;
-    uint64_t tail; uint64_t head_cache; uint32_t data_futex; uint32_t space_futex;
+    uint64_t released; uint32_t hole_count;
+    uint64_t tail; uint64_t head_cache; uint64_t cover_at; uint64_t cover_wanted;
+    uint32_t data_futex; uint32_t space_futex;
     uint32_t space_waiters; uint64_t retired_sent; uint64_t retired_sent_bytes;
-    uint64_t retired_dropped; uint64_t retired_blocked; ...;
+    uint64_t retired_dropped; uint64_t retired_blocked; ether_ring_hole_t holes[...]; ...;
 } ether_ring_header_t;
 typedef struct {
     uint64_t token; uint64_t intent_start; uint64_t intent_end; uint64_t next_seq;
-    uint64_t sent; uint64_t sent_bytes; uint64_t dropped; uint64_t blocked; ...;
+    uint64_t sent; uint64_t sent_bytes; uint64_t dropped; uint64_t blocked; uint64_t skip;
+    uint32_t pid; ...;
 } ether_ring_slot_t;
 typedef struct {
     uint64_t commit; uint32_t length; uint16_t type; uint16_t producer; uint64_t seq; ...;

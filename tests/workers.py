@@ -134,3 +134,75 @@ def drain_until_quiet(inbox, take, quiet: float = 1.5) -> None:
             take(inbox.receive_many(timeout=quiet))
         except ether.Timeout:
             return
+
+
+def create_sessions(prefix: str, index: int, count: int, seconds: float, ready, go, results) -> None:
+    """Create and close up to `count` sessions named prefix + index + serial, for at
+    most `seconds` after the go signal; put (attempts, failures, first errors)."""
+    import time
+    ready.set()
+    if not go.wait(60):
+        raise SystemExit("no go signal")
+    deadline = time.monotonic() + seconds
+    attempts, errors = 0, []
+    for i in range(count):
+        if time.monotonic() > deadline:
+            break
+        attempts += 1
+        try:
+            ether.Session.create(f"{prefix}{index}{i:04d}").close()
+        except ether.EtherError as exc:
+            errors.append(str(exc))
+    results.put((attempts, len(errors), errors[:3]))
+
+
+def subscriber_holder(sid: str, inbox: str, topic: str, ready, capacity: int) -> None:
+    """Create an inbox subscribed to `topic` (block policy, 10 s timeout), never read
+    it, and wait to be killed."""
+    s = ether.Session.open(sid)
+    box = s.create_inbox(inbox, capacity=capacity, max_length=1024)
+    with s._directory as d:
+        d.subscribe(topic, box.token, "block", 10.0)
+    ready.set()
+    signal.pause()
+
+
+def claim_and_stall(sid: str, inbox: str, conn) -> None:
+    """Send one payload, claim a record and fill half of it, say so, then wait (the
+    test stops this process here). On "commit": finish the record, commit it and
+    report the outcome, then send one more payload; on "exit", return."""
+    with ether.Session.open(sid) as s, s.connect(inbox, timeout=30.0) as tx:
+        tx.send(make_payload(99, 0))
+        loan = tx.claim(64)
+        loan.buffer[:4] = b"half"
+        conn.send(("claimed", os.getpid()))
+        if conn.recv() != "commit":
+            return
+        loan.buffer[4:] = b"x" * 60  # late writes into a record that was skipped
+        try:
+            loan.commit()
+            conn.send(("committed", ""))
+        except ether.ClaimSkipped as exc:
+            conn.send(("skipped", str(exc)))
+        tx.send(make_payload(99, 1))
+        conn.send(("sent", ""))
+        conn.recv()
+
+
+def tap_and_shutdown(count: int, ready, go, results) -> None:
+    """tap a one-instance config and shut it down `count` times after the go signal;
+    put (sessions used, errors)."""
+    from ether import ether as facade
+    ready.set()
+    if not go.wait(60):
+        raise SystemExit("no go signal")
+    sessions, errors = [], []
+    for _ in range(count):
+        try:
+            facade.tap(config={"instances": {"d": {"class_path": "apps.Doubler"}}})
+            sessions.append(facade.session_name())
+        except ether.EtherError as exc:
+            errors.append(repr(exc))
+        finally:
+            facade.shutdown()
+    results.put((sessions, errors))

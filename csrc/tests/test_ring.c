@@ -81,7 +81,7 @@ static const char *result_name(int rc)
 {
     static const char *names[] = {"OK", "EMPTY", "PENDING", "FULL", "TIMEOUT", "INTERRUPTED",
                                   "TOO_LARGE", "CLOSED", "NO_SLOT", "BAD_LAYOUT", "CORRUPT",
-                                  "INVALID", "NO_MEMORY"};
+                                  "INVALID", "NO_MEMORY", "SKIPPED"};
     if (rc >= 0 && rc < (int)(sizeof(names) / sizeof(names[0])))
         return names[rc];
     return "?";
@@ -248,7 +248,7 @@ static int read_result(seg_t *s)
 static void test_init_and_open_validate_parameters(void)
 {
     CHECK_EQ(ether_ring_segment_size(4096, 4), 4096 + 4096);
-    CHECK_EQ(ether_ring_segment_size(4096, 64), 8192 + 4096);  /* 1024 + 64*64 -> 8192 */
+    CHECK_EQ(ether_ring_segment_size(4096, 64), 12288 + 4096); /* 1024 + 128*64 -> 12288 */
     CHECK_EQ(ether_ring_segment_size(4095, 4), 0);             /* not a power of two */
     CHECK_EQ(ether_ring_segment_size(2048, 4), 0);             /* below the minimum */
     CHECK_EQ(ether_ring_segment_size(4096, 0), 0);
@@ -859,7 +859,7 @@ done:
     seg_done(&s);
 }
 
-/* Documented slot layout: slot i at 1024 + 64 i; intent_start at +8, intent_end at +16. */
+/* Documented slot layout: slot i at 1024 + 128 i; intent_start at +8, intent_end at +16. */
 static _Atomic uint64_t *slot_word(seg_t *s, uint32_t slot, uint32_t offset)
 {
     return (_Atomic uint64_t *)(s->mem + ETHER_RING_SLOTS_OFFSET +
@@ -994,6 +994,16 @@ static void test_wait_times_out(void)
     ether_ring_stats_t own;
     ether_ring_producer_statistics(p, &own);
     EXPECT_EQ(own.blocked, 2);
+    /* A call that continues the last one's wait (continue_wait) is not counted again. */
+    ether_ring_continue_wait(p);
+    EXPECT_RC(ether_ring_write(p, buf, 500, 10 * MS), ETHER_RING_TIMEOUT);
+    ether_ring_continue_wait(p);
+    EXPECT_RC(ether_ring_try_claim(p, 500, 10 * MS, &offset), ETHER_RING_TIMEOUT);
+    ether_ring_producer_statistics(p, &own);
+    EXPECT_EQ(own.blocked, 2);
+    EXPECT_RC(ether_ring_write(p, buf, 500, 10 * MS), ETHER_RING_TIMEOUT); /* a new send */
+    ether_ring_producer_statistics(p, &own);
+    EXPECT_EQ(own.blocked, 3);
     release_producer(p);
 done:
     seg_done(&s);
@@ -1508,6 +1518,545 @@ static void test_concurrent_producers_large_ring(void) { run_stress(1 << 20, 655
 static void test_concurrent_producers_small_ring_with_batch_writer(void) { run_stress(4096, 2016, true); }
 static void test_concurrent_producers_large_ring_with_batch_writer(void) { run_stress(1 << 20, 65536, true); }
 
+/* ---- stalled producers (ether_ring.h, "Stalled producers") ---- */
+
+/* rc must be OK; says which record otherwise. */
+#define EXPECT_RC_OK(rc, seq) rc_ok_at(__FILE__, __LINE__, (rc), (uint64_t)(seq))
+static bool rc_ok_at(const char *file, int line, int rc, uint64_t seq)
+{
+    if (rc == ETHER_RING_OK)
+        return true;
+    fail_at(file, line, "record %" PRIu64 ": %s, expected OK", seq, result_name(rc));
+    return false;
+}
+
+
+static uint32_t stall_length(uint64_t seq) { return 40 + (uint32_t)(seq * 37 % 300); }
+
+/* Read every record that is ready; each must be producer 2's next pattern record
+ * (seq *next, length stall_length). Returns how many were read. */
+static uint32_t read_ready_in_order(seg_t *s, uint64_t *next)
+{
+    static char out[65536];
+    uint32_t lengths[256], total = 0;
+    for (int rounds = 0; rounds < 1000 && !failed(); rounds++) {
+        uint32_t count = 0;
+        uint64_t bytes = 0;
+        int rc = read_lengths(s->consumer, out, sizeof(out), lengths, 256, &count, &bytes);
+        if (rc != ETHER_RING_OK) {
+            EXPECT(rc == ETHER_RING_EMPTY || rc == ETHER_RING_PENDING);
+            break;
+        }
+        uint64_t at = 0;
+        for (uint32_t k = 0; k < count; k++) {
+            if (!EXPECT_EQ(lengths[k], stall_length(*next)) ||
+                !EXPECT(matches_pattern(out + at, lengths[k], 2, *next)))
+                return total;
+            at += lengths[k];
+            (*next)++;
+        }
+        total += count;
+    }
+    return total;
+}
+
+/* The spec of the unblock protocol, step by step in one thread: a loan held past
+ * the caller's timeout is skipped; the records behind it are delivered; producers
+ * go on for many laps while its space stays protected (the consumer covers it each
+ * lap), however often the stalled producer writes into it; its late commit is
+ * refused with SKIPPED; then its space is free again and it sends normally. */
+static void test_skips_a_stalled_claim_and_refuses_its_late_commit(void)
+{
+    seg_t s;
+    if (!seg_init(&s, 4096, 1000, 4))
+        goto done;
+    ether_ring_t *stalled = producer(&s, 0x57A1), *live = producer(&s, 0x11FE);
+    if (!stalled || !live)
+        goto out;
+    uint32_t stalled_slot = (uint32_t)ether_ring_slot(stalled);
+    uint64_t sent = 0, next = 0;
+    CHECK_RC(put(live, 2, sent, stall_length(sent)), ETHER_RING_OK);
+    sent++;
+    uint64_t offset = 0;
+    CHECK_RC(ether_ring_try_claim(stalled, 200, ETHER_RING_NO_WAIT, &offset), ETHER_RING_OK);
+    memset(s.mem + offset, 0x77, 100); /* half written when it stopped */
+    for (; sent < 4; sent++)
+        EXPECT_RC(put(live, 2, sent, stall_length(sent)), ETHER_RING_OK);
+    EXPECT_EQ(read_ready_in_order(&s, &next), 1);
+    EXPECT_RC(read_result(&s), ETHER_RING_PENDING);
+    uint32_t slots[4], count = 0;
+    uint64_t tokens[4], skipped = 0;
+    EXPECT_RC(ether_ring_stalled_slots(s.consumer, slots, tokens, 4, &count), ETHER_RING_PENDING);
+    CHECK_EQ(count, 1);
+    EXPECT_EQ(slots[0], stalled_slot);
+    /* It is alive: skip_dead refuses to pass an unlisted live slot... */
+    EXPECT_RC(ether_ring_skip_dead(s.consumer, NULL, 0, &skipped), ETHER_RING_INVALID);
+    /* ...and skip_stalled takes it (the caller's timeout ran out). */
+    EXPECT_RC(ether_ring_skip_stalled(s.consumer, stalled_slot, NULL, 0, &skipped), ETHER_RING_OK);
+    EXPECT_EQ(skipped, record_bytes(200));
+    EXPECT_RC(ether_ring_skip_stalled(s.consumer, stalled_slot, NULL, 0, &skipped), ETHER_RING_INVALID);
+    EXPECT_EQ(read_ready_in_order(&s, &next), 3);
+    ether_ring_stats_t st = stats_of(s.consumer);
+    EXPECT_EQ(st.skipped_claims, 1);
+    EXPECT_EQ(st.holes, 1);
+    EXPECT(st.released < st.head); /* the skipped claim's space is held back */
+    /* Thirty laps of the live producer, the stalled one scribbling over its loan
+     * between any two records, the consumer reading whatever is ready. */
+    uint64_t laps_target = stats_of(s.consumer).tail + 30 * 4096;
+    uint64_t released_before = stats_of(s.consumer).released;
+    for (uint32_t i = 0; stats_of(s.consumer).tail < laps_target && !failed() && i < 100000; i++) {
+        int rc = put(live, 2, sent, stall_length(sent));
+        if (rc == ETHER_RING_FULL) {
+            /* Blocked by the consumer, or by the next instance of the hole: the
+             * failed claim asked for a cover, which the next read makes. */
+            read_ready_in_order(&s, &next);
+            rc = put(live, 2, sent, stall_length(sent));
+        }
+        if (!EXPECT_RC_OK(rc, sent))
+            break;
+        sent++;
+        if (i % 7 == 0)
+            memset(s.mem + offset, (int)(0xA0 + i % 16), 200); /* late writes: only its own bytes */
+        st = stats_of(s.consumer);
+        EXPECT(st.released >= released_before); /* never moves back */
+        released_before = st.released;
+    }
+    read_ready_in_order(&s, &next);
+    EXPECT_EQ(next, sent);
+    EXPECT_EQ(stats_of(s.consumer).holes, 1);
+    /* It resumes and commits: refused, never delivered. */
+    fill_pattern(s.mem + offset, 200, 1, 0);
+    EXPECT_RC(ether_ring_commit(stalled), ETHER_RING_SKIPPED);
+    EXPECT_RC(ether_ring_commit(stalled), ETHER_RING_INVALID); /* the loan is gone */
+    ether_ring_producer_statistics(stalled, &st);
+    EXPECT_EQ(st.sent, 0);
+    /* It let go: at the next read the space is free again (or once the cover the
+     * consumer may still have ahead is passed). */
+    for (int i = 0; i < 20 && stats_of(s.consumer).holes && !failed(); i++) {
+        EXPECT_RC(put(live, 2, sent, stall_length(sent)), ETHER_RING_OK);
+        sent++;
+        read_ready_in_order(&s, &next);
+    }
+    st = stats_of(s.consumer);
+    EXPECT_EQ(st.holes, 0);
+    EXPECT_EQ(st.released, st.head);
+    /* And it sends normally again. */
+    EXPECT_RC(put(stalled, 1, 1, 64), ETHER_RING_OK);
+    EXPECT(take(&s, 1, 1, 64));
+    EXPECT_RC(read_result(&s), ETHER_RING_EMPTY);
+    st = stats_of(s.consumer);
+    EXPECT_EQ(st.skipped_claims, 1);
+    EXPECT_EQ(st.received, sent + 1);
+out:
+    release_producer(stalled);
+    release_producer(live);
+done:
+    seg_done(&s);
+}
+
+/* A loan skipped while held and then given back (abort) is fine: nothing is
+ * delivered, the space is free again, and the handle writes on. */
+static void test_an_abort_after_a_skip_gives_the_space_back(void)
+{
+    seg_t s;
+    if (!seg_init(&s, 8192, 1000, 4))
+        goto done;
+    ether_ring_t *p = producer(&s, 0xBA7C);
+    if (!p)
+        goto done;
+    uint32_t slot = (uint32_t)ether_ring_slot(p);
+    uint64_t offset = 0, skipped = 0;
+    CHECK_RC(ether_ring_try_claim(p, 100, ETHER_RING_NO_WAIT, &offset), ETHER_RING_OK);
+    fill_pattern(s.mem + offset, 100, 1, 0);
+    EXPECT_RC(read_result(&s), ETHER_RING_PENDING);
+    EXPECT_RC(ether_ring_skip_stalled(s.consumer, slot, NULL, 0, &skipped), ETHER_RING_OK);
+    EXPECT_EQ(stats_of(s.consumer).holes, 1);
+    EXPECT_RC(ether_ring_abort(p), ETHER_RING_OK);
+    EXPECT_RC(read_result(&s), ETHER_RING_EMPTY);
+    ether_ring_stats_t st = stats_of(s.consumer);
+    EXPECT_EQ(st.holes, 0);
+    EXPECT_EQ(st.released, st.head);
+    static char data[300];
+    uint32_t lengths[3] = {100, 100, 100}, written = 0;
+    for (uint32_t i = 0; i < 3; i++)
+        fill_pattern(data + 100 * i, 100, 1, 1 + i);
+    EXPECT_RC(ether_ring_write_batch(p, data, lengths, 3, ETHER_RING_NO_WAIT, &written), ETHER_RING_OK);
+    EXPECT_EQ(written, 3);
+    for (uint32_t i = 0; i < 3; i++)
+        EXPECT(take(&s, 1, 1 + i, 100));
+    release_producer(p);
+done:
+    seg_done(&s);
+}
+
+/* ---- the skip racing the late commit ---- */
+
+typedef struct {
+    seg_t *seg;
+    ether_ring_t *ring;
+    uint32_t rounds;
+    atomic_uint claimed;  /* round r: the producer holds its claim */
+    atomic_uint go;       /* round r: both race now */
+    atomic_uint done;     /* round r: the producer has its verdict */
+    int verdict[1];       /* this round's commit result */
+    atomic_int abort;
+} race_t;
+
+static bool race_go(void *arg)
+{
+    race_t *r = arg;
+    return atomic_load(&r->go) == atomic_load(&r->claimed) || atomic_load(&r->abort);
+}
+
+static void *racing_producer(void *arg)
+{
+    race_t *r = arg;
+    uint64_t offset = 0;
+    for (uint32_t round = 1; round <= r->rounds && !atomic_load(&r->abort); round++) {
+        uint32_t len = 16 + round % 200;
+        if (ether_ring_try_claim(r->ring, len, WRITE_TIMEOUT, &offset) != ETHER_RING_OK) {
+            fail_at(__FILE__, __LINE__, "round %u: claim failed", round);
+            atomic_store(&r->abort, 1);
+            break;
+        }
+        fill_pattern(r->seg->mem + offset, len, 1, round);
+        atomic_store(&r->claimed, round);
+        spin_until(race_go, r);
+        for (uint32_t k = mix64(round) % 256; k > 0; k--) /* vary who gets there first */
+            cpu_relax();
+        r->verdict[0] = ether_ring_commit(r->ring);
+        atomic_store(&r->done, round);
+    }
+    return NULL;
+}
+
+static bool race_done(void *arg)
+{
+    race_t *r = arg;
+    return atomic_load(&r->done) == atomic_load(&r->go) || atomic_load(&r->abort);
+}
+
+/* The consumer skips a claim at the very moment its producer commits it, over and
+ * over: each time exactly one of them wins. Either the commit succeeds and the
+ * record is read intact, or the commit returns SKIPPED and the record is never
+ * read; never both, never neither. Then the claim's space is free again. */
+static void test_a_skip_and_a_late_commit_racing_agree_on_one_verdict(void)
+{
+    seg_t s;
+    if (!seg_init(&s, 4096, 1000, 4))
+        goto done;
+    race_t r = {.seg = &s, .rounds = g_records / 50 < 200 ? 200 : g_records / 50};
+    r.ring = producer(&s, 0x7ACE);
+    if (!r.ring)
+        goto done;
+    uint32_t slot = (uint32_t)ether_ring_slot(r.ring);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, racing_producer, &r) == 0);
+    uint32_t delivered = 0, skipped_rounds = 0;
+    static char out[4096];
+    for (uint32_t round = 1; round <= r.rounds && !failed(); round++) {
+        while (atomic_load(&r.claimed) != round && !atomic_load(&r.abort))
+            cpu_relax();
+        uint64_t skipped = 0;
+        atomic_store(&r.go, round);
+        for (uint32_t k = mix64(round * 31) % 256; k > 0; k--)
+            cpu_relax();
+        int rc = ether_ring_skip_stalled(s.consumer, slot, NULL, 0, &skipped);
+        if (rc != ETHER_RING_OK && rc != ETHER_RING_INVALID) {
+            fail_at(__FILE__, __LINE__, "round %u: skip_stalled returned %s", round, result_name(rc));
+            break;
+        }
+        EXPECT(spin_until(race_done, &r));
+        int verdict = r.verdict[0];
+        uint32_t lengths[4], count = 0;
+        uint64_t bytes = 0;
+        int read = read_lengths(s.consumer, out, sizeof(out), lengths, 4, &count, &bytes);
+        uint32_t len = 16 + round % 200;
+        if (rc == ETHER_RING_OK) {
+            skipped_rounds++;
+            if (verdict != ETHER_RING_SKIPPED) {
+                fail_at(__FILE__, __LINE__, "round %u: the consumer skipped the claim but the "
+                        "commit returned %s", round, result_name(verdict));
+                break;
+            }
+            if (!EXPECT_EQ(count, 0))
+                break;
+            EXPECT(read == ETHER_RING_EMPTY || read == ETHER_RING_PENDING); /* its next claim may be there */
+        } else {
+            delivered++;
+            if (!EXPECT_RC_OK(verdict, round) || !EXPECT_EQ(count, 1))
+                break;
+            EXPECT(lengths[0] == len && matches_pattern(out, len, 1, round));
+        }
+    }
+    atomic_store(&r.abort, 1);
+    pthread_join(thread, NULL);
+    EXPECT_RC(read_result(&s), ETHER_RING_EMPTY);
+    ether_ring_stats_t st = stats_of(s.consumer);
+    EXPECT_EQ(st.skipped_claims, skipped_rounds);
+    EXPECT_EQ(st.received, delivered);
+    EXPECT_EQ(st.holes, 0);
+    EXPECT_EQ(st.released, st.head);
+    printf("    (%u rounds: %u delivered, %u skipped)\n", r.rounds, delivered, skipped_rounds);
+    release_producer(r.ring);
+done:
+    seg_done(&s);
+}
+
+/* ---- a stalling producer among streaming ones ---- */
+
+#define STALL_STREAMERS 3
+#define STALL_ID STALL_STREAMERS   /* the staller's producer id */
+
+typedef struct {
+    seg_t seg;
+    latch_t latch;
+    uint32_t records;                 /* per producer */
+    ether_ring_t *rings[STALL_STREAMERS + 1];
+    atomic_int abort;
+    atomic_uint_fast64_t read_bytes;  /* consumed so far (the staller waits on laps) */
+    atomic_uint skips;                /* skip_stalled successes */
+    atomic_uint skipped_seen;         /* the staller's current claim was skipped */
+    atomic_uint skipped_count;        /* the staller's sends that came back SKIPPED */
+    atomic_int streamers_done;
+    atomic_uchar *skipped;            /* [seq]: the staller's send came back SKIPPED */
+    uint8_t *delivered;               /* [seq]: the consumer read the staller's seq */
+    uint64_t expected_seq[STALL_STREAMERS];
+    uint64_t received;
+} stall_stress_t;
+
+static stall_stress_t *g_stall;
+
+static uint32_t stall_stress_length(uint32_t id, uint64_t seq)
+{
+    return 16 + (uint32_t)(mix64(((uint64_t)id << 40) ^ seq ^ 0x5A11) % 300);
+}
+
+typedef struct { stall_stress_t *st; uint32_t id; } stall_arg_t;
+
+static void *stall_streamer(void *arg)
+{
+    stall_arg_t *a = arg;
+    stall_stress_t *st = a->st;
+    char buf[400];
+    latch_arrive_and_wait(&st->latch);
+    for (uint64_t seq = 0; seq < st->records && !atomic_load(&st->abort); seq++) {
+        uint32_t len = stall_stress_length(a->id, seq);
+        stress_fill(buf, len, a->id, seq);
+        int rc = ether_ring_write(st->rings[a->id], buf, len, WRITE_TIMEOUT);
+        if (rc != ETHER_RING_OK) {
+            fail_at(__FILE__, __LINE__, "streamer %u: write of seq %" PRIu64 " returned %s", a->id,
+                    seq, result_name(rc));
+            atomic_store(&st->abort, 1);
+        }
+    }
+    atomic_fetch_add(&st->streamers_done, 1);
+    return NULL;
+}
+
+static bool staller_may_go(void *arg)
+{
+    stall_stress_t *st = arg;
+    return atomic_load(&st->skipped_seen) || atomic_load(&st->abort);
+}
+
+/* Every 16th record is a loan held until the consumer skips it; while it is held
+ * skipped, the others run two more laps and it scribbles over its own space. */
+static void *staller(void *arg)
+{
+    stall_stress_t *st = arg;
+    ether_ring_t *ring = st->rings[STALL_ID];
+    char buf[400];
+    latch_arrive_and_wait(&st->latch);
+    for (uint64_t seq = 0; seq < st->records && !atomic_load(&st->abort); seq++) {
+        uint32_t len = stall_stress_length(STALL_ID, seq);
+        int rc;
+        if (seq % 16 == 5) {
+            uint64_t offset = 0;
+            rc = ether_ring_try_claim(ring, len, WRITE_TIMEOUT, &offset);
+            if (rc == ETHER_RING_OK) {
+                stress_fill(st->seg.mem + offset, len, STALL_ID, seq);
+                atomic_store(&st->skipped_seen, 0);
+                /* Stall until skipped (bounded: spin_until gives up after 20 s). */
+                spin_until(staller_may_go, st);
+                if (atomic_load(&st->skipped_seen)) {
+                    uint64_t until = atomic_load(&st->read_bytes) + 2 * 4096;
+                    uint64_t give_up = now_ns() + 5 * SEC;
+                    for (uint32_t i = 0; atomic_load(&st->read_bytes) < until && now_ns() < give_up &&
+                                         atomic_load(&st->streamers_done) < STALL_STREAMERS &&
+                                         !atomic_load(&st->abort); i++) {
+                        memset(st->seg.mem + offset, (int)(i & 0xFF), len); /* late writes */
+                        sched_yield();
+                    }
+                }
+                rc = ether_ring_commit(ring);
+            }
+        } else {
+            stress_fill(buf, len, STALL_ID, seq);
+            rc = ether_ring_write(ring, buf, len, WRITE_TIMEOUT);
+        }
+        if (rc == ETHER_RING_SKIPPED) {
+            atomic_store(&st->skipped[seq], 1);
+            atomic_fetch_add(&st->skipped_count, 1);
+        } else if (rc != ETHER_RING_OK) {
+            fail_at(__FILE__, __LINE__, "staller: seq %" PRIu64 " returned %s", seq, result_name(rc));
+            atomic_store(&st->abort, 1);
+        }
+    }
+    return NULL;
+}
+
+static void stall_check_record(stall_stress_t *st, const char *p, uint32_t len)
+{
+    uint32_t id, crc;
+    uint64_t seq;
+    memcpy(&crc, p, 4);
+    memcpy(&id, p + 4, 4);
+    memcpy(&seq, p + 8, 8);
+    if (len < 16 || crc != crc32_of(p + 4, len - 4) || id > STALL_ID ||
+        len != stall_stress_length(id, seq)) {
+        fail_at(__FILE__, __LINE__, "record %" PRIu64 " torn (claims producer %u seq %" PRIu64 ")",
+                st->received, id, seq);
+        atomic_store(&st->abort, 1);
+        return;
+    }
+    if (id == STALL_ID) {
+        if (seq >= st->records || st->delivered[seq]) {
+            fail_at(__FILE__, __LINE__, "staller seq %" PRIu64 " duplicated", seq);
+            atomic_store(&st->abort, 1);
+        } else {
+            st->delivered[seq] = 1;
+        }
+    } else if (seq != st->expected_seq[id]++) {
+        fail_at(__FILE__, __LINE__, "streamer %u: got seq %" PRIu64 ", expected %" PRIu64, id, seq,
+                st->expected_seq[id] - 1);
+        atomic_store(&st->abort, 1);
+    }
+    st->received++;
+}
+
+static void *stall_consumer(void *arg)
+{
+    stall_stress_t *st = arg;
+    static char out[65536];
+    uint32_t lengths[256];
+    uint32_t staller_slot = (uint32_t)ether_ring_slot(st->rings[STALL_ID]);
+    uint64_t total = (uint64_t)st->records * (STALL_STREAMERS + 1);
+    uint64_t pending_since = 0, last_progress = now_ns();
+    latch_arrive_and_wait(&st->latch);
+    while (!atomic_load(&st->abort)) {
+        uint32_t count = 0;
+        uint64_t bytes = 0;
+        int rc = read_lengths(st->seg.consumer, out, sizeof(out), lengths, 256, &count, &bytes);
+        if (rc == ETHER_RING_OK) {
+            uint64_t at = 0;
+            for (uint32_t k = 0; k < count; k++) {
+                stall_check_record(st, out + at, lengths[k]);
+                at += lengths[k];
+            }
+            atomic_fetch_add(&st->read_bytes, bytes);
+            pending_since = 0;
+            last_progress = now_ns();
+            continue;
+        }
+        if (rc == ETHER_RING_PENDING) {
+            uint64_t now = now_ns();
+            if (!pending_since)
+                pending_since = now;
+            else if (now - pending_since > 2 * MS) { /* our unblock timeout */
+                uint32_t slots[8], n = 0;
+                uint64_t tokens[8], skipped = 0;
+                if (ether_ring_stalled_slots(st->seg.consumer, slots, tokens, 8, &n) == ETHER_RING_PENDING &&
+                    n == 1 && slots[0] == staller_slot &&
+                    ether_ring_skip_stalled(st->seg.consumer, staller_slot, NULL, 0, &skipped) == ETHER_RING_OK) {
+                    atomic_fetch_add(&st->skips, 1);
+                    atomic_store(&st->skipped_seen, 1);
+                }
+                pending_since = 0;
+            }
+        } else if (rc != ETHER_RING_EMPTY) {
+            fail_at(__FILE__, __LINE__, "read returned %s", result_name(rc));
+            atomic_store(&st->abort, 1);
+            break;
+        }
+        /* Done once every record is read or known skipped, and no space is held. */
+        if (st->received + atomic_load(&st->skipped_count) >= total &&
+            stats_of(st->seg.consumer).holes == 0)
+            break;
+        rc = ether_ring_wait(st->seg.consumer, 1 * MS);
+        if (rc == ETHER_RING_TIMEOUT && now_ns() - last_progress > WRITE_TIMEOUT + 2 * SEC) {
+            fail_at(__FILE__, __LINE__, "no progress for 12 s after %" PRIu64 " records", st->received);
+            atomic_store(&st->abort, 1);
+        }
+    }
+    return NULL;
+}
+
+static void test_a_stalling_producer_never_wedges_or_tears_the_others(void)
+{
+    stall_stress_t *st = calloc(1, sizeof(*st));
+    CHECK(st != NULL);
+    g_stall = st;
+    st->records = g_records / 10 < 1000 ? 1000 : g_records / 10;
+    st->skipped = calloc(st->records, sizeof(atomic_uchar));
+    st->delivered = calloc(st->records, 1);
+    pthread_t threads[STALL_STREAMERS + 2];
+    stall_arg_t args[STALL_STREAMERS];
+    int started = 0;
+    if (!st->skipped || !st->delivered || !seg_init(&st->seg, 4096, 1000, STALL_STREAMERS + 2))
+        goto done;
+    for (uint32_t i = 0; i <= STALL_ID; i++)
+        if (!(st->rings[i] = producer(&st->seg, 2000 + i)))
+            goto out;
+    latch_init(&st->latch, STALL_STREAMERS + 2);
+    if (!EXPECT(pthread_create(&threads[started++], NULL, stall_consumer, st) == 0))
+        goto out;
+    if (!EXPECT(pthread_create(&threads[started++], NULL, staller, st) == 0))
+        goto out;
+    for (uint32_t i = 0; i < STALL_STREAMERS; i++) {
+        args[i] = (stall_arg_t){st, i};
+        if (!EXPECT(pthread_create(&threads[started++], NULL, stall_streamer, &args[i]) == 0))
+            goto out;
+    }
+out:
+    if (started < STALL_STREAMERS + 2) {
+        atomic_store(&st->abort, 1);
+        atomic_store(&st->latch.remaining, 0);
+    }
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    if (!failed() && started == STALL_STREAMERS + 2) {
+        for (uint32_t i = 0; i < STALL_STREAMERS; i++)
+            EXPECT_EQ(st->expected_seq[i], st->records);
+        uint32_t both = 0, neither = 0, skipped = 0;
+        for (uint32_t q = 0; q < st->records; q++) {
+            bool s = atomic_load(&st->skipped[q]) != 0, d = st->delivered[q] != 0;
+            both += s && d;
+            neither += !s && !d;
+            skipped += s;
+        }
+        EXPECT_EQ(both, 0);     /* reported skipped, yet delivered */
+        EXPECT_EQ(neither, 0);  /* lost without a word */
+        EXPECT_EQ(skipped, atomic_load(&st->skips));
+        ether_ring_stats_t rs = stats_of(st->seg.consumer);
+        EXPECT_EQ(rs.skipped_claims, atomic_load(&st->skips));
+        EXPECT_EQ(rs.holes, 0);
+        EXPECT_EQ(rs.released, rs.head);
+        EXPECT_EQ(rs.received, (uint64_t)st->records * (STALL_STREAMERS + 1) - skipped);
+        EXPECT(atomic_load(&st->skips) > 0);
+        printf("    (%u records per producer; %u claims of the staller skipped, %" PRIu64
+               " laps of the ring)\n", st->records, atomic_load(&st->skips), rs.tail / 4096);
+    }
+    for (uint32_t i = 0; i <= STALL_ID; i++)
+        release_producer(st->rings[i]);
+done:
+    seg_done(&st->seg);
+    free((void *)st->skipped);
+    free(st->delivered);
+    free(st);
+    g_stall = NULL;
+}
+
 /* ------------------------------------------------------------------ main */
 
 static const test_t tests[] = {
@@ -1533,6 +2082,10 @@ static const test_t tests[] = {
     TEST(test_blocked_writer_wakes_when_space_frees),
     TEST(test_close_wakes_blocked_writer),
     TEST(test_blocked_batch_writer_wakes_sleeping_consumer),
+    TEST(test_skips_a_stalled_claim_and_refuses_its_late_commit),
+    TEST(test_an_abort_after_a_skip_gives_the_space_back),
+    TEST(test_a_skip_and_a_late_commit_racing_agree_on_one_verdict),
+    TEST(test_a_stalling_producer_never_wedges_or_tears_the_others),
     TEST(test_concurrent_producers_small_ring),
     TEST(test_concurrent_producers_large_ring),
     TEST(test_concurrent_producers_small_ring_with_batch_writer),

@@ -23,6 +23,7 @@ nothing and loads no part of the transport: the decorators and plain classes
 work on any platform.
 """
 from ._errors import ArenaFull as ArenaFull
+from ._errors import ClaimSkipped as ClaimSkipped
 from ._errors import ConfigError as ConfigError
 from ._errors import EtherError as EtherError
 from ._errors import InboxClosed as InboxClosed
@@ -93,9 +94,9 @@ __all__ = [
     "ether",
     "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save", "ether_save_all",
     "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
-    "ArenaFull", "ConfigError", "EtherError", "InboxClosed", "InboxExists", "InboxFull",
-    "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError", "RingCorrupt",
-    "SegmentError", "ServiceGone", "ServiceNotFound", "SessionClosed", "SessionExists",
-    "SessionNotFound", "ShmSpaceError", "SyncFailed", "Timeout", "TooManyProducers",
-    "ValidationFailed", "WouldBlock",
+    "ArenaFull", "ClaimSkipped", "ConfigError", "EtherError", "InboxClosed", "InboxExists",
+    "InboxFull", "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError",
+    "RingCorrupt", "SegmentError", "ServiceGone", "ServiceNotFound", "SessionClosed",
+    "SessionExists", "SessionNotFound", "ShmSpaceError", "SyncFailed", "Timeout",
+    "TooManyProducers", "ValidationFailed", "WouldBlock",
 ]

@@ -34,6 +34,13 @@ class InboxExists(EtherError, FileExistsError):
     """A live inbox already has that name in the session."""
 
 
+class ClaimSkipped(EtherError):
+    """This sender held a record uncommitted (its process was stopped, or a claim
+    was left open) longer than the inbox's unblock timeout (ETHER_UNBLOCK_TIMEOUT),
+    and the consumer skipped it so that the other senders could go on: it was not
+    delivered. `sent` (on a send or send_many) tells how many messages went in."""
+
+
 class MessageTooLarge(EtherError, ValueError):
     """A record is longer than the inbox's max_length."""
 

@@ -22,8 +22,8 @@ from ._errors import ConfigError
 
 __all__ = [
     "Setting", "SETTINGS", "MAX_MESSAGE_BYTES", "ARENA_BYTES", "ARRAY_INLINE", "START_METHOD",
-    "LOG_DIR", "SANITIZE", "max_message_bytes", "arena_bytes", "array_inline", "start_method",
-    "log_dir", "child_environment", "validate", "table",
+    "LOG_DIR", "UNBLOCK_TIMEOUT", "SANITIZE", "max_message_bytes", "arena_bytes", "array_inline",
+    "start_method", "log_dir", "unblock_timeout", "child_environment", "validate", "table",
 ]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -33,7 +33,7 @@ KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
 class Setting:
     """One variable, as the README's table shows it."""
     name: str
-    type: str       # bytes, choice, path
+    type: str       # bytes, seconds, choice, path
     default: str
     accepted: str   # the range, in words: also the second half of its ConfigError
     meaning: str
@@ -68,15 +68,26 @@ LOG_DIR = Setting(
     "ETHER_LOG_DIR", "path", "`<tmp>/ether-logs-<uid>`", "a directory (created if missing)",
     "Where each session's log directory `<session>/` goes: one file per instance and "
     "`session.log` for the main process.")
+_UNBLOCK_MIN, _UNBLOCK_MAX = 0.001, 3600.0
+UNBLOCK_TIMEOUT = Setting(
+    "ETHER_UNBLOCK_TIMEOUT", "seconds", "1.0",
+    f"a number of seconds from {_UNBLOCK_MIN:g} to {_UNBLOCK_MAX:g}",
+    "How long an inbox waits for a sender that has reserved a record and not committed "
+    "it (its process stopped, a debugger, a `claim()` left open) before it skips that "
+    "record so that the other senders go on, and logs which process stalled. The stalled "
+    "sender's send or commit then fails with `ClaimSkipped`; its record is not delivered. "
+    "Read by the receiving process while it waits.")
 SANITIZE = Setting(
     "ETHER_SANITIZE", "choice", "unset: no sanitizers",
     "address (ASan + UBSan) or thread (TSan)",
     "Build time only, read by csrc/_build.py at `pip install`: compile the C core with "
     "sanitizers (docs/design/sanitizers.md).")
 
-SETTINGS = (MAX_MESSAGE_BYTES, ARENA_BYTES, ARRAY_INLINE, START_METHOD, LOG_DIR, SANITIZE)
+SETTINGS = (MAX_MESSAGE_BYTES, ARENA_BYTES, ARRAY_INLINE, START_METHOD, LOG_DIR, UNBLOCK_TIMEOUT,
+            SANITIZE)
 
 _WHOLE = re.compile(r"[0-9]+")
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 
 
 def _raw(setting: Setting) -> str | None:
@@ -148,6 +159,19 @@ def child_environment(path_first: str) -> dict[str, str]:
     return env
 
 
+def unblock_timeout() -> float:
+    """ETHER_UNBLOCK_TIMEOUT: seconds an inbox waits for an uncommitted record
+    before it skips it."""
+    raw = _raw(UNBLOCK_TIMEOUT)
+    if raw is None:
+        return 1.0
+    text = raw.strip()
+    value = float(text) if _DECIMAL.fullmatch(text) else -1.0
+    if not _UNBLOCK_MIN <= value <= _UNBLOCK_MAX:
+        raise _bad(UNBLOCK_TIMEOUT, raw)
+    return value
+
+
 def validate() -> None:
     """Read every run-time setting once: `tap` calls this before it creates anything."""
     max_message_bytes()
@@ -155,6 +179,7 @@ def validate() -> None:
     array_inline()
     start_method()
     log_dir()
+    unblock_timeout()
 
 
 def table() -> str:

@@ -5,7 +5,8 @@ import pytest
 
 import ether
 
-from workers import consumer_echo
+from conftest import shm_objects
+from workers import consumer_echo, tap_and_shutdown
 
 SPAWN = multiprocessing.get_context("spawn")
 
@@ -81,3 +82,30 @@ def test_a_batch_larger_than_the_inbox_wakes_a_sleeping_consumer(session):
         if p.is_alive():
             p.kill()
             p.join(10)
+
+
+def test_concurrent_taps_all_succeed_and_leave_nothing():
+    # Each tap creates a session, and each create sweeps other sessions first: they
+    # must never take one another's new member locks for dead ones.
+    processes, count = 4, 5
+    ready = [SPAWN.Event() for _ in range(processes)]
+    go, results = SPAWN.Event(), SPAWN.Queue()
+    ps = [SPAWN.Process(target=tap_and_shutdown, args=(count, ready[i], go, results))
+          for i in range(processes)]
+    try:
+        for p in ps:
+            p.start()
+        assert all(r.wait(60) for r in ready)
+        go.set()
+        outcomes = [results.get(timeout=120) for _ in ps]
+        for p in ps:
+            p.join(30)
+    finally:
+        for p in ps:
+            if p.is_alive():
+                p.kill()
+                p.join(30)
+    assert [e for _, errors in outcomes for e in errors] == []
+    sessions = [sid for used, _ in outcomes for sid in used]
+    assert len(sessions) == processes * count
+    assert [shm_objects(sid) for sid in sessions if shm_objects(sid)] == []

@@ -13,11 +13,11 @@ TOP = [
     "ether",
     "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save", "ether_save_all",
     "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
-    "ArenaFull", "ConfigError", "EtherError", "InboxClosed", "InboxExists", "InboxFull",
-    "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError", "RingCorrupt",
-    "SegmentError", "ServiceGone", "ServiceNotFound", "SessionClosed", "SessionExists",
-    "SessionNotFound", "ShmSpaceError", "SyncFailed", "Timeout", "TooManyProducers",
-    "ValidationFailed", "WouldBlock",
+    "ArenaFull", "ClaimSkipped", "ConfigError", "EtherError", "InboxClosed", "InboxExists",
+    "InboxFull", "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError",
+    "RingCorrupt", "SegmentError", "ServiceGone", "ServiceNotFound", "SessionClosed",
+    "SessionExists", "SessionNotFound", "ShmSpaceError", "SyncFailed", "Timeout",
+    "TooManyProducers", "ValidationFailed", "WouldBlock",
 ]
 
 LOWLEVEL = [

@@ -27,8 +27,12 @@ DOCUMENTED = [
     ("ether_ring_header_t", "received_bytes", 88, "u64"),
     ("ether_ring_header_t", "skipped_claims", 96, "u64"),
     ("ether_ring_header_t", "skipped_bytes", 104, "u64"),
+    ("ether_ring_header_t", "released", 112, "u64"),
+    ("ether_ring_header_t", "hole_count", 120, "u32"),
     ("ether_ring_header_t", "tail", 128, "u64"),
     ("ether_ring_header_t", "head_cache", 192, "u64"),
+    ("ether_ring_header_t", "cover_at", 200, "u64"),
+    ("ether_ring_header_t", "cover_wanted", 208, "u64"),
     ("ether_ring_header_t", "data_futex", 256, "u32"),
     ("ether_ring_header_t", "space_futex", 260, "u32"),
     ("ether_ring_header_t", "space_waiters", 264, "u32"),
@@ -44,6 +48,17 @@ DOCUMENTED = [
     ("ether_ring_slot_t", "sent_bytes", 40, "u64"),
     ("ether_ring_slot_t", "dropped", 48, "u64"),
     ("ether_ring_slot_t", "blocked", 56, "u64"),
+    ("ether_ring_slot_t", "skip", 64, "u64"),
+    ("ether_ring_slot_t", "pid", 72, "u32"),
+    ("ether_ring_hole_t", "start", 0, "u64"),
+    ("ether_ring_hole_t", "end", 8, "u64"),
+    ("ether_ring_hole_t", "next", 16, "u64"),
+    ("ether_ring_hole_t", "intent", 24, "u64"),
+    ("ether_ring_hole_t", "token", 32, "u64"),
+    ("ether_ring_hole_t", "cover_start", 40, "u64"),
+    ("ether_ring_hole_t", "cover_end", 48, "u64"),
+    ("ether_ring_hole_t", "slot", 56, "u32"),
+    ("ether_ring_hole_t", "state", 60, "u32"),
     ("ether_ring_record_header_t", "commit", 0, "u64"),
     ("ether_ring_record_header_t", "length", 8, "u32"),
     ("ether_ring_record_header_t", "type", 12, "u16"),
@@ -61,9 +76,12 @@ def test_compiler_offsets_match_the_documented_layout():
 def test_struct_sizes_match_the_documented_layout():
     actual = _ring.layout_offsets()
     assert actual["ether_ring_descriptor_t.sizeof"] == 64
-    assert actual["ether_ring_slot_t.sizeof"] == _ring.SLOT_LENGTH == 64
+    assert actual["ether_ring_slot_t.sizeof"] == _ring.SLOT_LENGTH == 128  # two lines
     assert actual["ether_ring_record_header_t.sizeof"] == _ring.RECORD_HEADER_LENGTH == 32
     assert actual["ether_ring_header_t.sizeof"] <= _ring.SLOTS_OFFSET
+    assert actual["ether_ring_hole_t.sizeof"] == _ring.HOLE_LENGTH == 64
+    assert actual["ether_ring_header_t.holes"] == _ring.HOLES_OFFSET == 384
+    assert _ring.HOLES_OFFSET + _ring.MAX_HOLES * _ring.HOLE_LENGTH <= _ring.SLOTS_OFFSET
 
 
 def test_header_documents_every_field_at_its_offset():

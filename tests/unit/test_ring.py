@@ -3,7 +3,7 @@ largest record, policies and counters."""
 import pytest
 
 import ether
-from ether._core import _ring
+from ether._core import _ring, _sender
 
 from workers import check_payload, make_payload
 
@@ -104,6 +104,23 @@ def test_block_policy_times_out_with_a_clear_error(small):
         tx.send(b"y" * 100, timeout=0.05)
     assert info.value.sent == 0
     assert tx.statistics().blocked >= 1
+    inbox.drain()
+    assert tx.send(b"y" * 100)
+
+
+def test_a_long_block_wait_is_one_blocked_send_however_many_liveness_slices_it_takes(small):
+    # A block wait is cut into slices (checking the consumer's liveness between
+    # them); each send, claim or batch that waited still counts once.
+    inbox, tx = small
+    while tx.send(b"x" * 100, policy="drop"):
+        pass
+    timeout = 3 * _sender.LIVENESS_CHECK_S - 0.05  # three slices
+    for attempt in (lambda: tx.send(b"y" * 100, timeout=timeout),
+                    lambda: tx.send_many([b"y" * 100] * 2, timeout=timeout),
+                    lambda: tx.claim(100, timeout=timeout)):
+        with pytest.raises(ether.InboxFull, match="stayed full for 0.7 s"):
+            attempt()
+    assert tx.statistics().blocked == 3
     inbox.drain()
     assert tx.send(b"y" * 100)
 

@@ -30,6 +30,7 @@ def clean_environment(monkeypatch):
     (_settings.array_inline, 64 << 10),
     (_settings.start_method, "fork"),
     (_settings.log_dir, None),
+    (_settings.unblock_timeout, 1.0),
 ])
 def test_unset_or_empty_means_the_default(monkeypatch, read, default):
     assert read() == default
@@ -42,7 +43,8 @@ def _setting_of(read):
             _settings.arena_bytes: _settings.ARENA_BYTES,
             _settings.array_inline: _settings.ARRAY_INLINE,
             _settings.start_method: _settings.START_METHOD,
-            _settings.log_dir: _settings.LOG_DIR}[read]
+            _settings.log_dir: _settings.LOG_DIR,
+            _settings.unblock_timeout: _settings.UNBLOCK_TIMEOUT}[read]
 
 
 @pytest.mark.parametrize("read, raw, value", [
@@ -55,6 +57,9 @@ def _setting_of(read):
     (_settings.array_inline, "1000000", 1_000_000),
     (_settings.start_method, "spawn", "spawn"),
     (_settings.start_method, "forkserver", "forkserver"),
+    (_settings.unblock_timeout, "0.25", 0.25),
+    (_settings.unblock_timeout, " 5 ", 5.0),
+    (_settings.unblock_timeout, ".5", 0.5),
 ])
 def test_a_valid_value_is_parsed(monkeypatch, read, raw, value):
     monkeypatch.setenv(_setting_of(read).name, raw)
@@ -75,6 +80,11 @@ def test_a_valid_value_is_parsed(monkeypatch, read, raw, value):
     (_settings.array_inline, "\u0661\u0662", "a whole number >= 0"),  # non-ASCII digits
     (_settings.start_method, "threads", "one of fork, "),
     (_settings.start_method, "Fork", "one of fork, "),
+    (_settings.unblock_timeout, "0", "a number of seconds from 0.001 to 3600"),
+    (_settings.unblock_timeout, "1s", "a number of seconds from 0.001 to 3600"),
+    (_settings.unblock_timeout, "nan", "a number of seconds from 0.001 to 3600"),
+    (_settings.unblock_timeout, "1e3", "a number of seconds from 0.001 to 3600"),
+    (_settings.unblock_timeout, "7200", "a number of seconds from 0.001 to 3600"),
 ])
 def test_a_bad_value_names_the_variable_the_value_and_the_range(monkeypatch, read, raw, accepted):
     name = _setting_of(read).name

@@ -1,6 +1,7 @@
 """Inbox: the receiving end of a ring, owned by the process that created it."""
 from __future__ import annotations
 
+import logging
 import math
 import os
 import time
@@ -9,12 +10,16 @@ from collections import deque
 from dataclasses import dataclass
 
 from .. import _errors as errors
+from .. import _settings as settings
 from . import _names as names
 from . import _ring as ring_mod
 from . import _segment as segment
 
+log = logging.getLogger("Ether")
+
 # While the record at head is claimed but not committed, look for a dead owner
-# this often. A live producer commits within microseconds; a dead one never does.
+# this often. A live producer commits within microseconds; a dead one never does,
+# and a stopped one is skipped after ETHER_UNBLOCK_TIMEOUT (see _recover).
 STALL_CHECK_S = 0.1
 # Longest single sleep in C, so Python-level signal handlers and recovery run.
 WAIT_SLICE_S = 0.5
@@ -28,7 +33,8 @@ class InboxStatistics:
     name: str
     session: str
     capacity: int
-    used: int             # bytes claimed in the ring and not yet read
+    used: int             # bytes senders cannot use yet: claimed and not yet read (and the
+                          # space of a skipped claim, kept while its stalled sender lives)
     max_length: int
     producers: int        # senders attached now
     sent: int             # records committed by all senders
@@ -36,7 +42,7 @@ class InboxStatistics:
     blocked: int          # sends that waited for space (block policy)
     received: int         # records read out of the ring by this inbox
     received_bytes: int
-    skipped_claims: int   # claims of dead producers skipped
+    skipped_claims: int   # claims skipped: of dead producers, and of stalled ones (unblock timeout)
     skipped_bytes: int
     buffered: int         # records read from the ring, not yet returned by receive
 
@@ -127,7 +133,8 @@ class Inbox:
         self._where = where
         self._ring = ring
         self._pending: deque[bytes] = deque()
-        self._stall_since = 0.0
+        self._stall_since = 0.0   # last stall check (0: not stalled)
+        self._stall_began = 0.0   # when the consumer first found head claimed and uncommitted
         self._reaped_at = 0.0
         ring.set_read_buffer(max(READ_BUFFER, max_length), READ_BATCH)
         self._finalizer = weakref.finalize(self, _close_inbox, ring, seg, table, index, token, os.getpid())
@@ -192,7 +199,7 @@ class Inbox:
             return []
         rc, items = self._ring.read(min(max_count, READ_BATCH))
         if items:
-            self._stall_since = 0.0
+            self._stall_since = self._stall_began = 0.0
         elif rc == ring_mod.PENDING:
             self._stalled()
         return items
@@ -212,7 +219,7 @@ class Inbox:
         rc, items = ring.read(min(max_count, READ_BATCH))
         if items:
             self._pending.extend(items)
-            self._stall_since = 0.0
+            self._stall_since = self._stall_began = 0.0
         elif rc == ring_mod.PENDING:
             self._stalled()
         return rc
@@ -221,11 +228,13 @@ class Inbox:
         """The record at head is claimed and not committed: after STALL_CHECK_S of
         that, look for a dead owner."""
         now = time.monotonic()
+        if not self._stall_began:
+            self._stall_began = now
         if not self._stall_since:
             self._stall_since = now
         elif now - self._stall_since >= STALL_CHECK_S:
             self._stall_since = now
-            self._recover()
+            self._recover(now - self._stall_began)
 
     def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> None:
         """Wait for and read messages; fresh=False: the caller just found none."""
@@ -246,14 +255,41 @@ class Inbox:
             if self._ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
                 self._reap_dead()  # idle: a good moment to free dead producers' slots
 
-    def _recover(self) -> None:
-        """Skip a claim at head whose producers are all dead; free dead slots."""
+    def _recover(self, stalled_for: float) -> None:
+        """Skip a claim at head whose producers are all dead, or, once head has been
+        stalled for ETHER_UNBLOCK_TIMEOUT, the claim of the one live producer that
+        holds it (stopped, or a claim() left open: csrc/ether_ring.h, "Stalled
+        producers"); free dead slots."""
         ring = self._ring
         alive = self._session._member_alive
         stalled = ring.stalled_slots()
-        if stalled and not any(alive(token) for _, token in stalled):
-            ring.skip_dead([slot for slot, _ in stalled])
+        if stalled:
+            live = [(slot, token) for slot, token in stalled if alive(token)]
+            if not live:
+                if ring.skip_dead([slot for slot, _ in stalled]):
+                    self._stall_began = 0.0
+            elif len(live) == 1 and stalled_for >= settings.unblock_timeout():
+                slot, token = live[0]
+                skipped = ring.skip_stalled(slot, [s for s, _ in stalled if s != slot])
+                if skipped:
+                    self._stall_began = 0.0
+                    self._log_unblock(slot, token, skipped, stalled_for)
         self._reap_dead(force=True)
+
+    def _log_unblock(self, slot: int, token: int, skipped: int, stalled_for: float) -> None:
+        """Say which process stalled the inbox, and what it costs."""
+        try:
+            with self._session._directory as d:
+                inboxes = [e.name for e in d.entries() if e.owner == token]
+        except errors.EtherError:
+            inboxes = []
+        who = f"the sender in pid {self._ring.slot_pid(slot)} (member {token}"
+        who += f", inbox {inboxes[0]!r})" if inboxes else ")"
+        log.warning("%s: %s held a record uncommitted for %.1f s (ETHER_UNBLOCK_TIMEOUT is "
+                    "%g s): skipped it (%d bytes) so the other senders can go on. Its send or "
+                    "commit fails with ClaimSkipped; was it stopped (SIGSTOP, a debugger) or a "
+                    "claim() left open?", self._where, who, stalled_for,
+                    settings.unblock_timeout(), skipped)
 
     def _reap_dead(self, force: bool = False) -> None:
         """Free the slots of dead producers (at most every STALL_CHECK_S unless forced)."""

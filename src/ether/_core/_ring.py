@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import enum
 import secrets
-import time
 from typing import NamedTuple
 
 import msgspec
@@ -37,6 +36,7 @@ FULL = int(RingResult.FULL)
 TIMEOUT = int(RingResult.TIMEOUT)
 INTERRUPTED = int(RingResult.INTERRUPTED)
 CLOSED = int(RingResult.CLOSED)
+SKIPPED = int(RingResult.SKIPPED)
 _NO_SLOT = int(RingResult.NO_SLOT)
 _TOO_LARGE = int(RingResult.TOO_LARGE)
 _CORRUPT = int(RingResult.CORRUPT)
@@ -54,6 +54,9 @@ MIN_CAPACITY = lib.ETHER_RING_MIN_CAPACITY
 MAX_PRODUCERS = lib.ETHER_RING_MAX_PRODUCERS
 SLOT_LENGTH = lib.ETHER_RING_SLOT_LENGTH
 SLOTS_OFFSET = lib.ETHER_RING_SLOTS_OFFSET
+HOLES_OFFSET = lib.ETHER_RING_HOLES_OFFSET
+HOLE_LENGTH = lib.ETHER_RING_HOLE_LENGTH
+MAX_HOLES = lib.ETHER_RING_MAX_HOLES
 NO_WAIT = lib.ETHER_RING_NO_WAIT
 REAPING = lib.ETHER_RING_REAPING
 # Results that are the caller's error or a broken segment, never a normal outcome.
@@ -77,6 +80,8 @@ class RingStatistics(NamedTuple):
     skipped_claims: int
     skipped_bytes: int
     closed: bool
+    released: int     # producers may reuse space before this position
+    holes: int        # skipped claims of live producers whose space is still held for them
 
 
 def segment_size(capacity: int, max_producers: int) -> int:
@@ -97,11 +102,14 @@ def layout_offsets() -> dict[str, int]:
         ("ether_ring_descriptor_t", ("magic", "layout_version", "data_offset", "capacity", "segment_size",
                                "max_length", "max_producers", "commit_key", "owner_token")),
         ("ether_ring_header_t", ("head", "consumer_waiting", "closed", "received", "received_bytes",
-                           "skipped_claims", "skipped_bytes", "tail", "head_cache", "data_futex",
+                           "skipped_claims", "skipped_bytes", "released", "hole_count", "tail",
+                           "head_cache", "cover_at", "cover_wanted", "data_futex",
                            "space_futex", "space_waiters", "retired_sent", "retired_sent_bytes",
-                           "retired_dropped", "retired_blocked")),
+                           "retired_dropped", "retired_blocked", "holes")),
         ("ether_ring_slot_t", ("token", "intent_start", "intent_end", "next_seq", "sent", "sent_bytes",
-                         "dropped", "blocked")),
+                         "dropped", "blocked", "skip", "pid")),
+        ("ether_ring_hole_t", ("start", "end", "next", "intent", "token", "cover_start", "cover_end",
+                         "slot", "state")),
         ("ether_ring_record_header_t", ("commit", "length", "type", "producer", "seq")),
     ):
         for f in fields:
@@ -122,7 +130,7 @@ def _statistics(st) -> RingStatistics:
     return RingStatistics(
         st.capacity, st.used, st.head, st.tail, st.max_length, st.producers, st.sent,
         st.sent_bytes, st.dropped, st.blocked, st.received, st.received_bytes,
-        st.skipped_claims, st.skipped_bytes, bool(st.closed))
+        st.skipped_claims, st.skipped_bytes, bool(st.closed), st.released, st.holes)
 
 
 def read_statistics(buffer, where: str) -> RingStatistics:
@@ -135,7 +143,7 @@ def read_statistics(buffer, where: str) -> RingStatistics:
         rc = lib.ether_ring_open(buf, len(buf), handle)
         if rc != OK:
             raise errors.SegmentError(
-                f"{where}: the segment is not an Ether ring of this layout version ({_describe(rc)})")
+                f"{where}: the segment is not an Ether ring of this layout version ({describe(rc)})")
         try:
             st = ffi.new("ether_ring_stats_t *")
             lib.ether_ring_statistics(handle[0], st)
@@ -279,6 +287,11 @@ class Ring:
         if self._handle is None:
             raise errors.InboxClosed(f"{self._where}: the sender was closed before the commit")
         rc = lib.ether_ring_commit(self._handle)
+        if rc == SKIPPED:
+            raise errors.ClaimSkipped(
+                f"{self._where}: the claim was held uncommitted longer than the consumer's "
+                f"unblock timeout (ETHER_UNBLOCK_TIMEOUT) and the consumer skipped it; it was "
+                f"not delivered (was this process stopped?)")
         if rc != OK:
             raise errors.EtherError(f"{self._where}: commit without a claim")
 
@@ -287,10 +300,15 @@ class Ring:
         if self._handle is not None:
             lib.ether_ring_abort(self._handle)
 
-    def remaining_ns(self) -> int:
-        """Time left of the last write that waited for space (to resume after a signal)."""
-        deadline = lib.ether_ring_wait_deadline(self._handle)
-        return max(0, deadline - time.monotonic_ns()) if deadline else 0
+    def wait_deadline_ns(self) -> int:
+        """The deadline (time.monotonic_ns clock) of the last write's wait for space,
+        or 0 if it did not wait."""
+        return lib.ether_ring_wait_deadline(self._handle)
+
+    def continue_wait(self) -> None:
+        """The next write, batch or claim continues the last one's wait: it is not
+        counted as another blocked send."""
+        lib.ether_ring_continue_wait(self._handle)
 
     # ---- consumer side ----
 
@@ -337,6 +355,22 @@ class Ring:
         if rc == _CORRUPT:
             self._raise(rc, 0)
         return skipped[0] if rc == OK else 0
+
+    def skip_stalled(self, slot: int, dead: list[int]) -> int:
+        """Skip the uncommitted claim at head of the live producer `slot`, which held
+        it past the unblock timeout (`dead`: the other slots covering head, found
+        dead); returns the bytes skipped, 0 if it committed meanwhile or cannot be
+        skipped yet."""
+        arr = ffi.new("uint32_t[]", dead or [0])
+        skipped = ffi.new("uint64_t *")
+        rc = lib.ether_ring_skip_stalled(self._handle, slot, arr, len(dead), skipped)
+        if rc == _CORRUPT:
+            self._raise(rc, 0)
+        return skipped[0] if rc == OK else 0
+
+    def slot_pid(self, slot: int) -> int:
+        """The process id the owner of `slot` attached from (0 if unknown)."""
+        return lib.ether_ring_slot_pid(self._handle, slot)
 
     def slot_tokens(self) -> list[tuple[int, int]]:
         """(slot, token) of every attached slot."""

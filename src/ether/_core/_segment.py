@@ -3,7 +3,9 @@
 Segments are POSIX shared-memory objects made through posix_ipc, always with
 O_EXCL and mode 0600. `unlink` below is the only place that removes one.
 A member proves it is alive by holding an exclusive ``flock`` on its lock
-segment; the kernel drops the lock when the process dies, however it dies.
+segment; the kernel drops the lock when the process dies, however it dies. A
+lock segment is flocked before its name appears (`Segment.create_locked`), so
+an unlocked one is always a dead member's.
 """
 from __future__ import annotations
 
@@ -104,6 +106,43 @@ class Segment:
         except BaseException:
             os.close(fd)
             unlink(name)
+            raise
+
+    @classmethod
+    def create_locked(cls, name: str, *, what: str) -> "Segment":
+        """Create a new empty segment that is already exclusively flocked by this
+        process when its name appears: a liveness lock.
+
+        A lock created by name and flocked afterwards would be, for the instant in
+        between, indistinguishable from a dead member's: a stale-session sweep in
+        another process could lock it, judge its session dead and remove it. So
+        the object is made without a name (O_TMPFILE in the shm directory, where
+        shm_open looks for it), flocked, and only then linked under `name`;
+        linkat fails with EEXIST if the name is taken, like O_EXCL. Until the link
+        nothing can find it, and if the process dies first it simply vanishes.
+        """
+        try:
+            fd = os.open(SHM_DIR, os.O_TMPFILE | os.O_RDWR, 0o600)
+        except OSError as exc:
+            raise errors.SegmentError(
+                exc.errno, f"{what}: cannot create an unnamed object in {SHM_DIR} "
+                f"(O_TMPFILE: {exc.strerror}); Ether needs Linux >= 3.11 with {SHM_DIR} "
+                f"on tmpfs") from None
+        try:
+            os.fchmod(fd, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else can reach it yet
+            directory = os.open(SHM_DIR, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                # With a dir fd, os.link is linkat(AT_SYMLINK_FOLLOW): it links the
+                # object the /proc magic link points at (link(2) would not follow it).
+                os.link(f"/proc/self/fd/{fd}", name.lstrip("/"), dst_dir_fd=directory)
+            except FileExistsError:
+                raise errors.SegmentError(errno.EEXIST, f"{what}: segment {name} already exists") from None
+            finally:
+                os.close(directory)
+            return cls(name, fd, 0)
+        except BaseException:
+            os.close(fd)
             raise
 
     @classmethod

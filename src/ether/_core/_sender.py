@@ -15,6 +15,17 @@ from . import _ring as ring_mod
 from . import _segment as segment
 from ._policy import POLICIES
 
+# A block send waits for room in slices of at most this long, and between two
+# slices checks that the inbox's consumer still lives: a dead consumer ends the wait
+# within about this time, not at the timeout. (The check opens and flocks the
+# consumer's member lock: microseconds, a few times a second, and only while full.)
+LIVENESS_CHECK_S = 0.25
+_LIVENESS_CHECK_NS = int(LIVENESS_CHECK_S * 1e9)
+
+
+def _slice_ns(timeout_ns: int) -> int:
+    """The first slice of a wait of timeout_ns (NO_WAIT stays NO_WAIT)."""
+    return timeout_ns if timeout_ns == ring_mod.NO_WAIT else min(timeout_ns, _LIVENESS_CHECK_NS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +65,11 @@ class Sender:
 
     ``policy="block"`` waits up to ``timeout`` seconds for space in a full inbox,
     then raises InboxFull; ``policy="drop"`` returns False at once and counts the
-    drop. Each message arrives whole, once, and in send order. Not safe to share
-    between threads: give each thread its own Sender.
+    drop. A wait ends early with InboxClosed if the inbox's consumer dies (it
+    checks every LIVENESS_CHECK_S), and the dead consumer's inbox is then closed,
+    so every other sender to it learns at once. Each message arrives whole, once,
+    and in send order. Not safe to share between threads: give each thread its own
+    Sender.
     """
 
     def __init__(self, *a):
@@ -106,14 +120,17 @@ class Sender:
         self._session = session
         self._inbox = name
         self._owner = entry.owner
+        self._owner_pid = entry.owner_pid
         self._where = where
         self._policy = policy
         self._timeout = timeout
         self._timeout_ns = timeout_ns
+        self._slice_ns = _slice_ns(timeout_ns)  # a block wait's first slice
         self._loan = None
         self.arena_dropped = 0  # messages dropped before the ring: the array arena was full
-        # The common case - bytes, default policy, accepted - is one C call.
-        self.send = ring.fast_send(timeout_ns, self._send)
+        # The common case - bytes, default policy, accepted - is one C call. A block
+        # wait in it lasts one liveness slice at most; _send waits out the rest.
+        self.send = ring.fast_send(self._slice_ns, self._send)
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
         return self
 
@@ -150,29 +167,63 @@ class Sender:
             timeout_ns = self._timeout_ns
         else:
             timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
-        if self._ring is None:
+        ring = self._ring
+        if ring is None:
             raise errors.InboxClosed(f"sender to {self._where} is closed")
         if rc is None:
             try:
-                rc = self._ring.write(data, timeout_ns)
+                rc = ring.write(data, _slice_ns(timeout_ns))
             except TypeError:
                 raise TypeError(f"send() takes bytes or a buffer, not {type(data).__name__}") from None
         else:
-            self._ring.check(rc, len(data))
+            ring.check(rc, len(data))
         if rc == ring_mod.OK:
             return True
-        while rc == ring_mod.INTERRUPTED:  # a signal handler ran; wait out the rest
-            rc = self._ring.write(data, max(1, self._ring.remaining_ns()))
+        if rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
+            end = self._wait_end(timeout_ns)
+            while rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
+                left = self._next_slice(end)
+                if not left:
+                    break
+                rc = ring.write(data, left)
+            if rc == ring_mod.OK:
+                return True
         return self._outcome(rc, 1, 0, timeout_ns)
+
+    def _wait_end(self, timeout_ns: int) -> int:
+        """When the wait the last call began ends (time.monotonic_ns clock): its
+        first slice's deadline, less the slice, plus the whole timeout."""
+        return self._ring.wait_deadline_ns() - _slice_ns(timeout_ns) + timeout_ns
+
+    def _next_slice(self, end: int) -> int:
+        """Between two slices of a block wait (or after a signal handler ran): raise
+        InboxClosed if the consumer died, else the length of the next slice, 0 once
+        the wait is over. The next call continues this wait (not counted again)."""
+        if not self._session._member_alive(self._owner):
+            self._consumer_died()
+        left = end - time.monotonic_ns()
+        if left <= 0:
+            return 0
+        self._ring.continue_wait()
+        return min(left, _LIVENESS_CHECK_NS)
+
+    def _consumer_died(self):
+        """The inbox's consumer is dead: close its inbox, so that every sender waiting
+        for room in it wakes with CLOSED and none waits again, and raise."""
+        self._ring.close()
+        raise errors.InboxClosed(
+            f"{self._where}: its consumer process died (pid {self._owner_pid}); the inbox "
+            f"is closed")
 
     def send_many(self, items, *, policy: str | None = None, timeout: float | None = None) -> int:
         """Append messages in order; returns how many went in (the rest were dropped
         under the drop policy). Under the block policy, raises InboxFull if the
         timeout passes, with `.sent` telling how many went in."""
         if policy is None and timeout is None:
-            timeout_ns = self._timeout_ns
+            timeout_ns, slice_ns = self._timeout_ns, self._slice_ns
         else:
             timeout_ns = _check_policy(policy or self._policy, timeout or self._timeout, self._where)
+            slice_ns = _slice_ns(timeout_ns)
         if not isinstance(items, (list, tuple)):
             items = list(items)
         if not items:
@@ -186,11 +237,16 @@ class Sender:
         lengths = array("I", map(len, items))
         if sum(lengths) != len(blob):  # a buffer whose len() is not its size in bytes
             lengths = array("I", (memoryview(i).nbytes for i in items))
-        rc, n = self._ring.write_batch(blob, lengths, timeout_ns)
-        while rc == ring_mod.INTERRUPTED and n < len(items):
-            rest = max(1, self._ring.remaining_ns())
-            rc, more = self._ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], rest)
-            n += more
+        ring = self._ring
+        rc, n = ring.write_batch(blob, lengths, slice_ns)
+        if rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
+            end = self._wait_end(timeout_ns)
+            while (rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED) and n < len(items):
+                left = self._next_slice(end)
+                if not left:
+                    break
+                rc, more = ring.write_batch(blob[sum(lengths[:n]):], lengths[n:], left)
+                n += more
         if rc == ring_mod.OK:
             return n
         return self._outcome(rc, len(items), n, timeout_ns)
@@ -198,11 +254,22 @@ class Sender:
     def _outcome(self, rc: int, count: int, sent: int, timeout_ns: int):
         if rc == ring_mod.FULL:  # drop policy
             return sent if count > 1 else False
+        if rc == ring_mod.SKIPPED:
+            exc = errors.ClaimSkipped(
+                f"{self._where}: this sender held a record uncommitted longer than the "
+                f"consumer's unblock timeout (ETHER_UNBLOCK_TIMEOUT; was this process "
+                f"stopped?), and the consumer skipped it; {sent} of {count} message(s) went "
+                f"in, the rest were not delivered")
+            exc.sent = sent
+            raise exc
         if rc == ring_mod.CLOSED:
+            if not self._session._member_alive(self._owner):
+                raise errors.InboxClosed(f"{self._where}: its consumer process died (pid "
+                                         f"{self._owner_pid}); the inbox is closed")
             raise errors.InboxClosed(f"{self._where} was closed by its consumer")
         if rc == ring_mod.TIMEOUT:
             if not self._session._member_alive(self._owner):
-                raise errors.InboxClosed(f"{self._where}: its consumer process died")
+                self._consumer_died()
             s = self._ring.statistics()
             exc = errors.InboxFull(
                 errno.ETIMEDOUT,
@@ -221,9 +288,15 @@ class Sender:
         timeout_ns = self._timeout_ns if timeout is None else _check_policy("block", timeout, self._where)
         if self._loan is not None and self._loan() is not None:
             raise errors.EtherError(f"sender to {self._where} has a loan outstanding: commit it first")
-        rc, offset = self._ring.try_claim(length, timeout_ns)
-        while rc == ring_mod.INTERRUPTED:
-            rc, offset = self._ring.try_claim(length, max(1, self._ring.remaining_ns()))
+        ring = self._ring
+        rc, offset = ring.try_claim(length, _slice_ns(timeout_ns))
+        if rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
+            end = self._wait_end(timeout_ns)
+            while rc == ring_mod.TIMEOUT or rc == ring_mod.INTERRUPTED:
+                left = self._next_slice(end)
+                if not left:
+                    break
+                rc, offset = ring.try_claim(length, left)
         if rc != ring_mod.OK:
             self._outcome(rc, 1, 0, timeout_ns)
             raise errors.WouldBlock(f"{self._where} is full")

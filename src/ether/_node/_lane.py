@@ -135,11 +135,12 @@ class Lane:
     def send_rest(self, topic: str, targets: tuple, data: bytes, at: int, failed, delivered: int) -> int:
         """Send to targets[at:], the first of which raised `failed` already (if not
         None): a closed inbox is forgotten, a full block subscriber does not stop the
-        others (InboxFull is raised after them), a message too large for a record is
+        others (InboxFull is raised after them), nor does one that skipped this
+        sender's stalled record (ClaimSkipped, likewise), a message too large for a record is
         spilled into the arena, and a receiver that does not get the message has its
         arena holds cleared."""
         holds = self.blocks
-        full = None
+        full = skipped = None
         i = at
         while i < len(targets):
             sender = targets[i]
@@ -153,6 +154,9 @@ class Lane:
                 sent = False
             except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
                 full = full or exc
+                sent = False
+            except errors.ClaimSkipped as exc:  # we stalled and it skipped us: the others get it
+                skipped = skipped or exc
                 sent = False
             except errors.MessageTooLarge:
                 # Larger than an inbox record: this and the remaining receivers get
@@ -178,6 +182,6 @@ class Lane:
             elif holds:
                 self.unhold((sender,))  # not delivered: it will never release them itself
             i += 1
-        if full is not None:
-            raise full
+        if full is not None or skipped is not None:
+            raise full or skipped
         return delivered
