@@ -70,7 +70,7 @@ LOG_DIR = Setting(
     "`session.log` for the main process.")
 _UNBLOCK_MIN, _UNBLOCK_MAX = 0.001, 3600.0
 UNBLOCK_TIMEOUT = Setting(
-    "ETHER_UNBLOCK_TIMEOUT", "seconds", "1.0",
+    "ETHER_UNBLOCK_TIMEOUT", "seconds", "0.5",
     f"a number of seconds from {_UNBLOCK_MIN:g} to {_UNBLOCK_MAX:g}",
     "How long an inbox waits for a sender that has reserved a record and not committed "
     "it (its process stopped, a debugger, a `claim()` left open) before it skips that "
@@ -164,7 +164,7 @@ def unblock_timeout() -> float:
     before it skips it."""
     raw = _raw(UNBLOCK_TIMEOUT)
     if raw is None:
-        return 1.0
+        return 0.5  # a stalled record costs the inbox well under a second, detection included
     text = raw.strip()
     value = float(text) if _DECIMAL.fullmatch(text) else -1.0
     if not _UNBLOCK_MIN <= value <= _UNBLOCK_MAX:

@@ -116,6 +116,8 @@ def supervisor():
     sup._cond = threading.Condition()
     sup.processes = {"a": types.SimpleNamespace(pid=100), "b": types.SimpleNamespace(pid=200)}
     sup._states = {"a": InstanceState.STARTING, "b": InstanceState.STARTING}
+    from ether._node._rejections import Rejections
+    sup.node = types.SimpleNamespace(rejections=Rejections("main"))  # where refusals are counted
     return sup
 
 

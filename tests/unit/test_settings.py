@@ -30,7 +30,7 @@ def clean_environment(monkeypatch):
     (_settings.array_inline, 64 << 10),
     (_settings.start_method, "fork"),
     (_settings.log_dir, None),
-    (_settings.unblock_timeout, 1.0),
+    (_settings.unblock_timeout, 0.5),
 ])
 def test_unset_or_empty_means_the_default(monkeypatch, read, default):
     assert read() == default

@@ -55,8 +55,9 @@ class Lifecycle:
         name, main = self.launch.name, self.launch.main_inbox
         try:
             command = control.decode(envelope, control.COMMANDS, sender=main)
-        except MalformedMessage as exc:
-            log.error("instance %r: ignored a %s", name, exc)
+        except MalformedMessage as exc:  # counted, and logged without flooding
+            self.node.rejections.report(envelope.topic, "control refused", str(exc),
+                                        f"instance {name!r}: ignored a {exc}")
             return
         if isinstance(command, control.Stop):
             self.node.running = False

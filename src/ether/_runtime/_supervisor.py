@@ -330,8 +330,9 @@ class Supervisor:
     def _on_control(self, envelope: codec.Envelope) -> None:
         try:
             message = control.decode(envelope, control.REPORTS)
-        except errors.MalformedMessage as exc:
-            log.error("main: ignored a %s", exc)
+        except errors.MalformedMessage as exc:  # counted, and logged without flooding
+            self.node.rejections.report(envelope.topic, "control refused", str(exc),
+                                        f"main: ignored a {exc}")
             return
         with self._cond:
             refused = self._accept(message)
