@@ -168,11 +168,13 @@ def run_ether(count: int, timeout: float) -> dict:
     sid = out["session"] = ether.session
     done = None
     try:
-        ether.start()
-        # "done" comes only after N ticks; listen() subscribes when called anyway.
-        for msg in ether.listen("done", timeout=timeout):
-            done = msg
-            break
+        # Subscribe before starting: a run shorter than a lost time slice would
+        # otherwise publish "done" to nobody.
+        with ether.listen("done", timeout=timeout) as listener:
+            ether.start()
+            for msg in listener:
+                done = msg
+                break
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:

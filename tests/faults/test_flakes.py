@@ -2,13 +2,14 @@
 
 1. tests/integration/test_crash.py::test_consumer_keeps_receiving_while_
    producers_are_killed_repeatedly fails with KeyError: 1 at test_crash.py:80
-   when a steady producer has delivered nothing by the first kill (see
+   when a steady producer had delivered nothing by the first kill (see
    starvation.py: the ring lets a producer that waits for room be passed over
-   for thousands of records). Here producer 1 is made late on purpose, and the
-   crash test's own code fails the same way.
+   for thousands of records). Fixed in the test; here producer 1 is made late on
+   purpose, and the crash test's own code must pass.
 
-2. A decorated run that "made no progress": bench_pipeline.py (and any script
-   written like it) calls ether.start() and only then ether.listen("done").
+2. A decorated run that "made no progress": bench_pipeline.py used to call
+   ether.start() and only then ether.listen("done") (it now listens first; a
+   script written the old way still has the hazard shown here).
    If the pipeline finishes before the listener subscribes, "done" goes to no
    one and the main waits out its whole timeout. Here the main waits (as a
    preempted process would) until the subscriber has handled everything, then
@@ -27,16 +28,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 @pytest.mark.timeout(120)
-def test_the_crash_test_fails_with_key_error_when_a_steady_producer_is_late(session, monkeypatch):
+def test_the_crash_test_passes_when_a_steady_producer_is_late(session, monkeypatch):
     sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
     try:
         import test_crash
     finally:
         sys.path.pop(0)
     monkeypatch.setattr(test_crash, "endless_producer", starvation.late_steady_producer)
-    with pytest.raises(KeyError) as caught:
-        test_crash.test_consumer_keeps_receiving_while_producers_are_killed_repeatedly(session)
-    assert caught.value.args == (1,)
+    test_crash.test_consumer_keeps_receiving_while_producers_are_killed_repeatedly(session)
 
 
 @pytest.mark.timeout(300)

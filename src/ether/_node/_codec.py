@@ -201,7 +201,7 @@ def make_ext_hook(view: Callable | None) -> Callable[[int, memoryview], Any]:
                 return view(*handle)
             except MalformedMessage:
                 raise
-            except (errors.EtherError, TypeError, ValueError) as exc:
+            except (errors.EtherError, TypeError, ValueError, OverflowError) as exc:  # forged integers
                 raise MalformedMessage(str(exc)) from None
         if code == ARRAY_EXT:
             return _inline_array(data)
