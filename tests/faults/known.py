@@ -4,11 +4,8 @@ the defect of issue 10 that breaks each. The tests mark these as strict xfails
 fixes one sees its xfail turn into a failure: remove the entry here (and the
 mark) then. The runner names the defect in the table's "holds" column."""
 
-BROKEN = {
-    ("malformed", "log_does_not_flood"):
-        "issue 10 #5: rejections are counted per (topic, error text with numbers masked) "
-        "(_node/_rejections.py reason_of), and random garbage yields a few distinct texts "
-        "per kind: 400 records of 20 kinds still log about 40 lines in full",
+BROKEN: dict[tuple[str, str], str] = {
+    # (scenario, check): "issue N #k: why it breaks"; none today.
 }
 
 

@@ -139,7 +139,7 @@ def _handler(node, method, name: str, arguments, topic: str, instance: str):
             else:
                 method(**args)
         except Exception as exc:
-            report(topic, "handler raised", f"{type(exc).__name__}: {exc}",
+            report(topic, f"handler raised {type(exc).__name__}", str(exc),
                    f"{where}: the handler raised:\n{traceback.format_exc().rstrip()}")
 
     return handle
