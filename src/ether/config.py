@@ -22,8 +22,9 @@ from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
 
 from ._errors import ConfigError
 
-__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "EtherConfig",
-           "EtherInstanceConfig", "RegistryClassConfig", "RegistryMethodConfig"]
+__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "BridgeConfig",
+           "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig", "RegistryClassConfig",
+           "RegistryMethodConfig"]
 
 #: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
 ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
@@ -178,6 +179,133 @@ class RegistryClassConfig(_Strict):
         return v
 
 
+# ---------------------------------------------------------------------------
+# bridge: the link to other hosts (ether.bridge, the `remote` extra)
+# ---------------------------------------------------------------------------
+# Site and host names become key-expression chunks on the wire, so they may hold
+# none of zenoh's metacharacters (* $ # ? /) and no '@' (name@host).
+_SITE = re.compile(r"[A-Za-z0-9_-]{1,32}")
+_HOST = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_ENDPOINT = re.compile(r"(tcp|tls)/(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})")
+_LOOPBACK_HOSTS = ("localhost", "[::1]")
+#: Default cap on one message between hosts (zenoh's own is 1 GiB).
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+
+
+def default_host_name() -> str:
+    """This machine's host name, made fit for a key expression."""
+    import socket
+    name = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:64].strip("-")
+    return name or "host"
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    match = _ENDPOINT.fullmatch(endpoint)
+    if not match:
+        return False
+    host = match.group(2)
+    return host in _LOOPBACK_HOSTS or host.startswith("127.")
+
+
+class BridgeSecurityConfig(_Strict):
+    """Mutual TLS with a site CA (``ether certs init SITE``, ``ether certs host NAME``).
+    Relative paths are relative to the config file's folder."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    allow_hosts: list[str] | None = None   # certificate names let in (zenoh ACL, default deny)
+    verify_name: bool = True               # off for DHCP labs: still mTLS, identity by name
+
+    @field_validator("allow_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str] | None) -> list[str] | None:
+        for host in v or ():
+            if not isinstance(host, str) or not _HOST.fullmatch(host):
+                raise ValueError(f"allow_hosts: {host!r} is not a host name "
+                                 "(1-64 letters, digits, '_' or '-')")
+        return v
+
+
+class BridgeConfig(_Strict):
+    """The bridge to other hosts. Its presence in a config starts one bridge process
+    per host and session. Without ``listen``, ``connect`` or multicast discovery it
+    listens on loopback only; anything beyond loopback requires ``security``."""
+
+    site: str = "default"            # shared by every host of one experiment
+    host: str | None = None          # default: the host name; unique in the site
+    discovery: str = "none"          # multicast | none
+    listen: list[str] = []
+    connect: list[str] = []
+    security: BridgeSecurityConfig | None = None
+    export: list[str] = ["*"]        # local topics (patterns) that may leave this host
+    lease_s: float = 3.0
+    max_message_bytes: int = MAX_MESSAGE_BYTES
+
+    @field_validator("site")
+    @classmethod
+    def _site(cls, v: str) -> str:
+        if not isinstance(v, str) or not _SITE.fullmatch(v):
+            raise ValueError(f"site {v!r} is invalid: use 1-32 letters, digits, '_' or '-'")
+        return v
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and (not isinstance(v, str) or not _HOST.fullmatch(v)):
+            raise ValueError(f"host {v!r} is invalid: use 1-64 letters, digits, '_' or '-'")
+        return v
+
+    @field_validator("discovery")
+    @classmethod
+    def _discovery(cls, v: str) -> str:
+        if v not in ("multicast", "none"):
+            raise ValueError(f"discovery {v!r} is invalid (valid: multicast, none)")
+        return v
+
+    @field_validator("listen", "connect")
+    @classmethod
+    def _endpoints(cls, v: list[str]) -> list[str]:
+        for endpoint in v:
+            if not isinstance(endpoint, str) or not _ENDPOINT.fullmatch(endpoint):
+                raise ValueError(f"endpoint {endpoint!r} is invalid: expected "
+                                 "'tls/ADDRESS:PORT' (or 'tcp/127.0.0.1:PORT' on loopback)")
+        return v
+
+    @field_validator("lease_s")
+    @classmethod
+    def _lease(cls, v: float) -> float:
+        if not 0.1 <= v <= 600:
+            raise ValueError(f"lease_s must be between 0.1 and 600 seconds, not {v!r}")
+        return v
+
+    @field_validator("max_message_bytes")
+    @classmethod
+    def _max_bytes(cls, v: int) -> int:
+        if not 1024 <= v <= 1 << 30:
+            raise ValueError(f"max_message_bytes must be between 1024 and {1 << 30}, not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _secure_beyond_loopback(self) -> "BridgeConfig":
+        beyond = [e for e in self.listen + self.connect if not is_loopback_endpoint(e)]
+        if self.discovery == "multicast":
+            beyond.append("discovery: multicast")
+        if beyond and self.security is None:
+            raise ValueError(
+                f"{', '.join(beyond)} reaches beyond loopback, which needs 'security' (mutual "
+                "TLS with a site CA): make the certificates with `ether certs init SITE` and "
+                "`ether certs host NAME`, then set security: {ca: ..., cert: ..., key: ...}")
+        if self.security is not None:
+            plain = [e for e in self.listen + self.connect if not e.startswith("tls/")]
+            if plain:
+                raise ValueError(f"with 'security', endpoints must be tls/: {', '.join(plain)}")
+        return self
+
+    def host_name(self) -> str:
+        return self.host or default_host_name()
+
+
 #: How long ``ether.shutdown()`` waits, at most, for the instances to handle what
 #: was published and to run their save_all, cleanup and shutdown handlers.
 SHUTDOWN_TIMEOUT_S = 120.0
@@ -192,6 +320,7 @@ class EtherConfig(_Strict):
     instances: dict[str, EtherInstanceConfig] = {}
     registry: dict[str, RegistryClassConfig] = {}
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
+    bridge: BridgeConfig | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("shutdown_timeout_s")
