@@ -166,7 +166,7 @@ def test_unknown_key_in_an_instance_names_file_instance_key_and_valid_keys(write
 
 def test_unknown_key_at_top_level(write):
     assert error_of(write("instance:\n  g: {class_path: m.C}\n")) == (
-        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge)")
+        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge, record)")
 
 
 def test_missing_class_path():

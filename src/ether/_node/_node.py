@@ -135,6 +135,7 @@ class Node:
         self._user = Lane(self, session)
         self._direct = Lane(self, session)
         self.router = self._user.router
+        self._at_close: list[Callable[[], None]] = []
 
     # ---- publishing ----
 
@@ -635,8 +636,19 @@ class Node:
         except errors.EtherError:
             pass
 
+    def at_close(self, hook: Callable[[], None]) -> None:
+        """Call hook() when the node closes, before anything of it is freed (it may
+        still read the inbox: a recorder writes what is queued, then its file)."""
+        self._at_close.append(hook)
+
     def close(self) -> None:
         """Stop every waiter, then free the inbox - only once no thread is inside it."""
+        hooks, self._at_close = self._at_close, []
+        for hook in hooks:
+            try:
+                hook()
+            except BaseException:
+                log.exception("%s: a close hook raised", self.name)
         self._closing = True
         self.rejections.flush()
         with self._replies:

@@ -74,7 +74,9 @@ def _plural(count: int, word: str) -> str:
 
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
-        self.config = config
+        self.config = config.with_recorder()  # a record: section runs first
+        self._provenance: threading.Thread | None = None
+        self.provenance: dict | None = None
         self.start_timeout = start_timeout
         self.session: Session | None = None
         self.node: Node | None = None
@@ -114,6 +116,7 @@ class Supervisor:
         try:
             names: dict[str, str] = {}
             classes = []
+            launched: dict[str, tuple] = {}
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
@@ -128,6 +131,7 @@ class Supervisor:
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
                 classes.append(cls)
+                launched[name] = (inst, cls)
                 if _launch.fresh_interpreter(method):
                     _launch.check_spec(self._spec("", name, inst, search_path, registry),
                                        f"instance {key!r}")
@@ -150,6 +154,7 @@ class Supervisor:
         if not self.config.instances:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
+        self._capture_provenance(launched)
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
@@ -161,9 +166,13 @@ class Supervisor:
                 self.processes[spec.name] = process
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
+                if self.config.record is not None and spec.name == self.config.record.name:
+                    # The recorder subscribes before anything else runs.
+                    self._await_ready(self.start_timeout, watch=process)
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
             self._await_ready(self.start_timeout)
+            self._publish_provenance()
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():
                 if ack.errors:
@@ -173,6 +182,36 @@ class Supervisor:
             self.stop(graceful=False)
             raise
         log.info("Ether system started successfully")
+
+    def _capture_provenance(self, launched: dict) -> None:
+        """Start capturing the session's provenance (_provenance.py) while the
+        instances start."""
+        from . import _provenance
+
+        def capture() -> None:
+            try:
+                self.provenance = _provenance.capture(
+                    self.config, launched, session=self.session.name, run_id=self.session.run_id)
+            except Exception as exc:  # never a reason to fail the tap
+                log.warning("could not capture the session's provenance: %s", exc)
+
+        self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
+        self._provenance.start()
+
+    def _publish_provenance(self) -> None:
+        """provenance.json in the log folder, and the same on ether/provenance."""
+        from . import _logs, _provenance
+        thread, self._provenance = self._provenance, None
+        if thread is None:
+            return
+        thread.join()
+        if self.provenance is None:
+            return
+        try:
+            _provenance.write(_logs.session_log_dir(self.session.name), self.provenance)
+        except OSError as exc:
+            log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
+        self.node.publish(_provenance.TOPIC, self.provenance)
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -397,12 +436,15 @@ class Supervisor:
         from . import _logs
         return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
 
-    def _await_ready(self, timeout: float) -> None:
-        """Wait until every instance is ready; raise if one failed or died first."""
+    def _await_ready(self, timeout: float, *, watch=None) -> None:
+        """Wait until every instance is ready; raise if one failed or died first.
+        watch: the one process launched so far (before the exit watcher runs)."""
         def starting() -> list[str]:
             return [n for n, s in self._states.items() if s is InstanceState.STARTING]
 
         def done() -> bool:  # runs under the condition's lock
+            if watch is not None and watch.exitcode is not None and starting():
+                self._states[starting()[0]] = InstanceState.FAILED
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
