@@ -74,7 +74,7 @@ def _plural(count: int, word: str) -> str:
 
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
-        self.config = config.with_recorder()  # a record: section runs first
+        self.config = config.with_recorder() if config is not None else None  # record: runs first
         self._provenance: threading.Thread | None = None
         self.provenance: dict | None = None
         self.start_timeout = start_timeout
