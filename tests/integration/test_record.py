@@ -169,22 +169,32 @@ def test_start_with_a_trial_makes_the_start_its_trace(recorded):
     assert [m.data for m in rec.messages("start", trial=7)] == [{"n": 2}]
 
 
+def recorder_pid(name="recorder") -> int:
+    from ether.lowlevel import inspect
+    return next(m.pid for m in inspect(ether.session).members if m.name == name)
+
+
 @pytest.mark.timeout(90)
-def test_drop_policy_counts_what_the_inbox_dropped(recorded, tmp_path):
-    folder = recorded({"source": {"class_path": "record_apps.Source"}}, policy="drop",
-                      topics=["t*", "done"], all=False)
-    done = ether.listen("done", timeout=60)
-    ether.start(n=60000)
-    next(done)
+def test_drop_policy_counts_what_the_inbox_dropped(recorded):
+    folder = recorded({}, policy="drop", topics=["t*"], all=False)
+    pid = recorder_pid()
+    os.kill(pid, signal.SIGSTOP)           # a recorder that cannot keep up
+    try:
+        pad = "x" * 1000
+        for i in range(8000):              # 8 MB into a 4 MiB inbox
+            ether.pub({"i": i, "pad": pad}, topic="t0")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sent = {(s.inbox, s.policy): s for s in ether.statistics()}[("recorder", "drop")]
+    assert sent.dropped > 0
     ether.shutdown()
     rec = open_recording(folder)
-    recorded_n = sum(1 for m in rec.messages() if m.topic.startswith("t"))
-    print("DROPPED", rec.dropped(), recorded_n)
-    assert recorded_n + rec.dropped() == 60000
+    got = [m.data["i"] for m in rec.messages("t0")]
+    assert rec.dropped() == sent.dropped
+    assert len(got) + rec.dropped() == 8000 and got == sorted(got)
     info = subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder)],
                           capture_output=True, text=True)
-    if rec.dropped():
-        assert "INCOMPLETE" in info.stdout
+    assert "INCOMPLETE" in info.stdout and f"{sent.dropped} dropped" in info.stdout, info
 
 
 @pytest.mark.timeout(90)

@@ -275,34 +275,39 @@ class RecordingFile:
                 self.status, self.problem = "corrupt", str(exc)
                 return
 
-    def messages(self, topics=None, start=None, end=None) -> Iterator[RecordedMessage]:
+    def records(self, topics=None, start=None, end=None) -> Iterator[tuple]:
+        """(channel id, sequence, log time, publish time, data) of every whole
+        message record, in file order."""
         ids = None
         if topics is not None:
             ids = {cid for cid, (topic, _, _) in self.channels.items() if topic in topics}
-        run = self.run
         for data, a, b in self._chunks(start, end, ids):
             at = a
             while at + 9 <= b:
                 opcode, length = _REC.unpack_from(data, at)
                 c = at + 9
                 at = c + length
-                if opcode == fmt.CHANNEL and c + length <= b:
-                    continue
                 if opcode != fmt.MESSAGE or at > b:
                     continue
-                cid, _seq, log_time, _pub = _MSG.unpack_from(data, c)
+                cid, seq, log_time, pub = _MSG.unpack_from(data, c)
                 if ids is not None and cid not in ids:
                     continue
                 if (start is not None and log_time < start) or (end is not None and log_time >= end):
                     continue
-                channel = self.channels.get(cid)
-                if channel is None or channel[1] != fmt.ENCODING:
-                    continue
-                try:
-                    record = _decode_data(data[c + 22:at])
-                except (msgspec.DecodeError, msgspec.ValidationError):
-                    continue
-                yield RecordedMessage(channel[0], record, log_time, run, self)
+                yield cid, seq, log_time, pub, data[c + 22:at]
+
+    def messages(self, topics=None, start=None, end=None) -> Iterator[RecordedMessage]:
+        run = self.run
+        channels = self.channels
+        for cid, _seq, log_time, _pub, data in self.records(topics, start, end):
+            channel = channels.get(cid)
+            if channel is None or channel[1] != fmt.ENCODING:
+                continue
+            try:
+                record = _decode_data(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue
+            yield RecordedMessage(channel[0], record, log_time, run, self)
 
     @property
     def run(self) -> bytes | None:
