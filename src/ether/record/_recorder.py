@@ -25,6 +25,7 @@ import fnmatch
 import json
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -100,6 +101,10 @@ class Recorder:
             self._unsubscribe.append(client.subscribe(
                 pattern, self._on_envelope, envelopes=True, policy=policy, timeout=timeout_s))
         node.at_close(self.close)
+        self._wake = False
+        if client is lowlevel.default_client() and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
         log.info("recorder: recording %s into %s", ", ".join(map(repr, self.patterns)),
                  self.files[-1])
 
@@ -247,12 +252,24 @@ class Recorder:
             self._channels = {}      # every later message counts as lost
             log.error("recorder: %s; recording stopped, the session goes on", exc)
 
+    def _on_sigterm(self, signum, frame) -> None:
+        """SIGTERM (asked to end, or the main died: the kernel's parent-death
+        signal, the watchdog's): end the dispatch loop after the batch in hand,
+        never inside it, so the close that follows handles what is queued and
+        loses nothing. Flags only: the flusher wakes the loop."""
+        self.node.stopping = True
+        self.node.running = False
+        self._wake = True
+
     # ---- the flusher ----
 
     def _flush_loop(self) -> None:
         interval = self._options["flush_interval"]
         next_anchor = time.monotonic() + ANCHOR_S
         while not self._stop.wait(interval):
+            if self._wake:
+                self._wake = False
+                self.node.wake()               # the loop sees running is False
             writer = self._writer
             try:
                 writer.tick()
