@@ -44,21 +44,21 @@ def add_parser(sub) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from ether.record._bag import format_info, info
+    from ether.record import format_info, info
     summary = info(args.path, provenance=args.provenance)
     print(json.dumps(summary, default=str) if args.json else format_info(summary))
     return EXIT_OK
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from ether.record._bag import recover
+    from ether.record import recover
     code, text = recover(args.path, args.output)
     print(text, file=sys.stderr if code == 1 else sys.stdout)
     return code
 
 
 def _cat(args: argparse.Namespace) -> int:
-    from ether.record._bag import cat_lines
+    from ether.record import cat_lines
     for line in cat_lines(args.path, topics=args.topics, start=args.start, end=args.end,
                           trial=args.trial, as_json=args.json):
         print(line)
@@ -66,7 +66,7 @@ def _cat(args: argparse.Namespace) -> int:
 
 
 def _lineage(args: argparse.Namespace) -> int:
-    from ether.record._bag import lineage_lines
+    from ether.record import lineage_lines
     try:
         for line in lineage_lines(args.path, args.topic, args.seq, args.sender, as_json=args.json):
             print(line)
@@ -77,7 +77,7 @@ def _lineage(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from ether.record._bag import export_json
+    from ether.record import export_json
     count = export_json(args.path, args.out)
     print(f"exported {count} messages to {args.out}")
     return EXIT_OK

@@ -33,7 +33,7 @@ def _trial(text: str):
 
 
 def play(args: argparse.Namespace) -> int:
-    from ether.record._player import play as replay
+    from ether.record import play as replay
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGINT, signal.SIGTERM)}
     options = dict(rate=args.rate, topics=args.topics, start=args.start, end=args.end,

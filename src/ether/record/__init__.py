@@ -5,11 +5,19 @@ public API only, docs/design/layers.md).
     Writer          the MCAP writer that survives a kill (_writer.py)
     Recording       reading a file or a folder of splits (_reader.py), as
                     `ether.recording.open(path)` gives it
-    recover, info   what `ether bag` does (_bag.py); play (_player.py)
+    info, recover, cat_lines, lineage_lines, export_json   `ether bag` (_bag.py)
+    play            `ether play` (_player.py)
 
 The format is in _format.py; docs/design/recording.md says why Ether writes
 MCAP itself and what each guarantee rests on.
 """
+from ._bag import cat_lines as cat_lines
+from ._bag import export_json as export_json
+from ._bag import format_info as format_info
+from ._bag import info as info
+from ._bag import lineage_lines as lineage_lines
+from ._bag import recover as recover
+from ._player import play as play
 from ._reader import RecordedMessage as RecordedMessage
 from ._reader import Recording as Recording
 from ._reader import RecordingFile as RecordingFile
@@ -19,4 +27,5 @@ from ._writer import RecordingError as RecordingError
 from ._writer import Writer as Writer
 
 __all__ = ["Recorder", "Recording", "RecordedMessage", "RecordingFile", "RecordingError",
-           "Writer", "open_recording"]
+           "Writer", "open_recording", "info", "format_info", "recover", "cat_lines",
+           "lineage_lines", "export_json", "play"]
