@@ -129,16 +129,25 @@ def _distribution(module_name: str, packages: dict) -> dict:
 
 
 def instance_record(name: str, inst, cls, cache: dict) -> dict:
+    dumped = inst.model_dump(mode="json")
+    record = {"name": name, "class_path": inst.class_path, "module": cls.__module__,
+              "kwargs_sha256": _sha256(canonical(dumped["kwargs"])),
+              "args_sha256": _sha256(canonical(dumped["args"]))}
+    shared = cache.get(("class", cls))
+    if shared is None:   # what every instance of a class shares, computed once
+        shared = cache[("class", cls)] = _class_record(cls, cache)
+    record.update(shared)
+    record.update(_methods(name, cls))
+    return record
+
+
+def _class_record(cls, cache: dict) -> dict:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
-    record = {"name": name, "class_path": inst.class_path, "module": cls.__module__,
-              "kwargs_sha256": _sha256(canonical(inst.model_dump(mode="json")["kwargs"])),
-              "args_sha256": _sha256(canonical(inst.model_dump(mode="json")["args"]))}
     if "packages" not in cache:
         from importlib.metadata import packages_distributions
         cache["packages"] = packages_distributions()
-    record.update(_distribution(cls.__module__, cache["packages"]))
-    record.update(_methods(name, cls))
+    record = _distribution(cls.__module__, cache["packages"])
     if path is None:
         record.update(file=None, module_sha256=None, git={"repository": "no repository"})
         return record
@@ -195,8 +204,8 @@ def capture(config, classes: dict, *, session: str, run_id: bytes) -> dict:
         except Exception as exc:
             instances[name] = {"name": name, "class_path": inst.class_path, "error": str(exc)}
     out["instances"] = instances
-    cache.pop("packages", None)
-    out["diffs"] = {str(root): info["diff"] for root, info in cache.items() if "diff" in info}
+    out["diffs"] = {str(root): info["diff"] for root, info in cache.items()
+                    if isinstance(root, Path) and "diff" in info}
     return out
 
 
