@@ -44,6 +44,7 @@ MAIN_INBOX = "main"
 START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
+PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -154,7 +155,6 @@ class Supervisor:
         if not self.config.instances:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
-        self._capture_provenance(launched)
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
@@ -171,8 +171,8 @@ class Supervisor:
                     self._await_ready(self.start_timeout, watch=process)
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
+            self._capture_provenance(launched)
             self._await_ready(self.start_timeout)
-            self._publish_provenance()
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():
                 if ack.errors:
@@ -184,34 +184,42 @@ class Supervisor:
         log.info("Ether system started successfully")
 
     def _capture_provenance(self, launched: dict) -> None:
-        """Start capturing the session's provenance (_provenance.py) while the
-        instances start."""
-        from . import _provenance
+        """Capture the session's provenance (_provenance.py: git, hashes, installed
+        distributions) in a thread, after the forks (a forked child gets no copy of
+        a thread, nor of the locks it holds) and without holding up the tap; when
+        done, write provenance.json to the log folder and publish it on
+        ether/provenance (a recorder stores it). Shutdown waits for it."""
+        from . import _logs, _provenance
+        session, node = self.session, self.node
 
         def capture() -> None:
             try:
-                self.provenance = _provenance.capture(
-                    self.config, launched, session=self.session.name, run_id=self.session.run_id)
-            except Exception as exc:  # never a reason to fail the tap
+                found = _provenance.capture(
+                    self.config, launched, session=session.name, run_id=session.run_id)
+            except Exception as exc:  # never a reason to fail the session
                 log.warning("could not capture the session's provenance: %s", exc)
+                return
+            self.provenance = found
+            try:
+                _provenance.write(_logs.session_log_dir(session.name), found)
+            except OSError as exc:
+                log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
+            try:
+                node.publish(_provenance.TOPIC, found)
+            except errors.EtherError as exc:  # the session is closing
+                log.warning("could not publish the session's provenance: %s", exc)
 
         self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
         self._provenance.start()
 
-    def _publish_provenance(self) -> None:
-        """provenance.json in the log folder, and the same on ether/provenance."""
-        from . import _logs, _provenance
-        thread, self._provenance = self._provenance, None
-        if thread is None:
-            return
-        thread.join()
-        if self.provenance is None:
-            return
-        try:
-            _provenance.write(_logs.session_log_dir(self.session.name), self.provenance)
-        except OSError as exc:
-            log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
-        self.node.publish(_provenance.TOPIC, self.provenance)
+    def await_provenance(self, timeout: float = PROVENANCE_TIMEOUT_S) -> None:
+        """Wait (bounded) until provenance.json is written and published."""
+        thread = self._provenance
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("the session's provenance was not captured within %g s; "
+                            "provenance.json is missing", timeout)
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -648,6 +656,7 @@ class Supervisor:
         """Shut down (graceful: deliver, save, clean up first); whatever happens in
         there, every instance is stopped or killed and the session removed."""
         try:
+            self.await_provenance(PROVENANCE_TIMEOUT_S if graceful else 2.0)
             if graceful and self.node is not None:
                 try:
                     self._wind_down(self.config.shutdown_timeout_s if timeout is None else timeout)
