@@ -107,8 +107,9 @@ def run(spec: LaunchSpec) -> None:
     sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
     from . import _logs
     log_path = _logs.configure_process_logging(spec.session, spec.name, console=True)
-    session = node = None
+    session = node = logtopic = None
     try:
+        from ._logtopic import LogTopic
         from .._core._session import Session
         from .._node._node import Node
         from .._spec import _introspect as methods
@@ -118,6 +119,7 @@ def run(spec: LaunchSpec) -> None:
         from ._lifecycle import Lifecycle
         session = Session.open(spec.session)
         node = Node(session, spec.name, max_producers=spec.max_producers)
+        logtopic = LogTopic(node, spec.name, session=spec.session)
         _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
         spec_of_class = methods.introspect(cls)
@@ -134,7 +136,7 @@ def run(spec: LaunchSpec) -> None:
     except BaseException as exc:
         watchdog.stop()
         _report_failure(spec, exc, node, log_path)
-        for part in (node, session):
+        for part in (logtopic, node, session):
             try:
                 if part is not None:
                     part.close()
@@ -147,6 +149,7 @@ def run(spec: LaunchSpec) -> None:
         node.serve(owner_check=False)  # the watchdog watches the owner
     finally:
         watchdog.stop()
+        logtopic.close()
         node.close()
         try:
             session.remove_if_orphaned()  # the last one out of a dead session cleans up

@@ -35,6 +35,7 @@ from . import _child
 from . import _control as control
 from . import _launch
 from ._control import InstanceState, Stage
+from ._logtopic import LogTopic, exit_cause
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
@@ -58,15 +59,18 @@ def _mib(size: int) -> str:
     return f"{size / MiB:.1f}".removesuffix(".0")
 
 
-def _await_zombie(pid: int) -> None:
+def _await_zombie(pid: int) -> str:
     """Return once the exited child pid has closed all its descriptors (it is a
-    zombie), without reaping it. Its sentinel fires as soon as that pipe closes,
-    which may be before its liveness lock is let go: whoever judges the dead
-    member's resources right after would still see it alive."""
+    zombie), without reaping it; and how it ended. Its sentinel fires as soon as
+    that pipe closes, which may be before its liveness lock is let go: whoever
+    judges the dead member's resources right after would still see it alive."""
     try:
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     except (ChildProcessError, OSError):  # reaped already
-        pass
+        return exit_cause(None, False)
+    if info is None:
+        return exit_cause(None, False)
+    return exit_cause(info.si_status, info.si_code != os.CLD_EXITED)
 
 
 def _plural(count: int, word: str) -> str:
@@ -81,6 +85,7 @@ class Supervisor:
         self.start_timeout = start_timeout
         self.session: Session | None = None
         self.node: Node | None = None
+        self.logtopic: LogTopic | None = None   # ether/log: records and lifecycle events
         self.processes: dict[str, Any] = {}
         self._cond: threading.Condition | None = None  # the node's, once it exists
         self._dispatcher: threading.Thread | None = None
@@ -158,12 +163,14 @@ class Supervisor:
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
+            self.logtopic = LogTopic(self.node, MAIN_INBOX, start=False)
             self._cond = self.node.condition
             self._set_stage(Stage.RUNNING)
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 process = _launch.start(spec, method)
                 self.processes[spec.name] = process
+                self.logtopic.event("started", spec.name, pid=process.pid)
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
                 if self.config.record is not None and spec.name == self.config.record.name:
@@ -171,6 +178,7 @@ class Supervisor:
                     self._await_ready(self.start_timeout, watch=process)
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
+            self.logtopic.start()
             self._capture_provenance(launched)
             self._await_ready(self.start_timeout)
             # Every instance has joined and subscribed: now init handlers may publish.
@@ -335,9 +343,12 @@ class Supervisor:
                 name = pending.pop(sentinel)
                 # Only record it: joining here would race the join in stop() (the
                 # loser's waitpid fails and it reads exitcode None).
-                _await_zombie(self.processes[name].pid)
+                process = self.processes[name]
+                cause = _await_zombie(process.pid)
                 self._exited(name)
-                self._forget_instance(name)
+                if self.logtopic is not None:
+                    self.logtopic.event("exited", name, pid=process.pid, cause=cause)
+                self._forget_instance(name, cause)
 
     def _exited(self, name: str) -> None:
         """The process of `name` has ended: the state says whether that was asked for."""
@@ -356,12 +367,13 @@ class Supervisor:
         with self._cond:
             return dict(self._states)
 
-    def _forget_instance(self, name: str) -> None:
+    def _forget_instance(self, name: str, cause: str = "") -> None:
         """A dead instance leaves the directory: no route, no service leads to it."""
         try:
             with self.session._directory as d:
                 if d.remove_named(name):
-                    log.warning("instance %r exited; its topics and services are gone", name)
+                    log.warning("instance %r exited (%s); its topics and services are gone",
+                                name, cause or exit_cause(None, False))
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -401,6 +413,7 @@ class Supervisor:
             if message.pid != self.processes[name].pid:
                 return f"pid {message.pid} is not its process's ({self.processes[name].pid})"
             self._states[name] = InstanceState.READY
+            self.logtopic.event("ready", name, pid=message.pid)
         elif isinstance(message, control.Failed):
             # FAILED already if its exit was seen before its report was read.
             if state is not InstanceState.STARTING and not (
@@ -408,6 +421,7 @@ class Supervisor:
                 return f"the instance is {state.value}, not starting"
             self._states[name] = InstanceState.FAILED
             self._failures[name] = message
+            self.logtopic.event("failed", name, error=message.error)
         elif isinstance(message, control.Progress):
             # Unasked, and it may come late (after the instance stopped): never an error.
             if state is InstanceState.READY:
@@ -762,6 +776,9 @@ class Supervisor:
         for process in self.processes.values():
             if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
                 process.close()  # its pidfd
+        if self.logtopic is not None:
+            self.logtopic.close()
+            self.logtopic = None
         if self.node is not None:
             self.node.close()
             self.node = None
