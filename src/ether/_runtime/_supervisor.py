@@ -194,7 +194,11 @@ class Supervisor:
         zenoh session hangs, and breaks the parent's). Returns the start method and
         the log line saying it changed."""
         import importlib.util
-        if importlib.util.find_spec("zenoh") is None:
+        try:
+            found = importlib.util.find_spec("zenoh") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
             raise errors.ConfigError(
                 "the config has a bridge: section, which needs zenoh: pip install \"ether[remote]\"")
         if "zenoh" in sys.modules and not _launch.fresh_interpreter(method):

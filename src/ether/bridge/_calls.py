@@ -179,7 +179,8 @@ class Calls:
     def start(self) -> None:
         for worker in self._workers:
             worker.start()
-        self._queryable = self.z.declare_queryable(self.keys.calls_mine, self._on_query)
+        self._queryable = self.z.declare_queryable(self.keys.calls_mine, self._on_query,
+                                                   allowed_origin=self.zenoh.Locality.REMOTE)
 
     # ---- the calling side (the control thread) ----
 

@@ -69,7 +69,8 @@ class Inbound:
             if key not in keys:
                 self._subscribers.pop(key).undeclare()
         for key in keys - set(self._subscribers):
-            self._subscribers[key] = self.z.declare_subscriber(key, self._on_sample)
+            self._subscribers[key] = self.z.declare_subscriber(
+                key, self._on_sample, allowed_origin=self.zenoh.Locality.REMOTE)
         # Tokens after subscribers: once another bridge sees one, what it sends is taken.
         for key in list(self._tokens):
             if key not in tokens:

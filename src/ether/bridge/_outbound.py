@@ -131,6 +131,7 @@ class Outbound:
                 self._publishers.clear()
             publisher = self._publishers[key] = self.z.declare_publisher(
                 self.keys.topic(topic), priority=zenoh.Priority.DATA,
+                allowed_destination=zenoh.Locality.REMOTE,  # never to this bridge's own subscribers
                 congestion_control=(zenoh.CongestionControl.BLOCK if policy == "block"
                                     else zenoh.CongestionControl.DROP))
         return publisher
