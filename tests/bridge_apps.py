@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import sys
 
-from ether import ether_get, ether_save, ether_sync
+from ether import ether_get, ether_save, ether_sub, ether_sync
 
 
 class DataService:
@@ -50,3 +50,21 @@ class Participant:
         if self.fail:
             raise RuntimeError(f"cannot prepare trial {trial}")
         return {"trial": trial, "pid": os.getpid()}
+
+
+class SlowSink:
+    """A drop subscriber of frames that takes its time over each."""
+
+    def __init__(self, seconds: float = 0.1):
+        self.seconds = seconds
+        self.seen: list[int] = []
+
+    @ether_sub(topic="frames", policy="drop")
+    def take(self, i: int, frame) -> None:
+        import threading
+        self.seen.append(i)
+        threading.Event().wait(self.seconds)
+
+    @ether_get
+    def taken(self) -> list:
+        return self.seen

@@ -265,7 +265,11 @@ class Node:
                 targets = tuple(t for t in targets if t.inbox != skip)
             if not targets:
                 return 0
-            data = lane.encode_for(targets, fields)
+            try:
+                data = lane.encode_for(targets, fields)
+            except Dropped as exc:  # the arena is full and every receiver drops: counted
+                self.count_arena_drop(topic, targets, exc)
+                return 0
             return lane.send_rest(topic, targets, data, 0, None, 0)
 
     def inline_payload(self, envelope: codec.Envelope) -> bytes:

@@ -56,17 +56,19 @@ _decode_attachment = msgspec.msgpack.Decoder(Attachment).decode
 def frame(envelope: Envelope, payload, origin: Origin) -> bytes:
     """One frame: `envelope` with `payload` (its MessagePack, arrays inline) and
     its origin named."""
+    if not isinstance(payload, msgspec.Raw):
+        payload = msgspec.Raw(payload)
     return _encode((WIRE_VERSION, envelope.kind, envelope.topic, envelope.sender, envelope.seq,
                     envelope.time_ns, envelope.cause, envelope.trace, envelope.origin or origin,
                     payload))
 
 
 def pack(frames: list[bytes]) -> bytes:
-    out = bytearray()
+    parts = []
     for f in frames:
-        out += _LEN.pack(len(f))
-        out += f
-    return bytes(out)
+        parts.append(_LEN.pack(len(f)))
+        parts.append(f)
+    return b"".join(parts)  # one copy
 
 
 def attachment(count: int, first: int, host: str, run: bytes, epoch: int) -> bytes:
