@@ -194,6 +194,16 @@ def op_statistics():
             for s in ether.statistics()]
 
 
+def op_import_zenoh():
+    import zenoh  # noqa: F401  (as a user's main script might)
+    return True
+
+
+def op_session_log():
+    from ether._runtime._logs import session_log_dir
+    return (session_log_dir(ether.session_name()) / "session.log").read_text()
+
+
 def op_shutdown():
     ether.shutdown()
     return True

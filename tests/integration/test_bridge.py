@@ -152,3 +152,38 @@ def test_a_bridge_without_zenoh_fails_tap_saying_what_to_install(pair, tmp_path)
         assert 'pip install "ether[remote]"' in answer["message"]
     finally:
         host.close()
+
+
+@pytest.mark.timeout(120)
+def test_ether_bridge_runs_a_session_with_only_the_bridge(pair, tmp_path):
+    import subprocess
+    make, bridge_a, bridge_b = pair
+    b = make("B")
+    b.tap({"instances": {"data_service": {"class_path": "bridge_apps.DataService",
+                                          "kwargs": {"where": "B"}}}, "bridge": bridge_b})
+    config = tmp_path / "watch.yaml"
+    config.write_text(f"bridge:\n  site: {bridge_a['site']}\n  host: watcher\n"
+                      f"  connect: [{bridge_a['connect'][0]}]\n")
+    out = subprocess.run([sys.executable, "-m", "ether", "bridge", str(config), "--duration", "0"],
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    assert "bridge of host 'watcher'" in out.stdout
+    session = out.stdout.split("session ")[-1].strip()
+    assert not shm_left(session)
+    no_bridge = tmp_path / "plain.yaml"
+    no_bridge.write_text("instances: {}\n")
+    out = subprocess.run([sys.executable, "-m", "ether", "bridge", str(no_bridge)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "no bridge: section" in out.stderr
+
+
+@pytest.mark.timeout(120)
+def test_a_main_that_imported_zenoh_starts_its_instances_with_forkserver(pair):
+    make, bridge_a, bridge_b = pair
+    b = make("B")
+    b.call("import_zenoh")
+    b.tap({"instances": {"svc": {"class_path": "bridge_apps.DataService", "kwargs": {"where": "B"}}},
+           "bridge": bridge_b})
+    facts = b.call("get", service="svc", method="where_am_i")
+    assert facts["zenoh"] is False
+    assert "instances start with forkserver" in b.call("session_log")

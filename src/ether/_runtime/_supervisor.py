@@ -158,7 +158,7 @@ class Supervisor:
             log.warning("%s", room)
         if forkserver_why is not None:
             log.info("%s", forkserver_why)
-        if not self.config.instances:
+        if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
         try:

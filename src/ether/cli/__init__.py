@@ -3,6 +3,7 @@ one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
 it and sets ``command`` to the function that runs it and returns the exit code.
 
     ether run CONFIG.yaml [--duration SECONDS]     _run.py
+    ether bridge CONFIG.yaml [--duration SECONDS]  _bridge.py
 
 Commands build only on the public API (``ether``, ``ether.lowlevel``,
 ``ether.config``), never on ``ether._*``.
@@ -33,11 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _run  # the commands, imported once this package is whole
+    from . import _bridge, _run  # the commands, imported once this package is whole
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run,):
+    for command in (_run, _bridge):
         command.add_parser(sub)
     return parser
