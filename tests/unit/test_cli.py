@@ -35,7 +35,7 @@ def test_every_command_module_registers_itself(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     commands = sorted(p.stem[1:] for p in CLI.glob("_*.py") if p.name != "__init__.py")
-    assert commands == ["run"]
+    assert commands == ["bridge", "run"]
     for command in commands:
         assert f"    {command} " in out
 
