@@ -246,27 +246,28 @@ class Client:
         instances, or an instance name) and return its result. Raises RemoteError
         (the method raised, or the params failed validation), ServiceNotFound,
         ServiceGone (the server died) or Timeout."""
-        return _result(*self._call(self._send(service, method, params), timeout))
+        return _result(*self._call(self._send(service, method, params, timeout), timeout))
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = REQUEST_TIMEOUT_S) -> dict:
         """Call service.method and return the reply: {"status": "success", "result": ...}
         or {"status": "error", "error": "...", "type": "..."}."""
-        reply, _ = self._call(self._send(service, method, params), timeout)
+        reply, _ = self._call(self._send(service, method, params, timeout), timeout)
         return {k: v for k, v in reply.items() if k != "id"}
 
     def get_later(self, service: str, method: str, params: dict | None = None, *,
                   timeout: float = REQUEST_TIMEOUT_S) -> int:
         """Send the request now; return its id for collect()."""
-        request_id, sender, what = self._send(service, method, params)
+        request_id, sender, what = self._send(service, method, params, timeout)
         with self._lock:
             self._requests[request_id] = (request_id, sender, what, timeout)
         return request_id
 
-    def _send(self, service: str, method: str, params) -> tuple[int, object, str]:
+    def _send(self, service: str, method: str, params, timeout: float) -> tuple[int, object, str]:
         what = f"{service}.{method}"
         request_id, sender = self.node.request(
-            service_topic(service, method), params or {}, what=f"service {what!r}")
+            service_topic(service, method), params or {}, what=f"service {what!r}",
+            timeout=timeout)
         return request_id, sender, what
 
     def collect(self, request_id: int, timeout: float | None = None):
@@ -288,6 +289,8 @@ class Client:
         except errors.ServiceGone:
             node.forget_inbox(sender)  # round-robin skips it from now on
             raise
+        if reply.get("status") == "failed":  # a bridge: it never reached a method on the other host
+            raise _failure(reply)
         return reply, what
 
     def sync(self, topic: str, *, timeout: float = SYNC_TIMEOUT_S, **params) -> dict:
@@ -295,7 +298,7 @@ class Client:
         {instance: result} once the slowest has finished; raise SyncFailed naming
         the instances that failed."""
         node = self.node
-        sent = node.broadcast_request(sync_topic(topic), params)
+        sent = node.broadcast_request(sync_topic(topic), params, timeout=timeout)
         if not sent:
             raise errors.ServiceNotFound(f"no live instance has an @ether_sync(topic={topic!r}) method")
         deadline = time.monotonic() + timeout  # one deadline for all, not one per instance
@@ -317,6 +320,16 @@ class Client:
                 f"sync {topic!r} failed in {', '.join(map(repr, sorted(failures)))}: " +
                 "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())), failures)
         return results
+
+
+# What a reply of status "failed" may raise (see _node/_codec.py).
+_FAILURES = {"ServiceGone": errors.ServiceGone, "ServiceNotFound": errors.ServiceNotFound,
+             "Timeout": errors.Timeout}
+
+
+def _failure(reply: dict) -> errors.EtherError:
+    kind = _FAILURES.get(reply.get("type"), errors.ServiceGone)
+    return kind(f"{reply.get('error')} (instance {reply.get('instance')!r})")
 
 
 def _result(reply: dict, what: str):

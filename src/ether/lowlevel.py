@@ -13,6 +13,10 @@ A process's presence in a session:
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
 Files:
     session_log_dir (a session's log folder: its logs and provenance.json)
+The wire, for what carries envelopes elsewhere (a bridge, a recorder):
+    decode_envelope, Encoder, Decoders, Request, request_of, MESSAGE, REQUEST, REPLY
+A process the supervisor starts by module name (the bridge):
+    Member, MemberSpec
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -37,7 +41,17 @@ from ._core._sender import Sender as Sender
 from ._core._sender import SenderStatistics as SenderStatistics
 from ._core._session import Session as Session
 from ._core._session import remove_stale_sessions as remove_stale_sessions
+from ._node._codec import MESSAGE as MESSAGE
+from ._node._codec import REPLY as REPLY
+from ._node._codec import REQUEST as REQUEST
 from ._node._codec import WIRE_VERSION as WIRE_VERSION
+from ._node._codec import Decoders as Decoders
+from ._node._codec import Encoder as Encoder
+from ._node._codec import Request as Request
+from ._node._codec import decode as decode_envelope
+from ._node._codec import request_of as request_of
+from ._runtime._member import Member as Member
+from ._runtime._member import MemberSpec as MemberSpec
 from ._node._codec import Envelope as Envelope
 from ._node._codec import MessageId as MessageId
 from ._node._codec import Origin as Origin
@@ -59,4 +73,6 @@ __all__ = [
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES",
+    "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
+    "Member", "MemberSpec",
 ]

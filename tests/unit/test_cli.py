@@ -37,7 +37,7 @@ def test_every_command_module_registers_itself(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     commands = sorted(p.stem[1:] for p in CLI.glob("_*.py") if p.name != "__init__.py")
-    assert commands == ["bag", "play", "record", "run"]
+    assert commands == ["bag", "bridge", "play", "record", "run"]
     for command in commands:
         assert f"    {command} " in out
 

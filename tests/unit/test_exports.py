@@ -28,6 +28,8 @@ LOWLEVEL = [
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES",
+    "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
+    "Member", "MemberSpec",
 ]
 
 

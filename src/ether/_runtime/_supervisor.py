@@ -42,6 +42,8 @@ from .._core._session import Session
 log = logging.getLogger("Ether")
 
 MAIN_INBOX = "main"
+BRIDGE = "bridge"              # the bridge's member name: its inbox, its log file (bridge.log)
+BRIDGE_MODULE = "ether.bridge"  # started by name: nothing here imports it
 START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
@@ -105,6 +107,7 @@ class Supervisor:
         self._aborted = False                 # a third: wait for nothing
         self._limit = 0.0                     # the shutdown's, while it runs
         self.max_producers = DEFAULT_PRODUCERS
+        self._members: set[str] = set()       # started by module name (the bridge): no drains, no phases
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
 
@@ -119,6 +122,9 @@ class Supervisor:
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
         method = _settings.start_method()
+        forkserver_why = None
+        if self.config.bridge is not None:
+            method, forkserver_why = self._check_bridge(method)
         try:
             names: dict[str, str] = {}
             classes = []
@@ -127,6 +133,9 @@ class Supervisor:
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
                     raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the main process's")
+                if name == BRIDGE and self.config.bridge is not None:
+                    raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the bridge's "
+                                             f"(the config has a bridge: section); rename it")
                 if name in names:
                     raise errors.ConfigError(
                         f"instances {names[name]!r} and {key!r} both have the name {name!r}")
@@ -146,7 +155,7 @@ class Supervisor:
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
-            room = self._check_room(len(self.config.instances) + 1)
+            room = self._check_room(len(self.config.instances) + 1 + (self.config.bridge is not None))
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -157,7 +166,9 @@ class Supervisor:
         log.info("Starting Ether session: %s...", sid)
         if room is not None:
             log.warning("%s", room)
-        if not self.config.instances:
+        if forkserver_why is not None:
+            log.info("%s", forkserver_why)
+        if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
         try:
@@ -166,6 +177,9 @@ class Supervisor:
             self.logtopic = LogTopic(self.node, MAIN_INBOX, start=False)
             self._cond = self.node.condition
             self._set_stage(Stage.RUNNING)
+            if self.config.bridge is not None:
+                # Before the instances: remote interest is in place when they publish.
+                self._start_bridge(sid)
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 process = _launch.start(spec, method)
@@ -228,6 +242,39 @@ class Supervisor:
             if thread.is_alive():
                 log.warning("the session's provenance was not captured within %g s; "
                             "provenance.json is missing", timeout)
+
+    def _check_bridge(self, method: str) -> tuple[str, str | None]:
+        """A bridge needs zenoh (imported by the bridge process only, never here); and
+        a main that has imported zenoh must not fork (a forked child that opens a
+        zenoh session hangs, and breaks the parent's). Returns the start method and
+        the log line saying it changed."""
+        import importlib.util
+        try:
+            found = importlib.util.find_spec("zenoh") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise errors.ConfigError(
+                "the config has a bridge: section, which needs zenoh: pip install \"ether[remote]\"")
+        if "zenoh" in sys.modules and not _launch.fresh_interpreter(method):
+            return "forkserver", ("zenoh is loaded in this process, which must not fork: the "
+                                  "instances start with forkserver (a fresh interpreter each)")
+        return method, None
+
+    def _start_bridge(self, sid: str) -> None:
+        """Start the bridge (`python -m ether.bridge`) and wait for its Ready."""
+        from ._member import MemberSpec
+        base = self.config.source.parent if self.config.source is not None else os.getcwd()
+        spec = MemberSpec(
+            session=sid, name=BRIDGE, main_inbox=MAIN_INBOX, parent_pid=os.getpid(),
+            parent_death_signal=threading.current_thread() is threading.main_thread(),
+            cwd=os.getcwd(),
+            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": str(base)})
+        self.processes[BRIDGE] = _launch.start_module(BRIDGE_MODULE, spec, tag=f"{sid}:{BRIDGE}")
+        self._members.add(BRIDGE)
+        with self._cond:
+            self._states[BRIDGE] = InstanceState.STARTING
+        self._await_ready(self.start_timeout)
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -368,12 +415,18 @@ class Supervisor:
             return dict(self._states)
 
     def _forget_instance(self, name: str, cause: str = "") -> None:
-        """A dead instance leaves the directory: no route, no service leads to it."""
+        """A dead instance leaves the directory: no route, no service leads to it
+        (nor, for the bridge, to the remote instances it stood for)."""
         try:
             with self.session._directory as d:
+                pid = self.processes[name].pid
+                gone = [e.name for e in d.entries() if e.owner_pid == pid and e.name != name]
+                for other in gone:
+                    d.remove_named(other)
                 if d.remove_named(name):
-                    log.warning("instance %r exited (%s); its topics and services are gone",
-                                name, cause or exit_cause(None, False))
+                    what = "the bridge" if name in self._members else f"instance {name!r}"
+                    log.warning("%s exited (%s); its topics and services are gone",
+                                what, cause or exit_cause(None, False))
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -467,6 +520,9 @@ class Supervisor:
         def done() -> bool:  # runs under the condition's lock
             if watch is not None and watch.exitcode is not None and starting():
                 self._states[starting()[0]] = InstanceState.FAILED
+            for n in starting():  # a member starts before the thread that watches exits
+                if n in self._members and self.processes[n].exitcode is not None:
+                    self._states[n] = InstanceState.FAILED
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
@@ -486,19 +542,26 @@ class Supervisor:
         if reported:  # a report says more than an exit code
             name = reported[0]
             self._take_failure_file(name)
-            raise errors.EtherError(f"instance {name!r} failed to start: "
-                                    f"{self._failures[name].error} (traceback in {self._log_path(name)})")
+            self._fail_start(name, self._failures[name].error, self._failures[name].type)
         if failed:
             name = failed[0]
             process = self.processes[name]
             process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
             failure = self._take_failure_file(name)
             if failure is not None:
-                raise errors.EtherError(f"instance {name!r} failed to start: {failure.error} "
-                                        f"(traceback in {self._log_path(name)})")
+                self._fail_start(name, failure.error, failure.type)
             raise errors.EtherError(
-                f"instance {name!r} died during start-up (exit code {process.exitcode}) without "
+                f"{self._what(name)} died during start-up (exit code {process.exitcode}) without "
                 f"saying why; its log: {self._log_path(name)}")
+
+    def _what(self, name: str) -> str:
+        return "the bridge" if name in self._members else f"instance {name!r}"
+
+    def _fail_start(self, name: str, error: str, kind: str) -> None:
+        text = f"{self._what(name)} failed to start: {error} (traceback in {self._log_path(name)})"
+        if name in self._members and kind == "ConfigError":  # e.g. the bridge's certificates
+            raise errors.ConfigError(text)
+        raise errors.EtherError(text)
 
     def _take_failure_file(self, name: str) -> _child.Failure | None:
         """The cause an instance that could not start left next to its log (see
@@ -526,7 +589,7 @@ class Supervisor:
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._silent}
+                if s is InstanceState.READY and n not in self._silent and n not in self._members}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -739,34 +802,10 @@ class Supervisor:
                         "save_all handlers", names, STALL_S, they)
 
     def _stop_processes(self, graceful: bool) -> None:
-        for name, process in self.processes.items():  # in config order
-            with self._cond:
-                if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
-                    self._states[name] = InstanceState.STOPPING
-            if process.exitcode is None and self.node is not None and name not in self._silent:
-                try:
-                    control.send(self.node, name, control.Stop(), timeout=1.0)
-                except errors.EtherError:
-                    pass
-        # A failed start does not wait for instances still starting up; a forced stop
-        # waits a moment; one stuck in a handler is not waited for.
-        wait = STOP_TIMEOUT_S if graceful and self._forced_at is None else (1.0 if graceful else 0.5)
-        deadline = time.monotonic() + wait
-        for name, process in self.processes.items():
-            while process.exitcode is None and not self._aborted and name not in self._silent:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                process.join(min(left, 0.2))
-            if process.exitcode is None:
-                if name in self._silent:
-                    log.warning("instance %r is still inside a handler; killing it", name)
-                elif graceful:
-                    log.warning("instance %r did not stop in time; killing it", name)
-                process.kill()
-                process.join(1.0)
-            if process.exitcode is not None:
-                self._exited(name)
+        """The instances in config order, then the members (the bridge, so that what
+        the instances sent last still leaves the host); then the session."""
+        self._stop_group([n for n in self.processes if n not in self._members], graceful)
+        self._stop_group([n for n in self.processes if n in self._members], graceful)
         self._stop.set()
         if self._dispatcher is not None and self.node is not None:
             self.node.send_control(MAIN_INBOX, WAKE, {})  # the dispatch thread sees _stop now
@@ -788,3 +827,36 @@ class Supervisor:
         from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []
+
+    def _stop_group(self, names: list[str], graceful: bool) -> None:
+        for name in names:
+            process = self.processes[name]
+            with self._cond:
+                if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
+                    self._states[name] = InstanceState.STOPPING
+            if process.exitcode is None and self.node is not None and name not in self._silent:
+                try:
+                    control.send(self.node, name, control.Stop(), timeout=1.0)
+                except errors.EtherError:
+                    pass
+        # A failed start does not wait for instances still starting up; a forced stop
+        # waits a moment; one stuck in a handler is not waited for.
+        wait = STOP_TIMEOUT_S if graceful and self._forced_at is None else (1.0 if graceful else 0.5)
+        deadline = time.monotonic() + wait
+        for name in names:
+            process = self.processes[name]
+            what = "the bridge" if name in self._members else f"instance {name!r}"
+            while process.exitcode is None and not self._aborted and name not in self._silent:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                process.join(min(left, 0.2))
+            if process.exitcode is None:
+                if name in self._silent:
+                    log.warning("%s is still inside a handler; killing it", what)
+                elif graceful:
+                    log.warning("%s did not stop in time; killing it", what)
+                process.kill()
+                process.join(1.0)
+            if process.exitcode is not None:
+                self._exited(name)

@@ -6,6 +6,7 @@ it and sets ``command`` to the function that runs it and returns the exit code.
     ether record [TOPIC|PATTERN ...] [--all] -o DIR              _record.py
     ether play FILE|DIR [--rate R] [--topics ...] [--trial N]    _play.py
     ether bag info|recover|cat|lineage|export                    _bag.py
+    ether bridge CONFIG.yaml [--duration SECONDS]                _bridge.py
 
 Commands build only on the public API (``ether``, ``ether.lowlevel``,
 ``ether.config``), never on ``ether._*``.
@@ -36,12 +37,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _run  # the commands, imported once this package is whole
+    from . import _bridge, _run  # the commands, imported once this package is whole
     from . import _bag, _play, _record  # recordings (ether.record)
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run, _record, _play, _bag):
+    for command in (_run, _bridge, _record, _play, _bag):
         command.add_parser(sub)
     return parser
