@@ -6,6 +6,8 @@ Transport (one host, shared memory):
     Session, Inbox, Sender, Claim, InboxStatistics, SenderStatistics,
     remove_stale_sessions, list_sessions, inspect (SessionInfo, SessionSnapshot,
     MemberInfo, InboxInfo, Subscription, Publisher)
+Instances (what the main process's supervisor says of each):
+    InstanceState (InstanceState.of(member.state) for an instance's MemberInfo)
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
     Node (publish, forward, subscribe by topic or pattern, requests),
@@ -45,6 +47,7 @@ from ._node._topics import is_pattern as is_pattern
 from ._node._topics import matches as matches
 from ._node._topics import service_topic as service_topic
 from ._node._topics import sync_topic as sync_topic
+from ._runtime._control import InstanceState as InstanceState
 
 __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
@@ -52,5 +55,5 @@ __all__ = [
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
     "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES",
+    "RESERVED_PREFIXES", "InstanceState",
 ]

@@ -11,13 +11,15 @@ then runs the save_all, cleanup and shutdown phases (save_all even when the
 delivery was cut short: the instances then skip what is still queued), then
 stops the instances in config order and kills what does not stop.
 
-Each instance's InstanceState changes only here, under the node's condition: on
-its reports, when its process exits, and when it is told to stop. A control
-message that is malformed, or does not fit that state or an awaited request, is
-logged and ignored.
+Each instance's InstanceState changes only here (and in _restarts.py, which
+restarts instances by their policies), under the node's condition: on its
+reports, when its process exits, and when it is told to stop. A control message
+that is malformed, or does not fit that state or an awaited request, is logged
+and ignored.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import logging
@@ -34,6 +36,7 @@ from .. import _settings
 from . import _child
 from . import _control as control
 from . import _launch
+from . import _restarts
 from ._control import InstanceState, Stage
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
@@ -99,6 +102,14 @@ class Supervisor:
         self.max_producers = DEFAULT_PRODUCERS
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()     # stop() began: no more restarts
+        self._early_ready: dict[str, control.Ready] = {}  # a restarted one's, before its pid was known
+        self._specs: dict[str, _child.LaunchSpec] = {}
+        self._method = "fork"
+        self._watched: dict[Any, str] = {}     # sentinel -> instance, for _watch_exits
+        self._wake_r, self._wake_w = -1, -1    # a pipe: _watch() wakes the watcher
+        self.restarts: _restarts.Restarter | None = None
+        self.on_failure_shutdown: Callable[[str], None] | None = None  # on_failure: shutdown
 
     # ---- start ----
 
@@ -110,7 +121,7 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
-        method = _settings.start_method()
+        method = self._method = _settings.start_method()
         try:
             names: dict[str, str] = {}
             classes = []
@@ -155,15 +166,26 @@ class Supervisor:
             self.node.on_control = self._on_control
             self._cond = self.node.condition
             self._set_stage(Stage.RUNNING)
+            policies = {}
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
+                policies[spec.name] = inst.supervision(self.config.supervision)
+                spec = dataclasses.replace(spec, stuck_after_s=policies[spec.name].stuck_after_s,
+                                           health_interval_s=policies[spec.name].health_interval_s)
+                self._specs[spec.name] = spec
                 process = _launch.start(spec, method)
                 self.processes[spec.name] = process
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
+            self.restarts = _restarts.Restarter(self, policies, self.config.supervision.on_failure)
             # Threads only after the forks: a forked child gets no copy of them.
+            self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self._await_ready(self.start_timeout)
+            for name in self.processes:
+                self.restarts.remember(name)
+            if any(p.stuck_after_s or p.health_interval_s for p in policies.values()):
+                self.start_dispatcher()  # their reports are read as they come
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():
                 if ack.errors:
@@ -269,7 +291,7 @@ class Supervisor:
     def _spawn_thread(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def start_dispatcher(self) -> None:
         """Read the main inbox in a background thread (for ether.subscribe callbacks);
@@ -281,21 +303,63 @@ class Supervisor:
             self._dispatcher.start()
             self._threads.append(self._dispatcher)
 
+    def _watch(self, name: str, process) -> None:
+        """Watch one more process (a restarted instance's)."""
+        with self._cond:
+            self._watched[process.sentinel] = name
+        try:
+            os.write(self._wake_w, b"w")
+        except OSError:
+            pass
+
     def _watch_exits(self) -> None:
-        pending = {p.sentinel: name for name, p in self.processes.items()}
-        while pending and not self._stop.is_set():
-            for sentinel in multiprocessing.connection.wait(list(pending), timeout=0.5):
-                name = pending.pop(sentinel)
+        with self._cond:
+            self._watched.update({p.sentinel: name for name, p in self.processes.items()})
+        while not self._stop.is_set():
+            with self._cond:
+                pending = dict(self._watched)
+            ready = multiprocessing.connection.wait([*pending, self._wake_r], timeout=0.5)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 64)
+            for sentinel in ready:
+                if sentinel == self._wake_r:
+                    continue
+                name = pending[sentinel]
+                with self._cond:
+                    self._watched.pop(sentinel, None)
+                    process = self.processes[name]
                 # Only record it: joining here would race the join in stop() (the
                 # loser's waitpid fails and it reads exitcode None).
-                _await_zombie(self.processes[name].pid)
+                _await_zombie(process.pid)
+                if self.restarts is not None and self.restarts.on_exit(name, process):
+                    continue
                 self._exited(name)
                 self._forget_instance(name)
+            if self.restarts is not None:
+                self._kill_overdue()
+
+    def _kill_overdue(self) -> None:
+        """Instances whose health reports stopped coming: stuck, killed, restarted by policy."""
+        for name, silent in self.restarts.overdue(time.monotonic()):
+            with self._cond:
+                marked = self.restarts.on_stuck(
+                    name, f"no health report for {silent:.1f} s (its watchdog thread cannot run)")
+            if marked:
+                log.error("instance %r: no health report for %.1f s; killing it", name, silent)
+                self._kill_stuck(name)
+
+    def _kill_stuck(self, name: str) -> None:
+        self._show_state(name, InstanceState.STUCK)
+        with self._cond:
+            process = self.processes.get(name)
+        if process is not None:
+            process.kill()  # its exit goes the watcher's way: restarted by policy
 
     def _exited(self, name: str) -> None:
         """The process of `name` has ended: the state says whether that was asked for."""
         after = {InstanceState.STARTING: InstanceState.FAILED,
                  InstanceState.READY: InstanceState.EXITED,
+                 InstanceState.STUCK: InstanceState.EXITED,
                  InstanceState.STOPPING: InstanceState.STOPPED}
         with self._cond:
             state = self._states[name]
@@ -309,12 +373,24 @@ class Supervisor:
         with self._cond:
             return dict(self._states)
 
+    def _show_state(self, name: str, state: InstanceState) -> None:
+        """Write an instance's state into its directory entry (what inspect() shows)."""
+        try:
+            with self.session._directory as d:
+                entry = d.find(name)
+                if entry is not None:
+                    d.set_info(entry.token, state=state.code)
+        except errors.EtherError:  # the session is closing
+            pass
+
     def _forget_instance(self, name: str) -> None:
         """A dead instance leaves the directory: no route, no service leads to it."""
         try:
             with self.session._directory as d:
-                if d.remove_named(name):
-                    log.warning("instance %r exited; its topics and services are gone", name)
+                entry = d.find(name)
+                if d.remove_named(name) and entry is not None:
+                    from .._core import _names, _segment
+                    _segment.unlink(_names.inbox_segment(self.session.name, entry.token))
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -339,8 +415,24 @@ class Supervisor:
             if refused is None:
                 self._cond.notify_all()
         if refused is not None:
-            log.warning("main: ignored a control message %r from %r: %s",
-                        message.tag, message.instance, refused)
+            if refused:  # "" : accepted, nothing to say (a late stuck report)
+                log.warning("main: ignored a control message %r from %r: %s",
+                            message.tag, message.instance, refused)
+            return
+        if isinstance(message, control.Ready):
+            self._show_state(message.instance, InstanceState.READY)
+        elif isinstance(message, (control.Stuck, control.Health)) and self._marked(message):
+            log.error("instance %r: %s; killing it", message.instance,
+                      _restarts.stuck_reason(message))
+            self._kill_stuck(message.instance)
+
+    def _marked(self, message) -> bool:
+        """A stuck or unhealthy report: mark the instance STUCK (True) if it applies."""
+        if isinstance(message, control.Health) and message.ok:
+            return False
+        with self._cond:
+            return self.restarts is not None and self.restarts.on_stuck(
+                message.instance, _restarts.stuck_reason(message))
 
     def _accept(self, message: control.Report) -> str | None:
         """Apply a report (under the condition's lock); or say why it does not fit."""
@@ -349,13 +441,19 @@ class Supervisor:
         if state is None:
             return "no instance of this session has that name"
         if isinstance(message, control.Ready):
-            if state is not InstanceState.STARTING:
+            if state not in (InstanceState.STARTING, InstanceState.RESTARTING):
                 return f"the instance is {state.value}"
             if message.pid != self.processes[name].pid:
+                if state is InstanceState.RESTARTING:  # before its launcher noted the new pid
+                    self._early_ready[name] = message
+                    return ""
                 return f"pid {message.pid} is not its process's ({self.processes[name].pid})"
             self._states[name] = InstanceState.READY
         elif isinstance(message, control.Failed):
             # FAILED already if its exit was seen before its report was read.
+            if state is InstanceState.RESTARTING:  # its restart could not start: it exits next
+                self._failures[name] = message
+                return None
             if state is not InstanceState.STARTING and not (
                     state is InstanceState.FAILED and name not in self._failures):
                 return f"the instance is {state.value}, not starting"
@@ -369,6 +467,11 @@ class Supervisor:
                         message.handled, message.skipped):
                     self._moved[name] = time.monotonic()  # the first: it is alive and answers
                 self._progress[name] = (message, self._asked.get(name, 0))
+        elif isinstance(message, (control.Stuck, control.Health)):
+            # Unasked, and may come late (it is being killed already): never an error.
+            if isinstance(message, control.Health) and self.restarts is not None:
+                self.restarts.on_health(name)
+            return None if state is InstanceState.READY else ""
         else:
             answers = self._awaited.get((type(message), message.request))
             if answers is None and message.request in self._abandoned:
@@ -450,19 +553,22 @@ class Supervisor:
             return None
 
     def _collect(self, command: control.Command, deadline: float, *, delivering: bool = False,
-                 started: float | None = None) -> tuple[dict[str, control.Ack], list[str], str | None]:
+                 started: float | None = None, only: tuple[str, ...] | None = None,
+                 ) -> tuple[dict[str, control.Ack], list[str], str | None]:
         """Send `command` to every ready instance (but those silent in a shutdown
         phase) and wait for their acks until `deadline`. Returns (acks by name, the
         instances that did not answer, why it stopped waiting - None if all did).
 
         delivering (a shutdown's delivery): also stop once none of those it waits for
         has handled a message for STALL_S, or a second signal came; and say every
-        PROGRESS_LOG_S how far they got (`started`: when the shutdown began)."""
+        PROGRESS_LOG_S how far they got (`started`: when the shutdown began).
+        only: ask these instances alone (a restarted instance's init)."""
         key = (command.answer, command.request)
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._silent}
+                if s is InstanceState.READY and n not in self._silent
+                and (only is None or n in only)}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -540,20 +646,23 @@ class Supervisor:
                  elapsed, self._limit, "; ".join(parts))
 
     def request_all(self, make: Callable[[int], control.Command],
-                    timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.Ack]:
-        """Send make(request id) to every ready instance and return their acks by
-        name once all came; raise Timeout naming those that did not."""
+                    timeout: float = PHASE_TIMEOUT_S, *,
+                    only: tuple[str, ...] | None = None) -> dict[str, control.Ack]:
+        """Send make(request id) to every ready instance (or those of `only`) and
+        return their acks by name once all came; raise Timeout naming those that did not."""
         command = make(next(self._requests))
-        acks, left, _ = self._collect(command, time.monotonic() + timeout)
+        acks, left, _ = self._collect(command, time.monotonic() + timeout, only=only)
         if left:
             what = (f"run their {command.phase} handlers" if isinstance(command, control.Phase)
                     else f"answer {command.tag!r}")
             raise errors.Timeout(f"waited {timeout:g} s for {', '.join(map(repr, left))} to {what}")
         return acks
 
-    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.PhaseAck]:
-        """Run every instance's handlers of a lifecycle phase; their acks by name."""
-        return self.request_all(lambda request: control.Phase(request, phase), timeout)
+    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S, *,
+                  only: tuple[str, ...] | None = None) -> dict[str, control.PhaseAck]:
+        """Run every instance's (or those of `only`) handlers of a lifecycle phase;
+        their acks by name."""
+        return self.request_all(lambda request: control.Phase(request, phase), timeout, only=only)
 
     def drain(self, deadline: float, started: float) -> tuple[list[str], str | None]:
         """Wait until no message is in flight anywhere in the session: ([], None); or
@@ -605,6 +714,7 @@ class Supervisor:
     def stop(self, *, graceful: bool, timeout: float | None = None) -> None:
         """Shut down (graceful: deliver, save, clean up first); whatever happens in
         there, every instance is stopped or killed and the session removed."""
+        self._closing.set()  # no restart from now on
         try:
             if graceful and self.node is not None:
                 try:
@@ -676,7 +786,8 @@ class Supervisor:
     def _stop_processes(self, graceful: bool) -> None:
         for name, process in self.processes.items():  # in config order
             with self._cond:
-                if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
+                if self._states[name] in (InstanceState.STARTING, InstanceState.READY,
+                                          InstanceState.RESTARTING, InstanceState.STUCK):
                     self._states[name] = InstanceState.STOPPING
             if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:
@@ -711,6 +822,10 @@ class Supervisor:
         for process in self.processes.values():
             if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
                 process.close()  # its pidfd
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self.node is not None:
             self.node.close()
             self.node = None
