@@ -41,13 +41,19 @@ def _is_ether(filename: str) -> bool:
 
 
 def handler_in(frame) -> str | None:
-    """The user handler a dispatch thread's stack is in: "Class.method (file:line)";
-    None if that thread is in a lifecycle handler or in no user code."""
+    """The user handler a dispatch thread's stack is in: "Class.method (file:line)",
+    the first frame outside the ether package below the node's innermost
+    dispatch; None if that thread is in a lifecycle handler or in no handler."""
     stack = []
     while frame is not None:
         stack.append(frame)
         frame = frame.f_back
-    for f in reversed(stack):  # outermost first
+    stack.reverse()  # outermost first
+    start = max((i for i, f in enumerate(stack) if f.f_code.co_name == "dispatch"
+                 and _is_ether(f.f_code.co_filename)), default=None)
+    if start is None:
+        return None
+    for f in stack[start + 1:]:
         code = f.f_code
         if _is_ether(code.co_filename):
             if code.co_name in ("run_lifecycle", "on_control"):
