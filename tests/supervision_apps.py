@@ -135,3 +135,7 @@ class Sink:
     @ether_get
     def seen(self) -> dict:
         return {"next": self.next, "problems": self.problems}
+
+    @ether_get
+    def pid(self) -> int:
+        return os.getpid()

@@ -595,7 +595,7 @@ class Node:
     def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
         with self._user.lock:
-            targets = self._user.router.targets(topic)
+            targets, _ = self._user.router.lookup(topic)  # one that is down is not asked
         sent = []
         try:
             for target in targets:

@@ -125,7 +125,9 @@ class Router:
     def sender_to(self, inbox: str, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S):
         """A cached sender to a named inbox (control messages, replies): the one of
         its current consumer (a restarted instance's inbox is a new one)."""
-        if self._directory.generation() != self._generation and self._changed():
+        if self._directory.generation() != self._generation:
+            self._changed()
+        if self._subscriptions is None:  # the directory changed since this router read it
             self._load()
         key = (inbox, policy, timeout)
         sender = self._senders.get(key)

@@ -789,6 +789,8 @@ class Supervisor:
                 if self._states[name] in (InstanceState.STARTING, InstanceState.READY,
                                           InstanceState.RESTARTING, InstanceState.STUCK):
                     self._states[name] = InstanceState.STOPPING
+            if self.session is not None and graceful:
+                self._show_state(name, InstanceState.STOPPING)
             if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:
                     control.send(self.node, name, control.Stop(), timeout=1.0)
