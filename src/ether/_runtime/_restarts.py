@@ -266,8 +266,10 @@ class Restarter:
             process.join(1.0)
             return
         old.join(1.0)  # reap it: nothing else refers to it now
-        if isinstance(old, _launch.Interpreter):
-            old.close()
+        try:
+            old.close()  # its sentinel (and a fork's other pipe end), now, not at gc
+        except ValueError:  # still running: left to the process's end
+            pass
         sup._watch(name, process)
 
         def settled() -> bool:  # under the condition
