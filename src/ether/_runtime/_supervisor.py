@@ -407,8 +407,8 @@ class Supervisor:
         try:
             message = control.decode(envelope, control.REPORTS)
         except errors.MalformedMessage as exc:  # counted, and logged without flooding
-            self.node.rejections.report(envelope.topic, "control refused", str(exc),
-                                        f"main: ignored a {exc}")
+            self.node.rejections.report(envelope.topic, control.reason_of(exc), str(exc),
+                                        f"ignored a {exc}")
             return
         with self._cond:
             refused = self._accept(message)
