@@ -58,7 +58,9 @@ def run(seconds: float, kill_every: float, rate: float = 500.0) -> dict:
                 pace.wait(kill_every)
                 os.kill(ether.get("victim", "pid"), signal.SIGKILL)
                 kills += 1
-                back = wait_for(lambda: _victim(sid) == (InstanceState.READY, kills, False), 30)
+                restarts = ether._supervisor.restarts
+                back = wait_for(lambda: _victim(sid) == (InstanceState.READY, kills, False)
+                                and len(restarts.timings) == kills, 30)  # its init ran too
                 assert back is not None, f"the victim did not come back after kill {kills}"
                 if kills == 1:  # the warm-up: every sender and route of the run exists now
                     ether.get("victim", "pid")

@@ -109,6 +109,7 @@ def test_the_backoff_grows_as_configured_up_to_its_cap(capfd):
         _wait_back(sid, "echo", count)
         pid = ether.get("echo", "pid")
     timings = ether._supervisor.restarts.timings
+    assert wait_for(lambda: len(timings) == 4, 10) is not None  # the last one's init ran
     ether.shutdown()
     delays = [float(d) for d in re.findall(r"restarting it in ([0-9.]+) s", capfd.readouterr().err)]
     assert delays == [0.2, 0.4, 0.5, 0.5]

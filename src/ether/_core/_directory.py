@@ -533,6 +533,12 @@ class Directory:
             self._set_live(off, 0)
             self.bump_generation()
 
+    def routing(self) -> tuple[list[InboxEntry], list[Subscription]]:
+        """(every live entry, every live subscription joined with its inbox's name),
+        from one read of the entries: what a router reloads, under the flock."""
+        entries = list(self.entries())
+        return entries, read_subscriptions(self.seg.map, self.sid, {e.token: e.name for e in entries})
+
     def subscriptions(self) -> list[Subscription]:
         """Every live subscription, joined with its inbox's name."""
         inboxes = {e.token: e.name for e in self.entries()}

@@ -12,7 +12,9 @@ and policy, which `statistics()` reports. So the count costs nothing on the
 topics of live subscribers, and a message is never lost without a count. A
 placeholder's subscription is left out while an entry with a ring of the same
 name subscribes the same topic (the new process, before the placeholder goes).
-Senders to inboxes whose consumer is gone are closed when the directory changes.
+Senders to inboxes whose consumer is gone are closed when the directory changes
+(the routes' senders when the subscriptions are read again; a named inbox's
+sender by a probe of its consumer's liveness lock when it is next used).
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class Router:
         self._absent: dict[str, tuple[tuple, tuple]] = {}  # topic -> (route, absent keys)
         self._senders: dict[tuple, object] = {}
         self.undelivered: dict[tuple[str, str], int] = {}  # (inbox, policy) -> count
+        self._checked: dict[tuple, int] = {}  # sender_to key -> generation it was checked at
 
     def _changed(self) -> bool:
         generation = self._directory.generation()
@@ -88,9 +91,9 @@ class Router:
 
     def _load(self) -> None:
         with self._directory as d:
-            self._subscriptions = d.subscriptions()
-            self._placeholders = d.placeholders()
-            live = {(e.name, e.owner) for e in d.entries() if not e.placeholder}
+            entries, self._subscriptions = d.routing()
+        self._placeholders = {e.token: e for e in entries if e.placeholder}
+        live = {(e.name, e.owner) for e in entries if not e.placeholder}
         for key, sender in list(self._senders.items()):  # consumers that are gone
             if (sender.inbox, sender.consumer_token) not in live:
                 del self._senders[key]
@@ -125,13 +128,20 @@ class Router:
     def sender_to(self, inbox: str, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S):
         """A cached sender to a named inbox (control messages, replies): the one of
         its current consumer (a restarted instance's inbox is a new one)."""
-        if self._directory.generation() != self._generation:
-            self._changed()
-        if self._subscriptions is None:  # the directory changed since this router read it
-            self._load()
         key = (inbox, policy, timeout)
         sender = self._senders.get(key)
+        generation = self._directory.generation()
+        if sender is not None and self._checked.get(key) != generation:
+            # The directory changed since this sender was last checked: if its consumer
+            # died, the inbox of that name may be a restarted instance's new one. (A
+            # probe of one liveness lock, not a read of the directory under its lock.)
+            self._checked[key] = generation
+            if not sender.closed and not sender.consumer_alive():
+                del self._senders[key]
+                sender.close()
+                sender = None
         if sender is None or sender.closed:
+            self._checked[key] = generation
             sender = self._senders[key] = self._session.connect(inbox, policy=policy, timeout=timeout)
         return sender
 

@@ -126,10 +126,9 @@ def run(spec: LaunchSpec) -> None:
         spec_of_class = methods.introspect(cls)
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
-        node.describe(spec.class_path)
-        with session._directory as d:  # what inspect() shows until the main says more
-            d.set_info(node.inbox.token, state=control.InstanceState.STARTING.code,
-                       restarts=spec.restarts)
+        with session._directory as d:  # what inspect() shows (Node.describe, and the state)
+            d.set_info(node.inbox.token, class_name=spec.class_path,
+                       state=control.InstanceState.STARTING.code, restarts=spec.restarts)
         _client.set_default(_client.Client(node))  # ether.pub() and the verbs, from user code here
         lifecycle = Lifecycle(obj, spec_of_class, node, spec)
         node.on_control = lifecycle.on_control

@@ -127,24 +127,27 @@ class Restarter:
         self._died_at: dict[str, float] = {}
         self._why_stuck: dict[str, str] = {}
         self._last_health: dict[str, float] = {}    # instances with health checks
-        self.timings: list[float] = []              # death -> ready and subscribed, per restart
+        self.timings: list[float] = []   # death -> ready and subscribed, per restart done
 
     # ---- what the supervisor calls ----
 
-    def remember(self, name: str) -> None:
+    def remember(self, *names: str) -> None:
         """The instance is ready: note its subscriptions (its placeholder keeps them
         even if a caller removed its dead entry before the watcher saw the exit)."""
         session = self.sup.session
         try:
             with session._directory as d:
-                entry = d.find(name)
-                if entry is not None:
-                    self._subscriptions[name] = [s for s in d.subscriptions()
-                                                 if s.inbox_token == entry.token]
+                subscriptions = d.subscriptions()
+                for name in names:
+                    entry = d.find(name)
+                    if entry is not None:
+                        self._subscriptions[name] = [s for s in subscriptions
+                                                     if s.inbox_token == entry.token]
         except errors.EtherError:
             pass
-        if self.books[name].policy.health_interval_s:
-            self._last_health[name] = time.monotonic()
+        for name in names:
+            if self.books[name].policy.health_interval_s:
+                self._last_health[name] = time.monotonic()
 
     def on_exit(self, name: str, process) -> bool:
         """The process of `name` has exited (a zombie, or reaped). True if handled
@@ -232,8 +235,9 @@ class Restarter:
                     for s in self._subscriptions[name]:
                         if placeholder is not None and (s.topic, s.policy, s.timeout) not in known:
                             d.subscribe(s.topic, placeholder.token, s.policy, s.timeout)
-            if dead is not None:  # its ring: nobody reads it any more
+            if dead is not None:  # its ring: nobody reads it any more; its liveness lock
                 segment.unlink(names.inbox_segment(session.name, dead.token))
+                segment.holder_alive(names.member_lock(session.name, dead.owner))  # unlinks it
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(session)
         except errors.EtherError as exc:  # the session is closing
@@ -305,7 +309,6 @@ class Restarter:
         except errors.EtherError:
             return
         took = time.monotonic() - self._died_at.pop(name, time.monotonic())
-        self.timings.append(took)
         self.remember(name)
         acks = {}
         try:
@@ -315,6 +318,7 @@ class Restarter:
         for ack in acks.values():
             for failure in ack.errors:
                 log.error("instance %r: init handler failed after its restart: %s", name, failure)
+        self.timings.append(took)  # last: the restart is over, its init included
         log.info("instance %r is back (restart %d): ready and subscribed %.3f s after it died",
                  name, decision.count, took)
 

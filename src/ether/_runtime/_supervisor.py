@@ -103,6 +103,7 @@ class Supervisor:
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()     # stop() began: no more restarts
+        self._started = False                  # tap's instances are all ready
         self._early_ready: dict[str, control.Ready] = {}  # a restarted one's, before its pid was known
         self._specs: dict[str, _child.LaunchSpec] = {}
         self._method = "fork"
@@ -182,8 +183,9 @@ class Supervisor:
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self._await_ready(self.start_timeout)
-            for name in self.processes:
-                self.restarts.remember(name)
+            self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
+            self._started = True
+            self.restarts.remember(*self.processes)
             if any(p.stuck_after_s or p.health_interval_s for p in policies.values()):
                 self.start_dispatcher()  # their reports are read as they come
             # Every instance has joined and subscribed: now init handlers may publish.
@@ -349,7 +351,7 @@ class Supervisor:
                 self._kill_stuck(name)
 
     def _kill_stuck(self, name: str) -> None:
-        self._show_state(name, InstanceState.STUCK)
+        self._show_state(name, state=InstanceState.STUCK)
         with self._cond:
             process = self.processes.get(name)
         if process is not None:
@@ -373,13 +375,15 @@ class Supervisor:
         with self._cond:
             return dict(self._states)
 
-    def _show_state(self, name: str, state: InstanceState) -> None:
-        """Write an instance's state into its directory entry (what inspect() shows)."""
+    def _show_state(self, *names: str, state: InstanceState) -> None:
+        """Write instances' state into their directory entries (what inspect() shows),
+        in one hold of the directory's lock: readers see one change."""
         try:
             with self.session._directory as d:
-                entry = d.find(name)
-                if entry is not None:
-                    d.set_info(entry.token, state=state.code)
+                for name in names:
+                    entry = d.find(name)
+                    if entry is not None:
+                        d.set_info(entry.token, state=state.code)
         except errors.EtherError:  # the session is closing
             pass
 
@@ -391,6 +395,7 @@ class Supervisor:
                 if d.remove_named(name) and entry is not None:
                     from .._core import _names, _segment
                     _segment.unlink(_names.inbox_segment(self.session.name, entry.token))
+                    _segment.holder_alive(_names.member_lock(self.session.name, entry.owner))
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -420,7 +425,8 @@ class Supervisor:
                             message.tag, message.instance, refused)
             return
         if isinstance(message, control.Ready):
-            self._show_state(message.instance, InstanceState.READY)
+            if self._started:  # a restarted one (tap shows them all at once)
+                self._show_state(message.instance, state=InstanceState.READY)
         elif isinstance(message, (control.Stuck, control.Health)) and self._marked(message):
             log.error("instance %r: %s; killing it", message.instance,
                       _restarts.stuck_reason(message))
@@ -789,8 +795,6 @@ class Supervisor:
                 if self._states[name] in (InstanceState.STARTING, InstanceState.READY,
                                           InstanceState.RESTARTING, InstanceState.STUCK):
                     self._states[name] = InstanceState.STOPPING
-            if self.session is not None and graceful:
-                self._show_state(name, InstanceState.STOPPING)
             if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:
                     control.send(self.node, name, control.Stop(), timeout=1.0)
