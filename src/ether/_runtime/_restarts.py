@@ -146,7 +146,7 @@ class Restarter:
         except errors.EtherError:
             pass
         for name in names:
-            if self.books[name].policy.health_interval_s:
+            if name in self.books and self.books[name].policy.health_interval_s:
                 self._last_health[name] = time.monotonic()
 
     def on_exit(self, name: str, process) -> bool:
@@ -154,6 +154,8 @@ class Restarter:
         here (restarting, or failed by policy); False: the supervisor's own path
         (a start-up failure at tap, a shutdown, or restart: never - logged here)."""
         sup = self.sup
+        if name not in self.books:  # not a configured instance (a member such as a bridge)
+            return False
         cause, failure = exit_cause(process.pid, process)
         now = time.monotonic()
         with sup._cond:
