@@ -49,6 +49,7 @@ from ._errors import WouldBlock as WouldBlock
 from ._facade import ether as ether
 from ._spec._decorators import ether_cleanup as ether_cleanup
 from ._spec._decorators import ether_get as ether_get
+from ._spec._decorators import ether_health as ether_health
 from ._spec._decorators import ether_init as ether_init
 from ._spec._decorators import ether_pub as ether_pub
 from ._spec._decorators import ether_save as ether_save
@@ -92,7 +93,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "ether",
-    "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save", "ether_save_all",
+    "ether_cleanup", "ether_get", "ether_health", "ether_init", "ether_pub", "ether_save", "ether_save_all",
     "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
     "ArenaFull", "ClaimSkipped", "ConfigError", "EtherError", "InboxClosed", "InboxExists",
     "InboxFull", "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError",

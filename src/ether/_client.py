@@ -221,7 +221,9 @@ class Client:
         the target inbox's fill) per inbox and delivery policy it has published,
         requested or replied to. A drop subscriber's lost messages show as
         `dropped` of the entry whose `inbox` is the subscriber's and `policy` is
-        "drop". The entry of an inbox that closed is gone with its sender."""
+        "drop". `undelivered` counts the messages not sent to an instance while it
+        was down (restarting, or failed; see the restart policies): the entry is
+        kept for that count after its inbox closed."""
         return self.node.statistics()
 
     # ---- arrays ----
@@ -245,29 +247,35 @@ class Client:
         """Call service.method (service: a class name, round-robin over its live
         instances, or an instance name) and return its result. Raises RemoteError
         (the method raised, or the params failed validation), ServiceNotFound,
-        ServiceGone (the server died) or Timeout."""
-        return _result(*self._call(self._send(service, method, params, timeout), timeout))
+        ServiceGone (the server died) or Timeout. A service whose only instances
+        are restarting is waited for, within the timeout."""
+        deadline = time.monotonic() + timeout
+        sent = self._send(service, method, params, timeout)
+        return _result(*self._call(sent, max(0.0, deadline - time.monotonic())))
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = REQUEST_TIMEOUT_S) -> dict:
         """Call service.method and return the reply: {"status": "success", "result": ...}
         or {"status": "error", "error": "...", "type": "..."}."""
-        reply, _ = self._call(self._send(service, method, params, timeout), timeout)
+        deadline = time.monotonic() + timeout
+        sent = self._send(service, method, params, timeout)
+        reply, _ = self._call(sent, max(0.0, deadline - time.monotonic()))
         return {k: v for k, v in reply.items() if k != "id"}
 
     def get_later(self, service: str, method: str, params: dict | None = None, *,
                   timeout: float = REQUEST_TIMEOUT_S) -> int:
-        """Send the request now; return its id for collect()."""
+        """Send the request now (or, if its instances are restarting, once one is
+        back, within the timeout); return its id for collect()."""
         request_id, sender, what = self._send(service, method, params, timeout)
         with self._lock:
             self._requests[request_id] = (request_id, sender, what, timeout)
         return request_id
 
-    def _send(self, service: str, method: str, params, timeout: float) -> tuple[int, object, str]:
+    def _send(self, service: str, method: str, params, wait: float) -> tuple[int, object, str]:
         what = f"{service}.{method}"
         request_id, sender = self.node.request(
             service_topic(service, method), params or {}, what=f"service {what!r}",
-            timeout=timeout)
+            timeout=wait, wait=wait)
         return request_id, sender, what
 
     def collect(self, request_id: int, timeout: float | None = None):

@@ -59,6 +59,7 @@ class Ether:
             except (AttributeError, ValueError):
                 pass
             supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
+            supervisor.on_failure_shutdown = lambda why: self._shutdown_for_failure(supervisor, why)
             supervisor.start()
             self._supervisor = supervisor
             self._stopping = self._signalled = False
@@ -89,6 +90,26 @@ class Ether:
                 supervisor.shutdown(timeout)
             if client is not None:
                 client.close()  # its callbacks queued so far still run
+
+    def _shutdown_for_failure(self, supervisor, why: str) -> None:
+        """on_failure: shutdown (supervision config): an instance failed for good, so
+        the session shuts down in order (save_all included), from a thread of its own."""
+        def run() -> None:
+            if self._supervisor is not supervisor:
+                return  # shut down already, or tapped again
+            log.error("Shutting down the session: %s (supervision: on_failure: shutdown)", why)
+            self.shutdown()
+        threading.Thread(target=run, name="ether-failure-shutdown", daemon=True).start()
+
+    def alive(self) -> None:
+        """Say that this instance is alive: a handler that loops for long (an
+        @ether_start sensor loop) calls it now and then, so that its watchdog
+        does not judge it stuck (stuck_after_s in the config). One attribute
+        increment: call it every iteration if that is simpler. Does nothing
+        outside an instance."""
+        client = _client._default
+        if client is not None:
+            client.node.beats += 1
 
     def stopping(self) -> bool:
         """True once this process's session began to shut down: `ether.shutdown()`

@@ -24,7 +24,8 @@ from ._errors import ConfigError
 
 __all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "BridgeConfig",
            "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig", "RecordConfig",
-           "RegistryClassConfig", "RegistryMethodConfig"]
+           "RegistryClassConfig", "RegistryMethodConfig", "RESTART_POLICIES", "SUPERVISION_KEYS",
+           "SupervisionConfig"]
 
 #: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
 ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
@@ -90,16 +91,112 @@ class _Strict(BaseModel):
         return data
 
 
+# ---------------------------------------------------------------------------
+# supervision: restart policies and health (per instance, and session-wide)
+# ---------------------------------------------------------------------------
+#: What happens when an instance exits without being asked to.
+RESTART_POLICIES = ("never", "on-failure", "always")
+_ON_FAILURE = ("continue", "shutdown")
+
+
+def _check_supervision(key: str, v: Any) -> Any:
+    """One supervision key's value (None: not set here), or ValueError naming it."""
+    if v is None:
+        return v
+    if key == "restart":
+        if v not in RESTART_POLICIES:
+            raise ValueError(f"restart {v!r} is invalid (valid: {', '.join(RESTART_POLICIES)})")
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        raise ValueError(f"{key} must be a finite number, not {v!r}")
+    lowest = {"max_restarts": 0, "restart_window_s": 0.001, "backoff_s": 0.0, "backoff_factor": 1.0,
+              "backoff_max_s": 0.0, "stuck_after_s": 0.5, "health_interval_s": 0.2}[key]
+    if key == "max_restarts" and not isinstance(v, int):
+        raise ValueError(f"max_restarts must be a whole number >= 0, not {v!r}")
+    if v < lowest:
+        unit = "" if key in ("max_restarts", "backoff_factor") else " seconds"
+        raise ValueError(f"{key} must be at least {lowest:g}{unit}, not {v!r}")
+    return v
+
+
+class SupervisionConfig(_Strict):
+    """The session-wide ``supervision:`` section: every instance's default restart
+    policy and health settings, and what the session does when an instance fails
+    for good (``on_failure``: ``continue``, or ``shutdown`` in order, save_all
+    included). An instance's own keys override these. See docs/design/lifecycle.md."""
+
+    restart: str = "never"
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+    backoff_s: float = 0.1
+    backoff_factor: float = 2.0
+    backoff_max_s: float = 10.0
+    stuck_after_s: float | None = None       # off: no handler is ever judged stuck
+    health_interval_s: float | None = None   # off: no health checks
+    on_failure: str = "continue"
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _supervision_value(cls, v: Any, info) -> Any:
+        if info.field_name == "on_failure":
+            if v not in _ON_FAILURE:
+                raise ValueError(f"on_failure {v!r} is invalid (valid: {', '.join(_ON_FAILURE)})")
+            return v
+        if v is None and info.field_name not in ("stuck_after_s", "health_interval_s"):
+            raise ValueError(f"{info.field_name} needs a value")
+        return _check_supervision(info.field_name, v)
+
+    @model_validator(mode="after")
+    def _backoff_cap(self) -> "SupervisionConfig":
+        if self.backoff_max_s < self.backoff_s:
+            raise ValueError(f"backoff_max_s ({self.backoff_max_s:g}) is below backoff_s "
+                             f"({self.backoff_s:g})")
+        return self
+
+
+#: The supervision keys an instance may set (all but on_failure).
+SUPERVISION_KEYS = ("restart", "max_restarts", "restart_window_s", "backoff_s", "backoff_factor",
+                    "backoff_max_s", "stuck_after_s", "health_interval_s")
+
+
 class EtherInstanceConfig(_Strict):
     """One instance to launch in its own process: ``class_path(*args, **kwargs)``.
 
     Keys of ``kwargs`` starting with ``ether_`` are options for Ether (see
-    ``ETHER_OPTIONS``) and are not passed to the class.
+    ``ETHER_OPTIONS``) and are not passed to the class. The supervision keys
+    (``restart``, ``max_restarts``, ...; see SupervisionConfig) override the
+    session's ``supervision:`` section for this instance.
     """
 
     class_path: str
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
+    # Supervision, each None here: the session's `supervision:` value.
+    restart: str | None = None               # never | on-failure | always
+    max_restarts: int | None = None          # restarts allowed within restart_window_s ...
+    restart_window_s: float | None = None    # ... past which the instance is marked failed
+    backoff_s: float | None = None           # delay before the first restart in the window
+    backoff_factor: float | None = None      # each further one waits this many times longer
+    backoff_max_s: float | None = None       # but never longer than this
+    stuck_after_s: float | None = None       # a handler that has not returned for this long
+    health_interval_s: float | None = None   # how often @ether_health runs (and reports)
+
+    @field_validator(*SUPERVISION_KEYS, mode="before")
+    @classmethod
+    def _supervision_value(cls, v: Any, info) -> Any:
+        return _check_supervision(info.field_name, v)
+
+    def supervision(self, defaults: "SupervisionConfig") -> "SupervisionConfig":
+        """This instance's supervision settings: its own keys over `defaults`."""
+        own = {k: getattr(self, k) for k in SUPERVISION_KEYS if k in self.model_fields_set}
+        own = {k: v for k, v in own.items() if v is not None}
+        if not own:
+            return defaults
+        merged = defaults.model_copy(update=own)
+        if merged.backoff_max_s < merged.backoff_s:
+            raise ConfigError(f"backoff_max_s ({merged.backoff_max_s:g}) is below backoff_s "
+                              f"({merged.backoff_s:g})")
+        return merged
 
     @field_validator("class_path", mode="before")
     @classmethod
@@ -399,6 +496,7 @@ class EtherConfig(_Strict):
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     bridge: BridgeConfig | None = None
     record: RecordConfig | None = None
+    supervision: SupervisionConfig = SupervisionConfig()
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("shutdown_timeout_s")
@@ -543,6 +641,8 @@ def _where(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
     """('instances', 'g1', 'args') -> ("instance 'g1'", ('args',))."""
     if loc[:1] == ("instances",) and len(loc) >= 2:
         return f"instance {loc[1]!r}", loc[2:]
+    if loc[:1] == ("supervision",):
+        return "supervision", loc[1:]
     if loc[:1] == ("registry",) and len(loc) >= 2:
         place = f"registry {loc[1]!r}"
         if loc[2:3] == ("methods",) and len(loc) >= 4:

@@ -6,6 +6,8 @@ Transport (one host, shared memory):
     Session, Inbox, Sender, Claim, InboxStatistics, SenderStatistics,
     remove_stale_sessions, list_sessions, inspect (SessionInfo, SessionSnapshot,
     MemberInfo, InboxInfo, Subscription, Publisher)
+Instances (what the main process's supervisor says of each):
+    InstanceState (InstanceState.of(member.state) for an instance's MemberInfo)
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
     default_client (the process's own: an instance's, or the main's after tap),
@@ -64,6 +66,7 @@ from ._node._topics import is_pattern as is_pattern
 from ._node._topics import matches as matches
 from ._node._topics import service_topic as service_topic
 from ._node._topics import sync_topic as sync_topic
+from ._runtime._control import InstanceState as InstanceState
 
 __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
@@ -72,7 +75,7 @@ __all__ = [
     "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES",
+    "RESERVED_PREFIXES", "InstanceState",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec",
 ]

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from ether import ether
+from ether.lowlevel import InstanceState
 
 from conftest import shm_objects
 
@@ -59,9 +60,11 @@ def test_inspect_from_an_unrelated_process_shows_the_running_quick_start(monkeyp
     assert members["main"]["pid"] == os.getpid()
     instance_pids = {m["pid"] for name, m in members.items() if name != "main"}
     assert len(instance_pids) == 4 and os.getpid() not in instance_pids
-    # The main records the session's stage in its entry (_runtime/_control.Stage).
+    # The main records the session's stage in its entry (_runtime/_control.Stage), and
+    # each instance's state in the instance's (_runtime/_control.InstanceState).
     assert {name: m["state"] for name, m in members.items()} == {
-        name: 1 if name == "main" else 0 for name in members}
+        name: 1 if name == "main" else InstanceState.READY.code for name in members}
+    assert {m["restarts"] for m in members.values()} == {0}
 
     assert {i["name"] for i in snap["inboxes"]} == set(members)
     for inbox in snap["inboxes"]:

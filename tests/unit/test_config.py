@@ -11,6 +11,10 @@ from ether import ConfigError
 from ether.config import (EtherConfig, EtherInstanceConfig, RegistryClassConfig,
                           RegistryMethodConfig)
 
+# The instance keys, in the order an unknown key's error lists them.
+INSTANCE_KEYS = ("class_path, args, kwargs, restart, max_restarts, restart_window_s, backoff_s, "
+                 "backoff_factor, backoff_max_s, stuck_after_s, health_interval_s")
+
 DUAL_PROCESSORS = """\
 instances:
   generator1:
@@ -161,12 +165,12 @@ def test_a_null_decorator_means_defaults_and_an_absent_one_is_not_applied(write)
 def test_unknown_key_in_an_instance_names_file_instance_key_and_valid_keys(write):
     path = write("instances:\n  generator1:\n    clas_path: m.DataGenerator\n")
     assert error_of(path) == ("config/x.yaml: instance 'generator1': unknown key "
-                              "'clas_path' (valid: class_path, args, kwargs)")
+                              f"'clas_path' (valid: {INSTANCE_KEYS})")
 
 
 def test_unknown_key_at_top_level(write):
     assert error_of(write("instance:\n  g: {class_path: m.C}\n")) == (
-        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge, record)")
+        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge, record, supervision)")
 
 
 def test_missing_class_path():
@@ -188,8 +192,8 @@ def test_wrong_types_say_what_was_expected(write):
         "config/x.yaml: instance 'g1': key 'kwargs': expected a mapping, got list [1]"]
     assert error_of({"instances": {"g1": None}}) == "instance 'g1': expected a mapping, got null"
     assert error_of(write("- a\n- b\n")) == (
-        "config/x.yaml: expected a mapping with keys instances, registry, shutdown_timeout_s, bridge, "
-        "record, got list ['a', 'b']")
+        "config/x.yaml: expected a mapping with keys instances, registry, shutdown_timeout_s, bridge, record, supervision, "
+        "got list ['a', 'b']")
 
 
 def test_unknown_ether_option_lists_the_valid_ones(write):
@@ -266,7 +270,7 @@ def test_direct_construction_raises_configerror_not_validationerror():
         EtherConfig(instances={"g1": {"class_path": "m.C", "kwargz": {}}})
     assert not isinstance(info.value, ValidationError)
     assert str(info.value) == ("instance 'g1': unknown key 'kwargz' "
-                               "(valid: class_path, args, kwargs)")
+                               f"(valid: {INSTANCE_KEYS})")
     with pytest.raises(ConfigError, match=r"^class_path 'C' is invalid"):
         EtherInstanceConfig(class_path="C")
 
@@ -275,4 +279,4 @@ def test_every_problem_is_reported_once_per_line():
     msg = error_of({"instances": {"a": {"class_path": "C"}, "b": {"x": 1, "class_path": "m.C"}}})
     assert msg.splitlines() == [
         "instance 'a': class_path 'C' is invalid: expected 'module.sub.ClassName'",
-        "instance 'b': unknown key 'x' (valid: class_path, args, kwargs)"]
+        f"instance 'b': unknown key 'x' (valid: {INSTANCE_KEYS})"]

@@ -73,10 +73,10 @@ def test_a_command_sent_by_send_goes_through_send_control():
 
 @pytest.mark.parametrize("env, accept, reason", [
     (raw("bogus", "a", {}), control.REPORTS,
-     "control message 'bogus' from 'a': unknown type (known: ready, failed, progress, drain, "
+     "control message 'bogus' from 'a': unknown type (known: ready, failed, progress, stuck, health, drain, "
      "drain-ack, phase, phase-ack, stop)"),
     (raw("drain", "a", {"request": 1}), control.REPORTS,
-     "control message 'drain' from 'a': not expected here (expected: ready, failed, progress, "
+     "control message 'drain' from 'a': not expected here (expected: ready, failed, progress, stuck, health, "
      "drain-ack, phase-ack)"),
     (raw("failed", "a", {"instance": "a"}), control.REPORTS,
      "control message 'failed' from 'a': Object missing required field `error`"),

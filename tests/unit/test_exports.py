@@ -11,7 +11,7 @@ import ether.lowlevel
 
 TOP = [
     "ether",
-    "ether_cleanup", "ether_get", "ether_init", "ether_pub", "ether_save", "ether_save_all",
+    "ether_cleanup", "ether_get", "ether_health", "ether_init", "ether_pub", "ether_save", "ether_save_all",
     "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
     "ArenaFull", "ClaimSkipped", "ConfigError", "EtherError", "InboxClosed", "InboxExists",
     "InboxFull", "InboxNotFound", "MalformedMessage", "MessageTooLarge", "RemoteError",
@@ -27,7 +27,7 @@ LOWLEVEL = [
     "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES",
+    "RESERVED_PREFIXES", "InstanceState",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec",
 ]

@@ -55,7 +55,16 @@ Inbox entry i at ENTRIES_OFFSET + 256 * i (one per node: an instance, or "main")
    128 u32 state          the member's state (set_info): 0 unknown; the upper
                           layers give the other values their meaning
    132 u32 class_length
-   136 120 B class_name   UTF-8, the class the member runs (set_info); empty: unknown
+   136 116 B class_name   UTF-8, the class the member runs (set_info); empty: unknown
+   252 u32 restarts       how many times the member was started again (set_info)
+
+An entry whose capacity is 0 is a *placeholder*: no ring stands behind it. The
+session's owner keeps one for a member that is restarting (or failed), under its
+name, with the dead member's subscriptions pointing at it, so that a publisher
+counts what it would have sent there as undelivered instead of losing it
+silently, and a caller of its services can tell "restarting" from "gone". Its
+owner is the owner's member token. `find` never returns a placeholder while a
+member with a ring has the same name; `find_placeholder` does.
 
 Subscription j at SUBSCRIPTIONS_OFFSET + 128 * j:
      0 u32 live           0 free, 1 live
@@ -88,7 +97,7 @@ from . import _segment as segment
 from ._policy import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, POLICIES
 
 SESSION_MAGIC = b"ETHERSES"
-SESSION_LAYOUT_VERSION = 3
+SESSION_LAYOUT_VERSION = 4
 HEADER_SIZE = 128
 INBOX_ENTRIES = 256
 ENTRY_SIZE = 256
@@ -97,7 +106,7 @@ SUBSCRIPTION_SIZE = 128
 ADVERTS = 2048
 ADVERT_SIZE = 128
 MAX_INBOX_NAME = 88
-MAX_CLASS_NAME = 120
+MAX_CLASS_NAME = 116
 MAX_TOPIC = 104
 MAX_STATE = 0xFFFFFFFF
 STATE_UNKNOWN = 0
@@ -113,16 +122,19 @@ GENERATION_OFFSET = 40
 ENTRY_NAME = 40
 ENTRY_STATE = 128
 ENTRY_CLASS = 136
+ENTRY_RESTARTS = 252
 SUBSCRIPTION_TOPIC = 24
 ADVERT_TOPIC = 24
 
 HEADER = struct.Struct("<8sIIQIIQQQQ16sII40x")
 _ENTRY = struct.Struct("<IIQQQII")          # live .. name_length
 _INFO = struct.Struct("<II")                # state, class_length
+_U32 = struct.Struct("<I")                  # restarts
 _SUBSCRIPTION = struct.Struct("<IIQII")     # live .. topic_length
 _ADVERT = struct.Struct("<IIQ")             # live, topic_length, inbox
 assert HEADER.size == HEADER_SIZE and _ENTRY.size == ENTRY_NAME
-assert ENTRY_NAME + MAX_INBOX_NAME == ENTRY_STATE and ENTRY_CLASS + MAX_CLASS_NAME == ENTRY_SIZE
+assert ENTRY_NAME + MAX_INBOX_NAME == ENTRY_STATE and ENTRY_CLASS + MAX_CLASS_NAME == ENTRY_RESTARTS
+assert ENTRY_RESTARTS + 4 == ENTRY_SIZE
 assert SUBSCRIPTION_TOPIC + MAX_TOPIC == SUBSCRIPTION_SIZE and ADVERT_TOPIC + MAX_TOPIC == ADVERT_SIZE
 assert SESSION_SIZE % 8 == 0
 
@@ -190,13 +202,18 @@ class Publisher(NamedTuple):
 
 class InboxEntry:
     __slots__ = ("index", "name", "token", "owner", "owner_pid", "capacity", "max_length",
-                 "class_name", "state")
+                 "class_name", "state", "restarts")
 
     def __init__(self, index, name, token, owner, owner_pid, capacity, max_length,
-                 class_name="", state=STATE_UNKNOWN):
+                 class_name="", state=STATE_UNKNOWN, restarts=0):
         self.index, self.name, self.token, self.owner = index, name, token, owner
         self.owner_pid, self.capacity, self.max_length = owner_pid, capacity, max_length
-        self.class_name, self.state = class_name, state
+        self.class_name, self.state, self.restarts = class_name, state, restarts
+
+    @property
+    def placeholder(self) -> bool:
+        """No ring stands behind it: kept for a member that is restarting (see above)."""
+        return self.capacity == 0
 
 
 # ---- reading the tables (from the mapped segment, or from a copy of it) ----
@@ -234,10 +251,12 @@ def read_entries(buf, sid: str) -> list[InboxEntry]:
         off = ENTRIES_OFFSET + i * ENTRY_SIZE
         _, pid, token, owner, capacity, max_length, nlen = _ENTRY.unpack_from(buf, off)
         state, clen = _INFO.unpack_from(buf, off + ENTRY_STATE)
+        restarts, = _U32.unpack_from(buf, off + ENTRY_RESTARTS)
         where = f"session {sid!r}: inbox entry {i}"
         name = _text(buf, off + ENTRY_NAME, nlen, MAX_INBOX_NAME, f"{where}: its name")
         class_name = _text(buf, off + ENTRY_CLASS, clen, MAX_CLASS_NAME, f"{where}: its class name")
-        out.append(InboxEntry(i, name, token, owner, pid, capacity, max_length, class_name, state))
+        out.append(InboxEntry(i, name, token, owner, pid, capacity, max_length, class_name, state,
+                              restarts))
     return out
 
 
@@ -358,10 +377,22 @@ class Directory:
         yield from read_entries(self.seg.map, self.sid)
 
     def find(self, name: str) -> InboxEntry | None:
+        """The entry with a ring named `name` (None if only a placeholder has it)."""
         for e in self.entries():
-            if e.name == name:
+            if e.name == name and not e.placeholder:
                 return e
         return None
+
+    def find_placeholder(self, name: str) -> InboxEntry | None:
+        """The placeholder kept under `name` (see the module docstring), if any."""
+        for e in self.entries():
+            if e.name == name and e.placeholder:
+                return e
+        return None
+
+    def placeholders(self) -> dict[int, InboxEntry]:
+        """Every placeholder, by its token."""
+        return {e.token: e for e in self.entries() if e.placeholder}
 
     def add(self, name: bytes, token, owner, capacity, max_length) -> int:
         m = self.seg.map
@@ -371,6 +402,7 @@ class Directory:
                 m[off + ENTRY_NAME: off + ENTRY_NAME + MAX_INBOX_NAME] = name.ljust(MAX_INBOX_NAME, b"\0")
                 _ENTRY.pack_into(m, off, 0, os.getpid(), token, owner, capacity, max_length, len(name))
                 _INFO.pack_into(m, off + ENTRY_STATE, STATE_UNKNOWN, 0)
+                _U32.pack_into(m, off + ENTRY_RESTARTS, 0)
                 self._set_live(off, 1)
                 self.bump_generation()
                 return i
@@ -399,8 +431,9 @@ class Directory:
         return True
 
     def set_info(self, inbox_token: int, *, class_name: str | None = None,
-                 state: int | None = None) -> None:
-        """Record what the member behind an inbox runs and its state (None: leave as is).
+                 state: int | None = None, restarts: int | None = None) -> None:
+        """Record what the member behind an inbox runs, its state and how many times
+        it was restarted (None: leave as is).
 
         `state` is a small int whose meaning the upper layers give (0: unknown)."""
         raw = None
@@ -415,6 +448,9 @@ class Directory:
         if state is not None and (not isinstance(state, int) or isinstance(state, bool)
                                   or not 0 <= state <= MAX_STATE):
             raise errors.ConfigError(f"a member state must be an int in 0..{MAX_STATE}, not {state!r}")
+        if restarts is not None and (not isinstance(restarts, int) or isinstance(restarts, bool)
+                                     or not 0 <= restarts <= MAX_STATE):
+            raise errors.ConfigError(f"a restart count must be an int in 0..{MAX_STATE}, not {restarts!r}")
         entry = next((e for e in self.entries() if e.token == inbox_token), None)
         if entry is None:
             raise errors.InboxNotFound(f"session {self.sid!r} has no inbox with token {inbox_token}")
@@ -422,10 +458,53 @@ class Directory:
         off = ENTRIES_OFFSET + entry.index * ENTRY_SIZE
         old_state, old_length = _INFO.unpack_from(m, off + ENTRY_STATE)
         if raw is not None:
-            m[off + ENTRY_CLASS: off + ENTRY_SIZE] = raw.ljust(MAX_CLASS_NAME, b"\0")
+            m[off + ENTRY_CLASS: off + ENTRY_RESTARTS] = raw.ljust(MAX_CLASS_NAME, b"\0")
         _INFO.pack_into(m, off + ENTRY_STATE, old_state if state is None else state,
                         old_length if raw is None else len(raw))
+        if restarts is not None:
+            _U32.pack_into(m, off + ENTRY_RESTARTS, restarts)
         self.bump_generation()
+
+    # ---- placeholders (see the module docstring) ----
+
+    def replace_with_placeholder(self, name: str, owner: int, *, state: int,
+                                 restarts: int) -> InboxEntry | None:
+        """Swap the entry with a ring named `name` (its consumer died) for a
+        placeholder owned by `owner` that keeps its class name and its
+        subscriptions (not its adverts), in one change under the flock. Returns
+        the entry removed (None if there was none: the placeholder is made
+        anyway, with no subscription, unless one exists already)."""
+        entry = self.find(name)
+        if entry is None and self.find_placeholder(name) is not None:
+            return None
+        subscriptions = [s for s in self.subscriptions() if entry is not None
+                         and s.inbox_token == entry.token]
+        if entry is not None:
+            self.remove(entry.index, entry.token)
+        token = self.next_token()
+        self.add(name.encode("utf-8"), token, owner, 0, 0)
+        self.set_info(token, class_name=entry.class_name if entry else "", state=state,
+                      restarts=restarts)
+        for sub in subscriptions:
+            self.subscribe(sub.topic, token, sub.policy, sub.timeout)
+        return entry
+
+    def set_placeholder(self, name: str, *, state: int | None = None,
+                        restarts: int | None = None) -> bool:
+        """Change the state or restart count a placeholder shows; False if none."""
+        entry = self.find_placeholder(name)
+        if entry is None:
+            return False
+        self.set_info(entry.token, state=state, restarts=restarts)
+        return True
+
+    def remove_placeholder(self, name: str) -> bool:
+        """Remove the placeholder of `name` and its subscriptions (its member is back)."""
+        entry = self.find_placeholder(name)
+        if entry is None:
+            return False
+        self.remove(entry.index, entry.token)
+        return True
 
     # ---- subscriptions ----
 
@@ -453,6 +532,12 @@ class Directory:
         if live == 1 and token == inbox_token:
             self._set_live(off, 0)
             self.bump_generation()
+
+    def routing(self) -> tuple[list[InboxEntry], list[Subscription]]:
+        """(every live entry, every live subscription joined with its inbox's name),
+        from one read of the entries: what a router reloads, under the flock."""
+        entries = list(self.entries())
+        return entries, read_subscriptions(self.seg.map, self.sid, {e.token: e.name for e in entries})
 
     def subscriptions(self) -> list[Subscription]:
         """Every live subscription, joined with its inbox's name."""

@@ -51,8 +51,11 @@ class MemberInfo:
     name: str          # its inbox's name: the instance's name, or "main"
     pid: int           # the process that reads that inbox
     class_name: str    # the class it runs, as configured (Node.describe); "" if unknown
-    state: int         # Session.set_member_state's value; 0 means unknown
+    state: int         # Session.set_member_state's value; 0 means unknown (an instance's:
+                       # ether.lowlevel.InstanceState.of(state))
     token: int         # the inbox's token in the session
+    restarts: int = 0  # how many times it was started again (restart policies)
+    placeholder: bool = False  # no process behind it: kept while it restarts, or once it failed
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,15 +213,18 @@ def snapshot(sid: str, image: bytes) -> SessionSnapshot:
     return SessionSnapshot(
         name=sid, owner_pid=header.owner_pid, created_ns=header.created_ns,
         run_id=str(uuid.UUID(bytes=header.run_id)), generation=header.generation,
-        members=tuple(MemberInfo(e.name, e.owner_pid, e.class_name, e.state, e.token)
-                      for e in entries),
+        members=tuple(MemberInfo(e.name, e.owner_pid, e.class_name, e.state, e.token,
+                                 e.restarts, e.placeholder) for e in entries),
         inboxes=tuple(info for e in entries if (info := _inbox_info(sid, e)) is not None),
         subscriptions=tuple(read_subscriptions(image, sid, inboxes)),
         publishers=tuple(read_publishers(image, sid, inboxes)))
 
 
 def _inbox_info(sid: str, entry) -> InboxInfo | None:
-    """The counters of one inbox's ring, or None if it closed since the copy."""
+    """The counters of one inbox's ring, or None if it closed since the copy (or
+    is a placeholder, which has no ring)."""
+    if entry.placeholder:
+        return None
     where = f"inbox {entry.name!r} of session {sid!r}"
     try:
         seg = segment.Segment.open(names.inbox_segment(sid, entry.token), what=where,

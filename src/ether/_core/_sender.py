@@ -41,6 +41,8 @@ class SenderStatistics:
     used: int
     max_length: int   # the largest message the inbox accepts
     policy: str = "block"  # what this sender does when the inbox is full
+    undelivered: int = 0   # messages not sent because the instance behind the inbox was down
+                           # (restarting, or failed): counted by the publisher's router
 
 
 def _close_sender(ring, seg, pid) -> None:
@@ -82,7 +84,8 @@ class Sender:
         timeout_ns = _check_policy(policy, timeout, where)
         with session._directory as t:
             entry = t.find(name)
-            known = [e.name for e in t.entries()]
+            known = [e.name + (" (no process: restarting or failed)" if e.placeholder else "")
+                     for e in t.entries()]
         if entry is None:
             raise errors.InboxNotFound(f"session {sid!r} has no inbox named {name!r} (inboxes: {known})")
         if not session._member_alive(entry.owner):

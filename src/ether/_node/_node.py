@@ -43,6 +43,7 @@ _KIND_NAMES = codec.KIND_NAMES
 _WIRE = codec.WIRE_VERSION
 _MESSAGE = codec.MESSAGE
 _now_ns = time.time_ns
+_get_ident = threading.get_ident
 _HOST = socket.gethostname()
 WAKE = "wake"  # the topic of wake(): a control message for the node itself
 
@@ -130,7 +131,11 @@ class Node:
         self.stopping = False
         self.skipping = False
         self.skipped = 0
-        self._batch = (0, 0)                # (records, handled + skipped) at its start
+        # (records, handled + skipped at its start, the thread dispatching it): what
+        # backlog() and the stuck check (_runtime/_health.py) read; one tuple a batch.
+        self._batch = (0, 0, 0)
+        self.served = 0      # requests handled (their handlers' returns: stuck check)
+        self.beats = 0       # ether.alive() calls: a loop inside a handler is alive
         self._inbox_lock = threading.Lock()  # backlog() reads the inbox that close() frees
         # Senders are single-threaded, and a user thread (a sensor loop calling a pub
         # method) may publish while the dispatch loop does: each lane has a lock.
@@ -403,7 +408,7 @@ class Node:
             return self.arena().loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
-        self._batch = (len(batch), self.handled + self.skipped)
+        self._batch = (len(batch), self.handled + self.skipped, _get_ident())
         self._depth += 1
         try:
             self._dispatch(batch)
@@ -471,6 +476,7 @@ class Node:
                 service(envelope)
             finally:
                 local.current = previous
+                self.served += 1
         elif kind & codec.SPILLED:
             self._deliver_kind(self._unspill(envelope))
         elif self.on_control is not None and envelope.topic != WAKE:  # a wake only ends a read
@@ -560,19 +566,17 @@ class Node:
     # ---- request-reply ----
 
     def request(self, topic: str, params, *, sender=None, what: str,
-                timeout: float | None = None) -> tuple[int, object]:
+                timeout: float | None = None, wait: float = 0.0) -> tuple[int, object]:
         """Send a request to one subscriber of topic (round-robin) or to `sender`;
         returns (request id, the sender used). `timeout`: how long the caller will
-        wait, carried as its deadline (what a bridge hands to the other host)."""
+        wait, carried as its deadline (what a bridge hands to the other host). If no
+        live instance serves it but one is restarting, wait up to `wait` seconds for
+        it to come back."""
         in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
-            lane = self._user
-            with lane.lock:  # the router is shared with publish()
-                targets = lane.router.targets(topic)
+            targets = self._live_targets(topic, what, wait)
             if in_handler and len(targets) > 1:  # never round-robin onto ourselves from a handler
                 targets = tuple(t for t in targets if t.inbox != self.inbox.name) or targets
-            if not targets:
-                raise errors.ServiceNotFound(f"no live instance serves {what}")
             turn = self._round_robin.get(topic, 0)
             self._round_robin[topic] = turn + 1
             sender = targets[turn % len(targets)]
@@ -595,18 +599,50 @@ class Node:
                 raise
         return request_id, sender
 
+    def _live_targets(self, topic: str, what: str, wait: float) -> tuple:
+        """The live servers of a request topic; while there are none and one is
+        restarting (its placeholder says so: _runtime's RESTARTING_STATES), wait for
+        the directory to change, up to `wait` seconds."""
+        from .._core._states import RESTARTING_STATES
+        deadline = time.monotonic() + wait
+        lane = self._user
+        directory = self.session._directory
+        while True:
+            with lane.lock:  # the router is shared with publish()
+                targets, down = lane.router.lookup(topic)
+            if targets:
+                return targets
+            restarting = [e.name for e in down if e.state in RESTARTING_STATES]
+            left = deadline - time.monotonic()
+            if not restarting or left <= 0:
+                if down:
+                    states = ", ".join(f"{e.name!r} " + ("is restarting" if e.name in restarting
+                                                        else "failed") for e in down)
+                    waited = f" (waited {wait:g} s)" if restarting else ""
+                    raise errors.ServiceNotFound(f"no live instance serves {what}: {states}{waited}")
+                raise errors.ServiceNotFound(f"no live instance serves {what}")
+            generation = directory.generation()
+            try:  # keeps reading this node's inbox meanwhile, if no other thread does
+                self.wait_until(lambda: directory.generation() != generation, min(left, 0.05),
+                                describe=str)
+            except errors.Timeout:
+                pass
+
     def forget_inbox(self, sender) -> None:
-        """The consumer behind sender died: drop the route and its directory entry."""
+        """The consumer behind sender died: drop the route and its directory entry
+        (that consumer's: a restarted instance's new entry has the same name)."""
         with self._user.lock:
             self._user.router.forget(sender)
         with self.session._directory as d:
-            d.remove_named(sender.inbox)
+            entry = d.find(sender.inbox)
+            if entry is not None and entry.owner == sender.consumer_token:
+                d.remove(entry.index, entry.token)
 
     def broadcast_request(self, topic: str, params, *,
                           timeout: float | None = None) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
         with self._user.lock:
-            targets = self._user.router.targets(topic)
+            targets, _ = self._user.router.lookup(topic)  # one that is down is not asked
         sent = []
         try:
             for target in targets:
@@ -665,7 +701,7 @@ class Node:
             if self._closing or self.inbox.closed:
                 return 0
             s = self.inbox.statistics()
-        records, base = self._batch
+        records, base, _ = self._batch
         in_batch = max(0, records - (self.handled + self.skipped - base))
         return max(0, s.sent - s.received) + s.buffered + len(self._deferred) + in_batch
 

@@ -42,6 +42,9 @@ class LaunchSpec:
     parent_pid: int = 0         # the main's pid: the parent this process dies with
     parent_death_signal: bool = False  # ask the kernel for SIGTERM when the parent dies
     max_producers: int = 256    # its inbox's producer slots (sized from the config)
+    restarts: int = 0           # how many times it was started again (restart policies)
+    stuck_after_s: float | None = None      # see _health.py
+    health_interval_s: float | None = None
 
 
 class Failure(msgspec.Struct, frozen=True):
@@ -85,7 +88,7 @@ def preload() -> None:
     instances: each child would otherwise import (and, without bytecode caches,
     compile) the same modules again, one after the other on a small machine."""
     import ctypes  # noqa: F401  (the watchdog's parent-death signal)
-    from . import _lifecycle, _logs, _stdio, _watchdog  # noqa: F401
+    from . import _health, _lifecycle, _logs, _stdio, _watchdog  # noqa: F401
     from .._core import _session  # noqa: F401
     from .._node import _node  # noqa: F401
     from .._spec import _bind, _importer, _introspect, _registry  # noqa: F401
@@ -128,10 +131,15 @@ def run(spec: LaunchSpec) -> None:
         _client.set_default(_client.Client(node))
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
-        node.describe(spec.class_path)
+        with session._directory as d:  # what inspect() shows (Node.describe, and the state)
+            d.set_info(node.inbox.token, class_name=spec.class_path,
+                       state=control.InstanceState.STARTING.code, restarts=spec.restarts)
         lifecycle = Lifecycle(obj, spec_of_class, node, spec)
         node.on_control = lifecycle.on_control
-        watchdog.attach(node, session, lifecycle)
+        from ._health import Health
+        watchdog.attach(node, session, lifecycle, Health(
+            spec.name, spec.main_inbox, node, obj, spec_of_class.lifecycle.get("health", ()),
+            stuck_after_s=spec.stuck_after_s, health_interval_s=spec.health_interval_s))
         control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
     except BaseException as exc:
         watchdog.stop()

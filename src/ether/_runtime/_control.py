@@ -8,6 +8,8 @@ tag and whose payload is the Struct as a MessagePack map of its fields:
     ready       instance -> main instance, pid
     failed      instance -> main instance, error, type, traceback
     progress    instance -> main instance, handled, skipped, queued
+    stuck       instance -> main instance, handler, seconds
+    health      instance -> main instance, ok, detail
     drain       main -> instance request
     drain-ack   instance -> main instance, request, published, handled
     phase       main -> instance request, phase, stopping
@@ -15,8 +17,10 @@ tag and whose payload is the Struct as a MessagePack map of its fields:
     stop        main -> instance (none)
 
 A request (drain, phase) carries a number that its ack repeats; the main waits
-for the acks of the requests it sent and no others. Later commands (restart,
-health) are a Command with an answer, like drain.
+for the acks of the requests it sent and no others. `stuck` and `health` come
+unasked from the instance's watchdog (_health.py): the main kills and restarts
+by policy an instance that is stuck or unhealthy, and one whose health reports
+stop coming (_restarts.py).
 
 A command waits in the instance's inbox behind every message queued before it.
 What must reach an instance at once - that shutdown began, that it should skip
@@ -36,12 +40,14 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from .._core import _states as codes
 from .._errors import MalformedMessage
 from .._node import _codec as codec
 from .._spec._decorators import LIFECYCLE
 
 __all__ = [
-    "InstanceState", "Stage", "Control", "Report", "Ready", "Failed", "Progress", "Ack",
+    "InstanceState", "Stage", "Control", "Report", "Ready", "Failed", "Progress", "Stuck",
+    "Health", "Ack",
     "DrainAck", "PhaseAck", "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS",
     "decode", "refused", "reason_of", "send",
 ]
@@ -60,13 +66,38 @@ class InstanceState(enum.Enum):
           FAILED            EXITED
 
     A failed start stops the instances still starting: STARTING -> STOPPING.
+    With a restart policy (_restarts.py), an exit while READY (or a failed
+    restart) goes to RESTARTING instead, and back to READY when the new process
+    reports ready; past the policy's limit, to FAILED. A stuck handler or a
+    failed health check: READY -> STUCK -> (killed) -> RESTARTING or EXITED.
+
+    `code` is the number the main writes into the instance's directory entry
+    (_core/_states.py), which `ether.lowlevel.inspect()` shows; `of(code)` reads it.
     """
     STARTING = "starting"   # launched; has not reported ready yet
     READY = "ready"         # reported ready: serving, answers requests
     STOPPING = "stopping"   # told to stop; its process has not exited yet
     STOPPED = "stopped"     # exited after it was told to stop (or was killed then)
-    FAILED = "failed"       # reported failed, or exited, while starting
-    EXITED = "exited"       # exited on its own after it was ready (a crash)
+    FAILED = "failed"       # could not start, or restarted too often within its window
+    EXITED = "exited"       # exited on its own after it was ready (a crash), not restarted
+    RESTARTING = "restarting"  # exited; a new process is on its way (after its backoff)
+    STUCK = "stuck"         # a handler did not return in time, or its health check failed
+
+    @property
+    def code(self) -> int:
+        return _CODES[self]
+
+    @classmethod
+    def of(cls, code: int) -> "InstanceState | None":
+        """The state a directory entry's state word holds (None: unknown, 0)."""
+        return _STATES.get(code)
+
+
+_CODES = {InstanceState.STARTING: codes.STARTING, InstanceState.READY: codes.READY,
+          InstanceState.STOPPING: codes.STOPPING, InstanceState.STOPPED: codes.STOPPED,
+          InstanceState.FAILED: codes.FAILED, InstanceState.EXITED: codes.EXITED,
+          InstanceState.RESTARTING: codes.RESTARTING, InstanceState.STUCK: codes.STUCK}
+_STATES = {code: state for state, code in _CODES.items()}
 
 
 class Stage(enum.IntEnum):
@@ -108,6 +139,22 @@ class Progress(Report):
     handled: _Count       # messages handled so far
     skipped: _Count       # messages skipped because the shutdown stopped waiting
     queued: _Count        # about how many wait in its inbox
+
+
+class Stuck(Report):
+    """From the watchdog: a handler has not returned (nor called ether.alive())
+    for `seconds`; the main kills the instance and restarts it by policy."""
+    tag: ClassVar[str] = "stuck"
+    handler: str          # "Class.method (file.py:line)", or what the stack showed
+    seconds: Annotated[float, msgspec.Meta(ge=0)]
+
+
+class Health(Report):
+    """From the watchdog, every health_interval_s: the @ether_health methods'
+    verdict (ok, and why not); its absence for long is a sign too."""
+    tag: ClassVar[str] = "health"
+    ok: bool
+    detail: str = ""
 
 
 class Ack(Report):
@@ -153,8 +200,9 @@ class Stop(Control):
 
 
 TYPES: dict[str, type[Control]] = {
-    t.tag: t for t in (Ready, Failed, Progress, Drain, DrainAck, Phase, PhaseAck, Stop)}
-REPORTS = (Ready, Failed, Progress, DrainAck, PhaseAck)  # what the main process accepts
+    t.tag: t for t in (Ready, Failed, Progress, Stuck, Health, Drain, DrainAck, Phase, PhaseAck,
+                       Stop)}
+REPORTS = (Ready, Failed, Progress, Stuck, Health, DrainAck, PhaseAck)  # what the main accepts
 COMMANDS = (Drain, Phase, Stop)                # what an instance accepts
 
 _DECODE = {tag: msgspec.msgpack.Decoder(t).decode for tag, t in TYPES.items()}

@@ -24,23 +24,10 @@ import time
 from .._errors import EtherError
 from . import _logs
 
-__all__ = ["TOPIC", "QUEUE_MAX", "LogTopic", "exit_cause"]
+__all__ = ["TOPIC", "QUEUE_MAX", "LogTopic"]
 
 TOPIC = "ether/log"
 QUEUE_MAX = 1000
-
-
-def exit_cause(status: int | None, signaled: bool) -> str:
-    """'exit code 3', 'killed by SIGKILL', ... from a waitid() result."""
-    import signal
-    if status is None:
-        return "exit cause unknown"
-    if signaled:
-        try:
-            return f"killed by {signal.Signals(status).name}"
-        except ValueError:
-            return f"killed by signal {status}"
-    return f"exit code {status}"
 
 
 class _Forward(logging.Handler):

@@ -11,13 +11,15 @@ then runs the save_all, cleanup and shutdown phases (save_all even when the
 delivery was cut short: the instances then skip what is still queued), then
 stops the instances in config order and kills what does not stop.
 
-Each instance's InstanceState changes only here, under the node's condition: on
-its reports, when its process exits, and when it is told to stop. A control
-message that is malformed, or does not fit that state or an awaited request, is
-logged and ignored.
+Each instance's InstanceState changes only here (and in _restarts.py, which
+restarts instances by their policies), under the node's condition: on its
+reports, when its process exits, and when it is told to stop. A control message
+that is malformed, or does not fit that state or an awaited request, is logged
+and ignored.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import itertools
 import logging
@@ -34,8 +36,9 @@ from .. import _settings
 from . import _child
 from . import _control as control
 from . import _launch
+from . import _restarts
 from ._control import InstanceState, Stage
-from ._logtopic import LogTopic, exit_cause
+from ._logtopic import LogTopic
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
@@ -61,18 +64,15 @@ def _mib(size: int) -> str:
     return f"{size / MiB:.1f}".removesuffix(".0")
 
 
-def _await_zombie(pid: int) -> str:
+def _await_zombie(pid: int) -> None:
     """Return once the exited child pid has closed all its descriptors (it is a
-    zombie), without reaping it; and how it ended. Its sentinel fires as soon as
-    that pipe closes, which may be before its liveness lock is let go: whoever
-    judges the dead member's resources right after would still see it alive."""
+    zombie), without reaping it. Its sentinel fires as soon as that pipe closes,
+    which may be before its liveness lock is let go: whoever judges the dead
+    member's resources right after would still see it alive."""
     try:
-        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     except (ChildProcessError, OSError):  # reaped already
-        return exit_cause(None, False)
-    if info is None:
-        return exit_cause(None, False)
-    return exit_cause(info.si_status, info.si_code != os.CLD_EXITED)
+        pass
 
 
 def _plural(count: int, word: str) -> str:
@@ -110,6 +110,15 @@ class Supervisor:
         self._members: set[str] = set()       # started by module name (the bridge): no drains, no phases
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
+        self._closing = threading.Event()     # stop() began: no more restarts
+        self._started = False                  # tap's instances are all ready
+        self._early_ready: dict[str, control.Ready] = {}  # a restarted one's, before its pid was known
+        self._specs: dict[str, _child.LaunchSpec] = {}
+        self._method = "fork"
+        self._watched: dict[Any, str] = {}     # sentinel -> instance, for _watch_exits
+        self._wake_r, self._wake_w = -1, -1    # a pipe: _watch() wakes the watcher
+        self.restarts: _restarts.Restarter | None = None
+        self.on_failure_shutdown: Callable[[str], None] | None = None  # on_failure: shutdown
 
     # ---- start ----
 
@@ -121,10 +130,11 @@ class Supervisor:
         search_path = self._search_path()
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
-        method = _settings.start_method()
+        method = self._method = _settings.start_method()
         forkserver_why = None
         if self.config.bridge is not None:
             method, forkserver_why = self._check_bridge(method)
+            self._method = method
         try:
             names: dict[str, str] = {}
             classes = []
@@ -180,21 +190,33 @@ class Supervisor:
             if self.config.bridge is not None:
                 # Before the instances: remote interest is in place when they publish.
                 self._start_bridge(sid)
+            policies = {}
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
+                policies[spec.name] = inst.supervision(self.config.supervision)
+                spec = dataclasses.replace(spec, stuck_after_s=policies[spec.name].stuck_after_s,
+                                           health_interval_s=policies[spec.name].health_interval_s)
+                self._specs[spec.name] = spec
                 process = _launch.start(spec, method)
                 self.processes[spec.name] = process
-                self.logtopic.event("started", spec.name, pid=process.pid)
+                self._event("started", spec.name, pid=process.pid)
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
                 if self.config.record is not None and spec.name == self.config.record.name:
                     # The recorder subscribes before anything else runs.
                     self._await_ready(self.start_timeout, watch=process)
+            self.restarts = _restarts.Restarter(self, policies, self.config.supervision.on_failure)
             # Threads only after the forks: a forked child gets no copy of them.
+            self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
             self._capture_provenance(launched)
             self._await_ready(self.start_timeout)
+            self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
+            self._started = True
+            self.restarts.remember(*[n for n in self.processes if n not in self._members])
+            if any(p.stuck_after_s or p.health_interval_s for p in policies.values()):
+                self.start_dispatcher()  # their reports are read as they come
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():
                 if ack.errors:
@@ -371,7 +393,7 @@ class Supervisor:
     def _spawn_thread(self, target, name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
         thread.start()
-        self._threads.append(thread)
+        self._threads = [t for t in self._threads if t.is_alive()] + [thread]
 
     def start_dispatcher(self) -> None:
         """Read the main inbox in a background thread (for ether.subscribe callbacks);
@@ -383,24 +405,70 @@ class Supervisor:
             self._dispatcher.start()
             self._threads.append(self._dispatcher)
 
+    def _watch(self, name: str, process) -> None:
+        """Watch one more process (a restarted instance's)."""
+        with self._cond:
+            self._watched[process.sentinel] = name
+        try:
+            os.write(self._wake_w, b"w")
+        except OSError:
+            pass
+
     def _watch_exits(self) -> None:
-        pending = {p.sentinel: name for name, p in self.processes.items()}
-        while pending and not self._stop.is_set():
-            for sentinel in multiprocessing.connection.wait(list(pending), timeout=0.5):
-                name = pending.pop(sentinel)
+        with self._cond:
+            self._watched.update({p.sentinel: name for name, p in self.processes.items()})
+        while not self._stop.is_set():
+            with self._cond:
+                pending = dict(self._watched)
+            ready = multiprocessing.connection.wait([*pending, self._wake_r], timeout=0.5)
+            if self._wake_r in ready:
+                os.read(self._wake_r, 64)
+            for sentinel in ready:
+                if sentinel == self._wake_r:
+                    continue
+                name = pending[sentinel]
+                with self._cond:
+                    self._watched.pop(sentinel, None)
+                    process = self.processes[name]
                 # Only record it: joining here would race the join in stop() (the
                 # loser's waitpid fails and it reads exitcode None).
-                process = self.processes[name]
-                cause = _await_zombie(process.pid)
+                cause, _ = _restarts.exit_cause(process.pid, process)
+                self._event("exited", name, pid=process.pid, cause=cause)
+                if self.restarts is not None and self.restarts.on_exit(name, process):
+                    continue
                 self._exited(name)
-                if self.logtopic is not None:
-                    self.logtopic.event("exited", name, pid=process.pid, cause=cause)
-                self._forget_instance(name, cause)
+                said = self.restarts is not None and self.restarts.said_exit(name)
+                self._forget_instance(name, None if said else cause)
+            if self.restarts is not None:
+                self._kill_overdue()
+
+    def _kill_overdue(self) -> None:
+        """Instances whose health reports stopped coming: stuck, killed, restarted by policy."""
+        for name, silent in self.restarts.overdue(time.monotonic()):
+            with self._cond:
+                marked = self.restarts.on_stuck(
+                    name, f"no health report for {silent:.1f} s (its watchdog thread cannot run)")
+            if marked:
+                log.error("instance %r: no health report for %.1f s; killing it", name, silent)
+                self._kill_stuck(name)
+
+    def _kill_stuck(self, name: str) -> None:
+        self._show_state(name, state=InstanceState.STUCK)
+        with self._cond:
+            process = self.processes.get(name)
+        if process is not None:
+            process.kill()  # its exit goes the watcher's way: restarted by policy
+
+    def _event(self, event: str, name: str, **fields) -> None:
+        """A lifecycle event on ether/log (_logtopic.py)."""
+        if self.logtopic is not None:
+            self.logtopic.event(event, name, **fields)
 
     def _exited(self, name: str) -> None:
         """The process of `name` has ended: the state says whether that was asked for."""
         after = {InstanceState.STARTING: InstanceState.FAILED,
                  InstanceState.READY: InstanceState.EXITED,
+                 InstanceState.STUCK: InstanceState.EXITED,
                  InstanceState.STOPPING: InstanceState.STOPPED}
         with self._cond:
             state = self._states[name]
@@ -414,19 +482,36 @@ class Supervisor:
         with self._cond:
             return dict(self._states)
 
-    def _forget_instance(self, name: str, cause: str = "") -> None:
-        """A dead instance leaves the directory: no route, no service leads to it
-        (nor, for the bridge, to the remote instances it stood for)."""
+    def _show_state(self, *names: str, state: InstanceState) -> None:
+        """Write instances' state into their directory entries (what inspect() shows),
+        in one hold of the directory's lock: readers see one change."""
         try:
             with self.session._directory as d:
+                for name in names:
+                    entry = d.find(name)
+                    if entry is not None:
+                        d.set_info(entry.token, state=state.code)
+        except errors.EtherError:  # the session is closing
+            pass
+
+    def _forget_instance(self, name: str, cause: str | None = None) -> None:
+        """A dead instance leaves the directory: no route, no service leads to it
+        (nor, for the bridge, to the remote instances it stood for). `cause`: how it
+        ended, for the log line (None: said already)."""
+        try:
+            with self.session._directory as d:
+                entry = d.find(name)
                 pid = self.processes[name].pid
                 gone = [e.name for e in d.entries() if e.owner_pid == pid and e.name != name]
                 for other in gone:
                     d.remove_named(other)
-                if d.remove_named(name):
-                    what = "the bridge" if name in self._members else f"instance {name!r}"
-                    log.warning("%s exited (%s); its topics and services are gone",
-                                what, cause or exit_cause(None, False))
+                if d.remove_named(name) and entry is not None:
+                    from .._core import _names, _segment
+                    _segment.unlink(_names.inbox_segment(self.session.name, entry.token))
+                    _segment.holder_alive(_names.member_lock(self.session.name, entry.owner))
+                    if cause is not None:
+                        what = "the bridge" if name in self._members else f"instance {name!r}"
+                        log.warning("%s exited (%s); its topics and services are gone", what, cause)
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -451,8 +536,25 @@ class Supervisor:
             if refused is None:
                 self._cond.notify_all()
         if refused is not None:
-            log.warning("main: ignored a control message %r from %r: %s",
-                        message.tag, message.instance, refused)
+            if refused:  # "" : accepted, nothing to say (a late stuck report)
+                log.warning("main: ignored a control message %r from %r: %s",
+                            message.tag, message.instance, refused)
+            return
+        if isinstance(message, control.Ready):
+            if self._started:  # a restarted one (tap shows them all at once)
+                self._show_state(message.instance, state=InstanceState.READY)
+        elif isinstance(message, (control.Stuck, control.Health)) and self._marked(message):
+            log.error("instance %r: %s; killing it", message.instance,
+                      _restarts.stuck_reason(message))
+            self._kill_stuck(message.instance)
+
+    def _marked(self, message) -> bool:
+        """A stuck or unhealthy report: mark the instance STUCK (True) if it applies."""
+        if isinstance(message, control.Health) and message.ok:
+            return False
+        with self._cond:
+            return self.restarts is not None and self.restarts.on_stuck(
+                message.instance, _restarts.stuck_reason(message))
 
     def _accept(self, message: control.Report) -> str | None:
         """Apply a report (under the condition's lock); or say why it does not fit."""
@@ -461,20 +563,26 @@ class Supervisor:
         if state is None:
             return "no instance of this session has that name"
         if isinstance(message, control.Ready):
-            if state is not InstanceState.STARTING:
+            if state not in (InstanceState.STARTING, InstanceState.RESTARTING):
                 return f"the instance is {state.value}"
             if message.pid != self.processes[name].pid:
+                if state is InstanceState.RESTARTING:  # before its launcher noted the new pid
+                    self._early_ready[name] = message
+                    return ""
                 return f"pid {message.pid} is not its process's ({self.processes[name].pid})"
             self._states[name] = InstanceState.READY
-            self.logtopic.event("ready", name, pid=message.pid)
+            self._event("ready", name, pid=message.pid)
         elif isinstance(message, control.Failed):
             # FAILED already if its exit was seen before its report was read.
+            if state is InstanceState.RESTARTING:  # its restart could not start: it exits next
+                self._failures[name] = message
+                return None
             if state is not InstanceState.STARTING and not (
                     state is InstanceState.FAILED and name not in self._failures):
                 return f"the instance is {state.value}, not starting"
             self._states[name] = InstanceState.FAILED
             self._failures[name] = message
-            self.logtopic.event("failed", name, error=message.error)
+            self._event("failed", name, error=message.error)
         elif isinstance(message, control.Progress):
             # Unasked, and it may come late (after the instance stopped): never an error.
             if state is InstanceState.READY:
@@ -483,6 +591,11 @@ class Supervisor:
                         message.handled, message.skipped):
                     self._moved[name] = time.monotonic()  # the first: it is alive and answers
                 self._progress[name] = (message, self._asked.get(name, 0))
+        elif isinstance(message, (control.Stuck, control.Health)):
+            # Unasked, and may come late (it is being killed already): never an error.
+            if isinstance(message, control.Health) and self.restarts is not None:
+                self.restarts.on_health(name)
+            return None if state is InstanceState.READY else ""
         else:
             answers = self._awaited.get((type(message), message.request))
             if answers is None and message.request in self._abandoned:
@@ -577,19 +690,22 @@ class Supervisor:
             return None
 
     def _collect(self, command: control.Command, deadline: float, *, delivering: bool = False,
-                 started: float | None = None) -> tuple[dict[str, control.Ack], list[str], str | None]:
+                 started: float | None = None, only: tuple[str, ...] | None = None,
+                 ) -> tuple[dict[str, control.Ack], list[str], str | None]:
         """Send `command` to every ready instance (but those silent in a shutdown
         phase) and wait for their acks until `deadline`. Returns (acks by name, the
         instances that did not answer, why it stopped waiting - None if all did).
 
         delivering (a shutdown's delivery): also stop once none of those it waits for
         has handled a message for STALL_S, or a second signal came; and say every
-        PROGRESS_LOG_S how far they got (`started`: when the shutdown began)."""
+        PROGRESS_LOG_S how far they got (`started`: when the shutdown began).
+        only: ask these instances alone (a restarted instance's init)."""
         key = (command.answer, command.request)
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._silent and n not in self._members}
+                if s is InstanceState.READY and n not in self._silent and n not in self._members
+                and (only is None or n in only)}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -667,20 +783,23 @@ class Supervisor:
                  elapsed, self._limit, "; ".join(parts))
 
     def request_all(self, make: Callable[[int], control.Command],
-                    timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.Ack]:
-        """Send make(request id) to every ready instance and return their acks by
-        name once all came; raise Timeout naming those that did not."""
+                    timeout: float = PHASE_TIMEOUT_S, *,
+                    only: tuple[str, ...] | None = None) -> dict[str, control.Ack]:
+        """Send make(request id) to every ready instance (or those of `only`) and
+        return their acks by name once all came; raise Timeout naming those that did not."""
         command = make(next(self._requests))
-        acks, left, _ = self._collect(command, time.monotonic() + timeout)
+        acks, left, _ = self._collect(command, time.monotonic() + timeout, only=only)
         if left:
             what = (f"run their {command.phase} handlers" if isinstance(command, control.Phase)
                     else f"answer {command.tag!r}")
             raise errors.Timeout(f"waited {timeout:g} s for {', '.join(map(repr, left))} to {what}")
         return acks
 
-    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S) -> dict[str, control.PhaseAck]:
-        """Run every instance's handlers of a lifecycle phase; their acks by name."""
-        return self.request_all(lambda request: control.Phase(request, phase), timeout)
+    def run_phase(self, phase: str, timeout: float = PHASE_TIMEOUT_S, *,
+                  only: tuple[str, ...] | None = None) -> dict[str, control.PhaseAck]:
+        """Run every instance's (or those of `only`) handlers of a lifecycle phase;
+        their acks by name."""
+        return self.request_all(lambda request: control.Phase(request, phase), timeout, only=only)
 
     def drain(self, deadline: float, started: float) -> tuple[list[str], str | None]:
         """Wait until no message is in flight anywhere in the session: ([], None); or
@@ -732,6 +851,7 @@ class Supervisor:
     def stop(self, *, graceful: bool, timeout: float | None = None) -> None:
         """Shut down (graceful: deliver, save, clean up first); whatever happens in
         there, every instance is stopped or killed and the session removed."""
+        self._closing.set()  # no restart from now on
         try:
             self.await_provenance(PROVENANCE_TIMEOUT_S if graceful else 2.0)
             if graceful and self.node is not None:
@@ -815,6 +935,10 @@ class Supervisor:
         for process in self.processes.values():
             if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
                 process.close()  # its pidfd
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self.logtopic is not None:
             self.logtopic.close()
             self.logtopic = None
@@ -832,7 +956,8 @@ class Supervisor:
         for name in names:
             process = self.processes[name]
             with self._cond:
-                if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
+                if self._states[name] in (InstanceState.STARTING, InstanceState.READY,
+                                          InstanceState.RESTARTING, InstanceState.STUCK):
                     self._states[name] = InstanceState.STOPPING
             if process.exitcode is None and self.node is not None and name not in self._silent:
                 try:

@@ -12,6 +12,8 @@ and its dispatch thread is inside a handler that never returns (a sensor loop).
   directory entry: STOPPING sets node.stopping (what ether.stopping() says),
   SKIPPING has the node skip its queued messages until the shutdown's save_all.
 - While the session stops: a Progress report to the main every PROGRESS_S.
+- While it runs: the instance's health (_health.py: a stuck handler, the
+  @ether_health methods), when its config asks for it.
 
 A SIGTERM while the main lives is someone asking this instance to end, or the
 main dying: the kernel sends the parent-death signal when the forking thread
@@ -58,6 +60,7 @@ class Watchdog:
         self.name, self.main_inbox, self.parent_pid = name, main_inbox, parent_pid
         self.pid = os.getpid()
         self.node = self.session = self.lifecycle = None   # attach() once joined
+        self.health = None      # a _health.Health, if stuck_after_s or health_interval_s is set
         self._done = threading.Event()   # the instance is leaving by itself
         self._unwinding = False
         self._term_at = 0.0     # a SIGTERM came while the main still looked alive
@@ -101,9 +104,10 @@ class Watchdog:
 
     # ---- the thread ----
 
-    def attach(self, node, session, lifecycle) -> None:
+    def attach(self, node, session, lifecycle, health=None) -> None:
         """Start watching, now that the instance has joined its session."""
         self.node, self.session, self.lifecycle = node, session, lifecycle
+        self.health = health if health is not None and health.active else None
         threading.Thread(target=self._run, name="ether-watchdog", daemon=True).start()
         self._watching = True
 
@@ -134,6 +138,8 @@ class Watchdog:
                     generation = directory.generation()  # a change of any member's entry
                     stage = session.member_state(self.main_inbox) or 0
                     self.lifecycle.on_stage(stage)
+                if self.health is not None:
+                    self.health.tick(time.monotonic(), stage)
                 if stage >= Stage.STOPPING:
                     now = time.monotonic()
                     if next_progress is None or now >= next_progress:

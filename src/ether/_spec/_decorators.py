@@ -16,6 +16,7 @@ from .._node._topics import check_topic
 
 SPEC_ATTR = "__ether__"
 LIFECYCLE = ("init", "cleanup", "save_all", "shutdown")
+HEALTH = "health"   # @ether_health: not a phase the main runs; the watchdog calls it
 
 
 
@@ -167,4 +168,10 @@ ether_save_all = _decorator(
 ether_shutdown = _decorator(
     "ether_shutdown", (), lambda f: _attach(f, lifecycle=("shutdown",)),
     "Called last at shutdown, after cleanup.")
+
+ether_health = _decorator(
+    "ether_health", (), lambda f: _attach(f, lifecycle=(HEALTH,)),
+    "Called every health_interval_s (config) in the instance's watchdog thread, while\n"
+    "handlers run: return False (or a str, the reason) or raise, and the instance is\n"
+    "restarted by its policy. It must not wait for the handlers.")
 

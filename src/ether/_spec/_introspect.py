@@ -20,7 +20,7 @@ from .._errors import MalformedMessage, ValidationFailed
 from .._node import _codec as codec
 from .._node._delivery import DEFAULT_DELIVERY, describe_delivery
 from .._node._topics import default_topic
-from ._decorators import LIFECYCLE, spec_of
+from ._decorators import HEALTH, LIFECYCLE, spec_of
 
 __all__ = ["Handler", "Service", "ClassSpec", "introspect", "argument_decoder", "message_of",
            "ValidationFailed"]
@@ -72,7 +72,7 @@ class ClassSpec:
     name: str
     handlers: tuple[Handler, ...]
     pubs: dict[str, tuple[str, ...]]          # method -> topics its result goes to
-    lifecycle: dict[str, tuple[str, ...]]     # "init"/"cleanup"/... -> methods
+    lifecycle: dict[str, tuple[str, ...]]     # "init"/"cleanup"/.../"health" -> methods
     services: tuple[Service, ...] = ()
     syncs: dict[str, tuple[Service, ...]] = dataclasses.field(default_factory=dict)
 
@@ -88,7 +88,7 @@ def introspect(cls: type) -> ClassSpec:
     """Read the Ether annotations of cls (including inherited methods)."""
     handlers, pubs, services = [], {}, []
     syncs: dict[str, list[Service]] = {}
-    lifecycle: dict[str, list[str]] = {k: [] for k in LIFECYCLE}
+    lifecycle: dict[str, list[str]] = {k: [] for k in (*LIFECYCLE, HEALTH)}
     for name, func, bound in _annotated_functions(cls):
         spec = spec_of(func)
         resolve = lambda t: t if t is not None else default_topic(cls.__name__, name)  # noqa: E731
