@@ -1,0 +1,13 @@
+"""Ether across hosts: the bridge process, its zenoh config, certificates and the
+router (the ``remote`` extra: ``pip install "ether[remote]"``).
+
+Importing this package loads neither zenoh nor cryptography; only the process that
+runs a bridge or a router imports zenoh (it must never live in a process that
+forks: research/remote.md §2f).
+"""
+from ._certs import Written as Written
+from ._certs import make_ca as make_ca
+from ._certs import make_host as make_host
+from ._zconfig import zenoh_config as zenoh_config
+
+__all__ = ["Written", "make_ca", "make_host", "zenoh_config"]
