@@ -137,3 +137,36 @@ class Agent:
                 pipe.close()
             except BrokenPipeError:
                 pass
+
+
+class Watched:
+    """Any process on a host whose stderr (or merged output) is read line by line,
+    to wait for a line; its pipe is closed when the host closes."""
+
+    def __init__(self, host: Host, argv: list[str], *, env: dict | None = None):
+        self.host = host
+        self.proc = host.popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        self.lines: list[str] = []
+        self._lock = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        host.on_close(self.close)
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            with self._lock:
+                self.lines.append(line)
+                self._lock.notify_all()
+
+    def wait_line(self, pattern: str, timeout: float) -> str | None:
+        regex = re.compile(pattern)
+        with self._lock:
+            self._lock.wait_for(lambda: any(regex.search(l) for l in self.lines), timeout)
+            return next((l for l in self.lines if regex.search(l)), None)
+
+    def close(self, timeout: float = 10.0) -> int:
+        code = self.host.stop(self.proc, timeout)
+        self._reader.join(timeout)
+        self.proc.stdout.close()
+        return code

@@ -8,6 +8,8 @@ forks: research/remote.md §2f).
 from ._certs import Written as Written
 from ._certs import make_ca as make_ca
 from ._certs import make_host as make_host
+from ._router import DEFAULT_PORT as DEFAULT_PORT
+from ._router import Router as Router
 from ._zconfig import zenoh_config as zenoh_config
 
-__all__ = ["Written", "make_ca", "make_host", "zenoh_config"]
+__all__ = ["DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "zenoh_config"]

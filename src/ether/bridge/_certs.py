@@ -37,11 +37,13 @@ _INSTALL = 'pip install "ether[remote]"'
 
 
 class Written(NamedTuple):
-    """What a command wrote: the certificate, its key, and when it expires."""
+    """What was written: the certificate, its key, when it expires, and the site
+    CA's certificate (the certificate itself for a CA)."""
 
     cert: Path
     key: Path
     not_after: datetime.datetime
+    ca: Path
 
 
 def ca_paths(site: str, directory: str | os.PathLike[str]) -> tuple[Path, Path]:
@@ -76,7 +78,7 @@ def make_ca(site: str, directory: str | os.PathLike[str] = ".", *, force: bool =
             .sign(key, hashes.SHA256()))
     _write_pair(cert_path, cert.public_bytes(serialization.Encoding.PEM),
                 key_path, _key_pem(key, serialization), force)
-    return Written(cert_path, key_path, end)
+    return Written(cert_path, key_path, end, cert_path)
 
 
 def make_host(name: str, directory: str | os.PathLike[str] = ".", *, site: str | None = None,
@@ -117,7 +119,7 @@ def make_host(name: str, directory: str | os.PathLike[str] = ".", *, site: str |
             .sign(ca_key, hashes.SHA256()))
     _write_pair(cert_path, cert.public_bytes(serialization.Encoding.PEM),
                 key_path, _key_pem(key, serialization), force)
-    return Written(cert_path, key_path, end)
+    return Written(cert_path, key_path, end, ca_cert_path)
 
 
 # -- helpers ----------------------------------------------------------------------

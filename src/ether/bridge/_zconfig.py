@@ -24,7 +24,8 @@ from typing import Any
 
 from ether.config import BridgeConfig, check_security_files
 
-__all__ = ["ACL_MESSAGES", "KEEP_ALIVES_PER_LEASE", "MAX_BLOCK_TIMEOUT_S", "zenoh_config"]
+__all__ = ["ACL_MESSAGES", "KEEP_ALIVES_PER_LEASE", "MAX_BLOCK_TIMEOUT_S", "bridge_mode",
+           "zenoh_config"]
 
 #: Every message kind zenoh 1.10's ACL knows; the site rule allows all of them.
 ACL_MESSAGES = ("put", "delete", "declare_subscriber", "query", "reply", "declare_queryable",
@@ -41,14 +42,16 @@ _MODES = ("peer", "router")
 
 
 def zenoh_config(bridge: BridgeConfig, *, base_dir: str | os.PathLike[str] | None,
-                 mode: str = "peer") -> dict[str, Any]:
+                 mode: str | None = None) -> dict[str, Any]:
     """The whole zenoh config for ``bridge``, as a dict.
 
     ``base_dir`` is where relative certificate paths start (``EtherConfig.folder``;
     the current directory when None). The security files are checked here
     (``check_security_files``), so a bad key fails before zenoh sees it.
-    ``mode`` is ``"peer"`` for a bridge and ``"router"`` for ``ether router``.
+    ``mode`` is ``"router"`` for ``ether router``; for a bridge (None) it is
+    :func:`bridge_mode`.
     """
+    mode = bridge_mode(bridge) if mode is None else mode
     if mode not in _MODES:
         raise ValueError(f"mode {mode!r} is invalid (valid: {', '.join(_MODES)})")
     security = bridge.security
@@ -67,11 +70,16 @@ def zenoh_config(bridge: BridgeConfig, *, base_dir: str | os.PathLike[str] | Non
         "connect": {"endpoints": list(bridge.connect), "exit_on_failure": False,
                     "retry": dict(_RETRY)},
         "scouting": {
-            "multicast": {"enabled": multicast, "listen": multicast},
+            # Routers (a bridge that connects out, ether router) link to each other
+            # when they meet on the LAN too; zenoh's own routers wait to be called.
+            "multicast": {"enabled": multicast, "listen": multicast,
+                          "autoconnect": {"router": ["router", "peer"],
+                                          "peer": ["router", "peer"]}},
             # Gossip passes peers' locators between hosts already linked, so hosts
             # that share a router or a LAN find each other; loopback-only has no use.
             "gossip": {"enabled": security is not None, "multihop": False},
         },
+        "timestamping": {"enabled": False},  # Ether stamps its own; routers would stamp all
         "adminspace": {"enabled": False},
         "plugins_loading": {"enabled": False},
         "transport": {
@@ -105,6 +113,18 @@ def zenoh_config(bridge: BridgeConfig, *, base_dir: str | os.PathLike[str] | Non
         if security.allow_hosts is not None:
             config["access_control"] = _acl(bridge.site, security.allow_hosts)
     return config
+
+
+def bridge_mode(bridge: BridgeConfig) -> str:
+    """The zenoh mode of a bridge: ``"router"`` when it connects out, else ``"peer"``.
+
+    Since zenoh 1.9, peers must all link to one another (a clique): a router no
+    longer relays between peers that reach only it. Hosts that ``connect`` to a
+    router (or to another host) may not reach one another directly, so their
+    bridges run as routers themselves, which route through any mesh. Bridges that
+    only listen or scout stay peers. (docs/design/remote-security.md)
+    """
+    return "router" if bridge.connect else "peer"
 
 
 def _acl(site: str, hosts: list[str]) -> dict[str, Any]:

@@ -3,9 +3,13 @@ one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
 it and sets ``command`` to the function that runs it and returns the exit code.
 
     ether run CONFIG.yaml [--duration SECONDS]     _run.py
+    ether certs init SITE | host NAME [--ip IP]    _certs.py
+    ether router [CONFIG.yaml] [--listen EP]       _router.py
 
 Commands build only on the public API (``ether``, ``ether.lowlevel``,
-``ether.config``), never on ``ether._*``.
+``ether.config``, and ``ether.bridge`` for the remote commands), never on
+``ether._*``. ``ether.bridge`` loads neither zenoh nor cryptography until a
+command needs them.
 """
 from __future__ import annotations
 
@@ -33,11 +37,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _run  # the commands, imported once this package is whole
+    from . import _certs, _router, _run  # the commands, imported once this package is whole
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run,):
+    for command in (_run, _certs, _router):
         command.add_parser(sub)
     return parser
