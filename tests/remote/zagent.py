@@ -7,7 +7,7 @@ that config and answers one JSON command per line with one JSON line (after ``@z
     {"op": "put", "key": K, "payload": TEXT}       -> {"ok": true}
     {"op": "get", "key": K, "timeout": S}          -> {"replies": [TEXT...], "errors": N}
     {"op": "wait_peer", "timeout": S}              -> {"peers": [{"zid", "cn"}...]}
-    {"op": "wait_match", "key": K, "timeout": S}   -> {"matching": bool}
+    {"op": "wait_match", "key": K, "timeout": S}   -> {"matching": bool} (remote subscribers)
     {"op": "quit"}                                 -> {"ok": true}, then it exits
 
 Every reply echoes the command's "id". The first line is {"ev": "ready", "zid"}

@@ -300,3 +300,25 @@ def test_zenoh_accepts_every_kind_of_config(files):
     out = subprocess.run([sys.executable, "-c", code], input=json.dumps(configs),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout == "ok\n", out.stderr
+
+
+def test_the_readmes_across_hosts_config_loads_with_the_certificates_it_names(tmp_path):
+    """The README's snippet, with the files its two `ether certs` commands make."""
+    import pathlib
+    import re
+
+    from ether.bridge import make_ca, make_host
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text()
+    part = readme.split("## Across hosts", 1)[1].split("\n## ", 1)[0]
+    snippet = re.search(r"```yaml\n(.*?)```", part, re.S).group(1)
+    commands = re.findall(r"^ether certs (init|host) (\S+)", part, re.M)
+    assert commands[:2] == [("init", "lab1"), ("host", "rig-b")]
+    make_ca("lab1", tmp_path / "certs")
+    make_host("rig-b", tmp_path / "certs", ips=["192.168.1.12"])
+    (tmp_path / "rig-b.yaml").write_text(snippet)
+    config = EtherConfig.from_yaml(tmp_path / "rig-b.yaml")
+    assert config.bridge.host == "rig-b" and config.bridge.discovery == "multicast"
+    built = zenoh_config(config.bridge, base_dir=config.folder)
+    assert built["transport"]["link"]["tls"]["listen_private_key"] == str(
+        tmp_path / "certs" / "rig-b.key")
+    assert built["access_control"]["subjects"][0]["cert_common_names"] == ["rig-a", "rig-b"]
