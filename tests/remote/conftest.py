@@ -16,7 +16,7 @@ needs_netns = pytest.mark.skipif(_WHY is not None, reason=f"two-host tests: {_WH
 @pytest.fixture
 def hosts():
     """hosts(n) -> a Network of n hosts, torn down after the test. The test fails
-    if anything is left in a host's /dev/shm."""
+    if anything is left in a host's /dev/shm once its processes have ended."""
     if _WHY is not None:
         pytest.skip(f"two-host tests: {_WHY}")
     made: list[Network] = []
@@ -28,7 +28,6 @@ def hosts():
 
     try:
         yield build
-        left = {h.name: h.shm_entries() for net in made for h in net.hosts if h.shm_entries()}
     finally:
         errors = []
         for net in made:
@@ -37,7 +36,8 @@ def hosts():
             except RuntimeError as e:
                 errors.append(str(e))
     assert not errors, errors
-    assert not left, f"left in the hosts' /dev/shm: {left}"
+    left = {name: entries for net in made for name, entries in net.leftovers.items()}
+    assert not left, f"left in the hosts' /dev/shm once their processes ended: {left}"
 
 
 def subnet() -> str:

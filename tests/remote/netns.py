@@ -151,6 +151,7 @@ class Network:
         self.hosts = [Host(self, chr(ord("a") + i), i) for i in range(n)]
         self._namespaces: list[str] = []
         self._mounts: list[Path] = []
+        self.leftovers: dict[str, list[str]] = {}
         try:
             _remove_stale()
             self._build()
@@ -196,6 +197,9 @@ class Network:
         problems: list[str] = []
         for host in self.hosts:
             problems += host._close()
+        # What the processes left in each host's /dev/shm, seen before it goes.
+        self.leftovers = {h.name: h.shm_entries() for h in self.hosts
+                          if h.shm in self._mounts and h.shm_entries()}
         for mount in reversed(self._mounts):
             done = _sh("umount", str(mount), check=False)
             if done.returncode != 0:

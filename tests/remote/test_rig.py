@@ -63,12 +63,14 @@ def test_close_leaves_nothing_behind():
         pytest.skip(f"two-host tests: {unavailable()}")
     net = Network(2)
     sleeper = net["A"].popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    assert net["B"].popen(["touch", "/dev/shm/forgotten"]).wait(10) == 0
     names = [h.ns for h in net.hosts] + [net.switch]
     mounts = [str(h.shm) for h in net.hosts]
     root = net.root
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert all(n in listed for n in names)
     net.close()
+    assert net.leftovers == {"B": ["forgotten"]}  # what the hosts fixture fails a test for
     assert sleeper.poll() is not None  # ended by its PID and reaped
     listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert not any(n in listed for n in names), listed
