@@ -110,6 +110,12 @@ class Agent:
         """The peers linked to this session, waiting up to timeout for the first."""
         return self.call("wait_peer", wait=timeout + 10, timeout=timeout)["peers"]
 
+    def wait_peers(self, count: int, timeout: float) -> tuple[list[dict], float]:
+        """The linked peers once there are exactly ``count`` (or after timeout), and
+        when (time.time()) the last link came or went."""
+        reply = self.call("wait_count", wait=timeout + 10, count=count, timeout=timeout)
+        return reply["peers"], reply["at"]
+
     def get(self, key: str, timeout: float = 2.0) -> list[str]:
         return self.call("get", wait=timeout + 10, key=key, timeout=timeout)["replies"]
 

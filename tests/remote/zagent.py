@@ -7,6 +7,8 @@ that config and answers one JSON command per line with one JSON line (after ``@z
     {"op": "put", "key": K, "payload": TEXT}       -> {"ok": true}
     {"op": "get", "key": K, "timeout": S}          -> {"replies": [TEXT...], "errors": N}
     {"op": "wait_peer", "timeout": S}              -> {"peers": [{"zid", "cn"}...]}
+    {"op": "wait_count", "count": N, "timeout": S} -> {"peers": [...], "at": T} once N
+                                                      are linked; T: time.time() of the last link change
     {"op": "wait_match", "key": K, "timeout": S}   -> {"matching": bool} (remote subscribers)
     {"op": "quit"}                                 -> {"ok": true}, then it exits
 
@@ -17,6 +19,7 @@ tooling: it runs as a script, imports zenoh, and never imports ether.
 import json
 import sys
 import threading
+import time
 
 import zenoh
 
@@ -47,8 +50,11 @@ def main():
     keep = []  # declared entities live as long as the session
     changed = threading.Condition()
 
+    last_change = [0.0]
+
     def on_transport(event):
         with changed:
+            last_change[0] = time.time()  # the wall clock: the test compares its own
             changed.notify_all()
 
     keep.append(session.info.declare_transport_events_listener(on_transport))
@@ -81,6 +87,12 @@ def main():
         elif op == "wait_peer":
             with changed:
                 changed.wait_for(lambda: peers(session), timeout=cmd["timeout"])
+            reply["peers"] = peers(session)
+        elif op == "wait_count":  # until exactly `count` peers are linked
+            with changed:
+                changed.wait_for(lambda: len(peers(session)) == cmd["count"],
+                                 timeout=cmd["timeout"])
+                reply["at"] = last_change[0]
             reply["peers"] = peers(session)
         elif op == "wait_match":
             # Remote subscribers only: the agent's own must not count.
