@@ -10,6 +10,7 @@ otherwise, so one process may hold several clients, in one session or several.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ __all__ = ["Client", "Listener", "default", "set_default"]
 log = logging.getLogger("Ether")
 
 REQUEST_TIMEOUT_S = 5.0
+TRIAL_TOPIC = "ether/trial"   # trial starts and ends (see Client.trial)
 SYNC_TIMEOUT_S = 30.0
 _attached = itertools.count(1)
 
@@ -131,8 +133,28 @@ class Client:
             raise with_topic(exc, topic) from None
 
     def start(self, **data) -> int:
-        """Publish to the "start" topic (every @ether_start method runs)."""
+        """Publish to the "start" topic (every @ether_start method runs). With
+        trial=N, the start is trial N's: see trial()."""
+        if "trial" in data:
+            number = data.pop("trial")
+            with self.trial(number):
+                return self.pub(data, topic="start")
         return self.pub(data, topic="start")
+
+    @contextlib.contextmanager
+    def trial(self, trial, **params):
+        """Publish a trial start on ether/trial ({"event": "start", "trial",
+        "params"}); what this thread publishes in the block, and everything that
+        causes, carries the start's id as its trace: "everything trial 7 caused"
+        is then a filter (a recording's messages(trial=7)). The end is published
+        on leaving."""
+        node = self.node
+        start = node.publish_root(TRIAL_TOPIC, {"event": "start", "trial": trial, "params": params})
+        with node.handling(start):
+            try:
+                yield start
+            finally:
+                node.publish(TRIAL_TOPIC, {"event": "end", "trial": trial})
 
     # ---- subscribing ----
 
@@ -224,27 +246,28 @@ class Client:
         instances, or an instance name) and return its result. Raises RemoteError
         (the method raised, or the params failed validation), ServiceNotFound,
         ServiceGone (the server died) or Timeout."""
-        return _result(*self._call(self._send(service, method, params), timeout))
+        return _result(*self._call(self._send(service, method, params, timeout), timeout))
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = REQUEST_TIMEOUT_S) -> dict:
         """Call service.method and return the reply: {"status": "success", "result": ...}
         or {"status": "error", "error": "...", "type": "..."}."""
-        reply, _ = self._call(self._send(service, method, params), timeout)
+        reply, _ = self._call(self._send(service, method, params, timeout), timeout)
         return {k: v for k, v in reply.items() if k != "id"}
 
     def get_later(self, service: str, method: str, params: dict | None = None, *,
                   timeout: float = REQUEST_TIMEOUT_S) -> int:
         """Send the request now; return its id for collect()."""
-        request_id, sender, what = self._send(service, method, params)
+        request_id, sender, what = self._send(service, method, params, timeout)
         with self._lock:
             self._requests[request_id] = (request_id, sender, what, timeout)
         return request_id
 
-    def _send(self, service: str, method: str, params) -> tuple[int, object, str]:
+    def _send(self, service: str, method: str, params, timeout: float) -> tuple[int, object, str]:
         what = f"{service}.{method}"
         request_id, sender = self.node.request(
-            service_topic(service, method), params or {}, what=f"service {what!r}")
+            service_topic(service, method), params or {}, what=f"service {what!r}",
+            timeout=timeout)
         return request_id, sender, what
 
     def collect(self, request_id: int, timeout: float | None = None):
@@ -266,6 +289,8 @@ class Client:
         except errors.ServiceGone:
             node.forget_inbox(sender)  # round-robin skips it from now on
             raise
+        if reply.get("status") == "failed":  # a bridge: it never reached a method on the other host
+            raise _failure(reply)
         return reply, what
 
     def sync(self, topic: str, *, timeout: float = SYNC_TIMEOUT_S, **params) -> dict:
@@ -273,7 +298,7 @@ class Client:
         {instance: result} once the slowest has finished; raise SyncFailed naming
         the instances that failed."""
         node = self.node
-        sent = node.broadcast_request(sync_topic(topic), params)
+        sent = node.broadcast_request(sync_topic(topic), params, timeout=timeout)
         if not sent:
             raise errors.ServiceNotFound(f"no live instance has an @ether_sync(topic={topic!r}) method")
         deadline = time.monotonic() + timeout  # one deadline for all, not one per instance
@@ -295,6 +320,16 @@ class Client:
                 f"sync {topic!r} failed in {', '.join(map(repr, sorted(failures)))}: " +
                 "; ".join(f"{k}: {v}" for k, v in sorted(failures.items())), failures)
         return results
+
+
+# What a reply of status "failed" may raise (see _node/_codec.py).
+_FAILURES = {"ServiceGone": errors.ServiceGone, "ServiceNotFound": errors.ServiceNotFound,
+             "Timeout": errors.Timeout}
+
+
+def _failure(reply: dict) -> errors.EtherError:
+    kind = _FAILURES.get(reply.get("type"), errors.ServiceGone)
+    return kind(f"{reply.get('error')} (instance {reply.get('instance')!r})")
 
 
 def _result(reply: dict, what: str):

@@ -8,8 +8,15 @@ Transport (one host, shared memory):
     MemberInfo, InboxInfo, Subscription, Publisher)
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
+    default_client (the process's own: an instance's, or the main's after tap),
     Node (publish, forward, subscribe by topic or pattern, requests),
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
+Files:
+    session_log_dir (a session's log folder: its logs and provenance.json)
+The wire, for what carries envelopes elsewhere (a bridge, a recorder):
+    decode_envelope, Encoder, Decoders, Request, request_of, MESSAGE, REQUEST, REPLY
+A process the supervisor starts by module name (the bridge):
+    Member, MemberSpec
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -17,6 +24,8 @@ Topics:
 Importing this module loads the transport (Linux only).
 """
 from ._client import Client as Client
+from ._client import default as default_client
+from ._runtime._logs import session_log_dir as session_log_dir
 from ._core._inbox import Inbox as Inbox
 from ._core._inbox import InboxStatistics as InboxStatistics
 from ._core._directory import Publisher as Publisher
@@ -32,7 +41,17 @@ from ._core._sender import Sender as Sender
 from ._core._sender import SenderStatistics as SenderStatistics
 from ._core._session import Session as Session
 from ._core._session import remove_stale_sessions as remove_stale_sessions
+from ._node._codec import MESSAGE as MESSAGE
+from ._node._codec import REPLY as REPLY
+from ._node._codec import REQUEST as REQUEST
 from ._node._codec import WIRE_VERSION as WIRE_VERSION
+from ._node._codec import Decoders as Decoders
+from ._node._codec import Encoder as Encoder
+from ._node._codec import Request as Request
+from ._node._codec import decode as decode_envelope
+from ._node._codec import request_of as request_of
+from ._runtime._member import Member as Member
+from ._runtime._member import MemberSpec as MemberSpec
 from ._node._codec import Envelope as Envelope
 from ._node._codec import MessageId as MessageId
 from ._node._codec import Origin as Origin
@@ -50,7 +69,10 @@ __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
-    "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
+    "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
+    "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES",
+    "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
+    "Member", "MemberSpec",
 ]

@@ -241,6 +241,13 @@ class Session:
             image = t.seg.map[:SESSION_SIZE]
         return snapshot(self._sid, image)
 
+    def generation(self) -> int:
+        """The directory's change counter: it grows whenever an inbox, a subscription
+        or an advert comes or goes (one lock-free load). A watcher (a bridge) re-reads
+        `inspect()` only when it changed."""
+        self._check_usable()
+        return self._directory.generation()
+
     def set_member_state(self, inbox_name: str, state: int) -> None:
         """Record the state of the member whose inbox is `inbox_name`: a small int
         (0..2**32-1) whose meaning the caller gives; 0 means unknown. What

@@ -27,9 +27,13 @@ holds    (optional) [[arena token, block, generation], ...]: the arena blocks of
 A message id (cause, trace) is [sender, seq] within the message's own origin, or
 [sender, seq, run_id] when it comes from another run (a bridged host).
 
-A REQUEST's payload is [id, reply_to, params]; its REPLY's payload is a map with
-"id", "status" ("success" or "error"), "result" or "error" and "type", and
-"instance" (who answered).
+A REQUEST's payload is [id, reply_to, params(, deadline_ns)]: deadline_ns, the
+caller's deadline on the wall clock (time.time_ns), is optional (a bridge hands
+what is left of it to the other host). Its REPLY's payload is a map with "id",
+"status", "instance" (who answered) and: "result" ("success"); "error" and
+"type" ("error": the method raised, its params were invalid); or "error" and
+"type" naming ServiceGone, ServiceNotFound or Timeout ("failed": the call never
+reached a method or its answer could not come back, as a bridge reports it).
 
 Arrays: ARRAY_EXT carries [dtype.str, shape, bytes] inline; ARENA_EXT a handle
 into the publisher's arena (see _core/_arena_handle.py).
@@ -110,6 +114,7 @@ class Request(msgspec.Struct, array_like=True, frozen=True):
     id: int
     reply_to: str
     params: msgspec.Raw
+    deadline_ns: int | None = None   # the caller's deadline (time.time_ns), if it said
 
 
 def lineage(current: Envelope, origin: Origin) -> tuple[tuple, tuple]:

@@ -13,6 +13,7 @@ re-enters as the holder: it takes replies and defers everything else.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import socket
@@ -90,6 +91,9 @@ class Node:
         self._deliveries: dict[str, Delivery] = {}  # topic or pattern -> its delivery
         self.advertised: set[str] = set()       # topics this node said it publishes
         self.on_control: Callable[[codec.Envelope], None] | None = None
+        # Called after each batch read from the inbox is dispatched, in the reading
+        # thread (a bridge sends what its handlers gathered from the batch).
+        self.after_batch: Callable[[], None] | None = None
         self._services: dict[str, Callable[[codec.Envelope], None]] = {}
         # Request-reply: replies by request id; None until the reply arrives.
         self._pending: dict[int, dict | None] = {}
@@ -135,6 +139,7 @@ class Node:
         self._user = Lane(self, session)
         self._direct = Lane(self, session)
         self.router = self._user.router
+        self._at_close: list[Callable[[], None]] = []
 
     # ---- publishing ----
 
@@ -179,6 +184,33 @@ class Node:
                                               delivered)
                 return delivered
             return lane.send_rest(topic, targets, data, 0, None, 0)
+
+    def publish_root(self, topic: str, payload) -> codec.Envelope:
+        """Publish a message that starts a chain of causes of its own (a trial's
+        start), whatever this thread handles; return its envelope, for handling()."""
+        lane = self._user
+        with lane.lock:
+            seq = next(self._seqs)
+            self.published += 1
+            now = _now_ns()
+            targets = lane.router.targets(topic)
+            if targets:
+                data = lane.encode_for(targets, codec.envelope_fields(
+                    _MESSAGE, topic, self.name, seq, now, None, None, None, payload))
+                lane.send_rest(topic, targets, data, 0, None, 0)
+        return codec.Envelope(_WIRE, _MESSAGE, topic, self.name, seq, now, None, None, None,
+                              msgspec.Raw(b"\x80"))
+
+    @contextlib.contextmanager
+    def handling(self, envelope: codec.Envelope):
+        """While in the block, what this thread publishes is caused by `envelope`
+        (and is in its trace), as if a handler of it published it."""
+        local = self._local
+        previous, local.current = local.current, envelope
+        try:
+            yield envelope
+        finally:
+            local.current = previous
 
     def _envelope(self, kind: int, topic: str, payload) -> tuple:
         """The envelope fields of a new message from this node, before its holds: the
@@ -236,17 +268,20 @@ class Node:
         return envelope.origin or self.origin
 
     def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None,
-                origin: codec.Origin | None = None) -> int:
+                origin: codec.Origin | None = None, skip: str | None = None) -> int:
         """Re-send a message to the subscribers of its topic (or `topic`), keeping its
         origin, sender, seq, time, cause and trace: what a bridge or a player does.
         `origin` is the message's if it names none (a message read in another
         session: that session's node.origin). Arena handles in it are replaced by
         inline arrays (a handle is only good for its own session's holders);
-        `payload`, if given, is the payload's already-encoded MessagePack instead.
-        Returns how many inboxes got it."""
+        `payload`, if given, is the payload's already-encoded MessagePack (bytes)
+        instead, or the decoded payload itself, encoded again here so that its
+        large arrays go into this node's arena (once, for every subscriber).
+        `skip` names an inbox left out (a bridge's own). Returns how many inboxes
+        got it."""
         if payload is None:
             payload = self.inline_payload(envelope) if envelope.holds else envelope.payload
-        if not isinstance(payload, msgspec.Raw):
+        if isinstance(payload, (bytes, bytearray, memoryview)):
             payload = msgspec.Raw(payload)
         topic = envelope.topic if topic is None else topic
         fields = codec.envelope_fields(envelope.kind, topic, envelope.sender, envelope.seq,
@@ -255,9 +290,15 @@ class Node:
         lane = self._user
         with lane.lock:
             targets = lane.router.targets(topic)
+            if skip is not None and targets:
+                targets = tuple(t for t in targets if t.inbox != skip)
             if not targets:
                 return 0
-            data = lane.encode_for(targets, fields)
+            try:
+                data = lane.encode_for(targets, fields)
+            except Dropped as exc:  # the arena is full and every receiver drops: counted
+                self.count_arena_drop(topic, targets, exc)
+                return 0
             return lane.send_rest(topic, targets, data, 0, None, 0)
 
     def inline_payload(self, envelope: codec.Envelope) -> bytes:
@@ -447,6 +488,8 @@ class Node:
                 return
         if self._depth == 0:
             self.dispatch(batch)
+            if self.after_batch is not None:
+                self.after_batch()
         else:  # re-entered from a handler: take replies now, everything else later
             for data in batch:
                 try:
@@ -516,9 +559,11 @@ class Node:
 
     # ---- request-reply ----
 
-    def request(self, topic: str, params, *, sender=None, what: str) -> tuple[int, object]:
+    def request(self, topic: str, params, *, sender=None, what: str,
+                timeout: float | None = None) -> tuple[int, object]:
         """Send a request to one subscriber of topic (round-robin) or to `sender`;
-        returns (request id, the sender used)."""
+        returns (request id, the sender used). `timeout`: how long the caller will
+        wait, carried as its deadline (what a bridge hands to the other host)."""
         in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
             lane = self._user
@@ -541,8 +586,9 @@ class Node:
         lane = self._user
         with lane.lock:
             try:
-                lane.send_to(sender, self._envelope(codec.REQUEST, topic,
-                                                     (request_id, self.inbox.name, params)))
+                body = (request_id, self.inbox.name, params) if timeout is None else (
+                    request_id, self.inbox.name, params, _now_ns() + int(timeout * 1e9))
+                lane.send_to(sender, self._envelope(codec.REQUEST, topic, body))
             except BaseException:
                 with self._replies:
                     self._pending.pop(request_id, None)
@@ -556,14 +602,16 @@ class Node:
         with self.session._directory as d:
             d.remove_named(sender.inbox)
 
-    def broadcast_request(self, topic: str, params) -> list[tuple[int, object]]:
+    def broadcast_request(self, topic: str, params, *,
+                          timeout: float | None = None) -> list[tuple[int, object]]:
         """Send one request to every subscriber of topic."""
         with self._user.lock:
             targets = self._user.router.targets(topic)
         sent = []
         try:
             for target in targets:
-                sent.append(self.request(topic, params, sender=target, what=topic))
+                sent.append(self.request(topic, params, sender=target, what=topic,
+                                         timeout=timeout))
         except BaseException:
             with self._replies:  # nobody will wait for the ones already sent
                 for request_id, _ in sent:
@@ -635,8 +683,19 @@ class Node:
         except errors.EtherError:
             pass
 
+    def at_close(self, hook: Callable[[], None]) -> None:
+        """Call hook() when the node closes, before anything of it is freed (it may
+        still read the inbox: a recorder writes what is queued, then its file)."""
+        self._at_close.append(hook)
+
     def close(self) -> None:
         """Stop every waiter, then free the inbox - only once no thread is inside it."""
+        hooks, self._at_close = self._at_close, []
+        for hook in hooks:
+            try:
+                hook()
+            except BaseException:
+                log.exception("%s: a close hook raised", self.name)
         self._closing = True
         self.rejections.flush()
         with self._replies:

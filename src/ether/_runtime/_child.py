@@ -107,8 +107,9 @@ def run(spec: LaunchSpec) -> None:
     sys.path[:0] = [p for p in spec.sys_path if p not in sys.path]
     from . import _logs
     log_path = _logs.configure_process_logging(spec.session, spec.name, console=True)
-    session = node = None
+    session = node = logtopic = None
     try:
+        from ._logtopic import LogTopic
         from .._core._session import Session
         from .._node._node import Node
         from .._spec import _introspect as methods
@@ -118,13 +119,16 @@ def run(spec: LaunchSpec) -> None:
         from ._lifecycle import Lifecycle
         session = Session.open(spec.session)
         node = Node(session, spec.name, max_producers=spec.max_producers)
+        logtopic = LogTopic(node, spec.name, session=spec.session)
         _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
         spec_of_class = methods.introspect(cls)
+        # ether.pub() and the verbs, from user code here: the constructor's too (an
+        # extension such as the recorder subscribes there, before Ready).
+        _client.set_default(_client.Client(node))
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
         node.describe(spec.class_path)
-        _client.set_default(_client.Client(node))  # ether.pub() and the verbs, from user code here
         lifecycle = Lifecycle(obj, spec_of_class, node, spec)
         node.on_control = lifecycle.on_control
         watchdog.attach(node, session, lifecycle)
@@ -132,7 +136,7 @@ def run(spec: LaunchSpec) -> None:
     except BaseException as exc:
         watchdog.stop()
         _report_failure(spec, exc, node, log_path)
-        for part in (node, session):
+        for part in (logtopic, node, session):
             try:
                 if part is not None:
                     part.close()
@@ -145,6 +149,7 @@ def run(spec: LaunchSpec) -> None:
         node.serve(owner_check=False)  # the watchdog watches the owner
     finally:
         watchdog.stop()
+        logtopic.close()
         node.close()
         try:
             session.remove_if_orphaned()  # the last one out of a dead session cleans up

@@ -29,7 +29,7 @@ from .. import _errors as errors
 from .. import _settings
 from . import _child
 
-__all__ = ["Interpreter", "fresh_interpreter", "check_spec", "start", "read_spec"]
+__all__ = ["Interpreter", "fresh_interpreter", "check_spec", "start", "start_module", "read_spec"]
 
 
 def fresh_interpreter(method: str) -> bool:
@@ -101,6 +101,27 @@ def start(spec: _child.LaunchSpec, method: str):
         popen = subprocess.Popen(
             [sys.executable, "-m", "ether._runtime", f"{spec.session}:{spec.name}"],
             stdin=subprocess.PIPE, cwd=spec.cwd, env=env, close_fds=True)
+        try:
+            popen.stdin.write(msgspec.msgpack.encode(spec))
+            popen.stdin.close()
+        except BaseException:
+            popen.kill()
+            popen.wait()
+            raise
+        return Interpreter(popen)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def start_module(module: str, spec, *, tag: str):
+    """Start `python -m module tag` with the MemberSpec `spec` on stdin (see
+    _member.py): a member such as the bridge, known here only by its module's
+    name. Always a fresh interpreter, whatever ETHER_START_METHOD says."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        env = _settings.child_environment(str(pathlib.Path(__file__).resolve().parents[2]))
+        popen = subprocess.Popen([sys.executable, "-m", module, tag], stdin=subprocess.PIPE,
+                                 cwd=spec.cwd or None, env=env, close_fds=True)
         try:
             popen.stdin.write(msgspec.msgpack.encode(spec))
             popen.stdin.close()

@@ -35,15 +35,19 @@ from . import _child
 from . import _control as control
 from . import _launch
 from ._control import InstanceState, Stage
+from ._logtopic import LogTopic, exit_cause
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
 log = logging.getLogger("Ether")
 
 MAIN_INBOX = "main"
+BRIDGE = "bridge"              # the bridge's member name: its inbox, its log file (bridge.log)
+BRIDGE_MODULE = "ether.bridge"  # started by name: nothing here imports it
 START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
+PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -57,15 +61,18 @@ def _mib(size: int) -> str:
     return f"{size / MiB:.1f}".removesuffix(".0")
 
 
-def _await_zombie(pid: int) -> None:
+def _await_zombie(pid: int) -> str:
     """Return once the exited child pid has closed all its descriptors (it is a
-    zombie), without reaping it. Its sentinel fires as soon as that pipe closes,
-    which may be before its liveness lock is let go: whoever judges the dead
-    member's resources right after would still see it alive."""
+    zombie), without reaping it; and how it ended. Its sentinel fires as soon as
+    that pipe closes, which may be before its liveness lock is let go: whoever
+    judges the dead member's resources right after would still see it alive."""
     try:
-        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+        info = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
     except (ChildProcessError, OSError):  # reaped already
-        pass
+        return exit_cause(None, False)
+    if info is None:
+        return exit_cause(None, False)
+    return exit_cause(info.si_status, info.si_code != os.CLD_EXITED)
 
 
 def _plural(count: int, word: str) -> str:
@@ -74,10 +81,13 @@ def _plural(count: int, word: str) -> str:
 
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
-        self.config = config
+        self.config = config.with_recorder() if config is not None else None  # record: runs first
+        self._provenance: threading.Thread | None = None
+        self.provenance: dict | None = None
         self.start_timeout = start_timeout
         self.session: Session | None = None
         self.node: Node | None = None
+        self.logtopic: LogTopic | None = None   # ether/log: records and lifecycle events
         self.processes: dict[str, Any] = {}
         self._cond: threading.Condition | None = None  # the node's, once it exists
         self._dispatcher: threading.Thread | None = None
@@ -97,6 +107,7 @@ class Supervisor:
         self._aborted = False                 # a third: wait for nothing
         self._limit = 0.0                     # the shutdown's, while it runs
         self.max_producers = DEFAULT_PRODUCERS
+        self._members: set[str] = set()       # started by module name (the bridge): no drains, no phases
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
 
@@ -111,13 +122,20 @@ class Supervisor:
         registry = _registry.flatten(self.config.registry)
         self._registry_undo = _registry.apply(registry, search_path=search_path)
         method = _settings.start_method()
+        forkserver_why = None
+        if self.config.bridge is not None:
+            method, forkserver_why = self._check_bridge(method)
         try:
             names: dict[str, str] = {}
             classes = []
+            launched: dict[str, tuple] = {}
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
                     raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the main process's")
+                if name == BRIDGE and self.config.bridge is not None:
+                    raise errors.ConfigError(f"instance {key!r}: the name {name!r} is the bridge's "
+                                             f"(the config has a bridge: section); rename it")
                 if name in names:
                     raise errors.ConfigError(
                         f"instances {names[name]!r} and {key!r} both have the name {name!r}")
@@ -128,6 +146,7 @@ class Supervisor:
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
                 classes.append(cls)
+                launched[name] = (inst, cls)
                 if _launch.fresh_interpreter(method):
                     _launch.check_spec(self._spec("", name, inst, search_path, registry),
                                        f"instance {key!r}")
@@ -136,7 +155,7 @@ class Supervisor:
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
-            room = self._check_room(len(self.config.instances) + 1)
+            room = self._check_room(len(self.config.instances) + 1 + (self.config.bridge is not None))
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -147,22 +166,34 @@ class Supervisor:
         log.info("Starting Ether session: %s...", sid)
         if room is not None:
             log.warning("%s", room)
-        if not self.config.instances:
+        if forkserver_why is not None:
+            log.info("%s", forkserver_why)
+        if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
+            self.logtopic = LogTopic(self.node, MAIN_INBOX, start=False)
             self._cond = self.node.condition
             self._set_stage(Stage.RUNNING)
+            if self.config.bridge is not None:
+                # Before the instances: remote interest is in place when they publish.
+                self._start_bridge(sid)
             for key, inst in self.config.instances.items():
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 process = _launch.start(spec, method)
                 self.processes[spec.name] = process
+                self.logtopic.event("started", spec.name, pid=process.pid)
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
+                if self.config.record is not None and spec.name == self.config.record.name:
+                    # The recorder subscribes before anything else runs.
+                    self._await_ready(self.start_timeout, watch=process)
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
+            self.logtopic.start()
+            self._capture_provenance(launched)
             self._await_ready(self.start_timeout)
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():
@@ -173,6 +204,77 @@ class Supervisor:
             self.stop(graceful=False)
             raise
         log.info("Ether system started successfully")
+
+    def _capture_provenance(self, launched: dict) -> None:
+        """Capture the session's provenance (_provenance.py: git, hashes, installed
+        distributions) in a thread, after the forks (a forked child gets no copy of
+        a thread, nor of the locks it holds) and without holding up the tap; when
+        done, write provenance.json to the log folder and publish it on
+        ether/provenance (a recorder stores it). Shutdown waits for it."""
+        from . import _logs, _provenance
+        session, node = self.session, self.node
+
+        def capture() -> None:
+            try:
+                found = _provenance.capture(
+                    self.config, launched, session=session.name, run_id=session.run_id)
+            except Exception as exc:  # never a reason to fail the session
+                log.warning("could not capture the session's provenance: %s", exc)
+                return
+            self.provenance = found
+            try:
+                _provenance.write(_logs.session_log_dir(session.name), found)
+            except OSError as exc:
+                log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
+            try:
+                node.publish(_provenance.TOPIC, found)
+            except errors.EtherError as exc:  # the session is closing
+                log.warning("could not publish the session's provenance: %s", exc)
+
+        self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
+        self._provenance.start()
+
+    def await_provenance(self, timeout: float = PROVENANCE_TIMEOUT_S) -> None:
+        """Wait (bounded) until provenance.json is written and published."""
+        thread = self._provenance
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("the session's provenance was not captured within %g s; "
+                            "provenance.json is missing", timeout)
+
+    def _check_bridge(self, method: str) -> tuple[str, str | None]:
+        """A bridge needs zenoh (imported by the bridge process only, never here); and
+        a main that has imported zenoh must not fork (a forked child that opens a
+        zenoh session hangs, and breaks the parent's). Returns the start method and
+        the log line saying it changed."""
+        import importlib.util
+        try:
+            found = importlib.util.find_spec("zenoh") is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise errors.ConfigError(
+                "the config has a bridge: section, which needs zenoh: pip install \"ether[remote]\"")
+        if "zenoh" in sys.modules and not _launch.fresh_interpreter(method):
+            return "forkserver", ("zenoh is loaded in this process, which must not fork: the "
+                                  "instances start with forkserver (a fresh interpreter each)")
+        return method, None
+
+    def _start_bridge(self, sid: str) -> None:
+        """Start the bridge (`python -m ether.bridge`) and wait for its Ready."""
+        from ._member import MemberSpec
+        base = self.config.source.parent if self.config.source is not None else os.getcwd()
+        spec = MemberSpec(
+            session=sid, name=BRIDGE, main_inbox=MAIN_INBOX, parent_pid=os.getpid(),
+            parent_death_signal=threading.current_thread() is threading.main_thread(),
+            cwd=os.getcwd(),
+            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": str(base)})
+        self.processes[BRIDGE] = _launch.start_module(BRIDGE_MODULE, spec, tag=f"{sid}:{BRIDGE}")
+        self._members.add(BRIDGE)
+        with self._cond:
+            self._states[BRIDGE] = InstanceState.STARTING
+        self._await_ready(self.start_timeout)
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -288,9 +390,12 @@ class Supervisor:
                 name = pending.pop(sentinel)
                 # Only record it: joining here would race the join in stop() (the
                 # loser's waitpid fails and it reads exitcode None).
-                _await_zombie(self.processes[name].pid)
+                process = self.processes[name]
+                cause = _await_zombie(process.pid)
                 self._exited(name)
-                self._forget_instance(name)
+                if self.logtopic is not None:
+                    self.logtopic.event("exited", name, pid=process.pid, cause=cause)
+                self._forget_instance(name, cause)
 
     def _exited(self, name: str) -> None:
         """The process of `name` has ended: the state says whether that was asked for."""
@@ -309,12 +414,19 @@ class Supervisor:
         with self._cond:
             return dict(self._states)
 
-    def _forget_instance(self, name: str) -> None:
-        """A dead instance leaves the directory: no route, no service leads to it."""
+    def _forget_instance(self, name: str, cause: str = "") -> None:
+        """A dead instance leaves the directory: no route, no service leads to it
+        (nor, for the bridge, to the remote instances it stood for)."""
         try:
             with self.session._directory as d:
+                pid = self.processes[name].pid
+                gone = [e.name for e in d.entries() if e.owner_pid == pid and e.name != name]
+                for other in gone:
+                    d.remove_named(other)
                 if d.remove_named(name):
-                    log.warning("instance %r exited; its topics and services are gone", name)
+                    what = "the bridge" if name in self._members else f"instance {name!r}"
+                    log.warning("%s exited (%s); its topics and services are gone",
+                                what, cause or exit_cause(None, False))
             from .._core import _arena_writer
             _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
         except Exception:  # the session may be closing
@@ -331,8 +443,8 @@ class Supervisor:
         try:
             message = control.decode(envelope, control.REPORTS)
         except errors.MalformedMessage as exc:  # counted, and logged without flooding
-            self.node.rejections.report(envelope.topic, "control refused", str(exc),
-                                        f"main: ignored a {exc}")
+            self.node.rejections.report(envelope.topic, control.reason_of(exc), str(exc),
+                                        f"ignored a {exc}")
             return
         with self._cond:
             refused = self._accept(message)
@@ -354,6 +466,7 @@ class Supervisor:
             if message.pid != self.processes[name].pid:
                 return f"pid {message.pid} is not its process's ({self.processes[name].pid})"
             self._states[name] = InstanceState.READY
+            self.logtopic.event("ready", name, pid=message.pid)
         elif isinstance(message, control.Failed):
             # FAILED already if its exit was seen before its report was read.
             if state is not InstanceState.STARTING and not (
@@ -361,6 +474,7 @@ class Supervisor:
                 return f"the instance is {state.value}, not starting"
             self._states[name] = InstanceState.FAILED
             self._failures[name] = message
+            self.logtopic.event("failed", name, error=message.error)
         elif isinstance(message, control.Progress):
             # Unasked, and it may come late (after the instance stopped): never an error.
             if state is InstanceState.READY:
@@ -397,12 +511,18 @@ class Supervisor:
         from . import _logs
         return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
 
-    def _await_ready(self, timeout: float) -> None:
-        """Wait until every instance is ready; raise if one failed or died first."""
+    def _await_ready(self, timeout: float, *, watch=None) -> None:
+        """Wait until every instance is ready; raise if one failed or died first.
+        watch: the one process launched so far (before the exit watcher runs)."""
         def starting() -> list[str]:
             return [n for n, s in self._states.items() if s is InstanceState.STARTING]
 
         def done() -> bool:  # runs under the condition's lock
+            if watch is not None and watch.exitcode is not None and starting():
+                self._states[starting()[0]] = InstanceState.FAILED
+            for n in starting():  # a member starts before the thread that watches exits
+                if n in self._members and self.processes[n].exitcode is not None:
+                    self._states[n] = InstanceState.FAILED
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
@@ -422,19 +542,26 @@ class Supervisor:
         if reported:  # a report says more than an exit code
             name = reported[0]
             self._take_failure_file(name)
-            raise errors.EtherError(f"instance {name!r} failed to start: "
-                                    f"{self._failures[name].error} (traceback in {self._log_path(name)})")
+            self._fail_start(name, self._failures[name].error, self._failures[name].type)
         if failed:
             name = failed[0]
             process = self.processes[name]
             process.join(5.0)  # its sentinel fired: it is exiting, reap it for the code
             failure = self._take_failure_file(name)
             if failure is not None:
-                raise errors.EtherError(f"instance {name!r} failed to start: {failure.error} "
-                                        f"(traceback in {self._log_path(name)})")
+                self._fail_start(name, failure.error, failure.type)
             raise errors.EtherError(
-                f"instance {name!r} died during start-up (exit code {process.exitcode}) without "
+                f"{self._what(name)} died during start-up (exit code {process.exitcode}) without "
                 f"saying why; its log: {self._log_path(name)}")
+
+    def _what(self, name: str) -> str:
+        return "the bridge" if name in self._members else f"instance {name!r}"
+
+    def _fail_start(self, name: str, error: str, kind: str) -> None:
+        text = f"{self._what(name)} failed to start: {error} (traceback in {self._log_path(name)})"
+        if name in self._members and kind == "ConfigError":  # e.g. the bridge's certificates
+            raise errors.ConfigError(text)
+        raise errors.EtherError(text)
 
     def _take_failure_file(self, name: str) -> _child.Failure | None:
         """The cause an instance that could not start left next to its log (see
@@ -462,7 +589,7 @@ class Supervisor:
         with self._cond:
             answers: dict[str, control.Ack | None] = {
                 n: None for n, s in self._states.items()
-                if s is InstanceState.READY and n not in self._silent}
+                if s is InstanceState.READY and n not in self._silent and n not in self._members}
             self._awaited[key] = answers
         try:
             for name in list(answers):
@@ -606,6 +733,7 @@ class Supervisor:
         """Shut down (graceful: deliver, save, clean up first); whatever happens in
         there, every instance is stopped or killed and the session removed."""
         try:
+            self.await_provenance(PROVENANCE_TIMEOUT_S if graceful else 2.0)
             if graceful and self.node is not None:
                 try:
                     self._wind_down(self.config.shutdown_timeout_s if timeout is None else timeout)
@@ -674,7 +802,35 @@ class Supervisor:
                         "save_all handlers", names, STALL_S, they)
 
     def _stop_processes(self, graceful: bool) -> None:
-        for name, process in self.processes.items():  # in config order
+        """The instances in config order, then the members (the bridge, so that what
+        the instances sent last still leaves the host); then the session."""
+        self._stop_group([n for n in self.processes if n not in self._members], graceful)
+        self._stop_group([n for n in self.processes if n in self._members], graceful)
+        self._stop.set()
+        if self._dispatcher is not None and self.node is not None:
+            self.node.send_control(MAIN_INBOX, WAKE, {})  # the dispatch thread sees _stop now
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(2.0)
+        for process in self.processes.values():
+            if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
+                process.close()  # its pidfd
+        if self.logtopic is not None:
+            self.logtopic.close()
+            self.logtopic = None
+        if self.node is not None:
+            self.node.close()
+            self.node = None
+        if self.session is not None:
+            self.session.close()
+            self.session = None
+        from .._spec import _registry
+        _registry.undo(self._registry_undo)  # the classes are plain again in this process
+        self._registry_undo = []
+
+    def _stop_group(self, names: list[str], graceful: bool) -> None:
+        for name in names:
+            process = self.processes[name]
             with self._cond:
                 if self._states[name] in (InstanceState.STARTING, InstanceState.READY):
                     self._states[name] = InstanceState.STOPPING
@@ -687,7 +843,9 @@ class Supervisor:
         # waits a moment; one stuck in a handler is not waited for.
         wait = STOP_TIMEOUT_S if graceful and self._forced_at is None else (1.0 if graceful else 0.5)
         deadline = time.monotonic() + wait
-        for name, process in self.processes.items():
+        for name in names:
+            process = self.processes[name]
+            what = "the bridge" if name in self._members else f"instance {name!r}"
             while process.exitcode is None and not self._aborted and name not in self._silent:
                 left = deadline - time.monotonic()
                 if left <= 0:
@@ -695,28 +853,10 @@ class Supervisor:
                 process.join(min(left, 0.2))
             if process.exitcode is None:
                 if name in self._silent:
-                    log.warning("instance %r is still inside a handler; killing it", name)
+                    log.warning("%s is still inside a handler; killing it", what)
                 elif graceful:
-                    log.warning("instance %r did not stop in time; killing it", name)
+                    log.warning("%s did not stop in time; killing it", what)
                 process.kill()
                 process.join(1.0)
             if process.exitcode is not None:
                 self._exited(name)
-        self._stop.set()
-        if self._dispatcher is not None and self.node is not None:
-            self.node.send_control(MAIN_INBOX, WAKE, {})  # the dispatch thread sees _stop now
-        for thread in self._threads:
-            if thread is not threading.current_thread():
-                thread.join(2.0)
-        for process in self.processes.values():
-            if isinstance(process, _launch.Interpreter) and process.exitcode is not None:
-                process.close()  # its pidfd
-        if self.node is not None:
-            self.node.close()
-            self.node = None
-        if self.session is not None:
-            self.session.close()
-            self.session = None
-        from .._spec import _registry
-        _registry.undo(self._registry_undo)  # the classes are plain again in this process
-        self._registry_undo = []

@@ -1,10 +1,18 @@
-"""Ether across hosts: the bridge process, its zenoh config, certificates and the
-router (the ``remote`` extra: ``pip install "ether[remote]"``).
+"""Ether across hosts: the bridge, one process per host and session, which joins
+the sessions of one site over Zenoh (research/remote.md, docs/design/bridge.md),
+with what it stands on: its zenoh config, the site's certificates and the router
+for the WAN (docs/design/remote-security.md). The ``remote`` extra brings them:
+``pip install "ether[remote]"``.
 
-Importing this package loads neither zenoh nor cryptography; only the process that
-runs a bridge or a router imports zenoh (it must never live in a process that
-forks: research/remote.md §2f).
+A config with a `bridge:` section makes `ether.tap` start it; nothing else in
+Ether imports zenoh (a forking process must never hold it), and `ether router`
+imports it only in its own process. This package's import is light: it loads
+neither zenoh nor cryptography. `site()` and `statistics()` ask the running
+bridge of a session through any Client (the main script's `ether`, or
+`Client.attach(name)`).
 """
+from __future__ import annotations
+
 from ._certs import Written as Written
 from ._certs import make_ca as make_ca
 from ._certs import make_host as make_host
@@ -12,4 +20,26 @@ from ._router import DEFAULT_PORT as DEFAULT_PORT
 from ._router import Router as Router
 from ._zconfig import zenoh_config as zenoh_config
 
-__all__ = ["DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "zenoh_config"]
+__all__ = ["DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "site", "statistics",
+           "zenoh_config"]
+
+
+def _client(client):
+    if client is not None:
+        return client
+    from ether import ether
+    return ether
+
+
+def site(client=None, *, timeout: float = 5.0) -> dict:
+    """The site as this host's bridge sees it, from the liveliness tokens of every
+    bridge: {"site", "host", "hosts": {host: {"bridges", "instances",
+    "subscriptions", "requests"}}}."""
+    return _client(client).get("bridge", "site", timeout=timeout)
+
+
+def statistics(client=None, *, timeout: float = 5.0) -> dict:
+    """The bridge's counters: frames sent and received, losses between the bridges
+    (`inbound.gaps`), refused samples (`inbound.rejected`), what its re-publishing
+    dropped (`senders`), and its calls."""
+    return _client(client).get("bridge", "statistics", timeout=timeout)

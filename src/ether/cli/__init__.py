@@ -2,9 +2,13 @@
 one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
 it and sets ``command`` to the function that runs it and returns the exit code.
 
-    ether run CONFIG.yaml [--duration SECONDS]     _run.py
-    ether certs init SITE | host NAME [--ip IP]    _certs.py
-    ether router [CONFIG.yaml] [--listen EP]       _router.py
+    ether run CONFIG.yaml [--duration SECONDS] [--record DIR]     _run.py
+    ether record [TOPIC|PATTERN ...] [--all] -o DIR              _record.py
+    ether play FILE|DIR [--rate R] [--topics ...] [--trial N]    _play.py
+    ether bag info|recover|cat|lineage|export                    _bag.py
+    ether bridge CONFIG.yaml [--duration SECONDS]                _bridge.py
+    ether certs init SITE | host NAME [--ip IP ...]              _certs.py
+    ether router [CONFIG.yaml] [--listen EP ...] [--ca ...]      _router.py
 
 Commands build only on the public API (``ether``, ``ether.lowlevel``,
 ``ether.config``, and ``ether.bridge`` for the remote commands), never on
@@ -37,11 +41,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _certs, _router, _run  # the commands, imported once this package is whole
+    from . import _bridge, _run  # the commands, imported once this package is whole
+    from . import _bag, _play, _record  # recordings (ether.record)
+    from . import _certs, _router  # across hosts (ether.bridge)
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run, _certs, _router):
+    for command in (_run, _bridge, _record, _play, _bag, _certs, _router):
         command.add_parser(sub)
     return parser

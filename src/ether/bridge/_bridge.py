@@ -1,0 +1,266 @@
+"""The bridge process: one per host and session, `python -m ether.bridge`, started
+by the supervisor in a fresh interpreter (never a fork: a forked child that opens
+a zenoh session hangs, and breaks its parent's). zenoh is imported here and
+nowhere else in Ether.
+
+It is an ordinary member of the session (ether.lowlevel.Member): its inbox
+`bridge`, its log `bridge.log`, the readiness handshake, Stop. Its threads:
+
+    main      reads the bridge's inbox: topics other hosts want (_outbound.py),
+              replies from local instances to calls it serves, control messages
+    control   applies liveliness changes (the site view, _site.py) and the
+              session directory's (watched through its generation counter) to
+              tokens, subscriptions and proxies
+    in        checks and forwards what other hosts send (_inbound.py)
+    calls     answer other hosts' calls; each proxy reads its inbox (_calls.py)
+
+At start it refuses a host name another live bridge of the site holds. At Stop
+(after the instances stopped) it sends what its inbox still holds, then closes
+its zenoh session: its tokens vanish, and the other hosts' pending calls to it
+fail with ServiceGone.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import random
+import threading
+
+from ether import ConfigError
+from ether.config import BridgeConfig
+from ether.lowlevel import RESERVED_PREFIXES, Member, matches, request_of
+
+from . import _zconfig
+from ._calls import Calls
+from ._inbound import Inbound
+from ._keys import Keys
+from ._outbound import Outbound
+from ._site import Site
+from ._wire import Checker
+
+__all__ = ["Bridge", "main"]
+
+log = logging.getLogger("Ether")
+
+WATCH_S = 0.02          # how often the control thread looks at the directory's generation
+CLASH_WAIT_S = 0.5      # how long the start-up asks the site who holds our host name
+CLOSE_WAIT_S = 3.0      # zenoh's close may hang (zenoh#2675): the process ends regardless
+_STRONGER = {"block": 2, "drop": 1}
+
+
+def _strongest(table: dict[str, str], topic: str, policy: str) -> None:
+    if _STRONGER[policy] > _STRONGER.get(table.get(topic, ""), 0):
+        table[topic] = policy
+
+
+class Bridge:
+    def __init__(self, member: Member):
+        self.member = member
+        self.config = BridgeConfig(**member.options["bridge"])
+        self.base_dir = member.options.get("base_dir") or os.getcwd()
+        self.host = self.config.host_name()
+        self.keys = Keys(self.config.site, self.host)
+        self.site = Site(self.config.site, self.host)
+        self.epoch = random.getrandbits(63)
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._tokens: dict[str, object] = {}
+        self._stop = threading.Event()
+        self._control = threading.Thread(target=self._run_control, name="ether-bridge-control",
+                                         daemon=True)
+        self.z = None
+
+    # ---- start ----
+
+    def start(self) -> None:
+        session, node = self.member.join()
+        self.session, self.node = session, node
+        zconf = _zconfig.zenoh_config(self.config, base_dir=self.base_dir)
+        import zenoh  # here, in this process only
+        self.zenoh = zenoh
+        self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
+        self.zid = str(self.z.zid())
+        self._refuse_a_taken_name()
+        self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export, self.epoch)
+        from ether.lowlevel import Node  # noqa: F401  (the inline limit is the node's)
+        self.inbound = Inbound(node, self.z, zenoh, self.keys, Checker(node.inline_limit),
+                               self.config.max_message_bytes)
+        self.calls = Calls(node, session, self.z, zenoh, self.keys, self.site, self.config.export)
+        node.add_service("service:bridge.site", self._answer(lambda: self.site.to_dict()))
+        node.add_service("service:bridge.statistics", self._answer(self.statistics))
+        self.inbound.start()
+        self.calls.start()
+        self._declare(self.keys.bridge_live(self.zid))
+        # What the site holds now (history), then every change.
+        self._liveliness = self.z.liveliness().declare_subscriber(
+            self.keys.live_all, self._on_live, history=True)
+        self._apply_events()
+        self._reconcile()
+        self._control.start()
+        log.info("bridge: host %r of site %r (zenoh id %s) is up", self.host, self.config.site, self.zid)
+
+    def _refuse_a_taken_name(self) -> None:
+        holders = []
+        for reply in self.z.liveliness().get(self.keys.bridges_of(self.host), timeout=CLASH_WAIT_S):
+            if reply.ok is not None:
+                holders.append(str(reply.ok.key_expr).rsplit("/", 1)[-1])
+        holders = [h for h in holders if h != self.zid]
+        if holders:
+            raise ConfigError(
+                f"bridge: host name {self.host!r} is already in use in site {self.config.site!r} "
+                f"by the bridge with zenoh id {holders[0]}; this bridge (zenoh id {self.zid}) "
+                f"refuses to start: give this host another name (bridge: host: ...)")
+
+    def _answer(self, make):
+        def serve(envelope) -> None:
+            request = request_of(envelope)
+            self.node.reply(request, envelope.topic,
+                            {"status": "success", "instance": "bridge", "result": make()})
+        return serve
+
+    # ---- liveliness and the directory: the control thread ----
+
+    def _on_live(self, sample) -> None:
+        self._events.put((str(sample.key_expr), sample.kind == self.zenoh.SampleKind.PUT))
+
+    def _apply_events(self) -> bool:
+        changed = False
+        while True:
+            try:
+                key, put = self._events.get_nowait()
+            except queue.Empty:
+                return changed
+            live = self.keys.parse_live(key)
+            if live is not None:
+                self.site.apply(live, put)
+                changed = True
+
+    def _run_control(self) -> None:
+        generation = self.session.generation()
+        while not self._stop.is_set():
+            try:
+                key, put = self._events.get(timeout=WATCH_S)
+            except queue.Empty:
+                changed = False
+            else:
+                self._events.put((key, put))  # applied in order with the rest
+                changed = self._apply_events()
+            try:
+                now = self.session.generation()
+                if changed or now != generation:
+                    generation = now
+                    self._reconcile()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("bridge: could not follow a change of the site or the session")
+
+    def _exported(self, topic: str) -> bool:
+        name = topic.split(":", 1)[1] if topic.startswith(("service:", "sync:")) else topic
+        return any(matches(p, name) for p in self.config.export)
+
+    def _reconcile(self) -> None:
+        """Tokens, subscriptions and proxies, from the directory and the site view."""
+        snapshot = self.session.inspect()
+        own = self.node.inbox.name
+        members = {m.name: m for m in snapshot.members}
+        instances = {n: m.class_name for n, m in members.items()
+                     if m.class_name and "@" not in n and n not in (own, "main")
+                     and not m.class_name.startswith("bridge proxy")}
+        interest: dict[str, str] = {}
+        requests: set[tuple[str, str]] = set()
+        for sub in snapshot.subscriptions:
+            if sub.inbox == own or "@" in sub.inbox:
+                continue
+            if sub.topic.startswith(("service:", "sync:")):
+                if sub.inbox in instances and self._exported(sub.topic):
+                    requests.add((sub.inbox, sub.topic))
+            elif not sub.topic.startswith(RESERVED_PREFIXES):
+                _strongest(interest, sub.topic, sub.policy)
+        self.inbound.update(interest)
+        wanted = {self.keys.bridge_live(self.zid)}
+        wanted |= {self.keys.instance_live(n, c) for n, c in instances.items()}
+        wanted |= {self.keys.request_live(n, t) for n, t in requests}
+        for key in list(self._tokens):
+            if key not in wanted:
+                self._tokens.pop(key).undeclare()
+        for key in wanted:
+            self._declare(key)
+        remote: dict[str, str] = {}
+        for view in self.site.others().values():
+            for topic, policies in view.subs.items():
+                for policy in policies:
+                    if policy in _STRONGER:
+                        _strongest(remote, topic, policy)
+        self.outbound.update(remote)
+        self.calls.update(set(instances))
+
+    def _declare(self, key: str) -> None:
+        if key not in self._tokens:
+            self._tokens[key] = self.z.liveliness().declare_token(key)
+
+    # ---- running and stopping ----
+
+    def serve(self) -> None:
+        """Read the bridge's inbox until Stop (or the main's death)."""
+        self.node.serve(owner_check=False, stop=self.member.stopping)
+
+    def statistics(self) -> dict:
+        return {"host": self.host, "inbound": self.inbound.statistics(),
+                "outbound": self.outbound.statistics(), "calls": self.calls.statistics(),
+                "rejections": [list(r) for r in self.node.rejections.counts()],
+                "senders": [{"inbox": s.inbox, "policy": s.policy, "sent": s.sent,
+                             "dropped": s.dropped, "blocked": s.blocked}
+                            for s in self.node.statistics()]}
+
+    def close(self) -> None:
+        self._stop.set()
+        for part in ("outbound",):
+            if hasattr(self, part):
+                getattr(self, part).flush()
+        if self._control.is_alive():
+            self._control.join(2.0)
+        for part in ("inbound", "calls"):
+            if hasattr(self, part):
+                try:
+                    getattr(self, part).close()
+                except Exception:
+                    log.exception("bridge: closing its %s", part)
+        z, self.z = self.z, None
+        if z is not None:
+            closer = threading.Thread(target=z.close, name="ether-bridge-close", daemon=True)
+            closer.start()
+            closer.join(CLOSE_WAIT_S)
+            if closer.is_alive():
+                log.warning("bridge: zenoh's session did not close within %g s", CLOSE_WAIT_S)
+
+
+def main() -> None:
+    member = Member.from_stdin()
+    bridge = None
+    code = 1
+    try:
+        try:
+            bridge = Bridge(member)
+            bridge.start()
+        except BaseException as exc:
+            member.fail(exc)
+            raise
+        member.ready()
+        bridge.serve()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("bridge: stopped by an error")
+    finally:
+        try:
+            if bridge is not None:
+                bridge.close()
+        finally:
+            try:
+                member.close()
+            finally:
+                logging.shutdown()
+                os._exit(code)

@@ -1,0 +1,332 @@
+"""Requests across hosts: services, get_later/collect and sync.
+
+Calling side: for every remote instance that serves something (its `r` tokens),
+the bridge makes a proxy, a local inbox named `<instance>@<host>` subscribed to
+what the instance serves, so the callers' own code (round-robin, get_later and
+collect, the reply's correlation, sync's broadcast) covers it unchanged:
+
+    service:<Class>.<method>            with the local instances of the class
+    service:<instance>@<host>.<method>  that instance and no other
+    service:<instance>.<method>         only if no local instance has that name and
+                                        one host alone has it (several: a
+                                        responder `<instance>@*` answers
+                                        ServiceNotFound, naming them)
+    sync:<topic>                        one participant of ether.sync
+
+A proxy turns a request into a zenoh get on that instance's call key, with what
+is left of the caller's deadline, and its reply into the REPLY. A get that ends
+with no reply while the instance's token lives is zenoh's discovery race: it is
+sent again (every RETRY_S) until the deadline. Once the token is gone (the
+instance, its bridge or its host died), the caller hears ServiceGone (a reply
+of status "failed", which its Client raises).
+
+Serving side: one queryable takes every call to this host; zenoh's callback
+only queues the query, and a few threads of the bridge send each to its local
+instance (with reply_to the bridge's inbox), wait for the reply, and answer.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+import msgspec
+
+from ether import EtherError, MalformedMessage, ServiceGone, Timeout
+from ether.lowlevel import Decoders, Encoder, Node, Request, matches
+
+from . import _wire as wire
+
+__all__ = ["Calls"]
+
+log = logging.getLogger("Ether")
+
+RETRY_S = 0.01          # a zero-reply get while the token lives: again after this
+PROXY_MAX_LENGTH = 256 * 1024
+MAX_PROXIES = 128
+WORKERS = 4             # threads answering calls from other hosts
+DEFAULT_TIMEOUT_S = 5.0  # a request that carries no deadline
+_request = msgspec.msgpack.Decoder(Request).decode
+
+
+def _failed(kind: str, error: str, instance: str) -> dict:
+    return {"status": "failed", "type": kind, "error": error, "instance": instance}
+
+
+def _split(topic: str) -> tuple[str, str]:
+    """service:<target>.<method> -> (target, method)."""
+    target, _, method = topic[len("service:"):].rpartition(".")
+    return target, method
+
+
+class Proxy:
+    """The local stand-in of one remote instance."""
+
+    def __init__(self, calls: "Calls", host: str, instance: str, topics: frozenset[str]):
+        self.calls, self.host, self.instance, self.topics = calls, host, instance, topics
+        self.name = f"{instance}@{host}"
+        self.node = Node(calls.session, self.name, max_length=PROXY_MAX_LENGTH)
+        self.node.describe(f"bridge proxy of {self.name}")
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.node.serve, kwargs={"owner_check": False,
+                                                                       "stop": self.stop},
+                                       name=f"ether-proxy-{self.name}", daemon=True)
+
+    def serve(self, local_topic: str, remote_topic: str) -> None:
+        self.node.add_service(local_topic, lambda env: self._call(env, remote_topic))
+
+    def _call(self, envelope, remote_topic: str) -> None:
+        raw = self.node.inline_payload(envelope) if envelope.holds else envelope.payload
+        try:
+            request = _request(raw)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise MalformedMessage(f"a malformed request ({exc})") from None
+        if request.deadline_ns is not None:
+            deadline = time.monotonic() + (request.deadline_ns - time.time_ns()) / 1e9
+        else:
+            deadline = time.monotonic() + DEFAULT_TIMEOUT_S
+        _Call(self, request, envelope.topic, remote_topic, deadline).send()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.node.wake()
+        if self.thread is not threading.current_thread():
+            self.thread.join(2.0)
+        self.node.close()
+
+
+class _Call:
+    """One request on its way to another host; its reply, or its failure, back."""
+
+    def __init__(self, proxy: Proxy, request: Request, topic: str, remote_topic: str, deadline: float):
+        self.proxy, self.request, self.topic, self.remote_topic = proxy, request, topic, remote_topic
+        self.deadline = deadline
+        self.body: dict | None = None
+        self.error: str | None = None
+
+    def send(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            return  # the caller gave up already
+        calls = self.proxy.calls
+        zenoh = calls.zenoh
+        key = calls.keys.call(self.proxy.host, self.proxy.instance, self.remote_topic)
+        try:
+            calls.z.get(key, zenoh.handlers.Callback(self._on_reply, self._on_done),
+                        payload=wire.query_payload(left, self.request.params), timeout=left + 0.5,
+                        target=zenoh.QueryTarget.ALL, priority=zenoh.Priority.INTERACTIVE_HIGH,
+                        express=True, congestion_control=zenoh.CongestionControl.BLOCK)
+        except Exception as exc:  # zenoh is closing
+            self._answer(_failed("ServiceGone", f"could not call {self.proxy.name}: {exc}",
+                                 self.proxy.name))
+
+    def _on_reply(self, reply) -> None:
+        sample = reply.ok
+        data = sample.payload.to_bytes() if sample is not None else reply.err.payload.to_bytes()
+        try:
+            self.body = wire.read_reply(data, self.proxy.calls.decoders)
+        except MalformedMessage as exc:
+            self.error = str(exc)
+
+    def _on_done(self) -> None:
+        proxy = self.proxy
+        if self.body is not None:
+            body = self.body
+            body["instance"] = body.get("instance") or proxy.name
+            return self._answer(body)
+        if self.error is not None:
+            return self._answer(_failed("ServiceGone", f"{proxy.name} sent a malformed reply: "
+                                                       f"{self.error}", proxy.name))
+        if time.monotonic() >= self.deadline:
+            return  # no reply in time: the caller's own Timeout says so
+        if proxy.calls.site.serves(proxy.host, proxy.instance, self.remote_topic) and \
+                not proxy.stop.is_set():
+            # zenoh's discovery race: the queryable is not there yet; try again.
+            timer = threading.Timer(RETRY_S, self.send)
+            timer.daemon = True
+            timer.start()
+            return
+        self._answer(_failed("ServiceGone", f"{proxy.name} is gone (the instance, its host's "
+                                            f"bridge or the host left) before it replied", proxy.name))
+
+    def _answer(self, body: dict) -> None:
+        try:
+            self.proxy.node.reply(self.request, self.topic, body)
+        except EtherError as exc:
+            log.warning("bridge: could not hand the reply of %s to %r: %s", self.proxy.name,
+                        self.request.reply_to, exc)
+
+
+class Calls:
+    def __init__(self, member_node, session, zsession, zenoh, keys, site, export: list[str]):
+        self.node, self.session, self.z, self.zenoh = member_node, session, zsession, zenoh
+        self.keys, self.site, self.export = keys, site, list(export)
+        self.decoders = Decoders(None)        # replies from other hosts: inline arrays only
+        self._encode = Encoder().encode       # replies to other hosts: arrays inline
+        self.proxies: dict[str, Proxy] = {}
+        self._wanted: dict[str, tuple] = {}   # proxy name -> its (local, remote) topic pairs
+        self._queries: queue.Queue = queue.Queue(256)
+        self._senders: dict[str, object] = {}
+        self._senders_lock = threading.Lock()
+        self.stop = threading.Event()
+        self.served = 0
+        self.refused = 0
+        self._queryable = None
+        self._workers = [threading.Thread(target=self._work, name=f"ether-bridge-call-{i}",
+                                          daemon=True) for i in range(WORKERS)]
+
+    def start(self) -> None:
+        for worker in self._workers:
+            worker.start()
+        self._queryable = self.z.declare_queryable(self.keys.calls_mine, self._on_query,
+                                                   allowed_origin=self.zenoh.Locality.REMOTE)
+
+    # ---- the calling side (the control thread) ----
+
+    def update(self, local_instances: set[str]) -> None:
+        """Make the proxies the other hosts' request tokens call for."""
+        remote: dict[str, dict[str, set[str]]] = {}    # instance -> host -> topics
+        for host, view in self.site.others().items():
+            if not view.bridges:
+                continue
+            for instance, topics in view.requests.items():
+                remote.setdefault(instance, {})[host] = set(topics)
+        wanted: dict[str, tuple] = {}
+        for instance, hosts in remote.items():
+            alone = instance not in local_instances and len(hosts) == 1
+            for host, topics in hosts.items():
+                pairs = []
+                for topic in sorted(topics):
+                    if topic.startswith("sync:"):
+                        pairs.append((topic, topic))
+                        continue
+                    if not topic.startswith("service:"):
+                        continue
+                    target, method = _split(topic)
+                    if target == instance:
+                        pairs.append((f"service:{instance}@{host}.{method}", topic))
+                        if alone:
+                            pairs.append((topic, topic))
+                    else:
+                        pairs.append((topic, f"service:{instance}.{method}"))
+                if pairs:
+                    wanted[f"{instance}@{host}"] = (host, instance, tuple(pairs))
+            if instance not in local_instances and len(hosts) > 1:
+                methods = {_split(t)[1] for ts in hosts.values() for t in ts
+                           if t.startswith("service:") and _split(t)[0] == instance}
+                if methods:
+                    names = ", ".join(f"{instance}@{h}" for h in sorted(hosts))
+                    wanted[f"{instance}@*"] = ("*", instance, tuple(
+                        (f"service:{instance}.{m}", names) for m in sorted(methods)))
+        for name in [n for n in self.proxies if self._wanted.get(n) != wanted.get(n)]:
+            self.proxies.pop(name).close()
+            self._wanted.pop(name, None)
+        for name, (host, instance, pairs) in wanted.items():
+            if name in self.proxies:
+                continue
+            if len(self.proxies) >= MAX_PROXIES:
+                log.warning("bridge: %d remote instances have proxies, the most it makes; "
+                            "%s has none", MAX_PROXIES, name)
+                continue
+            proxy = Proxy(self, host, instance, frozenset(p[0] for p in pairs))
+            for local, other in pairs:
+                if host == "*":
+                    proxy.node.add_service(local, self._ambiguous(proxy, other))
+                else:
+                    proxy.serve(local, other)
+            proxy.thread.start()
+            self.proxies[name] = proxy
+            self._wanted[name] = wanted[name]
+
+    def _ambiguous(self, proxy: Proxy, names: str):
+        def serve(envelope) -> None:
+            request = _request(envelope.payload)
+            proxy.node.reply(request, envelope.topic, _failed(
+                "ServiceNotFound", f"{proxy.instance!r} is an instance on several hosts "
+                f"({names}): name one, e.g. {names.split(', ')[0]!r}", proxy.name))
+        return serve
+
+    # ---- the serving side ----
+
+    def _on_query(self, query) -> None:
+        """zenoh's thread: queue it; a worker answers."""
+        try:
+            self._queries.put(query, timeout=1.0)
+        except queue.Full:
+            query.reply_err(self._encode(_failed("Timeout", "the bridge is busy", "")))
+            query.drop()
+
+    def _work(self) -> None:
+        while not self.stop.is_set():
+            try:
+                query = self._queries.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                body = self._serve(query)
+                query.reply(query.key_expr, self._encode(body))
+            except Exception as exc:
+                log.error("bridge: could not answer a call on %s: %s", query.key_expr, exc)
+            finally:
+                query.drop()
+
+    def _serve(self, query) -> dict:
+        try:
+            instance, topic = self.keys.call_of(str(query.key_expr))
+            timeout, params = wire.read_query(b"" if query.payload is None else query.payload.to_bytes())
+        except (ValueError, MalformedMessage) as exc:
+            self.refused += 1
+            self.node.rejections.report("?", "malformed call", str(exc),
+                                        f"refused a call on {query.key_expr}: {exc}")
+            return _failed("ServiceNotFound", f"a malformed call: {exc}", "")
+        qualified = f"{instance}@{self.keys.host}"
+        name = topic.split(":", 1)[-1]
+        if not topic.startswith(("service:", "sync:")) or "@" in instance or \
+                not any(matches(p, name) for p in self.export):
+            return _failed("ServiceNotFound", f"{topic!r} of {qualified} is not served to other hosts",
+                           qualified)
+        try:
+            sender = self._sender(instance)
+            request_id, _ = self.node.request(topic, params, sender=sender, timeout=timeout,
+                                              what=f"{topic!r} of {qualified}")
+            body = self.node.wait_reply(request_id, timeout, what=f"{topic!r} of {qualified}",
+                                        alive=sender.consumer_alive)
+        except ServiceGone:
+            self._forget(instance)
+            return _failed("ServiceGone", f"{qualified} died before it replied", qualified)
+        except Timeout:
+            return _failed("Timeout", f"no reply from {qualified} within {timeout:g} s", qualified)
+        except EtherError as exc:  # no such inbox, it closed
+            self._forget(instance)
+            return _failed("ServiceNotFound", f"{qualified}: {exc}", qualified)
+        self.served += 1
+        body.pop("id", None)
+        body["instance"] = f"{body.get('instance') or instance}@{self.keys.host}"
+        return body
+
+    def _sender(self, instance: str):
+        with self._senders_lock:
+            sender = self._senders.get(instance)
+            if sender is None or sender.closed:
+                sender = self._senders[instance] = self.session.connect(instance)
+            return sender
+
+    def _forget(self, instance: str) -> None:
+        with self._senders_lock:
+            sender = self._senders.pop(instance, None)
+        if sender is not None:
+            sender.close()
+
+    def statistics(self) -> dict:
+        return {"served": self.served, "refused": self.refused, "proxies": sorted(self.proxies)}
+
+    def close(self) -> None:
+        self.stop.set()
+        if self._queryable is not None:
+            self._queryable.undeclare()
+        for proxy in self.proxies.values():
+            proxy.close()
+        self.proxies.clear()
+        for worker in self._workers:
+            worker.join(2.0)

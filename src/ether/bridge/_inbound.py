@@ -1,0 +1,152 @@
+"""Topics into this host: for every topic some local member subscribes to, the
+bridge declares a zenoh subscriber and a `sub` token (which tells the other
+bridges to send it), and re-publishes what arrives with Node.forward, so the
+message keeps its origin, seq, time, cause and trace; its sender becomes
+`name@host`.
+
+zenoh's callbacks only copy the sample into a bounded queue; one thread checks
+and forwards. A slow local subscriber under `block` thus fills the queue, then
+stalls zenoh's delivery, and back-pressure reaches the publisher on the other
+host. Every sample is checked (_wire.py) before anything of it is forwarded; a
+malformed one is counted and logged with the peer's name, and the next one is
+handled as usual.
+
+Losses between the bridges are counted from the sending bridge's frame numbers
+(per topic and sending bridge), which also drop a sample that came twice. A
+message's own seq cannot serve: it counts the sender's messages on every topic.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+
+from ether import EtherError, MalformedMessage
+from ether.lowlevel import RESERVED_PREFIXES, is_pattern
+
+from . import _wire as wire
+
+__all__ = ["Inbound"]
+
+log = logging.getLogger("Ether")
+
+QUEUE_SAMPLES = 64   # received samples waiting to be forwarded
+
+
+class Inbound:
+    def __init__(self, node, zsession, zenoh, keys, checker: wire.Checker, max_bytes: int):
+        self.node, self.z, self.zenoh, self.keys = node, zsession, zenoh, keys
+        self.checker = checker
+        self.max_bytes = max_bytes
+        self._subscribers: dict[str, object] = {}   # key -> zenoh subscriber
+        self._tokens: dict[str, object] = {}        # sub token key -> token
+        self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
+        self._expected: dict[tuple, int] = {}       # (host, epoch, topic) -> next frame number
+        self.received = 0          # frames forwarded
+        self.gaps = 0              # frames lost between the bridges
+        self.duplicates = 0
+        self.rejected = 0          # samples refused
+        self.forward_errors = 0
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ether-bridge-in", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    # ---- interest (the control thread) ----
+
+    def update(self, interest: dict[str, str]) -> None:
+        """interest: local topic or pattern -> its strongest policy."""
+        interest = {t: p for t, p in interest.items() if not t.startswith(RESERVED_PREFIXES)}
+        tokens = {self.keys.sub_live(t, p) for t, p in interest.items()}
+        # One subscriber per topic; all topics if a pattern is wanted (a sample then
+        # matches one subscriber only, so it arrives once).
+        if any(is_pattern(t) for t in interest):
+            keys = {self.keys.topics_all}
+        else:
+            keys = {self.keys.topic(t) for t in interest}
+        for key in list(self._subscribers):
+            if key not in keys:
+                self._subscribers.pop(key).undeclare()
+        for key in keys - set(self._subscribers):
+            self._subscribers[key] = self.z.declare_subscriber(
+                key, self._on_sample, allowed_origin=self.zenoh.Locality.REMOTE)
+        # Tokens after subscribers: once another bridge sees one, what it sends is taken.
+        for key in list(self._tokens):
+            if key not in tokens:
+                self._tokens.pop(key).undeclare()
+        for key in tokens - set(self._tokens):
+            self._tokens[key] = self.z.liveliness().declare_token(key)
+
+    # ---- receiving ----
+
+    def _on_sample(self, sample) -> None:
+        """zenoh's thread: copy, queue (waiting while the queue is full)."""
+        attachment = sample.attachment
+        item = (str(sample.key_expr), sample.payload.to_bytes(),
+                None if attachment is None else attachment.to_bytes())
+        while not self.stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                item = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            self.handle(*item)
+
+    def handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
+        try:
+            topic = self.keys.topic_of(key)
+        except ValueError as exc:
+            return self._reject(key, "?", "malformed key", str(exc))
+        peer = "?"
+        try:
+            att = wire.read_attachment(attachment)
+            peer = att.host
+            if len(data) > self.max_bytes:
+                raise MalformedMessage(f"a sample of {len(data)} bytes, more than max_message_bytes "
+                                       f"({self.max_bytes})")
+            frames = wire.unpack(data, att.count)
+            checked = [self.checker.check(f, topic, att) for f in frames]
+        except MalformedMessage as exc:
+            return self._reject(topic, peer, "malformed", str(exc))
+        stream = (att.host, att.epoch, topic)
+        expected = self._expected.get(stream)
+        skip = 0
+        if expected is not None:
+            if att.first > expected:
+                self.gaps += att.first - expected
+            elif att.first < expected:
+                skip = min(len(checked), expected - att.first)
+                self.duplicates += skip
+        self._expected[stream] = max(expected or 0, att.first + att.count)
+        own = self.node.inbox.name
+        for frame in checked[skip:]:
+            try:
+                self.node.forward(frame.envelope, payload=frame.payload, skip=own)
+                self.received += 1
+            except EtherError as exc:  # a block subscriber stayed full, the arena is full
+                self.forward_errors += 1
+                self.node.rejections.report(topic, f"not forwarded: {type(exc).__name__}", str(exc),
+                                            f"a message on {topic!r} from {frame.envelope.sender!r} "
+                                            f"could not be forwarded: {exc}")
+
+    def _reject(self, topic: str, peer: str, reason: str, error: str) -> None:
+        self.rejected += 1
+        self.node.rejections.report(topic, f"{reason} sample", error,
+                                    f"refused a sample on {topic!r} from host {peer!r}: {error}")
+
+    def statistics(self) -> dict:
+        return {"received": self.received, "gaps": self.gaps, "duplicates": self.duplicates,
+                "rejected": self.rejected, "forward_errors": self.forward_errors,
+                "subscribers": sorted(self._subscribers)}
+
+    def close(self) -> None:
+        self.stop.set()
+        self._thread.join(2.0)

@@ -1,0 +1,195 @@
+"""What the bridges send each other, and the checks every received byte passes.
+
+A topic sample is a batch of consecutive envelopes of one topic (coalescing:
+one zenoh put per batch the bridge drained, so small messages under load cost
+one put per batch, and a lone message goes at once):
+
+    payload     (u32 little-endian length, envelope)*      frames, back to back
+    attachment  MessagePack [BRIDGE_WIRE, count, first, host, run, epoch]
+                count: frames in the payload; first: the number of the first
+                frame, counted per topic by the sending bridge since it started
+                (epoch: a random number of that start), so a gap means zenoh
+                dropped samples and a number seen already a duplicate; host and
+                run: the sender's, the origin of frames that name none
+
+Each frame is an Ether envelope (_node/_codec.py) whose arrays are inline
+(ARRAY_EXT): arena handles mean nothing on another host, and a frame that carries
+one, or holds, is refused. A call's query payload is [BRIDGE_WIRE, timeout_s,
+params] and its reply the REPLY body map, both MessagePack with inline arrays.
+
+Nothing here unpickles, and nothing trusts a length: every frame length is
+checked against what is left of the sample, every sample against the size cap,
+the envelope and its payload are decoded with typed decoders (arrays checked for
+dtype, shape and length), and a failure is a MalformedMessage naming what.
+"""
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+import msgspec
+
+from ether import MalformedMessage
+from ether.lowlevel import MESSAGE, WIRE_VERSION, Decoders, Envelope, MessageId, Origin, decode_envelope
+
+__all__ = ["BRIDGE_WIRE", "Attachment", "frame", "pack", "attachment", "read_attachment",
+           "unpack", "Frame", "Checker", "query_payload", "read_query", "read_reply"]
+
+BRIDGE_WIRE = 1      # the bridges' own protocol version, in every attachment and query
+CALL_WIRE = BRIDGE_WIRE
+_LEN = struct.Struct("<I")
+_encode = msgspec.msgpack.Encoder().encode
+
+
+class Attachment(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    version: int
+    count: int
+    first: int
+    host: str
+    run: bytes
+    epoch: int
+
+
+_decode_attachment = msgspec.msgpack.Decoder(Attachment).decode
+
+
+def frame(envelope: Envelope, payload, origin: Origin) -> bytes:
+    """One frame: `envelope` with `payload` (its MessagePack, arrays inline) and
+    its origin named."""
+    if not isinstance(payload, msgspec.Raw):
+        payload = msgspec.Raw(payload)
+    return _encode((WIRE_VERSION, envelope.kind, envelope.topic, envelope.sender, envelope.seq,
+                    envelope.time_ns, envelope.cause, envelope.trace, envelope.origin or origin,
+                    payload))
+
+
+def pack(frames: list[bytes]) -> bytes:
+    parts = []
+    for f in frames:
+        parts.append(_LEN.pack(len(f)))
+        parts.append(f)
+    return b"".join(parts)  # one copy
+
+
+def attachment(count: int, first: int, host: str, run: bytes, epoch: int) -> bytes:
+    return _encode((BRIDGE_WIRE, count, first, host, run, epoch))
+
+
+def read_attachment(data: bytes | None) -> Attachment:
+    if data is None:
+        raise MalformedMessage("a sample without its attachment")
+    try:
+        att = _decode_attachment(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise MalformedMessage(f"a malformed attachment ({exc})") from None
+    if att.version != BRIDGE_WIRE:
+        raise MalformedMessage(f"bridge wire version {att.version}; this bridge speaks {BRIDGE_WIRE}")
+    if att.count < 1 or att.first < 0 or len(att.run) != 16 or not att.host or "@" in att.host:
+        raise MalformedMessage(f"an attachment out of range ({att.count} frames from {att.host!r})")
+    return att
+
+
+def unpack(data: bytes, count: int) -> list[memoryview]:
+    """The `count` frames of a sample; MalformedMessage unless they fill it exactly."""
+    view = memoryview(data)
+    frames, at, end = [], 0, len(data)
+    while at < end:
+        if end - at < 4:
+            raise MalformedMessage(f"a sample cut inside a frame length at byte {at}")
+        (length,) = _LEN.unpack_from(view, at)
+        at += 4
+        if length > end - at:
+            raise MalformedMessage(f"a frame of {length} bytes where {end - at} are left")
+        frames.append(view[at:at + length])
+        at += length
+    if len(frames) != count:
+        raise MalformedMessage(f"{len(frames)} frames where the attachment says {count}")
+    return frames
+
+
+class Frame(NamedTuple):
+    envelope: Envelope   # with sender (and ids) qualified by host, origin named
+    payload: object      # bytes (MessagePack) or, with large arrays, the decoded value
+
+
+def _qualify(mid: MessageId | None, host: str) -> MessageId | None:
+    if mid is None or "@" in mid.sender:
+        return mid
+    return MessageId(f"{mid.sender}@{host}", mid.seq, mid.run)
+
+
+class Checker:
+    """Typed decoding of received frames: an envelope of wire version WIRE_VERSION,
+    kind MESSAGE, no holds, the sample's topic, a plain sender name, and a payload
+    that decodes to a map whose arrays (inline only) pass the dtype/shape/length
+    checks."""
+
+    def __init__(self, inline_limit: int):
+        self._inline_limit = inline_limit
+        base = Decoders(None).ext_hook   # arena handles: refused (no arena reader here)
+        self._large = False
+
+        def hook(code, data):
+            value = base(code, data)
+            if getattr(value, "nbytes", 0) >= inline_limit:
+                self._large = True
+            return value
+
+        self._decode = msgspec.msgpack.Decoder(ext_hook=hook).decode
+
+    def check(self, data, topic: str, att: Attachment) -> Frame:
+        envelope = decode_envelope(data)
+        if envelope.kind != MESSAGE:
+            raise MalformedMessage(f"a frame of kind {envelope.kind} (only messages travel as topics)")
+        if envelope.holds:
+            raise MalformedMessage("a frame with arena holds")
+        if envelope.topic != topic:
+            raise MalformedMessage(f"a frame of topic {envelope.topic!r} on the key of {topic!r}")
+        if not envelope.sender or "@" in envelope.sender:
+            raise MalformedMessage(f"a frame from {envelope.sender!r} (not a local name of its host)")
+        self._large = False
+        try:
+            value = self._decode(envelope.payload)
+        except (msgspec.DecodeError, RecursionError) as exc:
+            raise MalformedMessage(f"a malformed payload ({exc})") from None
+        if not isinstance(value, dict):
+            raise MalformedMessage(f"a payload that is a {type(value).__name__}, not a map")
+        host = att.host
+        origin = envelope.origin or Origin(att.run, host)
+        envelope = msgspec.structs.replace(
+            envelope, sender=f"{envelope.sender}@{host}", cause=_qualify(envelope.cause, host),
+            trace=_qualify(envelope.trace, host), origin=origin)
+        # Large arrays: forward the value, so that they enter this host's arena once.
+        return Frame(envelope, value if self._large else bytes(envelope.payload))
+
+
+# ---- calls ----
+
+_query = msgspec.msgpack.Decoder(tuple[int, float, msgspec.Raw]).decode
+_STATUSES = ("success", "error", "failed")
+
+
+def query_payload(timeout: float, params) -> bytes:
+    """A call: what is left of the caller's timeout, and its params (MessagePack,
+    arrays inline)."""
+    return _encode((CALL_WIRE, timeout, params))
+
+
+def read_query(data) -> tuple[float, msgspec.Raw]:
+    try:
+        version, timeout, params = _query(data)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+        raise MalformedMessage(f"a malformed call ({exc})") from None
+    if version != CALL_WIRE:
+        raise MalformedMessage(f"a call of bridge wire version {version}; this bridge speaks {CALL_WIRE}")
+    if not 0 < timeout <= 86400:
+        raise MalformedMessage(f"a call with a timeout of {timeout!r} s")
+    return timeout, params
+
+
+def read_reply(data, decoders: Decoders) -> dict:
+    """A reply body: a map with a known status (its arrays inline, checked)."""
+    body = decoders.value(data)
+    if not isinstance(body, dict) or body.get("status") not in _STATUSES:
+        raise MalformedMessage("a reply that is not a reply body")
+    return body

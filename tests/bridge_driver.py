@@ -1,0 +1,106 @@
+"""Drive a bridge test "host" (tests/bridge_host.py) from a test: one process per
+host, commands as JSON lines, every answer awaited with a bound.
+
+The endpoints are parameters: `loopback_pair()` gives two hosts linked over
+127.0.0.1 (no security needed there); the two-namespace rig can build the same
+configs with tls endpoints and run `prefix=["ip", "netns", "exec", NS]`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import time
+
+HOST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bridge_host.py")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+class HostFailed(AssertionError):
+    pass
+
+
+class Host:
+    def __init__(self, name: str, *, prefix: list[str] | None = None, env: dict | None = None):
+        self.name = name
+        self.session: str | None = None
+        self.process = subprocess.Popen(
+            [*(prefix or []), sys.executable, HOST_SCRIPT], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=None, cwd=ROOT, env={**os.environ, **(env or {})})
+        self._buffer = b""
+        assert self._read(60) == {"ok": "hello"}
+
+    def _read(self, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise HostFailed(f"host {self.name}: no answer within {timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if ready:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    raise HostFailed(f"host {self.name}: its process ended "
+                                     f"(exit code {self.process.wait(5)})")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+    def ask(self, op: str, *, wait: float = 60.0, **args) -> dict:
+        """The raw answer: {"ok": ...} or {"error": type, "message": ...}."""
+        self.process.stdin.write((json.dumps({"op": op, **args}) + "\n").encode())
+        self.process.stdin.flush()
+        return self._read(wait)
+
+    def call(self, op: str, *, wait: float = 60.0, **args):
+        answer = self.ask(op, wait=wait, **args)
+        if "error" in answer:
+            raise HostFailed(f"host {self.name}: {op} raised {answer['error']}: "
+                             f"{answer['message']}\n{answer.get('traceback', '')}")
+        return answer["ok"]
+
+    def tap(self, config: dict) -> dict:
+        info = self.call("tap", config=config)
+        self.session = info["session"]
+        return info
+
+    def close(self, timeout: float = 60.0) -> None:
+        """Shut the session down and end the process (killed if it does not end)."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.write(b'{"op": "exit"}\n')
+                self.process.stdin.flush()
+                self.process.stdin.close()
+            except OSError:
+                pass
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self.process.stdout.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def loopback_bridges(site: str, port: int, hosts=("hostA", "hostB")) -> tuple[dict, dict]:
+    """bridge: sections of two hosts over loopback: the second listens, the first
+    connects (the listener taps first)."""
+    a, b = hosts
+    return ({"site": site, "host": a, "connect": [f"tcp/127.0.0.1:{port}"]},
+            {"site": site, "host": b, "listen": [f"tcp/127.0.0.1:{port}"]})
+
+
+def shm_left(session: str | None) -> list[str]:
+    if not session:
+        return []
+    prefix = f"ether_{session}"
+    return sorted(n for n in os.listdir("/dev/shm") if n == prefix or n.startswith(prefix + "_"))

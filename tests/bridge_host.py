@@ -1,0 +1,239 @@
+"""One "host" of the bridge tests: an Ether main in its own process, driven by JSON
+lines on stdin, answering one JSON line per command on stdout.
+
+    python tests/bridge_host.py
+
+A test on one machine runs two of these with loopback endpoints; the two-namespace
+rig runs each under `ip netns exec` with the endpoints of its namespace. The
+scenarios (tests/integration/test_bridge*.py) are written against Host
+(tests/bridge_driver.py) and take the endpoints as parameters.
+
+Commands: {"op": NAME, ...}; the answer is {"ok": value} or {"error": type,
+"message": text}. Every wait is bounded by the command's own timeout.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bridge_apps
+
+from ether import ether  # noqa: E402
+
+_collectors: dict[str, dict] = {}
+
+
+def _until(condition, timeout: float, what: str):
+    """Poll condition() (every 20 ms: what it reads is another process's) until truthy."""
+    deadline = time.monotonic() + timeout
+    tick = threading.Event()
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout:g} s for {what}")
+        tick.wait(0.02)
+
+
+def op_tap(config):
+    ether.tap(config)
+    return {"session": ether.session_name(), "pid": os.getpid()}
+
+
+def op_site():
+    import ether.bridge
+    return ether.bridge.site()
+
+
+def op_bridge_statistics():
+    import ether.bridge
+    return ether.bridge.statistics()
+
+
+def op_wait_remote_interest(topic, timeout=20.0):
+    """Until this host's bridge sends `topic` to another host."""
+    import ether.bridge
+    return _until(lambda: topic in ether.bridge.statistics()["outbound"]["subscribed"], timeout,
+                  f"another host to subscribe to {topic!r}")
+
+
+def op_wait_proxy(name, timeout=20.0, present=True):
+    import ether.bridge
+    return _until(lambda: (name in ether.bridge.statistics()["calls"]["proxies"]) == present or None,
+                  timeout, f"proxy {name!r} {'to appear' if present else 'to go'}")
+
+
+def op_wait_host(host, timeout=20.0, present=True):
+    import ether.bridge
+    return _until(lambda: (host in ether.bridge.site()["hosts"]) == present or None, timeout,
+                  f"host {host!r} {'to appear' if present else 'to leave'}")
+
+
+def op_members():
+    from ether.lowlevel import inspect
+    snap = inspect(ether.session_name())
+    return [[m.name, m.pid, m.class_name] for m in snap.members]
+
+
+def op_get(service, method, params=None, timeout=5.0):
+    return ether.get(service, method, params, timeout=timeout)
+
+
+def op_save(service, method, params=None, timeout=5.0):
+    return ether.save(service, method, params, timeout=timeout)
+
+
+_later: dict[int, int] = {}
+
+
+def op_get_later(service, method, params=None, timeout=5.0):
+    return ether.get_later(service, method, params, timeout=timeout)
+
+
+def op_collect(request_id, timeout=None):
+    return ether.collect(request_id, timeout=timeout)
+
+
+def op_many_later(service, method, params, count, timeout=10.0):
+    """count get_later calls, then collect them all: [(seconds after the first
+    collect began, result or error type)]."""
+    ids = [ether.get_later(service, method, params, timeout=timeout) for _ in range(count)]
+    return ids
+
+
+def op_collect_all(ids, timeout=10.0):
+    out = []
+    for request_id in ids:
+        try:
+            out.append({"ok": ether.collect(request_id, timeout=timeout), "at": time.monotonic()})
+        except Exception as exc:
+            out.append({"error": type(exc).__name__, "message": str(exc), "at": time.monotonic()})
+    return out
+
+
+def op_now():
+    return time.monotonic()
+
+
+def op_sync(topic, timeout=10.0, **params):
+    return ether.sync(topic, timeout=timeout, **params)
+
+
+def op_start():
+    return ether.start()
+
+
+def op_pub(topic, data):
+    return ether.pub(data, topic=topic)
+
+
+def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0):
+    """Start collecting what arrives on topic (a background subscription)."""
+    box = _collectors[name] = {"items": [], "lock": threading.Lock()}
+    pause = threading.Event()
+
+    def on_message(message):
+        if envelopes:
+            item = {"topic": message.topic, "sender": message.sender, "seq": message.seq,
+                    "cause": None if message.cause is None else [message.cause.sender, message.cause.seq],
+                    "trace": None if message.trace is None else [message.trace.sender, message.trace.seq],
+                    "origin_host": None if message.origin is None else message.origin.host}
+        else:
+            item = _describe(message)
+            if slow_s:
+                pause.wait(slow_s)
+        with box["lock"]:
+            box["items"].append(item)
+
+    from ether._client import default  # the main's Client: envelopes=True is for extensions
+    box["unsubscribe"] = default().subscribe(topic, on_message, policy=policy, envelopes=envelopes)
+    return True
+
+
+def _describe(message: dict) -> dict:
+    out = {}
+    for key, value in message.items():
+        if hasattr(value, "dtype"):
+            out[key] = {"array": True, "crc": zlib.crc32(value.tobytes()) if value.size else 0,
+                        "writeable": bool(value.flags.writeable), "shape": list(value.shape),
+                        "dtype": str(value.dtype)}
+        else:
+            out[key] = value
+    return out
+
+
+def op_recorded(name, count=None, timeout=10.0):
+    box = _collectors[name]
+    if count is not None:
+        _until(lambda: len(box["items"]) >= count or None, timeout, f"{count} messages in {name!r}")
+    with box["lock"]:
+        return list(box["items"])
+
+
+def op_pub_frames(topic, count, mib, seed=0):
+    """Publish `count` float32 frames of `mib` MiB; return their CRCs."""
+    import numpy as np
+    crcs = []
+    n = mib * (1 << 20) // 4
+    for i in range(count):
+        frame = np.full(n, i + seed, dtype=np.float32)
+        frame[::1024] = np.arange(len(frame[::1024]), dtype=np.float32) * (i + 1)
+        crcs.append(zlib.crc32(frame.tobytes()))
+        ether.pub({"i": i, "frame": frame}, topic=topic)
+    return crcs
+
+
+def op_statistics():
+    return [{"inbox": s.inbox, "policy": s.policy, "sent": s.sent, "dropped": s.dropped}
+            for s in ether.statistics()]
+
+
+def op_import_zenoh():
+    import zenoh  # noqa: F401  (as a user's main script might)
+    return True
+
+
+def op_session_log():
+    from ether._runtime._logs import session_log_dir
+    return (session_log_dir(ether.session_name()) / "session.log").read_text()
+
+
+def op_shutdown():
+    ether.shutdown()
+    return True
+
+
+OPS = {k[3:]: v for k, v in dict(globals()).items() if k.startswith("op_")}
+
+
+def main() -> None:
+    # Answers alone on the original stdout; fd 1 becomes stderr for everything else
+    # (this process's prints and its forked instances').
+    sys.stdout.flush()
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    out.write(json.dumps({"ok": "hello"}) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        command = json.loads(line)
+        name = command.pop("op")
+        if name == "exit":
+            break
+        try:
+            answer = {"ok": OPS[name](**command)}
+        except BaseException as exc:  # noqa: BLE001 - every failure goes back to the test
+            answer = {"error": type(exc).__name__, "message": str(exc),
+                      "traceback": traceback.format_exc()}
+        out.write(json.dumps(answer, default=str) + "\n")
+        out.flush()
+    ether.shutdown()
+
+
+if __name__ == "__main__":
+    main()
