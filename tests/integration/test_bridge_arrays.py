@@ -60,9 +60,10 @@ def test_fifty_frames_of_4_mib_arrive_crc_equal_in_order_and_read_only(pair):
 @pytest.mark.timeout(240)
 def test_under_drop_every_lost_frame_is_counted(pair):
     make, bridge_a, bridge_b = pair
-    # B's arenas are small: a slow drop subscriber makes B's bridge drop frames.
+    # B's arenas are small and its drop subscriber slow (0.5 s a frame, slower than a
+    # loaded machine publishes), so B's bridge must drop frames.
     b = make("B", env={"ETHER_ARENA_BYTES": str(24 << 20)})
-    b.tap({"instances": {"sink": {"class_path": "bridge_apps.SlowSink", "kwargs": {"seconds": 0.05}}},
+    b.tap({"instances": {"sink": {"class_path": "bridge_apps.SlowSink", "kwargs": {"seconds": 0.5}}},
            "bridge": bridge_b})
     a = make("A")
     a.tap({"bridge": bridge_a})
