@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from contextvars import ContextVar
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,10 +23,11 @@ from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
 
 from ._errors import ConfigError
 
-__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "BridgeConfig",
-           "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig", "RecordConfig",
-           "RegistryClassConfig", "RegistryMethodConfig", "RESTART_POLICIES", "SUPERVISION_KEYS",
-           "SupervisionConfig"]
+__all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "MAX_MESSAGE_BYTES", "SHUTDOWN_TIMEOUT_S",
+           "BridgeConfig", "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig",
+           "RecordConfig", "RegistryClassConfig", "RegistryMethodConfig", "RESTART_POLICIES",
+           "SUPERVISION_KEYS", "SecurityFiles", "SupervisionConfig", "check_security_files",
+           "default_host_name", "is_loopback_endpoint"]
 
 #: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
 ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
@@ -403,6 +405,68 @@ class BridgeConfig(_Strict):
         return self.host or default_host_name()
 
 
+class SecurityFiles(BaseModel):
+    """The security section's three files, resolved to absolute paths and checked."""
+
+    model_config = ConfigDict(frozen=True)
+    ca: Path
+    cert: Path
+    key: Path
+
+
+_PEM_MARKERS = {"ca": b"-----BEGIN CERTIFICATE-----", "cert": b"-----BEGIN CERTIFICATE-----",
+                "key": b"PRIVATE KEY-----"}
+
+
+def check_security_files(security: BridgeSecurityConfig,
+                         base_dir: str | os.PathLike[str] | None = None) -> SecurityFiles:
+    """Resolve ``security``'s ca, cert and key against ``base_dir`` (the config file's
+    folder, :attr:`EtherConfig.folder`; the current directory when None) and check
+    them before zenoh reads them: each exists, is a regular file we can read and
+    holds PEM; the key is the current user's own with no group or other bits, as
+    shared-memory segments are. Raises ConfigError naming the file and the fix."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    paths = {}
+    for what in ("ca", "cert", "key"):
+        path = Path(os.path.expanduser(getattr(security, what)))
+        path = path if path.is_absolute() else base / path
+        paths[what] = Path(os.path.abspath(path))
+        _check_file(what, paths[what])
+    return SecurityFiles(**paths)
+
+
+def _check_file(what: str, path: Path) -> None:
+    where = f"bridge: security: {what}: {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: file not found (make it with `ether certs init SITE` "
+                          "and `ether certs host NAME`)") from None
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot open: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise ConfigError(f"{where}: not a regular file")
+        if what == "key":
+            if st.st_uid != os.getuid():
+                raise ConfigError(f"{where}: owned by uid {st.st_uid}, not by this user "
+                                  f"(uid {os.getuid()}); a private key must be your own "
+                                  f"(chown {os.getuid()} {path})")
+            mode = stat.S_IMODE(st.st_mode)
+            if mode & 0o077:
+                raise ConfigError(f"{where}: has mode {mode:04o}, readable by others; a private "
+                                  f"key must be mode 0600: run `chmod 600 {path}`")
+        head = os.read(fd, 1 << 16)
+    except OSError as e:
+        raise ConfigError(f"{where}: cannot read: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if _PEM_MARKERS[what] not in head:
+        kind = "a private key" if what == "key" else "a certificate"
+        raise ConfigError(f"{where}: not a PEM file holding {kind}")
+
+
 # ---------------------------------------------------------------------------
 # record: a recorder instance (ether.record), launched before every other one
 # ---------------------------------------------------------------------------
@@ -513,6 +577,12 @@ class EtherConfig(_Strict):
             check_name(name)
         return v
 
+    @field_validator("bridge", mode="before")
+    @classmethod
+    def _empty_bridge(cls, v: Any) -> Any:
+        # A bare `bridge:` in YAML is null: the section is there, so it means `bridge: {}`.
+        return {} if v is None else v
+
     @field_validator("registry")
     @classmethod
     def _registry_paths(cls, v: dict[str, RegistryClassConfig]) -> dict[str, RegistryClassConfig]:
@@ -524,6 +594,12 @@ class EtherConfig(_Strict):
     def source(self) -> Path | None:
         """The YAML file this config was read from, if any."""
         return self._source
+
+    @property
+    def folder(self) -> Path:
+        """Where relative paths in the config (the bridge's certificates) start: the
+        YAML file's folder, else the current directory."""
+        return (self._source.parent if self._source is not None else Path.cwd()).absolute()
 
     def with_recorder(self) -> EtherConfig:
         """This config with its ``record:`` section as the first instance (itself
@@ -651,6 +727,10 @@ def _where(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
                 return place + f": {loc[4]}", loc[5:]
             return place, loc[4:]
         return place, loc[2:]
+    if loc[:1] == ("bridge",):
+        if loc[1:2] == ("security",):
+            return "bridge: security", loc[2:]
+        return "bridge", loc[1:]
     return "", loc
 
 

@@ -33,6 +33,7 @@ from typing import Any, Callable
 from .._node import _codec as codec
 from .. import _errors as errors
 from .. import _settings
+from ..config import check_security_files
 from . import _child
 from . import _control as control
 from . import _launch
@@ -278,6 +279,9 @@ class Supervisor:
         if not found:
             raise errors.ConfigError(
                 "the config has a bridge: section, which needs zenoh: pip install \"ether[remote]\"")
+        if self.config.bridge.security is not None:
+            # The certificates and the key's mode, here, before anything starts.
+            check_security_files(self.config.bridge.security, self.config.folder)
         if "zenoh" in sys.modules and not _launch.fresh_interpreter(method):
             return "forkserver", ("zenoh is loaded in this process, which must not fork: the "
                                   "instances start with forkserver (a fresh interpreter each)")

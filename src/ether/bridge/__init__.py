@@ -1,14 +1,27 @@
 """Ether across hosts: the bridge, one process per host and session, which joins
-the sessions of one site over Zenoh (research/remote.md, docs/design/bridge.md).
+the sessions of one site over Zenoh (research/remote.md, docs/design/bridge.md),
+with what it stands on: its zenoh config, the site's certificates and the router
+for the WAN (docs/design/remote-security.md). The ``remote`` extra brings them:
+``pip install "ether[remote]"``.
 
 A config with a `bridge:` section makes `ether.tap` start it; nothing else in
-Ether imports zenoh (a forking process must never hold it). This package's
-import is light: `site()` and `statistics()` ask the running bridge of a session
-through any Client (the main script's `ether`, or `Client.attach(name)`).
+Ether imports zenoh (a forking process must never hold it), and `ether router`
+imports it only in its own process. This package's import is light: it loads
+neither zenoh nor cryptography. `site()` and `statistics()` ask the running
+bridge of a session through any Client (the main script's `ether`, or
+`Client.attach(name)`).
 """
 from __future__ import annotations
 
-__all__ = ["site", "statistics"]
+from ._certs import Written as Written
+from ._certs import make_ca as make_ca
+from ._certs import make_host as make_host
+from ._router import DEFAULT_PORT as DEFAULT_PORT
+from ._router import Router as Router
+from ._zconfig import zenoh_config as zenoh_config
+
+__all__ = ["DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "site", "statistics",
+           "zenoh_config"]
 
 
 def _client(client):

@@ -32,7 +32,7 @@ from ether import ConfigError
 from ether.config import BridgeConfig
 from ether.lowlevel import RESERVED_PREFIXES, Member, matches, request_of
 
-from . import _zconfig_stub as _zconfig   # switch to `from . import _zconfig` once it is merged
+from . import _zconfig
 from ._calls import Calls
 from ._inbound import Inbound
 from ._keys import Keys

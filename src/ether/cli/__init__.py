@@ -7,9 +7,13 @@ it and sets ``command`` to the function that runs it and returns the exit code.
     ether play FILE|DIR [--rate R] [--topics ...] [--trial N]    _play.py
     ether bag info|recover|cat|lineage|export                    _bag.py
     ether bridge CONFIG.yaml [--duration SECONDS]                _bridge.py
+    ether certs init SITE | host NAME [--ip IP ...]              _certs.py
+    ether router [CONFIG.yaml] [--listen EP ...] [--ca ...]      _router.py
 
 Commands build only on the public API (``ether``, ``ether.lowlevel``,
-``ether.config``), never on ``ether._*``.
+``ether.config``, and ``ether.bridge`` for the remote commands), never on
+``ether._*``. ``ether.bridge`` loads neither zenoh nor cryptography until a
+command needs them.
 """
 from __future__ import annotations
 
@@ -39,10 +43,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     from . import _bridge, _run  # the commands, imported once this package is whole
     from . import _bag, _play, _record  # recordings (ether.record)
+    from . import _certs, _router  # across hosts (ether.bridge)
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run, _bridge, _record, _play, _bag):
+    for command in (_run, _bridge, _record, _play, _bag, _certs, _router):
         command.add_parser(sub)
     return parser
