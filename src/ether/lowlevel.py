@@ -10,6 +10,9 @@ A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
     Node (publish, forward, subscribe by topic or pattern, requests),
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
+Watching a session:
+    STATS_TOPIC (each node's counters, while someone subscribes), STATS_BUCKETS_S
+    (its handler-time histogram's bounds), log_root (where session logs live)
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -38,6 +41,9 @@ from ._node._codec import MessageId as MessageId
 from ._node._codec import Origin as Origin
 from ._node._delivery import Delivery as Delivery
 from ._node._node import Node as Node
+from ._node._stats import BUCKETS_S as STATS_BUCKETS_S
+from ._node._stats import STATS_TOPIC as STATS_TOPIC
+from ._runtime._logs import log_root as log_root
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
 from ._node._topics import check_topic as check_topic
 from ._node._topics import default_topic as default_topic
@@ -52,5 +58,5 @@ __all__ = [
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
     "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES",
+    "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root",
 ]

@@ -87,7 +87,7 @@ def preload() -> None:
     import ctypes  # noqa: F401  (the watchdog's parent-death signal)
     from . import _lifecycle, _logs, _stdio, _watchdog  # noqa: F401
     from .._core import _session  # noqa: F401
-    from .._node import _node  # noqa: F401
+    from .._node import _node, _stats  # noqa: F401
     from .._spec import _bind, _importer, _introspect, _registry  # noqa: F401
 
 
@@ -129,6 +129,7 @@ def run(spec: LaunchSpec) -> None:
         node.on_control = lifecycle.on_control
         watchdog.attach(node, session, lifecycle)
         control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
+        node.start_stats()  # the stats topic, while someone watches
     except BaseException as exc:
         watchdog.stop()
         _report_failure(spec, exc, node, log_path)

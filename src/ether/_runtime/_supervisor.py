@@ -163,6 +163,7 @@ class Supervisor:
                     self._states[spec.name] = InstanceState.STARTING
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
+            self.node.start_stats()  # the stats topic, while someone watches
             self._await_ready(self.start_timeout)
             # Every instance has joined and subscribed: now init handlers may publish.
             for name, ack in self.run_phase("init").items():

@@ -3,17 +3,23 @@ one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
 it and sets ``command`` to the function that runs it and returns the exit code.
 
     ether run CONFIG.yaml [--duration SECONDS]     _run.py
+    ether ps / top / topics / topic info / services / echo / hz / bw / pub /
+          call / logs / doctor / cleanup / monitor   _<command>.py
 
-Commands build only on the public API (``ether``, ``ether.lowlevel``,
-``ether.config``), never on ``ether._*``.
+``_common.py`` is what the observing commands share (not a command). Commands
+build only on the public API (``ether``, ``ether.lowlevel``, ``ether.config``)
+and on the ``ether.monitor`` extension they front, never on ``ether._*``.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from ether import ConfigError
+
+from ._common import CommandError
 
 __all__ = ["main"]
 
@@ -24,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.command(args)
+    except BrokenPipeError:  # `ether ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit's flush
+        return EXIT_OK
+    except CommandError as e:
+        print(f"ether {getattr(args, 'verb', '')}: error: {e}".replace("  ", " "), file=sys.stderr)
+        return e.code
     except ConfigError as e:
         print(f"ether: error: {e}", file=sys.stderr)
         return EXIT_CONFIG
@@ -33,11 +45,34 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from . import _run  # the commands, imported once this package is whole
+    # the commands, imported once this package is whole (each is small: argparse only)
+    from . import (_bw, _call, _cleanup, _doctor, _echo, _hz, _logs, _monitor, _ps, _pub, _run,
+                   _services, _top, _topic, _topics)
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run,):
+    for command in (_run, _ps, _top, _topics, _topic, _services, _echo, _hz, _bw, _pub, _call,
+                    _logs, _doctor, _cleanup, _monitor):
         command.add_parser(sub)
     return parser
+
+
+class _Version(argparse.Action):
+    """--version, looked up only when asked (importlib.metadata is not light)."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        super().__init__(option_strings, dest, nargs=0, help="print the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"ether {_version()}")
+        parser.exit()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("ether")
+    except PackageNotFoundError:
+        return "unknown"

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from ether.config import EtherConfig
-
 from . import EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -56,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_until_stopped(args: argparse.Namespace) -> int:
+    from ether.config import EtherConfig  # pydantic: imported by the command, not by --help
     EtherConfig.from_yaml(args.config)  # fail before anything starts, with a clear message
     from ether import ether  # the facade, imported late so `ether --help` stays light
 
