@@ -1,6 +1,8 @@
 """Classes the observing tests (the CLI verbs, the monitor) run in a session."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from ether import ether_get, ether_pub, ether_sub
@@ -16,6 +18,10 @@ class Ticker:
     @ether_pub(topic="ticks")
     def tick(self, n: int) -> dict:
         return {"n": n}
+
+    @ether_get
+    def pid(self) -> int:
+        return os.getpid()
 
     @ether_get
     def burst(self, count: int) -> dict:
@@ -36,6 +42,10 @@ class Scaler:
         if n % 10 == 0:
             log.info("scaler saw tick %d", n)
         return {"n": n, "value": n * self.factor}
+
+    @ether_get
+    def pid(self) -> int:
+        return os.getpid()
 
     @ether_get
     def describe(self, verbose: bool = False) -> dict:
@@ -59,6 +69,10 @@ class Sink:
     @ether_sub(topic="frames")
     def frame(self, frame: np.ndarray) -> None:
         self.seen += 1
+
+    @ether_get
+    def pid(self) -> int:
+        return os.getpid()
 
     @ether_get
     def count(self) -> dict:

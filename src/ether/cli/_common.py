@@ -7,6 +7,7 @@ functions, so `ether --help` stays light."""
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import sys
@@ -54,10 +55,15 @@ def session_of(args: argparse.Namespace) -> str:
     return name
 
 
+_joined = itertools.count(1)
+
+
 def attach(session: str, verb: str):
-    """A Client joined to `session`, named after the command (as `ps` lists it)."""
+    """A Client joined to `session`, named after the command (as `ps` lists it):
+    ether-<verb>-<pid>-<n>. Never a name used before in this process: a server
+    keeps its sender to a closed inbox of that name, and its reply would go there."""
     from ether import lowlevel
-    return lowlevel.Client.attach(session, name=f"ether-{verb}-{os.getpid()}")
+    return lowlevel.Client.attach(session, name=f"ether-{verb}-{os.getpid()}-{next(_joined)}")
 
 
 def print_json(rows) -> None:
