@@ -55,9 +55,7 @@ def fetch(url: str, headers: dict | None = None) -> tuple[int, str]:
     (["--host", "192.168.1.5", "--allow-remote"], "needs a token of at least 16 characters"),
     (["--host", "::", "--allow-remote", "--token", "short"], "needs a token of at least 16"),
 ])
-def test_a_non_loopback_bind_is_refused_without_allow_remote_and_a_token(argv, why, capsys,
-                                                                        monkeypatch):
-    monkeypatch.delenv("ETHER_MONITOR_TOKEN", raising=False)
+def test_a_non_loopback_bind_is_refused_without_allow_remote_and_a_token(argv, why, capsys):
     assert main(["monitor", *argv]) == 2
     assert why in capsys.readouterr().err
     monitor.check_bind("0.0.0.0", allow_remote=True, token="x" * 16)  # both given: allowed

@@ -2,7 +2,7 @@
 page of a session - its instances, topics with rate sparklines, drops, errors
 and the tail of its logs - updated through server-sent events, plus
 Prometheus metrics at /metrics. It serves on 127.0.0.1; any other address
-needs --allow-remote and a token (--token, or ETHER_MONITOR_TOKEN), and the
+needs --allow-remote and a token (--token-file, or --token), and the
 page tells how to reach it through `ssh -L` instead. Needs the `monitor`
 extra (pip install 'ether[monitor]')."""
 from __future__ import annotations
@@ -26,14 +26,22 @@ def add_parser(sub) -> None:
                         help="the address to bind (default 127.0.0.1)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow an address other than loopback (needs a token)")
+    parser.add_argument("--token-file", default=None, metavar="PATH",
+                        help="a file holding the token every remote request must carry")
     parser.add_argument("--token", default=None, metavar="TOKEN",
-                        help="the token a remote browser must send (default $ETHER_MONITOR_TOKEN)")
+                        help="the token itself (visible to `ps`: prefer --token-file)")
     parser.set_defaults(command=run, verb="monitor")
 
 
 def run(args: argparse.Namespace) -> int:
     from ether import monitor
-    token = args.token or os.environ.get("ETHER_MONITOR_TOKEN") or None
+    token = args.token
+    if args.token_file is not None:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as exc:
+            raise CommandError(f"--token-file {args.token_file!r}: {exc.strerror}") from None
     try:
         monitor.check_bind(args.host, allow_remote=args.allow_remote, token=token)
     except monitor.BindRefused as exc:

@@ -37,5 +37,5 @@ def check_bind(host: str, *, allow_remote: bool, token: str | None) -> None:
     if not token or len(token) < MIN_TOKEN:
         raise BindRefused(
             f"--allow-remote on {host!r} needs a token of at least {MIN_TOKEN} characters "
-            f"(--token, or ETHER_MONITOR_TOKEN), which every request must carry; e.g. "
-            f"--token $(python -c 'import secrets; print(secrets.token_urlsafe(24))')")
+            f"(--token-file PATH, or --token), which every request must carry; make one with "
+            f"python -c 'import secrets; print(secrets.token_urlsafe(24))' > PATH")
