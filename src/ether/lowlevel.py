@@ -12,7 +12,8 @@ A process's presence in a session:
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
 Watching a session:
     STATS_TOPIC (each node's counters, while someone subscribes), STATS_BUCKETS_S
-    (its handler-time histogram's bounds), log_root (where session logs live)
+    (its handler-time histogram's bounds), log_root (where session logs live),
+    shm_needs (the shared memory a session takes)
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -44,6 +45,7 @@ from ._node._node import Node as Node
 from ._node._stats import BUCKETS_S as STATS_BUCKETS_S
 from ._node._stats import STATS_TOPIC as STATS_TOPIC
 from ._runtime._logs import log_root as log_root
+from ._runtime._room import shm_needs as shm_needs
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
 from ._node._topics import check_topic as check_topic
 from ._node._topics import default_topic as default_topic
@@ -58,5 +60,5 @@ __all__ = [
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
     "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root",
+    "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
 ]

@@ -26,7 +26,7 @@ LOWLEVEL = [
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
     "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root",
+    "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
 ]
 
 

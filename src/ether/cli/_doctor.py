@@ -45,26 +45,20 @@ def _check(name: str, status: str, detail: str, **data) -> dict:
     return {"check": name, "status": status, "detail": detail, **data}
 
 
-def _int_env(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    try:
-        return int(raw) if raw else default
-    except ValueError:
-        return default  # _settings' own validation names it at tap
-
-
 def shm(processes: int) -> dict:
     """The inboxes must fit (a session refuses to start otherwise); an arena per
     process that publishes large arrays should."""
+    from ether import ConfigError, lowlevel
     try:
         st = os.statvfs(_SHM)
     except OSError as exc:
         return _check("shm", "fail", f"{_SHM} cannot be read: {exc}; Ether needs a tmpfs there")
     total, free = st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
-    message = _int_env("ETHER_MAX_MESSAGE_BYTES", MiB)
-    inbox = max(1 << 22, 1 << (4 * message + 64).bit_length())  # as a node sizes its ring
-    inboxes = processes * inbox
-    arena = _int_env("ETHER_ARENA_BYTES", 0) or max(16 * MiB, min(512 * MiB, max(0, free - inboxes) // 4))
+    try:
+        needs = lowlevel.shm_needs(processes, free)
+    except ConfigError as exc:
+        return _check("shm", "fail", str(exc))
+    inboxes, arena = needs.inboxes_bytes, needs.arena_bytes
     data = {"total_bytes": total, "free_bytes": free, "inboxes_bytes": inboxes,
             "arena_bytes": arena, "processes": processes}
     fix = "enlarge it (docker run --shm-size=1g; mount -o remount,size=2G /dev/shm)"
