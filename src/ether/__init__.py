@@ -76,7 +76,7 @@ _LOWLEVEL_ALIASES = frozenset({
 
 
 def __getattr__(name: str):
-    if name in ("lowlevel", "config", "utils"):  # public submodules, loaded when first used
+    if name in ("lowlevel", "config", "utils", "recording"):  # public submodules, loaded when first used
         import importlib
         return importlib.import_module(f"{__name__}.{name}")
     if name in _LOWLEVEL_ALIASES:

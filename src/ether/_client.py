@@ -10,6 +10,7 @@ otherwise, so one process may hold several clients, in one session or several.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -29,6 +30,7 @@ __all__ = ["Client", "Listener", "default", "set_default"]
 log = logging.getLogger("Ether")
 
 REQUEST_TIMEOUT_S = 5.0
+TRIAL_TOPIC = "ether/trial"   # trial starts and ends (see Client.trial)
 SYNC_TIMEOUT_S = 30.0
 _attached = itertools.count(1)
 
@@ -131,8 +133,28 @@ class Client:
             raise with_topic(exc, topic) from None
 
     def start(self, **data) -> int:
-        """Publish to the "start" topic (every @ether_start method runs)."""
+        """Publish to the "start" topic (every @ether_start method runs). With
+        trial=N, the start is trial N's: see trial()."""
+        if "trial" in data:
+            number = data.pop("trial")
+            with self.trial(number):
+                return self.pub(data, topic="start")
         return self.pub(data, topic="start")
+
+    @contextlib.contextmanager
+    def trial(self, trial, **params):
+        """Publish a trial start on ether/trial ({"event": "start", "trial",
+        "params"}); what this thread publishes in the block, and everything that
+        causes, carries the start's id as its trace: "everything trial 7 caused"
+        is then a filter (a recording's messages(trial=7)). The end is published
+        on leaving."""
+        node = self.node
+        start = node.publish_root(TRIAL_TOPIC, {"event": "start", "trial": trial, "params": params})
+        with node.handling(start):
+            try:
+                yield start
+            finally:
+                node.publish(TRIAL_TOPIC, {"event": "end", "trial": trial})
 
     # ---- subscribing ----
 

@@ -194,8 +194,17 @@ class Ether:
         return client.pub(data, topic)
 
     def start(self, **data) -> int:
-        """Publish to the "start" topic (every @ether_start method runs)."""
+        """Publish to the "start" topic (every @ether_start method runs);
+        ether.start(trial=7) makes it trial 7's start (see trial())."""
+        if "trial" in data:
+            return self._require_client().start(**data)
         return self.pub(data, topic="start")
+
+    def trial(self, trial, **params):
+        """``with ether.trial(7, **params):`` publishes trial 7's start on
+        ether/trial; everything published in the block, and everything that
+        causes, is in that trial's trace. See Client.trial."""
+        return self._require_client().trial(trial, **params)
 
     def subscribe(self, topic: str, handler: Callable[[dict], Any], *,
                   policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S) -> Callable[[], None]:

@@ -23,8 +23,8 @@ from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
 from ._errors import ConfigError
 
 __all__ = ["DECORATOR_KEYS", "ETHER_OPTIONS", "SHUTDOWN_TIMEOUT_S", "BridgeConfig",
-           "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig", "RegistryClassConfig",
-           "RegistryMethodConfig"]
+           "BridgeSecurityConfig", "EtherConfig", "EtherInstanceConfig", "RecordConfig",
+           "RegistryClassConfig", "RegistryMethodConfig"]
 
 #: Keys of ``EtherInstanceConfig.kwargs`` that Ether consumes instead of the class.
 ETHER_OPTIONS: dict[str, type] = {"ether_name": str}
@@ -306,6 +306,83 @@ class BridgeConfig(_Strict):
         return self.host or default_host_name()
 
 
+# ---------------------------------------------------------------------------
+# record: a recorder instance (ether.record), launched before every other one
+# ---------------------------------------------------------------------------
+#: The class a ``record:`` section runs, as the first instance of the session.
+RECORDER_CLASS = "ether.record.Recorder"
+
+
+class RecordConfig(_Strict):
+    """``record:``: record topics of the session into MCAP files in ``output``.
+
+    ``topics`` are topics or patterns (``"sensors/*"``); ``all: true`` records
+    every user topic and Ether's own (``ether/log``, ``ether/trial``, ...);
+    ``exclude`` patterns are left out. ``policy: block`` (the default) slows
+    publishers down rather than lose a message; ``drop`` loses them instead and
+    counts the losses into the file. Files split by ``split_size`` bytes,
+    ``split_duration_s`` seconds, or at every trial (``split_on_trial``)."""
+
+    output: str = "recordings"
+    topics: list[str] = []
+    all: bool = False
+    exclude: list[str] = []
+    policy: str = "block"
+    timeout_s: float = 60.0
+    name: str = "recorder"
+    compression: str = "none"
+    flush_interval_s: float = 0.1
+    fsync_interval_s: float = 1.0
+    split_size: int | None = None
+    split_duration_s: float | None = None
+    split_on_trial: bool = False
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        if v not in ("block", "drop"):
+            raise ValueError(f"policy must be 'block' or 'drop', not {v!r}")
+        return v
+
+    @field_validator("compression")
+    @classmethod
+    def _compression(cls, v: str) -> str:
+        if v not in ("none", "lz4", "zstd"):
+            raise ValueError(f"compression must be 'none', 'lz4' or 'zstd', not {v!r}")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v, "record: name")
+
+    @field_validator("timeout_s", "flush_interval_s", "fsync_interval_s", "split_duration_s")
+    @classmethod
+    def _seconds(cls, v: float | None) -> float | None:
+        if v is not None and (not v > 0 or v == float("inf")):
+            raise ValueError(f"must be a finite number of seconds > 0, not {v!r}")
+        return v
+
+    @field_validator("split_size")
+    @classmethod
+    def _size(cls, v: int | None) -> int | None:
+        if v is not None and v < 4096:
+            raise ValueError(f"split_size must be at least 4096 bytes, not {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _something(self) -> "RecordConfig":
+        if not self.topics and not self.all:
+            raise ValueError("record: name topics (or patterns) to record, or set all: true")
+        return self
+
+    def instance(self) -> EtherInstanceConfig:
+        """The recorder as an instance of the session."""
+        kwargs = self.model_dump()
+        kwargs.pop("name")
+        return EtherInstanceConfig(class_path=RECORDER_CLASS, kwargs=kwargs)
+
+
 #: How long ``ether.shutdown()`` waits, at most, for the instances to handle what
 #: was published and to run their save_all, cleanup and shutdown handlers.
 SHUTDOWN_TIMEOUT_S = 120.0
@@ -321,6 +398,7 @@ class EtherConfig(_Strict):
     registry: dict[str, RegistryClassConfig] = {}
     shutdown_timeout_s: float = SHUTDOWN_TIMEOUT_S
     bridge: BridgeConfig | None = None
+    record: RecordConfig | None = None
     _source: Path | None = PrivateAttr(default=None)
 
     @field_validator("shutdown_timeout_s")
@@ -348,6 +426,19 @@ class EtherConfig(_Strict):
     def source(self) -> Path | None:
         """The YAML file this config was read from, if any."""
         return self._source
+
+    def with_recorder(self) -> EtherConfig:
+        """This config with its ``record:`` section as the first instance (itself
+        if it has none)."""
+        if self.record is None:
+            return self
+        name = self.record.name
+        if name in self.instances:
+            raise ConfigError(f"record: the recorder's name {name!r} is an instance's too; "
+                              f"set record: name: to another")
+        copy = self.model_copy(update={"instances": {name: self.record.instance(), **self.instances}})
+        copy._source = self._source
+        return copy
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str]) -> EtherConfig:

@@ -8,12 +8,15 @@ Transport (one host, shared memory):
     MemberInfo, InboxInfo, Subscription, Publisher)
 A process's presence in a session:
     Client (the message verbs; Client.attach joins a running session),
+    default_client (the process's own: an instance's, or the main's after tap),
     Node (publish, forward, subscribe by topic or pattern, requests),
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
 Watching a session:
     STATS_TOPIC (each node's counters, while someone subscribes), STATS_BUCKETS_S
     (its handler-time histogram's bounds), log_root (where session logs live),
     shm_needs (the shared memory a session takes)
+Files:
+    session_log_dir (a session's log folder: its logs and provenance.json)
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -21,6 +24,8 @@ Topics:
 Importing this module loads the transport (Linux only).
 """
 from ._client import Client as Client
+from ._client import default as default_client
+from ._runtime._logs import session_log_dir as session_log_dir
 from ._core._inbox import Inbox as Inbox
 from ._core._inbox import InboxStatistics as InboxStatistics
 from ._core._directory import Publisher as Publisher
@@ -58,7 +63,8 @@ __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
-    "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
+    "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
+    "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
 ]

@@ -197,7 +197,8 @@ def test_sigterm_of_the_main_script_shuts_the_session_down(tmp_path):
     assert "Ether system shutdown complete" in err
     assert shm_objects(session) == []
     logs = sorted(p.name for p in (tmp_path / "logs" / session).iterdir())
-    assert logs == ["d.log", "session.log"]  # one file per instance and one for the session
+    # one file per instance, one for the session, and what produced it
+    assert logs == ["d.log", "provenance.json", "session.log"]
     assert "Starting Ether session" in (tmp_path / "logs" / session / "session.log").read_text()
 
 

@@ -166,7 +166,7 @@ def test_unknown_key_in_an_instance_names_file_instance_key_and_valid_keys(write
 
 def test_unknown_key_at_top_level(write):
     assert error_of(write("instance:\n  g: {class_path: m.C}\n")) == (
-        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge)")
+        "config/x.yaml: unknown key 'instance' (valid: instances, registry, shutdown_timeout_s, bridge, record)")
 
 
 def test_missing_class_path():
@@ -189,7 +189,7 @@ def test_wrong_types_say_what_was_expected(write):
     assert error_of({"instances": {"g1": None}}) == "instance 'g1': expected a mapping, got null"
     assert error_of(write("- a\n- b\n")) == (
         "config/x.yaml: expected a mapping with keys instances, registry, shutdown_timeout_s, bridge, "
-        "got list ['a', 'b']")
+        "record, got list ['a', 'b']")
 
 
 def test_unknown_ether_option_lists_the_valid_ones(write):

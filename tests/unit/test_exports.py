@@ -24,7 +24,8 @@ LOWLEVEL = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
     "SessionInfo", "SessionSnapshot", "MemberInfo", "InboxInfo", "Subscription", "Publisher",
-    "Client", "Node", "Envelope", "MessageId", "Origin", "Delivery", "WIRE_VERSION",
+    "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
+    "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
 ]

@@ -13,6 +13,7 @@ re-enters as the holder: it takes replies and defers everything else.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import socket
@@ -136,6 +137,7 @@ class Node:
         self._direct = Lane(self, session)
         self.router = self._user.router
         self._stats = None                  # the stats topic's publisher (start_stats)
+        self._at_close: list[Callable[[], None]] = []
 
     # ---- publishing ----
 
@@ -180,6 +182,33 @@ class Node:
                                               delivered)
                 return delivered
             return lane.send_rest(topic, targets, data, 0, None, 0)
+
+    def publish_root(self, topic: str, payload) -> codec.Envelope:
+        """Publish a message that starts a chain of causes of its own (a trial's
+        start), whatever this thread handles; return its envelope, for handling()."""
+        lane = self._user
+        with lane.lock:
+            seq = next(self._seqs)
+            self.published += 1
+            now = _now_ns()
+            targets = lane.router.targets(topic)
+            if targets:
+                data = lane.encode_for(targets, codec.envelope_fields(
+                    _MESSAGE, topic, self.name, seq, now, None, None, None, payload))
+                lane.send_rest(topic, targets, data, 0, None, 0)
+        return codec.Envelope(_WIRE, _MESSAGE, topic, self.name, seq, now, None, None, None,
+                              msgspec.Raw(b"\x80"))
+
+    @contextlib.contextmanager
+    def handling(self, envelope: codec.Envelope):
+        """While in the block, what this thread publishes is caused by `envelope`
+        (and is in its trace), as if a handler of it published it."""
+        local = self._local
+        previous, local.current = local.current, envelope
+        try:
+            yield envelope
+        finally:
+            local.current = previous
 
     def _envelope(self, kind: int, topic: str, payload) -> tuple:
         """The envelope fields of a new message from this node, before its holds: the
@@ -644,8 +673,19 @@ class Node:
         except errors.EtherError:
             pass
 
+    def at_close(self, hook: Callable[[], None]) -> None:
+        """Call hook() when the node closes, before anything of it is freed (it may
+        still read the inbox: a recorder writes what is queued, then its file)."""
+        self._at_close.append(hook)
+
     def close(self) -> None:
         """Stop every waiter, then free the inbox - only once no thread is inside it."""
+        hooks, self._at_close = self._at_close, []
+        for hook in hooks:
+            try:
+                hook()
+            except BaseException:
+                log.exception("%s: a close hook raised", self.name)
         self._closing = True
         if self._stats is not None:
             self._stats.close()

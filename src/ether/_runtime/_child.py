@@ -121,10 +121,12 @@ def run(spec: LaunchSpec) -> None:
         _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
         spec_of_class = methods.introspect(cls)
+        # ether.pub() and the verbs, from user code here: the constructor's too (an
+        # extension such as the recorder subscribes there, before Ready).
+        _client.set_default(_client.Client(node))
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
         node.describe(spec.class_path)
-        _client.set_default(_client.Client(node))  # ether.pub() and the verbs, from user code here
         lifecycle = Lifecycle(obj, spec_of_class, node, spec)
         node.on_control = lifecycle.on_control
         watchdog.attach(node, session, lifecycle)

@@ -43,7 +43,7 @@ from .._spec._decorators import LIFECYCLE
 __all__ = [
     "InstanceState", "Stage", "Control", "Report", "Ready", "Failed", "Progress", "Ack",
     "DrainAck", "PhaseAck", "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS",
-    "decode", "send",
+    "decode", "refused", "reason_of", "send",
 ]
 
 _Count = Annotated[int, msgspec.Meta(ge=0)]
@@ -168,19 +168,33 @@ def decode(envelope: codec.Envelope, accept: tuple[type[Control], ...], *,
     what = f"control message {envelope.topic!r} from {envelope.sender!r}"
     kind = TYPES.get(envelope.topic)
     if kind is None:
-        raise MalformedMessage(f"{what}: unknown type (known: {', '.join(TYPES)})")
+        raise refused(what, "unknown type", f"known: {', '.join(TYPES)}")
     if kind not in accept:
-        raise MalformedMessage(
-            f"{what}: not expected here (expected: {', '.join(t.tag for t in accept)})")
+        raise refused(what, "not expected here",
+                      f"expected: {', '.join(t.tag for t in accept)}")
     if sender is not None and envelope.sender != sender:
-        raise MalformedMessage(f"{what}: only {sender!r} sends these")
+        raise refused(what, "wrong sender", f"only {sender!r} sends these")
     try:
         message = _DECODE[envelope.topic](envelope.payload)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
-        raise MalformedMessage(f"{what}: {exc}") from None
+        raise refused(what, "malformed", str(exc)) from None
     if isinstance(message, Report) and message.instance != envelope.sender:
-        raise MalformedMessage(f"{what}: it claims to come from {message.instance!r}")
+        raise refused(what, "forged instance", f"it claims to come from {message.instance!r}")
     return message
+
+
+def refused(what: str, reason: str, detail: str) -> MalformedMessage:
+    """The error for a refused control message; `reason` (a few fixed words) is
+    what its rejections are counted under, so a flood of forgeries is one line."""
+    exc = MalformedMessage(f"{what}: {detail}" if reason in ("malformed", "wrong sender",
+                                                              "forged instance")
+                           else f"{what}: {reason} ({detail})")
+    exc.reason = reason
+    return exc
+
+
+def reason_of(exc: MalformedMessage) -> str:
+    return f"control refused: {getattr(exc, 'reason', 'malformed')}"
 
 
 def send(node, inbox: str, message: Control, *, timeout: float = 5.0) -> None:

@@ -56,7 +56,7 @@ class Lifecycle:
         try:
             command = control.decode(envelope, control.COMMANDS, sender=main)
         except MalformedMessage as exc:  # counted, and logged without flooding
-            self.node.rejections.report(envelope.topic, "control refused", str(exc),
+            self.node.rejections.report(envelope.topic, control.reason_of(exc), str(exc),
                                         f"instance {name!r}: ignored a {exc}")
             return
         if isinstance(command, control.Stop):

@@ -44,6 +44,7 @@ MAIN_INBOX = "main"
 START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
+PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -74,7 +75,9 @@ def _plural(count: int, word: str) -> str:
 
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
-        self.config = config
+        self.config = config.with_recorder() if config is not None else None  # record: runs first
+        self._provenance: threading.Thread | None = None
+        self.provenance: dict | None = None
         self.start_timeout = start_timeout
         self.session: Session | None = None
         self.node: Node | None = None
@@ -114,6 +117,7 @@ class Supervisor:
         try:
             names: dict[str, str] = {}
             classes = []
+            launched: dict[str, tuple] = {}
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
@@ -128,6 +132,7 @@ class Supervisor:
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
                 classes.append(cls)
+                launched[name] = (inst, cls)
                 if _launch.fresh_interpreter(method):
                     _launch.check_spec(self._spec("", name, inst, search_path, registry),
                                        f"instance {key!r}")
@@ -161,8 +166,12 @@ class Supervisor:
                 self.processes[spec.name] = process
                 with self._cond:
                     self._states[spec.name] = InstanceState.STARTING
+                if self.config.record is not None and spec.name == self.config.record.name:
+                    # The recorder subscribes before anything else runs.
+                    self._await_ready(self.start_timeout, watch=process)
             # Threads only after the forks: a forked child gets no copy of them.
             self._spawn_thread(self._watch_exits, "ether-watch")
+            self._capture_provenance(launched)
             self.node.start_stats()  # the stats topic, while someone watches
             self._await_ready(self.start_timeout)
             # Every instance has joined and subscribed: now init handlers may publish.
@@ -174,6 +183,44 @@ class Supervisor:
             self.stop(graceful=False)
             raise
         log.info("Ether system started successfully")
+
+    def _capture_provenance(self, launched: dict) -> None:
+        """Capture the session's provenance (_provenance.py: git, hashes, installed
+        distributions) in a thread, after the forks (a forked child gets no copy of
+        a thread, nor of the locks it holds) and without holding up the tap; when
+        done, write provenance.json to the log folder and publish it on
+        ether/provenance (a recorder stores it). Shutdown waits for it."""
+        from . import _logs, _provenance
+        session, node = self.session, self.node
+
+        def capture() -> None:
+            try:
+                found = _provenance.capture(
+                    self.config, launched, session=session.name, run_id=session.run_id)
+            except Exception as exc:  # never a reason to fail the session
+                log.warning("could not capture the session's provenance: %s", exc)
+                return
+            self.provenance = found
+            try:
+                _provenance.write(_logs.session_log_dir(session.name), found)
+            except OSError as exc:
+                log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
+            try:
+                node.publish(_provenance.TOPIC, found)
+            except errors.EtherError as exc:  # the session is closing
+                log.warning("could not publish the session's provenance: %s", exc)
+
+        self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
+        self._provenance.start()
+
+    def await_provenance(self, timeout: float = PROVENANCE_TIMEOUT_S) -> None:
+        """Wait (bounded) until provenance.json is written and published."""
+        thread = self._provenance
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("the session's provenance was not captured within %g s; "
+                            "provenance.json is missing", timeout)
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -332,8 +379,8 @@ class Supervisor:
         try:
             message = control.decode(envelope, control.REPORTS)
         except errors.MalformedMessage as exc:  # counted, and logged without flooding
-            self.node.rejections.report(envelope.topic, "control refused", str(exc),
-                                        f"main: ignored a {exc}")
+            self.node.rejections.report(envelope.topic, control.reason_of(exc), str(exc),
+                                        f"ignored a {exc}")
             return
         with self._cond:
             refused = self._accept(message)
@@ -398,12 +445,15 @@ class Supervisor:
         from . import _logs
         return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
 
-    def _await_ready(self, timeout: float) -> None:
-        """Wait until every instance is ready; raise if one failed or died first."""
+    def _await_ready(self, timeout: float, *, watch=None) -> None:
+        """Wait until every instance is ready; raise if one failed or died first.
+        watch: the one process launched so far (before the exit watcher runs)."""
         def starting() -> list[str]:
             return [n for n, s in self._states.items() if s is InstanceState.STARTING]
 
         def done() -> bool:  # runs under the condition's lock
+            if watch is not None and watch.exitcode is not None and starting():
+                self._states[starting()[0]] = InstanceState.FAILED
             return not starting() or InstanceState.FAILED in self._states.values()
 
         self.node.wait_until(done, timeout, describe=lambda: (
@@ -607,6 +657,7 @@ class Supervisor:
         """Shut down (graceful: deliver, save, clean up first); whatever happens in
         there, every instance is stopped or killed and the session removed."""
         try:
+            self.await_provenance(PROVENANCE_TIMEOUT_S if graceful else 2.0)
             if graceful and self.node is not None:
                 try:
                     self._wind_down(self.config.shutdown_timeout_s if timeout is None else timeout)

@@ -2,9 +2,12 @@
 one module, ``_<command>.py``, with ``add_parser(subparsers)``, which registers
 it and sets ``command`` to the function that runs it and returns the exit code.
 
-    ether run CONFIG.yaml [--duration SECONDS]     _run.py
+    ether run CONFIG.yaml [--duration SECONDS] [--record DIR]     _run.py
+    ether record [TOPIC|PATTERN ...] [--all] -o DIR              _record.py
+    ether play FILE|DIR [--rate R] [--topics ...] [--trial N]    _play.py
+    ether bag info|recover|cat|lineage|export                    _bag.py
     ether ps / top / topics / topic info / services / echo / hz / bw / pub /
-          call / logs / doctor / cleanup / monitor   _<command>.py
+          call / logs / doctor / cleanup / monitor                  _<command>.py
 
 ``_common.py`` is what the observing commands share (not a command). Commands
 build only on the public API (``ether``, ``ether.lowlevel``, ``ether.config``)
@@ -46,15 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     # the commands, imported once this package is whole (each is small: argparse only)
-    from . import (_bw, _call, _cleanup, _doctor, _echo, _hz, _logs, _monitor, _ps, _pub, _run,
-                   _services, _top, _topic, _topics)
+    from . import (_bag, _bw, _call, _cleanup, _doctor, _echo, _hz, _logs, _monitor, _play, _ps,
+                   _pub, _record, _run, _services, _top, _topic, _topics)
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run, _ps, _top, _topics, _topic, _services, _echo, _hz, _bw, _pub, _call,
-                    _logs, _doctor, _cleanup, _monitor):
+    for command in (_run, _record, _play, _bag, _ps, _top, _topics, _topic, _services, _echo, _hz,
+                    _bw, _pub, _call, _logs, _doctor, _cleanup, _monitor):
         command.add_parser(sub)
     return parser
 

@@ -32,6 +32,8 @@ def add_parser(sub) -> None:
     parser.add_argument("config", metavar="CONFIG.yaml", help="the session's YAML config")
     parser.add_argument("--duration", type=_seconds, default=None, metavar="SECONDS",
                         help="shut down after this many seconds (default: run until stopped)")
+    parser.add_argument("--record", default=None, metavar="DIR",
+                        help="record every topic into DIR (as a record: section with all: true)")
     parser.set_defaults(command=run)
 
 
@@ -55,12 +57,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_until_stopped(args: argparse.Namespace) -> int:
     from ether.config import EtherConfig  # pydantic: imported by the command, not by --help
-    EtherConfig.from_yaml(args.config)  # fail before anything starts, with a clear message
+    config = EtherConfig.from_yaml(args.config)  # fail before anything starts, clearly
+    if args.record is not None:
+        config = _with_record(config, args.record)
     from ether import ether  # the facade, imported late so `ether --help` stays light
 
     with _stop_on_signals():
         try:
-            ether.tap(config=args.config)
+            ether.tap(config=config)
             ether.start()
             threading.Event().wait(args.duration)  # ends early only through _Stop
         except _Stop:
@@ -68,6 +72,18 @@ def _run_until_stopped(args: argparse.Namespace) -> int:
         finally:
             ether.shutdown()
     return EXIT_OK
+
+
+def _with_record(config: EtherConfig, folder: str) -> EtherConfig:
+    """The config with a recorder into `folder`: its own record: section's, or all topics."""
+    from ether.config import RecordConfig
+    if config.record is not None:
+        record = config.record.model_copy(update={"output": folder})
+    else:
+        record = RecordConfig(output=folder, all=True)
+    copy = config.model_copy(update={"record": record})
+    copy._source = config.source
+    return copy
 
 
 @contextmanager

@@ -1,0 +1,249 @@
+#!/usr/bin/env python
+"""Recording: Ether's MCAP writer and recorder against raw writes of the same
+bytes, the `mcap` package's default writer, and the same pipeline without a
+recorder; all in one run, reported as ratios (the issue's table).
+
+R1  writer alone, small envelopes: N msgpack records of ~80 B (sender, seq,
+    time, cause, trace, origin, payload) through Writer.add_bytes, against a
+    raw length-prefixed file write of the same bytes (a u32 length and the
+    record per message, BufferedWriter) and mcap.writer.Writer's defaults
+    (zstd, 1 MiB chunks). msg/s; file closed (summary written) in the time.
+R2  writer alone, 1-16 MiB float32 arrays (64 x 1, 16 x 4, 8 x 16 MiB) through
+    Writer.add_data (own chunk, writev from the array), against f.write of the
+    arrays (fsynced at the end, as the writer's close does). GB/s.
+R3  pipeline, small messages: ether.tap of Burst (N small dicts) plus either a
+    Null subscriber instance or a recorder (record: topics [tick]); wall time
+    from ether.start() to the shutdown's end (which waits until every message
+    is handled, and for the recorder, written and closed). Ratio = null time /
+    recorder time (>= 1 means the recorder costs nothing).
+R4  pipeline, 1 MiB frames: the same with 200 frames among 20,000 small dicts.
+R5  loss window after SIGKILL: a writer process adds messages at about 10 kHz
+    and counts them in a shared counter, killed after 1.5 s; the messages
+    read back from its file, against those handed over; loss in seconds.
+R6  a 1 % time window: a file of 10^6 messages over 100 s of log time; a
+    1 s window read through the chunk index, against a full scan.
+
+Medians of --reps runs (3; --quick: 1 run at a tenth of the sizes).
+"""
+from __future__ import annotations
+
+import argparse
+import ctypes
+import io
+import json
+import multiprocessing
+import os
+import signal
+import statistics
+import struct
+import sys
+import tempfile
+import time
+
+import msgspec
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from ether.record import Writer  # noqa: E402
+from ether.record._reader import Recording  # noqa: E402
+
+
+def small_records(n):
+    enc = msgspec.msgpack.encode
+    return [enc(("sensor", i, 1_700_000_000_000_000_000 + i, ["gen", i], ["gen", 1], None,
+                 msgspec.Raw(enc({"seq": i, "name": "sensor-1", "value": i * 0.5}))))
+            for i in range(n)]
+
+
+def r1(tmp, n):
+    data = small_records(n)
+    path = os.path.join(tmp, "r1")
+    out = {}
+    t = time.perf_counter()
+    with open(path + ".raw", "wb") as f:
+        pack = struct.Struct("<I").pack
+        for d in data:
+            f.write(pack(len(d)))
+            f.write(d)
+        f.flush()
+        os.fsync(f.fileno())
+    out["raw framed"] = n / (time.perf_counter() - t)
+    tn = time.time_ns
+    t = time.perf_counter()
+    w = Writer(path + ".ours")
+    c = w.channel("tick")
+    for i, d in enumerate(data):
+        w.add_bytes(c, i, tn(), i, d)
+    w.close()
+    out["ether writer"] = n / (time.perf_counter() - t)
+    from mcap.writer import Writer as McapWriter
+    t = time.perf_counter()
+    with open(path + ".mcap", "wb") as f:
+        m = McapWriter(f)
+        m.start("ether", "bench")
+        ch = m.register_channel("tick", "msgpack", 0)
+        for i, d in enumerate(data):
+            m.add_message(ch, tn(), d, tn(), i)
+        m.finish()
+        f.flush()
+        os.fsync(f.fileno())
+    out["mcap package"] = n / (time.perf_counter() - t)
+    for suffix in (".raw", ".ours", ".mcap"):
+        os.unlink(path + suffix)
+    return out
+
+
+def r2(tmp, scale):
+    import numpy as np
+    arrays = [np.random.default_rng(1).random((1 << 18) * mb // 2, dtype=np.float64).astype(np.float32)
+              for mb, count in ((1, 64 // scale), (4, 16 // scale), (16, max(1, 8 // scale)))
+              for _ in range(count)]
+    total = sum(a.nbytes for a in arrays)
+    path = os.path.join(tmp, "r2")
+    t = time.perf_counter()
+    with open(path + ".raw", "wb") as f:
+        for a in arrays:
+            f.write(memoryview(a).cast("B"))
+        f.flush()
+        os.fsync(f.fileno())
+    raw = total / (time.perf_counter() - t) / 1e9
+    t = time.perf_counter()
+    w = Writer(path + ".ours")
+    c = w.channel("frames")
+    for i, a in enumerate(arrays):
+        view = memoryview(a).cast("B")
+        w.add_data(c, i, time.time_ns(), 0, [b"\x97", view], 1 + view.nbytes)
+    w.close()
+    ours = total / (time.perf_counter() - t) / 1e9
+    os.unlink(path + ".raw")
+    os.unlink(path + ".ours")
+    return {"raw f.write": raw, "ether writer": ours}
+
+
+def pipeline(tmp, n, frames, recorder):
+    from ether import ether
+    instances = {"burst": {"class_path": "_record_apps.Burst"}}
+    config = {"instances": instances}
+    if recorder:
+        config["record"] = {"output": os.path.join(tmp, f"rec{time.monotonic_ns()}"),
+                            "topics": ["tick", "frames"]}
+    else:
+        instances["null"] = {"class_path": "_record_apps.Null"}
+    ether.tap(config=config)
+    done = ether.listen("burst_done", timeout=120)
+    t = time.perf_counter()
+    ether.start(n=n, frames=frames)
+    next(done)
+    ether.shutdown()
+    return time.perf_counter() - t
+
+
+def _killed_writer(path, counter):
+    w = Writer(path)
+    c = w.channel("tick")
+    i = 0
+    next_at = time.perf_counter()
+    while True:
+        now = time.perf_counter()
+        if now < next_at:
+            time.sleep(next_at - now)     # the 10 kHz pace of a sensor
+        next_at += 1e-4
+        t = time.time_ns()
+        w.add(c, i, t, t, ("s", i, t, None, None, None, msgspec.Raw(b"\x81\xa1i\x00")))
+        i += 1
+        counter.value = i
+
+
+def r5(tmp):
+    ctx = multiprocessing.get_context("fork")
+    counter = ctx.Value(ctypes.c_long, 0, lock=False)
+    path = os.path.join(tmp, f"r5-{time.monotonic_ns()}.mcap")
+    p = ctx.Process(target=_killed_writer, args=(path, counter))
+    p.start()
+    time.sleep(1.5)   # the run's length, not a synchronisation
+    os.kill(p.pid, signal.SIGKILL)
+    p.join()
+    handed = counter.value
+    with Recording(path) as rec:
+        got = sum(1 for _ in rec.messages())
+    os.unlink(path)
+    return (handed - got) / 10000.0, handed, got
+
+
+def r6(tmp, n):
+    path = os.path.join(tmp, "r6.mcap")
+    data = small_records(n)
+    w = Writer(path)
+    c = [w.channel(f"t{k}") for k in range(4)]
+    span = 100 * 10 ** 9
+    base = 1_700_000_000_000_000_000
+    for i, d in enumerate(data):
+        w.add_bytes(c[i % 4], i, base + span * i // n, 0, d)
+    w.close()
+    with Recording(path) as rec:
+        t = time.perf_counter()
+        full = sum(1 for _ in rec.files[0].records())
+        scan = time.perf_counter() - t
+        t = time.perf_counter()
+        window = sum(1 for _ in rec.files[0].records(start=base + span // 2, end=base + span // 2 + span // 100))
+        query = time.perf_counter() - t
+    os.unlink(path)
+    return scan, query, full, window
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--reps", type=int, default=3)
+    args = parser.parse_args()
+    reps = 1 if args.quick else args.reps
+    scale = 10 if args.quick else 1
+    os.environ.setdefault("ETHER_LOG_DIR", tempfile.mkdtemp(prefix="ether-bench-logs-"))
+    rows = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        w1 = [r1(tmp, 100000 // scale) for _ in range(reps)]
+        med = {k: statistics.median(r[k] for r in w1) for k in w1[0]}
+        rows["R1 writer, small envelopes"] = {
+            "msg/s": med, "x raw framed": med["ether writer"] / med["raw framed"],
+            "x mcap package": med["ether writer"] / med["mcap package"],
+            "target": ">= 0.5x raw framed, >= 4x mcap package"}
+        w2 = [r2(tmp, scale) for _ in range(reps)]
+        med = {k: statistics.median(r[k] for r in w2) for k in w2[0]}
+        rows["R2 writer, 1-16 MiB arrays"] = {"GB/s": med, "x raw": med["ether writer"] / med["raw f.write"],
+                                              "target": ">= 0.9x raw f.write"}
+        for name, n, frames in (("R3 pipeline, small messages", 200000 // scale, 0),
+                                ("R4 pipeline, 1 MiB frames", 20000 // scale, 200 // scale)):
+            null, rec = [], []
+            for _ in range(reps):
+                null.append(pipeline(tmp, n, frames, False))
+                rec.append(pipeline(tmp, n, frames, True))
+            rows[name] = {"null s": statistics.median(null), "recorder s": statistics.median(rec),
+                          "x null": statistics.median(null) / statistics.median(rec),
+                          "target": ">= 0.8x null" if not frames else ">= 0.6x null"}
+        loss = [r5(tmp) for _ in range(reps)]
+        rows["R5 loss window after SIGKILL"] = {
+            "lost s": max(l[0] for l in loss), "handed over": [l[1] for l in loss],
+            "read back": [l[2] for l in loss], "target": "<= 0.1 s + one batch"}
+        scan, query, full, window = r6(tmp, 1_000_000 // scale)
+        rows["R6 1 % time window"] = {"full scan s": scan, "window s": query, "messages": full,
+                                      "in window": window, "x faster": scan / query,
+                                      "target": ">= 50x faster"}
+    if args.json:
+        print(json.dumps(rows, indent=1, default=str))
+        return
+    for name, row in rows.items():
+        print(f"{name}: " + ", ".join(
+            f"{k} {_fmt(v)}" for k, v in row.items()))
+
+
+def _fmt(v):
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} {_fmt(x)}" for k, x in v.items()) + "}"
+    return str(v)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,225 @@
+"""What produced a session: the record `tap` writes as `provenance.json` in the
+session's log folder (and publishes on `ether/provenance`, where a recorder
+files it with its recording).
+
+Per session: run id, session name, host, user, the Ether, Python and numpy
+versions, the config (YAML) and the sha256 of its canonical JSON, the command
+line, the sha256 of the installed distributions (`pip freeze`'s content, read
+from importlib.metadata: no subprocess), and a wall-clock/monotonic anchor.
+Per instance: class path, module file and its sha256, the distribution that
+owns it and its version, the sha256 of its kwargs, and the git commit, branch
+and dirty flag of the repository holding the module, with the diff's sha256
+(the diff itself under "diffs", once per repository). Outside git the
+repository is "no repository": not an error.
+
+It runs in a thread while the instances start (git takes tens of ms); nothing
+in it may fail a tap: a problem becomes an "error" field.
+"""
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+__all__ = ["capture", "config_sha256", "git_info", "write", "FILE_NAME", "TOPIC"]
+
+FILE_NAME = "provenance.json"
+TOPIC = "ether/provenance"
+GIT_TIMEOUT_S = 5.0
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def canonical(value) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+def config_sha256(config) -> str:
+    """The sha256 of the config's canonical JSON: equal configs, equal hashes."""
+    return _sha256(canonical(config.model_dump(mode="json")))
+
+
+def _config_yaml(config) -> str:
+    source = config.source
+    if source is not None:
+        try:
+            return Path(source).read_text(encoding="utf-8")
+        except OSError:
+            pass
+    import yaml
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for name in ("ether", "numpy", "msgspec"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _freeze_sha256() -> str:
+    from importlib.metadata import distributions
+    lines = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in distributions()
+                    if d.metadata["Name"]})
+    return _sha256("\n".join(lines).encode())
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
+                          timeout=GIT_TIMEOUT_S, check=True)
+    return done.stdout.decode(errors="replace")
+
+
+def _repository(directory: Path) -> Path | None:
+    for folder in (directory, *directory.parents):
+        if (folder / ".git").exists():
+            return folder
+    return None
+
+
+def git_info(path, _cache: dict | None = None) -> dict:
+    """{repository, commit, branch, dirty, diff_sha256[, diff]} of the git
+    repository holding `path`, or {"repository": "no repository"}."""
+    root = _repository(Path(path).resolve().parent)
+    if root is None:
+        return {"repository": "no repository"}
+    if _cache is not None and root in _cache:
+        return _cache[root]
+    info: dict = {"repository": str(root)}
+    try:
+        info["commit"] = _git(root, "rev-parse", "HEAD").strip()
+        info["branch"] = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
+        status = _git(root, "status", "--porcelain", "--untracked-files=no")
+        info["dirty"] = bool(status.strip())
+        if info["dirty"]:
+            diff = _git(root, "diff", "HEAD")
+            info["diff_sha256"] = _sha256(diff.encode())
+            info["diff"] = diff
+    except (OSError, subprocess.SubprocessError) as exc:
+        info["error"] = f"git failed: {exc}"
+    if _cache is not None:
+        _cache[root] = info
+    return info
+
+
+def _distribution(module_name: str, packages: dict) -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+    top = module_name.split(".")[0]
+    names = packages.get(top, [])
+    if not names:
+        return {"distribution": None, "version": None}
+    try:
+        return {"distribution": names[0], "version": version(names[0])}
+    except PackageNotFoundError:
+        return {"distribution": names[0], "version": None}
+
+
+def instance_record(name: str, inst, cls, cache: dict) -> dict:
+    dumped = inst.model_dump(mode="json")
+    record = {"name": name, "class_path": inst.class_path, "module": cls.__module__,
+              "kwargs_sha256": _sha256(canonical(dumped["kwargs"])),
+              "args_sha256": _sha256(canonical(dumped["args"]))}
+    shared = cache.get(("class", cls))
+    if shared is None:   # what every instance of a class shares, computed once
+        shared = cache[("class", cls)] = _class_record(cls, cache)
+    record.update(shared)
+    record.update(_methods(name, cls))
+    return record
+
+
+def _class_record(cls, cache: dict) -> dict:
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if "packages" not in cache:
+        from importlib.metadata import packages_distributions
+        cache["packages"] = packages_distributions()
+    record = _distribution(cls.__module__, cache["packages"])
+    if path is None:
+        record.update(file=None, module_sha256=None, git={"repository": "no repository"})
+        return record
+    record["file"] = path
+    try:
+        record["module_sha256"] = _sha256(Path(path).read_bytes())
+    except OSError as exc:
+        record["module_sha256"] = None
+        record["error"] = str(exc)
+    record["git"] = {k: v for k, v in git_info(path, cache).items() if k != "diff"}
+    return record
+
+
+def _methods(name: str, cls) -> dict:
+    """Which method handles each topic (and service), and where each publishes:
+    what names the method of a step in a recording's lineage."""
+    from .._node._topics import service_topic
+    from .._spec._introspect import introspect
+    spec = introspect(cls)
+    handlers: dict[str, list[str]] = {}
+    for handler in spec.handlers:
+        for topic in handler.topics:
+            handlers.setdefault(topic, []).append(handler.method)
+    for service in spec.services:
+        for target in dict.fromkeys((spec.name, name)):
+            handlers.setdefault(service_topic(target, service.method), []).append(service.method)
+    return {"handlers": handlers, "publishes": {m: list(t) for m, t in spec.pubs.items()}}
+
+
+def capture(config, classes: dict, *, session: str, run_id: bytes) -> dict:
+    """The provenance of a session: `classes` maps instance name -> (config, class)."""
+    wall, mono = time.time_ns(), time.monotonic_ns()
+    out: dict = {
+        "run_id": str(uuid.UUID(bytes=run_id)), "session": session, "host": socket.gethostname(),
+        "user": _user(), "pid": os.getpid(), "versions": _versions(), "argv": list(sys.argv),
+        "cwd": os.getcwd(), "anchor": {"wall_ns": wall, "monotonic_ns": mono},
+    }
+    try:
+        out["config_sha256"] = config_sha256(config)
+        out["config_yaml"] = _config_yaml(config)
+        out["config_source"] = str(config.source) if config.source else None
+    except Exception as exc:  # never fail a tap over provenance
+        out["config_error"] = str(exc)
+    try:
+        out["pip_freeze_sha256"] = _freeze_sha256()
+    except Exception as exc:
+        out["pip_freeze_sha256"] = None
+        out["pip_freeze_error"] = str(exc)
+    cache: dict = {}
+    instances = {}
+    for name, (inst, cls) in classes.items():
+        try:
+            instances[name] = instance_record(name, inst, cls, cache)
+        except Exception as exc:
+            instances[name] = {"name": name, "class_path": inst.class_path, "error": str(exc)}
+    out["instances"] = instances
+    out["diffs"] = {str(root): info["diff"] for root, info in cache.items()
+                    if isinstance(root, Path) and "diff" in info}
+    return out
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return str(os.getuid())
+
+
+def write(log_dir: Path, record: dict) -> Path:
+    """provenance.json in the session's log folder, whole or not at all."""
+    path = Path(log_dir) / FILE_NAME
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+    return path

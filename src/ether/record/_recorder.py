@@ -1,0 +1,332 @@
+"""The recorder: an ordinary instance (or an attached client, for `ether record`)
+that writes the messages of chosen topics into MCAP files.
+
+- It subscribes in its constructor, through the process's client: as the
+  config's `record:` section runs it as the session's first instance, and the
+  main waits for it before launching the others, it catches everything from the
+  first message.
+- It takes envelopes (`envelopes=True`), so the payload is written as it came,
+  never decoded; arrays are written from their arena views (_inline.py) while
+  the message's hold lasts, which ends when the handler returns.
+- `policy="block"` by default: a slow disk slows the publishers down. With
+  "drop", what its inbox refused is counted (the inbox's own statistics) into
+  the file's `ether.recording.end` metadata, and `bag info` says INCOMPLETE.
+- A flusher thread writes a chunk that waited `flush_interval_s`, fsyncs every
+  `fsync_interval_s` and writes a wall/monotonic clock anchor every 10 s.
+- It closes its file when its node closes (Node.at_close): after a shutdown
+  (everything was delivered), on SIGTERM or when the main died (the watchdog
+  unwinds the instance), it first handles what is still in its inbox.
+- A write error (disk full) is logged once, loudly, naming the file; the
+  recorder stops writing, and the session goes on.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import ether
+from ether import lowlevel
+
+from . import _format as fmt
+from ._inline import message_pieces, prefix
+from ._writer import LARGE_MESSAGE, RecordingError, Writer
+
+__all__ = ["Recorder", "ALL_PATTERNS", "TRIAL_TOPIC", "PROVENANCE_TOPIC"]
+
+log = logging.getLogger("Ether")
+
+ALL_PATTERNS = ("*", "ether/*")      # every user topic, and Ether's own
+TRIAL_TOPIC = "ether/trial"
+PROVENANCE_TOPIC = "ether/provenance"
+ANCHOR_S = 10.0                      # a clock anchor this often
+DRAIN_S = 2.0                        # at close: handle what is queued for at most this long
+
+
+class Recorder:
+    def __init__(self, output: str = "recordings", topics=(), all: bool = False, exclude=(),
+                 policy: str = "block", timeout_s: float = 60.0, compression: str = "none",
+                 flush_interval_s: float = 0.1, fsync_interval_s: float = 1.0,
+                 split_size: int | None = None, split_duration_s: float | None = None,
+                 split_on_trial: bool = False, *, client=None, chunk_bytes: int = 1 << 20):
+        client = client or lowlevel.default_client()
+        if client is None:
+            raise ether.EtherError(
+                "a Recorder runs inside a session: as the config's `record:` section, as an "
+                "instance, or given a client (ether.attach(name))")
+        self.client = client
+        self.node = node = client.node
+        patterns = list(ALL_PATTERNS if all else ()) + [t for t in topics if t not in ALL_PATTERNS]
+        if not patterns:
+            raise ether.ConfigError("Recorder: give topics (or patterns) to record, or all=True")
+        self.patterns = tuple(dict.fromkeys(patterns))
+        self.exclude = tuple(exclude)
+        self.policy, self.timeout_s = policy, timeout_s
+        self.output = Path(output)
+        self.output.mkdir(parents=True, exist_ok=True)
+        self._options = dict(compression=compression, flush_interval=flush_interval_s,
+                             fsync_interval=fsync_interval_s, chunk_bytes=chunk_bytes)
+        self.split_size, self.split_duration_s = split_size, split_duration_s
+        self.split_on_trial = split_on_trial
+        self.session = client.session_name()
+        self.origin = node.origin
+        self.files: list[Path] = []
+        self.failed: RecordingError | None = None
+        self.lost = 0                         # messages not written after a write error
+        self._closed = False
+        self._provenance = _read_provenance(self.session)
+        self._resolve = node.decoders.ext_hook
+        self._payload_dict = node.decoders.payload_dict
+        self._writer: Writer | None = None
+        self._channels: dict[str, int] = {}
+        self._dropped_at_open = 0
+        self._open_file()
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="ether-recorder-flush",
+                                         daemon=True)
+        self._flusher.start()
+        self._unsubscribe = []
+        if PROVENANCE_TOPIC not in self.patterns:
+            self._unsubscribe.append(client.subscribe(
+                PROVENANCE_TOPIC, self._on_provenance_only, envelopes=True, policy=policy,
+                timeout=timeout_s))
+        for pattern in self.patterns:
+            self._unsubscribe.append(client.subscribe(
+                pattern, self._on_envelope, envelopes=True, policy=policy, timeout=timeout_s))
+        node.at_close(self.close)
+        self._wake = False
+        if client is lowlevel.default_client() and \
+                threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+        log.info("recorder: recording %s into %s", ", ".join(map(repr, self.patterns)),
+                 self.files[-1])
+
+    # ---- files ----
+
+    def _open_file(self) -> None:
+        index = len(self.files)
+        while True:
+            path = self.output / f"{self.session}-{index:03d}.mcap"
+            try:
+                writer = Writer(str(path), library=f"ether {ether.__version__}", **self._options)
+                break
+            except FileExistsError:
+                index += 1
+        self._writer = writer
+        self._channels = {}
+        self.files.append(path)
+        self._dropped_at_open = self._dropped()
+        now = time.time_ns()
+        self._split_at = now + int(self.split_duration_s * 1e9) if self.split_duration_s else 1 << 63
+        writer.metadata("ether.recording", {
+            "session": self.session, "run_id": str(uuid.UUID(bytes=self.origin.run)),
+            "host": self.origin.host, "recorder_host": socket.gethostname(), "pid": str(os.getpid()),
+            "patterns": json.dumps(self.patterns), "exclude": json.dumps(self.exclude),
+            "policy": self.policy, "file_index": str(len(self.files) - 1), "started_ns": str(now),
+            "compression": self._options["compression"],
+            "flush_interval_s": str(self._options["flush_interval"])})
+        self._anchor()
+        if self._provenance is not None:
+            self._write_provenance(self._provenance)
+
+    def _anchor(self) -> None:
+        self._writer.metadata("ether.clock", {"wall_ns": str(time.time_ns()),
+                                              "monotonic_ns": str(time.monotonic_ns())})
+
+    def _write_provenance(self, record: dict) -> None:
+        writer = self._writer
+        session = {k: v for k, v in record.items()
+                   if k not in ("instances", "diffs", "config_yaml", "versions", "anchor")}
+        session.update({f"version.{k}": v for k, v in record.get("versions", {}).items()})
+        session.update({f"anchor.{k}": v for k, v in record.get("anchor", {}).items()})
+        writer.metadata("ether.session", {k: _text(v) for k, v in session.items()})
+        for name, inst in record.get("instances", {}).items():
+            flat = {k: v for k, v in inst.items() if k != "git"}
+            flat.update({f"git.{k}": v for k, v in inst.get("git", {}).items()})
+            writer.metadata("ether.instance", {k: _text(v) for k, v in flat.items()})
+        if record.get("config_yaml"):
+            writer.attachment("config.yaml", "application/yaml", record["config_yaml"].encode())
+        for root, diff in record.get("diffs", {}).items():
+            writer.attachment(f"git.diff:{root}", "text/x-diff", diff.encode())
+        writer.attachment("provenance.json", "application/json",
+                          json.dumps(record, indent=1, default=str).encode())
+
+    def _dropped(self) -> int:
+        try:
+            return self.node.inbox.statistics().dropped
+        except ether.EtherError:
+            return self._dropped_at_open
+
+    def _finish_file(self, status: str) -> None:
+        writer = self._writer
+        dropped = self._dropped() - self._dropped_at_open
+        try:
+            if writer.failed is None:
+                writer.metadata("ether.recording.end", {
+                    "status": status, "messages": str(writer.messages), "dropped": str(dropped),
+                    "lost_after_error": str(self.lost), "ended_ns": str(time.time_ns())})
+        except RecordingError:
+            pass
+        try:
+            writer.close()
+        except RecordingError as exc:
+            self._report(exc)
+
+    def _split(self) -> None:
+        self._finish_file("complete")
+        self._open_file()
+
+    # ---- messages (the thread that reads the inbox) ----
+
+    def _channel(self, topic: str) -> int:
+        if any(fnmatch.fnmatchcase(topic, p) for p in self.exclude):
+            self._channels[topic] = 0
+            return 0
+        channel = self._writer.channel(topic, metadata={"ether.policy": self.policy})
+        self._channels[topic] = channel
+        return channel
+
+    def _on_envelope(self, envelope) -> None:
+        if self._closed:
+            return
+        topic = envelope.topic
+        channel = self._channels.get(topic)
+        if channel is None:
+            if self.failed is not None:
+                self.lost += 1
+                return
+            channel = self._channel(topic)
+        if not channel:
+            return
+        log_time = time.time_ns()
+        if log_time >= self._split_at:
+            self._split()
+            channel = self._channel(topic)
+        elif topic == TRIAL_TOPIC and self.split_on_trial and self._writer.messages + \
+                self._writer._committed and self._payload_dict(envelope).get("event") == "start":
+            self._split()
+            channel = self._channel(topic)
+        payload = envelope.payload
+        try:
+            if envelope.holds or len(payload) >= LARGE_MESSAGE:
+                head = prefix(envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
+                              envelope.trace, envelope.origin)
+                pieces, size = message_pieces(head, payload, self._resolve)
+                self._writer.add_data(channel, envelope.seq, log_time, envelope.time_ns,
+                                      pieces, size)
+            else:
+                self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
+                    envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
+                    envelope.trace, envelope.origin, payload))
+        except RecordingError as exc:
+            self.lost += 1
+            self._report(exc)
+            return
+        if topic == PROVENANCE_TOPIC:
+            self._on_provenance(envelope)
+
+    def _on_provenance_only(self, envelope) -> None:
+        if not self._closed:
+            self._on_provenance(envelope)
+
+    def _on_provenance(self, envelope) -> None:
+        try:
+            record = self._payload_dict(envelope)
+            self._provenance = record
+            self._write_provenance(record)
+        except RecordingError as exc:
+            self._report(exc)
+        except ether.EtherError as exc:
+            log.warning("recorder: a malformed %s message: %s", PROVENANCE_TOPIC, exc)
+
+    def _report(self, exc: RecordingError) -> None:
+        if self.failed is None:
+            self.failed = exc
+            self._channels = {}      # every later message counts as lost
+            log.error("recorder: %s; recording stopped, the session goes on", exc)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        """SIGTERM (asked to end, or the main died: the kernel's parent-death
+        signal, the watchdog's): end the dispatch loop after the batch in hand,
+        never inside it, so the close that follows handles what is queued and
+        loses nothing. Flags only: the flusher wakes the loop."""
+        self.node.stopping = True
+        self.node.running = False
+        self._wake = True
+
+    # ---- the flusher ----
+
+    def _flush_loop(self) -> None:
+        interval = self._options["flush_interval"]
+        next_anchor = time.monotonic() + ANCHOR_S
+        while not self._stop.wait(interval):
+            if self._wake:
+                self._wake = False
+                self.node.wake()               # the loop sees running is False
+            writer = self._writer
+            try:
+                writer.tick()
+                if self.split_size and writer.offset >= self.split_size:
+                    self._split_at = 0         # the reader thread splits at its next message
+                if time.monotonic() >= next_anchor and writer.failed is None:
+                    next_anchor = time.monotonic() + ANCHOR_S
+                    self._anchor()
+            except RecordingError as exc:
+                self._report(exc)
+            except Exception:  # a file closed by a split meanwhile
+                if self._closed:
+                    return
+
+    # ---- the end ----
+
+    def close(self) -> None:
+        """Handle what is still queued (for at most DRAIN_S), then close the file
+        with its summary. Called when the node closes; idempotent."""
+        if self._closed:
+            return
+        node = self.node
+
+        def drained() -> bool:
+            try:
+                s = node.inbox.statistics()
+            except ether.EtherError:
+                return True
+            return s.sent - s.received <= 0 and not s.buffered
+
+        try:
+            node.wait_until(drained, DRAIN_S, describe=str)
+        except ether.EtherError:  # Timeout, or the session closing
+            pass
+        self._closed = True
+        for unsubscribe in self._unsubscribe:
+            try:
+                unsubscribe()
+            except Exception:
+                pass
+        self._stop.set()
+        if self._flusher is not threading.current_thread():
+            self._flusher.join(2.0)
+        self._finish_file("complete")
+        log.info("recorder: closed %s", ", ".join(map(str, self.files)))
+
+
+def _text(value) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, default=str)
+
+
+def _read_provenance(session: str) -> dict | None:
+    """The provenance.json `tap` wrote for the session, if this host has it."""
+    try:
+        path = lowlevel.session_log_dir(session) / "provenance.json"
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, ether.EtherError):
+        return None

@@ -1,0 +1,442 @@
+"""An MCAP writer built for a recorder that may be killed at any instant.
+
+Ether writes MCAP itself (docs/design/recording.md says why: the `mcap`
+package's writer costs 4-6x more per message and keeps a whole chunk in memory);
+the `mcap` package reads every file back in the tests, with CRCs checked.
+
+- Messages go into a chunk in memory: one `encode_into` of the record's fields
+  straight into the chunk's buffer, a header packed in front of it.
+- A chunk is written (one `writev` of any new channel records, the chunk and its
+  message indexes) once it holds `chunk_bytes`, or `flush_interval` after its
+  first message (the flusher calls `tick()` when no message comes), so a kill
+  loses at most that much. `fsync` runs every `fsync_interval`, in the flusher's
+  thread, never in the one that adds messages.
+- A large message (an array frame) gets a chunk of its own, written from the
+  caller's buffers (the arena's memory) in one `writev`: one copy, into the page
+  cache.
+- `close()` writes the data end, the summary (channels, statistics, chunk,
+  metadata and attachment indexes, summary offsets) and the footer. Without
+  them (a kill) the file still reads by a linear scan, and `recover` rebuilds
+  the index.
+- A write error (disk full, I/O error) is raised once as RecordingError naming
+  the file; the file is cut back to its last whole chunk, and nothing more is
+  written to it.
+
+The buffer state changes in an order that survives an exception raised between
+any two steps (the watchdog's SystemExit lands in the thread that adds
+messages): only `committed` bytes of the chunk are ever written.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import struct
+import threading
+import time
+import zlib
+
+import msgspec
+
+from . import _format as fmt
+
+__all__ = ["Writer", "RecordingError", "LARGE_MESSAGE"]
+
+#: A message at least this large gets a chunk of its own, written from its buffers.
+LARGE_MESSAGE = 64 * 1024
+
+_pack_head = fmt.MESSAGE_HEAD.pack_into
+_ZERO_HEAD = bytes(fmt.MESSAGE_HEAD_SIZE)
+_MESSAGE = fmt.MESSAGE
+
+
+class RecordingError(OSError):
+    """The recording's file could not be written (disk full, an I/O error)."""
+
+
+def _compressor(name: str):
+    if name == "none":
+        return ""
+    if name == "lz4":
+        import lz4.frame
+        return "lz4", lz4.frame.compress
+    if name == "zstd":
+        import zstandard
+        return "zstd", zstandard.ZstdCompressor(level=1).compress
+    raise ValueError(f"compression {name!r} is not one of none, lz4, zstd")
+
+
+class Writer:
+    def __init__(self, path: str, *, library: str = "ether", compression: str = "none",
+                 chunk_bytes: int = 1 << 20, flush_interval: float = 0.1,
+                 fsync_interval: float = 1.0, large_crc: bool = False):
+        """path: the file to create (it must not exist). large_crc: also compute
+        the CRC of a large message's own chunk (2.5 GB/s of CPU; off by default,
+        since the arrays' chunks would otherwise cost twice the write)."""
+        self.path = os.fspath(path)
+        self._compression = _compressor(compression)
+        self.chunk_bytes = chunk_bytes
+        self.flush_ns = int(flush_interval * 1e9)
+        self.fsync_interval = fsync_interval
+        self.large_crc = large_crc
+        self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()   # fsync against close
+        self._encode_into = msgspec.msgpack.Encoder().encode_into
+        self._encode = msgspec.msgpack.Encoder().encode
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        self.offset = 0                       # bytes written so far (whole records)
+        self.failed: RecordingError | None = None
+        self.closed = False
+        self.topics: dict[str, int] = {}      # topic -> channel id
+        self._channels: list[bytes] = []      # channel records, for the summary
+        self._schemas: list[bytes] = []
+        self._pending: list[bytes] = []       # records to write before the next chunk
+        self._buf = bytearray()
+        self._entries: list[int] = []         # channel, log_time, offset per message in the chunk
+        self._committed = 0                   # bytes of _buf that hold whole messages
+        self._opened = 0                      # log time of the chunk's first message
+        self._chunk_indexes: list[bytes] = []
+        self._metadata_indexes: list[bytes] = []
+        self._attachment_indexes: list[bytes] = []
+        self.messages = 0
+        self.per_channel: dict[int, int] = {}
+        self.start_time = 0
+        self.end_time = 0
+        self._last_sync = time.monotonic()
+        self._write([fmt.MAGIC, fmt.header(library)])
+
+    # ---- registering ----
+
+    def channel(self, topic: str, *, encoding: str = fmt.ENCODING, schema_id: int = 0,
+                metadata: dict[str, str] | None = None) -> int:
+        """The channel id of topic, registered at first use (written before the
+        chunk that first holds one of its messages)."""
+        with self._lock:
+            found = self.topics.get(topic)
+            if found is not None:
+                return found
+            channel_id = len(self.topics) + 1
+            record = fmt.channel(channel_id, topic, encoding, schema_id, metadata)
+            self.topics[topic] = channel_id
+            self._channels.append(record)
+            self._pending.append(record)
+            self.per_channel[channel_id] = 0
+            return channel_id
+
+    def schema(self, name: str, encoding: str, data: bytes) -> int:
+        with self._lock:
+            schema_id = len(self._schemas) + 1
+            record = fmt.schema(schema_id, name, encoding, data)
+            self._schemas.append(record)
+            self._pending.append(record)
+            return schema_id
+
+    # ---- messages ----
+
+    def add(self, channel_id: int, sequence: int, log_time: int, publish_time: int, fields) -> None:
+        """Add one message whose data is `fields` encoded as MessagePack."""
+        with self._lock:
+            buf = self._buf
+            start = len(buf)
+            if start == 0:
+                if self.failed is not None or self.closed:
+                    raise self._refusal()
+                self._opened = log_time
+            buf += _ZERO_HEAD
+            self._encode_into(fields, buf, -1)
+            end = len(buf)
+            _pack_head(buf, start, _MESSAGE, end - start - 9, channel_id, sequence & 0xFFFFFFFF,
+                       log_time, publish_time)
+            self._entries += (channel_id, log_time, start)
+            self._committed = end
+            if end >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+                self._write_chunk()
+
+    def add_bytes(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
+                  data) -> None:
+        """Add one message whose data is the buffer `data`."""
+        size = len(data)
+        if size >= LARGE_MESSAGE:
+            return self.add_data(channel_id, sequence, log_time, publish_time, (data,), size)
+        with self._lock:
+            buf = self._buf
+            start = len(buf)
+            if start == 0:
+                if self.failed is not None or self.closed:
+                    raise self._refusal()
+                self._opened = log_time
+            buf += _ZERO_HEAD
+            buf += data
+            _pack_head(buf, start, _MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF,
+                       log_time, publish_time)
+            self._entries += (channel_id, log_time, start)
+            self._committed = end = start + size + 31
+            if end >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+                self._write_chunk()
+
+    def add_data(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
+                 pieces, size: int) -> None:
+        """Add one message whose data is the concatenation of `pieces` (buffers,
+        `size` bytes in all). A large one is written at once, in a chunk of its own,
+        straight from those buffers."""
+        with self._lock:
+            if self.failed is not None or self.closed:
+                raise self._refusal()
+            if size < LARGE_MESSAGE:
+                buf = self._buf
+                start = len(buf)
+                if start == 0:
+                    self._opened = log_time
+                buf += _ZERO_HEAD
+                for piece in pieces:
+                    buf += piece
+                _pack_head(buf, start, _MESSAGE, len(buf) - start - 9, channel_id,
+                           sequence & 0xFFFFFFFF, log_time, publish_time)
+                self._entries += (channel_id, log_time, start)
+                self._committed = len(buf)
+                if self._committed >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+                    self._write_chunk()
+                return
+            if self._committed:
+                self._write_chunk()
+            self._write_large(channel_id, sequence, log_time, publish_time, pieces, size)
+
+    def _write_large(self, channel_id, sequence, log_time, publish_time, pieces, size) -> None:
+        head = bytearray(_ZERO_HEAD)
+        _pack_head(head, 0, _MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF, log_time,
+                   publish_time)
+        records_size = len(head) + size
+        crc = 0
+        if self.large_crc:
+            crc = zlib.crc32(head)
+            for piece in pieces:
+                crc = zlib.crc32(piece, crc)
+        compression = fmt.string("")
+        content = 8 + 8 + 8 + 4 + len(compression) + 8 + records_size
+        chunk_head = fmt.CHUNK_HEAD.pack(fmt.CHUNK, content, log_time, log_time, records_size, crc) \
+            + compression + struct.pack("<Q", records_size)
+        chunk_start = self.offset + sum(map(len, self._pending))
+        chunk_length = 9 + content
+        index = fmt.message_index(channel_id, [(log_time, 0)])
+        self._write([*self._pending, chunk_head, head, *pieces, index])
+        self._pending = []
+        self._chunk_indexes.append(fmt.chunk_index(
+            log_time, log_time, chunk_start, chunk_length, {channel_id: chunk_start + chunk_length},
+            len(index), "", records_size, records_size))
+        self.per_channel[channel_id] += 1
+        self._count(log_time, log_time, 1)
+
+    def _count(self, start: int, end: int, count: int) -> None:
+        if self.messages == 0 or start < self.start_time:
+            self.start_time = start
+        if end > self.end_time:
+            self.end_time = end
+        self.messages += count
+
+    # ---- chunks ----
+
+    def flush(self) -> None:
+        """Write the chunk in progress now (to the OS; sync() makes it durable)."""
+        with self._lock:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._committed and self.failed is None:
+            self._write_chunk()
+        elif self._pending and self.failed is None:
+            self._write(self._pending)
+            self._pending = []
+
+    def tick(self) -> None:
+        """The flusher's call, every flush interval: write a chunk that has waited
+        that long; fsync once every fsync interval."""
+        with self._lock:
+            if self._committed and time.time_ns() - self._opened >= self.flush_ns \
+                    and self.failed is None and not self.closed:
+                try:
+                    self._write_chunk()
+                except RecordingError:
+                    pass  # raised (and reported) by the next add, and by close
+        if time.monotonic() - self._last_sync >= self.fsync_interval:
+            self.sync()
+
+    def sync(self) -> None:
+        with self._sync_lock:
+            if self.closed:
+                return
+            self._last_sync = time.monotonic()
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self._fail(exc)
+
+    def _write_chunk(self) -> None:
+        committed = self._committed
+        buf, entries = self._buf, self._entries
+        self._buf, self._entries, self._committed = bytearray(), [], 0
+        del buf[committed:]                   # what an interrupted add left
+        n = len(entries) - len(entries) % 3
+        per: dict[int, list[tuple[int, int]]] = {}
+        start = end = entries[1]
+        for i in range(0, n, 3):
+            channel_id, log_time, offset = entries[i], entries[i + 1], entries[i + 2]
+            if offset >= committed:
+                break
+            per.setdefault(channel_id, []).append((log_time, offset))
+            if log_time < start:
+                start = log_time
+            elif log_time > end:
+                end = log_time
+        crc = zlib.crc32(buf)
+        if self._compression:
+            name, compress = self._compression
+            data = compress(bytes(buf))
+        else:
+            name, data = "", buf
+        compression = fmt.string(name)
+        content = 8 + 8 + 8 + 4 + len(compression) + 8 + len(data)
+        chunk = fmt.CHUNK_HEAD.pack(fmt.CHUNK, content, start, end, len(buf), crc) + compression \
+            + struct.pack("<Q", len(data))
+        pending = self._pending
+        chunk_start = self.offset + sum(map(len, pending))
+        chunk_length = 9 + content
+        offsets, indexes, at = {}, [], chunk_start + chunk_length
+        for channel_id, found in per.items():
+            found.sort()
+            record = fmt.message_index(channel_id, found)
+            offsets[channel_id] = at
+            at += len(record)
+            indexes.append(record)
+            self.per_channel[channel_id] += len(found)
+        self._write([*pending, chunk, data, *indexes])
+        self._pending = []
+        self._chunk_indexes.append(fmt.chunk_index(
+            start, end, chunk_start, chunk_length, offsets, at - chunk_start - chunk_length,
+            name, len(data), len(buf)))
+        self._count(start, end, sum(map(len, per.values())))
+
+    # ---- metadata, attachments ----
+
+    def metadata(self, name: str, values: dict[str, str]) -> None:
+        """A Metadata record, written now (after the chunk in progress)."""
+        with self._lock:
+            self._check()
+            if self._committed:
+                self._write_chunk()
+            record = fmt.metadata(name, {k: str(v) for k, v in values.items()})
+            offset = self.offset + sum(map(len, self._pending))
+            self._write([*self._pending, record])
+            self._pending = []
+            self._metadata_indexes.append(fmt.metadata_index(offset, len(record), name))
+
+    def attachment(self, name: str, media_type: str, data: bytes) -> None:
+        with self._lock:
+            self._check()
+            if self._committed:
+                self._write_chunk()
+            now = time.time_ns()
+            record = fmt.attachment(name, media_type, data, now)
+            offset = self.offset + sum(map(len, self._pending))
+            self._write([*self._pending, record])
+            self._pending = []
+            self._attachment_indexes.append(
+                fmt.attachment_index(offset, len(record), now, len(data), name, media_type))
+
+    # ---- the end ----
+
+    def close(self) -> None:
+        """Write what is left, the summary and the footer; fsync; close. After a
+        write error: just close (the file ends at its last whole chunk)."""
+        with self._lock:
+            if self.closed:
+                return
+            try:
+                if self.failed is None:
+                    self._flush()
+                    self._write_summary()
+                    os.fsync(self._fd)
+            except OSError as exc:
+                if not isinstance(exc, RecordingError):
+                    self._fail(exc)
+            finally:
+                with self._sync_lock:
+                    self.closed = True
+                    os.close(self._fd)
+        if self.failed is not None:
+            raise self.failed
+
+    def _write_summary(self) -> None:
+        data_end = fmt.data_end()
+        self._write([data_end])
+        start = self.offset
+        groups, parts, at = [], [], start
+
+        def group(opcode: int, records: list[bytes]) -> None:
+            nonlocal at
+            if records:
+                length = sum(map(len, records))
+                groups.append(fmt.summary_offset(opcode, at, length))
+                parts.extend(records)
+                at += length
+
+        group(fmt.SCHEMA, self._schemas)
+        group(fmt.CHANNEL, self._channels)
+        group(fmt.STATISTICS, [fmt.statistics(
+            self.messages, len(self._schemas), len(self._channels), len(self._attachment_indexes),
+            len(self._metadata_indexes), len(self._chunk_indexes), self.start_time, self.end_time,
+            self.per_channel)])
+        group(fmt.CHUNK_INDEX, self._chunk_indexes)
+        group(fmt.ATTACHMENT_INDEX, self._attachment_indexes)
+        group(fmt.METADATA_INDEX, self._metadata_indexes)
+        offsets_start = at
+        summary = b"".join(parts + groups)
+        footer_head = struct.pack("<BQQQ", fmt.FOOTER, 20, start, offsets_start)
+        crc = zlib.crc32(footer_head, zlib.crc32(summary))
+        self._write([summary, footer_head, struct.pack("<I", crc), fmt.MAGIC])
+
+    # ---- the file ----
+
+    def _write(self, parts) -> None:
+        """Write whole records; on an error cut the file back to the last whole one."""
+        views = [memoryview(p) for p in parts]
+        total = sum(v.nbytes for v in views)
+        done = 0
+        try:
+            while views:
+                n = os.writev(self._fd, views[:1024])
+                done += n
+                while views and n >= views[0].nbytes:
+                    n -= views[0].nbytes
+                    views.pop(0)
+                if n:
+                    views[0] = views[0][n:]
+        except OSError as exc:
+            try:
+                os.ftruncate(self._fd, self.offset)
+            except OSError:
+                pass
+            self._fail(exc, wrote=done, wanted=total)
+        self.offset += total
+
+    def _fail(self, exc: OSError, *, wrote: int = 0, wanted: int = 0) -> None:
+        if self.failed is None:
+            what = errno.errorcode.get(exc.errno or 0, "error")
+            detail = f" ({wrote} of {wanted} bytes of a write went in)" if wanted else ""
+            self.failed = RecordingError(
+                exc.errno, f"cannot write the recording {self.path}: {what}: {exc.strerror or exc}"
+                f"{detail}; the file keeps its first {self.offset} bytes (whole chunks), and "
+                f"'ether bag recover' makes it indexed")
+            self.failed.filename = self.path
+        raise self.failed
+
+    def _check(self) -> None:
+        if self.failed is not None or self.closed:
+            raise self._refusal()
+
+    def _refusal(self) -> RecordingError:
+        return self.failed or RecordingError(errno.EBADF, f"the recording {self.path} is closed")
+
+    def __enter__(self) -> "Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,214 @@
+"""The recorder: a round trip through MCAP checked by the `mcap` package with
+CRCs, lineage and trials, drops, splits."""
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from mcap.reader import make_reader
+from mcap.stream_reader import StreamReader
+
+from ether.recording import open as open_recording
+from ether import ether
+
+from conftest import shm_objects
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+import record_apps  # noqa: E402
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """tap(instances, **record) with a recorder into tmp_path/rec; shut down after."""
+    sessions = []
+
+    def tap(instances, **record):
+        record.setdefault("all", True)
+        ether.tap(config={"instances": instances, "record": {"output": str(tmp_path / "rec"),
+                                                              **record}})
+        sessions.append(ether.session)
+        return tmp_path / "rec"
+
+    yield tap
+    ether.shutdown()
+    for sid in sessions:
+        assert shm_objects(sid) == [], f"session {sid} left shared memory behind"
+
+
+def oracle(folder) -> dict:
+    """Per-topic message counts as the mcap package reads them, CRCs checked, and
+    its summary's statistics agreeing."""
+    counts: dict = {}
+    for path in sorted(pathlib.Path(folder).glob("*.mcap")):
+        with open(path, "rb") as f:
+            reader = make_reader(f, validate_crcs=True)
+            stats = reader.get_summary().statistics
+            n = 0
+            for _, channel, _ in reader.iter_messages():
+                counts[channel.topic] = counts.get(channel.topic, 0) + 1
+                n += 1
+            assert n == stats.message_count
+        with open(path, "rb") as f:   # the data section read linearly, CRCs checked
+            for _ in StreamReader(f, validate_crcs=True).records:
+                pass
+    return counts
+
+
+def wait_done(n_done=1, timeout=30):
+    got = 0
+    for _ in ether.listen("done", timeout=timeout):
+        got += 1
+        if got == n_done:
+            return
+    raise AssertionError("no 'done' message")
+
+
+@pytest.mark.timeout(90)
+def test_round_trip_every_message_once_in_order_with_equal_payloads(recorded):
+    n, arrays = 4000, 100
+    folder = recorded({"source": {"class_path": "record_apps.Source"}})
+    done = ether.listen("done", timeout=30)
+    ether.start(n=n, arrays=arrays)
+    next(done)
+    ether.shutdown()
+    rec = open_recording(folder)
+    assert rec.status == "complete"
+    by_topic = {}
+    for m in rec.messages():
+        by_topic.setdefault(m.topic, []).append(m)
+    for t in range(4):
+        got = by_topic[f"t{t}"]
+        assert [m.data["i"] for m in got] == list(range(t, n, 4))
+        assert all(m.data["text"] == f"m{m.data['i']}" for m in got)
+    seqs = [m.seq for m in rec.messages() if m.sender == "source"]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+    rng = np.random.default_rng(7)
+    for k, m in enumerate(by_topic["arrays"]):
+        want = record_apps.array_of(k, rng)
+        a = m.data["a"]
+        assert m.data["k"] == k and a.dtype == want.dtype and a.shape == want.shape
+        assert np.array_equal(a, want) and not a.flags.writeable
+    loaned = by_topic["loaned"]
+    assert [m.data["k"] for m in loaned] == list(range(0, arrays, 10))
+    assert all((m.data["a"] == m.data["k"]).all() and m.data["a"].shape == (256, 256) for m in loaned)
+    counts = oracle(folder)
+    assert counts == {t: len(ms) for t, ms in by_topic.items()}
+    assert rec.metadata["ether.recording.end"]["status"] == "complete"
+    assert rec.dropped() == 0
+
+
+@pytest.mark.timeout(60)
+def test_lineage_of_a_pipeline_with_an_aggregator_goes_back_to_start(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "stage": {"class_path": "record_apps.Stage"},
+                       "agg": {"class_path": "record_apps.Aggregator", "kwargs": {"every": 3}}})
+    finals = ether.listen("final", timeout=20)
+    ether.start(n=6)
+    next(finals), next(finals)
+    ether.shutdown()
+    rec = open_recording(folder)
+    final = list(rec.messages("final"))[-1]
+    steps = rec.lineage(final)
+    assert [(s["topic"], s["instance"]) for s in steps] == [
+        ("final", "agg"), ("stage2", "stage"), ("data", "gen"), ("start", "main")]
+    assert [s["method"] for s in steps[:3]] == ["on_stage", "on_data", "go"]
+    assert steps[2]["message"].data == {"i": 5}
+    assert steps[0]["class_path"] == "record_apps.Aggregator" and steps[0]["module_sha256"]
+    start = next(rec.messages("start"))
+    below = rec.descendants(start)
+    assert sorted((m.topic, m.seq) for m in below) == sorted(
+        (m.topic, m.seq) for m in rec.messages(["data", "stage2", "final"]))
+    assert all(m.root_id == start.id for m in below)
+
+
+@pytest.mark.timeout(60)
+def test_three_interleaved_trials_are_separated_by_their_trace(recorded):
+    folder = recorded({"stage": {"class_path": "record_apps.Stage"}})
+    out = ether.listen("stage2", timeout=20)
+    trials = [ether.trial(t, speed=t * 10) for t in (1, 2, 3)]
+    entered = [t.__enter__() for t in trials]       # open all three, then interleave
+    for i in range(9):
+        from ether.lowlevel import default_client
+        with default_client().node.handling(entered[i % 3]):
+            ether.pub({"i": i}, topic="data")
+    for t in reversed(trials):
+        t.__exit__(None, None, None)
+    with ether.trial(4):
+        ether.start(n=0)
+    for _ in range(9):
+        next(out)
+    ether.shutdown()
+    rec = open_recording(folder)
+    for t in (1, 2, 3):
+        got = [(m.topic, m.data.get("i")) for m in rec.messages(trial=t)]
+        data = [("data", i) for i in range(t - 1, 9, 3)]
+        stage = [("stage2", i * 2) for i in range(t - 1, 9, 3)]
+        assert sorted(x for x in got if x[0] == "data") == data
+        assert sorted(x for x in got if x[0] == "stage2") == stage
+        assert ("ether/trial", None) in got            # its start and its end
+    starts = [m.data for m in rec.messages("ether/trial") if m.data["event"] == "start"]
+    assert [s["trial"] for s in starts] == [1, 2, 3, 4] and starts[1]["params"] == {"speed": 20}
+    assert [m.topic for m in rec.messages(trial=4)] == ["ether/trial", "start", "ether/trial"]
+
+
+@pytest.mark.timeout(60)
+def test_start_with_a_trial_makes_the_start_its_trace(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "stage": {"class_path": "record_apps.Stage"}})
+    out = ether.listen("stage2", timeout=20)
+    ether.start(trial=7, n=2)
+    next(out), next(out)
+    ether.start(n=1)
+    next(out)
+    ether.shutdown()
+    rec = open_recording(folder)
+    assert sorted(m.data["i"] for m in rec.messages("stage2", trial=7)) == [0, 2]
+    assert [m.data for m in rec.messages("start", trial=7)] == [{"n": 2}]
+
+
+def recorder_pid(name="recorder") -> int:
+    from ether.lowlevel import inspect
+    return next(m.pid for m in inspect(ether.session).members if m.name == name)
+
+
+@pytest.mark.timeout(90)
+def test_drop_policy_counts_what_the_inbox_dropped(recorded):
+    folder = recorded({}, policy="drop", topics=["t*"], all=False)
+    pid = recorder_pid()
+    os.kill(pid, signal.SIGSTOP)           # a recorder that cannot keep up
+    try:
+        pad = "x" * 1000
+        for i in range(8000):              # 8 MB into a 4 MiB inbox
+            ether.pub({"i": i, "pad": pad}, topic="t0")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    sent = {(s.inbox, s.policy): s for s in ether.statistics()}[("recorder", "drop")]
+    assert sent.dropped > 0
+    ether.shutdown()
+    rec = open_recording(folder)
+    got = [m.data["i"] for m in rec.messages("t0")]
+    assert rec.dropped() == sent.dropped
+    assert len(got) + rec.dropped() == 8000 and got == sorted(got)
+    info = subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder)],
+                          capture_output=True, text=True)
+    assert "INCOMPLETE" in info.stdout and f"{sent.dropped} dropped" in info.stdout, info
+
+
+@pytest.mark.timeout(90)
+def test_splits_by_size_hold_every_message_once(recorded):
+    folder = recorded({"source": {"class_path": "record_apps.Source"}}, split_size=64 * 1024)
+    done = ether.listen("done", timeout=30)
+    ether.start(n=20000)
+    next(done)
+    ether.shutdown()
+    files = sorted(folder.glob("*.mcap"))
+    assert len(files) > 3
+    for f in files:   # every closed split is complete
+        assert open_recording(f).status == "complete"
+    rec = open_recording(folder)
+    got = sorted(m.data["i"] for m in rec.messages() if m.topic.startswith("t"))
+    assert got == list(range(20000))
+    assert sum(v for k, v in oracle(folder).items() if k.startswith("t")) == 20000

@@ -1,0 +1,116 @@
+"""The MCAP writer and reader without a session: the mcap package agrees with
+every file, a file cut anywhere yields only whole messages, recover indexes an
+unfinished file, a full disk leaves a file that reads to its last chunk."""
+import os
+import random
+import subprocess
+import sys
+import time
+
+import msgspec
+import pytest
+from mcap.reader import make_reader
+
+from ether.record import RecordingError, Writer
+from ether.record._bag import recover
+from ether.record._reader import Recording, RecordingFile
+
+
+def write_file(path, n=4000, chunk_bytes=16 * 1024, close=True, compression="none"):
+    w = Writer(str(path), chunk_bytes=chunk_bytes, compression=compression)
+    w.metadata("ether.recording", {"session": "s"})
+    channels = [w.channel(f"t{i}") for i in range(4)]
+    for i in range(n):
+        t = 1_000_000_000 + i
+        w.add(channels[i % 4], i, t, t, ("src", i, t, None, None, None,
+                                          msgspec.Raw(msgspec.msgpack.encode({"i": i, "pad": "x" * (i % 50)}))))
+    if close:
+        w.close()
+    return w
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4", "zstd"])
+def test_the_mcap_package_reads_what_the_writer_wrote_with_crcs(tmp_path, compression):
+    path = tmp_path / "a.mcap"
+    write_file(path, compression=compression)
+    with open(path, "rb") as f:
+        reader = make_reader(f, validate_crcs=True)
+        assert reader.get_summary().statistics.message_count == 4000
+        seqs = [msgspec.msgpack.decode(m.data)[1] for _, _, m in reader.iter_messages()]
+    assert seqs == list(range(4000))
+    rec = Recording(path)
+    assert rec.status == "complete" and [m.data["i"] for m in rec.messages()] == list(range(4000))
+    window = list(rec.messages(start=1_000_000_000 + 100, end=1_000_000_000 + 140))
+    assert [m.seq for m in window] == list(range(100, 140))
+
+
+@pytest.mark.timeout(120)
+def test_a_file_cut_at_a_thousand_offsets_yields_a_gapless_prefix_and_says_truncated(tmp_path):
+    whole = tmp_path / "whole.mcap"
+    write_file(whole, n=2000, chunk_bytes=8 * 1024)
+    data = whole.read_bytes()
+    boundaries = []
+    f = RecordingFile(whole)
+    for opcode, a, b, start in f._records(8, len(data) - 8):
+        boundaries.append(start)
+    f.close()
+    offsets = set()
+    for b in boundaries[:60]:
+        offsets.update((b - 1, b, b + 1))
+    rng = random.Random(1)
+    while len(offsets) < 1000:
+        offsets.add(rng.randrange(0, len(data)))
+    cut = tmp_path / "cut.mcap"
+    seen_partial = 0
+    for offset in sorted(offsets):
+        cut.write_bytes(data[:max(0, offset)])
+        rec = Recording(cut)
+        got = [m.seq for m in rec.messages()]
+        assert got == list(range(len(got))), offset
+        assert all(m.data["i"] == m.seq for m in rec.messages())
+        assert rec.status == "truncated", offset
+        seen_partial += 0 < len(got) < 2000
+        rec.close()
+    assert seen_partial > 500
+
+
+def test_an_unfinished_file_reads_by_scan_and_recover_indexes_it(tmp_path):
+    path = tmp_path / "open.mcap"
+    w = write_file(path, n=1000, close=False)
+    w.flush()                                 # as the flusher does; then the recorder is killed
+    rec = Recording(path)
+    assert rec.status == "truncated" and len(list(rec.messages())) == 1000
+    with open(path, "ab") as f:
+        f.write(b"\x06\xff\xff\x00")          # a torn record at the end
+    code, text = recover(path, tmp_path / "fixed.mcap")
+    assert code == 3 and "recovered 1000 messages" in text
+    with open(tmp_path / "fixed.mcap", "rb") as f:
+        reader = make_reader(f, validate_crcs=True)
+        assert reader.get_summary().statistics.message_count == 1000
+        assert [m.name for m in reader.iter_metadata()] == ["ether.recording"]
+    assert Recording(tmp_path / "fixed.mcap").status == "complete"
+
+
+def test_a_full_disk_is_a_loud_error_naming_the_file_and_the_file_reads_to_its_last_chunk(tmp_path):
+    mount = tmp_path / "small"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        path = mount / "full.mcap"
+        w = Writer(str(path), chunk_bytes=8 * 1024)
+        c = w.channel("t")
+        with pytest.raises(RecordingError) as caught:
+            for i in range(100000):
+                w.add(c, i, i, i, ("s", i, i, None, None, None, msgspec.Raw(msgspec.msgpack.encode({"i": i, "p": "y" * 100}))))
+        assert str(path) in str(caught.value) and "ENOSPC" in str(caught.value)
+        with pytest.raises(RecordingError):
+            w.close()
+        rec = Recording(path)
+        got = [m.seq for m in rec.messages()]
+        assert got == list(range(len(got))) and len(got) > 100
+        assert rec.files[0].problem == ""     # ends on a whole chunk
+        rec.close()
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
