@@ -4,10 +4,13 @@ STATS_TOPIC, and only while some inbox subscribes to it.
 What a watcher (`ether ps`, `ether top`, `ether monitor`, /metrics) cannot read
 from shared memory lives in the process: what it published per topic, what it
 handled, what its handlers raised and how long they took. A thread per node
-(started by the runtime after its forks, `Node.start_stats`) checks every
-POLL_S whether STATS_TOPIC has a subscriber (one cached route lookup) and, if
-so, publishes a snapshot at once and then every PERIOD_S, through the node's
-direct lane, so a user publish waiting for room never holds it up.
+(started by the runtime after its forks, `Node.start_stats`) reads the
+directory's generation every POLL_S (one load, no lock); once it has settled
+after a change, it looks up STATS_TOPIC's route again, and while that has a
+subscriber it publishes a snapshot at once and then every PERIOD_S, through the
+node's direct lane, so a user publish waiting for room never holds it up. While
+instances join or leave (tap, shutdown) it stays off the directory's lock, and
+once the session stops it publishes nothing.
 
 Nothing is added to the hot path. While nobody watches, publish and dispatch
 run exactly as without this module; the per-topic counts and the handler
@@ -94,13 +97,27 @@ class StatsPublisher:
 
     def _run(self) -> None:
         node, lane = self.node, self.node._direct
+        directory = node.session._directory
         next_at = 0.0
+        seen = resolved = None
+        watched = False
         while not self._stop.wait(POLL_S):
             if node.closed:
                 return
+            if node.stopping:  # the session shuts down: nobody needs figures now
+                self._unwatch()
+                continue
             try:
-                with lane.lock:
-                    watched = bool(lane.router.targets(STATS_TOPIC))
+                # Re-read the route only once the directory has settled: while
+                # instances join or leave (tap, shutdown), its lock is not ours to contend.
+                generation = directory.generation()
+                if generation != seen:
+                    seen = generation
+                    continue
+                if generation != resolved:
+                    with lane.lock:
+                        watched = bool(lane.router.targets(STATS_TOPIC))
+                    resolved = generation
                 if not watched:
                     self._unwatch()
                     continue
@@ -118,6 +135,7 @@ class StatsPublisher:
                         data = lane.encode_for(targets, node._envelope(codec.MESSAGE, STATS_TOPIC, payload))
                         lane.send_rest(STATS_TOPIC, targets, data, 0, None, 0)
             except Exception:  # an inbox that closed meanwhile, a session going away
+                resolved = None
                 if node.closed:
                     return
 
