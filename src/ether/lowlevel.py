@@ -13,6 +13,10 @@ A process's presence in a session:
     default_client (the process's own: an instance's, or the main's after tap),
     Node (publish, forward, subscribe by topic or pattern, requests),
     Envelope, MessageId, Origin, Delivery, WIRE_VERSION
+Watching a session:
+    STATS_TOPIC (each node's counters, while someone subscribes), STATS_BUCKETS_S
+    (its handler-time histogram's bounds), log_root (where session logs live),
+    shm_needs (the shared memory a session takes)
 Files:
     session_log_dir (a session's log folder: its logs and provenance.json)
 The wire, for what carries envelopes elsewhere (a bridge, a recorder):
@@ -59,6 +63,10 @@ from ._node._codec import MessageId as MessageId
 from ._node._codec import Origin as Origin
 from ._node._delivery import Delivery as Delivery
 from ._node._node import Node as Node
+from ._node._stats import BUCKETS_S as STATS_BUCKETS_S
+from ._node._stats import STATS_TOPIC as STATS_TOPIC
+from ._runtime._logs import log_root as log_root
+from ._runtime._room import shm_needs as shm_needs
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
 from ._node._topics import check_topic as check_topic
 from ._node._topics import default_topic as default_topic
@@ -75,7 +83,7 @@ __all__ = [
     "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES", "InstanceState",
+    "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec",
 ]

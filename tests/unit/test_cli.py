@@ -9,9 +9,11 @@ import pytest
 from ether import cli
 
 CLI = pathlib.Path(cli.__file__).parent
-# ether.record and ether.bridge: packages whose commands (record, play, bag; certs,
-# router) use their public names (their __init__), as a user would.
-PUBLIC = {"ether", "ether.lowlevel", "ether.config", "ether.record", "ether.bridge"}
+# ether.record, ether.bridge and ether.monitor: packages whose commands (record, play,
+# bag; certs, router; the observing verbs) use their public names (their __init__),
+# as a user would.
+PUBLIC = {"ether", "ether.lowlevel", "ether.config", "ether.record", "ether.bridge", "ether.monitor"}
+HELPERS = {"_common"}  # shared by the commands, not one
 
 
 @pytest.mark.parametrize("path", sorted(CLI.glob("*.py")), ids=lambda p: p.name)
@@ -29,7 +31,7 @@ def test_the_cli_imports_only_the_public_api(path):
         for name in names:
             if name == "ether" or name.startswith("ether."):
                 assert name in PUBLIC, (f"{path.name} imports {name}: use ether, ether.lowlevel, "
-                                        "ether.config or ether.bridge")
+                                        "ether.config, ether.record, ether.bridge or ether.monitor")
 
 
 def test_every_command_module_registers_itself(capsys):
@@ -37,8 +39,11 @@ def test_every_command_module_registers_itself(capsys):
         cli.main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    commands = sorted(p.stem[1:] for p in CLI.glob("_*.py") if p.name != "__init__.py")
-    assert commands == ["bag", "bridge", "certs", "play", "record", "router", "run"]
+    commands = sorted(p.stem[1:] for p in CLI.glob("_*.py")
+                      if p.name != "__init__.py" and p.stem not in HELPERS)
+    assert commands == ["bag", "bridge", "bw", "call", "certs", "cleanup", "doctor", "echo", "hz",
+                        "logs", "monitor", "play", "ps", "pub", "record", "router", "run",
+                        "services", "top", "topic", "topics"]
     for command in commands:
         assert f"    {command} " in out
 

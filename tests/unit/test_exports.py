@@ -27,7 +27,7 @@ LOWLEVEL = [
     "Client", "default_client", "session_log_dir", "Node", "Envelope", "MessageId", "Origin",
     "Delivery", "WIRE_VERSION",
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
-    "RESERVED_PREFIXES", "InstanceState",
+    "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec",
 ]

@@ -26,9 +26,9 @@ EXTENSIONS = {"cli", "bridge", "record", "monitor", "recording"}
 # A public front module of an extension package, which it may import.
 FRONTS = {"recording": "ether.record"}
 # Extension packages whose public names (their __init__, never their _modules)
-# other extensions may use: the CLI's record, play and bag commands, and its
-# certs and router commands (ether.bridge).
-SHARED_EXTENSIONS = {"ether.record", "ether.bridge"}
+# other extensions may use: the CLI's record, play and bag commands (ether.record),
+# its certs and router commands (ether.bridge), its observing verbs (ether.monitor).
+SHARED_EXTENSIONS = {"ether.record", "ether.bridge", "ether.monitor"}
 PUBLIC = {"ether", "ether.lowlevel", "ether.config", "ether.utils"}
 BINDINGS = {"ether._core._ring", "ether._core._arena_c"}
 COMPILED = "ether._ether_c"

@@ -144,6 +144,7 @@ class Node:
         self._user = Lane(self, session)
         self._direct = Lane(self, session)
         self.router = self._user.router
+        self._stats = None                  # the stats topic's publisher (start_stats)
         self._at_close: list[Callable[[], None]] = []
 
     # ---- publishing ----
@@ -262,6 +263,14 @@ class Node:
             for topic in new:
                 d.advertise(topic, self.inbox.token)
         self.advertised.update(new)
+
+    def start_stats(self) -> None:
+        """Publish this node's counters on STATS_TOPIC while someone subscribes to
+        it (see _stats.py). Starts a thread: the runtime calls it after its forks."""
+        if self._stats is None:
+            from ._stats import StatsPublisher
+            self._stats = StatsPublisher(self)
+            self._stats.start()
 
     def describe(self, class_name: str) -> None:
         """Record in the session's directory the class this node runs (what `inspect()` shows)."""
@@ -733,6 +742,8 @@ class Node:
             except BaseException:
                 log.exception("%s: a close hook raised", self.name)
         self._closing = True
+        if self._stats is not None:
+            self._stats.close()
         self.rejections.flush()
         with self._replies:
             self._replies.notify_all()  # followers see _closing at once

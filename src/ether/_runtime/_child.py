@@ -90,7 +90,7 @@ def preload() -> None:
     import ctypes  # noqa: F401  (the watchdog's parent-death signal)
     from . import _health, _lifecycle, _logs, _stdio, _watchdog  # noqa: F401
     from .._core import _session  # noqa: F401
-    from .._node import _node  # noqa: F401
+    from .._node import _node, _stats  # noqa: F401
     from .._spec import _bind, _importer, _introspect, _registry  # noqa: F401
 
 
@@ -141,6 +141,7 @@ def run(spec: LaunchSpec) -> None:
             spec.name, spec.main_inbox, node, obj, spec_of_class.lifecycle.get("health", ()),
             stuck_after_s=spec.stuck_after_s, health_interval_s=spec.health_interval_s))
         control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
+        node.start_stats()  # the stats topic, while someone watches
     except BaseException as exc:
         watchdog.stop()
         _report_failure(spec, exc, node, log_path)

@@ -20,7 +20,7 @@ from .._errors import ConfigError
 
 __all__ = ["DATEFMT", "FORMAT", "LOGGER_NAME", "close_process_logging",
            "configure_process_logging", "ensure_console", "get_ether_logger",
-           "make_formatter", "session_log_dir"]
+           "log_root", "make_formatter", "session_log_dir"]
 
 LOGGER_NAME = "Ether"
 FORMAT = "%(asctime)s.%(msecs)03d - %(name)s:%(process)d - %(levelname)s - %(message)s"
@@ -82,6 +82,13 @@ def _check_part(value: str, what: str) -> str:
         raise ConfigError(f"{what} {value!r} is invalid for a log path: "
                           "use 1-64 letters, digits, '_', '-' or '.'")
     return value
+
+
+def log_root() -> Path:
+    """Where every session's log directory lives: ``$ETHER_LOG_DIR``, else
+    ``<tmp>/ether-logs-<uid>``. Nothing is created (a reader's view)."""
+    root = _settings.log_dir()
+    return root if root is not None else Path(tempfile.gettempdir()) / f"ether-logs-{os.getuid()}"
 
 
 def session_log_dir(session_id: str) -> Path:

@@ -212,6 +212,7 @@ class Supervisor:
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
             self._capture_provenance(launched)
+            self.node.start_stats()  # the stats topic, while someone watches
             self._await_ready(self.start_timeout)
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             self._started = True

@@ -11,8 +11,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from ether.config import EtherConfig
-
 from . import EXIT_INTERRUPTED, EXIT_OK
 
 __all__ = ["add_parser", "run"]
@@ -58,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_until_stopped(args: argparse.Namespace) -> int:
+    from ether.config import EtherConfig  # pydantic: imported by the command, not by --help
     config = EtherConfig.from_yaml(args.config)  # fail before anything starts, clearly
     if args.record is not None:
         config = _with_record(config, args.record)
