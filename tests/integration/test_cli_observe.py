@@ -71,7 +71,7 @@ def test_ps_json_gives_the_real_pids_and_counters(live, capsys):
     for name in ("ticker", "scaler", "sink"):
         assert rows[name]["pid"] == ether.get(name, "pid"), name
         assert rows[name]["class"] == f"observe_apps.{name.capitalize()}"
-        assert rows[name]["state"] == "running"
+        assert rows[name]["state"] == "ready"   # the supervisor's word, from the directory
         assert rows[name]["rss_bytes"] > 0 and rows[name]["uptime_s"] >= 0
         assert 0 <= rows[name]["inbox_fill"] <= 1
     assert rows["ticker"]["published"] == 50

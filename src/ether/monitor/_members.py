@@ -61,18 +61,23 @@ def state_of(member, process: dict, stats: dict | None) -> str:
     and its process say."""
     if stats and isinstance(stats.get("state"), str):
         return stats["state"]
+    if member.name == "main":
+        return _MAIN_STAGES.get(member.state, "running") if process.get("alive") else "dead"
+    from ether.lowlevel import InstanceState
+    state = InstanceState.of(member.state)   # the supervisor's word (restart policies)
+    if getattr(member, "placeholder", False):  # no process behind it: restarting, or failed
+        return state.value if state is not None else "restarting"
     if not process.get("alive"):
         return "dead"
-    if member.name == "main":
-        return _MAIN_STAGES.get(member.state, "running")
-    return "running"
+    return state.value if state is not None else "running"
 
 
 def restarts_of(member, stats: dict | None) -> int | None:
     """How often it was restarted, if anything reports it (None: unknown)."""
     if stats and isinstance(stats.get("restarts"), int):
         return stats["restarts"]
-    return None
+    restarts = getattr(member, "restarts", None)   # the directory's count
+    return restarts if isinstance(restarts, int) else None
 
 
 def member_rows(snapshot, stats: dict[str, dict], processes: Processes) -> list[dict]:

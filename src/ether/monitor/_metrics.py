@@ -71,7 +71,7 @@ def registry_for(collector):
             for name, row in rows.items():
                 if row.get("inbox_fill") is not None:
                     fill.add_metric([session, name], row["inbox_fill"])
-                up.add_metric([session, name], 0 if row["state"] == "dead" else 1)
+                up.add_metric([session, name], 0 if row["state"] in ("dead", "failed", "restarting", "stuck") else 1)
             yield from (published, node_published, handled, dropped, errors, fill, up, seconds)
 
     registry = CollectorRegistry(auto_describe=False)

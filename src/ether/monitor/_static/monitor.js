@@ -49,7 +49,7 @@
       const tr = document.createElement("tr");
       tr.dataset.instance = r.instance;
       tr.dataset.state = r.state;
-      if (r.state === "dead") tr.className = "dead";
+      if (["dead", "failed", "restarting", "stuck"].includes(r.state)) tr.className = "dead";
       cell(tr, r.instance, "name");
       cell(tr, r["class"] || "-");
       cell(tr, r.state, "state " + r.state);
