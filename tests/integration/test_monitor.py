@@ -152,6 +152,11 @@ def test_the_page_in_a_real_browser(live):
                 updates = int(page.evaluate("document.body.dataset.updates"))
                 page.wait_for_function(f"Number(document.body.dataset.updates) >= {updates + 3}",
                                        timeout=20_000)
+                # The counters come from the stats topic, at 1 Hz: three updates of the
+                # page (0.25 s apart) may all show the same report, so wait for a newer.
+                page.wait_for_function(
+                    "() => Number(document.querySelector('#instances tr[data-instance=\"scaler\"] "
+                    f"td.handled').textContent) > {before}", timeout=20_000)
                 assert handled("scaler") > before
                 assert page.text_content('#topics tr[data-topic="ticks"] td.name') == "ticks"
 

@@ -205,7 +205,9 @@ def test_splits_by_size_hold_every_message_once(recorded):
     next(done)
     ether.shutdown()
     files = sorted(folder.glob("*.mcap"))
-    assert len(files) > 3
+    # A split is judged at each chunk's end (every 0.1 s or 1 MiB), so how many
+    # there are depends on the machine's speed; that it split, and lost nothing, not.
+    assert len(files) >= 2
     for f in files:   # every closed split is complete
         assert open_recording(f).status == "complete"
     rec = open_recording(folder)
