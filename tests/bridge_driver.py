@@ -99,6 +99,27 @@ def loopback_bridges(site: str, port: int, hosts=("hostA", "hostB")) -> tuple[di
             {"site": site, "host": b, "listen": [f"tcp/127.0.0.1:{port}"]})
 
 
+def loopback_pair():
+    """The body of a test's `pair` fixture: yields (make(name, **Host args), A's
+    bridge section, B's) for two hosts over loopback on a site of their own; at the
+    end closes every host made (the connecting side first) and checks that none
+    left shared memory behind."""
+    site = f"s{os.getpid()}x{free_port()}"
+    bridge_a, bridge_b = loopback_bridges(site, free_port())
+    hosts: list[Host] = []
+
+    def make(name, **kw):
+        host = Host(name, **kw)
+        hosts.append(host)
+        return host
+
+    yield make, bridge_a, bridge_b
+    for host in reversed(hosts):
+        host.close()
+    left = [n for h in hosts for n in shm_left(h.session)]
+    assert not left, f"shared memory left: {left}"
+
+
 def shm_left(session: str | None) -> list[str]:
     if not session:
         return []

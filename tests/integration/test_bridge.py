@@ -13,7 +13,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from bridge_driver import Host, free_port, loopback_bridges, shm_left  # noqa: E402
+from bridge_driver import Host, loopback_pair, shm_left  # noqa: E402
 
 pytest.importorskip("zenoh", reason="the bridge needs zenoh (pip install 'ether[remote]')")
 
@@ -23,23 +23,9 @@ COLL = "examples.simple_data_processing.DataCollector"
 
 
 @pytest.fixture
-def pair(request):
-    """Two hosts (A connects, B listens) and their bridge sections; torn down,
-    and checked for leftovers in /dev/shm, at the end."""
-    site = f"s{os.getpid()}x{free_port()}"
-    bridge_a, bridge_b = loopback_bridges(site, free_port())
-    hosts = []
-
-    def make(name):
-        host = Host(name)
-        hosts.append(host)
-        return host
-
-    yield make, bridge_a, bridge_b
-    for host in reversed(hosts):  # the connecting side first
-        host.close()
-    left = [n for h in hosts for n in shm_left(h.session)]
-    assert not left, f"shared memory left: {left}"
+def pair():
+    """Two hosts over loopback (A connects, B listens): bridge_driver.loopback_pair."""
+    yield from loopback_pair()
 
 
 def quick_start_across(make, bridge_a, bridge_b):

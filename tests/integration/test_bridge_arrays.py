@@ -15,27 +15,15 @@ import pytest
 
 HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, HERE)
-from bridge_driver import Host, free_port, loopback_bridges, shm_left  # noqa: E402
+from bridge_driver import loopback_pair  # noqa: E402
 
 pytest.importorskip("zenoh", reason="the bridge needs zenoh (pip install 'ether[remote]')")
 
 
 @pytest.fixture
 def pair():
-    site = f"s{os.getpid()}x{free_port()}"
-    bridge_a, bridge_b = loopback_bridges(site, free_port())
-    hosts = []
-
-    def make(name, **kw):
-        host = Host(name, **kw)
-        hosts.append(host)
-        return host
-
-    yield make, bridge_a, bridge_b
-    for host in reversed(hosts):
-        host.close()
-    left = [n for h in hosts for n in shm_left(h.session)]
-    assert not left, f"shared memory left: {left}"
+    """Two hosts over loopback (A connects, B listens): bridge_driver.loopback_pair."""
+    yield from loopback_pair()
 
 
 @pytest.mark.timeout(240)
