@@ -47,3 +47,38 @@ def session(sid):
     s = ether.Session.create(sid)
     yield s
     s.close()
+
+
+@pytest.fixture
+def live():
+    """A session of observe_apps.CONFIG (ticker -> scaler -> sink), for the observing
+    commands and the monitor; its name. Shut down, and checked clean, after."""
+    import observe_apps
+    from ether import ether as facade
+    facade.tap(config=observe_apps.CONFIG)
+    sid = facade.session_name()
+    try:
+        yield sid
+    finally:
+        facade.shutdown()
+        assert shm_objects(sid) == []
+
+
+@pytest.fixture
+def recorded(tmp_path):
+    """tap(instances, **record) with a recorder into tmp_path/rec (its folder is
+    returned); shut down, and every session checked clean, after."""
+    from ether import ether as facade
+    sessions = []
+
+    def tap(instances, **record):
+        record.setdefault("all", True)
+        facade.tap(config={"instances": instances,
+                           "record": {"output": str(tmp_path / "rec"), **record}})
+        sessions.append(facade.session)
+        return tmp_path / "rec"
+
+    yield tap
+    facade.shutdown()
+    for sid in sessions:
+        assert shm_objects(sid) == [], f"session {sid} left shared memory behind"

@@ -17,21 +17,9 @@ from ether import ether, lowlevel
 from ether.cli import main
 
 from conftest import shm_objects, wait_for
-import observe_apps
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-
-@pytest.fixture
-def live():
-    """A session of observe_apps.CONFIG (ticker -> scaler -> sink); its name."""
-    ether.tap(config=observe_apps.CONFIG)
-    sid = ether.session_name()
-    try:
-        yield sid
-    finally:
-        ether.shutdown()
-        assert shm_objects(sid) == []
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

@@ -20,23 +20,12 @@ import pytest
 from ether import ether, monitor
 from ether.cli import main
 
-from conftest import shm_objects, wait_for
-import observe_apps
+from conftest import wait_for
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
-
-@pytest.fixture
-def live():
-    ether.tap(config=observe_apps.CONFIG)
-    sid = ether.session_name()
-    try:
-        yield sid
-    finally:
-        ether.shutdown()
-        assert shm_objects(sid) == []
 
 
 def fetch(url: str, headers: dict | None = None) -> tuple[int, str]:

@@ -14,28 +14,9 @@ from mcap.stream_reader import StreamReader
 from ether.recording import open as open_recording
 from ether import ether
 
-from conftest import shm_objects
-
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 import record_apps  # noqa: E402
 
-
-@pytest.fixture
-def recorded(tmp_path):
-    """tap(instances, **record) with a recorder into tmp_path/rec; shut down after."""
-    sessions = []
-
-    def tap(instances, **record):
-        record.setdefault("all", True)
-        ether.tap(config={"instances": instances, "record": {"output": str(tmp_path / "rec"),
-                                                              **record}})
-        sessions.append(ether.session)
-        return tmp_path / "rec"
-
-    yield tap
-    ether.shutdown()
-    for sid in sessions:
-        assert shm_objects(sid) == [], f"session {sid} left shared memory behind"
 
 
 def oracle(folder) -> dict:

@@ -22,22 +22,6 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 KILLS = int(os.environ.get("ETHER_RECORD_KILLS", "3"))
 
 
-@pytest.fixture
-def recorded(tmp_path):
-    sessions = []
-
-    def tap(instances, **record):
-        record.setdefault("all", True)
-        ether.tap(config={"instances": instances,
-                          "record": {"output": str(tmp_path / "rec"), **record}})
-        sessions.append(ether.session)
-        return tmp_path / "rec"
-
-    yield tap
-    ether.shutdown()
-    for sid in sessions:
-        assert shm_objects(sid) == [], f"session {sid} left shared memory behind"
-
 
 def pid_of(name):
     return next(m.pid for m in inspect(ether.session).members if m.name == name)
