@@ -257,3 +257,18 @@ def test_a_decorated_pattern_subscription_gets_every_matching_topic(tapped):
             ether.pub({"value": i}, topic=topic)
         got = [next(watched)["value"] for _ in range(3)]
     assert got == [0, 1, 3]
+
+
+@pytest.mark.timeout(60)
+def test_a_client_that_attaches_again_under_the_same_name_gets_its_replies():
+    """The server's cached sender to the first client's inbox must not swallow the
+    replies meant for the second one of that name (same process, new inbox)."""
+    ether.tap(config={"instances": {"store": {"class_path": "apps.Store"}}})
+    sid = ether.session_name()
+    try:
+        for n in range(3):
+            with Client.attach(sid, name="again") as client:
+                assert client.get("store", "echo", {"n": n}, timeout=5)["n"] == n
+    finally:
+        ether.shutdown()
+    assert shm_objects(sid) == []
