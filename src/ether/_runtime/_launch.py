@@ -96,19 +96,7 @@ def start(spec: _child.LaunchSpec, method: str):
                 target=_child.run, args=(spec,), name=f"ether:{spec.name}")
             process.start()
             return process
-        # The directory that holds this `ether`, first: the child imports the same one.
-        env = _settings.child_environment(str(pathlib.Path(__file__).resolve().parents[2]))
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "ether._runtime", f"{spec.session}:{spec.name}"],
-            stdin=subprocess.PIPE, cwd=spec.cwd, env=env, close_fds=True)
-        try:
-            popen.stdin.write(msgspec.msgpack.encode(spec))
-            popen.stdin.close()
-        except BaseException:
-            popen.kill()
-            popen.wait()
-            raise
-        return Interpreter(popen)
+        return _interpreter("ether._runtime", f"{spec.session}:{spec.name}", spec, spec.cwd)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
@@ -119,16 +107,22 @@ def start_module(module: str, spec, *, tag: str):
     name. Always a fresh interpreter, whatever ETHER_START_METHOD says."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        env = _settings.child_environment(str(pathlib.Path(__file__).resolve().parents[2]))
-        popen = subprocess.Popen([sys.executable, "-m", module, tag], stdin=subprocess.PIPE,
-                                 cwd=spec.cwd or None, env=env, close_fds=True)
-        try:
-            popen.stdin.write(msgspec.msgpack.encode(spec))
-            popen.stdin.close()
-        except BaseException:
-            popen.kill()
-            popen.wait()
-            raise
-        return Interpreter(popen)
+        return _interpreter(module, tag, spec, spec.cwd or None)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _interpreter(module: str, tag: str, spec, cwd) -> "Interpreter":
+    """`python -m module tag` with `spec` (msgpack) on its stdin."""
+    # The directory that holds this `ether`, first: the child imports the same one.
+    env = _settings.child_environment(str(pathlib.Path(__file__).resolve().parents[2]))
+    popen = subprocess.Popen([sys.executable, "-m", module, tag], stdin=subprocess.PIPE,
+                             cwd=cwd, env=env, close_fds=True)
+    try:
+        popen.stdin.write(msgspec.msgpack.encode(spec))
+        popen.stdin.close()
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        raise
+    return Interpreter(popen)
