@@ -109,7 +109,7 @@ def test_topics_rates_and_topic_info_come_from_the_stats_topic(live, capsys):
         assert [(s["inbox"], s["policy"]) for s in info["subscribers"]] == [("scaler", "block")]
     finally:
         done.set()
-        publisher.join()
+        publisher.join(10)
     code, out, err = run(capsys, "topic", "info", "nobody", "--session", live, "--sample", "0.1")
     assert code == 1 and "nobody publishes or subscribes to 'nobody'" in err and "ticks" in err
 

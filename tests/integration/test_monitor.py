@@ -170,6 +170,6 @@ def test_the_page_in_a_real_browser(live):
                 browser.close()
     finally:
         stop.set()
-        publisher.join()
+        publisher.join(10)
     assert errors == []
     assert outside == []

@@ -41,7 +41,7 @@ def test_every_instance_exits_within_a_second_of_its_main_being_killed(tmp_path,
         if {tap_in == "main thread"!r}:
             tap()
         else:  # the kernel's parent-death signal would follow the thread that forked
-            t = threading.Thread(target=tap); t.start(); t.join()
+            t = threading.Thread(target=tap); t.start(); t.join(60)
         pids = [ether.get(name, "pid") for name in {list(instances)!r}]
         ether.start()
         for seq in range(500):
