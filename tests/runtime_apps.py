@@ -92,6 +92,14 @@ class StubbornLoop(_AnnouncesPid):
                 pass
 
 
+class LingeringThread(_AnnouncesPid):
+    """Leaves a thread behind that is not a daemon and never ends: the interpreter's
+    exit would wait for it for ever."""
+
+    def __init__(self):
+        threading.Thread(target=threading.Event().wait, name="lingering", daemon=False).start()
+
+
 class PoliteSensorLoop:
     """A sensor loop as the README writes it: it ends once shutdown begins."""
 

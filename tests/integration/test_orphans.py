@@ -27,6 +27,7 @@ def test_every_instance_exits_within_a_second_of_its_main_being_killed(tmp_path,
         "loop2": {"class_path": "runtime_apps.SensorLoop"},
         "waiting": {"class_path": "runtime_apps.WaitingLoop"},   # blocked in C, forever
         "stubborn": {"class_path": "runtime_apps.StubbornLoop"},  # swallows SystemExit
+        "lingering": {"class_path": "runtime_apps.LingeringThread"},  # exit would wait for ever
         "slow1": {"class_path": "runtime_apps.SlowSaver",        # a 25 s backlog each
                   "kwargs": {"path": str(tmp_path / "s1.txt"), "work": 0.05}},
         "slow2": {"class_path": "runtime_apps.SlowSaver",

@@ -7,7 +7,8 @@ and its dispatch thread is inside a handler that never returns (a sensor loop).
   the owner's liveness lock every CHECK_S besides. On either, the main thread is
   asked to unwind (the SIGTERM handler raises SystemExit: `finally` blocks and
   context managers run), and GRACE_S later the process ends regardless, after
-  removing the dead session's segments (the last instance out leaves nothing).
+  removing the dead session's segments (the last instance out leaves nothing);
+  so does a close that has not finished GRACE_S after the handlers let go.
 - The session's stage (_control.Stage), which the main writes into its own
   directory entry: STOPPING sets node.stopping (what ether.stopping() says),
   SKIPPING has the node skip its queued messages until the shutdown's save_all.
@@ -149,8 +150,10 @@ class Watchdog:
                             queued=node.backlog()), timeout=1.0)
             except Exception:
                 if self._done.is_set() or node.closed:
-                    return
+                    break
                 # A report the main could not take (it is busy, or going): try again.
+        if self._unwinding:  # the kernel's signal began it: the close gets its bound too
+            self._orphan()
 
     def _orphan(self) -> None:
         log.warning("instance %r: the main process is gone; exiting", self.name)
@@ -158,10 +161,17 @@ class Watchdog:
         if not self._unwinding:
             os.kill(os.getpid(), signal.SIGTERM)  # the main thread unwinds (_on_sigterm)
         if self._done.wait(GRACE_S):
-            return
-        # A handler that does not let go (a C call, a loop that catches SystemExit).
-        log.warning("instance %r: a handler still runs %.1f s after the main process died; "
-                    "ending the process", self.name, GRACE_S)
+            # The handlers let go, and the process closes. That close may still wait
+            # for ever: the SystemExit lands wherever the main thread was, and may
+            # leave a lock taken between its acquire and its release (a publisher
+            # then waits on it with a lane's lock held, and the close on the lane).
+            # So the close gets GRACE_S too; a process that exits stops this thread.
+            threading.Event().wait(GRACE_S)
+            log.warning("instance %r: its close still runs %.1f s after its handlers let go; "
+                        "ending the process", self.name, GRACE_S)
+        else:  # a handler that does not let go (a C call, a loop that catches SystemExit)
+            log.warning("instance %r: a handler still runs %.1f s after the main process "
+                        "died; ending the process", self.name, GRACE_S)
         try:
             self.session.remove_if_orphaned()
         except Exception:
