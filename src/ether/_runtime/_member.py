@@ -35,6 +35,7 @@ class MemberSpec(msgspec.Struct, frozen=True):
     parent_pid: int
     parent_death_signal: bool = False
     cwd: str = ""
+    restarts: int = 0          # how many times it was started again (_member_restarts.py)
     options: dict = {}         # the module's own (e.g. the bridge's config section)
 
 
