@@ -98,7 +98,9 @@ class Bridge:
         self._apply_events()
         self._reconcile()
         self._control.start()
-        log.info("bridge: host %r of site %r (zenoh id %s) is up", self.host, self.config.site, self.zid)
+        again = self.member.spec.restarts
+        log.info("bridge: host %r of site %r (zenoh id %s) is up%s", self.host, self.config.site,
+                 self.zid, f" again (restart {again})" if again else "")
 
     def _refuse_a_taken_name(self) -> None:
         holders = []
