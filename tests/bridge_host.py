@@ -262,12 +262,13 @@ def op_recorded(name, count=None, timeout=10.0):
         return list(box["items"])
 
 
-def op_pub_frames(topic, count, mib, seed=0):
-    """Publish `count` float32 frames of `mib` MiB; return their CRCs."""
+def op_pub_frames(topic, count, mib, seed=0, start=0):
+    """Publish `count` float32 frames of `mib` MiB, numbered from `start`; return
+    their CRCs."""
     import numpy as np
     crcs = []
     n = mib * (1 << 20) // 4
-    for i in range(count):
+    for i in range(start, start + count):
         frame = np.full(n, i + seed, dtype=np.float32)
         frame[::1024] = np.arange(len(frame[::1024]), dtype=np.float32) * (i + 1)
         crcs.append(zlib.crc32(frame.tobytes()))
