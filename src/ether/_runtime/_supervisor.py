@@ -244,6 +244,10 @@ class Supervisor:
         session, node = self.session, self.node
 
         def capture() -> None:
+            try:  # below the instances starting beside it (Linux: a thread's own nice value)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except (AttributeError, OSError):
+                pass
             try:
                 found = _provenance.capture(
                     self.config, launched, session=session.name, run_id=session.run_id)
