@@ -106,6 +106,51 @@ def test_lineage_of_a_pipeline_with_an_aggregator_goes_back_to_start(recorded):
 
 
 @pytest.mark.timeout(60)
+def test_a_service_chain_links_the_reply_to_the_request_and_the_request_to_its_cause(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "caller": {"class_path": "record_apps.Caller"},
+                       "doubler": {"class_path": "record_apps.Doubler"}})
+    doubled = ether.listen("doubled", timeout=20)
+    ether.start(n=3)
+    assert sorted(next(doubled)["i"] for _ in range(3)) == [0, 2, 4]
+    ether.shutdown()
+    rec = open_recording(folder)
+    calls = "ether/service/Doubler.double/"
+    requests = list(rec.messages(calls + "request"))
+    replies = list(rec.messages(calls + "reply"))
+    assert len(requests) == len(replies) == 3
+    reply = next(r for r in replies if r.data["result"] == 4)
+    assert reply.data["status"] == "success" and reply.data["instance"] == "doubler"
+    steps = rec.lineage(reply)
+    assert [(s["topic"], s["instance"]) for s in steps] == [
+        (calls + "reply", "doubler"), (calls + "request", "caller"), ("data", "gen"),
+        ("start", "main")]
+    assert [s["method"] for s in steps[:3]] == ["double", "on_data", "go"]
+    request = steps[1]["message"]
+    assert request.data["params"] == {"i": 2} and request.data["id"] == reply.data["id"]
+    assert request.data["caller"] == "caller" and request.data["server"] == "doubler"
+    assert steps[2]["message"].data == {"i": 2}
+    assert steps[0]["class_path"] == "record_apps.Doubler"
+    # the reply is among what the data message caused, next to the caller's result
+    below = {(m.topic, m.sender) for m in rec.descendants(steps[2]["message"])}
+    assert below == {(calls + "request", "caller"), (calls + "reply", "doubler"),
+                     ("doubled", "caller")}
+
+
+@pytest.mark.timeout(60)
+def test_a_selection_without_the_service_topics_records_no_calls(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "caller": {"class_path": "record_apps.Caller"},
+                       "doubler": {"class_path": "record_apps.Doubler"}},
+                      all=False, topics=["data", "doubled"])
+    doubled = ether.listen("doubled", timeout=20)
+    ether.start(n=2)
+    next(doubled), next(doubled)
+    ether.shutdown()
+    assert open_recording(folder).topics() == ["data", "doubled"]
+
+
+@pytest.mark.timeout(60)
 def test_three_interleaved_trials_are_separated_by_their_trace(recorded):
     folder = recorded({"stage": {"class_path": "record_apps.Stage"}})
     out = ether.listen("stage2", timeout=20)

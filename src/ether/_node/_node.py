@@ -31,6 +31,7 @@ from .._core._arena_writer import Writer, arena_bytes, inline_limit
 from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
+from ._calls import mirror
 from ._rejections import Rejections
 from ._lane import Lane
 from ._topics import is_pattern, matches
@@ -601,11 +602,14 @@ class Node:
             try:
                 body = (request_id, self.inbox.name, params) if timeout is None else (
                     request_id, self.inbox.name, params, _now_ns() + int(timeout * 1e9))
-                lane.send_to(sender, self._envelope(codec.REQUEST, topic, body))
+                fields = self._envelope(codec.REQUEST, topic, body)
+                lane.send_to(sender, fields)
             except BaseException:
                 with self._replies:
                     self._pending.pop(request_id, None)
                 raise
+            mirror(self, lane, fields, "request", {"id": request_id, "caller": self.inbox.name,
+                                                   "server": sender.inbox, "params": params})
         return request_id, sender
 
     def _live_targets(self, topic: str, what: str, wait: float) -> tuple:
@@ -676,7 +680,11 @@ class Node:
         body["id"] = request.id
         lane = self._direct
         with lane.lock:
-            lane.send_to(lane.router.sender_to(request.reply_to), self._envelope(codec.REPLY, topic, body))
+            fields = self._envelope(codec.REPLY, topic, body)
+            lane.send_to(lane.router.sender_to(request.reply_to), fields)
+        lane = self._user   # the copy goes where publishes go (see _calls.py)
+        with lane.lock:
+            mirror(self, lane, fields, "reply", {**body, "caller": request.reply_to})
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = self.decoders.payload_dict(envelope)

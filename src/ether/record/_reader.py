@@ -18,6 +18,8 @@ from typing import Iterable, Iterator
 
 import msgspec
 
+from ether import lowlevel
+
 from . import _format as fmt
 
 __all__ = ["Recording", "RecordedMessage", "RecordingFile", "open_recording"]
@@ -26,6 +28,7 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _REC = fmt.RECORD
+_CALLS = lowlevel.CALL_PREFIX   # the copies of service calls (ether/service/...)
 _MSG = struct.Struct("<HIQQ")
 _CHUNK = struct.Struct("<QQQI")
 
@@ -497,6 +500,8 @@ class Recording:
             found = [h for t, hs in handlers.items() if t == parent.topic or _glob(t, parent.topic)
                      for h in hs]
             method = found[0] if len(found) == 1 else (found or None)
+        if m.topic.startswith(_CALLS) and m.topic.endswith("/reply"):
+            method = m.topic[len(_CALLS):-len("/reply")].rpartition(".")[2]   # the service's
         return {"id": m.id, "message": m, "topic": m.topic, "instance": m.sender, "method": method,
                 "class_path": inst.get("class_path"), "module_sha256": inst.get("module_sha256"),
                 "version": inst.get("version"), "git_commit": inst.get("git.commit"),
