@@ -154,7 +154,7 @@ def test_a_publisher_that_crashes_leaves_its_messages_and_the_recording_goes_on(
 
 @pytest.mark.timeout(60)
 def test_a_replay_gives_the_same_payloads_in_order_keeps_causes_and_filters_exactly(recorded):
-    from ether.lowlevel import Client, default_client
+    from ether.lowlevel import Client, MessageId, default_client
     from ether.record._player import play
     folder = recorded({"gen": {"class_path": "record_apps.Generator"},
                        "stage": {"class_path": "record_apps.Stage"}})
@@ -186,7 +186,8 @@ def test_a_replay_gives_the_same_payloads_in_order_keeps_causes_and_filters_exac
         for e in envelopes:
             if e.topic == "stage2":
                 assert by_id[(e.cause.sender, e.cause.seq)].topic == "data"
-            assert client.node.origin_of(e).run == rec.files[0].run   # replay_of: its recorded run
+            assert client.node.origin_of(e).run == rec.files[0].run   # its recorded run
+            assert e.replay_of == MessageId(e.sender, e.seq, rec.files[0].run)
         first = list(rec.messages("data"))
         start, end = first[5].log_time_ns, first[10].log_time_ns
         envelopes.clear()
@@ -196,3 +197,37 @@ def test_a_replay_gives_the_same_payloads_in_order_keeps_causes_and_filters_exac
         assert [g["i"] for g in got["data"]] == [5, 6, 7, 8, 9]
     finally:
         ether.shutdown()
+
+
+@pytest.mark.timeout(90)
+def test_a_recorded_replay_keeps_replay_of_and_its_arrays_and_a_replay_of_it_names_the_first(
+        recorded, tmp_path):
+    import numpy as np
+    from ether.lowlevel import default_client
+    from ether.record._player import play
+    folder = recorded({"source": {"class_path": "record_apps.Source"}})
+    done = ether.listen("done", timeout=30)
+    ether.start(n=8, arrays=12)
+    next(done)
+    ether.shutdown()
+    first = open_recording(folder)
+    topics = ["t0", "arrays", "loaned"]
+    original = {t: list(first.messages(t)) for t in topics}
+    assert len(original["loaned"]) == 2 and len(original["arrays"]) == 12
+    again = [tmp_path / "replayed", tmp_path / "replayed-again"]
+    for source, target in ((folder, again[0]), (again[0], again[1])):
+        ether.tap(config={"record": {"output": str(target), "topics": topics}})
+        try:
+            assert play(source, default_client(), rate=0, topics=topics) == 16
+        finally:
+            ether.shutdown()        # the recorder drains what was delivered, then closes
+        replayed = open_recording(target)
+        assert replayed.status == "complete"
+        for t in topics:
+            got = list(replayed.messages(t))
+            assert [(m.sender, m.seq) for m in got] == [(m.sender, m.seq) for m in original[t]]
+            for m, o in zip(got, original[t]):
+                assert m.replay_of == (first.files[0].run, o.sender, o.seq)   # the first original
+                assert m.run == first.files[0].run
+                for key, value in o.data.items():
+                    assert np.array_equal(m.data[key], value)

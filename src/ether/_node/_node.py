@@ -283,7 +283,8 @@ class Node:
         return envelope.origin or self.origin
 
     def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None,
-                origin: codec.Origin | None = None, skip: str | None = None) -> int:
+                origin: codec.Origin | None = None, skip: str | None = None,
+                replay_of: codec.MessageId | None = None) -> int:
         """Re-send a message to the subscribers of its topic (or `topic`), keeping its
         origin, sender, seq, time, cause and trace: what a bridge or a player does.
         `origin` is the message's if it names none (a message read in another
@@ -292,8 +293,9 @@ class Node:
         `payload`, if given, is the payload's already-encoded MessagePack (bytes)
         instead, or the decoded payload itself, encoded again here so that its
         large arrays go into this node's arena (once, for every subscriber).
-        `skip` names an inbox left out (a bridge's own). Returns how many inboxes
-        got it."""
+        `skip` names an inbox left out (a bridge's own). `replay_of` marks it as
+        the replay of that recorded message (a player's; default: the envelope's
+        own mark, kept). Returns how many inboxes got it."""
         if payload is None:
             payload = self.inline_payload(envelope) if envelope.holds else envelope.payload
         if isinstance(payload, (bytes, bytearray, memoryview)):
@@ -310,7 +312,7 @@ class Node:
             if not targets:
                 return 0
             try:
-                data = lane.encode_for(targets, fields)
+                data = lane.encode_for(targets, fields, replay_of or envelope.replay_of)
             except Dropped as exc:  # the arena is full and every receiver drops: counted
                 self.count_arena_drop(topic, targets, exc)
                 return 0

@@ -141,7 +141,10 @@ def jsonable(value):
 def _message_dict(m) -> dict:
     return {"topic": m.topic, "sender": m.sender, "seq": m.seq, "time_ns": m.time_ns,
             "log_time_ns": m.log_time_ns, "cause": jsonable(m.cause), "trace": jsonable(m.trace),
-            "origin": jsonable(m.origin), "data": jsonable(m.data)}
+            "origin": jsonable(m.origin), "data": jsonable(m.data),
+            "replay_of": None if m.replay_of is None else {
+                "sender": m.replay_of[1], "seq": m.replay_of[2],
+                "run": m.replay_of[0].hex() if m.replay_of[0] else None}}
 
 
 def cat_lines(path, *, topics=None, start=None, end=None, trial=None, as_json=False):

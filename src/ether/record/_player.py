@@ -1,7 +1,9 @@
 """Replaying a recording into a session: each message is re-sent with its own
-sender, seq, time, cause and trace (Node.forward), and names the recorded run
-as its origin, so a receiver reads `replay_of` as (origin.run, sender, seq)
-and the causes among replayed messages still hold.
+sender, seq, time, cause and trace (Node.forward), names the recorded run as
+its origin, so the causes among replayed messages still hold, and carries
+`replay_of` = [sender, seq, run]: the recorded message it replays (the first
+original's, when the recording was itself of a replay). A receiver that takes
+envelopes reads it as `envelope.replay_of`; a recorder writes it down.
 
 `rate` 1.0 keeps the recorded pace (log times), 2.0 plays twice as fast, 0 as
 fast as the subscribers take it, in order.
@@ -51,7 +53,10 @@ def play(path, client, *, rate: float = 1.0, topics=None, start=None, end=None, 
                 envelope = lowlevel.Envelope(lowlevel.WIRE_VERSION, 0, m.topic, m.sender, m.seq,
                                              m.time_ns, _id(m.cause), _id(m.trace), origin,
                                              msgspec.Raw(bytes(m.raw)))
-                node.forward(envelope)
+                replay_of = lowlevel.MessageId(m.sender, m.seq, origin.run) \
+                    if m.replay_of is None else \
+                    lowlevel.MessageId(m.replay_of[1], m.replay_of[2], m.replay_of[0] or origin.run)
+                node.forward(envelope, replay_of=replay_of)
                 count += 1
             if not loop:
                 break

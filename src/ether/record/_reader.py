@@ -41,6 +41,7 @@ class _Data(msgspec.Struct, array_like=True, frozen=True):
     trace: tuple | None
     origin: tuple | None
     payload: msgspec.Raw
+    replay_of: tuple | None = None   # [sender, seq, run]: absent before replays were marked
 
 
 _decode_data = msgspec.msgpack.Decoder(_Data).decode
@@ -63,7 +64,7 @@ class RecordedMessage:
     payload as a dict, arrays read-only ndarrays, decoded when first read)."""
 
     __slots__ = ("topic", "sender", "seq", "time_ns", "log_time_ns", "cause", "trace", "origin",
-                 "run", "raw", "_data", "file")
+                 "run", "raw", "_data", "file", "replay_of")
 
     def __init__(self, topic, record: _Data, log_time_ns: int, run: bytes | None, file):
         self.topic = topic
@@ -72,6 +73,9 @@ class RecordedMessage:
         self.cause, self.trace, self.origin = record.cause, record.trace, record.origin
         self.run = bytes(record.origin[0]) if record.origin else run   # the run it was first published in
         self.raw = record.payload
+        r = record.replay_of      # (run, sender, seq) of the recorded message this replays
+        self.replay_of = None if r is None else (bytes(r[2]) if len(r) > 2 and r[2] else None,
+                                                  r[0], r[1])
         self._data = None
         self.file = file
 

@@ -36,7 +36,7 @@ import ether
 from ether import lowlevel
 
 from . import _format as fmt
-from ._inline import message_pieces, prefix
+from ._inline import encode, message_pieces, prefix
 from ._writer import LARGE_MESSAGE, RecordingError, Writer
 
 __all__ = ["Recorder", "ALL_PATTERNS", "TRIAL_TOPIC", "PROVENANCE_TOPIC"]
@@ -214,17 +214,25 @@ class Recorder:
             self._split()
             channel = self._channel(topic)
         payload = envelope.payload
+        replay_of = envelope.replay_of
         try:
             if envelope.holds or len(payload) >= LARGE_MESSAGE:
                 head = prefix(envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
-                              envelope.trace, envelope.origin)
+                              envelope.trace, envelope.origin, replay_of is not None)
                 pieces, size = message_pieces(head, payload, self._resolve)
+                if replay_of is not None:
+                    pieces.append(encode(replay_of))
+                    size += len(pieces[-1])
                 self._writer.add_data(channel, envelope.seq, log_time, envelope.time_ns,
                                       pieces, size)
-            else:
+            elif replay_of is None:
                 self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
                     envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
                     envelope.trace, envelope.origin, payload))
+            else:
+                self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
+                    envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
+                    envelope.trace, envelope.origin, payload, replay_of))
         except RecordingError as exc:
             self.lost += 1
             self._report(exc)
