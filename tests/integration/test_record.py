@@ -213,6 +213,9 @@ def test_drop_policy_counts_what_the_inbox_dropped(recorded):
         os.kill(pid, signal.SIGCONT)
     sent = {(s.inbox, s.policy): s for s in ether.statistics()}[("recorder", "drop")]
     assert sent.dropped > 0
+    from ether.lowlevel import inspect
+    inbox = next(i for i in inspect(ether.session).inboxes if i.name == "recorder")
+    assert inbox.dropped == sent.dropped        # the inbox's own count, in shared memory
     ether.shutdown()
     rec = open_recording(folder)
     got = [m.data["i"] for m in rec.messages("t0")]
