@@ -1,5 +1,6 @@
 """The recorder: a round trip through MCAP checked by the `mcap` package with
 CRCs, lineage and trials, drops, splits."""
+import json
 import os
 import pathlib
 import signal
@@ -201,14 +202,14 @@ def recorder_pid(name="recorder") -> int:
 
 
 @pytest.mark.timeout(90)
-def test_drop_policy_counts_what_the_inbox_dropped(recorded):
+def test_drop_policy_counts_what_the_inbox_dropped_per_topic(recorded):
     folder = recorded({}, policy="drop", topics=["t*"], all=False)
     pid = recorder_pid()
     os.kill(pid, signal.SIGSTOP)           # a recorder that cannot keep up
     try:
         pad = "x" * 1000
         for i in range(8000):              # 8 MB into a 4 MiB inbox
-            ether.pub({"i": i, "pad": pad}, topic="t0")
+            ether.pub({"i": i, "pad": pad}, topic=f"t{i % 3 // 2}")   # t0 twice as often as t1
     finally:
         os.kill(pid, signal.SIGCONT)
     sent = {(s.inbox, s.policy): s for s in ether.statistics()}[("recorder", "drop")]
@@ -218,12 +219,23 @@ def test_drop_policy_counts_what_the_inbox_dropped(recorded):
     assert inbox.dropped == sent.dropped        # the inbox's own count, in shared memory
     ether.shutdown()
     rec = open_recording(folder)
-    got = [m.data["i"] for m in rec.messages("t0")]
+    got = {t: [m.data["i"] for m in rec.messages(t)] for t in ("t0", "t1")}
+    published = {"t0": [i for i in range(8000) if i % 3 != 2], "t1": list(range(2, 8000, 3))}
     assert rec.dropped() == sent.dropped
-    assert len(got) + rec.dropped() == 8000 and got == sorted(got)
+    by_topic = rec.dropped_by_topic()
+    for t in ("t0", "t1"):
+        assert got[t] == sorted(got[t]) and set(got[t]) <= set(published[t])
+        assert by_topic.get(t, 0) == len(published[t]) - len(got[t]), (t, by_topic)
+    assert sum(by_topic.values()) == sent.dropped
     info = subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder)],
                           capture_output=True, text=True)
     assert "INCOMPLETE" in info.stdout and f"{sent.dropped} dropped" in info.stdout, info
+    t0 = next(line for line in info.stdout.splitlines() if line.strip().startswith("t0 "))
+    assert t0.endswith(f"{by_topic['t0']} dropped"), info.stdout
+    summary = json.loads(subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder),
+                                         "--json"], capture_output=True, text=True).stdout)
+    assert {t: summary["topics"][t]["dropped"] for t in ("t0", "t1")} == \
+        {t: by_topic.get(t, 0) for t in ("t0", "t1")}
 
 
 @pytest.mark.timeout(90)

@@ -152,6 +152,8 @@ class Lane:
                     exc, failed = failed, None
                     raise exc
                 sent = sender.send(data)
+                if not sent:  # a full drop-policy inbox refused it
+                    self.node.drops.add(sender.inbox, topic)
             except errors.InboxClosed:
                 self.router.forget(sender)
                 sent = False

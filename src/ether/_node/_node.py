@@ -32,6 +32,7 @@ from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
 from ._calls import mirror
+from ._drops import DROPS_TOPIC, DropCounts
 from ._rejections import Rejections
 from ._lane import Lane
 from ._topics import is_pattern, matches
@@ -147,6 +148,7 @@ class Node:
         self.router = self._user.router
         self._stats = None                  # the stats topic's publisher (start_stats)
         self._at_close: list[Callable[[], None]] = []
+        self.drops = DropCounts()           # per (inbox, topic): what drop-policy inboxes refused
 
     # ---- publishing ----
 
@@ -186,6 +188,8 @@ class Node:
                     try:
                         if sender.send(data):
                             delivered += 1
+                        else:  # a full drop-policy inbox refused it
+                            self.drops.add(sender.inbox, topic)
                     except errors.EtherError as exc:
                         return lane.send_rest(topic, targets, data, targets.index(sender), exc,
                                               delivered)
@@ -245,6 +249,33 @@ class Node:
             self._next_drop_log = now + 1.0
             log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s) "
                         "(%d so far): %s", self.name, topic, len(targets), self.arena_dropped, exc)
+
+    def report_drops(self, timeout: float = 1.0) -> int:
+        """Send each inbox that subscribes to DROPS_TOPIC (a recorder) and lost
+        messages of this node's since the last report the cumulative counts per
+        topic (see _drops.py); how many reports went. Counted as published, so
+        the drain protocol waits for them."""
+        pending = self.drops.unreported()
+        if not pending:
+            return 0
+        sent = 0
+        lane = self._user
+        with lane.lock:
+            listeners = {s.inbox: s for s in lane.router.targets(DROPS_TOPIC)}
+            for inbox, counts in pending.items():
+                sender = listeners.get(inbox)
+                if sender is None:
+                    continue
+                self.published += 1
+                data = lane.encode_for((sender,), self._envelope(
+                    codec.MESSAGE, DROPS_TOPIC, {"drops": counts}))
+                try:
+                    if sender.send(data, policy="block", timeout=timeout):
+                        self.drops.reported(inbox, counts)
+                        sent += 1
+                except errors.EtherError as exc:
+                    log.warning("%s: could not report its drops to %r: %s", self.name, inbox, exc)
+        return sent
 
     def send_control(self, inbox: str, topic: str, payload, *, timeout: float = 5.0) -> None:
         """A control message (any encodable payload) straight to one inbox, not

@@ -423,6 +423,16 @@ class Recording:
                 total += int(end.get("dropped", 0)) + int(end.get("lost_after_error", 0))
         return total
 
+    def dropped_by_topic(self) -> dict[str, int]:
+        """What the recorder's inbox refused, per topic, as the publishers reported
+        it (files written before per-topic counts: {})."""
+        out: dict[str, int] = {}
+        for f in self.files:
+            for topic, n in (_loads((f.meta("ether.recording.end") or {}).get("dropped_by_topic"))
+                             or {}).items():
+                out[topic] = out.get(topic, 0) + n
+        return out
+
     def topics(self) -> list[str]:
         seen: dict[str, None] = {}
         for f in self.files:
