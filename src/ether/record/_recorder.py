@@ -118,8 +118,9 @@ class Recorder:
                  self.files[-1])
 
     def _selects(self, topic: str) -> bool:
-        """True if the recorded patterns take `topic` (its messages reach _on_envelope)."""
-        return any(lowlevel.matches(p, topic) for p in self.patterns)
+        """True if `topic` is recorded (its messages reach _on_envelope's end)."""
+        return any(lowlevel.matches(p, topic) for p in self.patterns) and \
+            not any(fnmatch.fnmatchcase(topic, p) for p in self.exclude)
 
     # ---- files ----
 
