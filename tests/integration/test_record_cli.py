@@ -163,3 +163,8 @@ def test_ether_play_into_another_session_selects_exactly_and_marks_replay_of(rec
     assert "played 7 messages" in done.stdout
     session = done.stdout.split("playing into session ", 1)[1].split()[0]
     assert shm_objects(session) == []
+    # Without --topics: every user topic and the trials, none of Ether's own records
+    assert {"ether/provenance", "ether/trial"} <= set(rec.topics())
+    user = sum(1 for m in rec.messages() if not m.topic.startswith("ether/") or
+               m.topic == "ether/trial")
+    assert f"played {user} messages" in ether_cli("play", folder, "--rate", "0").stdout

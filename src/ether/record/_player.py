@@ -7,6 +7,12 @@ envelopes reads it as `envelope.replay_of`; a recorder writes it down.
 
 `rate` 1.0 keeps the recorded pace (log times), 2.0 plays twice as fast, 0 as
 fast as the subscribers take it, in order.
+
+Without `topics`, Ether's own topics are left out but for `ether/trial` (the
+trials' roots): a replayed `ether/provenance` or `ether/drops` would pass the
+recorded session's code versions or losses off as the new session's, and
+`ether/log`, `ether/stats` and the service-call copies describe the recorded
+session, not this one. Name them in `topics` to replay them all the same.
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from ether import lowlevel
 from ._reader import Recording
 
 __all__ = ["play"]
+
+SYSTEM = "ether/"
+TRIAL = "ether/trial"
 
 
 def _id(ref):
@@ -35,6 +44,8 @@ def play(path, client, *, rate: float = 1.0, topics=None, start=None, end=None, 
     stop = stop or threading.Event()
     count = 0
     with Recording(path) as rec:
+        if topics is None:
+            topics = [t for t in rec.topics() if not t.startswith(SYSTEM) or t == TRIAL]
         host = (rec.metadata.get("ether.recording") or {}).get("host", "recorded")
         while not stop.is_set():
             first = began = None
