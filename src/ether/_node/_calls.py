@@ -7,7 +7,12 @@ caller, after sending a request, publishes a copy of it on
 `ether/service/<Service.method>/request`, and the server, after replying, a copy
 of the reply on `.../reply`: ordinary messages with the original's sender, seq,
 time, cause and trace, so a recording's lineage runs reply -> request -> the
-caller's message. A copy costs one route lookup when nobody subscribes.
+caller's message. A copy costs one route lookup when nobody subscribes. Each
+copy goes through the lane of what it copies: a request's the user lane, a
+reply's the direct lane, so a reply never waits for another thread's publish
+(blocked on a full inbox) to let go of the user lane; it waits only for room in
+a block-policy subscriber of the copies (a recorder: a slow disk slows the
+servers, as it slows publishers).
 """
 from __future__ import annotations
 

@@ -715,8 +715,8 @@ class Node:
         with lane.lock:
             fields = self._envelope(codec.REPLY, topic, body)
             lane.send_to(lane.router.sender_to(request.reply_to), fields)
-        lane = self._user   # the copy goes where publishes go (see _calls.py)
-        with lane.lock:
+            # Its copy goes the reply's way too: never behind a user publish that
+            # waits for room elsewhere (see _calls.py).
             mirror(self, lane, fields, "reply", {**body, "caller": request.reply_to})
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
