@@ -1,7 +1,7 @@
 """Classes the recording tests run as instances."""
 import numpy as np
 
-from ether import ether, ether_pub, ether_sub, ether_start
+from ether import ether, ether_get, ether_pub, ether_sub, ether_start
 
 
 class Source:
@@ -79,3 +79,19 @@ class Steady:
         while not ether.stopping() and i < n:
             ether.pub({"i": i}, topic="steady")
             i += 1
+
+
+class Doubler:
+    """A service: Doubler.double(i) -> 2 i."""
+
+    @ether_get
+    def double(self, i: int) -> int:
+        return 2 * i
+
+
+class Caller:
+    """On each 'data' message, calls Doubler.double and publishes the result."""
+
+    @ether_sub(topic="data")
+    def on_data(self, i: int):
+        ether.pub({"i": ether.get("Doubler", "double", params={"i": i})}, topic="doubled")

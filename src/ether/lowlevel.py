@@ -67,6 +67,8 @@ from ._node._stats import BUCKETS_S as STATS_BUCKETS_S
 from ._node._stats import STATS_TOPIC as STATS_TOPIC
 from ._runtime._logs import log_root as log_root
 from ._runtime._room import shm_needs as shm_needs
+from ._node._calls import CALL_PREFIX as CALL_PREFIX
+from ._node._drops import DROPS_TOPIC as DROPS_TOPIC
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
 from ._node._topics import check_topic as check_topic
 from ._node._topics import default_topic as default_topic
@@ -85,5 +87,5 @@ __all__ = [
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
-    "Member", "MemberSpec",
+    "Member", "MemberSpec", "CALL_PREFIX", "DROPS_TOPIC",
 ]

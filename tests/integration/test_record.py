@@ -1,5 +1,6 @@
 """The recorder: a round trip through MCAP checked by the `mcap` package with
 CRCs, lineage and trials, drops, splits."""
+import json
 import os
 import pathlib
 import signal
@@ -106,6 +107,51 @@ def test_lineage_of_a_pipeline_with_an_aggregator_goes_back_to_start(recorded):
 
 
 @pytest.mark.timeout(60)
+def test_a_service_chain_links_the_reply_to_the_request_and_the_request_to_its_cause(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "caller": {"class_path": "record_apps.Caller"},
+                       "doubler": {"class_path": "record_apps.Doubler"}})
+    doubled = ether.listen("doubled", timeout=20)
+    ether.start(n=3)
+    assert sorted(next(doubled)["i"] for _ in range(3)) == [0, 2, 4]
+    ether.shutdown()
+    rec = open_recording(folder)
+    calls = "ether/service/Doubler.double/"
+    requests = list(rec.messages(calls + "request"))
+    replies = list(rec.messages(calls + "reply"))
+    assert len(requests) == len(replies) == 3
+    reply = next(r for r in replies if r.data["result"] == 4)
+    assert reply.data["status"] == "success" and reply.data["instance"] == "doubler"
+    steps = rec.lineage(reply)
+    assert [(s["topic"], s["instance"]) for s in steps] == [
+        (calls + "reply", "doubler"), (calls + "request", "caller"), ("data", "gen"),
+        ("start", "main")]
+    assert [s["method"] for s in steps[:3]] == ["double", "on_data", "go"]
+    request = steps[1]["message"]
+    assert request.data["params"] == {"i": 2} and request.data["id"] == reply.data["id"]
+    assert request.data["caller"] == "caller" and request.data["server"] == "doubler"
+    assert steps[2]["message"].data == {"i": 2}
+    assert steps[0]["class_path"] == "record_apps.Doubler"
+    # the reply is among what the data message caused, next to the caller's result
+    below = {(m.topic, m.sender) for m in rec.descendants(steps[2]["message"])}
+    assert below == {(calls + "request", "caller"), (calls + "reply", "doubler"),
+                     ("doubled", "caller")}
+
+
+@pytest.mark.timeout(60)
+def test_a_selection_without_the_service_topics_records_no_calls(recorded):
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "caller": {"class_path": "record_apps.Caller"},
+                       "doubler": {"class_path": "record_apps.Doubler"}},
+                      all=False, topics=["data", "doubled"])
+    doubled = ether.listen("doubled", timeout=20)
+    ether.start(n=2)
+    next(doubled), next(doubled)
+    ether.shutdown()
+    assert open_recording(folder).topics() == ["data", "doubled"]
+
+
+@pytest.mark.timeout(60)
 def test_three_interleaved_trials_are_separated_by_their_trace(recorded):
     folder = recorded({"stage": {"class_path": "record_apps.Stage"}})
     out = ether.listen("stage2", timeout=20)
@@ -156,26 +202,40 @@ def recorder_pid(name="recorder") -> int:
 
 
 @pytest.mark.timeout(90)
-def test_drop_policy_counts_what_the_inbox_dropped(recorded):
+def test_drop_policy_counts_what_the_inbox_dropped_per_topic(recorded):
     folder = recorded({}, policy="drop", topics=["t*"], all=False)
     pid = recorder_pid()
     os.kill(pid, signal.SIGSTOP)           # a recorder that cannot keep up
     try:
         pad = "x" * 1000
         for i in range(8000):              # 8 MB into a 4 MiB inbox
-            ether.pub({"i": i, "pad": pad}, topic="t0")
+            ether.pub({"i": i, "pad": pad}, topic=f"t{i % 3 // 2}")   # t0 twice as often as t1
     finally:
         os.kill(pid, signal.SIGCONT)
     sent = {(s.inbox, s.policy): s for s in ether.statistics()}[("recorder", "drop")]
     assert sent.dropped > 0
+    from ether.lowlevel import inspect
+    inbox = next(i for i in inspect(ether.session).inboxes if i.name == "recorder")
+    assert inbox.dropped == sent.dropped        # the inbox's own count, in shared memory
     ether.shutdown()
     rec = open_recording(folder)
-    got = [m.data["i"] for m in rec.messages("t0")]
+    got = {t: [m.data["i"] for m in rec.messages(t)] for t in ("t0", "t1")}
+    published = {"t0": [i for i in range(8000) if i % 3 != 2], "t1": list(range(2, 8000, 3))}
     assert rec.dropped() == sent.dropped
-    assert len(got) + rec.dropped() == 8000 and got == sorted(got)
+    by_topic = rec.dropped_by_topic()
+    for t in ("t0", "t1"):
+        assert got[t] == sorted(got[t]) and set(got[t]) <= set(published[t])
+        assert by_topic.get(t, 0) == len(published[t]) - len(got[t]), (t, by_topic)
+    assert sum(by_topic.values()) == sent.dropped
     info = subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder)],
                           capture_output=True, text=True)
     assert "INCOMPLETE" in info.stdout and f"{sent.dropped} dropped" in info.stdout, info
+    t0 = next(line for line in info.stdout.splitlines() if line.strip().startswith("t0 "))
+    assert t0.endswith(f"{by_topic['t0']} dropped"), info.stdout
+    summary = json.loads(subprocess.run([sys.executable, "-m", "ether", "bag", "info", str(folder),
+                                         "--json"], capture_output=True, text=True).stdout)
+    assert {t: summary["topics"][t]["dropped"] for t in ("t0", "t1")} == \
+        {t: by_topic.get(t, 0) for t in ("t0", "t1")}
 
 
 @pytest.mark.timeout(90)

@@ -94,3 +94,77 @@ def test_ether_run_with_record_records_every_topic(tmp_path):
     assert info["complete"]
     assert {"start", "data", "stage2", "ether/provenance"} <= set(info["topics"])
     assert info["topics"]["stage2"]["messages"] == 6
+
+
+@pytest.mark.timeout(120)
+def test_ether_play_into_another_session_selects_exactly_and_marks_replay_of(recorded):
+    import threading
+    from ether.lowlevel import MessageId, default_client
+    from ether.recording import open as open_recording
+    folder = recorded({"gen": {"class_path": "record_apps.Generator"},
+                       "stage": {"class_path": "record_apps.Stage"}})
+    out = ether.listen("stage2", timeout=20)
+    ether.start(trial=1, n=3)
+    for _ in range(3):
+        next(out)
+    ether.start(trial=2, n=4)
+    for _ in range(4):
+        next(out)
+    ether.shutdown()
+    rec = open_recording(folder)
+    run = rec.files[0].run
+
+    def recorded_as(**select):
+        return {t: [(m.sender, m.seq, m.data) for m in rec.messages(t, **select)]
+                for t in ("data", "stage2")}
+
+    ether.tap(config={})                  # a new session, with a subscriber of its own
+    try:
+        client = default_client()
+        got, lock, enough = {"data": [], "stage2": []}, threading.Lock(), threading.Event()
+        want_n = [0]
+
+        def on(envelope):
+            assert envelope.replay_of == MessageId(envelope.sender, envelope.seq, run)
+            with lock:
+                got[envelope.topic].append((envelope.sender, envelope.seq,
+                                            client.node.decoders.payload_dict(envelope)))
+                if sum(map(len, got.values())) >= want_n[0]:
+                    enough.set()
+
+        for topic in ("data", "stage2", "start"):
+            client.subscribe(topic, on, envelopes=True)
+
+        def play(*args, want):
+            with lock:
+                for v in got.values():
+                    v.clear()
+                want_n[0] = sum(map(len, want.values()))
+                enough.clear()
+            done = ether_cli("play", folder, "--session", ether.session, "--rate", "0", *args)
+            assert f"played {want_n[0]} messages" in done.stdout
+            assert enough.wait(10)
+            with lock:
+                assert got == want
+
+        play("--topics", "data", "stage2", want=recorded_as())
+        assert [d["i"] for _, _, d in recorded_as()["stage2"]] == [0, 2, 4, 0, 2, 4, 6]
+        trial2 = recorded_as(trial=2)
+        assert [d["i"] for _, _, d in trial2["data"]] == [0, 1, 2, 3]
+        play("--topics", "data", "stage2", "--trial", "2", want=trial2)
+        first = list(rec.messages("data"))
+        start, end = first[1].log_time_ns, first[4].log_time_ns
+        play("--topics", "data", "--start", start, "--end", end,
+             want={"data": recorded_as(start=start, end=end)["data"], "stage2": []})
+        assert len(got["data"]) == 3
+    finally:
+        ether.shutdown()
+    done = ether_cli("play", folder, "--rate", "0", "--topics", "data")   # into a new session
+    assert "played 7 messages" in done.stdout
+    session = done.stdout.split("playing into session ", 1)[1].split()[0]
+    assert shm_objects(session) == []
+    # Without --topics: every user topic and the trials, none of Ether's own records
+    assert {"ether/provenance", "ether/trial"} <= set(rec.topics())
+    user = sum(1 for m in rec.messages() if not m.topic.startswith("ether/") or
+               m.topic == "ether/trial")
+    assert f"played {user} messages" in ether_cli("play", folder, "--rate", "0").stdout

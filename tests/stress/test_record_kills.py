@@ -11,6 +11,6 @@ pytestmark = pytest.mark.stress
 @pytest.mark.timeout(3600)
 def test_a_hundred_random_recorder_kills():
     env = dict(os.environ, ETHER_RECORD_KILLS="100")
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
                            "tests/integration/test_record_crash.py", "-k", "random"], env=env)
     assert done.returncode == 0

@@ -163,3 +163,15 @@ def test_requests_carry_id_reply_to_and_params():
     request = codec.request_of(envelope)
     assert (request.id, request.reply_to) == (42, "main")
     assert msgspec.msgpack.decode(request.params) == {"p": 1}
+
+
+def test_replay_of_is_an_optional_trailing_field_that_older_envelopes_lack():
+    import msgspec
+    from ether._node import _codec as codec
+    fields = codec.envelope_fields(codec.MESSAGE, "t", "a", 3, 10, None, None,
+                                   codec.Origin(b"r" * 16, "h"), msgspec.Raw(b"\x80"))
+    plain = codec.decode(msgspec.msgpack.encode((*fields, [])))
+    assert plain.replay_of is None and codec.decode(msgspec.msgpack.encode(fields)).replay_of is None
+    marked = codec.decode(msgspec.msgpack.encode((*fields, [], ("b", 7, b"r" * 16))))
+    assert marked.replay_of == codec.MessageId("b", 7, b"r" * 16)
+    assert (marked.sender, marked.seq, bytes(marked.payload)) == ("a", 3, b"\x80")

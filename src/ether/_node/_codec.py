@@ -1,7 +1,7 @@
 """The wire format of one message: a MessagePack array (the envelope) whose
 payload is itself a map.
 
-    [version, kind, topic, sender, seq, time_ns, cause, trace, origin, payload(, holds)]
+    [version, kind, topic, sender, seq, time_ns, cause, trace, origin, payload(, holds(, replay_of))]
 
 version  WIRE_VERSION (1); a reader refuses any other
 kind     MESSAGE (pub/sub), CONTROL (between the main process and instances),
@@ -23,6 +23,9 @@ payload  a map: the handler's keyword arguments
 holds    (optional) [[arena token, block, generation], ...]: the arena blocks of the
          large arrays in the payload, held by the receiver while it handles them
          (filled while the payload is encoded: it comes after it)
+replay_of (optional) [sender, seq, run_id]: the recorded message this one replays
+         (`ether play`); absent from every other message. A trailing optional
+         field: a decoder that does not know it ignores it, so the version stays 1
 
 A message id (cause, trace) is [sender, seq] within the message's own origin, or
 [sender, seq, run_id] when it comes from another run (a bridged host).
@@ -99,6 +102,7 @@ class Envelope(msgspec.Struct, array_like=True, frozen=True):
     origin: Origin | None
     payload: msgspec.Raw
     holds: tuple[tuple[int, int, int], ...] = ()
+    replay_of: MessageId | None = None
 
     @property
     def id(self) -> MessageId:

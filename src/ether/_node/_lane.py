@@ -100,21 +100,24 @@ class Lane:
         held = (arena.token, block, generation)
         self.blocks.append(held)
         handle = _arena_handle.encode(arena.token, block, generation, start, payload)
-        return self.encode((*codec.envelope_fields(
+        fields = (*codec.envelope_fields(
             envelope.kind | codec.SPILLED, envelope.topic, envelope.sender, envelope.seq,
             envelope.time_ns, envelope.cause, envelope.trace, envelope.origin, handle),
-            [*envelope.holds, held]))
+            [*envelope.holds, held])
+        return self.encode(fields if envelope.replay_of is None else (*fields, envelope.replay_of))
 
     # ---- sending (lane lock held) ----
 
-    def encode_for(self, targets: tuple, envelope: tuple) -> bytes:
+    def encode_for(self, targets: tuple, envelope: tuple, replay_of=None) -> bytes:
         """Encode envelope fields (Node._envelope's, or a forwarded message's) whose
-        arrays, if any, go to `targets`."""
+        arrays, if any, go to `targets`; `replay_of`, the field after the holds, if given."""
         self.targets = targets
         holds = self.blocks
         if holds:
             holds.clear()
         try:
+            if replay_of is not None:
+                return self.encode((*envelope, holds, replay_of))
             return self.encode((*envelope, holds))
         except BaseException:
             self.unhold(targets)
@@ -149,6 +152,8 @@ class Lane:
                     exc, failed = failed, None
                     raise exc
                 sent = sender.send(data)
+                if not sent:  # a full drop-policy inbox refused it
+                    self.node.drops.add(sender.inbox, topic)
             except errors.InboxClosed:
                 self.router.forget(sender)
                 sent = False

@@ -32,6 +32,8 @@ from .._core._states import RESTARTING_STATES
 from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
+from ._calls import mirror
+from ._drops import DROPS_TOPIC, DropCounts
 from ._rejections import Rejections
 from ._lane import Lane
 from ._topics import is_pattern, matches
@@ -147,6 +149,7 @@ class Node:
         self.router = self._user.router
         self._stats = None                  # the stats topic's publisher (start_stats)
         self._at_close: list[Callable[[], None]] = []
+        self.drops = DropCounts()           # per (inbox, topic): what drop-policy inboxes refused
 
     # ---- publishing ----
 
@@ -186,6 +189,8 @@ class Node:
                     try:
                         if sender.send(data):
                             delivered += 1
+                        else:  # a full drop-policy inbox refused it
+                            self.drops.add(sender.inbox, topic)
                     except errors.EtherError as exc:
                         return lane.send_rest(topic, targets, data, targets.index(sender), exc,
                                               delivered)
@@ -246,6 +251,33 @@ class Node:
             log.warning("%s: dropped a message on %r for its %d drop-policy subscriber(s) "
                         "(%d so far): %s", self.name, topic, len(targets), self.arena_dropped, exc)
 
+    def report_drops(self, timeout: float = 1.0) -> int:
+        """Send each inbox that subscribes to DROPS_TOPIC (a recorder) and lost
+        messages of this node's since the last report the cumulative counts per
+        topic (see _drops.py); how many reports went. Counted as published, so
+        the drain protocol waits for them."""
+        pending = self.drops.unreported()
+        if not pending:
+            return 0
+        sent = 0
+        lane = self._user
+        with lane.lock:
+            listeners = {s.inbox: s for s in lane.router.targets(DROPS_TOPIC)}
+            for inbox, counts in pending.items():
+                sender = listeners.get(inbox)
+                if sender is None:
+                    continue
+                self.published += 1
+                data = lane.encode_for((sender,), self._envelope(
+                    codec.MESSAGE, DROPS_TOPIC, {"drops": counts}))
+                try:
+                    if sender.send(data, policy="block", timeout=timeout):
+                        self.drops.reported(inbox, counts)
+                        sent += 1
+                except errors.EtherError as exc:
+                    log.warning("%s: could not report its drops to %r: %s", self.name, inbox, exc)
+        return sent
+
     def send_control(self, inbox: str, topic: str, payload, *, timeout: float = 5.0) -> None:
         """A control message (any encodable payload) straight to one inbox, not
         through topics."""
@@ -283,7 +315,8 @@ class Node:
         return envelope.origin or self.origin
 
     def forward(self, envelope: codec.Envelope, *, topic: str | None = None, payload=None,
-                origin: codec.Origin | None = None, skip: str | None = None) -> int:
+                origin: codec.Origin | None = None, skip: str | None = None,
+                replay_of: codec.MessageId | None = None) -> int:
         """Re-send a message to the subscribers of its topic (or `topic`), keeping its
         origin, sender, seq, time, cause and trace: what a bridge or a player does.
         `origin` is the message's if it names none (a message read in another
@@ -292,8 +325,9 @@ class Node:
         `payload`, if given, is the payload's already-encoded MessagePack (bytes)
         instead, or the decoded payload itself, encoded again here so that its
         large arrays go into this node's arena (once, for every subscriber).
-        `skip` names an inbox left out (a bridge's own). Returns how many inboxes
-        got it."""
+        `skip` names an inbox left out (a bridge's own). `replay_of` marks it as
+        the replay of that recorded message (a player's; default: the envelope's
+        own mark, kept). Returns how many inboxes got it."""
         if payload is None:
             payload = self.inline_payload(envelope) if envelope.holds else envelope.payload
         if isinstance(payload, (bytes, bytearray, memoryview)):
@@ -310,7 +344,7 @@ class Node:
             if not targets:
                 return 0
             try:
-                data = lane.encode_for(targets, fields)
+                data = lane.encode_for(targets, fields, replay_of or envelope.replay_of)
             except Dropped as exc:  # the arena is full and every receiver drops: counted
                 self.count_arena_drop(topic, targets, exc)
                 return 0
@@ -602,11 +636,14 @@ class Node:
             try:
                 body = (request_id, self.inbox.name, params) if timeout is None else (
                     request_id, self.inbox.name, params, _now_ns() + int(timeout * 1e9))
-                lane.send_to(sender, self._envelope(codec.REQUEST, topic, body))
+                fields = self._envelope(codec.REQUEST, topic, body)
+                lane.send_to(sender, fields)
             except BaseException:
                 with self._replies:
                     self._pending.pop(request_id, None)
                 raise
+            mirror(self, lane, fields, "request", {"id": request_id, "caller": self.inbox.name,
+                                                   "server": sender.inbox, "params": params})
         return request_id, sender
 
     def _live_targets(self, topic: str, what: str, wait: float) -> tuple:
@@ -680,7 +717,11 @@ class Node:
         body["id"] = request.id
         lane = self._direct
         with lane.lock:
-            lane.send_to(lane.router.sender_to(request.reply_to), self._envelope(codec.REPLY, topic, body))
+            fields = self._envelope(codec.REPLY, topic, body)
+            lane.send_to(lane.router.sender_to(request.reply_to), fields)
+            # Its copy goes the reply's way too: never behind a user publish that
+            # waits for room elsewhere (see _calls.py).
+            mirror(self, lane, fields, "reply", {**body, "caller": request.reply_to})
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = self.decoders.payload_dict(envelope)

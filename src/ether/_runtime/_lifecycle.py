@@ -63,6 +63,7 @@ class Lifecycle:
             self.node.running = False
             return
         if isinstance(command, control.Drain):
+            self.node.report_drops()   # counted in `published`: this round waits for them
             ack = control.DrainAck(name, command.request, self.node.published, self.node.handled)
         else:
             skipped = 0

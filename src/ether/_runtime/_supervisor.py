@@ -837,6 +837,7 @@ class Supervisor:
                     self._moved[name] = max(self._moved.get(name, now), now)
         last = None
         while True:
+            self.node.report_drops()   # the main's own publishes' drops (see _node/_drops.py)
             acks, left, why = self._collect(control.Drain(next(self._requests)), deadline,
                                             delivering=True, started=started)
             if why is not None:

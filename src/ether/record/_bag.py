@@ -40,6 +40,9 @@ def info(path, *, provenance: bool = False) -> dict:
             start = m.log_time_ns if start is None else min(start, m.log_time_ns)
             end = m.log_time_ns if end is None else max(end, m.log_time_ns)
         dropped = rec.dropped()
+        by_topic = rec.dropped_by_topic()
+        for topic in by_topic:
+            topics.setdefault(topic, {"messages": 0, "senders": set()})
         out = {
             "path": str(rec.path), "status": rec.status,
             "complete": rec.status == "complete" and dropped == 0,
@@ -47,8 +50,8 @@ def info(path, *, provenance: bool = False) -> dict:
             "start_ns": start, "end_ns": end,
             "duration_s": (end - start) / 1e9 if start is not None else 0.0,
             "messages": sum(t["messages"] for t in topics.values()),
-            "topics": {k: {"messages": v["messages"], "senders": sorted(v["senders"])}
-                       for k, v in topics.items()},
+            "topics": {k: {"messages": v["messages"], "senders": sorted(v["senders"]),
+                           "dropped": by_topic.get(k, 0)} for k, v in topics.items()},
         }
         if provenance:
             meta = rec.metadata
@@ -73,7 +76,8 @@ def format_info(summary: dict) -> str:
     lines.append(f"messages   {summary['messages']} in {summary['duration_s']:.3f} s")
     width = max((len(t) for t in summary["topics"]), default=5)
     for topic, t in summary["topics"].items():
-        lines.append(f"  {topic:<{width}}  {t['messages']:>9}  from {', '.join(t['senders'])}")
+        drops = f"  {t['dropped']} dropped" if t.get("dropped") else ""
+        lines.append(f"  {topic:<{width}}  {t['messages']:>9}  from {', '.join(t['senders'])}{drops}")
     prov = summary.get("provenance")
     if prov:
         session = prov.get("session") or {}
@@ -141,7 +145,10 @@ def jsonable(value):
 def _message_dict(m) -> dict:
     return {"topic": m.topic, "sender": m.sender, "seq": m.seq, "time_ns": m.time_ns,
             "log_time_ns": m.log_time_ns, "cause": jsonable(m.cause), "trace": jsonable(m.trace),
-            "origin": jsonable(m.origin), "data": jsonable(m.data)}
+            "origin": jsonable(m.origin), "data": jsonable(m.data),
+            "replay_of": None if m.replay_of is None else {
+                "sender": m.replay_of[1], "seq": m.replay_of[2],
+                "run": m.replay_of[0].hex() if m.replay_of[0] else None}}
 
 
 def cat_lines(path, *, topics=None, start=None, end=None, trial=None, as_json=False):

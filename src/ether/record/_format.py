@@ -77,7 +77,12 @@ def attachment(name: str, media_type: str, data: bytes, time_ns: int) -> bytes:
 
 def message_index(channel_id: int, entries: list[tuple[int, int]]) -> bytes:
     body = b"".join(INDEX_ENTRY.pack(t, o) for t, o in entries)
-    return record(MESSAGE_INDEX, struct.pack("<HI", channel_id, len(body)) + body)
+    return message_index_head(channel_id, len(body)) + body
+
+
+def message_index_head(channel_id: int, body_length: int) -> bytes:
+    """A Message Index record before its `body_length` bytes of (log time, offset) entries."""
+    return struct.pack("<BQHI", MESSAGE_INDEX, 6 + body_length, channel_id, body_length)
 
 
 def chunk_index(start: int, end: int, offset: int, length: int, index_offsets: dict[int, int],

@@ -17,20 +17,21 @@ import struct
 
 import msgspec
 
-__all__ = ["message_pieces", "prefix"]
+__all__ = ["message_pieces", "prefix", "encode"]
 
 ARRAY_EXT = 1
 ARENA_EXT = 2
 _TOKEN = os.urandom(12)       # this process's marker: no payload holds it by chance
 _MARK = b"\xd8" + bytes([ARRAY_EXT]) + _TOKEN   # fixext16, code 1, token, then an index
-_encode = msgspec.msgpack.Encoder().encode
+_encode = encode = msgspec.msgpack.Encoder().encode
 _head = msgspec.msgpack.Encoder().encode
 
 
-def prefix(sender, seq, time_ns, cause, trace, origin) -> bytes:
-    """The recorded message's bytes before its payload: a 7-array's head and six fields."""
+def prefix(sender, seq, time_ns, cause, trace, origin, tail: int = 0) -> bytes:
+    """The recorded message's bytes before its payload: a (7 + tail)-array's head
+    and six fields; the payload, then `tail` more fields (replay_of) follow."""
     head = _encode((sender, seq, time_ns, cause, trace, origin))
-    return b"\x97" + head[1:]   # fixarray 6 -> 7: the payload follows
+    return bytes([0x97 + tail]) + head[1:]   # fixarray 6 -> 7 (+ tail)
 
 
 def _ext_header(length: int) -> bytes:

@@ -18,6 +18,8 @@ from typing import Iterable, Iterator
 
 import msgspec
 
+from ether import lowlevel
+
 from . import _format as fmt
 
 __all__ = ["Recording", "RecordedMessage", "RecordingFile", "open_recording"]
@@ -26,6 +28,7 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _U16 = struct.Struct("<H")
 _REC = fmt.RECORD
+_CALLS = lowlevel.CALL_PREFIX   # the copies of service calls (ether/service/...)
 _MSG = struct.Struct("<HIQQ")
 _CHUNK = struct.Struct("<QQQI")
 
@@ -38,6 +41,7 @@ class _Data(msgspec.Struct, array_like=True, frozen=True):
     trace: tuple | None
     origin: tuple | None
     payload: msgspec.Raw
+    replay_of: tuple | None = None   # [sender, seq, run]: absent before replays were marked
 
 
 _decode_data = msgspec.msgpack.Decoder(_Data).decode
@@ -60,7 +64,7 @@ class RecordedMessage:
     payload as a dict, arrays read-only ndarrays, decoded when first read)."""
 
     __slots__ = ("topic", "sender", "seq", "time_ns", "log_time_ns", "cause", "trace", "origin",
-                 "run", "raw", "_data", "file")
+                 "run", "raw", "_data", "file", "replay_of")
 
     def __init__(self, topic, record: _Data, log_time_ns: int, run: bytes | None, file):
         self.topic = topic
@@ -69,6 +73,9 @@ class RecordedMessage:
         self.cause, self.trace, self.origin = record.cause, record.trace, record.origin
         self.run = bytes(record.origin[0]) if record.origin else run   # the run it was first published in
         self.raw = record.payload
+        r = record.replay_of      # (run, sender, seq) of the recorded message this replays
+        self.replay_of = None if r is None else (bytes(r[2]) if len(r) > 2 and r[2] else None,
+                                                  r[0], r[1])
         self._data = None
         self.file = file
 
@@ -416,6 +423,16 @@ class Recording:
                 total += int(end.get("dropped", 0)) + int(end.get("lost_after_error", 0))
         return total
 
+    def dropped_by_topic(self) -> dict[str, int]:
+        """What the recorder's inbox refused, per topic, as the publishers reported
+        it (files written before per-topic counts: {})."""
+        out: dict[str, int] = {}
+        for f in self.files:
+            for topic, n in (_loads((f.meta("ether.recording.end") or {}).get("dropped_by_topic"))
+                             or {}).items():
+                out[topic] = out.get(topic, 0) + n
+        return out
+
     def topics(self) -> list[str]:
         seen: dict[str, None] = {}
         for f in self.files:
@@ -497,6 +514,8 @@ class Recording:
             found = [h for t, hs in handlers.items() if t == parent.topic or _glob(t, parent.topic)
                      for h in hs]
             method = found[0] if len(found) == 1 else (found or None)
+        if m.topic.startswith(_CALLS) and m.topic.endswith("/reply"):
+            method = m.topic[len(_CALLS):-len("/reply")].rpartition(".")[2]   # the service's
         return {"id": m.id, "message": m, "topic": m.topic, "instance": m.sender, "method": method,
                 "class_path": inst.get("class_path"), "module_sha256": inst.get("module_sha256"),
                 "version": inst.get("version"), "git_commit": inst.get("git.commit"),

@@ -10,7 +10,9 @@ that writes the messages of chosen topics into MCAP files.
   the message's hold lasts, which ends when the handler returns.
 - `policy="block"` by default: a slow disk slows the publishers down. With
   "drop", what its inbox refused is counted (the inbox's own statistics) into
-  the file's `ether.recording.end` metadata, and `bag info` says INCOMPLETE.
+  the file's `ether.recording.end` metadata, and `bag info` says INCOMPLETE;
+  per topic, as the publishers report them on `ether/drops` (_node/_drops.py:
+  at the latest when the session drains at its shutdown).
 - A flusher thread writes a chunk that waited `flush_interval_s`, fsyncs every
   `fsync_interval_s` and writes a wall/monotonic clock anchor every 10 s.
 - It closes its file when its node closes (Node.at_close): after a shutdown
@@ -36,7 +38,7 @@ import ether
 from ether import lowlevel
 
 from . import _format as fmt
-from ._inline import message_pieces, prefix
+from ._inline import encode, message_pieces, prefix
 from ._writer import LARGE_MESSAGE, RecordingError, Writer
 
 __all__ = ["Recorder", "ALL_PATTERNS", "TRIAL_TOPIC", "PROVENANCE_TOPIC"]
@@ -46,6 +48,7 @@ log = logging.getLogger("Ether")
 ALL_PATTERNS = ("*", "ether/*")      # every user topic, and Ether's own
 TRIAL_TOPIC = "ether/trial"
 PROVENANCE_TOPIC = "ether/provenance"
+DROPS_TOPIC = lowlevel.DROPS_TOPIC
 ANCHOR_S = 10.0                      # a clock anchor this often
 DRAIN_S = 2.0                        # at close: handle what is queued for at most this long
 
@@ -87,15 +90,21 @@ class Recorder:
         self._writer: Writer | None = None
         self._channels: dict[str, int] = {}
         self._dropped_at_open = 0
+        self._drops: dict[tuple[str, str], int] = {}   # (sender, topic) -> drops it reported
+        self._drops_at_open: dict[tuple[str, str], int] = {}
         self._open_file()
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="ether-recorder-flush",
                                          daemon=True)
         self._flusher.start()
         self._unsubscribe = []
-        if PROVENANCE_TOPIC not in self.patterns:
+        if not self._selects(PROVENANCE_TOPIC):
             self._unsubscribe.append(client.subscribe(
                 PROVENANCE_TOPIC, self._on_provenance_only, envelopes=True, policy=policy,
+                timeout=timeout_s))
+        if policy == "drop" and not self._selects(DROPS_TOPIC):
+            self._unsubscribe.append(client.subscribe(
+                DROPS_TOPIC, self._on_drops_only, envelopes=True, policy="block",
                 timeout=timeout_s))
         for pattern in self.patterns:
             self._unsubscribe.append(client.subscribe(
@@ -107,6 +116,11 @@ class Recorder:
             signal.signal(signal.SIGTERM, self._on_sigterm)
         log.info("recorder: recording %s into %s", ", ".join(map(repr, self.patterns)),
                  self.files[-1])
+
+    def _selects(self, topic: str) -> bool:
+        """True if `topic` is recorded (its messages reach _on_envelope's end)."""
+        return any(lowlevel.matches(p, topic) for p in self.patterns) and \
+            not any(fnmatch.fnmatchcase(topic, p) for p in self.exclude)
 
     # ---- files ----
 
@@ -123,6 +137,7 @@ class Recorder:
         self._channels = {}
         self.files.append(path)
         self._dropped_at_open = self._dropped()
+        self._drops_at_open = dict(self._drops)
         now = time.time_ns()
         self._split_at = now + int(self.split_duration_s * 1e9) if self.split_duration_s else 1 << 63
         writer.metadata("ether.recording", {
@@ -167,10 +182,16 @@ class Recorder:
     def _finish_file(self, status: str) -> None:
         writer = self._writer
         dropped = self._dropped() - self._dropped_at_open
+        by_topic: dict[str, int] = {}
+        for (sender, topic), count in self._drops.items():
+            count -= self._drops_at_open.get((sender, topic), 0)
+            if count:
+                by_topic[topic] = by_topic.get(topic, 0) + count
         try:
             if writer.failed is None:
                 writer.metadata("ether.recording.end", {
                     "status": status, "messages": str(writer.messages), "dropped": str(dropped),
+                    "dropped_by_topic": json.dumps(by_topic, sort_keys=True),
                     "lost_after_error": str(self.lost), "ended_ns": str(time.time_ns())})
         except RecordingError:
             pass
@@ -214,23 +235,53 @@ class Recorder:
             self._split()
             channel = self._channel(topic)
         payload = envelope.payload
+        replay_of = envelope.replay_of
         try:
             if envelope.holds or len(payload) >= LARGE_MESSAGE:
                 head = prefix(envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
-                              envelope.trace, envelope.origin)
+                              envelope.trace, envelope.origin, replay_of is not None)
                 pieces, size = message_pieces(head, payload, self._resolve)
+                if replay_of is not None:
+                    pieces.append(encode(replay_of))
+                    size += len(pieces[-1])
                 self._writer.add_data(channel, envelope.seq, log_time, envelope.time_ns,
                                       pieces, size)
-            else:
+            elif replay_of is None:
                 self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
                     envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
                     envelope.trace, envelope.origin, payload))
+            else:
+                self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
+                    envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
+                    envelope.trace, envelope.origin, payload, replay_of))
         except RecordingError as exc:
             self.lost += 1
             self._report(exc)
             return
         if topic == PROVENANCE_TOPIC:
             self._on_provenance(envelope)
+        elif topic == DROPS_TOPIC:
+            self._on_drops(envelope)
+
+    def _on_drops_only(self, envelope) -> None:
+        if not self._closed:
+            self._on_drops(envelope)
+
+    def _on_drops(self, envelope) -> None:
+        """A publisher's cumulative drops into this inbox, per topic."""
+        try:
+            counts = self._payload_dict(envelope).get("drops")
+            if not isinstance(counts, dict) or not all(
+                    isinstance(t, str) and type(n) is int and n >= 0 for t, n in counts.items()):
+                raise ether.MalformedMessage(f"'drops' must map topics to counts, not {counts!r}")
+        except ether.EtherError as exc:
+            log.warning("recorder: a malformed %s message from %r: %s", DROPS_TOPIC,
+                        envelope.sender, exc)
+            return
+        for topic, count in counts.items():
+            key = (envelope.sender, topic)
+            if count > self._drops.get(key, 0):
+                self._drops[key] = count
 
     def _on_provenance_only(self, envelope) -> None:
         if not self._closed:

@@ -5,7 +5,10 @@ package's writer costs 4-6x more per message and keeps a whole chunk in memory);
 the `mcap` package reads every file back in the tests, with CRCs checked.
 
 - Messages go into a chunk in memory: one `encode_into` of the record's fields
-  straight into the chunk's buffer, a header packed in front of it.
+  straight into the chunk's buffer, a header packed in front of it. Each
+  message's index entry (log time, offset) goes into its channel's list; the
+  chunk's message indexes are those lists packed in one call each (sorted only
+  if the wall clock went back), never a Python loop over the messages.
 - A chunk is written (one `writev` of any new channel records, the chunk and its
   message indexes) once it holds `chunk_bytes`, or `flush_interval` after its
   first message (the flusher calls `tick()` when no message comes), so a kill
@@ -32,10 +35,12 @@ import errno
 import os
 import struct
 import threading
+from array import array
 import time
 import zlib
 
 import msgspec
+import numpy
 
 from . import _format as fmt
 
@@ -45,8 +50,34 @@ __all__ = ["Writer", "RecordingError", "LARGE_MESSAGE"]
 LARGE_MESSAGE = 64 * 1024
 
 _pack_head = fmt.MESSAGE_HEAD.pack_into
+_head = fmt.MESSAGE_HEAD.pack
 _ZERO_HEAD = bytes(fmt.MESSAGE_HEAD_SIZE)
 _MESSAGE = fmt.MESSAGE
+
+
+def _trim(entries: list, committed: int) -> None:
+    """Drop the index entry (channel, log time, offset) of a message past
+    `committed`: one that an interrupted add left."""
+    del entries[len(entries) - len(entries) % 3:]
+    while entries and entries[-1] >= committed:
+        del entries[-3:]
+
+
+def _message_indexes(entries: list) -> tuple[dict[int, bytes], int, int, int]:
+    """({channel: its (log time, offset) u64 pairs, sorted by time, packed}, the
+    chunk's first and last log time, how many): in numpy, not per message."""
+    table = numpy.frombuffer(array("Q", entries), dtype=numpy.uint64).reshape(-1, 3)
+    times = table[:, 1]
+    first, last = int(times.min()), int(times.max())
+    if not (times[1:] >= times[:-1]).all():                 # the wall clock went back
+        table = table[numpy.lexsort((table[:, 2], times, table[:, 0]))]
+    elif (table[:, 0] != table[0, 0]).any():                # several channels: group them,
+        table = table[numpy.argsort(table[:, 0].astype(numpy.uint16), kind="stable")]  # in order
+    channels, at = numpy.unique(table[:, 0], return_index=True)
+    pairs = numpy.ascontiguousarray(table[:, 1:], dtype="<u8")
+    bounds = [*at.tolist(), len(table)]
+    per = {int(c): pairs[bounds[i]:bounds[i + 1]].tobytes() for i, c in enumerate(channels)}
+    return per, first, last, len(table)
 
 
 class RecordingError(OSError):
@@ -79,6 +110,7 @@ class Writer:
         self.fsync_interval = fsync_interval
         self.large_crc = large_crc
         self._lock = threading.Lock()
+        self._acquire, self._release = self._lock.acquire, self._lock.release
         self._sync_lock = threading.Lock()   # fsync against close
         self._encode_into = msgspec.msgpack.Encoder().encode_into
         self._encode = msgspec.msgpack.Encoder().encode
@@ -94,6 +126,7 @@ class Writer:
         self._entries: list[int] = []         # channel, log_time, offset per message in the chunk
         self._committed = 0                   # bytes of _buf that hold whole messages
         self._opened = 0                      # log time of the chunk's first message
+        self._due = 0                         # ... plus the flush interval
         self._chunk_indexes: list[bytes] = []
         self._metadata_indexes: list[bytes] = []
         self._attachment_indexes: list[bytes] = []
@@ -131,16 +164,18 @@ class Writer:
             return schema_id
 
     # ---- messages ----
+    # The three adds are the recorder's per-message path: the lock is taken by
+    # its bound methods in a try (cheaper than `with`), and the only state
+    # touched is the chunk's buffer, its entry list and `committed`.
 
     def add(self, channel_id: int, sequence: int, log_time: int, publish_time: int, fields) -> None:
         """Add one message whose data is `fields` encoded as MessagePack."""
-        with self._lock:
+        self._acquire()
+        try:
             buf = self._buf
-            start = len(buf)
-            if start == 0:
-                if self.failed is not None or self.closed:
-                    raise self._refusal()
-                self._opened = log_time
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(log_time)
             buf += _ZERO_HEAD
             self._encode_into(fields, buf, -1)
             end = len(buf)
@@ -148,8 +183,10 @@ class Writer:
                        log_time, publish_time)
             self._entries += (channel_id, log_time, start)
             self._committed = end
-            if end >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+            if end >= self.chunk_bytes or log_time >= self._due:
                 self._write_chunk()
+        finally:
+            self._release()
 
     def add_bytes(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
                   data) -> None:
@@ -157,21 +194,21 @@ class Writer:
         size = len(data)
         if size >= LARGE_MESSAGE:
             return self.add_data(channel_id, sequence, log_time, publish_time, (data,), size)
-        with self._lock:
+        self._acquire()
+        try:
             buf = self._buf
-            start = len(buf)
-            if start == 0:
-                if self.failed is not None or self.closed:
-                    raise self._refusal()
-                self._opened = log_time
-            buf += _ZERO_HEAD
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(log_time)
+            buf += _head(_MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF, log_time,
+                         publish_time)
             buf += data
-            _pack_head(buf, start, _MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF,
-                       log_time, publish_time)
             self._entries += (channel_id, log_time, start)
             self._committed = end = start + size + 31
-            if end >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+            if end >= self.chunk_bytes or log_time >= self._due:
                 self._write_chunk()
+        finally:
+            self._release()
 
     def add_data(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
                  pieces, size: int) -> None:
@@ -183,22 +220,35 @@ class Writer:
                 raise self._refusal()
             if size < LARGE_MESSAGE:
                 buf = self._buf
-                start = len(buf)
-                if start == 0:
-                    self._opened = log_time
+                start = self._committed
+                if not start or len(buf) != start:
+                    self._begin(log_time)
                 buf += _ZERO_HEAD
                 for piece in pieces:
                     buf += piece
                 _pack_head(buf, start, _MESSAGE, len(buf) - start - 9, channel_id,
                            sequence & 0xFFFFFFFF, log_time, publish_time)
                 self._entries += (channel_id, log_time, start)
-                self._committed = len(buf)
-                if self._committed >= self.chunk_bytes or log_time - self._opened >= self.flush_ns:
+                self._committed = end = len(buf)
+                if end >= self.chunk_bytes or log_time >= self._due:
                     self._write_chunk()
                 return
             if self._committed:
                 self._write_chunk()
             self._write_large(channel_id, sequence, log_time, publish_time, pieces, size)
+
+    def _begin(self, log_time: int) -> None:
+        """Before a message goes into the chunk: open the chunk (refused after an
+        error or the close), or first undo what an interrupted add left past
+        `committed` (its bytes, its index entry)."""
+        committed = self._committed
+        if not committed:
+            if self.failed is not None or self.closed:
+                raise self._refusal()
+            self._opened = log_time
+            self._due = log_time + self.flush_ns
+        del self._buf[committed:]
+        _trim(self._entries, committed)
 
     def _write_large(self, channel_id, sequence, log_time, publish_time, pieces, size) -> None:
         head = bytearray(_ZERO_HEAD)
@@ -274,18 +324,8 @@ class Writer:
         buf, entries = self._buf, self._entries
         self._buf, self._entries, self._committed = bytearray(), [], 0
         del buf[committed:]                   # what an interrupted add left
-        n = len(entries) - len(entries) % 3
-        per: dict[int, list[tuple[int, int]]] = {}
-        start = end = entries[1]
-        for i in range(0, n, 3):
-            channel_id, log_time, offset = entries[i], entries[i + 1], entries[i + 2]
-            if offset >= committed:
-                break
-            per.setdefault(channel_id, []).append((log_time, offset))
-            if log_time < start:
-                start = log_time
-            elif log_time > end:
-                end = log_time
+        _trim(entries, committed)
+        per, start, end, count = _message_indexes(entries)
         crc = zlib.crc32(buf)
         if self._compression:
             name, compress = self._compression
@@ -300,19 +340,18 @@ class Writer:
         chunk_start = self.offset + sum(map(len, pending))
         chunk_length = 9 + content
         offsets, indexes, at = {}, [], chunk_start + chunk_length
-        for channel_id, found in per.items():
-            found.sort()
-            record = fmt.message_index(channel_id, found)
+        for channel_id, body in per.items():
+            head = fmt.message_index_head(channel_id, len(body))
             offsets[channel_id] = at
-            at += len(record)
-            indexes.append(record)
-            self.per_channel[channel_id] += len(found)
+            at += len(head) + len(body)
+            indexes += (head, body)
+            self.per_channel[channel_id] += len(body) // 16
         self._write([*pending, chunk, data, *indexes])
         self._pending = []
         self._chunk_indexes.append(fmt.chunk_index(
             start, end, chunk_start, chunk_length, offsets, at - chunk_start - chunk_length,
             name, len(data), len(buf)))
-        self._count(start, end, sum(map(len, per.values())))
+        self._count(start, end, count)
 
     # ---- metadata, attachments ----
 
