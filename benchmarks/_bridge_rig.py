@@ -85,15 +85,19 @@ class Peer:
         self._log_file.close()
 
 
-def cpu_ns(pid: int) -> int:
-    """CPU time of every thread of pid so far (ns, from /proc/PID/task/*/schedstat)."""
-    total = 0
+def cpu_ns(pid: int) -> dict[str, int]:
+    """CPU time so far (ns, /proc/PID/task/*/schedstat) of pid's threads, summed by
+    thread name: Python's threads are all named after the interpreter, zenoh's
+    (tokio's) have their own names."""
+    by_name: dict[str, int] = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            total += int((task / "schedstat").read_text().split()[0])
+            name = (task / "comm").read_text().strip()
+            ns = int((task / "schedstat").read_text().split()[0])
         except (FileNotFoundError, ProcessLookupError):
-            pass  # a thread that ended meanwhile
-    return total
+            continue  # a thread that ended meanwhile
+        by_name[name] = by_name.get(name, 0) + ns
+    return by_name
 
 
 def rss_bytes(pid: int) -> dict[str, int]:

@@ -256,33 +256,39 @@ def guarded(fn, *args) -> dict:
                 "detail": traceback.format_exc()}
 
 
-def one_run(rig: Rig, P: dict, results: dict) -> None:
+def one_run(rig: Rig, P: dict, results: dict, only: set[str] | None = None) -> None:
     """Each row once: raw zenoh, then Ether, back to back."""
     def add(row, side, r):
+        if only and row not in only:
+            return
+        r = r() if callable(r) else r
         results.setdefault(row, {"raw": [], "ether": []})[side].append(r)
         value = r.get("error") or "; ".join(r.get("problems", [])) or ", ".join(
             f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
         log(f"  {row:>10} {side:>5}: {value}")
 
-    add("s64", "raw", guarded(raw_stream, rig.za, rig.zb, "bench/s64", P["n64"], 64, "bytes"))
-    add("s64", "ether", guarded(ether_stream, rig, "bulk", P["n64"], 64, "bytes"))
-    add("ping", "raw", guarded(lambda: _ping_result(rig.za.call(
+    add("s64", "raw", lambda: guarded(raw_stream, rig.za, rig.zb, "bench/s64", P["n64"], 64, "bytes"))
+    add("s64", "ether", lambda: guarded(ether_stream, rig, "bulk", P["n64"], 64, "bytes"))
+    add("ping", "raw", lambda: guarded(lambda: _ping_result(rig.za.call(
         "ping", key_out="bench/ping", key_in="bench/pong", count=P["pings"]))))
-    add("ping", "ether", guarded(lambda: _ping_result(rig.ea.call("ping", count=P["pings"]))))
+    add("ping", "ether", lambda: guarded(lambda: _ping_result(rig.ea.call("ping", count=P["pings"]))))
     for row, n, size in (("a1m", P["n1m"], MiB), ("a16m", P["n16m"], 16 * MiB)):
-        add(row, "raw", guarded(raw_stream, rig.za, rig.zb, f"bench/{row}", n, size, "array"))
-        add(row, "ether", guarded(ether_stream, rig, "frames", n, size, "array"))
-    add("tls1m", "raw", guarded(raw_stream, rig.ta, rig.tb, "bench/tcp1m", P["n1m"], MiB, "array"))
-    add("tls1m", "ether", results["a1m"]["raw"][-1])   # the mTLS run just before, back to back
+        add(row, "raw", lambda: guarded(raw_stream, rig.za, rig.zb, f"bench/{row}", n, size,
+                                        "array"))
+        add(row, "ether", lambda: guarded(ether_stream, rig, "frames", n, size, "array"))
+    if not only or {"a1m", "tls1m"} <= only:
+        add("tls1m", "raw", lambda: guarded(raw_stream, rig.ta, rig.tb, "bench/tcp1m", P["n1m"],
+                                            MiB, "array"))
+        add("tls1m", "ether", results["a1m"]["raw"][-1])   # the mTLS run just before
     for row, n, size, key in (("rtt64", P["rtt64"], 64, "bench/q64"),
                               ("rtt1m", P["rtt1m"], MiB, "bench/q1m")):
-        add(row, "raw", guarded(lambda: _rtt_result(rig.za.call(
+        add(row, "raw", lambda: guarded(lambda: _rtt_result(rig.za.call(
             "rtt", key=key, count=n, size=size), n)))
-        add(row, "ether", guarded(lambda: _rtt_result(rig.ea.call(
+        add(row, "ether", lambda: guarded(lambda: _rtt_result(rig.ea.call(
             "rtt", service="Echo", count=n, size=size), n)))
     for _ in range(P["local_runs"]):   # alternately: with a bridge, without
-        add("local", "ether", guarded(_local, rig.ea, P["local"]))
-        add("local", "raw", guarded(_local, rig.el, P["local"]))
+        add("local", "ether", lambda: guarded(_local, rig.ea, P["local"]))
+        add("local", "raw", lambda: guarded(_local, rig.el, P["local"]))
 
 
 def _local(peer: Peer, count: int) -> dict:
@@ -301,9 +307,13 @@ def idle(rig: Rig, window: float) -> dict:
     out = {}
     for h, pid in rig.bridges.items():
         cpu0, t0 = before[h]
+        cpu1, elapsed = cpu_ns(pid), time.monotonic_ns() - t0
+        threads = {name: 100.0 * (ns - cpu0.get(name, 0)) / elapsed for name, ns in cpu1.items()}
         rss = rss_bytes(pid)
-        out[h] = {"cpu_pct": 100.0 * (cpu_ns(pid) - cpu0) / (time.monotonic_ns() - t0),
-                  "rss_mib": rss["own"] / MiB, "shm_mib": rss["shm"] / MiB}
+        out[h] = {"cpu_pct": sum(threads.values()), "rss_mib": rss["own"] / MiB,
+                  "shm_mib": rss["shm"] / MiB,
+                  "threads": {n: round(v, 3) for n, v in sorted(threads.items(), key=lambda kv: -kv[1])
+                              if v >= 0.01}}
     return out
 
 
@@ -331,6 +341,7 @@ def warm_up(rig: Rig) -> None:
 
 # ---- the table ----
 
+ALL_ROWS = ("s64", "ping", "a1m", "a16m", "tls1m", "rtt64", "rtt1m", "local")
 ROWS = [  # row, label, key, unit, scale, "higher" or "lower" is better, target
     ("s64", "64 B stream", "mps", "k msg/s", 1e-3, "higher", 2.0),
     ("ping", "64 B, one in flight (ping-pong)", "mps", "msg/s", 1.0, "higher", 0.8),
@@ -434,11 +445,18 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="1 run with smaller counts (~2 min)")
     ap.add_argument("--runs", type=int, default=None, help="repetitions (default 5; 1 with --quick)")
     ap.add_argument("--json", metavar="PATH", help="also write every run and the summary as JSON")
+    ap.add_argument("--only", metavar="ROWS", help="a subset of the rows: " + ",".join(ALL_ROWS))
+    ap.add_argument("--count64", type=int, help="messages per 64 B stream")
     args = ap.parse_args()
+    only = set(args.only.split(",")) if args.only else None
+    if only and only - set(ALL_ROWS):
+        ap.error(f"--only: unknown rows {sorted(only - set(ALL_ROWS))} (valid: {','.join(ALL_ROWS)})")
     runs = args.runs or (1 if args.quick else 5)
     if runs < 1:
         ap.error("--runs must be positive")
     P = dict(QUICK if args.quick else FULL)
+    if args.count64:
+        P["n64"] = args.count64
     why = netns.unavailable()
     if why is None:
         try:
@@ -465,7 +483,7 @@ def main() -> int:
             warm_up(rig)
             for i in range(1, runs + 1):
                 log(f"run {i}/{runs}:")
-                one_run(rig, P, results)
+                one_run(rig, P, results, only)
             log(f"idle bridges after the runs: measuring over {P['idle_s']:g} s ...")
             idle_out["after"] = idle(rig, P["idle_s"])
         except (PeerFailed, subprocess.SubprocessError, OSError) as exc:
@@ -493,8 +511,8 @@ def main() -> int:
     for when, hosts in (idle_out or {}).items():
         print(f"idle bridges ({when}): " + "; ".join(
             f"{h}: {v['cpu_pct']:.2f} % CPU, {v['rss_mib']:.0f} MiB RSS (anonymous and file), "
-            f"{v['shm_mib']:.0f} MiB of the session's shared memory touched"
-            for h, v in hosts.items()))
+            f"{v['shm_mib']:.0f} MiB of the session's shared memory touched; CPU % by thread "
+            f"name: {v['threads']}" for h, v in hosts.items()))
     if failed:
         print(f"\nThe rig failed, so some rows were not measured: {failed}")
     print(f"\n(took {time.monotonic() - started:.0f} s)")
