@@ -467,6 +467,8 @@ def main() -> int:
         log(f"bench_bridge: cannot run here: {why}")
         return 2
     os.chdir(ROOT)
+    env = _harness.environment(modules=("ether", "numpy"), dists=("eclipse-zenoh",),
+                               runs=runs, quick=args.quick, counts=P)
     started = time.monotonic()
     results: dict = {}
     idle_out = None
@@ -494,11 +496,11 @@ def main() -> int:
                 if text:
                     log(f"--- {peer_log.name} (last lines)\n" + "\n".join(text.splitlines()[-15:]))
     table, summary = render(results, idle_out, runs)
-    env = _harness.environment(modules=("ether", "zenoh", "numpy"), dists=("eclipse-zenoh",),
-                               runs=runs, quick=args.quick, counts=P)
+    env["loadavg_end"] = os.getloadavg()
     print(f"Ether across two hosts (network namespaces, veth, mTLS) vs raw zenoh: {runs} run(s), "
           f"Python {platform.python_version()}, zenoh {env.get('eclipse-zenoh')}, "
-          f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, {env['date']}")
+          f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs, {env['date']}, load average {env['loadavg_start'][0]:.1f} at the "
+          f"start, {env['loadavg_end'][0]:.1f} at the end")
     print(f"counts: 64 B {P['n64']}, pings {P['pings']}, 1 MiB {P['n1m']}, 16 MiB {P['n16m']}, "
           f"calls {P['rtt64']} / {P['rtt1m']}, local {P['local']} x {P['local_runs']} per run; "
           f"medians (min-max)")
