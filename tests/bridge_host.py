@@ -23,22 +23,22 @@ import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bridge_apps
 
-from ether import ether  # noqa: E402
+from ether import ServiceGone, ServiceNotFound, ether  # noqa: E402
 
 _collectors: dict[str, dict] = {}
 
 
-def _until(condition, timeout: float, what: str):
-    """Poll condition() (every 20 ms: what it reads is another process's) until truthy."""
+def _until(condition, timeout: float, what: str, tick: float = 0.02):
+    """Poll condition() (every `tick` s: what it reads is another process's) until truthy."""
     deadline = time.monotonic() + timeout
-    tick = threading.Event()
+    pause = threading.Event()
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout:g} s for {what}")
-        tick.wait(0.02)
+        pause.wait(tick)
 
 
 def op_tap(config):
@@ -56,11 +56,11 @@ def op_bridge_statistics():
     return ether.bridge.statistics()
 
 
-def op_wait_remote_interest(topic, timeout=20.0):
+def op_wait_remote_interest(topic, timeout=20.0, tick=0.02):
     """Until this host's bridge sends `topic` to another host."""
     import ether.bridge
     return _until(lambda: topic in ether.bridge.statistics()["outbound"]["subscribed"], timeout,
-                  f"another host to subscribe to {topic!r}")
+                  f"another host to subscribe to {topic!r}", tick=tick)
 
 
 def op_wait_proxy(name, timeout=20.0, present=True):
@@ -79,6 +79,91 @@ def op_members():
     from ether.lowlevel import inspect
     snap = inspect(ether.session_name())
     return [[m.name, m.pid, m.class_name] for m in snap.members]
+
+
+def op_bridge_pid():
+    return next(m.pid for m in _members() if m.name == "bridge")
+
+
+def _members():
+    from ether.lowlevel import inspect
+    return inspect(ether.session_name()).members
+
+
+def op_wait_bridge_back(old_pid, timeout=20.0):
+    """Until a bridge other than `old_pid` is ready (polled every 5 ms): {"pid",
+    "restarts", "at": when it was seen ready (time.monotonic())}."""
+    from ether.lowlevel import InstanceState
+
+    def back():
+        for m in _members():
+            if m.name == "bridge" and m.pid != old_pid and \
+                    InstanceState.of(m.state) is InstanceState.READY:
+                return {"pid": m.pid, "restarts": m.restarts, "at": time.monotonic()}
+        return None
+    return _until(back, timeout, f"a new bridge (the old one: pid {old_pid})", tick=0.005)
+
+
+def op_get_until(service, method, params=None, timeout=10.0):
+    """Call until it succeeds (ServiceNotFound or ServiceGone: try again at once):
+    {"result", "at": when it answered, "failures": [error types, in order]}."""
+    failures = []
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            result = ether.get(service, method, params, timeout=max(0.1, deadline - time.monotonic()))
+            return {"result": result, "at": time.monotonic(), "failures": failures}
+        except (ServiceNotFound, ServiceGone) as exc:
+            if not failures or failures[-1] != type(exc).__name__:
+                failures.append(type(exc).__name__)
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{service}.{method} did not answer within {timeout:g} s: "
+                                   f"{failures}") from None
+            threading.Event().wait(0.005)
+
+
+def op_pub_when_wanted(topic, data, timeout=10.0):
+    """Publish `data` once another host subscribes to `topic` (polled every 5 ms);
+    returns when it was published (time.monotonic())."""
+    op_wait_remote_interest(topic, timeout, tick=0.005)
+    ether.pub(data, topic=topic)
+    return time.monotonic()
+
+
+_streams: dict[str, dict] = {}
+
+
+def op_stream(topic, hz=50.0):
+    """Publish {"i": 0, 1, ...} on topic at about hz in a thread, until stop_stream;
+    a failed publish is counted and the stream goes on."""
+    state = _streams[topic] = {"sent": 0, "failed": 0, "stop": threading.Event()}
+
+    def run():
+        i = 0
+        while not state["stop"].wait(1.0 / hz):
+            try:
+                ether.pub({"i": i}, topic=topic)
+                state["sent"] += 1
+            except Exception:  # noqa: BLE001 - counted; the stream goes on
+                state["failed"] += 1
+            i += 1
+    state["thread"] = threading.Thread(target=run, daemon=True)
+    state["thread"].start()
+    return True
+
+
+def op_stop_stream(topic):
+    state = _streams.pop(topic)
+    state["stop"].set()
+    state["thread"].join(5.0)
+    return {"sent": state["sent"], "failed": state["failed"]}
+
+
+def op_arrivals(name):
+    """When each message recorded under `name` arrived (time.monotonic())."""
+    box = _collectors[name]
+    with box["lock"]:
+        return list(box["at"])
 
 
 def op_get(service, method, params=None, timeout=5.0):
@@ -135,7 +220,7 @@ def op_pub(topic, data):
 
 def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0):
     """Start collecting what arrives on topic (a background subscription)."""
-    box = _collectors[name] = {"items": [], "lock": threading.Lock()}
+    box = _collectors[name] = {"items": [], "at": [], "lock": threading.Lock()}
     pause = threading.Event()
 
     def on_message(message):
@@ -150,6 +235,7 @@ def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0):
                 pause.wait(slow_s)
         with box["lock"]:
             box["items"].append(item)
+            box["at"].append(time.monotonic())
 
     from ether._client import default  # the main's Client: envelopes=True is for extensions
     box["unsubscribe"] = default().subscribe(topic, on_message, policy=policy, envelopes=envelopes)
@@ -176,12 +262,13 @@ def op_recorded(name, count=None, timeout=10.0):
         return list(box["items"])
 
 
-def op_pub_frames(topic, count, mib, seed=0):
-    """Publish `count` float32 frames of `mib` MiB; return their CRCs."""
+def op_pub_frames(topic, count, mib, seed=0, start=0):
+    """Publish `count` float32 frames of `mib` MiB, numbered from `start`; return
+    their CRCs."""
     import numpy as np
     crcs = []
     n = mib * (1 << 20) // 4
-    for i in range(count):
+    for i in range(start, start + count):
         frame = np.full(n, i + seed, dtype=np.float32)
         frame[::1024] = np.arange(len(frame[::1024]), dtype=np.float32) * (i + 1)
         crcs.append(zlib.crc32(frame.tobytes()))
@@ -202,6 +289,13 @@ def op_import_zenoh():
 def op_session_log():
     from ether._runtime._logs import session_log_dir
     return (session_log_dir(ether.session_name()) / "session.log").read_text()
+
+
+def op_wait_log(text, timeout=10.0):
+    """Until the session's log has a line with `text`; returns that line."""
+    def found():
+        return next((l for l in op_session_log().splitlines() if text in l), None)
+    return _until(found, timeout, f"{text!r} in session.log")
 
 
 def op_shutdown():

@@ -46,7 +46,6 @@ from ._errors import Timeout as Timeout
 from ._errors import TooManyProducers as TooManyProducers
 from ._errors import ValidationFailed as ValidationFailed
 from ._errors import WouldBlock as WouldBlock
-from ._facade import ether as ether
 from ._spec._decorators import ether_cleanup as ether_cleanup
 from ._spec._decorators import ether_get as ether_get
 from ._spec._decorators import ether_health as ether_health
@@ -77,6 +76,10 @@ _LOWLEVEL_ALIASES = frozenset({
 
 
 def __getattr__(name: str):
+    if name == "ether":  # the facade pulls in the codec and msgspec: not for `ether --help`
+        from ._facade import ether
+        globals()["ether"] = ether
+        return ether
     if name in ("lowlevel", "config", "utils", "recording"):  # public submodules, loaded when first used
         import importlib
         return importlib.import_module(f"{__name__}.{name}")

@@ -9,6 +9,7 @@ registry entry) and the key, and says what is valid::
 """
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -17,7 +18,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import (BaseModel, ConfigDict, PrivateAttr, ValidationError,
                       field_validator, model_validator)
 
@@ -624,8 +624,9 @@ class EtherConfig(_Strict):
                               f"(looked at {os.path.abspath(label)})") from None
         except (OSError, UnicodeDecodeError) as e:
             raise ConfigError(f"{label}: cannot read config file: {e}") from None
+        import yaml  # here: a config given as a dict never needs it
         try:
-            data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+            data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as e:
             raise ConfigError(f"{label}: {_yaml_problem(e)}") from None
         config = cls._validate(data, label)
@@ -660,22 +661,27 @@ class EtherConfig(_Strict):
             _nested.reset(token)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that rejects a repeated key instead of keeping the last one, so two
-    instances cannot silently share a name."""
+@functools.cache
+def _unique_key_loader() -> type:
+    """A SafeLoader that rejects a repeated key instead of keeping the last one, so
+    two instances cannot silently share a name."""
+    import yaml
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            if isinstance(key, (str, int, float, bool)) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark)
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r}", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
-def _yaml_problem(e: yaml.YAMLError) -> str:
+def _yaml_problem(e) -> str:  # a yaml.YAMLError
     mark = getattr(e, "problem_mark", None)
     problem = getattr(e, "problem", None) or str(e)
     if mark is None:

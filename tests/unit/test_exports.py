@@ -90,6 +90,20 @@ def test_import_ether_starts_no_thread_creates_nothing_and_loads_no_transport():
     assert facts == {"threads": 1, "shm": [], "transport": []}
 
 
+def test_the_command_line_builds_its_help_without_the_heavy_modules():
+    # `ether --help` and the parser of every command: no config models (pydantic),
+    # no codec (msgspec), no YAML, no facade; each command imports those when it runs.
+    loaded = _run("""
+        import json, sys
+        from ether.cli import _parser
+        _parser().format_help()
+        print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in
+                                ("pydantic", "msgspec", "yaml", "numpy", "zenoh", "cryptography")
+                                or m in ("ether._facade", "ether.config", "ether.bridge"))))
+    """)
+    assert loaded == []
+
+
 def test_decorators_work_and_tap_fails_clearly_off_linux():
     facts = _run("""
         import json, sys

@@ -28,6 +28,7 @@ import msgspec
 from .. import _errors as errors
 from .. import _settings
 from .._core._arena_writer import Writer, arena_bytes, inline_limit
+from .._core._states import RESTARTING_STATES
 from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
@@ -612,13 +613,14 @@ class Node:
         """The live servers of a request topic; while there are none and one is
         restarting (its placeholder says so: _runtime's RESTARTING_STATES), wait for
         the directory to change, up to `wait` seconds."""
-        from .._core._states import RESTARTING_STATES
-        deadline = time.monotonic() + wait
         lane = self._user
+        with lane.lock:  # the router is shared with publish()
+            targets, down = lane.router.lookup(topic)
+        if targets:  # the request path: nothing more
+            return targets
+        deadline = time.monotonic() + wait
         directory = self.session._directory
         while True:
-            with lane.lock:  # the router is shared with publish()
-                targets, down = lane.router.lookup(topic)
             if targets:
                 return targets
             restarting = [e.name for e in down if e.state in RESTARTING_STATES]
@@ -636,6 +638,8 @@ class Node:
                                 describe=str)
             except errors.Timeout:
                 pass
+            with lane.lock:
+                targets, down = lane.router.lookup(topic)
 
     def forget_inbox(self, sender) -> None:
         """The consumer behind sender died: drop the route and its directory entry

@@ -6,8 +6,8 @@ from shared memory lives in the process: what it published per topic, what it
 handled, what its handlers raised and how long they took. A thread per node
 (started by the runtime after its forks, `Node.start_stats`) reads the
 directory's generation every POLL_S (one load, no lock); once it has settled
-after a change, it looks up STATS_TOPIC's route again, and while that has a
-subscriber it publishes a snapshot at once and then every PERIOD_S, through the
+after a change (unchanged SETTLE_S later), it looks up STATS_TOPIC's route
+again, and while that has a subscriber it publishes a snapshot at once and then every PERIOD_S, through the
 node's direct lane, so a user publish waiting for room never holds it up. While
 instances join or leave (tap, shutdown) it stays off the directory's lock, and
 once the session stops it publishes nothing.
@@ -37,11 +37,12 @@ import time
 from . import _codec as codec
 from ._router import Router
 
-__all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "PERIOD_S", "StatsPublisher"]
+__all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "SETTLE_S", "PERIOD_S", "StatsPublisher"]
 
 STATS_TOPIC = "ether/stats"
 STATS_VERSION = 1
-POLL_S = 0.1      # how soon a new watcher gets its first snapshot
+POLL_S = 0.05     # how soon a new watcher is noticed (`ether ps` waits for it)
+SETTLE_S = 0.02   # after a change of the directory: how soon to look whether it settled
 PERIOD_S = 1.0    # how often a watched node publishes
 # Handler time buckets (upper bounds, seconds), as Prometheus histograms take them.
 BUCKETS_S = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
@@ -101,7 +102,9 @@ class StatsPublisher:
         next_at = 0.0
         seen = resolved = None
         watched = False
-        while not self._stop.wait(POLL_S):
+        pause = POLL_S
+        while not self._stop.wait(pause):
+            pause = POLL_S
             if node.closed:
                 return
             if node.stopping:  # the session shuts down: nobody needs figures now
@@ -112,7 +115,7 @@ class StatsPublisher:
                 # instances join or leave (tap, shutdown), its lock is not ours to contend.
                 generation = directory.generation()
                 if generation != seen:
-                    seen = generation
+                    seen, pause = generation, SETTLE_S
                     continue
                 if generation != resolved:
                     with lane.lock:

@@ -35,6 +35,7 @@ class MemberSpec(msgspec.Struct, frozen=True):
     parent_pid: int
     parent_death_signal: bool = False
     cwd: str = ""
+    restarts: int = 0          # how many times it was started again (_member_restarts.py)
     options: dict = {}         # the module's own (e.g. the bridge's config section)
 
 
@@ -77,6 +78,9 @@ class Member:
         self.session = Session.open(self.spec.session)
         self.node = Node(self.session, self.name, max_producers=max_producers)
         self.node.on_control = self._on_control
+        if self.spec.restarts:  # what inspect() shows, from its first appearance
+            with self.session._directory as d:
+                d.set_info(self.node.inbox.token, restarts=self.spec.restarts)
         self._watchdog.attach(self.node, self.session, self)
         return self.session, self.node
 

@@ -5,7 +5,7 @@ files it with its recording).
 Per session: run id, session name, host, user, the Ether, Python and numpy
 versions, the config (YAML) and the sha256 of its canonical JSON, the command
 line, the sha256 of the installed distributions (`pip freeze`'s content, read
-from importlib.metadata: no subprocess), and a wall-clock/monotonic anchor.
+from the dist-info folders: _installed.py), and a wall-clock/monotonic anchor.
 Per instance: class path, module file and its sha256, the distribution that
 owns it and its version, the sha256 of its kwargs, and the git commit, branch
 and dirty flag of the repository holding the module, with the diff's sha256
@@ -57,7 +57,8 @@ def _config_yaml(config) -> str:
         except OSError:
             pass
     import yaml
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: 10x the pure-Python one
+    return yaml.dump(config.model_dump(mode="json"), Dumper=dumper, sort_keys=False)
 
 
 def _versions() -> dict:
@@ -72,10 +73,8 @@ def _versions() -> dict:
 
 
 def _freeze_sha256() -> str:
-    from importlib.metadata import distributions
-    lines = sorted({f"{d.metadata['Name']}=={d.version}".lower() for d in distributions()
-                    if d.metadata["Name"]})
-    return _sha256("\n".join(lines).encode())
+    from . import _installed
+    return _sha256("\n".join(_installed.freeze_lines()).encode())
 
 
 def _git(root: Path, *args: str) -> str:
@@ -101,12 +100,13 @@ def git_info(path, _cache: dict | None = None) -> dict:
         return _cache[root]
     info: dict = {"repository": str(root)}
     try:
-        info["commit"] = _git(root, "rev-parse", "HEAD").strip()
-        info["branch"] = _git(root, "rev-parse", "--abbrev-ref", "HEAD").strip()
-        status = _git(root, "status", "--porcelain", "--untracked-files=no")
-        info["dirty"] = bool(status.strip())
+        # Two git processes, not four: one rev-parse answers both, and the diff
+        # against HEAD (staged and unstaged changes of tracked files) is the dirt.
+        commit, branch = (_git(root, "rev-parse", "HEAD", "--abbrev-ref", "HEAD").split() + ["", ""])[:2]
+        info["commit"], info["branch"] = commit, branch
+        diff = _git(root, "diff", "HEAD")
+        info["dirty"] = bool(diff)
         if info["dirty"]:
-            diff = _git(root, "diff", "HEAD")
             info["diff_sha256"] = _sha256(diff.encode())
             info["diff"] = diff
     except (OSError, subprocess.SubprocessError) as exc:
@@ -116,16 +116,10 @@ def git_info(path, _cache: dict | None = None) -> dict:
     return info
 
 
-def _distribution(module_name: str, packages: dict) -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-    top = module_name.split(".")[0]
-    names = packages.get(top, [])
-    if not names:
-        return {"distribution": None, "version": None}
-    try:
-        return {"distribution": names[0], "version": version(names[0])}
-    except PackageNotFoundError:
-        return {"distribution": names[0], "version": None}
+def _distribution(module_name: str, path: str | None) -> dict:
+    from . import _installed
+    found = _installed.owner(module_name, path)
+    return {"distribution": found[0] if found else None, "version": found[1] if found else None}
 
 
 def instance_record(name: str, inst, cls, cache: dict) -> dict:
@@ -144,10 +138,7 @@ def instance_record(name: str, inst, cls, cache: dict) -> dict:
 def _class_record(cls, cache: dict) -> dict:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
-    if "packages" not in cache:
-        from importlib.metadata import packages_distributions
-        cache["packages"] = packages_distributions()
-    record = _distribution(cls.__module__, cache["packages"])
+    record = _distribution(cls.__module__, path)
     if path is None:
         record.update(file=None, module_sha256=None, git={"repository": "no repository"})
         return record

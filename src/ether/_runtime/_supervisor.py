@@ -38,6 +38,7 @@ from . import _child
 from . import _control as control
 from . import _launch
 from . import _restarts
+from ._member_restarts import MemberRestarts
 from ._control import InstanceState, Stage
 from ._logtopic import LogTopic
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
@@ -119,6 +120,7 @@ class Supervisor:
         self._watched: dict[Any, str] = {}     # sentinel -> instance, for _watch_exits
         self._wake_r, self._wake_w = -1, -1    # a pipe: _watch() wakes the watcher
         self.restarts: _restarts.Restarter | None = None
+        self.member_restarts: MemberRestarts | None = None   # the bridge's
         self.on_failure_shutdown: Callable[[str], None] | None = None  # on_failure: shutdown
 
     # ---- start ----
@@ -207,6 +209,9 @@ class Supervisor:
                     # The recorder subscribes before anything else runs.
                     self._await_ready(self.start_timeout, watch=process)
             self.restarts = _restarts.Restarter(self, policies, self.config.supervision.on_failure)
+            self.member_restarts = MemberRestarts(self, self.config.supervision,
+                                                  self.config.supervision.on_failure,
+                                                  self._launch_member)
             # Threads only after the forks: a forked child gets no copy of them.
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
@@ -239,6 +244,10 @@ class Supervisor:
         session, node = self.session, self.node
 
         def capture() -> None:
+            try:  # below the instances starting beside it (Linux: a thread's own nice value)
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+            except (AttributeError, OSError):
+                pass
             try:
                 found = _provenance.capture(
                     self.config, launched, session=session.name, run_id=session.run_id)
@@ -290,18 +299,27 @@ class Supervisor:
 
     def _start_bridge(self, sid: str) -> None:
         """Start the bridge (`python -m ether.bridge`) and wait for its Ready."""
-        from ._member import MemberSpec
-        base = self.config.source.parent if self.config.source is not None else os.getcwd()
-        spec = MemberSpec(
-            session=sid, name=BRIDGE, main_inbox=MAIN_INBOX, parent_pid=os.getpid(),
-            parent_death_signal=threading.current_thread() is threading.main_thread(),
-            cwd=os.getcwd(),
-            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": str(base)})
-        self.processes[BRIDGE] = _launch.start_module(BRIDGE_MODULE, spec, tag=f"{sid}:{BRIDGE}")
+        self.processes[BRIDGE] = self._launch_member(BRIDGE)
         self._members.add(BRIDGE)
         with self._cond:
             self._states[BRIDGE] = InstanceState.STARTING
         self._await_ready(self.start_timeout)
+
+    def _launch_member(self, name: str, restarts: int = 0):
+        """Start a member's fresh interpreter (the bridge's, at tap or again after
+        it died: _member_restarts.py); returns its process."""
+        from ._member import MemberSpec
+        assert name == BRIDGE, name  # the only member today
+        base = self.config.source.parent if self.config.source is not None else os.getcwd()
+        spec = MemberSpec(
+            session=self.session.name, name=name, main_inbox=MAIN_INBOX, parent_pid=os.getpid(),
+            # The kernel's parent-death signal follows the thread that starts it: only
+            # tap's, in the main thread (a restart's thread ends; the watchdog remains).
+            parent_death_signal=(restarts == 0 and
+                                 threading.current_thread() is threading.main_thread()),
+            cwd=os.getcwd(), restarts=restarts,
+            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": str(base)})
+        return _launch.start_module(BRIDGE_MODULE, spec, tag=f"{self.session.name}:{name}")
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
         return _child.LaunchSpec(
@@ -440,6 +458,9 @@ class Supervisor:
                 cause, _ = _restarts.exit_cause(process.pid, process)
                 self._event("exited", name, pid=process.pid, cause=cause)
                 if self.restarts is not None and self.restarts.on_exit(name, process):
+                    continue
+                if (name in self._members and self.member_restarts is not None
+                        and self.member_restarts.on_exit(name, process)):
                     continue
                 self._exited(name)
                 said = self.restarts is not None and self.restarts.said_exit(name)

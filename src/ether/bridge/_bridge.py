@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import queue
-import random
 import threading
 
 from ether import ConfigError
@@ -67,7 +66,6 @@ class Bridge:
         self.host = self.config.host_name()
         self.keys = Keys(self.config.site, self.host)
         self.site = Site(self.config.site, self.host)
-        self.epoch = random.getrandbits(63)
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._tokens: dict[str, object] = {}
         self._stop = threading.Event()
@@ -86,7 +84,7 @@ class Bridge:
         self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
         self._refuse_a_taken_name()
-        self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export, self.epoch)
+        self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export)
         from ether.lowlevel import Node  # noqa: F401  (the inline limit is the node's)
         self.inbound = Inbound(node, self.z, zenoh, self.keys, Checker(node.inline_limit),
                                self.config.max_message_bytes)
@@ -102,7 +100,9 @@ class Bridge:
         self._apply_events()
         self._reconcile()
         self._control.start()
-        log.info("bridge: host %r of site %r (zenoh id %s) is up", self.host, self.config.site, self.zid)
+        again = self.member.spec.restarts
+        log.info("bridge: host %r of site %r (zenoh id %s) is up%s", self.host, self.config.site,
+                 self.zid, f" again (restart {again})" if again else "")
 
     def _refuse_a_taken_name(self) -> None:
         holders = []
@@ -192,12 +192,14 @@ class Bridge:
         for key in wanted:
             self._declare(key)
         remote: dict[str, str] = {}
-        for view in self.site.others().values():
+        hosts: dict[str, set] = {}
+        for host, view in self.site.others().items():
             for topic, policies in view.subs.items():
                 for policy in policies:
                     if policy in _STRONGER:
                         _strongest(remote, topic, policy)
-        self.outbound.update(remote)
+                        hosts.setdefault(topic, set()).add(host)
+        self.outbound.update(remote, {t: frozenset(h) for t, h in hosts.items()})
         self.calls.update(set(instances))
 
     def _declare(self, key: str) -> None:

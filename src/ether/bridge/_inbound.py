@@ -12,8 +12,9 @@ malformed one is counted and logged with the peer's name, and the next one is
 handled as usual.
 
 Losses between the bridges are counted from the sending bridge's frame numbers
-(per topic and sending bridge), which also drop a sample that came twice. A
-message's own seq cannot serve: it counts the sender's messages on every topic.
+(per topic and sending bridge, in streams that start at 0 whenever a host joins
+the topic's receivers: _outbound.py), which also drop a sample that came twice.
+A message's own seq cannot serve: it counts the sender's messages on every topic.
 """
 from __future__ import annotations
 
@@ -117,14 +118,19 @@ class Inbound:
             return self._reject(topic, peer, "malformed", str(exc))
         stream = (att.host, att.epoch, topic)
         expected = self._expected.get(stream)
+        if expected is None:  # a new stream: from 0 if it began for this host
+            expected = 0 if self.keys.host in att.receivers else att.first
+            if att.prev_epoch:  # and the end of the one it follows
+                ended = self._expected.pop((att.host, att.prev_epoch, topic), None)
+                if ended is not None and att.prev_next > ended:
+                    self.gaps += att.prev_next - ended
         skip = 0
-        if expected is not None:
-            if att.first > expected:
-                self.gaps += att.first - expected
-            elif att.first < expected:
-                skip = min(len(checked), expected - att.first)
-                self.duplicates += skip
-        self._expected[stream] = max(expected or 0, att.first + att.count)
+        if att.first > expected:
+            self.gaps += att.first - expected
+        elif att.first < expected:
+            skip = min(len(checked), expected - att.first)
+            self.duplicates += skip
+        self._expected[stream] = max(expected, att.first + att.count)
         own = self.node.inbox.name
         for frame in checked[skip:]:
             try:

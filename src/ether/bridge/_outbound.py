@@ -13,10 +13,18 @@ A remote subscription's policy is the local one's: `block` subscribes with block
 and puts with CongestionControl.BLOCK, `drop` with drop and DROP; every topic
 at one priority (DATA), so a publisher's order holds across topics. An envelope
 whose sender is `name@host` came from another host and is never sent back out.
+
+Frames are numbered per topic in streams (_wire.py): when another host joins a
+topic's receivers (its `sub` token appears), the topic's next sample starts a
+new stream from 0, naming the one it ends and the hosts it is for. So a joiner
+counts a loss of its very first frames too, and never a gap for frames of a
+stream that began before it joined (a sample the reader sent before it saw the
+join).
 """
 from __future__ import annotations
 
 import logging
+import random
 
 from ether.lowlevel import RESERVED_PREFIXES, matches
 
@@ -31,15 +39,17 @@ _STRONGER = {"block": 2, "drop": 1}
 
 
 class Outbound:
-    def __init__(self, node, zsession, zenoh, keys, export: list[str], epoch: int):
+    def __init__(self, node, zsession, zenoh, keys, export: list[str]):
         self.node, self.z, self.zenoh, self.keys = node, zsession, zenoh, keys
         self.export = list(export)
-        self.epoch = epoch
         self.origin = node.origin
         self._subscribed: dict[str, str] = {}     # topic or pattern -> policy (local subscriptions)
         self._publishers: dict[tuple[str, str], object] = {}
         self._congestion: dict[str, str | None] = {}   # concrete topic -> policy (None: not sent)
-        self._numbers: dict[str, int] = {}        # frames sent per topic
+        self._streams: dict[str, list] = {}      # topic -> [epoch, next, joins seen, prev, receivers]
+        self._hosts: dict[str, frozenset] = {}    # topic or pattern -> the hosts that want it
+        self._joins: dict[str, int] = {}          # topic or pattern -> hosts that joined (replaced)
+        self._joins_of: dict[str, int] = {}       # concrete topic -> its joins (a cache, replaced)
         self._frames: list[bytes] = []
         self._size = 0
         self._topic: str | None = None
@@ -52,9 +62,18 @@ class Outbound:
 
     # ---- interest (the control thread) ----
 
-    def update(self, wanted: dict[str, str]) -> None:
-        """wanted: topic or pattern -> the strongest policy some other host asks."""
+    def update(self, wanted: dict[str, str], hosts: dict[str, frozenset] | None = None) -> None:
+        """wanted: topic or pattern -> the strongest policy some other host asks;
+        hosts: topic or pattern -> the hosts that ask it."""
         wanted = {t: p for t, p in wanted.items() if not t.startswith(RESERVED_PREFIXES)}
+        hosts = hosts or {}
+        joins = dict(self._joins)
+        for topic, now in hosts.items():
+            if now - self._hosts.get(topic, frozenset()):
+                joins[topic] = joins.get(topic, 0) + 1
+        self._hosts = dict(hosts)
+        if joins != self._joins:
+            self._joins, self._joins_of = joins, {}   # replaced: the reader may hold the old ones
         for topic, policy in list(self._subscribed.items()):
             if wanted.get(topic) != policy:
                 self.node.remove_handler(topic, self._on_message)
@@ -106,19 +125,39 @@ class Outbound:
             return
         topic, policy = self._topic, self._policy
         self._frames, self._size = [], 0
-        first = self._numbers.get(topic, 0)
-        self._numbers[topic] = first + len(frames)
+        stream = self._stream(topic)
+        first = stream[1]
+        stream[1] += len(frames)
         try:
             self._publisher(topic, policy).put(
                 wire.pack(frames),
                 attachment=wire.attachment(len(frames), first, self.keys.host, self.origin.run,
-                                           self.epoch))
+                                           stream[0], stream[3], stream[4]))
             self.sent_frames += len(frames)
             self.sent_samples += 1
         except Exception as exc:  # zenoh refused it (closing, too large): say so, go on
             self.errors += 1
             log.error("bridge: could not send %d message(s) on %r to other hosts: %s",
                       len(frames), topic, exc)
+
+    def _stream(self, topic: str) -> list:
+        """The topic's stream: a new one if a host joined its receivers since."""
+        cache = self._joins_of
+        joins = cache.get(topic)
+        if joins is None:
+            joins = sum(n for t, n in self._joins.items() if t == topic or matches(t, topic))
+            if len(cache) < 4096:
+                cache[topic] = joins
+        stream = self._streams.get(topic)
+        if stream is None or stream[2] != joins:
+            prev = None if stream is None else (stream[0], stream[1])
+            receivers = set()
+            for t, hosts in self._hosts.items():
+                if t == topic or matches(t, topic):
+                    receivers |= hosts
+            stream = self._streams[topic] = [random.getrandbits(63) | 1, 0, joins, prev,
+                                             tuple(sorted(receivers))]
+        return stream
 
     def _publisher(self, topic: str, policy: str):
         key = (topic, policy)

@@ -5,12 +5,20 @@ one zenoh put per batch the bridge drained, so small messages under load cost
 one put per batch, and a lone message goes at once):
 
     payload     (u32 little-endian length, envelope)*      frames, back to back
-    attachment  MessagePack [BRIDGE_WIRE, count, first, host, run, epoch]
+    attachment  MessagePack [BRIDGE_WIRE, count, first, host, run, epoch,
+                             prev_epoch, prev_next, receivers]
                 count: frames in the payload; first: the number of the first
-                frame, counted per topic by the sending bridge since it started
-                (epoch: a random number of that start), so a gap means zenoh
-                dropped samples and a number seen already a duplicate; host and
-                run: the sender's, the origin of frames that name none
+                frame in its stream, which `epoch` names (a random number): a
+                topic's frames from one bridge, numbered from 0, so a gap means
+                zenoh dropped samples and a number seen already a duplicate.
+                A bridge starts a topic's new stream whenever another host
+                joins its receivers; `receivers` are the hosts it started for
+                (they count losses from frame 0; a host not among them joined
+                later and counts from the first frame it sees). prev_epoch and
+                prev_next name the stream it ended and that stream's next
+                number, so that the old one's receivers count its last losses.
+                The last three are optional (0, 0, none). host and run: the
+                sender's, the origin of frames that name none
 
 Each frame is an Ether envelope (_node/_codec.py) whose arrays are inline
 (ARRAY_EXT): arena handles mean nothing on another host, and a frame that carries
@@ -48,6 +56,9 @@ class Attachment(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fi
     host: str
     run: bytes
     epoch: int
+    prev_epoch: int = 0     # the stream this one follows (0: none)
+    prev_next: int = 0      # the number that stream's next frame would have had
+    receivers: tuple[str, ...] = ()   # the hosts this stream was started for
 
 
 _decode_attachment = msgspec.msgpack.Decoder(Attachment).decode
@@ -71,8 +82,15 @@ def pack(frames: list[bytes]) -> bytes:
     return b"".join(parts)  # one copy
 
 
-def attachment(count: int, first: int, host: str, run: bytes, epoch: int) -> bytes:
-    return _encode((BRIDGE_WIRE, count, first, host, run, epoch))
+MAX_RECEIVERS = 256    # hosts named in one attachment
+
+
+def attachment(count: int, first: int, host: str, run: bytes, epoch: int,
+               prev: tuple[int, int] | None = None, receivers: tuple[str, ...] = ()) -> bytes:
+    if prev is None and not receivers:
+        return _encode((BRIDGE_WIRE, count, first, host, run, epoch))
+    return _encode((BRIDGE_WIRE, count, first, host, run, epoch, *(prev or (0, 0)),
+                    receivers[:MAX_RECEIVERS]))
 
 
 def read_attachment(data: bytes | None) -> Attachment:
@@ -84,7 +102,8 @@ def read_attachment(data: bytes | None) -> Attachment:
         raise MalformedMessage(f"a malformed attachment ({exc})") from None
     if att.version != BRIDGE_WIRE:
         raise MalformedMessage(f"bridge wire version {att.version}; this bridge speaks {BRIDGE_WIRE}")
-    if att.count < 1 or att.first < 0 or len(att.run) != 16 or not att.host or "@" in att.host:
+    if (att.count < 1 or att.first < 0 or att.prev_next < 0 or len(att.run) != 16
+            or not att.host or "@" in att.host or len(att.receivers) > MAX_RECEIVERS):
         raise MalformedMessage(f"an attachment out of range ({att.count} frames from {att.host!r})")
     return att
 

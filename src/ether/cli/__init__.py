@@ -35,7 +35,8 @@ EXIT_OK, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 2, 130
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(_command_in(argv)).parse_args(argv)
     try:
         return args.command(args)
     except BrokenPipeError:  # `ether ... | head`: the reader has what it wanted
@@ -52,20 +53,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
-def _parser() -> argparse.ArgumentParser:
-    # the commands, imported once this package is whole (each is small: argparse only)
-    from . import (_bag, _bridge, _bw, _call, _certs, _cleanup, _doctor, _echo, _hz, _logs,
-                   _monitor, _play, _ps, _pub, _record, _router, _run, _services, _top, _topic,
-                   _topics)
+# Each command's module, in the order `ether --help` lists them.
+COMMANDS = ("run", "bridge", "record", "play", "bag", "certs", "router", "ps", "top", "topics",
+            "topic", "services", "echo", "hz", "bw", "pub", "call", "logs", "doctor", "cleanup",
+            "monitor")
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command argv names, if it is one: only its module is then imported
+    (`ether ps` does not load the other twenty)."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    if first in COMMANDS and argv[:1] not in (["--help"], ["-h"], ["--version"]):
+        return first
+    return None
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of just `command` (its arguments and help
+    are the same either way)."""
+    import importlib
 
     parser = argparse.ArgumentParser(
         prog="ether", description="Run and inspect Ether sessions.")
     parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
-    for command in (_run, _bridge, _record, _play, _bag, _certs, _router, _ps, _top, _topics,
-                    _topic, _services, _echo, _hz, _bw, _pub, _call, _logs, _doctor, _cleanup,
-                    _monitor):
-        command.add_parser(sub)
+    for name in COMMANDS if command is None else (command,):
+        importlib.import_module(f"{__name__}._{name}").add_parser(sub)
     return parser
 
 

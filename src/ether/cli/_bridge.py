@@ -9,8 +9,6 @@ import argparse
 import sys
 import threading
 
-from ether import ConfigError
-from ether.config import EtherConfig
 
 from . import EXIT_INTERRUPTED, EXIT_OK
 from ._run import _seconds, _Stop, _stop_on_signals
@@ -39,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_bridge(args: argparse.Namespace) -> int:
+    from ether import ConfigError
+    from ether.config import EtherConfig  # here: `ether --help` stays light
     config = EtherConfig.from_yaml(args.config)
     if config.bridge is None:
         raise ConfigError(f"{args.config}: no bridge: section (ether bridge runs only a bridge)")

@@ -9,7 +9,6 @@ import argparse
 import os
 import posixpath
 
-from ether.bridge import make_ca, make_host
 
 from . import EXIT_OK
 
@@ -62,6 +61,7 @@ def _days(args: argparse.Namespace) -> dict:
 
 
 def run_init(args: argparse.Namespace) -> int:
+    from ether.bridge import make_ca  # here: `ether --help` stays light
     written = make_ca(args.site, args.dir, force=args.force, **_days(args))
     print(f"wrote {written.cert}  (the site CA's certificate: copy it to every host)")
     print(f"wrote {written.key}  (mode 0600, the CA's secret key: keep it here, off the hosts)")
@@ -72,6 +72,7 @@ def run_init(args: argparse.Namespace) -> int:
 
 
 def run_host(args: argparse.Namespace) -> int:
+    from ether.bridge import make_host
     written = make_host(args.name, args.dir, site=args.site, ips=args.ip, dns=args.dns,
                         force=args.force, **_days(args))
     site = written.ca.name[:-len("-ca.pem")]

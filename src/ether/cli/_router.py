@@ -22,9 +22,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ether import ConfigError
-from ether.bridge import DEFAULT_PORT, Router
-from ether.config import EtherConfig
 
 from . import EXIT_OK
 
@@ -45,7 +42,7 @@ def add_parser(sub) -> None:
     parser.add_argument("config", nargs="?", default=None, metavar="CONFIG.yaml",
                         help="a config whose bridge: section sets the router up")
     parser.add_argument("--listen", action="append", default=None, metavar="ENDPOINT",
-                        help=f"e.g. tls/0.0.0.0:{DEFAULT_PORT} (repeatable)")
+                        help="e.g. tls/0.0.0.0:7447, zenoh's port (repeatable)")
     parser.add_argument("--connect", action="append", default=None, metavar="ENDPOINT",
                         help="another router to join (repeatable)")
     parser.add_argument("--site", default=None, help="the site (its keys, for allow_hosts)")
@@ -65,6 +62,9 @@ def add_parser(sub) -> None:
 
 def router_section(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     """The router's bridge: section (a dict) and the folder its paths start from."""
+    from ether import ConfigError  # here (and below): `ether --help` stays light
+    from ether.bridge import DEFAULT_PORT
+    from ether.config import EtherConfig
     if args.config is not None:
         config = EtherConfig.from_yaml(args.config)
         if config.bridge is None:
@@ -97,6 +97,8 @@ def router_section(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ether.bridge import Router
+    from ether.config import EtherConfig
     section, base = router_section(args)
     bridge = EtherConfig.load({"bridge": section}).bridge  # the bridge's rules and messages
     with _stop_on_signals():
