@@ -259,10 +259,9 @@ class Calls:
 
     def _work(self) -> None:
         while not self.stop.is_set():
-            try:
-                query = self._queries.get(timeout=0.5)
-            except queue.Empty:
-                continue
+            query = self._queries.get()   # no timeout: an idle bridge stays asleep
+            if query is None:
+                break   # close()
             try:
                 body = self._serve(query)
                 query.reply(query.key_expr, self._encode(body))
@@ -328,5 +327,10 @@ class Calls:
         for proxy in self.proxies.values():
             proxy.close()
         self.proxies.clear()
+        for _ in self._workers:   # wake the idle ones; a busy one sees stop
+            try:
+                self._queries.put(None, timeout=0.1)
+            except queue.Full:
+                break
         for worker in self._workers:
             worker.join(2.0)

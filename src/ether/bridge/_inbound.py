@@ -95,10 +95,9 @@ class Inbound:
 
     def _run(self) -> None:
         while not self.stop.is_set():
-            try:
-                item = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
+            item = self._queue.get()   # no timeout: an idle bridge stays asleep
+            if item is None:
+                return   # close()
             self.handle(*item)
 
     def handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
@@ -155,4 +154,9 @@ class Inbound:
 
     def close(self) -> None:
         self.stop.set()
-        self._thread.join(2.0)
+        try:
+            self._queue.put_nowait(None)   # wakes the thread if it waits; if full, it sees stop
+        except queue.Full:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(2.0)
