@@ -23,7 +23,7 @@ import queue
 import threading
 
 from ether import EtherError, MalformedMessage
-from ether.lowlevel import RESERVED_PREFIXES, is_pattern
+from ether.lowlevel import RESERVED_PREFIXES, is_pattern, matches
 
 from . import _wire as wire
 
@@ -43,6 +43,9 @@ class Inbound:
         self._tokens: dict[str, object] = {}        # sub token key -> token
         self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
         self._expected: dict[tuple, int] = {}       # (host, epoch, topic) -> next frame number
+        self._topics: frozenset = frozenset()       # what local members subscribe to
+        self._patterns: tuple = ()
+        self._wanted: dict[str, bool] = {}          # topic -> wanted here (cleared on update)
         self.received = 0          # frames forwarded
         self.gaps = 0              # frames lost between the bridges
         self.duplicates = 0
@@ -60,12 +63,15 @@ class Inbound:
         """interest: local topic or pattern -> its strongest policy."""
         interest = {t: p for t, p in interest.items() if not t.startswith(RESERVED_PREFIXES)}
         tokens = {self.keys.sub_live(t, p) for t, p in interest.items()}
-        # One subscriber per topic; all topics if a pattern is wanted (a sample then
-        # matches one subscriber only, so it arrives once).
-        if any(is_pattern(t) for t in interest):
-            keys = {self.keys.topics_all}
-        else:
-            keys = {self.keys.topic(t) for t in interest}
+        # One subscriber for all topics, whatever is wanted: zenoh-python runs each
+        # subscriber's callbacks on a thread of its own, so with one per topic a
+        # sample on one topic passed the samples queued before it on another, and a
+        # publisher's order across topics was lost (bench_bridge saw an end marker
+        # arrive before 133,000 of the stream it ended). Other bridges still send a
+        # topic only to hosts whose `sub` token asks for it; what no local member
+        # wants (another host's interest) is forwarded to nobody.
+        keys = {self.keys.topics_all} if interest else set()
+        self.want(interest)
         for key in list(self._subscribers):
             if key not in keys:
                 self._subscribers.pop(key).undeclare()
@@ -105,6 +111,8 @@ class Inbound:
             topic = self.keys.topic_of(key)
         except ValueError as exc:
             return self._reject(key, "?", "malformed key", str(exc))
+        if not self._is_wanted(topic):
+            return  # another host's interest: nothing here subscribes to it
         peer = "?"
         try:
             att = wire.read_attachment(attachment)
@@ -141,6 +149,19 @@ class Inbound:
                 self.node.rejections.report(topic, f"not forwarded: {type(exc).__name__}", str(exc),
                                             f"a message on {topic!r} from {frame.envelope.sender!r} "
                                             f"could not be forwarded: {exc}")
+
+    def want(self, interest) -> None:
+        """Forward only these topics and patterns (the local interest)."""
+        self._topics = frozenset(t for t in interest if not is_pattern(t))
+        self._patterns = tuple(t for t in interest if is_pattern(t))
+        self._wanted = {}  # last: a reader that sees the new cache sees the new sets
+
+    def _is_wanted(self, topic: str) -> bool:
+        wanted = self._wanted.get(topic)
+        if wanted is None:
+            wanted = self._wanted[topic] = topic in self._topics or any(
+                matches(p, topic) for p in self._patterns)
+        return wanted
 
     def _reject(self, topic: str, peer: str, reason: str, error: str) -> None:
         self.rejected += 1
