@@ -23,8 +23,8 @@ import dataclasses
 import errno
 import itertools
 import logging
-import multiprocessing.connection
 import os
+import select
 import sys
 import threading
 import time
@@ -240,7 +240,6 @@ class Supervisor:
         a thread, nor of the locks it holds) and without holding up the tap; when
         done, write provenance.json to the log folder and publish it on
         ether/provenance (a recorder stores it). Shutdown waits for it."""
-        from . import _logs, _provenance
         session, node = self.session, self.node
 
         def capture() -> None:
@@ -248,6 +247,7 @@ class Supervisor:
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
             except (AttributeError, OSError):
                 pass
+            from . import _logs, _provenance  # here: its imports are not the tap's
             try:
                 found = _provenance.capture(
                     self.config, launched, session=session.name, run_id=session.run_id)
@@ -443,7 +443,7 @@ class Supervisor:
         while not self._stop.is_set():
             with self._cond:
                 pending = dict(self._watched)
-            ready = multiprocessing.connection.wait([*pending, self._wake_r], timeout=0.5)
+            ready = _readable([*pending, self._wake_r], timeout=0.5)
             if self._wake_r in ready:
                 os.read(self._wake_r, 64)
             for sentinel in ready:
@@ -954,6 +954,11 @@ class Supervisor:
         self._stop_group([n for n in self.processes if n not in self._members], graceful)
         self._stop_group([n for n in self.processes if n in self._members], graceful)
         self._stop.set()
+        if self._wake_w >= 0:  # the exit watcher, or its join below waits out its poll
+            try:
+                os.write(self._wake_w, b"s")
+            except OSError:
+                pass
         if self._dispatcher is not None and self.node is not None:
             self.node.send_control(MAIN_INBOX, WAKE, {})  # the dispatch thread sees _stop now
         for thread in self._threads:
@@ -1012,3 +1017,12 @@ class Supervisor:
                 process.join(1.0)
             if process.exitcode is not None:
                 self._exited(name)
+
+
+def _readable(fds: list, timeout: float) -> list:
+    """The descriptors among fds that are readable or closed (a process's sentinel
+    turns so when it ends), waiting up to timeout seconds."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    return [fd for fd, _ in poller.poll(timeout * 1000)]
