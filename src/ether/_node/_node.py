@@ -64,6 +64,7 @@ class _Handling(threading.local):
     """The envelope each thread is handling, if any (a class default: reading it
     in a thread that never set it costs no AttributeError)."""
     current = None
+    lineage = (None, None, None)  # (current, its cause, its trace): a handler publishes many
 
 
 # Producer slots of a node's inbox: a sender per lane of every process that sends
@@ -155,11 +156,17 @@ class Node:
 
     def publish(self, topic: str, payload, *, kind: int = codec.MESSAGE) -> int:
         """Send payload to every subscriber of topic; returns how many inboxes got it."""
-        current = self._local.current
+        local = self._local
+        current = local.current
         if current is None:
             cause = trace = None
         else:
-            cause, trace = codec.lineage(current, self.origin)
+            known = local.lineage
+            if known[0] is current:  # the handler's earlier publishes computed it
+                cause, trace = known[1], known[2]
+            else:
+                cause, trace = codec.lineage(current, self.origin)
+                local.lineage = (current, cause, trace)
         lane = self._user
         with lane.lock:
             seq = next(self._seqs)
