@@ -25,7 +25,7 @@ import time
 
 from .. import _errors as errors
 from ._control import InstanceState
-from ._restarts import RestartBook, exit_cause
+from ._restarts import RestartBook, exit_cause, take_over
 
 __all__ = ["MemberRestarts"]
 
@@ -94,42 +94,8 @@ class MemberRestarts:
                 sup._states[name] = InstanceState.FAILED
             sup._event("failed", name, cause=str(exc))
             return
-        with sup._cond:
-            closing = sup._closing.is_set()
-            if not closing:
-                sup.processes[name] = process
-                early = sup._early_ready.pop(name, None)
-                if early is not None and early.pid == process.pid:
-                    sup._states[name] = InstanceState.READY
-                    sup._cond.notify_all()
-        if closing:
-            process.kill()
-            process.join(1.0)
+        if not take_over(sup, name, process, old, self._dead, sup._what(name)):
             return
-        old.join(1.0)  # reap it: nothing else refers to it now
-        try:
-            old.close()
-        except ValueError:
-            pass
-        sup._watch(name, process)
-
-        def settled() -> bool:  # under the condition
-            return (sup._states.get(name) is not InstanceState.RESTARTING
-                    or process.pid in self._dead or sup._closing.is_set())
-        try:
-            sup.node.wait_until(settled, sup.start_timeout, describe=lambda: (
-                f"{sup._what(name)} did not report ready within {sup.start_timeout:g} s of "
-                f"its restart"))
-        except errors.Timeout as exc:
-            log.error("%s; killing it", exc)
-            process.kill()  # its exit goes the watcher's way: restarted within the limits
-            return
-        except errors.EtherError:  # the session closed
-            return
-        with sup._cond:
-            ready = sup._states.get(name) is InstanceState.READY and sup.processes.get(name) is process
-        if not ready:
-            return  # it died again (the watcher decides), or the session is closing
         try:
             with sup.session._directory as d:
                 entry = d.find(name)

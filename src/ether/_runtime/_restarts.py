@@ -47,7 +47,7 @@ from . import _control as control
 from . import _launch
 from ._control import InstanceState
 
-__all__ = ["Decision", "RestartBook", "Restarter", "exit_cause"]
+__all__ = ["Decision", "RestartBook", "Restarter", "exit_cause", "take_over"]
 
 log = logging.getLogger("Ether")
 
@@ -269,43 +269,8 @@ class Restarter:
                 sup._states[name] = InstanceState.FAILED
             self._to_placeholder(name, InstanceState.FAILED)
             return
-        with sup._cond:
-            closing = sup._closing.is_set()
-            if not closing:
-                sup.processes[name] = process
-                early = sup._early_ready.pop(name, None)
-                if early is not None and early.pid == process.pid:
-                    sup._states[name] = InstanceState.READY
-                    sup._cond.notify_all()
-        if closing:
-            process.kill()
-            process.join(1.0)
-            return
-        old.join(1.0)  # reap it: nothing else refers to it now
-        try:
-            old.close()  # its sentinel (and a fork's other pipe end), now, not at gc
-        except ValueError:  # still running: left to the process's end
-            pass
-        sup._watch(name, process)
-
-        def settled() -> bool:  # under the condition
-            return (sup._states.get(name) is not InstanceState.RESTARTING
-                    or process.pid in self._dead or sup._closing.is_set())
-        try:
-            sup.node.wait_until(settled, sup.start_timeout, describe=lambda: (
-                f"instance {name!r} did not report ready within {sup.start_timeout:g} s of "
-                f"its restart"))
-        except errors.Timeout as exc:
-            log.error("%s; killing it", exc)
-            process.kill()
-            return
-        except errors.EtherError:  # the session closed
-            return
-        with sup._cond:
-            ready = sup._states.get(name) is InstanceState.READY and sup.processes.get(name) is process
-        if not ready:
-            return  # it died again (the watcher decides), or the session is closing
-        self._back(name, decision)
+        if take_over(sup, name, process, old, self._dead, f"instance {name!r}"):
+            self._back(name, decision)
 
     def _back(self, name: str, decision: Decision) -> None:
         """The new process reported ready: it serves, under its name, with its count."""
@@ -337,6 +302,47 @@ class Restarter:
 
     def _event(self, event: str, name: str, **fields) -> None:
         self.sup._event(event, name, **fields)   # ether/log
+
+
+def take_over(sup, name: str, process, old, dead: set, what: str) -> bool:
+    """A relaunched process (an instance's or a member's) takes `name` over from
+    `old`: the supervisor runs and watches it from now on, and this waits until
+    it reports ready. True once it has; False if the session closes, it died
+    again (the watcher decides what follows) or it did not report ready within
+    the start timeout (then it is killed, and its exit goes the watcher's way)."""
+    with sup._cond:
+        closing = sup._closing.is_set()
+        if not closing:
+            sup.processes[name] = process
+            early = sup._early_ready.pop(name, None)
+            if early is not None and early.pid == process.pid:
+                sup._states[name] = InstanceState.READY
+                sup._cond.notify_all()
+    if closing:
+        process.kill()
+        process.join(1.0)
+        return False
+    old.join(1.0)  # reap it: nothing else refers to it now
+    try:
+        old.close()  # its sentinel (and a fork's other pipe end), now, not at gc
+    except ValueError:  # still running: left to the process's end
+        pass
+    sup._watch(name, process)
+
+    def settled() -> bool:  # under the condition
+        return (sup._states.get(name) is not InstanceState.RESTARTING
+                or process.pid in dead or sup._closing.is_set())
+    try:
+        sup.node.wait_until(settled, sup.start_timeout, describe=lambda: (
+            f"{what} did not report ready within {sup.start_timeout:g} s of its restart"))
+    except errors.Timeout as exc:
+        log.error("%s; killing it", exc)
+        process.kill()
+        return False
+    except errors.EtherError:  # the session closed
+        return False
+    with sup._cond:
+        return sup._states.get(name) is InstanceState.READY and sup.processes.get(name) is process
 
 
 def stuck_reason(report) -> str:
