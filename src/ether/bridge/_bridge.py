@@ -138,6 +138,8 @@ class Bridge:
             live = self.keys.parse_live(key)
             if live is not None:
                 self.site.apply(live, put)
+                if live.kind == "bridge" and not put:
+                    self.calls.bridge_gone(live.host)
                 changed = True
 
     def _run_control(self) -> None:

@@ -104,12 +104,17 @@ class _Call:
         self.deadline = deadline
         self.body: dict | None = None
         self.error: str | None = None
+        self.bridges: frozenset | None = None  # the other host's bridges when it was sent
+        self.answered = False
 
     def send(self) -> None:
+        calls = self.proxy.calls
+        if self.bridges is None:
+            self.bridges = calls.site.bridges_of(self.proxy.host)
+            calls.track(self)
         left = self.deadline - time.monotonic()
         if left <= 0:
-            return  # the caller gave up already
-        calls = self.proxy.calls
+            return calls.untrack(self)  # the caller gave up already
         zenoh = calls.zenoh
         key = calls.keys.call(self.proxy.host, self.proxy.instance, self.remote_topic)
         try:
@@ -139,9 +144,10 @@ class _Call:
             return self._answer(_failed("ServiceGone", f"{proxy.name} sent a malformed reply: "
                                                        f"{self.error}", proxy.name))
         if time.monotonic() >= self.deadline:
-            return  # no reply in time: the caller's own Timeout says so
-        if proxy.calls.site.serves(proxy.host, proxy.instance, self.remote_topic) and \
-                not proxy.stop.is_set():
+            return proxy.calls.untrack(self)  # no reply in time: the caller's own Timeout says so
+        site = proxy.calls.site
+        if site.serves(proxy.host, proxy.instance, self.remote_topic) and \
+                site.bridges_of(proxy.host) & self.bridges and not proxy.stop.is_set():
             # zenoh's discovery race: the queryable is not there yet; try again.
             timer = threading.Timer(RETRY_S, self.send)
             timer.daemon = True
@@ -151,6 +157,8 @@ class _Call:
                                             f"bridge or the host left) before it replied", proxy.name))
 
     def _answer(self, body: dict) -> None:
+        if not self.proxy.calls.untrack(self):
+            return  # answered already (its bridge's death and its own end can race)
         try:
             self.proxy.node.reply(self.request, self.topic, body)
         except EtherError as exc:
@@ -173,6 +181,8 @@ class Calls:
         self.served = 0
         self.refused = 0
         self._queryable = None
+        self._pending: set[_Call] = set()     # calls on their way to another host
+        self._pending_lock = threading.Lock()
         self._workers = [threading.Thread(target=self._work, name=f"ether-bridge-call-{i}",
                                           daemon=True) for i in range(WORKERS)]
 
@@ -319,6 +329,33 @@ class Calls:
 
     def statistics(self) -> dict:
         return {"served": self.served, "refused": self.refused, "proxies": sorted(self.proxies)}
+
+    # ---- calls on their way ----
+
+    def track(self, call: _Call) -> None:
+        with self._pending_lock:
+            self._pending.add(call)
+
+    def untrack(self, call: _Call) -> bool:
+        """True for the first caller only: the one that answers the call."""
+        with self._pending_lock:
+            if call.answered:
+                return False
+            call.answered = True
+            self._pending.discard(call)
+            return True
+
+    def bridge_gone(self, host: str) -> None:
+        """A bridge of `host` went: the calls sent through it while no bridge that
+        was there then is left fail now with ServiceGone. Without this a call whose
+        query zenoh keeps open after its peer died waits to its caller's timeout, and
+        one retried while the bridge restarts would reach the new bridge's instance."""
+        alive = self.site.bridges_of(host)
+        with self._pending_lock:
+            gone = [c for c in self._pending if c.proxy.host == host and not (c.bridges & alive)]
+        for call in gone:
+            call._answer(_failed("ServiceGone", f"{call.proxy.name} is gone (its host's bridge "
+                                                f"left) before it replied", call.proxy.name))
 
     def close(self) -> None:
         self.stop.set()

@@ -82,6 +82,12 @@ class Site:
             view = self._hosts.get(host)
             return bool(view and view.bridges and topic in view.requests.get(instance, ()))
 
+    def bridges_of(self, host: str) -> frozenset:
+        """The zenoh ids of the host's live bridges (a restarted bridge has a new one)."""
+        with self._lock:
+            view = self._hosts.get(host)
+            return frozenset(view.bridges) if view else frozenset()
+
     def to_dict(self) -> dict:
         with self._lock:
             return {"site": self.site, "host": self.host,
