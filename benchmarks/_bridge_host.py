@@ -23,12 +23,10 @@ bounded by the command's timeout:
 """
 from __future__ import annotations
 
-import json
 import os
 import sys
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -36,6 +34,7 @@ sys.path.insert(0, HERE)
 from ether import ether  # noqa: E402
 
 import _bridge_frames as frames  # noqa: E402
+import _commands  # noqa: E402
 
 _clock = time.perf_counter_ns
 _listeners: dict = {}
@@ -160,23 +159,9 @@ OPS = {k[3:]: v for k, v in dict(globals()).items() if k.startswith("op_")}
 
 
 def main() -> None:
-    # Answers alone on the original stdout; fd 1 becomes stderr for everything else.
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    out.write(json.dumps({"ok": os.getpid()}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        command = json.loads(line)
-        name = command.pop("op")
-        if name == "exit":
-            break
-        try:
-            answer = {"ok": OPS[name](**command)}
-        except BaseException as exc:  # noqa: BLE001 (every failure goes back to the benchmark)
-            answer = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-        out.write(json.dumps(answer, default=str) + "\n")
-        out.flush()
+    out = _commands.answers()
+    _commands.write(out, {"ok": os.getpid()})
+    _commands.serve(out, lambda name, args: OPS[name](**args))
     ether.shutdown()
 
 

@@ -26,7 +26,6 @@ It never imports ether: zenoh lives only in processes that never fork.
 """
 from __future__ import annotations
 
-import json
 import os
 import struct
 import sys
@@ -38,6 +37,7 @@ import zenoh
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _bridge_frames as frames  # noqa: E402
+import _commands  # noqa: E402
 
 SEQ = struct.Struct("<Q")
 _clock = time.perf_counter_ns
@@ -188,28 +188,13 @@ class Peer:
 
 
 def main() -> None:
-    sys.stdout.flush()
-    out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)  # zenoh's own output goes to stderr; answers alone on the pipe
+    out = _commands.answers()  # zenoh's own output goes to stderr; answers alone on the pipe
     try:
         peer = Peer(sys.argv[1])
     except Exception as exc:  # noqa: BLE001 (reported to the benchmark)
-        out.write(json.dumps({"error": f"zenoh.open: {exc}"}) + "\n")
-        out.flush()
-        return
-    out.write(json.dumps({"ok": str(peer.z.zid())}) + "\n")
-    out.flush()
-    for line in sys.stdin:
-        command = json.loads(line)
-        name = command.pop("op")
-        if name == "exit":
-            break
-        try:
-            answer = {"ok": getattr(peer, "op_" + name)(**command)}
-        except Exception as exc:  # noqa: BLE001 (every failure goes back to the benchmark)
-            answer = {"error": f"{type(exc).__name__}: {exc}"}
-        out.write(json.dumps(answer) + "\n")
-        out.flush()
+        return _commands.write(out, {"error": f"zenoh.open: {exc}"})
+    _commands.write(out, {"ok": str(peer.z.zid())})
+    _commands.serve(out, lambda name, args: getattr(peer, "op_" + name)(**args))
     peer.z.close()
 
 
