@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Callable
 
 from .. import _errors as errors
 from .._errors import Dropped
@@ -44,17 +45,18 @@ def call_topic(topic: str, part: str) -> str | None:
     return name
 
 
-def mirror(node, lane, fields: tuple, part: str, payload: dict) -> None:
+def mirror(node, lane, fields: tuple, part: str, payload: Callable[[], dict]) -> None:
     """Publish the copy of the request or reply whose envelope `fields` were
-    just sent, through `lane` (its lock held). A copy that cannot go out costs a
-    log line, never the call."""
+    just sent, through `lane` (its lock held). `payload()` makes the copy's
+    payload, only if someone takes it. A copy that cannot go out costs a log
+    line, never the call."""
     topic = call_topic(fields[2], part)
     if topic is None:
         return
     targets = lane.router.targets(topic)
     if not targets:
         return
-    copy = (fields[0], codec.MESSAGE, topic, *fields[3:9], payload)
+    copy = (fields[0], codec.MESSAGE, topic, *fields[3:9], payload())
     try:
         lane.send_rest(topic, targets, lane.encode_for(targets, copy), 0, None, 0)
     except Dropped as exc:

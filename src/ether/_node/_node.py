@@ -649,8 +649,9 @@ class Node:
                 with self._replies:
                     self._pending.pop(request_id, None)
                 raise
-            mirror(self, lane, fields, "request", {"id": request_id, "caller": self.inbox.name,
-                                                   "server": sender.inbox, "params": params})
+            mirror(self, lane, fields, "request", lambda: {
+                "id": request_id, "caller": self.inbox.name, "server": sender.inbox,
+                "params": params})
         return request_id, sender
 
     def _live_targets(self, topic: str, what: str, wait: float) -> tuple:
@@ -728,7 +729,7 @@ class Node:
             lane.send_to(lane.router.sender_to(request.reply_to), fields)
             # Its copy goes the reply's way too: never behind a user publish that
             # waits for room elsewhere (see _calls.py).
-            mirror(self, lane, fields, "reply", {**body, "caller": request.reply_to})
+            mirror(self, lane, fields, "reply", lambda: {**body, "caller": request.reply_to})
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = self.decoders.payload_dict(envelope)
