@@ -123,6 +123,9 @@ def _interpreter(module: str, tag: str, spec, cwd) -> "Interpreter":
         popen.stdin.close()
     except BaseException:
         popen.kill()
-        popen.wait()
+        try:
+            popen.wait(5.0)  # killed: it ends, unless stuck in the kernel
+        except subprocess.TimeoutExpired:
+            pass
         raise
     return Interpreter(popen)
