@@ -28,6 +28,7 @@ Payload (a MessagePack map; STATS_VERSION bumps on an incompatible change):
     rejected: [[topic, reason, count], ...]        (handler errors: "handler raised ...")
     topics: {topic: published while watched}
     topic_bytes: {topic: bytes published while watched, arena arrays at their size}
+    topic_drops: {topic: messages full drop-policy inboxes refused (all along)}
     senders: [[inbox, policy, sent, dropped, blocked], ...]   (what it sent, per inbox)
     handler_seconds: {topic: [count, sum_s, [count per bucket of BUCKETS_S]]}   (a sample)
 """
@@ -203,8 +204,16 @@ class StatsPublisher:
             "rejected": [list(r) for r in node.rejections.counts()],
             "topics": {t: c[0] for t, c in list(self._counts.items())},
             "topic_bytes": {t: c[1] for t, c in list(self._counts.items())},
+            "topic_drops": _drops_per_topic(node.drops.by_sender),
             "senders": [[s.inbox, s.policy, s.sent, s.dropped, s.blocked]
                         for s in node.statistics() if s.inbox != node.name],
             "handler_seconds": {t: [h.count, h.sum, list(h.buckets)]
                                 for t, h in list(self._times.items())},
         }
+
+
+def _drops_per_topic(by_sender: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_sender, topic), n in list(by_sender.items()):
+        out[topic] = out.get(topic, 0) + n
+    return out

@@ -20,6 +20,7 @@ from ._logs import LogRecord
 from ._logs import log_dir
 from ._logs import read as read_logs
 from ._members import COLUMNS, Processes, member_rows, restarts_of, state_of
+from ._published import PublishedRates
 from ._rates import TopicRate
 from ._sessions import SessionChoiceError, bridge_members, choose, live_names, needs_bridge
 from ._stats import StatsWatch, handler_errors
@@ -28,7 +29,7 @@ from ._values import FieldMissing, pick, plain
 
 __all__ = [
     "LogFilter", "LogFollower", "LogRecord", "log_dir", "read_logs",
-    "COLUMNS", "Processes", "member_rows", "restarts_of", "state_of", "TopicRate",
+    "COLUMNS", "Processes", "member_rows", "restarts_of", "state_of", "PublishedRates", "TopicRate",
     "SessionChoiceError", "bridge_members", "choose", "live_names", "needs_bridge",
     "StatsWatch", "handler_errors", "service_rows", "topic_rows", "user_topic",
     "FieldMissing", "pick", "plain",

@@ -8,7 +8,7 @@ counted twice, nothing kept per scrape).
     ether_messages_dropped_total{session,instance,topic}      at drop-policy subscribers
     ether_inbox_fill_ratio{session,instance}
     ether_handler_errors_total{session,instance,topic}
-    ether_handler_seconds{session,instance,topic}             histogram, while watched
+    ether_handler_seconds{session,instance,topic}             histogram, a sample while watched
     ether_instance_up{session,instance}
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def registry_for(collector):
             up = GaugeMetricFamily("ether_instance_up", "1 while the member's process lives",
                                    labels=["session", "instance"])
             seconds = HistogramMetricFamily(
-                "ether_handler_seconds", "Time in a node's handlers per message (while watched)",
+                "ether_handler_seconds", "Time in a node's handlers per message (a sample of the watched time)",
                 labels=["session", "instance", "topic"])
             for name, s in stats.items():
                 for topic, n in s.get("topics", {}).items():
