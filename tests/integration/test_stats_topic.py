@@ -60,3 +60,34 @@ def test_counters_flow_only_while_watched(session):
     finally:
         for node in (watcher, worker, publisher):
             node.close()
+
+
+@pytest.mark.timeout(60)
+def test_drops_are_reported_per_receiving_inbox_and_topic(session):
+    publisher = Node(session, "pub")
+    lagging = Node(session, "lag")   # never reads its inbox: it fills, then refuses
+    watcher = Node(session, "watcher")
+    try:
+        lagging.add_handler("d", lambda envelope: None, policy="drop")
+        publisher.start_stats()
+        reports = []
+        on_stats = lambda envelope: reports.append(watcher.decoders.payload_dict(envelope))  # noqa: E731
+        watcher.add_handler(STATS_TOPIC, on_stats, policy="drop")
+        watcher.wait_until(lambda: any(r["instance"] == "pub" for r in reports), 5.0,
+                           describe=lambda: "no stats from pub")
+        sent = 0
+        while publisher.publish("d", {"n": sent}) == 1:  # until the inbox is full
+            sent += 1
+            assert sent < 1_000_000
+        for n in range(99):
+            assert publisher.publish("d", {"n": n}) == 0
+        assert publisher.drops.counts == {"lag": {"d": 100}}
+
+        def reported():
+            last = [r for r in reports if r["instance"] == "pub"][-1]
+            return ["lag", "d", 100] in last["drops"] and last["topic_drops"] == {"d": 100}
+        watcher.wait_until(reported, 5.0, describe=lambda: f"reports: {reports[-1:]}")
+        assert lagging.inbox.statistics().dropped == 100  # the ring's own count agrees
+    finally:
+        for node in (watcher, lagging, publisher):
+            node.close()

@@ -29,6 +29,7 @@ Payload (a MessagePack map; STATS_VERSION bumps on an incompatible change):
     topics: {topic: published while watched}
     topic_bytes: {topic: bytes published while watched, arena arrays at their size}
     topic_drops: {topic: messages full drop-policy inboxes refused (all along)}
+    drops: [[inbox, topic, count], ...]   (the same, per receiving inbox)
     senders: [[inbox, policy, sent, dropped, blocked], ...]   (what it sent, per inbox)
     handler_seconds: {topic: [count, sum_s, [count per bucket of BUCKETS_S]]}   (a sample)
 """
@@ -205,6 +206,8 @@ class StatsPublisher:
             "topics": {t: c[0] for t, c in list(self._counts.items())},
             "topic_bytes": {t: c[1] for t, c in list(self._counts.items())},
             "topic_drops": _drops_per_topic(node.drops.by_sender),
+            "drops": [[inbox, topic, n] for inbox, topics in node.drops.counts.items()
+                      for topic, n in topics.items()],
             "senders": [[s.inbox, s.policy, s.sent, s.dropped, s.blocked]
                         for s in node.statistics() if s.inbox != node.name],
             "handler_seconds": {t: [h.count, h.sum, list(h.buckets)]
