@@ -15,10 +15,11 @@ once the session stops it publishes nothing.
 While nobody watches, publish costs one test (`lane.counts is None`) and dispatch
 nothing. While watched, each lane counts what it sends per topic (messages, and
 bytes with arena arrays at their size: two dict operations in publish), and the
-handlers are timed in a *sample*: for a window of SAMPLE_S after each report the
-node gets a timing `_deliver_kind` (undone when the window ends, once it timed at
-least one message, so a slow handler is timed too), which keeps the timer's cost
-(two clock reads and a histogram a message) to about a tenth of the messages.
+handlers are timed in a *sample*: from each report for SAMPLE_S (to the next
+poll, so 0.05-0.1 s) the node gets a timing `_deliver_kind` (undone when the
+window ends, once it timed at least one message, so a slow handler is timed
+too), which keeps the timer's cost (two clock reads and a histogram a message)
+to 5-10 % of the messages.
 So the per-topic counts cover the time the node was watched (`watched_ns` says
 since when) and the handler times a sample of it; `published`, `handled` and
 the rejections are the node's own totals.
@@ -50,7 +51,7 @@ STATS_VERSION = 1
 POLL_S = 0.05     # how soon a new watcher is noticed (`ether ps` waits for it)
 SETTLE_S = 0.02   # after a change of the directory: how soon to look whether it settled
 PERIOD_S = 1.0    # how often a watched node publishes
-SAMPLE_S = 0.1    # after each report, how long its handlers are timed
+SAMPLE_S = 0.05   # after each report, how long its handlers are timed (at least until the next poll)
 # Handler time buckets (upper bounds, seconds), as Prometheus histograms take them.
 BUCKETS_S = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
