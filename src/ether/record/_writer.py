@@ -210,6 +210,89 @@ class Writer:
         finally:
             self._release()
 
+    # The batch adds: the recorder hands over what one read of its inbox brought
+    # (Recorder._hand_over): one lock, one call and one due check per batch, and
+    # per message only its framing, its index entry and `committed`, in that
+    # order, so a batch cut short keeps its whole messages (as single adds would).
+
+    def add_many(self, messages, received_ns: int | None = None) -> None:
+        """Add a batch of messages, each (channel_id, sequence, log_time,
+        publish_time, fields), fields encoded as MessagePack. received_ns: when
+        the batch reached the caller; a chunk the batch opens is due one flush
+        interval after it (default: its first message's log time)."""
+        if not messages:
+            return
+        self._acquire()
+        try:
+            buf = self._buf
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(messages[0][2] if received_ns is None else received_ns)
+            entries = self._entries
+            limit = self.chunk_bytes
+            encode_into = self._encode_into
+            log_time = 0
+            for channel_id, sequence, log_time, publish_time, fields in messages:
+                buf += _ZERO_HEAD
+                encode_into(fields, buf, -1)
+                end = len(buf)
+                _pack_head(buf, start, _MESSAGE, end - start - 9, channel_id,
+                           sequence & 0xFFFFFFFF, log_time, publish_time)
+                entries += (channel_id, log_time, start)
+                self._committed = start = end
+                if end >= limit:
+                    self._write_chunk()
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+            if start and log_time >= self._due:
+                self._write_chunk()
+        finally:
+            self._release()
+
+    def add_many_bytes(self, messages, received_ns: int | None = None) -> None:
+        """Add a batch of messages, each (channel_id, sequence, log_time,
+        publish_time, data), data a buffer (a large one gets a chunk of its own,
+        as in add_bytes). received_ns: as in add_many."""
+        if not messages:
+            return
+        self._acquire()
+        try:
+            buf = self._buf
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(messages[0][2] if received_ns is None else received_ns)
+            entries = self._entries
+            limit = self.chunk_bytes
+            log_time = 0
+            for channel_id, sequence, log_time, publish_time, data in messages:
+                size = len(data)
+                if size >= LARGE_MESSAGE:
+                    if start:
+                        self._write_chunk()
+                    self._write_large(channel_id, sequence, log_time, publish_time, (data,), size)
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+                    continue
+                buf += _head(_MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF, log_time,
+                             publish_time)
+                buf += data
+                entries += (channel_id, log_time, start)
+                self._committed = start = start + size + 31
+                if start >= limit:
+                    self._write_chunk()
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+            if start and log_time >= self._due:
+                self._write_chunk()
+        finally:
+            self._release()
+
+    def due_after(self, received_ns: int) -> int:
+        """When the chunk in progress must be written: its due time, or, if none is
+        open, one flush interval after received_ns (when a message that would open
+        it was received)."""
+        return self._due if self._committed else received_ns + self.flush_ns
+
     def add_data(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
                  pieces, size: int) -> None:
         """Add one message whose data is the concatenation of `pieces` (buffers,
