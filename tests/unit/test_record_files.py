@@ -246,3 +246,21 @@ def test_a_batch_cut_short_keeps_its_whole_messages_and_no_torn_record(tmp_path)
     got = [m.data["i"] for m in Recording(path).messages()]
     assert got == list(range(60)) + list(range(61, 100))
     assert [m[1] for m in read_back(path)[0]] == got
+
+
+def test_one_channel_whose_clock_went_back_is_indexed_in_time_order(tmp_path):
+    """The one-channel fast path of the message indexes sorts by log time too."""
+    path = tmp_path / "a.mcap"
+    w = Writer(str(path), chunk_bytes=4096)
+    c = w.channel("t")
+    rng = random.Random(4)
+    times = [1_000_000 + i * 10 + rng.randrange(-25, 25) for i in range(1500)]
+    w.add_many_bytes([(c, i, t, t, msgspec.msgpack.encode(("s", i, t, None, None, None, {})))
+                      for i, t in enumerate(times)])
+    w.close()
+    with open(path, "rb") as f:
+        got = [m.log_time for _, _, m in make_reader(f, validate_crcs=True).iter_messages(
+            log_time_order=True)]
+    assert got == sorted(times)
+    window = [m.seq for m in Recording(path).messages(start=1_005_000, end=1_006_000)]
+    assert sorted(window) == [i for i, t in enumerate(times) if 1_005_000 <= t < 1_006_000]
