@@ -9,6 +9,10 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
   message's index entry (log time, offset) goes into its channel's list; the
   chunk's message indexes are those lists packed in one call each (sorted only
   if the wall clock went back), never a Python loop over the messages.
+- `add_many` takes a batch (what the recorder read from its inbox at once):
+  one lock, one call and one due check for the batch; per message only its
+  framing. A chunk a batch opens is due `flush_interval` after the batch was
+  received, not after it was handled.
 - A chunk is written (one `writev` of any new channel records, the chunk and its
   message indexes) once it holds `chunk_bytes`, or `flush_interval` after its
   first message (the flusher calls `tick()` when no message comes), so a kill
