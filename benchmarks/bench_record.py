@@ -4,10 +4,15 @@ bytes, the `mcap` package's default writer, and the same pipeline without a
 recorder; all in one run, reported as ratios (the issue's table).
 
 R1  writer alone, small envelopes: N msgpack records of ~80 B (sender, seq,
-    time, cause, trace, origin, payload) through Writer.add_bytes, against a
-    raw length-prefixed file write of the same bytes (a u32 length and the
-    record per message, BufferedWriter) and mcap.writer.Writer's defaults
-    (zstd, 1 MiB chunks). msg/s; file closed (summary written) in the time.
+    time, cause, trace, origin, payload) through Writer.add_many_bytes in
+    batches of 512 (the recorder hands the writer what one read of its inbox
+    brought, at most 512 records: Recorder._hand_over), against a raw
+    length-prefixed file write of the same bytes (a u32 length and the record
+    per message, BufferedWriter) and mcap.writer.Writer's defaults (zstd, 1 MiB
+    chunks); Writer.add_bytes, one call a message, for reference. The records,
+    with their channel, sequence and times, are built before the clock starts,
+    for every writer alike. msg/s; file closed (summary written, fsynced) in
+    the time. Ratios: the median of the runs' own ratios (alternated runs).
 R2  writer alone, 1-16 MiB float32 arrays (64 x 1, 16 x 4, 8 x 16 MiB) through
     Writer.add_data (own chunk, writev from the array), against f.write of the
     arrays (fsynced at the end, as the writer's close does). GB/s.
@@ -21,9 +26,11 @@ R5  loss window after SIGKILL: a writer process adds messages at about 10 kHz
     and counts them in a shared counter, killed after 1.5 s; the messages
     read back from its file, against those handed over; loss in seconds.
 R6  a 1 % time window: a file of 10^6 messages over 100 s of log time; a
-    1 s window read through the chunk index, against a full scan.
+    1 s window read through the chunk index, against a full scan: medians of
+    5 scans and of 25 queries interleaved with them.
 
-Medians of --reps runs (3; --quick: 1 run at a tenth of the sizes).
+Medians of --reps runs (3; --quick: 1 run at a tenth of the sizes); R1 runs
+max(7, --reps) times (--quick: 3), as one run takes well under a second.
 """
 from __future__ import annotations
 
@@ -46,6 +53,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from ether.record import Writer  # noqa: E402
 from ether.record._reader import Recording  # noqa: E402
+from ether.record._recorder import READ_BATCH  # noqa: E402
 
 
 def small_records(n):
@@ -55,10 +63,16 @@ def small_records(n):
             for i in range(n)]
 
 
+BATCH = READ_BATCH   # what the recorder hands the writer at most in one call
+
+
 def r1(tmp, n):
     data = small_records(n)
     path = os.path.join(tmp, "r1")
     out = {}
+    base = time.time_ns()
+    items = [(1, i, base + i, i, d) for i, d in enumerate(data)]
+    batches = [items[at:at + BATCH] for at in range(0, n, BATCH)]
     t = time.perf_counter()
     with open(path + ".raw", "wb") as f:
         pack = struct.Struct("<I").pack
@@ -68,27 +82,34 @@ def r1(tmp, n):
         f.flush()
         os.fsync(f.fileno())
     out["raw framed"] = n / (time.perf_counter() - t)
-    tn = time.time_ns
     t = time.perf_counter()
     w = Writer(path + ".ours")
-    c = w.channel("tick")
-    for i, d in enumerate(data):
-        w.add_bytes(c, i, tn(), i, d)
+    assert w.channel("tick") == 1
+    for batch in batches:
+        w.add_many_bytes(batch)
     w.close()
     out["ether writer"] = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    w = Writer(path + ".single")
+    add = w.add_bytes
+    w.channel("tick")
+    for c, seq, log_time, publish_time, d in items:
+        add(c, seq, log_time, publish_time, d)
+    w.close()
+    out["ether writer, add per message"] = n / (time.perf_counter() - t)
     from mcap.writer import Writer as McapWriter
     t = time.perf_counter()
     with open(path + ".mcap", "wb") as f:
         m = McapWriter(f)
         m.start("ether", "bench")
         ch = m.register_channel("tick", "msgpack", 0)
-        for i, d in enumerate(data):
-            m.add_message(ch, tn(), d, tn(), i)
+        for _, seq, log_time, publish_time, d in items:
+            m.add_message(ch, log_time, d, publish_time, seq)
         m.finish()
         f.flush()
         os.fsync(f.fileno())
     out["mcap package"] = n / (time.perf_counter() - t)
-    for suffix in (".raw", ".ours", ".mcap"):
+    for suffix in (".raw", ".ours", ".single", ".mcap"):
         os.unlink(path + suffix)
     return out
 
@@ -180,15 +201,20 @@ def r6(tmp, n):
     for i, d in enumerate(data):
         w.add_bytes(c[i % 4], i, base + span * i // n, 0, d)
     w.close()
+    scans, queries = [], []
     with Recording(path) as rec:
-        t = time.perf_counter()
-        full = sum(1 for _ in rec.files[0].records())
-        scan = time.perf_counter() - t
-        t = time.perf_counter()
-        window = sum(1 for _ in rec.files[0].records(start=base + span // 2, end=base + span // 2 + span // 100))
-        query = time.perf_counter() - t
+        f = rec.files[0]
+        for _ in range(5):
+            t = time.perf_counter()
+            full = sum(1 for _ in f.records())
+            scans.append(time.perf_counter() - t)
+            for _ in range(5):
+                t = time.perf_counter()
+                window = sum(1 for _ in f.records(start=base + span // 2,
+                                                  end=base + span // 2 + span // 100))
+                queries.append(time.perf_counter() - t)
     os.unlink(path)
-    return scan, query, full, window
+    return statistics.median(scans), statistics.median(queries), full, window
 
 
 def main():
@@ -202,12 +228,17 @@ def main():
     os.environ.setdefault("ETHER_LOG_DIR", tempfile.mkdtemp(prefix="ether-bench-logs-"))
     rows = {}
     with tempfile.TemporaryDirectory() as tmp:
-        w1 = [r1(tmp, 100000 // scale) for _ in range(reps)]
+        w1 = [r1(tmp, 100000 // scale) for _ in range(3 if args.quick else max(7, args.reps))]
         med = {k: statistics.median(r[k] for r in w1) for k in w1[0]}
+
+        def ratio(a, b):
+            return statistics.median(r[a] / r[b] for r in w1)
         rows["R1 writer, small envelopes"] = {
-            "msg/s": med, "x raw framed": med["ether writer"] / med["raw framed"],
-            "x mcap package": med["ether writer"] / med["mcap package"],
-            "target": ">= 0.5x raw framed, >= 4x mcap package"}
+            "msg/s": med, "batched": f"add_many_bytes, {BATCH} a batch",
+            "x raw framed": ratio("ether writer", "raw framed"),
+            "x mcap package": ratio("ether writer", "mcap package"),
+            "add per message x raw framed": ratio("ether writer, add per message", "raw framed"),
+            "runs": len(w1), "target": ">= 0.5x raw framed, >= 4x mcap package"}
         w2 = [r2(tmp, scale) for _ in range(reps)]
         med = {k: statistics.median(r[k] for r in w2) for k in w2[0]}
         rows["R2 writer, 1-16 MiB arrays"] = {"GB/s": med, "x raw": med["ether writer"] / med["raw f.write"],

@@ -160,3 +160,107 @@ def test_an_add_interrupted_past_committed_leaves_no_torn_record(tmp_path):
     with open(path, "rb") as f:
         assert [m.sequence for _, _, m in make_reader(f, validate_crcs=True).iter_messages()] == [1, 3]
     assert [m.data["i"] for m in Recording(path).messages()] == [1, 3]
+
+
+def read_back(path):
+    """(topic, sequence, log_time, publish_time, data) of every message, through
+    the mcap package with CRCs checked, and its statistics' per-channel counts."""
+    with open(path, "rb") as f:
+        reader = make_reader(f, validate_crcs=True)
+        counts = reader.get_summary().statistics.channel_message_counts
+        return [(c.topic, m.sequence, m.log_time, m.publish_time, bytes(m.data))
+                for _, c, m in reader.iter_messages()], counts
+
+
+def test_batches_write_what_single_adds_write_across_chunk_boundaries_and_large_messages(tmp_path):
+    """add_many and add_many_bytes, in batches of random sizes that cross chunk
+    boundaries (and, for bytes, hold messages large enough for a chunk of their
+    own), give the same messages in the same order as add and add_bytes."""
+    rng = random.Random(5)
+    messages = []
+    for i in range(3000):
+        size = 70_000 if i % 500 == 7 else rng.randrange(0, 300)
+        fields = ("s", i, 1000 + i, None, None, None, {"i": i, "p": "z" * size})
+        messages.append((i % 3, i, 1_000_000 + i, 500 + i, fields))
+
+    def write(name, batched, encoded):
+        w = Writer(str(tmp_path / name), chunk_bytes=8 * 1024)
+        channels = [w.channel(f"t{k}") for k in range(3)]
+        items = [(channels[c], s, t, p, msgspec.msgpack.encode(f) if encoded else f)
+                 for c, s, t, p, f in messages]
+        if batched:
+            add = w.add_many_bytes if encoded else w.add_many
+            at = 0
+            while at < len(items):
+                size = rng.choice([1, 2, 17, 100, 700])
+                add(items[at:at + size], received_ns=items[at][2])
+                at += size
+            add([])
+        else:
+            for c, s, t, p, f in items:
+                (w.add_bytes if encoded else w.add)(c, s, t, p, f)
+        w.close()
+        return read_back(tmp_path / name)
+
+    single = write("single.mcap", False, False)
+    assert len(single[0]) == 3000 and single[1] == {1: 1000, 2: 1000, 3: 1000}
+    assert [m[1] for m in single[0]] == list(range(3000))
+    assert write("many.mcap", True, False) == single
+    assert write("single-bytes.mcap", False, True) == single
+    assert write("many-bytes.mcap", True, True) == single
+    assert [m.data["i"] for m in Recording(tmp_path / "many-bytes.mcap").messages()] == \
+        list(range(3000))
+
+
+def test_a_batch_writes_its_chunk_when_due_from_when_it_was_received(tmp_path):
+    """A chunk a batch opens is due one flush interval after received_ns: a batch
+    whose last message is past that writes the chunk at once; one before it does
+    not; due_after says when the caller must hand over again."""
+    w = Writer(str(tmp_path / "a.mcap"), flush_interval=0.1)
+    c = w.channel("t")
+    enc = msgspec.msgpack.encode
+    assert w.due_after(5_000) == 5_000 + 100_000_000
+    w.add_many_bytes([(c, 1, 1_000, 1_000, enc({"i": 1}))], received_ns=1_000)
+    assert w.messages == 0 and w.due_after(7) == 1_000 + 100_000_000    # still in memory
+    w.add_many_bytes([(c, 2, 50_000_000, 0, enc({"i": 2}))])
+    assert w.messages == 0
+    w.add_many_bytes([(c, 3, 100_001_000, 0, enc({"i": 3}))])            # due: written
+    assert w.messages == 3 and w.offset == os.path.getsize(tmp_path / "a.mcap")
+    w.add_many_bytes([(c, 4, 100_002_000, 0, enc({"i": 4}))], received_ns=1)
+    assert w.messages == 4                                              # received long ago
+    w.close()
+
+
+def test_a_batch_cut_short_keeps_its_whole_messages_and_no_torn_record(tmp_path):
+    """An exception inside a batch (here: a field msgpack cannot encode) leaves
+    the messages before it, whole, and nothing of the one it interrupted."""
+    path = tmp_path / "a.mcap"
+    w = Writer(str(path), chunk_bytes=2048)
+    c = w.channel("t")
+    good = [(c, i, 10 + i, 0, ("s", i, 0, None, None, None, {"i": i, "p": "q" * 40}))
+            for i in range(100)]
+    with pytest.raises(TypeError):
+        w.add_many(good[:60] + [(c, 60, 70, 0, ("s", 60, object()))] + good[61:])
+    w.add_many(good[61:])
+    w.close()
+    got = [m.data["i"] for m in Recording(path).messages()]
+    assert got == list(range(60)) + list(range(61, 100))
+    assert [m[1] for m in read_back(path)[0]] == got
+
+
+def test_one_channel_whose_clock_went_back_is_indexed_in_time_order(tmp_path):
+    """The one-channel fast path of the message indexes sorts by log time too."""
+    path = tmp_path / "a.mcap"
+    w = Writer(str(path), chunk_bytes=4096)
+    c = w.channel("t")
+    rng = random.Random(4)
+    times = [1_000_000 + i * 10 + rng.randrange(-25, 25) for i in range(1500)]
+    w.add_many_bytes([(c, i, t, t, msgspec.msgpack.encode(("s", i, t, None, None, None, {})))
+                      for i, t in enumerate(times)])
+    w.close()
+    with open(path, "rb") as f:
+        got = [m.log_time for _, _, m in make_reader(f, validate_crcs=True).iter_messages(
+            log_time_order=True)]
+    assert got == sorted(times)
+    window = [m.seq for m in Recording(path).messages(start=1_005_000, end=1_006_000)]
+    assert sorted(window) == [i for i, t in enumerate(times) if 1_005_000 <= t < 1_006_000]

@@ -26,6 +26,23 @@ def test_receives_records_in_exact_order(small):
     assert inbox.receive_many(100, timeout=1) == sent
 
 
+def test_read_batch_caps_every_read_and_a_bad_value_names_the_inbox(small):
+    inbox, tx = small
+    assert inbox.read_batch == 4096
+    inbox.read_batch = 7
+    sent = [bytes([i]) for i in range(30)]
+    assert tx.send_many(sent) == 30
+    got = [inbox.receive_many(100, timeout=1), inbox.drain(), [inbox.receive(timeout=1)]]
+    assert [len(g) for g in got] == [7, 7, 1]
+    assert inbox.statistics().received == 21        # the rest is still in the ring
+    rest = inbox.drain(100) + inbox.drain(100) + inbox.drain(100)
+    assert sum(got, []) + rest == sent
+    for bad in (0, 4097, 2.0, True, None):
+        with pytest.raises(ether.ConfigError, match="inbox 'small'.*read_batch"):
+            inbox.read_batch = bad
+    assert inbox.read_batch == 7
+
+
 def test_empty_inbox_would_block_and_times_out(small):
     inbox, _ = small
     with pytest.raises(ether.WouldBlock):

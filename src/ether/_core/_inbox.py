@@ -136,6 +136,7 @@ class Inbox:
         self._stall_since = 0.0   # last stall check (0: not stalled)
         self._stall_began = 0.0   # when the consumer first found head claimed and uncommitted
         self._reaped_at = 0.0
+        self._read_batch = READ_BATCH
         ring.set_read_buffer(max(READ_BUFFER, max_length), READ_BATCH)
         self._finalizer = weakref.finalize(self, _close_inbox, ring, seg, table, index, token, os.getpid())
         return self
@@ -143,6 +144,21 @@ class Inbox:
     @property
     def name(self) -> str:
         return self._name
+
+    @property
+    def read_batch(self) -> int:
+        """The most records one read takes out of the ring (READ_BATCH unless
+        lowered). A consumer whose batch is only safe once handled (a recorder:
+        what it has read and not yet written is lost if it is killed) lowers it;
+        what it does not read stays in the ring, where senders see it as used."""
+        return self._read_batch
+
+    @read_batch.setter
+    def read_batch(self, count: int) -> None:
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= READ_BATCH:
+            raise errors.ConfigError(
+                f"{self._where}: read_batch must be an int from 1 to {READ_BATCH}, not {count!r}")
+        self._read_batch = count
 
     @property
     def token(self) -> int:
@@ -197,7 +213,7 @@ class Inbox:
         """A ready batch straight from the ring (nothing is buffered), or []."""
         if self._ring is None:
             return []
-        rc, items = self._ring.read(min(max_count, READ_BATCH))
+        rc, items = self._ring.read(min(max_count, self._read_batch))
         if items:
             self._stall_since = self._stall_began = 0.0
         elif rc == ring_mod.PENDING:
@@ -216,7 +232,7 @@ class Inbox:
         ring = self._ring
         if ring is None:
             raise errors.InboxClosed(f"{self._where} is closed")
-        rc, items = ring.read(min(max_count, READ_BATCH))
+        rc, items = ring.read(min(max_count, self._read_batch))
         if items:
             self._pending.extend(items)
             self._stall_since = self._stall_began = 0.0

@@ -8,6 +8,12 @@ that writes the messages of chosen topics into MCAP files.
 - It takes envelopes (`envelopes=True`), so the payload is written as it came,
   never decoded; arrays are written from their arena views (_inline.py) while
   the message's hold lasts, which ends when the handler returns.
+- Small messages are gathered and handed to the writer once per batch read from
+  the inbox (`Node.after_batch`; Writer.add_many: one lock and one chunk check
+  a batch), or sooner when the chunk in progress is due. The inbox is read
+  `read_batch` (512) records at a time, not 4096: what was read and not yet
+  written is lost if the recorder is killed, so a batch must be short in time
+  even on a starved CPU (docs/design/recording.md, "The loss window").
 - `policy="block"` by default: a slow disk slows the publishers down. With
   "drop", what its inbox refused is counted (the inbox's own statistics) into
   the file's `ether.recording.end` metadata, and `bag info` says INCOMPLETE;
@@ -51,6 +57,7 @@ PROVENANCE_TOPIC = "ether/provenance"
 DROPS_TOPIC = lowlevel.DROPS_TOPIC
 ANCHOR_S = 10.0                      # a clock anchor this often
 DRAIN_S = 2.0                        # at close: handle what is queued for at most this long
+READ_BATCH = 512                     # records per read of the inbox (the loss window's batch)
 
 
 class Recorder:
@@ -58,7 +65,8 @@ class Recorder:
                  policy: str = "block", timeout_s: float = 60.0, compression: str = "none",
                  flush_interval_s: float = 0.1, fsync_interval_s: float = 1.0,
                  split_size: int | None = None, split_duration_s: float | None = None,
-                 split_on_trial: bool = False, *, client=None, chunk_bytes: int = 1 << 20):
+                 split_on_trial: bool = False, *, client=None, chunk_bytes: int = 1 << 20,
+                 read_batch: int = READ_BATCH):
         client = client or lowlevel.default_client()
         if client is None:
             raise ether.EtherError(
@@ -89,6 +97,12 @@ class Recorder:
         self._payload_dict = node.decoders.payload_dict
         self._writer: Writer | None = None
         self._channels: dict[str, int] = {}
+        # Small messages of the batch in hand, for Writer.add_many; when the first
+        # of them was handled (~ when the batch was read; 0: none yet), and when
+        # they must be handed over (the chunk in progress is due).
+        self._batch: list[tuple] = []
+        self._batch_began = 0
+        self._flush_by = 0
         self._dropped_at_open = 0
         self._drops: dict[tuple[str, str], int] = {}   # (sender, topic) -> drops it reported
         self._drops_at_open: dict[tuple[str, str], int] = {}
@@ -110,6 +124,15 @@ class Recorder:
             self._unsubscribe.append(client.subscribe(
                 pattern, self._on_envelope, envelopes=True, policy=policy, timeout=timeout_s))
         node.at_close(self.close)
+        node.inbox.read_batch = read_batch
+        chained = node.after_batch
+        if chained is None:
+            node.after_batch = self._end_batch
+        else:
+            def after_batch():
+                self._end_batch()
+                chained()
+            node.after_batch = after_batch
         self._wake = False
         if client is lowlevel.default_client() and \
                 threading.current_thread() is threading.main_thread():
@@ -180,6 +203,8 @@ class Recorder:
             return self._dropped_at_open
 
     def _finish_file(self, status: str) -> None:
+        self._hand_over()
+        self._batch_began = 0
         writer = self._writer
         dropped = self._dropped() - self._dropped_at_open
         by_topic: dict[str, int] = {}
@@ -230,34 +255,44 @@ class Recorder:
         if log_time >= self._split_at:
             self._split()
             channel = self._channel(topic)
-        elif topic == TRIAL_TOPIC and self.split_on_trial and self._writer.messages + \
-                self._writer._committed and self._payload_dict(envelope).get("event") == "start":
+        elif topic == TRIAL_TOPIC and self.split_on_trial and (
+                self._batch or self._writer.messages or self._writer._committed) and \
+                self._payload_dict(envelope).get("event") == "start":
             self._split()
             channel = self._channel(topic)
         payload = envelope.payload
         replay_of = envelope.replay_of
-        try:
-            if envelope.holds or len(payload) >= LARGE_MESSAGE:
-                head = prefix(envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
-                              envelope.trace, envelope.origin, replay_of is not None)
-                pieces, size = message_pieces(head, payload, self._resolve)
-                if replay_of is not None:
-                    pieces.append(encode(replay_of))
-                    size += len(pieces[-1])
+        if envelope.holds or len(payload) >= LARGE_MESSAGE:
+            self._hand_over()                  # what came before it goes first
+            head = prefix(envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
+                          envelope.trace, envelope.origin, replay_of is not None)
+            pieces, size = message_pieces(head, payload, self._resolve)
+            if replay_of is not None:
+                pieces.append(encode(replay_of))
+                size += len(pieces[-1])
+            try:
                 self._writer.add_data(channel, envelope.seq, log_time, envelope.time_ns,
                                       pieces, size)
-            elif replay_of is None:
-                self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
+            except RecordingError as exc:
+                self.lost += 1
+                self._report(exc)
+                return
+            self._batch_began = 0              # the next small message starts a chunk
+        else:
+            if not self._batch_began:
+                self._batch_began = log_time
+                self._flush_by = self._writer.due_after(log_time)
+            if replay_of is None:
+                self._batch.append((channel, envelope.seq, log_time, envelope.time_ns, (
                     envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
-                    envelope.trace, envelope.origin, payload))
+                    envelope.trace, envelope.origin, payload)))
             else:
-                self._writer.add(channel, envelope.seq, log_time, envelope.time_ns, (
+                self._batch.append((channel, envelope.seq, log_time, envelope.time_ns, (
                     envelope.sender, envelope.seq, envelope.time_ns, envelope.cause,
-                    envelope.trace, envelope.origin, payload, replay_of))
-        except RecordingError as exc:
-            self.lost += 1
-            self._report(exc)
-            return
+                    envelope.trace, envelope.origin, payload, replay_of)))
+            if log_time >= self._flush_by:     # the chunk is due: write it now
+                self._hand_over()
+                self._batch_began = 0
         if topic == PROVENANCE_TOPIC:
             self._on_provenance(envelope)
         elif topic == DROPS_TOPIC:
@@ -291,11 +326,30 @@ class Recorder:
         try:
             record = self._payload_dict(envelope)
             self._provenance = record
+            self._hand_over()                  # the message before its metadata
             self._write_provenance(record)
         except RecordingError as exc:
             self._report(exc)
         except ether.EtherError as exc:
             log.warning("recorder: a malformed %s message: %s", PROVENANCE_TOPIC, exc)
+
+    def _hand_over(self) -> None:
+        """Give the writer the small messages gathered so far (it writes the chunk
+        if that is due). In the thread that reads the inbox."""
+        batch = self._batch
+        if batch:
+            self._batch = []
+            try:
+                self._writer.add_many(batch, self._batch_began or None)
+            except RecordingError as exc:
+                self.lost += len(batch)
+                self._report(exc)
+
+    def _end_batch(self) -> None:
+        """After each batch read from the inbox is dispatched."""
+        if self._batch:
+            self._hand_over()
+        self._batch_began = 0
 
     def _report(self, exc: RecordingError) -> None:
         if self.failed is None:

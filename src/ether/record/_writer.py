@@ -9,6 +9,10 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
   message's index entry (log time, offset) goes into its channel's list; the
   chunk's message indexes are those lists packed in one call each (sorted only
   if the wall clock went back), never a Python loop over the messages.
+- `add_many` takes a batch (what the recorder read from its inbox at once):
+  one lock, one call and one due check for the batch; per message only its
+  framing. A chunk a batch opens is due `flush_interval` after the batch was
+  received, not after it was handled.
 - A chunk is written (one `writev` of any new channel records, the chunk and its
   message indexes) once it holds `chunk_bytes`, or `flush_interval` after its
   first message (the flusher calls `tick()` when no message comes), so a kill
@@ -69,9 +73,15 @@ def _message_indexes(entries: list) -> tuple[dict[int, bytes], int, int, int]:
     table = numpy.frombuffer(array("Q", entries), dtype=numpy.uint64).reshape(-1, 3)
     times = table[:, 1]
     first, last = int(times.min()), int(times.max())
-    if not (times[1:] >= times[:-1]).all():                 # the wall clock went back
+    ordered = bool((times[1:] >= times[:-1]).all())
+    if entries[0::3].count(entries[0]) * 3 == len(entries):  # one channel (the common case)
+        if not ordered:
+            table = table[numpy.lexsort((table[:, 2], times))]
+        pairs = numpy.ascontiguousarray(table[:, 1:], dtype="<u8")
+        return {int(entries[0]): pairs.tobytes()}, first, last, len(table)
+    if not ordered:                                         # the wall clock went back
         table = table[numpy.lexsort((table[:, 2], times, table[:, 0]))]
-    elif (table[:, 0] != table[0, 0]).any():                # several channels: group them,
+    else:                                                   # several channels: group them,
         table = table[numpy.argsort(table[:, 0].astype(numpy.uint16), kind="stable")]  # in order
     channels, at = numpy.unique(table[:, 0], return_index=True)
     pairs = numpy.ascontiguousarray(table[:, 1:], dtype="<u8")
@@ -209,6 +219,89 @@ class Writer:
                 self._write_chunk()
         finally:
             self._release()
+
+    # The batch adds: the recorder hands over what one read of its inbox brought
+    # (Recorder._hand_over): one lock, one call and one due check per batch, and
+    # per message only its framing, its index entry and `committed`, in that
+    # order, so a batch cut short keeps its whole messages (as single adds would).
+
+    def add_many(self, messages, received_ns: int | None = None) -> None:
+        """Add a batch of messages, each (channel_id, sequence, log_time,
+        publish_time, fields), fields encoded as MessagePack. received_ns: when
+        the batch reached the caller; a chunk the batch opens is due one flush
+        interval after it (default: its first message's log time)."""
+        if not messages:
+            return
+        self._acquire()
+        try:
+            buf = self._buf
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(messages[0][2] if received_ns is None else received_ns)
+            entries = self._entries
+            limit = self.chunk_bytes
+            encode_into = self._encode_into
+            log_time = 0
+            for channel_id, sequence, log_time, publish_time, fields in messages:
+                buf += _ZERO_HEAD
+                encode_into(fields, buf, -1)
+                end = len(buf)
+                _pack_head(buf, start, _MESSAGE, end - start - 9, channel_id,
+                           sequence & 0xFFFFFFFF, log_time, publish_time)
+                entries += (channel_id, log_time, start)
+                self._committed = start = end
+                if end >= limit:
+                    self._write_chunk()
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+            if start and log_time >= self._due:
+                self._write_chunk()
+        finally:
+            self._release()
+
+    def add_many_bytes(self, messages, received_ns: int | None = None) -> None:
+        """Add a batch of messages, each (channel_id, sequence, log_time,
+        publish_time, data), data a buffer (a large one gets a chunk of its own,
+        as in add_bytes). received_ns: as in add_many."""
+        if not messages:
+            return
+        self._acquire()
+        try:
+            buf = self._buf
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(messages[0][2] if received_ns is None else received_ns)
+            entries = self._entries
+            limit = self.chunk_bytes
+            log_time = 0
+            for channel_id, sequence, log_time, publish_time, data in messages:
+                size = len(data)
+                if size >= LARGE_MESSAGE:
+                    if start:
+                        self._write_chunk()
+                    self._write_large(channel_id, sequence, log_time, publish_time, (data,), size)
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+                    continue
+                buf += _head(_MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF, log_time,
+                             publish_time)
+                buf += data
+                entries += (channel_id, log_time, start)
+                self._committed = start = start + size + 31
+                if start >= limit:
+                    self._write_chunk()
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+            if start and log_time >= self._due:
+                self._write_chunk()
+        finally:
+            self._release()
+
+    def due_after(self, received_ns: int) -> int:
+        """When the chunk in progress must be written: its due time, or, if none is
+        open, one flush interval after received_ns (when a message that would open
+        it was received)."""
+        return self._due if self._committed else received_ns + self.flush_ns
 
     def add_data(self, channel_id: int, sequence: int, log_time: int, publish_time: int,
                  pieces, size: int) -> None:
