@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import types
 
+import msgspec
+
 from ether.bridge import _keys, _wire
 from ether.bridge._inbound import Inbound
 from ether.bridge._outbound import Outbound
@@ -27,13 +29,13 @@ class _Node:
     def remove_handler(self, *args, **kw):
         pass
 
-    def forward(self, envelope, payload, skip):
-        self.forwarded += 1
+    def forward_many(self, topic, messages, skip):
+        self.forwarded += len(messages)
 
 
 class _Checker:
-    def check(self, frame, topic, att):
-        return types.SimpleNamespace(envelope=None, payload=None)
+    def check_batch(self, frames, topic, att):
+        return [(0, "gen@hostA", 0, 0, None, None, None, msgspec.Raw(b"\x80")) for _ in frames]
 
 
 def _inbound(host: str) -> Inbound:

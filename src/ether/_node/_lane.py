@@ -135,6 +135,43 @@ class Lane:
             self.unhold((sender,))
             raise
 
+    def send_batch(self, topic: str, targets: tuple, datas: list) -> int:
+        """Send encoded messages without arena holds to each of targets, one batch
+        (Sender.send_many) per receiver, with send_rest's rules: a closed inbox is
+        forgotten, a full block subscriber does not stop the others (its InboxFull
+        is raised after them), a drop-policy refusal is counted, and a receiver
+        whose records are too small for one of them gets them one by one (the large
+        ones spilled). Returns how many deliveries."""
+        delivered = 0
+        full = None
+        count = len(datas)
+        for sender in targets:
+            try:
+                sent = sender.send_many(datas)
+            except errors.InboxClosed:
+                self.router.forget(sender)
+                continue
+            except (errors.InboxFull, errors.ClaimSkipped) as exc:
+                full = full or exc
+                delivered += getattr(exc, "sent", 0)
+                continue
+            except errors.MessageTooLarge:
+                for data in datas:
+                    self.blocks.clear()   # a spilled one's blocks are its receiver's now
+                    try:
+                        delivered += self.send_rest(topic, (sender,), data, 0, None, 0)
+                    except (errors.InboxFull, errors.ClaimSkipped) as exc:
+                        full = full or exc
+                        break
+                self.blocks.clear()
+                continue
+            delivered += sent
+            for _ in range(count - sent):   # a full drop-policy inbox refused the rest
+                self.node.drops.add(sender.inbox, topic)
+        if full is not None:
+            raise full
+        return delivered
+
     def send_rest(self, topic: str, targets: tuple, data: bytes, at: int, failed, delivered: int) -> int:
         """Send to targets[at:], the first of which raised `failed` already (if not
         None): a closed inbox is forgotten, a full block subscriber does not stop the

@@ -357,6 +357,26 @@ class Node:
                 return 0
             return lane.send_rest(topic, targets, data, 0, None, 0)
 
+    def forward_many(self, topic: str, messages: list, *, skip: str | None = None) -> int:
+        """Forward several messages of one topic, each given as its fields (kind,
+        sender, seq, time_ns, cause, trace, origin, payload) with payload its
+        MessagePack (msgspec.Raw) without arena handles: each encoded once, and
+        sent to every subscriber in one batch (what a bridge does with a
+        coalesced sample). `skip` as forward's. Returns how many deliveries."""
+        lane = self._user
+        with lane.lock:
+            targets = lane.router.targets(topic)
+            if skip is not None and targets:
+                targets = tuple(t for t in targets if t.inbox != skip)
+            if not targets:
+                return 0
+            if lane.blocks:
+                lane.blocks.clear()
+            encode = lane.encode
+            datas = [encode((_WIRE, kind, topic, sender, seq, time_ns, cause, trace, origin, payload, ()))
+                     for kind, sender, seq, time_ns, cause, trace, origin, payload in messages]
+            return lane.send_batch(topic, targets, datas)
+
     def inline_payload(self, envelope: codec.Envelope) -> bytes:
         """The envelope's payload (MessagePack) with every arena handle replaced by
         the inline array it names: what a recorder writes and a bridge sends."""

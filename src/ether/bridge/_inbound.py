@@ -4,9 +4,14 @@ bridges to send it), and re-publishes what arrives with Node.forward, so the
 message keeps its origin, seq, time, cause and trace; its sender becomes
 `name@host`.
 
-zenoh's callbacks only copy the sample into a bounded queue; one thread checks
-and forwards. A slow local subscriber under `block` thus fills the queue, then
-stalls zenoh's delivery, and back-pressure reaches the publisher on the other
+The one subscriber's callback thread (zenoh-python's, fed by a channel from
+zenoh's receive task) checks and forwards each sample itself: no queue and no
+thread of ours between them, one hand-off less per sample. A coalesced sample
+is handled as a batch: every frame decoded and checked, then the plain ones
+encoded and sent to each local inbox in one Sender.send_many (Node.forward_many);
+a frame with large arrays goes alone, its arrays into this host's arena once.
+A slow local subscriber under `block` thus stalls the callback, then zenoh's
+channel and delivery, and back-pressure reaches the publisher on the other
 host. Every sample is checked (_wire.py) before anything of it is forwarded; a
 malformed one is counted and logged with the peer's name, and the next one is
 handled as usual.
@@ -19,11 +24,12 @@ A message's own seq cannot serve: it counts the sender's messages on every topic
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 
+import msgspec
+
 from ether import EtherError, MalformedMessage
-from ether.lowlevel import RESERVED_PREFIXES, is_pattern, matches
+from ether.lowlevel import RESERVED_PREFIXES, WIRE_VERSION, Envelope, is_pattern, matches
 
 from . import _wire as wire
 
@@ -31,7 +37,7 @@ __all__ = ["Inbound"]
 
 log = logging.getLogger("Ether")
 
-QUEUE_SAMPLES = 64   # received samples waiting to be forwarded
+_EMPTY = msgspec.Raw(b"")
 
 
 class Inbound:
@@ -41,7 +47,7 @@ class Inbound:
         self.max_bytes = max_bytes
         self._subscribers: dict[str, object] = {}   # key -> zenoh subscriber
         self._tokens: dict[str, object] = {}        # sub token key -> token
-        self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
+        self._lock = threading.Lock()
         self._expected: dict[tuple, int] = {}       # (host, epoch, topic) -> next frame number
         self._topics: frozenset = frozenset()       # what local members subscribe to
         self._patterns: tuple = ()
@@ -52,10 +58,9 @@ class Inbound:
         self.rejected = 0          # samples refused
         self.forward_errors = 0
         self.stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ether-bridge-in", daemon=True)
 
     def start(self) -> None:
-        self._thread.start()
+        pass
 
     # ---- interest (the control thread) ----
 
@@ -88,25 +93,18 @@ class Inbound:
     # ---- receiving ----
 
     def _on_sample(self, sample) -> None:
-        """zenoh's thread: copy, queue (waiting while the queue is full)."""
+        """zenoh's callback thread (one, the one subscriber's): check and forward."""
+        if self.stop.is_set():
+            return
         attachment = sample.attachment
-        item = (str(sample.key_expr), sample.payload.to_bytes(),
-                None if attachment is None else attachment.to_bytes())
-        while not self.stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            item = self._queue.get()   # no timeout: an idle bridge stays asleep
-            if item is None:
-                return   # close()
-            self.handle(*item)
+        self.handle(str(sample.key_expr), sample.payload.to_bytes(),
+                    None if attachment is None else attachment.to_bytes())
 
     def handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
+        with self._lock:   # a subscriber being replaced may still deliver its last sample
+            self._handle(key, data, attachment)
+
+    def _handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
         try:
             topic = self.keys.topic_of(key)
         except ValueError as exc:
@@ -120,8 +118,7 @@ class Inbound:
             if len(data) > self.max_bytes:
                 raise MalformedMessage(f"a sample of {len(data)} bytes, more than max_message_bytes "
                                        f"({self.max_bytes})")
-            frames = wire.unpack(data, att.count)
-            checked = [self.checker.check(f, topic, att) for f in frames]
+            checked = self.checker.check_batch(wire.unpack(data, att.count), topic, att)
         except MalformedMessage as exc:
             return self._reject(topic, peer, "malformed", str(exc))
         stream = (att.host, att.epoch, topic)
@@ -139,16 +136,39 @@ class Inbound:
             skip = min(len(checked), expected - att.first)
             self.duplicates += skip
         self._expected[stream] = max(expected, att.first + att.count)
+        if skip:
+            checked = checked[skip:]
+        if checked:
+            self._forward(topic, checked)
+
+    def _forward(self, topic: str, checked: list) -> None:
+        """The checked frames into the local inboxes: runs of plain ones in one batch,
+        one with large arrays alone (its arrays into the arena)."""
         own = self.node.inbox.name
-        for frame in checked[skip:]:
+        node = self.node
+        start = 0
+        n = len(checked)
+        while start < n:
+            end = start
+            while end < n and type(checked[end][7]) is msgspec.Raw:
+                end += 1
             try:
-                self.node.forward(frame.envelope, payload=frame.payload, skip=own)
-                self.received += 1
+                if end > start:
+                    node.forward_many(topic, checked[start:end] if start or end < n else checked,
+                                      skip=own)
+                else:
+                    kind, sender, seq, time_ns, cause, trace, origin, value = checked[start]
+                    end = start + 1
+                    node.forward(Envelope(WIRE_VERSION, kind, topic, sender, seq, time_ns, cause,
+                                          trace, origin, _EMPTY), payload=value, skip=own)
+                self.received += end - start
             except EtherError as exc:  # a block subscriber stayed full, the arena is full
                 self.forward_errors += 1
-                self.node.rejections.report(topic, f"not forwarded: {type(exc).__name__}", str(exc),
-                                            f"a message on {topic!r} from {frame.envelope.sender!r} "
-                                            f"could not be forwarded: {exc}")
+                sender = checked[start][1]
+                node.rejections.report(topic, f"not forwarded: {type(exc).__name__}", str(exc),
+                                       f"a message on {topic!r} from {sender!r} could not be "
+                                       f"forwarded: {exc}")
+            start = end
 
     def want(self, interest) -> None:
         """Forward only these topics and patterns (the local interest)."""
@@ -174,10 +194,4 @@ class Inbound:
                 "subscribers": sorted(self._subscribers)}
 
     def close(self) -> None:
-        self.stop.set()
-        try:
-            self._queue.put_nowait(None)   # wakes the thread if it waits; if full, it sees stop
-        except queue.Full:
-            pass
-        if self._thread.is_alive():
-            self._thread.join(2.0)
+        self.stop.set()   # zenoh's close ends the subscriber; what it still delivers is let go
