@@ -761,14 +761,21 @@ class Node:
             else:
                 self.late_replies += 1  # its caller gave up: never hand it to anyone else
 
-    def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None) -> dict:
+    def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None,
+                   keep: bool = False) -> dict:
         """The reply to a request; raise Timeout after `timeout` s, or ServiceGone
         if alive() turns False. Either way the request is forgotten, so a late
-        reply is dropped."""
+        reply is dropped; with `keep`, a Timeout leaves it pending, for a later
+        wait_reply (a bridge waits a little in one thread, then in another)."""
         try:
             self.wait_until(lambda: self._pending.get(request_id) is not None, timeout,
                             describe=lambda: f"no reply from {what} within {timeout:g} s",
                             alive=alive, gone=f"{what} died before it replied")
+        except errors.Timeout:
+            if not keep:
+                with self._replies:
+                    self._pending.pop(request_id, None)
+            raise
         except BaseException:
             with self._replies:
                 self._pending.pop(request_id, None)
