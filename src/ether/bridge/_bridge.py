@@ -29,7 +29,7 @@ import threading
 
 from ether import ConfigError
 from ether.config import BridgeConfig
-from ether.lowlevel import RESERVED_PREFIXES, Member, matches, request_of
+from ether.lowlevel import BRIDGE_CLASS, RESERVED_PREFIXES, Member, matches, request_of
 
 from . import _zconfig
 from ._calls import Calls
@@ -51,6 +51,7 @@ WATCH_S = 0.1
 CLASH_WAIT_S = 0.5      # how long the start-up asks the site who holds our host name
 CLOSE_WAIT_S = 3.0      # zenoh's close may hang (zenoh#2675): the process ends regardless
 _STRONGER = {"block": 2, "drop": 1}
+MAX_CLASS = 116         # bytes of a class name in the session directory
 
 
 def _strongest(table: dict[str, str], topic: str, policy: str) -> None:
@@ -72,6 +73,7 @@ class Bridge:
         self._control = threading.Thread(target=self._run_control, name="ether-bridge-control",
                                          daemon=True)
         self.z = None
+        self._described = ""
 
     # ---- start ----
 
@@ -203,6 +205,20 @@ class Bridge:
                         hosts.setdefault(topic, set()).add(host)
         self.outbound.update(remote, {t: frozenset(h) for t, h in hosts.items()})
         self.calls.update(set(instances))
+        self._describe({h for h, view in self.site.others().items()
+                        if any("block" in p for p in view.subs.values())})
+
+    def _describe(self, blocking: set[str]) -> None:
+        """The bridge's class name in the directory names the hosts with subscribers
+        under block: a local publisher that the bridge's full inbox held up names them
+        in its InboxFull (ether.lowlevel.BRIDGE_CLASS)."""
+        names = ", ".join(sorted(blocking))
+        text = BRIDGE_CLASS + names
+        if len(text.encode()) > MAX_CLASS:
+            text = text.encode()[:MAX_CLASS - 4].decode(errors="ignore") + " ..."
+        if text != self._described:
+            self._described = text
+            self.node.describe(text)
 
     def _declare(self, key: str) -> None:
         if key not in self._tokens:
