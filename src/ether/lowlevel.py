@@ -70,6 +70,7 @@ from ._runtime._room import shm_needs as shm_needs
 from ._node._calls import CALL_PREFIX as CALL_PREFIX
 from ._node._drops import DROPS_TOPIC as DROPS_TOPIC
 from ._node._lane import BRIDGE_CLASS as BRIDGE_CLASS
+from ._node._topics import BRIDGE_LINKS as BRIDGE_LINKS
 from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
 from ._node._topics import check_topic as check_topic
 from ._node._topics import default_topic as default_topic
@@ -89,5 +90,5 @@ __all__ = [
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec", "CALL_PREFIX", "DROPS_TOPIC",
-    "BRIDGE_CLASS",
+    "BRIDGE_CLASS", "BRIDGE_LINKS",
 ]

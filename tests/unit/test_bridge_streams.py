@@ -88,6 +88,8 @@ def test_the_end_of_a_stream_is_counted_when_the_next_one_begins():
     _sample(inbound, first=0, count=1, epoch=12, prev=(11, 7), receivers=("hostB", "hostC"))
     _sample(inbound, first=0, count=1, epoch=12, prev=(11, 7), receivers=("hostB", "hostC"))
     assert (inbound.gaps, inbound.duplicates, inbound.received) == (2, 1, 6)
+    # What ether.statistics() shows as the entry `bridge@hostA` (via BRIDGE_LINKS).
+    assert inbound.links() == [{"host": "hostA", "received": 6, "gaps": 2}]
 
 
 def test_a_topic_only_another_host_wants_is_neither_forwarded_nor_counted():

@@ -29,7 +29,7 @@ import threading
 
 from ether import ConfigError
 from ether.config import BridgeConfig
-from ether.lowlevel import BRIDGE_CLASS, RESERVED_PREFIXES, Member, matches, request_of
+from ether.lowlevel import BRIDGE_CLASS, BRIDGE_LINKS, RESERVED_PREFIXES, Member, matches, request_of
 
 from . import _zconfig
 from ._calls import Calls
@@ -93,6 +93,7 @@ class Bridge:
         self.calls = Calls(node, session, self.z, zenoh, self.keys, self.site, self.config.export)
         node.add_service("service:bridge.site", self._answer(lambda: self.site.to_dict()))
         node.add_service("service:bridge.statistics", self._answer(self.statistics))
+        node.add_service(BRIDGE_LINKS, self._answer(self.inbound.links))   # for ether.statistics()
         self.inbound.start()
         self.calls.start()
         self._declare(self.keys.bridge_live(self.zid))

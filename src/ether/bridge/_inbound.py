@@ -38,6 +38,7 @@ __all__ = ["Inbound"]
 log = logging.getLogger("Ether")
 
 _EMPTY = msgspec.Raw(b"")
+MAX_LINKS = 1024   # other hosts counted apart in links()
 
 
 class Inbound:
@@ -48,6 +49,7 @@ class Inbound:
         self._subscribers: dict[str, object] = {}   # key -> zenoh subscriber
         self._tokens: dict[str, object] = {}        # sub token key -> token
         self._lock = threading.Lock()
+        self._links: dict[str, list] = {}           # sending host -> [frames arrived, frames lost]
         self._expected: dict[tuple, int] = {}       # (host, epoch, topic) -> next frame number
         self._topics: frozenset = frozenset()       # what local members subscribe to
         self._patterns: tuple = ()
@@ -123,15 +125,25 @@ class Inbound:
             return self._reject(topic, peer, "malformed", str(exc))
         stream = (att.host, att.epoch, topic)
         expected = self._expected.get(stream)
+        ended_gap = 0
         if expected is None:  # a new stream: from 0 if it began for this host
             expected = 0 if self.keys.host in att.receivers else att.first
             if att.prev_epoch:  # and the end of the one it follows
                 ended = self._expected.pop((att.host, att.prev_epoch, topic), None)
                 if ended is not None and att.prev_next > ended:
-                    self.gaps += att.prev_next - ended
+                    ended_gap = att.prev_next - ended
+                    self.gaps += ended_gap
+        link = self._links.get(att.host)
+        if link is None:
+            link = [0, 0]
+            if len(self._links) < MAX_LINKS:
+                self._links[att.host] = link
+        if ended_gap:
+            link[1] += ended_gap
         skip = 0
         if att.first > expected:
             self.gaps += att.first - expected
+            link[1] += att.first - expected
         elif att.first < expected:
             skip = min(len(checked), expected - att.first)
             self.duplicates += skip
@@ -139,14 +151,14 @@ class Inbound:
         if skip:
             checked = checked[skip:]
         if checked:
-            self._forward(topic, checked)
+            link[0] += self._forward(topic, checked)
 
-    def _forward(self, topic: str, checked: list) -> None:
+    def _forward(self, topic: str, checked: list) -> int:
         """The checked frames into the local inboxes: runs of plain ones in one batch,
         one with large arrays alone (its arrays into the arena)."""
         own = self.node.inbox.name
         node = self.node
-        start = 0
+        start = forwarded = 0
         n = len(checked)
         while start < n:
             end = start
@@ -162,6 +174,7 @@ class Inbound:
                     node.forward(Envelope(WIRE_VERSION, kind, topic, sender, seq, time_ns, cause,
                                           trace, origin, _EMPTY), payload=value, skip=own)
                 self.received += end - start
+                forwarded += end - start
             except EtherError as exc:  # a block subscriber stayed full, the arena is full
                 self.forward_errors += 1
                 sender = checked[start][1]
@@ -169,6 +182,7 @@ class Inbound:
                                        f"a message on {topic!r} from {sender!r} could not be "
                                        f"forwarded: {exc}")
             start = end
+        return forwarded
 
     def want(self, interest) -> None:
         """Forward only these topics and patterns (the local interest)."""
@@ -187,6 +201,10 @@ class Inbound:
         self.rejected += 1
         self.node.rejections.report(topic, f"{reason} sample", error,
                                     f"refused a sample on {topic!r} from host {peer!r}: {error}")
+
+    def links(self) -> list[dict]:
+        """Per other host that sent topics here: frames that arrived, frames lost."""
+        return [{"host": h, "received": r, "gaps": g} for h, (r, g) in sorted(self._links.items())]
 
     def statistics(self) -> dict:
         return {"received": self.received, "gaps": self.gaps, "duplicates": self.duplicates,
