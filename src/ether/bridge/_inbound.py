@@ -5,8 +5,12 @@ message keeps its origin, seq, time, cause and trace; its sender becomes
 `name@host`.
 
 The one subscriber's callback thread (zenoh-python's, fed by a channel from
-zenoh's receive task) checks and forwards each sample itself: no queue and no
-thread of ours between them, one hand-off less per sample. A coalesced sample
+zenoh's receive task) checks and forwards each small sample itself: no queue and
+no thread of ours between them, one hand-off less per sample. A large one (1 MiB
+and more) goes through a short queue to the in thread, so that two large samples
+overlap (one copied out of zenoh while the other is checked and copied into the
+arena); what follows it goes the same way until the in thread caught up, so the
+order holds. A coalesced sample
 is handled as a batch: every frame decoded and checked, then the plain ones
 encoded and sent to each local inbox in one Sender.send_many (Node.forward_many);
 a frame with large arrays goes alone, its arrays into this host's arena once.
@@ -24,6 +28,7 @@ A message's own seq cannot serve: it counts the sender's messages on every topic
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 
 import msgspec
@@ -39,6 +44,8 @@ log = logging.getLogger("Ether")
 
 _EMPTY = msgspec.Raw(b"")
 MAX_LINKS = 1024   # other hosts counted apart in links()
+LARGE_SAMPLE = 1 << 20   # a sample this large goes through the in thread (see _on_sample)
+QUEUE_SAMPLES = 4        # large samples waiting for the in thread
 
 
 class Inbound:
@@ -49,6 +56,9 @@ class Inbound:
         self._subscribers: dict[str, object] = {}   # key -> zenoh subscriber
         self._tokens: dict[str, object] = {}        # sub token key -> token
         self._lock = threading.Lock()
+        self._queue: queue.Queue = queue.Queue(QUEUE_SAMPLES)
+        self._handed = 0                            # samples queued for, or in, the in thread
+        self._handed_lock = threading.Lock()
         self._links: dict[str, list] = {}           # sending host -> [frames arrived, frames lost]
         self._expected: dict[tuple, int] = {}       # (host, epoch, topic) -> next frame number
         self._topics: frozenset = frozenset()       # what local members subscribe to
@@ -60,9 +70,10 @@ class Inbound:
         self.rejected = 0          # samples refused
         self.forward_errors = 0
         self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ether-bridge-in", daemon=True)
 
     def start(self) -> None:
-        pass
+        self._thread.start()
 
     # ---- interest (the control thread) ----
 
@@ -95,12 +106,42 @@ class Inbound:
     # ---- receiving ----
 
     def _on_sample(self, sample) -> None:
-        """zenoh's callback thread (one, the one subscriber's): check and forward."""
+        """zenoh's callback thread (one, the one subscriber's): check and forward a
+        small sample itself; hand a large one (and whatever follows it while the in
+        thread is behind: the order holds) to the in thread, so that the copy of
+        the next large sample out of zenoh overlaps this one's check and its copy
+        into the arena."""
         if self.stop.is_set():
             return
         attachment = sample.attachment
-        self.handle(str(sample.key_expr), sample.payload.to_bytes(),
-                    None if attachment is None else attachment.to_bytes())
+        item = (str(sample.key_expr), sample.payload.to_bytes(),
+                None if attachment is None else attachment.to_bytes())
+        if self._handed == 0 and len(item[1]) < LARGE_SAMPLE:
+            return self.handle(*item)
+        with self._handed_lock:
+            self._handed += 1
+        while not self.stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        with self._handed_lock:
+            self._handed -= 1
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()   # no timeout: an idle bridge stays asleep
+            if item is None:
+                return   # close()
+            try:
+                if not self.stop.is_set():
+                    self.handle(*item)
+            except Exception:
+                log.exception("bridge: a received sample could not be handled")
+            finally:
+                with self._handed_lock:
+                    self._handed -= 1
 
     def handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
         with self._lock:   # a subscriber being replaced may still deliver its last sample
@@ -213,3 +254,9 @@ class Inbound:
 
     def close(self) -> None:
         self.stop.set()   # zenoh's close ends the subscriber; what it still delivers is let go
+        try:
+            self._queue.put_nowait(None)   # wakes the in thread if it waits; if full, it sees stop
+        except queue.Full:
+            pass
+        if self._thread.is_alive():
+            self._thread.join(2.0)
