@@ -68,3 +68,16 @@ class SlowSink:
     @ether_get
     def taken(self) -> list:
         return self.seen
+
+
+class SlowBlockSink:
+    """A block subscriber of "slow" (waits up to a minute for room) that takes
+    `seconds` over each message: a slow remote subscriber."""
+
+    def __init__(self, seconds: float = 1.0):
+        self.seconds = seconds
+
+    @ether_sub(topic="slow", policy="block", timeout=60.0)
+    def take(self, i: int, blob) -> None:
+        import threading
+        threading.Event().wait(self.seconds)

@@ -218,10 +218,11 @@ def op_pub(topic, data):
     return ether.pub(data, topic=topic)
 
 
-def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0):
-    """Start collecting what arrives on topic (a background subscription)."""
-    box = _collectors[name] = {"items": [], "at": [], "lock": threading.Lock()}
+def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0, timeout=None):
+    """Start collecting what arrives on topic (a background subscription); each
+    message waits slow_s first, or until op_release."""
     pause = threading.Event()
+    box = _collectors[name] = {"items": [], "at": [], "lock": threading.Lock(), "pause": pause}
 
     def on_message(message):
         if envelopes:
@@ -238,8 +239,33 @@ def op_record(name, topic, policy="block", envelopes=False, slow_s=0.0):
             box["at"].append(time.monotonic())
 
     from ether._client import default  # the main's Client: envelopes=True is for extensions
-    box["unsubscribe"] = default().subscribe(topic, on_message, policy=policy, envelopes=envelopes)
+    extra = {} if timeout is None else {"timeout": timeout}
+    box["unsubscribe"] = default().subscribe(topic, on_message, policy=policy, envelopes=envelopes,
+                                             **extra)
     return True
+
+
+def op_release(name):
+    """A slow collector (slow_s) takes everything at once from now on."""
+    _collectors[name]["pause"].set()
+    return True
+
+
+def op_pub_until_full(topic, size, timeout=60.0):
+    """Publish `size`-byte messages on topic until a publish raises (or `timeout`
+    s pass): the error, how many went, and how long the failing publish waited."""
+    blob = os.urandom(size)
+    deadline = time.monotonic() + timeout
+    sent = 0
+    while time.monotonic() < deadline:
+        start = time.monotonic()
+        try:
+            ether.pub({"i": sent, "blob": blob}, topic=topic)
+        except Exception as exc:
+            return {"error": type(exc).__name__, "message": str(exc), "sent": sent,
+                    "waited_s": time.monotonic() - start}
+        sent += 1
+    return {"error": None, "sent": sent}
 
 
 def _describe(message: dict) -> dict:

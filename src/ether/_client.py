@@ -22,7 +22,7 @@ from typing import Any, Callable
 from . import _errors as errors
 from ._node import _codec as codec
 from ._node._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, check_delivery, describe_delivery
-from ._node._topics import check_topic, service_topic, sync_topic, with_topic
+from ._node._topics import BRIDGE_LINKS, check_topic, service_topic, sync_topic, with_topic
 
 __all__ = ["Client", "Listener", "default", "set_default"]
 
@@ -31,6 +31,7 @@ log = logging.getLogger("Ether")
 REQUEST_TIMEOUT_S = 5.0
 TRIAL_TOPIC = "ether/trial"   # trial starts and ends (see Client.trial)
 SYNC_TIMEOUT_S = 30.0
+LINKS_TIMEOUT_S = 0.5   # statistics() waits this long, at most, for the bridge's links
 _attached = itertools.count(1)
 
 
@@ -223,8 +224,38 @@ class Client:
         `dropped` of the entry whose `inbox` is the subscriber's and `policy` is
         "drop". `undelivered` counts the messages not sent to an instance while it
         was down (restarting, or failed; see the restart policies): the entry is
-        kept for that count after its inbox closed."""
-        return self.node.statistics()
+        kept for that count after its inbox closed.
+
+        With a bridge in the session, one entry more per other host this host
+        receives topics from, whose `inbox` is `bridge@<host>` and `policy` "drop":
+        `sent` counts the messages that arrived from it, `dropped` those lost on
+        the way (gaps in the sending bridge's frame numbers, counted here). It
+        asks the bridge (a request of at most LINKS_TIMEOUT_S); a bridge that does
+        not answer in time leaves them out."""
+        return self.node.statistics() + self._links()
+
+    def _links(self) -> tuple:
+        node = self.node
+        try:
+            request_id, sender = node.request(BRIDGE_LINKS, {}, what="the bridge's links",
+                                              timeout=LINKS_TIMEOUT_S)
+        except errors.ServiceNotFound:
+            return ()   # no bridge: nothing to ask
+        except errors.EtherError as exc:
+            log.debug("statistics: could not ask the bridge: %s", exc)
+            return ()
+        try:
+            reply = node.wait_reply(request_id, LINKS_TIMEOUT_S, what="the bridge's links",
+                                    alive=sender.consumer_alive)
+            links = reply["result"]
+            from ._core._sender import SenderStatistics  # the transport: loaded by then
+            return tuple(SenderStatistics(
+                inbox=f"bridge@{link['host']}", session=node.session.name, sent=int(link["received"]),
+                sent_bytes=0, dropped=int(link["gaps"]), blocked=0, capacity=0, used=0,
+                max_length=0, policy="drop") for link in links)
+        except (errors.EtherError, KeyError, TypeError, ValueError) as exc:
+            log.debug("statistics: the bridge's links are left out: %s", exc)
+            return ()
 
     # ---- arrays ----
 

@@ -75,6 +75,8 @@ _WHERE = {
     "shm_needs": ("._runtime._room", "shm_needs"),
     "CALL_PREFIX": ("._node._calls", "CALL_PREFIX"),
     "DROPS_TOPIC": ("._node._drops", "DROPS_TOPIC"),
+    "BRIDGE_CLASS": ("._node._lane", "BRIDGE_CLASS"),
+    "BRIDGE_LINKS": ("._node._topics", "BRIDGE_LINKS"),
     "RESERVED_PREFIXES": ("._node._topics", "RESERVED_PREFIXES"),
     "check_topic": ("._node._topics", "check_topic"),
     "default_topic": ("._node._topics", "default_topic"),
@@ -95,6 +97,7 @@ __all__ = [
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
     "Member", "MemberSpec", "CALL_PREFIX", "DROPS_TOPIC",
+    "BRIDGE_CLASS", "BRIDGE_LINKS",
 ]
 
 

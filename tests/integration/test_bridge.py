@@ -173,3 +173,21 @@ def test_a_main_that_imported_zenoh_starts_its_instances_with_forkserver(pair):
     facts = b.call("get", service="svc", method="where_am_i")
     assert facts["zenoh"] is False
     assert "instances start with forkserver" in b.call("session_log")
+
+
+@pytest.mark.timeout(150)
+def test_a_slow_remote_block_subscriber_holds_up_the_publisher_then_inbox_full_names_its_host(pair):
+    make, bridge_a, bridge_b = pair
+    a, b = make("A"), make("B")   # B closes first (the fixture closes in reverse): A's
+    # bridge, held up by B, then lets go at once.
+    # B's bridge waits up to a minute for room in the sink's inbox, and the sink takes
+    # a second over each message: back-pressure reaches A's publisher.
+    b.tap({"instances": {"sink": {"class_path": "bridge_apps.SlowBlockSink"}},
+           "bridge": bridge_b, "shutdown_timeout_s": 1.0})
+    a.tap({"bridge": bridge_a})
+    a.call("wait_remote_interest", topic="slow")
+    answer = a.call("pub_until_full", topic="slow", size=32768, timeout=60.0, wait=90.0)
+    assert answer["error"] == "InboxFull", answer
+    assert answer["waited_s"] >= 4.0          # it waited (the bridge's 5 s) before it failed
+    message = answer["message"]
+    assert "'bridge'" in message and "on hostB" in message and "'slow'" in message, message

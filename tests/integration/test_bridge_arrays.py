@@ -75,6 +75,10 @@ def test_under_drop_every_lost_frame_is_counted(pair):
     assert len(taken) + to_sink + gaps + at_a == 50, (taken, to_sink, gaps, at_a)
     assert taken == sorted(taken) and len(set(taken)) == len(taken)  # in order, no duplicate
     assert to_sink + gaps + at_a > 0  # the test made losses happen
+    # The losses between the bridges show in ether.statistics() of B's main too.
+    (link,) = [s for s in b.call("statistics") if s["inbox"] == "bridge@hostA"]
+    assert (link["policy"], link["dropped"]) == ("drop", gaps)
+    assert link["sent"] == b.call("bridge_statistics")["inbound"]["received"]
 
 
 @pytest.mark.timeout(240)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import types
 
+import msgspec
+
 from ether.bridge import _keys, _wire
 from ether.bridge._inbound import Inbound
 from ether.bridge._outbound import Outbound
@@ -27,13 +29,13 @@ class _Node:
     def remove_handler(self, *args, **kw):
         pass
 
-    def forward(self, envelope, payload, skip):
-        self.forwarded += 1
+    def forward_many(self, topic, messages, skip):
+        self.forwarded += len(messages)
 
 
 class _Checker:
-    def check(self, frame, topic, att):
-        return types.SimpleNamespace(envelope=None, payload=None)
+    def check_batch(self, frames, topic, att):
+        return [(0, "gen@hostA", 0, 0, None, None, None, msgspec.Raw(b"\x80")) for _ in frames]
 
 
 def _inbound(host: str) -> Inbound:
@@ -86,6 +88,8 @@ def test_the_end_of_a_stream_is_counted_when_the_next_one_begins():
     _sample(inbound, first=0, count=1, epoch=12, prev=(11, 7), receivers=("hostB", "hostC"))
     _sample(inbound, first=0, count=1, epoch=12, prev=(11, 7), receivers=("hostB", "hostC"))
     assert (inbound.gaps, inbound.duplicates, inbound.received) == (2, 1, 6)
+    # What ether.statistics() shows as the entry `bridge@hostA` (via BRIDGE_LINKS).
+    assert inbound.links() == [{"host": "hostA", "received": 6, "gaps": 2}]
 
 
 def test_a_topic_only_another_host_wants_is_neither_forwarded_nor_counted():

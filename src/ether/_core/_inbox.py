@@ -23,6 +23,11 @@ log = logging.getLogger("Ether")
 STALL_CHECK_S = 0.1
 # Longest single sleep in C, so Python-level signal handlers and recovery run.
 WAIT_SLICE_S = 0.5
+# An idle reader frees dead producers' slots at most this often: each look asks
+# every producer's liveness (a lock file each), the largest part of an idle
+# wake-up's cost in a process that many others send to (a bridge). A sender that
+# finds no free slot reaps at once itself (Sender._connect).
+REAP_IDLE_S = 2.0
 READ_BUFFER = 1 << 18
 READ_BATCH = 4096
 
@@ -269,7 +274,7 @@ class Inbox:
                 raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")
             slice_s = STALL_CHECK_S if rc == ring_mod.PENDING else WAIT_SLICE_S
             if self._ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
-                self._reap_dead()  # idle: a good moment to free dead producers' slots
+                self._reap_dead(REAP_IDLE_S)  # idle: a good moment to free dead producers' slots
 
     def _recover(self, stalled_for: float) -> None:
         """Skip a claim at head whose producers are all dead, or, once head has been
@@ -307,10 +312,10 @@ class Inbox:
                     "claim() left open?", self._where, who, stalled_for,
                     settings.unblock_timeout(), skipped)
 
-    def _reap_dead(self, force: bool = False) -> None:
-        """Free the slots of dead producers (at most every STALL_CHECK_S unless forced)."""
+    def _reap_dead(self, every: float = STALL_CHECK_S, force: bool = False) -> None:
+        """Free the slots of dead producers (at most every `every` s unless forced)."""
         now = time.monotonic()
-        if not force and now - self._reaped_at < STALL_CHECK_S:
+        if not force and now - self._reaped_at < every:
             return
         self._reaped_at = now
         self._ring.reap_dead(self._session._member_alive, self._session.token)

@@ -22,7 +22,12 @@ from .._errors import ArenaFull, Dropped
 from . import _codec as codec
 from ._router import Router
 
-__all__ = ["Lane"]
+__all__ = ["Lane", "BRIDGE_CLASS"]
+
+# The class name a bridge gives its inbox in the directory, followed by the hosts
+# whose subscribers under `block` it forwards to: a publisher whose send to the
+# bridge stayed full names them (the wait it saw is theirs, across the link).
+BRIDGE_CLASS = "ether bridge; block subscribers on "
 
 class Lane:
     def __init__(self, node, session):
@@ -156,6 +161,43 @@ class Lane:
             self.unhold((sender,))
             raise
 
+    def send_batch(self, topic: str, targets: tuple, datas: list) -> int:
+        """Send encoded messages without arena holds to each of targets, one batch
+        (Sender.send_many) per receiver, with send_rest's rules: a closed inbox is
+        forgotten, a full block subscriber does not stop the others (its InboxFull
+        is raised after them), a drop-policy refusal is counted, and a receiver
+        whose records are too small for one of them gets them one by one (the large
+        ones spilled). Returns how many deliveries."""
+        delivered = 0
+        full = None
+        count = len(datas)
+        for sender in targets:
+            try:
+                sent = sender.send_many(datas)
+            except errors.InboxClosed:
+                self.router.forget(sender)
+                continue
+            except (errors.InboxFull, errors.ClaimSkipped) as exc:
+                full = full or exc
+                delivered += getattr(exc, "sent", 0)
+                continue
+            except errors.MessageTooLarge:
+                for data in datas:
+                    self.blocks.clear()   # a spilled one's blocks are its receiver's now
+                    try:
+                        delivered += self.send_rest(topic, (sender,), data, 0, None, 0)
+                    except (errors.InboxFull, errors.ClaimSkipped) as exc:
+                        full = full or exc
+                        break
+                self.blocks.clear()
+                continue
+            delivered += sent
+            for _ in range(count - sent):   # a full drop-policy inbox refused the rest
+                self.node.drops.add(sender.inbox, topic)
+        if full is not None:
+            raise full
+        return delivered
+
     def send_rest(self, topic: str, targets: tuple, data: bytes, at: int, failed, delivered: int) -> int:
         """Send to targets[at:], the first of which raised `failed` already (if not
         None): a closed inbox is forgotten, a full block subscriber does not stop the
@@ -179,7 +221,7 @@ class Lane:
                 self.router.forget(sender)
                 sent = False
             except errors.InboxFull as exc:  # a block subscriber stayed full: the others still get it
-                full = full or exc
+                full = full or self.explain_full(exc, sender, topic)
                 sent = False
             except errors.ClaimSkipped as exc:  # we stalled and it skipped us: the others get it
                 skipped = skipped or exc
@@ -211,3 +253,22 @@ class Lane:
         if full is not None or skipped is not None:
             raise full or skipped
         return delivered
+
+    def explain_full(self, exc, sender, topic: str):
+        """exc (InboxFull) from `sender`; if its inbox is this host's bridge, an
+        InboxFull that names the other hosts whose slow subscribers it waits for."""
+        try:
+            with self.node.session._directory as d:
+                entry = d.find(sender.inbox)
+        except errors.EtherError:
+            return exc
+        if entry is None or not entry.class_name.startswith(BRIDGE_CLASS):
+            return exc
+        hosts = entry.class_name[len(BRIDGE_CLASS):] or "another host"
+        text = exc.strerror or str(exc)
+        new = errors.InboxFull(exc.errno, f"{text} It is this host's bridge to other hosts: a "
+                                          f"subscriber of {topic!r} under block on {hosts} is not "
+                                          f"keeping up, and its wait reached this publisher "
+                                          f"across the link.")
+        new.sent = getattr(exc, "sent", 0)
+        return new

@@ -373,6 +373,26 @@ class Node:
             lane.count(topic, data)
             return lane.send_rest(topic, targets, data, 0, None, 0)
 
+    def forward_many(self, topic: str, messages: list, *, skip: str | None = None) -> int:
+        """Forward several messages of one topic, each given as its fields (kind,
+        sender, seq, time_ns, cause, trace, origin, payload) with payload its
+        MessagePack (msgspec.Raw) without arena handles: each encoded once, and
+        sent to every subscriber in one batch (what a bridge does with a
+        coalesced sample). `skip` as forward's. Returns how many deliveries."""
+        lane = self._user
+        with lane.lock:
+            targets = lane.router.targets(topic)
+            if skip is not None and targets:
+                targets = tuple(t for t in targets if t.inbox != skip)
+            if not targets:
+                return 0
+            if lane.blocks:
+                lane.blocks.clear()
+            encode = lane.encode
+            datas = [encode((_WIRE, kind, topic, sender, seq, time_ns, cause, trace, origin, payload, ()))
+                     for kind, sender, seq, time_ns, cause, trace, origin, payload in messages]
+            return lane.send_batch(topic, targets, datas)
+
     def inline_payload(self, envelope: codec.Envelope) -> bytes:
         """The envelope's payload (MessagePack) with every arena handle replaced by
         the inline array it names: what a recorder writes and a bridge sends."""
@@ -757,14 +777,21 @@ class Node:
             else:
                 self.late_replies += 1  # its caller gave up: never hand it to anyone else
 
-    def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None) -> dict:
+    def wait_reply(self, request_id: int, timeout: float, *, what: str, alive=None,
+                   keep: bool = False) -> dict:
         """The reply to a request; raise Timeout after `timeout` s, or ServiceGone
         if alive() turns False. Either way the request is forgotten, so a late
-        reply is dropped."""
+        reply is dropped; with `keep`, a Timeout leaves it pending, for a later
+        wait_reply (a bridge waits a little in one thread, then in another)."""
         try:
             self.wait_until(lambda: self._pending.get(request_id) is not None, timeout,
                             describe=lambda: f"no reply from {what} within {timeout:g} s",
                             alive=alive, gone=f"{what} died before it replied")
+        except errors.Timeout:
+            if not keep:
+                with self._replies:
+                    self._pending.pop(request_id, None)
+            raise
         except BaseException:
             with self._replies:
                 self._pending.pop(request_id, None)

@@ -21,15 +21,17 @@ fail with ServiceGone.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
 import queue
 import threading
+import time
 
 from ether import ConfigError
 from ether.config import BridgeConfig
-from ether.lowlevel import RESERVED_PREFIXES, Member, matches, request_of
+from ether.lowlevel import BRIDGE_CLASS, BRIDGE_LINKS, RESERVED_PREFIXES, Member, matches, request_of
 
 from . import _zconfig
 from ._calls import Calls
@@ -48,9 +50,17 @@ log = logging.getLogger("Ether")
 # at 20 ms that alone was 0.6 % of a core (bench_bridge.py, idle row); at 100 ms a
 # local subscription reaches the other hosts at most 0.1 s later.
 WATCH_S = 0.1
+# Once nothing changed for SETTLE_S, it looks every WATCH_IDLE_S: an idle bridge
+# wakes about 3 times a second instead of 10 (bench_bridge's idle row: its target
+# is 0.5 % of a core), and a change after a quiet spell reaches the other hosts at
+# most 0.3 s later; the next ones, for SETTLE_S, within 0.1 s again.
+WATCH_IDLE_S = 0.3
+SETTLE_S = 5.0
+TRIM_QUIET_S = 1.0      # traffic stopped this long: the allocator's free memory goes back
 CLASH_WAIT_S = 0.5      # how long the start-up asks the site who holds our host name
 CLOSE_WAIT_S = 3.0      # zenoh's close may hang (zenoh#2675): the process ends regardless
 _STRONGER = {"block": 2, "drop": 1}
+MAX_CLASS = 116         # bytes of a class name in the session directory
 
 
 def _strongest(table: dict[str, str], topic: str, policy: str) -> None:
@@ -72,6 +82,7 @@ class Bridge:
         self._control = threading.Thread(target=self._run_control, name="ether-bridge-control",
                                          daemon=True)
         self.z = None
+        self._described = ""
 
     # ---- start ----
 
@@ -91,6 +102,7 @@ class Bridge:
         self.calls = Calls(node, session, self.z, zenoh, self.keys, self.site, self.config.export)
         node.add_service("service:bridge.site", self._answer(lambda: self.site.to_dict()))
         node.add_service("service:bridge.statistics", self._answer(self.statistics))
+        node.add_service(BRIDGE_LINKS, self._answer(self.inbound.links))   # for ether.statistics()
         self.inbound.start()
         self.calls.start()
         self._declare(self.keys.bridge_live(self.zid))
@@ -144,9 +156,12 @@ class Bridge:
 
     def _run_control(self) -> None:
         generation = self.session.generation()
+        changed_at = quiet_since = time.monotonic()
+        traffic = trimmed = self._traffic()
         while not self._stop.is_set():
+            settled = time.monotonic() - changed_at >= SETTLE_S
             try:
-                key, put = self._events.get(timeout=WATCH_S)
+                key, put = self._events.get(timeout=WATCH_IDLE_S if settled else WATCH_S)
             except queue.Empty:
                 changed = False
             else:
@@ -156,11 +171,24 @@ class Bridge:
                 now = self.session.generation()
                 if changed or now != generation:
                     generation = now
+                    changed_at = time.monotonic()
                     self._reconcile()
             except Exception:
                 if self._stop.is_set():
                     return
                 log.exception("bridge: could not follow a change of the site or the session")
+            # Memory: once traffic stopped for TRIM_QUIET_S, give back what the
+            # allocator keeps of the large frames' buffers (each crossed as bytes).
+            now_traffic = self._traffic()
+            if now_traffic != traffic:
+                traffic, quiet_since = now_traffic, time.monotonic()
+            elif traffic != trimmed and time.monotonic() - quiet_since >= TRIM_QUIET_S:
+                trimmed = traffic
+                _trim_memory()
+
+    def _traffic(self) -> tuple:
+        return (self.inbound.received, self.inbound.rejected, self.outbound.sent_frames,
+                self.calls.served)
 
     def _exported(self, topic: str) -> bool:
         name = topic.split(":", 1)[1] if topic.startswith(("service:", "sync:")) else topic
@@ -203,6 +231,20 @@ class Bridge:
                         hosts.setdefault(topic, set()).add(host)
         self.outbound.update(remote, {t: frozenset(h) for t, h in hosts.items()})
         self.calls.update(set(instances))
+        self._describe({h for h, view in self.site.others().items()
+                        if any("block" in p for p in view.subs.values())})
+
+    def _describe(self, blocking: set[str]) -> None:
+        """The bridge's class name in the directory names the hosts with subscribers
+        under block: a local publisher that the bridge's full inbox held up names them
+        in its InboxFull (ether.lowlevel.BRIDGE_CLASS)."""
+        names = ", ".join(sorted(blocking))
+        text = BRIDGE_CLASS + names
+        if len(text.encode()) > MAX_CLASS:
+            text = text.encode()[:MAX_CLASS - 4].decode(errors="ignore") + " ..."
+        if text != self._described:
+            self._described = text
+            self.node.describe(text)
 
     def _declare(self, key: str) -> None:
         if key not in self._tokens:
@@ -242,6 +284,24 @@ class Bridge:
             closer.join(CLOSE_WAIT_S)
             if closer.is_alive():
                 log.warning("bridge: zenoh's session did not close within %g s", CLOSE_WAIT_S)
+
+
+_malloc_trim = None
+
+
+def _trim_memory() -> None:
+    """glibc's malloc_trim(0): free pages of every arena back to the system. A
+    bridge's RSS stayed above 100 MiB after 16 MiB frames without it (bench_bridge);
+    elsewhere (no glibc) nothing."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+            _malloc_trim.argtypes = [ctypes.c_size_t]
+        except (OSError, AttributeError):
+            _malloc_trim = False
+    if _malloc_trim:
+        _malloc_trim(0)
 
 
 def main() -> None:

@@ -131,12 +131,6 @@ class Frame(NamedTuple):
     payload: object      # bytes (MessagePack) or, with large arrays, the decoded value
 
 
-def _qualify(mid: MessageId | None, host: str) -> MessageId | None:
-    if mid is None or "@" in mid.sender:
-        return mid
-    return MessageId(f"{mid.sender}@{host}", mid.seq, mid.run)
-
-
 class Checker:
     """Typed decoding of received frames: an envelope of wire version WIRE_VERSION,
     kind MESSAGE, no holds, the sample's topic, a plain sender name, and a payload
@@ -157,29 +151,49 @@ class Checker:
         self._decode = msgspec.msgpack.Decoder(ext_hook=hook).decode
 
     def check(self, data, topic: str, att: Attachment) -> Frame:
-        envelope = decode_envelope(data)
-        if envelope.kind != MESSAGE:
-            raise MalformedMessage(f"a frame of kind {envelope.kind} (only messages travel as topics)")
-        if envelope.holds:
-            raise MalformedMessage("a frame with arena holds")
-        if envelope.topic != topic:
-            raise MalformedMessage(f"a frame of topic {envelope.topic!r} on the key of {topic!r}")
-        if not envelope.sender or "@" in envelope.sender:
-            raise MalformedMessage(f"a frame from {envelope.sender!r} (not a local name of its host)")
-        self._large = False
-        try:
-            value = self._decode(envelope.payload)
-        except (msgspec.DecodeError, RecursionError) as exc:
-            raise MalformedMessage(f"a malformed payload ({exc})") from None
-        if not isinstance(value, dict):
-            raise MalformedMessage(f"a payload that is a {type(value).__name__}, not a map")
+        """One frame, checked: its envelope (sender qualified, origin named) and payload."""
+        kind, sender, seq, time_ns, cause, trace, origin, payload = self.check_batch([data], topic, att)[0]
+        envelope = Envelope(WIRE_VERSION, kind, topic, sender, seq, time_ns, cause, trace, origin,
+                            payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(b""))
+        return Frame(envelope, bytes(payload) if isinstance(payload, msgspec.Raw) else payload)
+
+    def check_batch(self, frames, topic: str, att: Attachment) -> list[tuple]:
+        """Every frame of a sample, checked, as the fields Node.forward_many takes:
+        (kind, sender, seq, time_ns, cause, trace, origin, payload), the sender and
+        ids qualified by host and the origin named. payload is the frame's
+        MessagePack (msgspec.Raw), or, with large arrays, the decoded map, so that
+        they enter this host's arena once. MalformedMessage if any frame is bad."""
         host = att.host
-        origin = envelope.origin or Origin(att.run, host)
-        envelope = msgspec.structs.replace(
-            envelope, sender=f"{envelope.sender}@{host}", cause=_qualify(envelope.cause, host),
-            trace=_qualify(envelope.trace, host), origin=origin)
-        # Large arrays: forward the value, so that they enter this host's arena once.
-        return Frame(envelope, value if self._large else bytes(envelope.payload))
+        suffix = "@" + host
+        default_origin = Origin(att.run, host)
+        decode = self._decode
+        out = []
+        for data in frames:
+            e = decode_envelope(data)
+            if e.kind != MESSAGE:
+                raise MalformedMessage(f"a frame of kind {e.kind} (only messages travel as topics)")
+            if e.holds:
+                raise MalformedMessage("a frame with arena holds")
+            if e.topic != topic:
+                raise MalformedMessage(f"a frame of topic {e.topic!r} on the key of {topic!r}")
+            sender = e.sender
+            if not sender or "@" in sender:
+                raise MalformedMessage(f"a frame from {sender!r} (not a local name of its host)")
+            self._large = False
+            try:
+                value = decode(e.payload)
+            except (msgspec.DecodeError, RecursionError) as exc:
+                raise MalformedMessage(f"a malformed payload ({exc})") from None
+            if type(value) is not dict:
+                raise MalformedMessage(f"a payload that is a {type(value).__name__}, not a map")
+            cause, trace = e.cause, e.trace
+            if cause is not None and "@" not in cause.sender:
+                cause = MessageId(cause.sender + suffix, cause.seq, cause.run)
+            if trace is not None and "@" not in trace.sender:
+                trace = MessageId(trace.sender + suffix, trace.seq, trace.run)
+            out.append((MESSAGE, sender + suffix, e.seq, e.time_ns, cause, trace,
+                        e.origin or default_origin, value if self._large else e.payload))
+        return out
 
 
 # ---- calls ----
