@@ -26,9 +26,9 @@ class DropCounts:
         self.by_sender: dict[tuple, int] = {}   # (sender, topic) -> drops; publish adds inline
         self._reported: dict[str, dict[str, int]] = {}
 
-    def add(self, sender, topic: str) -> None:
+    def add(self, sender, topic: str, count: int = 1) -> None:
         key = (sender, topic)
-        self.by_sender[key] = self.by_sender.get(key, 0) + 1
+        self.by_sender[key] = self.by_sender.get(key, 0) + count
 
     @property
     def counts(self) -> dict[str, dict[str, int]]:

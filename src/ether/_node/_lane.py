@@ -192,8 +192,8 @@ class Lane:
                 self.blocks.clear()
                 continue
             delivered += sent
-            for _ in range(count - sent):   # a full drop-policy inbox refused the rest
-                self.node.drops.add(sender.inbox, topic)
+            if sent < count:   # a full drop-policy inbox refused the rest
+                self.node.drops.add(sender, topic, count - sent)
         if full is not None:
             raise full
         return delivered

@@ -385,12 +385,19 @@ class Node:
             if skip is not None and targets:
                 targets = tuple(t for t in targets if t.inbox != skip)
             if not targets:
+                if lane.counts is not None:
+                    for _ in messages:
+                        lane.count(topic, None)
                 return 0
             if lane.blocks:
                 lane.blocks.clear()
             encode = lane.encode
             datas = [encode((_WIRE, kind, topic, sender, seq, time_ns, cause, trace, origin, payload, ()))
                      for kind, sender, seq, time_ns, cause, trace, origin, payload in messages]
+            if lane.counts is not None:  # watched (_stats.py)
+                lane.array_bytes = 0  # these carry no arena arrays
+                for data in datas:
+                    lane.count(topic, data)
             return lane.send_batch(topic, targets, datas)
 
     def inline_payload(self, envelope: codec.Envelope) -> bytes:
