@@ -91,6 +91,8 @@ class Bridge:
         self.calls = Calls(node, session, self.z, zenoh, self.keys, self.site, self.config.export)
         node.add_service("service:bridge.site", self._answer(lambda: self.site.to_dict()))
         node.add_service("service:bridge.statistics", self._answer(self.statistics))
+        from ._launcher import Launcher
+        self.launcher = Launcher(self)   # remote launch: the main's requests to agents
         self.inbound.start()
         self.calls.start()
         self._declare(self.keys.bridge_live(self.zid))
@@ -229,7 +231,7 @@ class Bridge:
                 getattr(self, part).flush()
         if self._control.is_alive():
             self._control.join(2.0)
-        for part in ("inbound", "calls"):
+        for part in ("inbound", "calls", "launcher"):
             if hasattr(self, part):
                 try:
                     getattr(self, part).close()
