@@ -195,7 +195,8 @@ def test_main_killed_on_a_ends_b_s_instances_within_the_lease_and_a_second(hosts
 
 @needs_netns
 @pytest.mark.timeout(180)
-def test_a_launch_from_a_certificate_not_among_the_operators_is_refused(hosts, site):
+def test_a_launch_from_a_certificate_not_among_the_operators_is_refused_and_errors_say_why(
+        hosts, site):
     good, _ = site
     net = hosts(2)
     drivers: list[Driver] = []
@@ -209,6 +210,16 @@ def test_a_launch_from_a_certificate_not_among_the_operators_is_refused(hosts, s
         assert "host 'hostB'" in answer["message"], answer
         assert "'hostC' is not among this agent's operators" in answer["message"], answer
         assert agent.wait_line(r"refused a request from 'hostC'", 5)
+        c.close()
+
+        # An operator's launch that cannot start says why, naming the host.
+        a = _driver(net["A"], drivers)
+        answer = a.ask("tap", config={
+            "instances": {"ghost": {"class_path": "remote_apps.Missing", "host": "hostB"}},
+            "bridge": _main_bridge(net, good)})
+        assert answer.get("error") == "EtherError", answer
+        assert "host 'hostB' could not start 'ghost'" in answer["message"], answer
+        assert "Missing" in answer["message"], answer
     finally:
         for driver in reversed(drivers):
             driver.close()

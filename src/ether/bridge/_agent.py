@@ -68,10 +68,9 @@ class Hosted:
         self.stopped = threading.Event()
         self.killed = False
         self.session = ""
-        env = dict(os.environ)
         self.proc = subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     cwd=agent.workdir, env=env, close_fds=True)
+                                     cwd=agent.workdir, close_fds=True)
         wire.write_frame(self.proc.stdin, {"config": config})
         self._reader: threading.Thread | None = None
 
