@@ -62,15 +62,14 @@ _CONFIG_KEYS = ("instances", "registry", "supervision", "shutdown_timeout_s")
 class Hosted:
     """One session this agent runs for a main: its hosted main's process."""
 
-    def __init__(self, agent: "Agent", request: wire.Request, config: dict):
+    def __init__(self, agent: "Agent", request: wire.Request, config: dict, proc):
+        """proc: a hosted main waiting for its config (spawn())."""
         self.agent, self.main_session, self.main_host = agent, request.session, request.main_host
         self.ended = threading.Event()
         self.stopped = threading.Event()
         self.killed = False
         self.session = ""
-        self.proc = subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     cwd=agent.workdir, close_fds=True)
+        self.proc = proc
         wire.write_frame(self.proc.stdin, {"config": config})
         self._reader: threading.Thread | None = None
 
@@ -136,6 +135,12 @@ class Hosted:
             self.agent.forget(self)
 
 
+def spawn(workdir: str) -> subprocess.Popen:
+    """A hosted main, started now, that waits for its config."""
+    return subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, cwd=workdir, close_fds=True)
+
+
 def _read(stream):
     try:
         return wire.read_frame(stream)
@@ -175,6 +180,7 @@ class Agent:
         self._lost: dict[str, float] = {}            # host -> when its last bridge went
         self._requests: queue.Queue = queue.Queue(64)
         self._closed = threading.Event()
+        self._spare = spawn(self.workdir)   # the next launch's hosted main, warm
         config = zenoh_config(bridge, base_dir=self.base_dir, mode="router")
         import zenoh  # here: `ether agent`'s process never forks
         self.zenoh = zenoh
@@ -266,11 +272,15 @@ class Agent:
             config = self._config(request.config)
         except ConfigError as exc:
             return wire.Reply(False, error=f"its config is invalid: {exc}")
-        hosted = Hosted(self, request, config)
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            spare = spawn(self.workdir)
+        hosted = Hosted(self, request, config, spare)
         with self._lock:
             self._hosted[request.session] = hosted
             self._lock.notify_all()
         reply = hosted.await_ready(request.timeout)
+        self._spare = spawn(self.workdir)
         names = ", ".join(reply.instances) or "nothing"
         self.say(f"launched for {request.main_host!r} (session {request.session}): {names}"
                  if reply.ok else f"launch for {request.main_host!r} failed: {reply.error}")
@@ -355,6 +365,15 @@ class Agent:
         for h in hosted:
             h.stop(True, min(timeout, 10.0))
         self._requests.put(None)
+        self._worker.join(2.0)
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            spare.stdin.close()   # it ends at once
+            try:
+                spare.wait(5.0)
+            except subprocess.TimeoutExpired:
+                spare.kill()
+            spare.stdout.close()
         try:
             self._queryable.undeclare()
             self._live.undeclare()

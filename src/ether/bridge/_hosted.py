@@ -54,13 +54,17 @@ def main() -> None:
     sys.stdout.flush()
     out = _Out(os.fdopen(os.dup(1), "wb"))
     os.dup2(2, 1)
+    # Imported before the config comes: the agent keeps one of these waiting, so a
+    # launch does not wait for an interpreter and Ether's imports.
+    from ether import ether
+    from ether.lowlevel import inspect
     stdin = sys.stdin.fileno()   # read with os.read (see read_frame), never sys.stdin
     first = read_frame(stdin)
+    if first is None:   # a spare the agent no longer needs
+        os._exit(0)
     if not isinstance(first, dict) or not isinstance(first.get("config"), dict):
         out({"ev": "failed", "error": "no config came"})
         os._exit(2)
-    from ether import ether
-    from ether.lowlevel import inspect
     try:
         ether.tap(first["config"])
     except BaseException as exc:  # noqa: BLE001 - every failure goes back to the main
