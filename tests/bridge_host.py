@@ -96,6 +96,12 @@ def op_wait_remote(name, state="ready", restarts=0, timeout=20.0):
     return _until(there, timeout, f"{name} {state} with {restarts} restarts", tick=0.005)
 
 
+def op_remote_timings():
+    """B's supervisor's own restart figures (death -> ready and subscribed), in s."""
+    supervisor = ether._supervisor
+    return list(supervisor.remote.timings) if supervisor is not None and supervisor.remote else []
+
+
 def op_bridge_pid():
     return next(m.pid for m in _members() if m.name == "bridge")
 
