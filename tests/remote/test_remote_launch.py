@@ -233,3 +233,31 @@ def test_a_launch_from_a_certificate_not_among_the_operators_is_refused_and_erro
     finally:
         for driver in reversed(drivers):
             driver.close()
+
+
+@needs_netns
+@pytest.mark.timeout(120)
+def test_zenohs_acl_lets_a_request_name_only_its_own_certificate(hosts, site):
+    """A raw zenoh session with hostC's certificate (listed in allow_hosts): its query
+    on the key that names hostC reaches the agent and is refused; one on the key that
+    names the operator hostA never reaches it (the ACL denies it on B's side)."""
+    import msgspec
+
+    from ether.bridge import zenoh_config
+    from ether.config import BridgeConfig
+
+    from .agents import Agent
+    good, _ = site
+    net = hosts(2)
+    agent = _agent(net, good, operators=("hostA",))
+    c = Agent(net["A"], zenoh_config(BridgeConfig(**_main_bridge(net, good, cert="hostC")),
+                                     base_dir=None, mode="router"))
+    assert c.peers(10), "hostC never linked to the agent"
+    key = "ether/lab1/agent/hostB/req/{}"
+    own = c.call("get", wait=20, key=key.format("hostC"), timeout=5.0, hex=True)["replies"]
+    assert len(own) == 1, own
+    refused = msgspec.msgpack.decode(bytes.fromhex(own[0]))
+    assert refused["ok"] is False and "'hostC' is not among" in refused["reason"], refused
+    assert c.call("get", wait=20, key=key.format("hostA"), timeout=2.0, hex=True)["replies"] == []
+    assert agent.wait_line(r"refused a request from 'hostC'", 5)
+    assert not agent.wait_line(r"from 'hostA'", 0.5), "a request named hostA reached the agent"
