@@ -205,6 +205,37 @@ def test_main_killed_on_a_ends_b_s_instances_within_the_lease_and_a_second(hosts
 
 @needs_netns
 @pytest.mark.timeout(180)
+def test_a_cut_link_ends_b_s_instances_within_the_lease_and_a_second(hosts, site):
+    good, _ = site
+    net = hosts(2)
+    drivers: list[Driver] = []
+    try:
+        agent = _agent(net, good)
+        a = _driver(net["A"], drivers)
+        a.tap({"instances": {"collector1": {"class_path": COLL, "host": "hostB"}},
+               "bridge": _main_bridge(net, good)})
+        pids = [r["pid"] for r in a.call("remote").values()]
+        fds = [os.pidfd_open(p) for p in pids]
+        try:
+            cut = time.monotonic()
+            net["A"].link(False)
+            _await_exits(fds, cut + LEASE_S + 6.0)
+        finally:
+            for fd in fds:
+                os.close(fd)
+        took = time.monotonic() - cut
+        print(f"B's instances gone {took:.3f} s after A's link was cut")
+        assert not [p for p in pids if _alive(p)], "B's instances outlived the link to their main"
+        assert took <= LEASE_S + 1.0, f"{took:.2f} s"
+        assert agent.wait_line(r"left the site; ending its session", 5)
+        net["A"].link(True)
+    finally:
+        for driver in reversed(drivers):
+            driver.close()
+
+
+@needs_netns
+@pytest.mark.timeout(180)
 def test_a_launch_from_a_certificate_not_among_the_operators_is_refused_and_errors_say_why(
         hosts, site):
     good, _ = site
