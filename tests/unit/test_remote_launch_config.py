@@ -83,3 +83,22 @@ def test_frames_round_trip_through_a_file_and_a_descriptor(tmp_path):
             {"ev": "ready", "instances": {"p": 12}}, {"ev": "stopped"}, None]
     finally:
         os.close(fd)
+
+
+def test_ether_agent_without_mutual_tls_or_operators_says_what_it_needs(capsys, tmp_path):
+    from ether import cli
+    assert cli.main(["agent", "--site", "lab1", "--listen", "tcp/127.0.0.1:7447"]) == 2
+    assert "agent: it needs mutual TLS: --ca, --cert and --key" in capsys.readouterr().err
+    from ether.bridge import Agent, make_ca, make_host
+    make_ca("lab1", tmp_path)
+    make_host("hostB", tmp_path, ips=["127.0.0.1"])
+    security = {"ca": str(tmp_path / "lab1-ca.pem"), "cert": str(tmp_path / "hostB.pem"),
+                "key": str(tmp_path / "hostB.key")}
+    bridge = EtherConfig.load({"bridge": {"site": "lab1", "listen": ["tls/127.0.0.1:7447"],
+                                          "security": security}}).bridge
+    with pytest.raises(ConfigError, match="name the certificates that may launch here"):
+        Agent(bridge, base_dir=tmp_path)
+    bridge = EtherConfig.load({"bridge": {"site": "lab1", "listen": ["tls/0.0.0.0:7447"],
+                                          "security": dict(security, allow_hosts=["hostA"])}}).bridge
+    with pytest.raises(ConfigError, match="listen on this host's address, not tls/0.0.0.0:7447"):
+        Agent(bridge, base_dir=tmp_path)

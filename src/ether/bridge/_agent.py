@@ -180,7 +180,6 @@ class Agent:
         self._lost: dict[str, float] = {}            # host -> when its last bridge went
         self._requests: queue.Queue = queue.Queue(64)
         self._closed = threading.Event()
-        self._spare = spawn(self.workdir)   # the next launch's hosted main, warm
         config = zenoh_config(bridge, base_dir=self.base_dir, mode="router")
         import zenoh  # here: `ether agent`'s process never forks
         self.zenoh = zenoh
@@ -188,6 +187,7 @@ class Agent:
             self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(config)))
         except zenoh.ZError as e:
             raise ConfigError(f"agent: zenoh cannot start: {e}") from None
+        self._spare = spawn(self.workdir)   # the next launch's hosted main, warm
         self._worker = threading.Thread(target=self._work, name="ether-agent", daemon=True)
         self._watcher = threading.Thread(target=self._watch, name="ether-agent-watch", daemon=True)
         self._worker.start()
@@ -195,6 +195,10 @@ class Agent:
         self._live = self.z.liveliness().declare_subscriber(
             f"ether/{bridge.site}/live/*/bridge/*", self._on_live, history=True)
         self._queryable = self.z.declare_queryable(self.keys.requests_of(self.host), self._on_query)
+        # That the agent is there, for a bridge's start (its wait for the site); the
+        # bridges' site view ignores the kind.
+        self._token = self.z.liveliness().declare_token(
+            f"ether/{bridge.site}/live/{self.host}/agent/{self.z.zid()}")
         say(f"agent of host {self.host!r} in site {bridge.site!r} (zenoh id {self.z.zid()}) "
             f"listening on {', '.join(config['listen']['endpoints']) or 'multicast'}; "
             f"operators: {', '.join(self.operators)}")
@@ -377,6 +381,7 @@ class Agent:
         try:
             self._queryable.undeclare()
             self._live.undeclare()
+            self._token.undeclare()
         except Exception:  # noqa: BLE001
             pass
         closer = threading.Thread(target=self.z.close, daemon=True)

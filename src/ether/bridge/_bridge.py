@@ -83,6 +83,8 @@ class Bridge:
         self.zenoh = zenoh
         self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
+        if zconf["scouting"]["delay"] == 0:
+            self._await_the_site(CLASH_WAIT_S)
         self._refuse_a_taken_name()
         self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export)
         from ether.lowlevel import Node  # noqa: F401  (the inline limit is the node's)
@@ -105,6 +107,20 @@ class Bridge:
         again = self.member.spec.restarts
         log.info("bridge: host %r of site %r (zenoh id %s) is up%s", self.host, self.config.site,
                  self.zid, f" again (restart {again})" if again else "")
+
+    def _await_the_site(self, timeout: float) -> None:
+        """Until a liveliness token of the site arrives (or `timeout`): zenoh's own
+        wait at open is off for a bridge that connects out (_zconfig), and the name
+        check must see the site. A token means the link is up and the site's
+        declarations flow (any bridge's, or an `ether agent`'s); a site with none
+        waits the whole timeout, as zenoh's open did."""
+        seen = threading.Event()
+        listener = self.z.liveliness().declare_subscriber(self.keys.live_all,
+                                                          lambda sample: seen.set(), history=True)
+        try:
+            seen.wait(timeout)
+        finally:
+            listener.undeclare()
 
     def _refuse_a_taken_name(self) -> None:
         holders = []
