@@ -79,11 +79,17 @@ class Bridge:
         session, node = self.member.join()
         self.session, self.node = session, node
         zconf = _zconfig.zenoh_config(self.config, base_dir=self.base_dir)
+        # zenoh's open waits 500 ms (scouting/delay) for its first links; a bridge
+        # that connects out (and does not scout) waits for the site itself instead,
+        # as long as it needs and no longer, before its name check.
+        quick = bool(self.config.connect) and self.config.discovery != "multicast"
+        if quick:
+            zconf["scouting"]["delay"] = 0
         import zenoh  # here, in this process only
         self.zenoh = zenoh
         self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
-        if zconf["scouting"]["delay"] == 0:
+        if quick:
             self._await_the_site(CLASH_WAIT_S)
         self._refuse_a_taken_name()
         self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export)
@@ -110,7 +116,7 @@ class Bridge:
 
     def _await_the_site(self, timeout: float) -> None:
         """Until a liveliness token of the site arrives (or `timeout`): zenoh's own
-        wait at open is off for a bridge that connects out (_zconfig), and the name
+        wait at open is off for a bridge that connects out (start()), and the name
         check must see the site. A token means the link is up and the site's
         declarations flow (any bridge's, or an `ether agent`'s); a site with none
         waits the whole timeout, as zenoh's open did."""

@@ -79,10 +79,6 @@ def zenoh_config(bridge: BridgeConfig, *, base_dir: str | os.PathLike[str] | Non
             # Gossip passes peers' locators between hosts already linked, so hosts
             # that share a router or a LAN find each other; loopback-only has no use.
             "gossip": {"enabled": security is not None, "multihop": False},
-            # zenoh's open waits this long (500 ms by default) for its first links;
-            # with `connect` and no multicast the bridge waits for the site itself,
-            # as long as it needs and no longer (_bridge.py, before its name check).
-            "delay": 0 if bridge.connect and not multicast else 500,
         },
         "timestamping": {"enabled": False},  # Ether stamps its own; routers would stamp all
         "adminspace": {"enabled": False},
