@@ -173,7 +173,8 @@ class Supervisor:
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
-            room = self._check_room(len(self.config.instances) + 1 + (self.config.bridge is not None))
+            room = self._check_room(len(self.config.instances) - len(remote) + 1
+                                    + (self.config.bridge is not None))
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
