@@ -57,6 +57,7 @@ def main() -> None:
     # Imported before the config comes: the agent keeps one of these waiting, so a
     # launch does not wait for an interpreter and Ether's imports.
     from ether import ether
+    from ether.config import EtherConfig  # noqa: F401  (pydantic's models: tap's first need)
     from ether.lowlevel import inspect
     stdin = sys.stdin.fileno()   # read with os.read (see read_frame), never sys.stdin
     first = read_frame(stdin)
