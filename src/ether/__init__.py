@@ -19,8 +19,8 @@ The package is built in layers; each imports only those below it
 
 `from ether import ether` is the facade; the decorators annotate methods; the
 errors all derive from EtherError. Importing the package starts nothing, creates
-nothing and loads no part of the transport: the decorators and plain classes
-work on any platform.
+nothing and loads no part of the transport (the facade and the decorators load
+on first use): the decorators and plain classes work on any platform.
 """
 from ._errors import ArenaFull as ArenaFull
 from ._errors import ClaimSkipped as ClaimSkipped
@@ -46,17 +46,6 @@ from ._errors import Timeout as Timeout
 from ._errors import TooManyProducers as TooManyProducers
 from ._errors import ValidationFailed as ValidationFailed
 from ._errors import WouldBlock as WouldBlock
-from ._spec._decorators import ether_cleanup as ether_cleanup
-from ._spec._decorators import ether_get as ether_get
-from ._spec._decorators import ether_health as ether_health
-from ._spec._decorators import ether_init as ether_init
-from ._spec._decorators import ether_pub as ether_pub
-from ._spec._decorators import ether_save as ether_save
-from ._spec._decorators import ether_save_all as ether_save_all
-from ._spec._decorators import ether_shutdown as ether_shutdown
-from ._spec._decorators import ether_start as ether_start
-from ._spec._decorators import ether_sub as ether_sub
-from ._spec._decorators import ether_sync as ether_sync
 
 
 def _version() -> str:
@@ -66,6 +55,12 @@ def _version() -> str:
     except PackageNotFoundError:  # a source tree that was never installed
         return "0+unknown"
 
+
+# The decorators, loaded on first use: `ether ps` needs none of them (nor dataclasses).
+_DECORATORS = frozenset({
+    "ether_cleanup", "ether_get", "ether_health", "ether_init", "ether_pub", "ether_save",
+    "ether_save_all", "ether_shutdown", "ether_start", "ether_sub", "ether_sync",
+})
 
 # The transport's names live in ether.lowlevel; these aliases (outside __all__)
 # keep older code working, loaded only when first used.
@@ -80,6 +75,10 @@ def __getattr__(name: str):
         from ._facade import ether
         globals()["ether"] = ether
         return ether
+    if name in _DECORATORS:
+        from ._spec import _decorators
+        value = globals()[name] = getattr(_decorators, name)
+        return value
     if name in ("lowlevel", "config", "utils", "recording"):  # public submodules, loaded when first used
         import importlib
         return importlib.import_module(f"{__name__}.{name}")

@@ -23,7 +23,6 @@ from . import _errors as errors
 from ._node import _codec as codec
 from ._node._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, check_delivery, describe_delivery
 from ._node._topics import check_topic, service_topic, sync_topic, with_topic
-from ._spec._introspect import message_of
 
 __all__ = ["Client", "Listener", "default", "set_default"]
 
@@ -122,6 +121,7 @@ class Client:
         if type(data) is not dict or type(topic) is not str or not topic:
             if not isinstance(topic, str) or not topic:
                 raise errors.ConfigError(f"ether.pub needs a topic (a non-empty str), not {topic!r}")
+            from ._spec._introspect import message_of  # a model or a Struct: rare here
             data = message_of(data)
         node = self.node
         if topic not in node.advertised:

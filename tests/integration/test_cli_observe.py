@@ -154,25 +154,92 @@ def test_echo_full_and_a_missing_field(live, capsys):
 
 
 @pytest.mark.timeout(60)
+def test_echo_past_its_rate_pauses_its_subscription_and_says_so(live, capsys):
+    thread, result = in_thread("echo", "probe", "--json", "--session", live, "--rate", "20",
+                               "--timeout", "1.5")
+    wait_subscribed(live, "echo", "probe")
+    for i in range(2000):
+        ether.pub({"i": i}, topic="probe")
+    # Once 20 are taken, echo leaves the topic until its next second.
+    assert wait_for(lambda: not any(s.topic == "probe" and s.inbox.startswith(f"ether-echo-{os.getpid()}-")
+                                    for s in lowlevel.inspect(live).subscriptions), 10.0) is not None
+    thread.join(20)
+    assert result == [0]
+    captured = capsys.readouterr()
+    shown = [r["data"]["i"] for r in lines(captured.out)]
+    assert 20 <= len(shown) <= 40 and shown == sorted(shown)  # the first of each second, in order
+    assert shown[:20] == list(range(20))
+    assert "paused its subscription" in captured.err and "--rate 0" in captured.err
+
+
+def heard_from(names):
+    """A stats watcher of the test's own: once it has a report from each of
+    `names`, those nodes count per topic for every watcher subscribed before it."""
+    reports, cond = set(), threading.Condition()
+
+    def on(report):
+        with cond:
+            reports.add(report.get("instance"))
+            cond.notify_all()
+    unsubscribe = lowlevel.default_client().subscribe(lowlevel.STATS_TOPIC, on, policy="drop")
+    with cond:
+        ok = cond.wait_for(lambda: set(names) <= reports, 10.0)
+    unsubscribe()
+    assert ok, f"no stats report from {set(names) - reports}"
+
+
+@pytest.mark.timeout(60)
 def test_hz_and_bw_count_a_publisher_of_known_count(live, capsys):
-    thread, result = in_thread("hz", "ticks", "--json", "--session", live, "--idle", "1.0")
-    wait_subscribed(live, "hz", "ticks")
+    # By default from the publishers' counts on the stats topic.
+    thread, result = in_thread("hz", "ticks", "--json", "--session", live, "--idle", "2.5")
+    wait_subscribed(live, "hz", lowlevel.STATS_TOPIC)
+    heard_from(["ticker"])
     assert ether.get("ticker", "burst", params={"count": 300}) == {"sent": 300}
     thread.join(30)
     assert result == [0]
-    final = [r for r in lines(capsys.readouterr().out) if r["final"]]
-    (report,) = final
+    (report,) = [r for r in lines(capsys.readouterr().out) if r["final"]]
     assert report["topic"] == "ticks" and report["count"] == 300 and report["dropped"] == 0
-    assert report["rate_hz"] > 0 and report["min_interval_s"] >= 0
+    assert report["source"] == "stats" and report["rate_hz"] > 0
 
-    thread, result = in_thread("bw", "frames", "--json", "--session", live, "--idle", "1.0")
-    wait_subscribed(live, "bw", "frames")
+    thread, result = in_thread("bw", "frames", "--json", "--session", live, "--idle", "2.5")
+    wait_subscribed(live, "bw", lowlevel.STATS_TOPIC)
+    heard_from(["main"])
     for _ in range(4):
         ether.pub({"frame": np.zeros(250_000, dtype=np.uint8)}, topic="frames")
     thread.join(30)
     assert result == [0]
     (report,) = [r for r in lines(capsys.readouterr().out) if r["final"]]
     assert report["count"] == 4 and report["bytes"] >= 4 * 250_000  # arena arrays at their size
+
+
+@pytest.mark.timeout(60)
+def test_hz_and_bw_with_intervals_subscribe_and_count_every_message(live, capsys):
+    thread, result = in_thread("hz", "ticks", "--intervals", "--json", "--session", live, "--idle", "1.0")
+    wait_subscribed(live, "hz", "ticks")
+    assert ether.get("ticker", "burst", params={"count": 300}) == {"sent": 300}
+    thread.join(30)
+    assert result == [0]
+    (report,) = [r for r in lines(capsys.readouterr().out) if r["final"]]
+    assert report["topic"] == "ticks" and report["count"] == 300 and report["dropped"] == 0
+    assert report["rate_hz"] > 0 and report["min_interval_s"] >= 0
+
+    thread, result = in_thread("bw", "frames", "--intervals", "--json", "--session", live, "--idle", "1.0")
+    wait_subscribed(live, "bw", "frames")
+    for _ in range(4):
+        ether.pub({"frame": np.zeros(250_000, dtype=np.uint8)}, topic="frames")
+    thread.join(30)
+    assert result == [0]
+    (report,) = [r for r in lines(capsys.readouterr().out) if r["final"]]
+    assert report["count"] == 4 and report["bytes"] >= 4 * 250_000
+
+
+@pytest.mark.timeout(60)
+def test_hz_names_what_it_could_not_count(live, capsys):
+    code, out, err = run(capsys, "hz", "nothing-here", "--json", "--session", live, "--duration", "1.2")
+    assert code == 0
+    (report,) = [r for r in lines(out) if r["final"]]
+    assert report["count"] == 0 and report["rate_hz"] in (None, 0.0)
+    assert "nothing counted on 'nothing-here'" in err and "--intervals" in err
 
 
 @pytest.mark.timeout(60)

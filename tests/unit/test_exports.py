@@ -104,6 +104,20 @@ def test_the_command_line_builds_its_help_without_the_heavy_modules():
     assert loaded == []
 
 
+def test_watching_verbs_load_only_what_they_use():
+    # `ether ps` and the other watchers: the directory, a client and the stats topic,
+    # not the decorators, the runtime's launcher, the log reader or the config models.
+    loaded = _run("""
+        import json, sys
+        from ether import lowlevel, monitor
+        lowlevel.inspect, lowlevel.Client, lowlevel.STATS_TOPIC, monitor.StatsWatch
+        print(json.dumps(sorted(m for m in sys.modules if m in (
+            "ether._spec._decorators", "ether._runtime._member", "ether._runtime._launch",
+            "ether.monitor._logs", "ether.config", "ether._facade", "pydantic", "yaml"))))
+    """)
+    assert loaded == []
+
+
 def test_decorators_work_and_tap_fails_clearly_off_linux():
     facts = _run("""
         import json, sys

@@ -235,18 +235,25 @@ class Ring:
 
     def fast_send(self, timeout_ns: int, slow):
         """A send function for the common case (bytes, default policy) that makes one
-        C call; anything else, and any result but OK, goes to slow(data, policy,
-        timeout, rc) with the result code, or rc=None if nothing was tried. It stops
+        C call; anything else, and any result but OK (or FULL under the drop policy:
+        False), goes to slow(data, policy, timeout, rc) with the result code, or
+        rc=None if nothing was tried. It stops
         touching the ring once `disable_fast_send` is called."""
         write = lib.ether_ring_write
         state = [self._handle]
         self._fast = state
 
+        drops = timeout_ns == NO_WAIT  # a full drop-policy inbox is an outcome, not a case for slow()
+
         def send(data, *, policy=None, timeout=None):
             handle = state[0]
             if handle is not None and policy is None and timeout is None and type(data) is bytes:
                 rc = write(handle, data, len(data), timeout_ns)
-                return True if rc == OK else slow(data, policy, timeout, rc)
+                if rc == OK:
+                    return True
+                if rc == FULL and drops:  # a watcher that lags costs its publishers one C call
+                    return False
+                return slow(data, policy, timeout, rc)
             return slow(data, policy, timeout, None)
 
         return send

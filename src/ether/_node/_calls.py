@@ -58,7 +58,9 @@ def mirror(node, lane, fields: tuple, part: str, payload: Callable[[], dict]) ->
         return
     copy = (fields[0], codec.MESSAGE, topic, *fields[3:9], payload())
     try:
-        lane.send_rest(topic, targets, lane.encode_for(targets, copy), 0, None, 0)
+        data = lane.encode_for(targets, copy)
+        lane.count(topic, data)
+        lane.send_rest(topic, targets, data, 0, None, 0)
     except Dropped as exc:
         node.count_arena_drop(topic, targets, exc)
     except (errors.EtherError, TypeError) as exc:

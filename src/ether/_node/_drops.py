@@ -18,20 +18,31 @@ DROPS_TOPIC = "ether/drops"
 
 
 class DropCounts:
+    """Counted per (sender, topic), the key the publish path has at hand (a sender's
+    `inbox` is a property call); summed per inbox when read. A restarted inbox
+    gets a new sender, so several senders may count drops into one inbox name."""
+
     def __init__(self):
-        self.counts: dict[str, dict[str, int]] = {}   # inbox -> topic -> drops
+        self.by_sender: dict[tuple, int] = {}   # (sender, topic) -> drops; publish adds inline
         self._reported: dict[str, dict[str, int]] = {}
 
-    def add(self, inbox: str, topic: str) -> None:
-        topics = self.counts.get(inbox)
-        if topics is None:
-            topics = self.counts[inbox] = {}
-        topics[topic] = topics.get(topic, 0) + 1
+    def add(self, sender, topic: str) -> None:
+        key = (sender, topic)
+        self.by_sender[key] = self.by_sender.get(key, 0) + 1
+
+    @property
+    def counts(self) -> dict[str, dict[str, int]]:
+        """{inbox: {topic: drops}}."""
+        out: dict[str, dict[str, int]] = {}
+        for (sender, topic), n in list(self.by_sender.items()):
+            topics = out.setdefault(sender.inbox, {})
+            topics[topic] = topics.get(topic, 0) + n
+        return out
 
     def unreported(self) -> dict[str, dict[str, int]]:
         """{inbox: its cumulative counts per topic} for the inboxes with drops not
         reported yet."""
-        return {inbox: dict(topics) for inbox, topics in self.counts.items()
+        return {inbox: topics for inbox, topics in self.counts.items()
                 if topics != self._reported.get(inbox)}
 
     def reported(self, inbox: str, counts: dict[str, int]) -> None:

@@ -173,7 +173,10 @@ class Node:
             self.published += 1
             # The hot path of every publish: one route lookup, one encode, one send each.
             targets = lane.router.targets(topic)
+            counts = lane.counts  # None unless the node is watched (_stats.py)
             if not targets:
+                if counts is not None:
+                    lane.count(topic, None)
                 return 0
             lane.targets = targets
             holds = lane.blocks  # reused: nothing else refers to it once encoded
@@ -190,14 +193,22 @@ class Node:
             except BaseException:
                 lane.unhold(targets)
                 raise
+            if counts is not None:  # Lane.count, inlined
+                c = counts.get(topic)
+                if c is None:
+                    c = counts[topic] = [0, 0]
+                c[0] += 1
+                c[1] += len(data) + lane.array_bytes
+                lane.array_bytes = 0
             if not holds:  # the hot path: no arrays, so no holds to give back
                 delivered = 0
                 for sender in targets:
                     try:
                         if sender.send(data):
                             delivered += 1
-                        else:  # a full drop-policy inbox refused it
-                            self.drops.add(sender.inbox, topic)
+                        else:  # a full drop-policy inbox refused it (DropCounts.add, inlined)
+                            drops, key = self.drops.by_sender, (sender, topic)
+                            drops[key] = drops.get(key, 0) + 1
                     except errors.EtherError as exc:
                         return lane.send_rest(topic, targets, data, targets.index(sender), exc,
                                               delivered)
@@ -216,7 +227,10 @@ class Node:
             if targets:
                 data = lane.encode_for(targets, codec.envelope_fields(
                     _MESSAGE, topic, self.name, seq, now, None, None, None, payload))
+                lane.count(topic, data)
                 lane.send_rest(topic, targets, data, 0, None, 0)
+            else:
+                lane.count(topic, None)
         return codec.Envelope(_WIRE, _MESSAGE, topic, self.name, seq, now, None, None, None,
                               msgspec.Raw(b"\x80"))
 
@@ -349,12 +363,14 @@ class Node:
             if skip is not None and targets:
                 targets = tuple(t for t in targets if t.inbox != skip)
             if not targets:
+                lane.count(topic, None)
                 return 0
             try:
                 data = lane.encode_for(targets, fields, replay_of or envelope.replay_of)
             except Dropped as exc:  # the arena is full and every receiver drops: counted
                 self.count_arena_drop(topic, targets, exc)
                 return 0
+            lane.count(topic, data)
             return lane.send_rest(topic, targets, data, 0, None, 0)
 
     def inline_payload(self, envelope: codec.Envelope) -> bytes:

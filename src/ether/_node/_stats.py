@@ -12,20 +12,27 @@ node's direct lane, so a user publish waiting for room never holds it up. While
 instances join or leave (tap, shutdown) it stays off the directory's lock, and
 once the session stops it publishes nothing.
 
-Nothing is added to the hot path. While nobody watches, publish and dispatch
-run exactly as without this module; the per-topic counts and the handler
-timing are switched on only while a subscriber exists, by giving the user
-lane's router a counting class and the node a timing `_deliver_kind` (both
-undone when the last subscriber leaves). So those counts cover the time the
-node was watched (`watched_ns` says since when); `published`, `handled` and
+While nobody watches, publish costs one test (`lane.counts is None`) and dispatch
+nothing. While watched, each lane counts what it sends per topic (messages, and
+bytes with arena arrays at their size: two dict operations in publish), and the
+handlers are timed in a *sample*: from each report for SAMPLE_S (to the next
+poll, so 0.05-0.1 s) the node gets a timing `_deliver_kind` (undone when the
+window ends, once it timed at least one message, so a slow handler is timed
+too), which keeps the timer's cost (two clock reads and a histogram a message)
+to 5-10 % of the messages.
+So the per-topic counts cover the time the node was watched (`watched_ns` says
+since when) and the handler times a sample of it; `published`, `handled` and
 the rejections are the node's own totals.
 
 Payload (a MessagePack map; STATS_VERSION bumps on an incompatible change):
     version, instance, pid, time_ns, watched_ns, published, handled, skipped,
     rejected: [[topic, reason, count], ...]        (handler errors: "handler raised ...")
     topics: {topic: published while watched}
+    topic_bytes: {topic: bytes published while watched, arena arrays at their size}
+    topic_drops: {topic: messages full drop-policy inboxes refused (all along)}
+    drops: [[inbox, topic, count], ...]   (the same, per receiving inbox)
     senders: [[inbox, policy, sent, dropped, blocked], ...]   (what it sent, per inbox)
-    handler_seconds: {topic: [count, sum_s, [count per bucket of BUCKETS_S]]}
+    handler_seconds: {topic: [count, sum_s, [count per bucket of BUCKETS_S]]}   (a sample)
 """
 from __future__ import annotations
 
@@ -35,28 +42,18 @@ import threading
 import time
 
 from . import _codec as codec
-from ._router import Router
 
-__all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "SETTLE_S", "PERIOD_S", "StatsPublisher"]
+__all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "SETTLE_S", "PERIOD_S", "SAMPLE_S",
+           "StatsPublisher"]
 
 STATS_TOPIC = "ether/stats"
 STATS_VERSION = 1
 POLL_S = 0.05     # how soon a new watcher is noticed (`ether ps` waits for it)
 SETTLE_S = 0.02   # after a change of the directory: how soon to look whether it settled
 PERIOD_S = 1.0    # how often a watched node publishes
+SAMPLE_S = 0.05   # after each report, how long its handlers are timed (at least until the next poll)
 # Handler time buckets (upper bounds, seconds), as Prometheus histograms take them.
 BUCKETS_S = (1e-5, 5e-5, 1e-4, 5e-4, 1e-3, 5e-3, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
-
-
-class _CountingRouter(Router):
-    """The user lane's router while the node is watched: counts every lookup of a
-    topic, which is every publish, forward and request on it (under the lane lock)."""
-    counts: dict
-
-    def targets(self, topic: str) -> tuple:
-        counts = self.counts
-        counts[topic] = counts.get(topic, 0) + 1
-        return Router.targets(self, topic)
 
 
 class _Histogram:
@@ -76,8 +73,10 @@ class StatsPublisher:
         self.node = node
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._counts: dict[str, int] = {}
+        self._counts: dict[str, list[int]] = {}   # topic -> [messages, bytes] (the user lane's)
         self._times: dict[str, _Histogram] = {}
+        self._timed = 0            # messages timed so far (the sample window ends after one)
+        self._timing_until = None  # while timing: when the window ends
         self._watched_ns = 0
         self._watching = False
 
@@ -103,6 +102,7 @@ class StatsPublisher:
         seen = resolved = None
         watched = False
         pause = POLL_S
+        timed_at = 0
         while not self._stop.wait(pause):
             pause = POLL_S
             if node.closed:
@@ -128,9 +128,15 @@ class StatsPublisher:
                     self._watch()
                     next_at = 0.0  # a new watcher hears at once
                 now = time.monotonic()
+                until = self._timing_until
+                if until is not None and now >= until and self._timed > timed_at:
+                    self._stop_timing()
                 if now < next_at:
                     continue
                 next_at = now + PERIOD_S
+                if self._timing_until is None:
+                    timed_at = self._timed
+                    self._start_timing(now + SAMPLE_S)
                 payload = self.snapshot()  # takes both lanes' locks: not under one
                 with lane.lock:
                     targets = lane.router.targets(STATS_TOPIC)
@@ -145,11 +151,27 @@ class StatsPublisher:
     # ---- switching the instrumentation ----
 
     def _watch(self) -> None:
+        lane = self.node._user
+        with lane.lock:
+            lane.array_bytes = 0
+            lane.counts = self._counts
+        if not self._watched_ns:
+            self._watched_ns = time.time_ns()
+        self._watching = True
+
+    def _unwatch(self) -> None:
+        if not self._watching:
+            return
+        lane = self.node._user
+        with lane.lock:
+            lane.counts = None
+        self._stop_timing()
+        self._watching = False
+
+    def _start_timing(self, until: float) -> None:
+        """Time the handlers of the messages dispatched from now until `until` (and
+        at least one): the node's `_deliver_kind`, shadowed by a timing one."""
         node = self.node
-        router = node._user.router
-        with node._user.lock:
-            router.counts = self._counts
-            router.__class__ = _CountingRouter  # same layout; undone by _unwatch
         plain = type(node)._deliver_kind.__get__(node)
         times, clock, message = self._times, time.perf_counter, codec.MESSAGE
 
@@ -164,20 +186,14 @@ class StatsPublisher:
                 if hist is None:
                     hist = times[envelope.topic] = _Histogram()
                 hist.observe(clock() - start)
+                self._timed += 1
 
-        node._deliver_kind = timed  # shadows the method while watched
-        if not self._watched_ns:
-            self._watched_ns = time.time_ns()
-        self._watching = True
+        self._timing_until = until
+        node._deliver_kind = timed  # shadows the method during the window
 
-    def _unwatch(self) -> None:
-        if not self._watching:
-            return
-        node = self.node
-        with node._user.lock:
-            node._user.router.__class__ = Router
-        node.__dict__.pop("_deliver_kind", None)
-        self._watching = False
+    def _stop_timing(self) -> None:
+        self._timing_until = None
+        self.node.__dict__.pop("_deliver_kind", None)
 
     # ---- the payload ----
 
@@ -188,9 +204,20 @@ class StatsPublisher:
             "time_ns": time.time_ns(), "watched_ns": self._watched_ns,
             "published": node.published, "handled": node.handled, "skipped": node.skipped,
             "rejected": [list(r) for r in node.rejections.counts()],
-            "topics": dict(self._counts),
+            "topics": {t: c[0] for t, c in list(self._counts.items())},
+            "topic_bytes": {t: c[1] for t, c in list(self._counts.items())},
+            "topic_drops": _drops_per_topic(node.drops.by_sender),
+            "drops": [[inbox, topic, n] for inbox, topics in node.drops.counts.items()
+                      for topic, n in topics.items()],
             "senders": [[s.inbox, s.policy, s.sent, s.dropped, s.blocked]
                         for s in node.statistics() if s.inbox != node.name],
             "handler_seconds": {t: [h.count, h.sum, list(h.buckets)]
                                 for t, h in list(self._times.items())},
         }
+
+
+def _drops_per_topic(by_sender: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_sender, topic), n in list(by_sender.items()):
+        out[topic] = out.get(topic, 0) + n
+    return out

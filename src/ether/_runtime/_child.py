@@ -160,10 +160,7 @@ def run(spec: LaunchSpec) -> None:
         watchdog.stop()
         logtopic.close()
         node.close()
-        try:
-            session.remove_if_orphaned()  # the last one out of a dead session cleans up
-        except Exception:
-            pass
+        watchdog.remove_if_orphaned()  # the last one out of a dead session cleans up
         session.close()
         sys.stdout.flush()
         sys.stderr.flush()

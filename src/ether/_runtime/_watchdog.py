@@ -18,10 +18,16 @@ and its dispatch thread is inside a handler that never returns (a sensor loop).
 
 A SIGTERM while the main lives is someone asking this instance to end, or the
 main dying: the kernel sends the parent-death signal when the forking thread
-exits, and may reparent the child to another thread of the dying main first (the
-pid and the liveness lock look alive for a few more milliseconds). So the thread
-decides: if the main is gone within TERM_WAIT_S, it is an orphan; otherwise the
-instance ends as it would without a handler.
+exits, and may reparent the child to another thread of the dying main first, so
+the pid and the liveness lock still look alive while the rest of the main exits
+(tens of milliseconds, or more than a second on a loaded machine with large
+mappings to tear down). A dying main says so in /proc: its state is a zombie or
+its flags have PF_EXITING (`_exiting`). So a SIGTERM is an orphan's if the main
+is gone or exiting; otherwise the thread looks again for TERM_WAIT_S (the main's
+death may not have begun) and then the instance ends as it would without a
+handler. An orphan whose main is still exiting waits for its liveness lock to
+go (at most OWNER_GONE_S) before it removes the session's segments: until then
+they look alive, and the last instance out would leave them behind.
 """
 from __future__ import annotations
 
@@ -43,9 +49,26 @@ log = logging.getLogger("Ether")
 CHECK_S = 0.2      # how often the thread checks the owner and the stage
 GRACE_S = 0.5      # after the owner died: how long the main thread may take to unwind
 PROGRESS_S = 1.0   # while stopping: how often the main hears how far this instance got
-TERM_WAIT_S = 0.3  # after a SIGTERM: how long the main may take to look dead
+TERM_WAIT_S = 0.3  # after a SIGTERM: how long the main may take to look dead or dying
+OWNER_GONE_S = 5.0  # an orphan of a dying main: how long to wait for its liveness lock to go
+_PF_EXITING = 0x4   # include/linux/sched.h: the task is exiting
 
 _PR_SET_PDEATHSIG = 1
+
+
+def _exiting(pid: int) -> bool:
+    """True if process `pid` is gone, a zombie, or exiting (its group is being torn
+    down: PF_EXITING in /proc/PID/stat's flags)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return True
+    fields = data.rsplit(b")", 1)[-1].split()
+    try:
+        return fields[0] in (b"Z", b"X") or bool(int(fields[6]) & _PF_EXITING)
+    except (IndexError, ValueError):
+        return False
 
 
 def _set_parent_death_signal() -> bool:
@@ -80,7 +103,7 @@ class Watchdog:
             os._exit(1)
 
     def _orphaned(self) -> bool:
-        if os.getppid() != self.parent_pid:
+        if os.getppid() != self.parent_pid or _exiting(self.parent_pid):
             return True
         session = self.session
         try:
@@ -116,6 +139,23 @@ class Watchdog:
         """The instance is leaving by itself: stop watching (before it closes its session)."""
         self._done.set()
 
+    def remove_if_orphaned(self) -> None:
+        """The last one out of a dead session removes its segments. If the main is
+        still exiting, wait (at most OWNER_GONE_S) until its liveness lock is gone:
+        it looks alive until then."""
+        session = self.session
+        if session is None:
+            return
+        deadline = time.monotonic() + OWNER_GONE_S
+        pause = threading.Event()
+        try:
+            while not session.remove_if_orphaned():
+                if not _exiting(self.parent_pid) or time.monotonic() >= deadline:
+                    return
+                pause.wait(0.01)
+        except Exception:  # the session is being closed by the other thread
+            pass
+
     def _stop_node(self) -> None:
         node = self.node
         if node is not None:
@@ -131,7 +171,8 @@ class Watchdog:
                 if not session.owner_alive():
                     self._orphan()
                     return
-                if self._term_at and time.monotonic() - self._term_at >= TERM_WAIT_S:
+                if (self._term_at and time.monotonic() - self._term_at >= TERM_WAIT_S
+                        and not _exiting(self.parent_pid)):
                     self._genuine = True  # the main lives: someone asked this instance to end
                     os.kill(os.getpid(), signal.SIGTERM)
                     return
@@ -172,10 +213,7 @@ class Watchdog:
         else:  # a handler that does not let go (a C call, a loop that catches SystemExit)
             log.warning("instance %r: a handler still runs %.1f s after the main process "
                         "died; ending the process", self.name, GRACE_S)
-        try:
-            self.session.remove_if_orphaned()
-        except Exception:
-            pass
+        self.remove_if_orphaned()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()

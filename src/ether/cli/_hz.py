@@ -1,8 +1,15 @@
-"""``ether hz TOPIC... [--window N] [--duration S] [--idle S] [--json]``: the
-rate of each topic (or pattern), over the last N messages, from the
-publishers' timestamps: mean rate, min/max/std of the intervals, the count
-seen and the messages this watcher dropped (its subscription drops rather
-than waits). Prints once a second; the last report when it ends."""
+"""``ether hz TOPIC... [--span S] [--intervals [--window N]] [--duration S] [--idle S] [--json]``:
+the rate of each topic (or pattern).
+
+By default from the publishers' own counts on the stats topic, stamped with
+their clocks: the messages published since this watcher began, the rate over
+the last S seconds (10), and what drop-policy subscribers refused. It costs the
+session almost nothing, whatever the rate; it counts what instances and the
+main publish, not an attached client's messages (`ether pub`, Client.attach).
+With --intervals it subscribes instead (policy drop: it never slows a
+publisher) and adds the min/max/std of the intervals over the last N messages,
+from the publishers' timestamps; at high rates the watcher then takes CPU and
+drops (shown). Prints once a second; the last report when it ends."""
 from __future__ import annotations
 
 import argparse
@@ -21,8 +28,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("topics", nargs="+", metavar="TOPIC")
     add_session(parser)
     add_json(parser)
+    parser.add_argument("--span", type=float, default=10.0, metavar="SECONDS",
+                        help="seconds of the publishers' reports the rate is taken over (default 10)")
+    parser.add_argument("--intervals", action="store_true",
+                        help="subscribe to the topics: every message's timestamp, with the "
+                             "min/max/std of the intervals (costs CPU at high rates)")
     parser.add_argument("--window", type=int, default=1000, metavar="N",
-                        help="messages the rate is taken over (default 1000)")
+                        help="with --intervals: messages the rate is taken over (default 1000)")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
                         help="stop after this long")
     parser.add_argument("--idle", type=float, default=None, metavar="SECONDS",
@@ -39,6 +51,63 @@ def add_parser(sub) -> None:
 
 
 def measure(args: argparse.Namespace, *, sizes: bool, columns, display) -> int:
+    if not args.intervals:
+        return _from_stats(args, columns, display)
+    return _by_subscription(args, sizes=sizes, columns=columns, display=display)
+
+
+def _from_stats(args: argparse.Namespace, columns, display) -> int:
+    import sys
+    import threading
+    import time
+
+    from ether import lowlevel, monitor
+
+    from ._common import attach, print_json, print_table, session_of
+    session = session_of(args)
+    rates = monitor.PublishedRates(args.topics, args.span)
+    heard = threading.Event()
+
+    def on(report: dict) -> None:
+        rates.add(report)
+        heard.set()
+
+    with attach(session, args.verb) as client:
+        client.subscribe(lowlevel.STATS_TOPIC, on, policy="drop")
+        start = time.monotonic()
+        tick = threading.Event()
+        next_print = start + args.period
+        while True:
+            now = time.monotonic()
+            if args.duration is not None and now - start >= args.duration:
+                break
+            changed = rates.changed_at
+            if changed is not None and args.idle is not None and now - changed >= args.idle:
+                break
+            if now >= next_print:
+                next_print = now + args.period
+                _print_rows([{**rates.report(t), "final": False} for t in args.topics],
+                            args, columns, display, print_json, print_table)
+            tick.wait(0.05)
+        rows = [{**rates.report(t), "final": True} for t in args.topics]
+        _print_rows(rows, args, columns, display, print_json, print_table)
+    for r in rows:
+        if not r["count"]:
+            print(f"ether {args.verb}: nothing counted on {r['topic']!r}"
+                  + ("" if heard.is_set() else " (no node reported: is the session running?)")
+                  + "; a message an attached client publishes (ether pub, Client.attach) is "
+                  "counted only with --intervals", file=sys.stderr)
+    return 0
+
+
+def _print_rows(rows, args, columns, display, print_json, print_table) -> None:
+    if args.json:
+        print_json(rows)
+    else:
+        print_table([display(r) for r in rows], columns)
+
+
+def _by_subscription(args: argparse.Namespace, *, sizes: bool, columns, display) -> int:
     import threading
     import time
 
@@ -96,11 +165,9 @@ def _size(envelope, decode) -> int:
 def _report(rates, lock, client, args, columns, display, print_json, print_table, final=False):
     dropped = client.node.inbox.statistics().dropped
     with lock:
-        rows = [{**r.report(), "dropped": dropped, "final": final} for r in rates.values()]
-    if args.json:
-        print_json(rows)
-    else:
-        print_table([display(r) for r in rows], columns)
+        rows = [{**r.report(), "dropped": dropped, "final": final, "source": "subscription"}
+                for r in rates.values()]
+    _print_rows(rows, args, columns, display, print_json, print_table)
 
 
 def _display(r: dict) -> dict:

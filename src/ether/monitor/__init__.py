@@ -10,31 +10,46 @@ An extension package: it builds only on `ether`, `ether.lowlevel`,
 - the processes, through psutil (CPU, memory, uptime);
 - the session's log folder (`_logs.py`).
 
-Importing it loads none of the web stack: `monitor()` (the server, the
+Its names load their modules on first use (PEP 562: `ether ps` never loads
+the log reader); importing it loads none of the web stack: `monitor()` (the server, the
 `monitor` extra: starlette, uvicorn, prometheus-client) is imported by the
 `ether monitor` command alone.
 """
-from ._logs import Filter as LogFilter
-from ._logs import Follower as LogFollower
-from ._logs import LogRecord
-from ._logs import log_dir
-from ._logs import read as read_logs
-from ._members import COLUMNS, Processes, member_rows, restarts_of, state_of
-from ._rates import TopicRate
-from ._sessions import SessionChoiceError, bridge_members, choose, live_names, needs_bridge
-from ._stats import StatsWatch, handler_errors
-from ._topics import service_rows, topic_rows, user_topic
-from ._values import FieldMissing, pick, plain
+from importlib import import_module as _import_module
 
-__all__ = [
-    "LogFilter", "LogFollower", "LogRecord", "log_dir", "read_logs",
-    "COLUMNS", "Processes", "member_rows", "restarts_of", "state_of", "TopicRate",
-    "SessionChoiceError", "bridge_members", "choose", "live_names", "needs_bridge",
-    "StatsWatch", "handler_errors", "service_rows", "topic_rows", "user_topic",
-    "FieldMissing", "pick", "plain",
-]
+# name -> (module, attribute): loaded by __getattr__ on first use, then cached here.
+_WHERE = {
+    "LogFilter": ("_logs", "Filter"),
+    "LogFollower": ("_logs", "Follower"),
+    "LogRecord": ("_logs", "LogRecord"),
+    "log_dir": ("_logs", "log_dir"),
+    "read_logs": ("_logs", "read"),
+    "COLUMNS": ("_members", "COLUMNS"),
+    "Processes": ("_members", "Processes"),
+    "member_rows": ("_members", "member_rows"),
+    "restarts_of": ("_members", "restarts_of"),
+    "state_of": ("_members", "state_of"),
+    "PublishedRates": ("_published", "PublishedRates"),
+    "TopicRate": ("_rates", "TopicRate"),
+    "SessionChoiceError": ("_sessions", "SessionChoiceError"),
+    "bridge_members": ("_sessions", "bridge_members"),
+    "choose": ("_sessions", "choose"),
+    "live_names": ("_sessions", "live_names"),
+    "needs_bridge": ("_sessions", "needs_bridge"),
+    "StatsWatch": ("_stats", "StatsWatch"),
+    "handler_errors": ("_stats", "handler_errors"),
+    "service_rows": ("_topics", "service_rows"),
+    "topic_rows": ("_topics", "topic_rows"),
+    "user_topic": ("_topics", "user_topic"),
+    "FieldMissing": ("_values", "FieldMissing"),
+    "pick": ("_values", "pick"),
+    "plain": ("_values", "plain"),
+    "BindRefused": ("_bind", "BindRefused"),
+    "check_bind": ("_bind", "check_bind"),
+    "is_loopback": ("_bind", "is_loopback"),
+}
 
-from ._bind import BindRefused, check_bind, is_loopback  # noqa: E402
+__all__ = [*_WHERE, "serve"]
 
 
 def serve(session: str, **kwargs):
@@ -44,4 +59,15 @@ def serve(session: str, **kwargs):
     return _serve(session, **kwargs)
 
 
-__all__ += ["BindRefused", "check_bind", "is_loopback", "serve"]
+
+def __getattr__(name: str):
+    where = _WHERE.get(name)
+    if where is None:
+        raise AttributeError(f"module 'ether.monitor' has no attribute {name!r}")
+    value = getattr(_import_module(f".{where[0]}", __name__), where[1])
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -5,10 +5,10 @@ counted twice, nothing kept per scrape).
     ether_messages_published_total{session,instance,topic}   counted while watched
     ether_node_published_total{session,instance}              the node's own total
     ether_messages_handled_total{session,instance}
-    ether_messages_dropped_total{session,instance,topic}      at drop-policy subscribers
+    ether_messages_dropped_total{session,instance,topic}      what a drop-policy inbox refused, as its publishers count it
     ether_inbox_fill_ratio{session,instance}
     ether_handler_errors_total{session,instance,topic}
-    ether_handler_seconds{session,instance,topic}             histogram, while watched
+    ether_handler_seconds{session,instance,topic}             histogram, a sample while watched
     ether_instance_up{session,instance}
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def registry_for(collector):
             up = GaugeMetricFamily("ether_instance_up", "1 while the member's process lives",
                                    labels=["session", "instance"])
             seconds = HistogramMetricFamily(
-                "ether_handler_seconds", "Time in a node's handlers per message (while watched)",
+                "ether_handler_seconds", "Time in a node's handlers per message (a sample of the watched time)",
                 labels=["session", "instance", "topic"])
             for name, s in stats.items():
                 for topic, n in s.get("topics", {}).items():
@@ -64,10 +64,14 @@ def registry_for(collector):
                         acc += n
                         cumulative.append((bound, acc))
                     seconds.add_metric([session, name, topic], cumulative, total)
-            for t in state.get("topics", ()):
-                for sub in t["subscribers"]:
-                    if sub["policy"] == "drop" and sub["dropped"] is not None:
-                        dropped.add_metric([session, sub["inbox"], t["topic"]], sub["dropped"])
+            # Per receiving inbox and topic, as the publishers count them (an inbox's own
+            # counter in shared memory has no topic: it would count a drop on each topic).
+            refused: dict[tuple[str, str], int] = {}
+            for s in stats.values():
+                for inbox, topic, n in s.get("drops", ()):
+                    refused[(inbox, topic)] = refused.get((inbox, topic), 0) + n
+            for (inbox, topic), n in sorted(refused.items()):
+                dropped.add_metric([session, inbox, topic], n)
             for name, row in rows.items():
                 if row.get("inbox_fill") is not None:
                     fill.add_metric([session, name], row["inbox_fill"])
