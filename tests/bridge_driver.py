@@ -82,7 +82,11 @@ class Host:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)
-        self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except OSError:   # a killed host's stdin: nothing reads it
+                pass
 
 
 def free_port() -> int:

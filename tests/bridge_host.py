@@ -81,6 +81,27 @@ def op_members():
     return [[m.name, m.pid, m.class_name] for m in snap.members]
 
 
+def op_remote():
+    """The remote instances' states as the main knows them (name@host -> {"state",
+    "pid", "restarts", ...})."""
+    supervisor = ether._supervisor
+    return supervisor.remote.states() if supervisor is not None and supervisor.remote else {}
+
+
+def op_wait_remote(name, state="ready", restarts=0, timeout=20.0):
+    """Until the remote instance `name@host` is in `state` with at least `restarts`."""
+    def there():
+        now = op_remote().get(name)
+        return now if now and now["state"] == state and now["restarts"] >= restarts else None
+    return _until(there, timeout, f"{name} {state} with {restarts} restarts", tick=0.005)
+
+
+def op_remote_timings():
+    """B's supervisor's own restart figures (death -> ready and subscribed), in s."""
+    supervisor = ether._supervisor
+    return list(supervisor.remote.timings) if supervisor is not None and supervisor.remote else []
+
+
 def op_bridge_pid():
     return next(m.pid for m in _members() if m.name == "bridge")
 

@@ -182,6 +182,16 @@ class EtherInstanceConfig(_Strict):
     backoff_max_s: float | None = None       # but never longer than this
     stuck_after_s: float | None = None       # a handler that has not returned for this long
     health_interval_s: float | None = None   # how often @ether_health runs (and reports)
+    # Where it runs: a host of the site (an `ether agent` runs there); None: this host.
+    host: str | None = None
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host_name(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not _HOST.fullmatch(v)):
+            raise ValueError(f"host {v!r} is invalid: a host name of the site "
+                             "(1-64 letters, digits, '_' or '-')")
+        return v
 
     @field_validator(*SUPERVISION_KEYS, mode="before")
     @classmethod
@@ -315,15 +325,31 @@ class BridgeSecurityConfig(_Strict):
     key: Path
     allow_hosts: list[str] | None = None   # certificate names let in (zenoh ACL, default deny)
     verify_name: bool = True               # off for DHCP labs: still mTLS, identity by name
+    # Certificate names that may launch instances through this host's `ether agent`
+    # (docs/design/remote-launch.md); None: every name of allow_hosts.
+    operators: list[str] | None = None
 
-    @field_validator("allow_hosts")
+    @field_validator("allow_hosts", "operators")
     @classmethod
-    def _hosts(cls, v: list[str] | None) -> list[str] | None:
+    def _hosts(cls, v: list[str] | None, info) -> list[str] | None:
         for host in v or ():
             if not isinstance(host, str) or not _HOST.fullmatch(host):
-                raise ValueError(f"allow_hosts: {host!r} is not a host name "
+                raise ValueError(f"{info.field_name}: {host!r} is not a host name "
                                  "(1-64 letters, digits, '_' or '-')")
         return v
+
+    @model_validator(mode="after")
+    def _operators_are_let_in(self) -> "BridgeSecurityConfig":
+        if self.operators is not None and self.allow_hosts is not None:
+            out = [o for o in self.operators if o not in self.allow_hosts]
+            if out:
+                raise ValueError(f"operators: {', '.join(map(repr, out))} not in allow_hosts, "
+                                 "so no such certificate can connect; add it to allow_hosts")
+        return self
+
+    def launchers(self) -> list[str] | None:
+        """The certificate names that may launch here (operators, else allow_hosts)."""
+        return self.operators if self.operators is not None else self.allow_hosts
 
 
 class BridgeConfig(_Strict):
@@ -582,6 +608,28 @@ class EtherConfig(_Strict):
     def _empty_bridge(cls, v: Any) -> Any:
         # A bare `bridge:` in YAML is null: the section is there, so it means `bridge: {}`.
         return {} if v is None else v
+
+    @model_validator(mode="after")
+    def _hosts_need_a_bridge(self) -> "EtherConfig":
+        for key, inst in self.instances.items():
+            if inst.host is None:
+                continue
+            if self.bridge is None:
+                raise ValueError(f"instance {key!r}: host {inst.host!r} needs a bridge: section "
+                                 "(the launch goes through this host's bridge to the agent there)")
+            security = self.bridge.security
+            if security is not None and security.allow_hosts is not None and \
+                    inst.host != self.bridge.host_name() and inst.host not in security.allow_hosts:
+                raise ValueError(f"instance {key!r}: host {inst.host!r} is not a host of the site "
+                                 f"(bridge: security: allow_hosts: {', '.join(security.allow_hosts)})")
+        return self
+
+    def remote_instances(self) -> dict[str, EtherInstanceConfig]:
+        """The instances that run on another host than this one (their `host:`)."""
+        if self.bridge is None:
+            return {}
+        here = self.bridge.host_name()
+        return {k: i for k, i in self.instances.items() if i.host not in (None, here)}
 
     @field_validator("registry")
     @classmethod

@@ -27,7 +27,7 @@ def test_a_cut_link_is_noticed_within_the_lease_and_traffic_comes_back(hosts, si
                          security=_security(good, "hostB")))
     assert len(b.peers(10)) == 1
     a.sub(KEYS)
-    assert b.matches("ether/lab1/x", 10)
+    assert b.matches("ether/lab1/t/x", 10)
 
     cut = time.time()  # the agents stamp their link events with the same clock
     A.link(False)
@@ -41,6 +41,6 @@ def test_a_cut_link_is_noticed_within_the_lease_and_traffic_comes_back(hosts, si
     peers, at = b.wait_peers(1, 10)
     assert len(peers) == 1, "B never linked to A again"
     assert at - back <= 10, f"B linked again {at - back:.2f} s after the link came up"
-    assert b.matches("ether/lab1/x", 10)
-    b.put("ether/lab1/x", "after the cut")
+    assert b.matches("ether/lab1/t/x", 10)
+    b.put("ether/lab1/t/x", "after the cut")
     assert a.wait_sample("after the cut", 5)

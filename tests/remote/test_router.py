@@ -35,11 +35,11 @@ def test_two_hosts_reach_each_other_only_through_the_router(hosts, site):
     assert router.wait_line(r"linked: \w+ \(hostC\)", 10), router.lines
 
     b.sub(KEYS)
-    c.call("queryable", key="ether/lab1/q", reply="pong from C")
-    assert c.matches("ether/lab1/x", 10), "C never saw B's subscriber through the router"
-    c.put("ether/lab1/x", "hello from C")
+    c.call("queryable", key="ether/lab1/s/q", reply="pong from C")
+    assert c.matches("ether/lab1/t/x", 10), "C never saw B's subscriber through the router"
+    c.put("ether/lab1/t/x", "hello from C")
     assert b.wait_sample("hello from C", 10)
-    assert b.get("ether/lab1/q") == ["pong from C"]
+    assert b.get("ether/lab1/s/q") == ["pong from C"]
 
     b.close()
     assert router.wait_line(r"left: \w+ \(hostB\)", 10), router.lines

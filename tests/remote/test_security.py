@@ -22,7 +22,10 @@ from ether.config import BridgeConfig, EtherConfig, check_security_files
 from .agents import Agent
 from .conftest import needs_netns
 
-KEYS = "ether/lab1/**"
+# The site's topic space: with allow_hosts the ACL allows the site's own key spaces
+# (t/ topics, s/ calls, live/ liveliness) and, on the agents' (agent/), a name
+# only as itself (docs/design/remote-launch.md).
+KEYS = "ether/lab1/t/**"
 PORT = 7447
 
 
@@ -41,7 +44,7 @@ def _server(host, good, **security) -> Agent:
     agent = Agent(host, _bridge(listen=[f"tls/{host.addr}:{PORT}"],
                                 security=_security(good, "hostA", **security)))
     agent.sub(KEYS)
-    agent.call("queryable", key="ether/lab1/q", reply="pong")
+    agent.call("queryable", key="ether/lab1/s/q", reply="pong")
     return agent
 
 
@@ -54,14 +57,14 @@ def _exchange_works(a: Agent, b: Agent, tag: str) -> None:
     """The positive control: b sees a's subscriber and a b's, puts cross both ways,
     and b's query is answered."""
     assert b.peers(10), "the valid peer never linked to A"
-    assert b.matches("ether/lab1/from-b", 10), "the valid peer never saw A's subscriber"
+    assert b.matches("ether/lab1/t/from-b", 10), "the valid peer never saw A's subscriber"
     b.sub(KEYS)
-    assert a.matches("ether/lab1/from-a", 10), "A never saw the valid peer's subscriber"
-    b.put("ether/lab1/from-b", f"b-{tag}")
-    a.put("ether/lab1/from-a", f"a-{tag}")
+    assert a.matches("ether/lab1/t/from-a", 10), "A never saw the valid peer's subscriber"
+    b.put("ether/lab1/t/from-b", f"b-{tag}")
+    a.put("ether/lab1/t/from-a", f"a-{tag}")
     assert a.wait_sample(f"b-{tag}", 10), "A's canary missed the valid peer's put"
     assert b.wait_sample(f"a-{tag}", 10), "the valid peer missed A's put"
-    assert b.get("ether/lab1/q") == ["pong"]
+    assert b.get("ether/lab1/s/q") == ["pong"]
 
 
 # -- (a) beyond loopback needs security -----------------------------------------
@@ -111,13 +114,13 @@ def test_a_peer_without_a_site_certificate_sees_and_delivers_nothing(hosts, site
     attacker = Agent(B, config)
     attacker.sub(KEYS)
     assert a.wait_log(refusal, 15), f"A never refused the {kind} peer: {a.log[-3:]}"
-    attacker.put("ether/lab1/evil", "evil-1")
-    a.put("ether/lab1/from-a", "a-1")
-    assert attacker.get("ether/lab1/q", timeout=0.5) == []
+    attacker.put("ether/lab1/t/evil", "evil-1")
+    a.put("ether/lab1/t/from-a", "a-1")
+    assert attacker.get("ether/lab1/s/q", timeout=0.5) == []
 
     good_b = _client(B, good, A)  # the positive control, on the same hosts, afterwards
     _exchange_works(a, good_b, "1")
-    attacker.put("ether/lab1/evil", "evil-2")
+    attacker.put("ether/lab1/t/evil", "evil-2")
     _exchange_works(a, good_b, "2")  # a round trip after the attacker's last put
 
     assert attacker.peers(0) == []
@@ -138,14 +141,14 @@ def test_a_site_certificate_that_allow_hosts_does_not_list_is_denied(hosts, site
     c = _client(B, good, A, name="hostC", allow_hosts=["hostA", "hostB", "hostC"])
     assert [p["cn"] for p in c.peers(10)] == ["hostA"]
     c.sub(KEYS)
-    c.put("ether/lab1/evil", "evil-1")
-    assert c.get("ether/lab1/q", timeout=0.5) == []
+    c.put("ether/lab1/t/evil", "evil-1")
+    assert c.get("ether/lab1/s/q", timeout=0.5) == []
 
     b = _client(B, good, A, allow_hosts=["hostA", "hostB"])  # listed: it works
     _exchange_works(a, b, "1")
-    assert not c.matches("ether/lab1/evil", 0.2), "the unlisted host saw A's subscriber"
-    c.put("ether/lab1/evil", "evil-2")
-    assert c.get("ether/lab1/q", timeout=0.5) == []
+    assert not c.matches("ether/lab1/t/evil", 0.2), "the unlisted host saw A's subscriber"
+    c.put("ether/lab1/t/evil", "evil-2")
+    assert c.get("ether/lab1/s/q", timeout=0.5) == []
     _exchange_works(a, b, "2")
 
     assert [p for p in a.payloads() if p.startswith("evil")] == []
@@ -188,7 +191,7 @@ def test_multicast_finds_the_other_host_with_no_address_configured(hosts, site):
     A, B = net["A"], net["B"]
     a = Agent(A, _bridge(discovery="multicast", security=_security(good, "hostA")))
     a.sub(KEYS)
-    a.call("queryable", key="ether/lab1/q", reply="pong")
+    a.call("queryable", key="ether/lab1/s/q", reply="pong")
     b = Agent(B, _bridge(discovery="multicast", security=_security(good, "hostB")))
     assert [p["cn"] for p in b.peers(10)] == ["hostA"]
     _exchange_works(a, b, "1")

@@ -41,7 +41,7 @@ def test_every_command_module_registers_itself(capsys):
     out = capsys.readouterr().out
     commands = sorted(p.stem[1:] for p in CLI.glob("_*.py")
                       if p.name != "__init__.py" and p.stem not in HELPERS)
-    assert commands == ["bag", "bridge", "bw", "call", "certs", "cleanup", "doctor", "echo", "hz",
+    assert commands == ["agent", "bag", "bridge", "bw", "call", "certs", "cleanup", "doctor", "echo", "hz",
                         "logs", "monitor", "play", "ps", "pub", "record", "router", "run",
                         "services", "top", "topic", "topics"]
     for command in commands:

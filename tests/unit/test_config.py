@@ -13,7 +13,7 @@ from ether.config import (EtherConfig, EtherInstanceConfig, RegistryClassConfig,
 
 # The instance keys, in the order an unknown key's error lists them.
 INSTANCE_KEYS = ("class_path, args, kwargs, restart, max_restarts, restart_window_s, backoff_s, "
-                 "backoff_factor, backoff_max_s, stuck_after_s, health_interval_s")
+                 "backoff_factor, backoff_max_s, stuck_after_s, health_interval_s, host")
 
 DUAL_PROCESSORS = """\
 instances:

@@ -39,6 +39,7 @@ MESSAGES = [
     ("phase-ack", "a", control.PhaseAck("a", 9, (), skipped=183)),
     ("progress", "a", control.Progress("a", handled=17, skipped=0, queued=183)),
     ("stop", "main", control.Stop()),
+    ("remote", "bridge", control.Remote("bridge", "hostB", "restarted", "p", "0.12", restarts=1)),
 ]
 
 
@@ -73,11 +74,11 @@ def test_a_command_sent_by_send_goes_through_send_control():
 
 @pytest.mark.parametrize("env, accept, reason", [
     (raw("bogus", "a", {}), control.REPORTS,
-     "control message 'bogus' from 'a': unknown type (known: ready, failed, progress, stuck, health, drain, "
-     "drain-ack, phase, phase-ack, stop)"),
+     "control message 'bogus' from 'a': unknown type (known: ready, failed, progress, stuck, health, remote, "
+     "drain, drain-ack, phase, phase-ack, stop)"),
     (raw("drain", "a", {"request": 1}), control.REPORTS,
      "control message 'drain' from 'a': not expected here (expected: ready, failed, progress, stuck, health, "
-     "drain-ack, phase-ack)"),
+     "remote, drain-ack, phase-ack)"),
     (raw("failed", "a", {"instance": "a"}), control.REPORTS,
      "control message 'failed' from 'a': Object missing required field `error`"),
     (raw("ready", "a", {"instance": "a", "pid": 5, "host": "x"}), control.REPORTS,

@@ -138,14 +138,36 @@ def test_security_with_connect_only_opens_no_listener(files):
 def test_allow_hosts_is_a_default_deny_acl_on_the_sites_keys(files):
     bridge = BridgeConfig(site="lab1", connect=["tls/10.0.0.2:7447"],
                           security=_security(files, allow_hosts=["rig-a", "rig-b"]))
-    assert zenoh_config(bridge, base_dir=None)["access_control"] == {
-        "enabled": True,
-        "default_permission": "deny",
-        "rules": [{"id": "site", "messages": list(ACL_MESSAGES), "flows": ["ingress", "egress"],
-                   "permission": "allow", "key_exprs": ["ether/lab1/**"]}],
-        "subjects": [{"id": "site_hosts", "cert_common_names": ["rig-a", "rig-b"]}],
-        "policies": [{"id": "site_hosts_on_site", "rules": ["site"], "subjects": ["site_hosts"]}],
-    }
+    acl = zenoh_config(bridge, base_dir=None)["access_control"]
+    assert acl["enabled"] is True and acl["default_permission"] == "deny"
+    rules = {r["id"]: r for r in acl["rules"]}
+    assert rules["site"] == {"id": "site", "messages": list(ACL_MESSAGES),
+                             "flows": ["ingress", "egress"], "permission": "allow",
+                             "key_exprs": ["ether/lab1/t/**", "ether/lab1/s/**", "ether/lab1/live/**"]}
+    assert acl["subjects"][0] == {"id": "site_hosts", "cert_common_names": ["rig-a", "rig-b"]}
+    assert acl["policies"][0] == {"id": "site_hosts_on_site", "subjects": ["site_hosts"],
+                                  "rules": ["site", "agent_out", "agent_events"]}
+
+
+def test_on_the_agents_keys_a_certificate_speaks_only_as_itself(files):
+    """A launch request (a query on agent/<host>/req/<name>) comes in only from the
+    certificate <name>; an agent's queryable, replies and events only from the
+    certificate named like its host (docs/design/remote-launch.md)."""
+    bridge = BridgeConfig(site="lab1", connect=["tls/10.0.0.2:7447"],
+                          security=_security(files, allow_hosts=["rig-a", "rig-b"]))
+    acl = zenoh_config(bridge, base_dir=None)["access_control"]
+    rules = {r["id"]: r for r in acl["rules"]}
+    subjects = {s["id"]: s["cert_common_names"] for s in acl["subjects"]}
+    for host in ("rig-a", "rig-b"):
+        policy = next(p for p in acl["policies"] if p["subjects"] == [f"host_{host}"])
+        assert subjects[f"host_{host}"] == [host]
+        asks, speaks = (rules[r] for r in policy["rules"])
+        assert (asks["messages"], asks["flows"], asks["key_exprs"]) == (
+            ["query"], ["ingress"], [f"ether/lab1/agent/*/req/{host}"])
+        assert (speaks["flows"], speaks["key_exprs"]) == (["ingress"], [f"ether/lab1/agent/{host}/**"])
+    everyone = [rules[r] for r in acl["policies"][0]["rules"]]
+    assert not [r for r in everyone if "query" in r["messages"] and "ingress" in r["flows"]
+                and any("/agent/" in k for k in r["key_exprs"])]
 
 
 def test_router_mode(files):
@@ -249,7 +271,7 @@ def test_zenoh_config_checks_the_files_first(files):
     ({"security": {"ca": "a"}}, "bridge: security: missing required key 'cert'\n"
                                 "bridge: security: missing required key 'key'"),
     ({"security": {"ca": "a", "cert": "b", "key": "c", "bogus": 1}},
-     "bridge: security: unknown key 'bogus' (valid: ca, cert, key, allow_hosts, verify_name)"),
+     "bridge: security: unknown key 'bogus' (valid: ca, cert, key, allow_hosts, verify_name, operators)"),
     ({"security": {"ca": "a", "cert": "b", "key": "c", "allow_hosts": ["x y"]}},
      "bridge: security: allow_hosts: 'x y' is not a host name (1-64 letters, digits, '_' or '-')"),
     ({"lease_s": 0}, "bridge: lease_s must be between 0.1 and 600 seconds, not 0.0"),

@@ -10,6 +10,7 @@ tag and whose payload is the Struct as a MessagePack map of its fields:
     progress    instance -> main instance, handled, skipped, queued
     stuck       instance -> main instance, handler, seconds
     health      instance -> main instance, ok, detail
+    remote      bridge -> main   instance, host, event, name, text, restarts, pid
     drain       main -> instance request
     drain-ack   instance -> main instance, request, published, handled
     phase       main -> instance request, phase, stopping
@@ -47,7 +48,7 @@ from .._spec._decorators import LIFECYCLE
 
 __all__ = [
     "InstanceState", "Stage", "Control", "Report", "Ready", "Failed", "Progress", "Stuck",
-    "Health", "Ack",
+    "Health", "Remote", "Ack",
     "DrainAck", "PhaseAck", "Command", "Drain", "Phase", "Stop", "TYPES", "REPORTS", "COMMANDS",
     "decode", "refused", "reason_of", "send",
 ]
@@ -157,6 +158,19 @@ class Health(Report):
     detail: str = ""
 
 
+class Remote(Report):
+    """From the bridge: what the agent of another host says of an instance it runs
+    for this session (docs/design/remote-launch.md): exited, restarting,
+    restarted, failed, gone (the agent or its host left the site)."""
+    tag: ClassVar[str] = "remote"
+    host: str
+    event: str
+    name: str
+    text: str = ""
+    restarts: _Count = 0
+    pid: _Count = 0
+
+
 class Ack(Report):
     """The answer to one Command: `request` is the command's."""
     request: _Request
@@ -200,9 +214,9 @@ class Stop(Control):
 
 
 TYPES: dict[str, type[Control]] = {
-    t.tag: t for t in (Ready, Failed, Progress, Stuck, Health, Drain, DrainAck, Phase, PhaseAck,
-                       Stop)}
-REPORTS = (Ready, Failed, Progress, Stuck, Health, DrainAck, PhaseAck)  # what the main accepts
+    t.tag: t for t in (Ready, Failed, Progress, Stuck, Health, Remote, Drain, DrainAck, Phase,
+                       PhaseAck, Stop)}
+REPORTS = (Ready, Failed, Progress, Stuck, Health, Remote, DrainAck, PhaseAck)  # what the main accepts
 COMMANDS = (Drain, Phase, Stop)                # what an instance accepts
 
 _DECODE = {tag: msgspec.msgpack.Decoder(t).decode for tag, t in TYPES.items()}

@@ -87,6 +87,13 @@ class Member:
     def ready(self) -> None:
         control.send(self.node, self.spec.main_inbox, control.Ready(self.name, os.getpid()))
 
+    def remote(self, host: str, event: str, name: str, text: str = "", restarts: int = 0,
+               pid: int = 0) -> None:
+        """Tell the main what the agent of `host` says of its instance `name`
+        (the bridge's part of remote launch, docs/design/remote-launch.md)."""
+        control.send(self.node, self.spec.main_inbox, control.Remote(
+            self.name, host, event, name, text, restarts, pid))
+
     def fail(self, exc: BaseException) -> None:
         """Tell the main why this member cannot start (a report and a failure file)."""
         from ._child import _report_failure

@@ -122,6 +122,7 @@ class Supervisor:
         self.restarts: _restarts.Restarter | None = None
         self.member_restarts: MemberRestarts | None = None   # the bridge's
         self.on_failure_shutdown: Callable[[str], None] | None = None  # on_failure: shutdown
+        self.remote = None   # _remote.RemoteHosts: the instances other hosts' agents run
 
     # ---- start ----
 
@@ -142,6 +143,7 @@ class Supervisor:
             names: dict[str, str] = {}
             classes = []
             launched: dict[str, tuple] = {}
+            remote = self.config.remote_instances()
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
                 if name == MAIN_INBOX:
@@ -153,6 +155,8 @@ class Supervisor:
                     raise errors.ConfigError(
                         f"instances {names[name]!r} and {key!r} both have the name {name!r}")
                 names[name] = key
+                if key in remote:  # its class is imported there, by its agent
+                    continue
                 cls = import_class(inst.class_path, search_path=search_path, instance=key)
                 try:
                     introspect(cls)
@@ -163,12 +167,14 @@ class Supervisor:
                 if _launch.fresh_interpreter(method):
                     _launch.check_spec(self._spec("", name, inst, search_path, registry),
                                        f"instance {key!r}")
-            self._check_registry_is_used(classes, search_path)
+            if not remote:  # a remote instance may run the class an entry is for
+                self._check_registry_is_used(classes, search_path)
             self._check_size()
             _settings.validate()  # before anything starts, every ETHER_* variable
             from .._core import _arena_writer
             _arena_writer.check_configured_space()
-            room = self._check_room(len(self.config.instances) + 1 + (self.config.bridge is not None))
+            room = self._check_room(len(self.config.instances) - len(remote) + 1
+                                    + (self.config.bridge is not None))
             self.session = Session.create()
         except BaseException:  # nothing started: the classes are plain again
             _registry.undo(self._registry_undo)
@@ -193,8 +199,14 @@ class Supervisor:
             if self.config.bridge is not None:
                 # Before the instances: remote interest is in place when they publish.
                 self._start_bridge(sid)
+            if remote:  # the other hosts start theirs meanwhile (_remote.py)
+                from ._remote import RemoteHosts
+                self.remote = RemoteHosts(self, remote)
+                self.remote.launch(self.start_timeout)
             policies = {}
             for key, inst in self.config.instances.items():
+                if key in remote:
+                    continue
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 policies[spec.name] = inst.supervision(self.config.supervision)
                 spec = dataclasses.replace(spec, stuck_after_s=policies[spec.name].stuck_after_s,
@@ -217,6 +229,9 @@ class Supervisor:
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
             self._await_ready(self.start_timeout)
+            if self.remote is not None:
+                self.remote.await_ready(self.start_timeout)
+                self.start_dispatcher()  # what the agents say is read as it comes
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             # Once the instances are up: their start-up does not compete with these
             # threads' start (each start waits until its thread runs) for the cores.
@@ -568,7 +583,10 @@ class Supervisor:
                 log.warning("main: ignored a control message %r from %r: %s",
                             message.tag, message.instance, refused)
             return
-        if isinstance(message, control.Ready):
+        if isinstance(message, control.Remote):
+            if self.remote is not None:
+                self.remote.on_event(message)
+        elif isinstance(message, control.Ready):
             if self._started:  # a restarted one (tap shows them all at once)
                 self._show_state(message.instance, state=InstanceState.READY)
         elif isinstance(message, (control.Stuck, control.Health)) and self._marked(message):
@@ -619,6 +637,10 @@ class Supervisor:
                         message.handled, message.skipped):
                     self._moved[name] = time.monotonic()  # the first: it is alive and answers
                 self._progress[name] = (message, self._asked.get(name, 0))
+        elif isinstance(message, control.Remote):
+            if name not in self._members:
+                return "only the bridge speaks for other hosts"
+            return None
         elif isinstance(message, (control.Stuck, control.Health)):
             # Unasked, and may come late (it is being killed already): never an error.
             if isinstance(message, control.Health) and self.restarts is not None:
@@ -951,9 +973,16 @@ class Supervisor:
                         "save_all handlers", names, STALL_S, they)
 
     def _stop_processes(self, graceful: bool) -> None:
-        """The instances in config order, then the members (the bridge, so that what
+        """The instances in config order, then those of other hosts (each host's
+        session shut down in order), then the members (the bridge, so that what
         the instances sent last still leaves the host); then the session."""
         self._stop_group([n for n in self.processes if n not in self._members], graceful)
+        if self.remote is not None and self.node is not None:
+            try:
+                self.remote.stop(graceful and not self._aborted,
+                                 self.config.shutdown_timeout_s if graceful else 1.0)
+            except Exception:  # noqa: BLE001 - the local stop goes on
+                log.exception("stopping the instances of other hosts")
         self._stop_group([n for n in self.processes if n in self._members], graceful)
         self._stop.set()
         if self._wake_w >= 0:  # the exit watcher, or its join below waits out its poll

@@ -1,7 +1,8 @@
 """Ether across hosts: the bridge, one process per host and session, which joins
 the sessions of one site over Zenoh (research/remote.md, docs/design/bridge.md),
 with what it stands on: its zenoh config, the site's certificates and the router
-for the WAN (docs/design/remote-security.md). The ``remote`` extra brings them:
+for the WAN (docs/design/remote-security.md), and `ether agent`'s launcher
+(docs/design/remote-launch.md). The ``remote`` extra brings them:
 ``pip install "ether[remote]"``.
 
 A config with a `bridge:` section makes `ether.tap` start it; nothing else in
@@ -13,6 +14,7 @@ bridge of a session through any Client (the main script's `ether`, or
 """
 from __future__ import annotations
 
+from ._agent import Agent as Agent
 from ._certs import Written as Written
 from ._certs import make_ca as make_ca
 from ._certs import make_host as make_host
@@ -20,7 +22,7 @@ from ._router import DEFAULT_PORT as DEFAULT_PORT
 from ._router import Router as Router
 from ._zconfig import zenoh_config as zenoh_config
 
-__all__ = ["DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "site", "statistics",
+__all__ = ["Agent", "DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "site", "statistics",
            "zenoh_config"]
 
 

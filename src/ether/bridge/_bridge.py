@@ -90,10 +90,18 @@ class Bridge:
         session, node = self.member.join()
         self.session, self.node = session, node
         zconf = _zconfig.zenoh_config(self.config, base_dir=self.base_dir)
+        # zenoh's open waits 500 ms (scouting/delay) for its first links; a bridge
+        # that connects out (and does not scout) waits for the site itself instead,
+        # as long as it needs and no longer, before its name check.
+        quick = bool(self.config.connect) and self.config.discovery != "multicast"
+        if quick:
+            zconf["scouting"]["delay"] = 0
         import zenoh  # here, in this process only
         self.zenoh = zenoh
         self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
+        if quick:
+            self._await_the_site(CLASH_WAIT_S)
         self._refuse_a_taken_name()
         self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export)
         from ether.lowlevel import Node  # noqa: F401  (the inline limit is the node's)
@@ -103,6 +111,8 @@ class Bridge:
         node.add_service("service:bridge.site", self._answer(lambda: self.site.to_dict()))
         node.add_service("service:bridge.statistics", self._answer(self.statistics))
         node.add_service(BRIDGE_LINKS, self._answer(self.inbound.links))   # for ether.statistics()
+        from ._launcher import Launcher
+        self.launcher = Launcher(self)   # remote launch: the main's requests to agents
         self.inbound.start()
         self.calls.start()
         self._declare(self.keys.bridge_live(self.zid))
@@ -115,6 +125,20 @@ class Bridge:
         again = self.member.spec.restarts
         log.info("bridge: host %r of site %r (zenoh id %s) is up%s", self.host, self.config.site,
                  self.zid, f" again (restart {again})" if again else "")
+
+    def _await_the_site(self, timeout: float) -> None:
+        """Until a liveliness token of the site arrives (or `timeout`): zenoh's own
+        wait at open is off for a bridge that connects out (start()), and the name
+        check must see the site. A token means the link is up and the site's
+        declarations flow (any bridge's, or an `ether agent`'s); a site with none
+        waits the whole timeout, as zenoh's open did."""
+        seen = threading.Event()
+        listener = self.z.liveliness().declare_subscriber(self.keys.live_all,
+                                                          lambda sample: seen.set(), history=True)
+        try:
+            seen.wait(timeout)
+        finally:
+            listener.undeclare()
 
     def _refuse_a_taken_name(self) -> None:
         holders = []
@@ -271,7 +295,7 @@ class Bridge:
                 getattr(self, part).flush()
         if self._control.is_alive():
             self._control.join(2.0)
-        for part in ("inbound", "calls"):
+        for part in ("inbound", "calls", "launcher"):
             if hasattr(self, part):
                 try:
                     getattr(self, part).close()

@@ -9,7 +9,8 @@ key that matters is set here, from the ``bridge:`` section alone
 - Beyond loopback (``EtherConfig`` refuses it without ``security``): TLS only,
   mutual (a site CA signs every host), the certificate's name checked on connect
   unless ``verify_name: false``, and with ``allow_hosts`` zenoh's ACL denies
-  everything but ``ether/<site>/**`` to the listed certificate names.
+  everything but ``ether/<site>/**`` to the listed certificate names, and on the
+  agents' keys lets a name speak only as itself (``_acl``).
 - Always: a cap on one message, the lease, no zenoh shared memory (it would map
   segments outside Ether's rules), no adminspace, no plugins.
 
@@ -128,14 +129,35 @@ def bridge_mode(bridge: BridgeConfig) -> str:
 
 
 def _acl(site: str, hosts: list[str]) -> dict[str, Any]:
-    """Deny everything, then allow every kind of message on the site's keys, both
-    ways, to the listed certificate common names only."""
-    return {
-        "enabled": True,
-        "default_permission": "deny",
-        "rules": [{"id": "site", "messages": list(ACL_MESSAGES), "flows": ["ingress", "egress"],
-                   "permission": "allow", "key_exprs": [f"ether/{site}/**"]}],
-        "subjects": [{"id": "site_hosts", "cert_common_names": list(hosts)}],
-        "policies": [{"id": "site_hosts_on_site", "rules": ["site"], "subjects": ["site_hosts"]}],
-    }
-
+    """Deny everything, then allow the listed certificate common names, both ways,
+    every kind of message on the site's own keys (topics ``t/``, calls ``s/``,
+    liveliness ``live/``) and, on the agents' keys (``agent/``,
+    docs/design/remote-launch.md), only what proves who speaks: a launch request
+    (a query on ``agent/<host>/req/<name>``) is let in only from the certificate
+    named ``<name>``, and what an agent says (its queryable, its replies, its
+    events) only from the certificate named like the agent's host."""
+    root = f"ether/{site}"
+    agent = f"{root}/agent"
+    rules = [
+        {"id": "site", "messages": list(ACL_MESSAGES), "flows": ["ingress", "egress"],
+         "permission": "allow", "key_exprs": [f"{root}/t/**", f"{root}/s/**", f"{root}/live/**"]},
+        {"id": "agent_out", "messages": ["query", "declare_subscriber", "put", "reply",
+                                         "declare_queryable"],
+         "flows": ["egress"], "permission": "allow", "key_exprs": [f"{agent}/**"]},
+        {"id": "agent_events", "messages": ["declare_subscriber"], "flows": ["ingress"],
+         "permission": "allow", "key_exprs": [f"{agent}/*/ev/**"]},
+    ]
+    subjects = [{"id": "site_hosts", "cert_common_names": list(hosts)}]
+    policies = [{"id": "site_hosts_on_site", "rules": ["site", "agent_out", "agent_events"],
+                 "subjects": ["site_hosts"]}]
+    for host in hosts:
+        rules.append({"id": f"asks_{host}", "messages": ["query"], "flows": ["ingress"],
+                      "permission": "allow", "key_exprs": [f"{agent}/*/req/{host}"]})
+        rules.append({"id": f"agent_{host}", "messages": ["declare_queryable", "put", "reply"],
+                      "flows": ["ingress"], "permission": "allow",
+                      "key_exprs": [f"{agent}/{host}/**"]})
+        subjects.append({"id": f"host_{host}", "cert_common_names": [host]})
+        policies.append({"id": f"host_{host}_as_itself", "rules": [f"asks_{host}", f"agent_{host}"],
+                         "subjects": [f"host_{host}"]})
+    return {"enabled": True, "default_permission": "deny", "rules": rules,
+            "subjects": subjects, "policies": policies}

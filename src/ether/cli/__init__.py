@@ -9,6 +9,7 @@ it and sets ``command`` to the function that runs it and returns the exit code.
     ether bridge CONFIG.yaml [--duration SECONDS]                _bridge.py
     ether certs init SITE | host NAME [--ip IP ...]              _certs.py
     ether router [CONFIG.yaml] [--listen EP ...] [--ca ...]      _router.py
+    ether agent [CONFIG.yaml] --site SITE [--listen EP] [--operator NAME ...]   _agent.py
     ether ps / top / topics / topic info / services / echo / hz / bw / pub /
           call / logs / doctor / cleanup / monitor                  _<command>.py
 
@@ -54,9 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Each command's module, in the order `ether --help` lists them.
-COMMANDS = ("run", "bridge", "record", "play", "bag", "certs", "router", "ps", "top", "topics",
-            "topic", "services", "echo", "hz", "bw", "pub", "call", "logs", "doctor", "cleanup",
-            "monitor")
+COMMANDS = ("run", "bridge", "record", "play", "bag", "certs", "router", "agent", "ps", "top",
+            "topics", "topic", "services", "echo", "hz", "bw", "pub", "call", "logs", "doctor",
+            "cleanup", "monitor")
 
 
 def _command_in(argv: Sequence[str]) -> str | None:
