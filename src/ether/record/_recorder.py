@@ -339,11 +339,17 @@ class Recorder:
         batch = self._batch
         if batch:
             self._batch = []
+            writer = self._writer
             try:
-                self._writer.add_many(batch, self._batch_began or None)
+                writer.add_many(batch, self._batch_began or None)
             except RecordingError as exc:
                 self.lost += len(batch)
                 self._report(exc)
+                return
+            # A chunk the batch filled was written: judge the split here too, not
+            # only at the flush thread's next tick (a fast burst may end before it).
+            if self.split_size and writer.offset >= self.split_size:
+                self._split_at = 0   # at the next message
 
     def _end_batch(self) -> None:
         """After each batch read from the inbox is dispatched."""
