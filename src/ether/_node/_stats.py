@@ -49,7 +49,7 @@ __all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "SETTLE_S", "P
 STATS_TOPIC = "ether/stats"
 STATS_VERSION = 1
 POLL_S = 0.05     # how soon a new watcher is noticed (`ether ps` waits for it)
-SETTLE_S = 0.02   # after a change of the directory: how soon to look whether it settled
+SETTLE_S = 0.01   # after a change of the directory: how soon to look whether it settled
 PERIOD_S = 1.0    # how often a watched node publishes
 SAMPLE_S = 0.05   # after each report, how long its handlers are timed (at least until the next poll)
 # Handler time buckets (upper bounds, seconds), as Prometheus histograms take them.

@@ -55,8 +55,10 @@ def run(args: argparse.Namespace) -> int:
     session = session_of(args)
     with attach(session, "ps") as client:
         watch = monitor.StatsWatch(client)
-        watch.wait_for(reporting(lowlevel.inspect(session)), args.wait)
-        rows = snapshot_rows(session, watch, monitor.Processes(), own=client.node.name)
+        names = reporting(lowlevel.inspect(session))
+        processes = monitor.Processes()  # imports psutil while the nodes notice the watcher
+        watch.wait_for(names, args.wait)
+        rows = snapshot_rows(session, watch, processes, own=client.node.name)
         watch.close()
     if args.json:
         print_json(rows)
