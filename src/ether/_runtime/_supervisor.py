@@ -228,14 +228,14 @@ class Supervisor:
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
+            # While the instances start: it is done (git, hashes) before most runs begin,
+            # and a shutdown right after the tap does not wait for it.
+            self._capture_provenance(launched)
             self._await_ready(self.start_timeout)
             if self.remote is not None:
                 self.remote.await_ready(self.start_timeout)
                 self.start_dispatcher()  # what the agents say is read as it comes
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
-            # Once the instances are up: their start-up does not compete with these
-            # threads' start (each start waits until its thread runs) for the cores.
-            self._capture_provenance(launched)
             self.node.start_stats()  # the stats topic, while someone watches
             self._started = True
             self.restarts.remember(*[n for n in self.processes if n not in self._members])
