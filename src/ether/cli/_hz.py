@@ -59,7 +59,6 @@ def measure(args: argparse.Namespace, *, sizes: bool, columns, display) -> int:
 def _from_stats(args: argparse.Namespace, columns, display) -> int:
     import sys
     import threading
-    import time
 
     from ether import lowlevel, monitor
 
@@ -74,21 +73,9 @@ def _from_stats(args: argparse.Namespace, columns, display) -> int:
 
     with attach(session, args.verb) as client:
         client.subscribe(lowlevel.STATS_TOPIC, on, policy="drop")
-        start = time.monotonic()
-        tick = threading.Event()
-        next_print = start + args.period
-        while True:
-            now = time.monotonic()
-            if args.duration is not None and now - start >= args.duration:
-                break
-            changed = rates.changed_at
-            if changed is not None and args.idle is not None and now - changed >= args.idle:
-                break
-            if now >= next_print:
-                next_print = now + args.period
-                _print_rows([{**rates.report(t), "final": False} for t in args.topics],
-                            args, columns, display, print_json, print_table)
-            tick.wait(0.05)
+        _until_done(args, lambda: rates.changed_at, lambda: _print_rows(
+            [{**rates.report(t), "final": False} for t in args.topics],
+            args, columns, display, print_json, print_table))
         rows = [{**rates.report(t), "final": True} for t in args.topics]
         _print_rows(rows, args, columns, display, print_json, print_table)
     for r in rows:
@@ -98,6 +85,27 @@ def _from_stats(args: argparse.Namespace, columns, display) -> int:
                   + "; a message an attached client publishes (ether pub, Client.attach) is "
                   "counted only with --intervals", file=sys.stderr)
     return 0
+
+
+def _until_done(args, last_change, report) -> None:
+    """Report every --period until --duration passed, or until nothing changed for
+    --idle seconds after the first change (last_change(): its monotonic time, or None)."""
+    import threading
+    import time
+    start = time.monotonic()
+    tick = threading.Event()
+    next_print = start + args.period
+    while True:
+        now = time.monotonic()
+        if args.duration is not None and now - start >= args.duration:
+            return
+        changed = last_change()
+        if changed is not None and args.idle is not None and now - changed >= args.idle:
+            return
+        if now >= next_print:
+            next_print = now + args.period
+            report()
+        tick.wait(0.05)
 
 
 def _print_rows(rows, args, columns, display, print_json, print_table) -> None:
@@ -135,21 +143,12 @@ def _by_subscription(args: argparse.Namespace, *, sizes: bool, columns, display)
 
         for topic in args.topics:
             client.subscribe(topic, on_for(topic), policy="drop", envelopes=True)
-        start = time.monotonic()
-        tick = threading.Event()
-        next_print = start + args.period
-        while True:
-            now = time.monotonic()
-            if args.duration is not None and now - start >= args.duration:
-                break
+
+        def last_heard():
             with lock:
-                quiet = heard.is_set() and args.idle is not None and now - last[0] >= args.idle
-            if quiet:
-                break
-            if now >= next_print:
-                next_print = now + args.period
-                _report(rates, lock, client, args, columns, display, print_json, print_table)
-            tick.wait(0.05)
+                return last[0] if heard.is_set() else None
+        _until_done(args, last_heard, lambda: _report(
+            rates, lock, client, args, columns, display, print_json, print_table))
         _report(rates, lock, client, args, columns, display, print_json, print_table, final=True)
     return 0
 
