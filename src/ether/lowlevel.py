@@ -87,6 +87,60 @@ _WHERE = {
     "InstanceState": ("._runtime._control", "InstanceState"),
 }
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # type checkers and editors see the names; at run time __getattr__ loads them
+    from ._client import Client as Client
+    from ._client import default as default_client
+    from ._runtime._logs import session_log_dir as session_log_dir
+    from ._core._inbox import Inbox as Inbox
+    from ._core._inbox import InboxStatistics as InboxStatistics
+    from ._core._directory import Publisher as Publisher
+    from ._core._directory import Subscription as Subscription
+    from ._core._inspect import InboxInfo as InboxInfo
+    from ._core._inspect import MemberInfo as MemberInfo
+    from ._core._inspect import SessionInfo as SessionInfo
+    from ._core._inspect import SessionSnapshot as SessionSnapshot
+    from ._core._inspect import inspect as inspect
+    from ._core._inspect import list_sessions as list_sessions
+    from ._core._sender import Claim as Claim
+    from ._core._sender import Sender as Sender
+    from ._core._sender import SenderStatistics as SenderStatistics
+    from ._core._session import Session as Session
+    from ._core._session import remove_stale_sessions as remove_stale_sessions
+    from ._node._codec import MESSAGE as MESSAGE
+    from ._node._codec import REPLY as REPLY
+    from ._node._codec import REQUEST as REQUEST
+    from ._node._codec import WIRE_VERSION as WIRE_VERSION
+    from ._node._codec import Decoders as Decoders
+    from ._node._codec import Encoder as Encoder
+    from ._node._codec import Request as Request
+    from ._node._codec import decode as decode_envelope
+    from ._node._codec import request_of as request_of
+    from ._runtime._member import Member as Member
+    from ._runtime._member import MemberSpec as MemberSpec
+    from ._node._codec import Envelope as Envelope
+    from ._node._codec import MessageId as MessageId
+    from ._node._codec import Origin as Origin
+    from ._node._delivery import Delivery as Delivery
+    from ._node._node import Node as Node
+    from ._node._stats import BUCKETS_S as STATS_BUCKETS_S
+    from ._node._stats import STATS_TOPIC as STATS_TOPIC
+    from ._runtime._logs import log_root as log_root
+    from ._runtime._room import shm_needs as shm_needs
+    from ._node._calls import CALL_PREFIX as CALL_PREFIX
+    from ._node._drops import DROPS_TOPIC as DROPS_TOPIC
+    from ._node._lane import BRIDGE_CLASS as BRIDGE_CLASS
+    from ._node._topics import BRIDGE_LINKS as BRIDGE_LINKS
+    from ._node._topics import RESERVED_PREFIXES as RESERVED_PREFIXES
+    from ._node._topics import check_topic as check_topic
+    from ._node._topics import default_topic as default_topic
+    from ._node._topics import is_pattern as is_pattern
+    from ._node._topics import matches as matches
+    from ._node._topics import service_topic as service_topic
+    from ._node._topics import sync_topic as sync_topic
+    from ._runtime._control import InstanceState as InstanceState
+
 __all__ = [
     "Session", "Inbox", "Sender", "Claim", "InboxStatistics", "SenderStatistics",
     "remove_stale_sessions", "list_sessions", "inspect",
