@@ -3,6 +3,8 @@ outside git; equal configs hash equal, one kwarg changes the hash."""
 import subprocess
 import sys
 
+import pytest
+
 from ether.config import EtherConfig
 from ether._runtime import _provenance
 
@@ -48,3 +50,27 @@ def test_capture_names_each_instance_its_module_hash_and_methods():
     assert stage["handlers"] == {"data": ["on_data"]}
     assert record["config_sha256"] == _provenance.config_sha256(config)
     assert record["versions"]["python"] == "%d.%d.%d" % sys.version_info[:3]
+
+
+@pytest.mark.timeout(30)
+def test_the_forked_capture_is_read_whole_and_a_child_that_fails_or_hangs_is_a_clear_error():
+    import os
+
+    from ether._runtime._supervisor import _read_provenance
+
+    def child(code: str):  # as _fork_provenance's child: its pid, and its output's pipe
+        r, w = os.pipe()
+        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], os.environ,
+                             file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
+        os.close(w)
+        return pid, r
+
+    # More than a pipe holds at once: read in pieces until the end.
+    pid, fd = child("import json, sys; sys.stdout.write(json.dumps({'x': 'y' * 300000, 'n': 1}))")
+    assert _read_provenance(pid, fd) == {"x": "y" * 300_000, "n": 1}
+    pid, fd = child("import sys; sys.exit(3)")
+    with pytest.raises(RuntimeError, match="status"):
+        _read_provenance(pid, fd)
+    pid, fd = child("import time; time.sleep(60)")
+    with pytest.raises(TimeoutError, match="gave nothing within 0.5 s"):
+        _read_provenance(pid, fd, timeout=0.5)

@@ -81,6 +81,34 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _read_provenance(pid: int, fd: int, timeout: float = PROVENANCE_TIMEOUT_S) -> dict:
+    """The JSON the provenance child writes to `fd`, read to its end (within
+    `timeout`: a child that hangs is killed); the child is reaped."""
+    import json
+    import signal
+    chunks, deadline = [], time.monotonic() + timeout
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise TimeoutError(f"its child (pid {pid}) gave nothing within {timeout:g} s")
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+        try:
+            _, status = os.waitpid(pid, 0)
+        except ChildProcessError:
+            status = 0
+    if status != 0 or not chunks:
+        raise RuntimeError(f"its child (pid {pid}) ended with status {status} and wrote "
+                           f"{sum(map(len, chunks))} bytes")
+    return json.loads(b"".join(chunks))
+
+
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
         self.config = config.with_recorder() if config is not None else None  # record: runs first
@@ -224,13 +252,17 @@ class Supervisor:
             self.member_restarts = MemberRestarts(self, self.config.supervision,
                                                   self.config.supervision.on_failure,
                                                   self._launch_member)
+            # The provenance is captured in a forked child beside the instances (no
+            # thread of this process, so no share of its GIL: a main that calls or
+            # publishes right after the tap is not slowed), when this one may fork.
+            forked = self._fork_provenance(launched) if not _launch.fresh_interpreter(method) else None
             # Threads only after the forks: a forked child gets no copy of them.
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
             # While the instances start: it is done (git, hashes) before most runs begin,
             # and a shutdown right after the tap does not wait for it.
-            self._capture_provenance(launched)
+            self._capture_provenance(launched, forked)
             self._await_ready(self.start_timeout)
             if self.remote is not None:
                 self.remote.await_ready(self.start_timeout)
@@ -251,23 +283,63 @@ class Supervisor:
             raise
         log.info("Ether system started successfully")
 
-    def _capture_provenance(self, launched: dict) -> None:
+    def _fork_provenance(self, launched: dict) -> tuple[int, int] | None:
+        """Fork a child that captures the provenance (at nice 10), writes it as JSON
+        to a pipe and exits: (its pid, the pipe's read end), or None if it could
+        not be forked (the thread then captures it itself)."""
+        from . import _provenance
+        session = self.session
+        try:
+            r, w = os.pipe()
+        except OSError:
+            return None
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(r)
+            os.close(w)
+            return None
+        if pid == 0:  # the child: no session, no logging; only the capture and the pipe
+            code = 1
+            try:
+                import json
+                os.close(r)
+                try:
+                    os.nice(10)
+                except OSError:
+                    pass
+                found = _provenance.capture(self.config, launched, session=session.name,
+                                            run_id=session.run_id)
+                view = memoryview(json.dumps(found, default=str).encode())
+                while view:
+                    view = view[os.write(w, view):]
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(w)
+        return pid, r
+
+    def _capture_provenance(self, launched: dict, forked: tuple[int, int] | None = None) -> None:
         """Capture the session's provenance (_provenance.py: git, hashes, installed
-        distributions) in a thread, after the forks (a forked child gets no copy of
-        a thread, nor of the locks it holds) and without holding up the tap; when
+        distributions) without holding up the tap: read from the child
+        `_fork_provenance` started, or else computed in a thread (after the forks:
+        a forked child gets no copy of a thread, nor of the locks it holds); when
         done, write provenance.json to the log folder and publish it on
         ether/provenance (a recorder stores it). Shutdown waits for it."""
         session, node = self.session, self.node
 
         def capture() -> None:
-            try:  # below the instances starting beside it (Linux: a thread's own nice value)
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-            except (AttributeError, OSError):
-                pass
             from . import _logs, _provenance  # here: its imports are not the tap's
             try:
-                found = _provenance.capture(
-                    self.config, launched, session=session.name, run_id=session.run_id)
+                if forked is not None:
+                    found = _read_provenance(*forked)
+                else:
+                    try:  # below the instances starting beside it (a thread's own nice value)
+                        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+                    except (AttributeError, OSError):
+                        pass
+                    found = _provenance.capture(
+                        self.config, launched, session=session.name, run_id=session.run_id)
             except Exception as exc:  # never a reason to fail the session
                 log.warning("could not capture the session's provenance: %s", exc)
                 return
