@@ -21,7 +21,7 @@ O1  The decorated pipeline of bench_pipeline.py P1 (TickPublisher publishes N
       all       echo + hz + stats + monitor at once
     Each run is a fresh tap; the watchers are started with --session, and the
     run starts once each has subscribed (read from inspect()) and the nodes
-    have had POLL_S (0.05 s) to notice a stats subscriber. The watchers are
+    have had POLL_S (0.03 s) to notice a stats subscriber. The watchers are
     separate processes on the same cores as the pipeline: on a 2-core machine
     a watcher that decodes every message takes CPU from it, which is part of
     what this measures. Target: >= 0.95x of "none" with everything attached.
@@ -116,7 +116,7 @@ def run_variant(variant: str, count: int, timeout: float) -> dict:
             out["error"] = "the watchers did not subscribe within 30 s"
             return out
         if procs:
-            threading.Event().wait(0.3)  # nodes switch their counting on within POLL_S (0.05 s)
+            threading.Event().wait(0.3)  # nodes switch their counting on within POLL_S (0.03 s)
         done = None
         with ether.listen("done", timeout=timeout) as listener:
             ether.start()

@@ -16,7 +16,7 @@ While nobody watches, publish costs one test (`lane.counts is None`) and dispatc
 nothing. While watched, each lane counts what it sends per topic (messages, and
 bytes with arena arrays at their size: two dict operations in publish), and the
 handlers are timed in a *sample*: from each report for SAMPLE_S (to the next
-poll, so 0.05-0.1 s) the node gets a timing `_deliver_kind` (undone when the
+poll, so 0.05-0.08 s) the node gets a timing `_deliver_kind` (undone when the
 window ends, once it timed at least one message, so a slow handler is timed
 too), which keeps the timer's cost (two clock reads and a histogram a message)
 to 5-10 % of the messages.
@@ -48,7 +48,7 @@ __all__ = ["STATS_TOPIC", "STATS_VERSION", "BUCKETS_S", "POLL_S", "SETTLE_S", "P
 
 STATS_TOPIC = "ether/stats"
 STATS_VERSION = 1
-POLL_S = 0.05     # how soon a new watcher is noticed (`ether ps` waits for it)
+POLL_S = 0.03     # how soon a new watcher is noticed (`ether ps` waits for it)
 SETTLE_S = 0.01   # after a change of the directory: how soon to look whether it settled
 PERIOD_S = 1.0    # how often a watched node publishes
 SAMPLE_S = 0.05   # after each report, how long its handlers are timed (at least until the next poll)
