@@ -29,6 +29,7 @@ __all__ = ["Client", "Listener", "default", "set_default"]
 log = logging.getLogger("Ether")
 
 REQUEST_TIMEOUT_S = 5.0
+NAMES_KEPT = 4096  # cached call names (per service and method, and per server)
 TRIAL_TOPIC = "ether/trial"   # trial starts and ends (see Client.trial)
 SYNC_TIMEOUT_S = 30.0
 LINKS_TIMEOUT_S = 0.5   # statistics() waits this long, at most, for the bridge's links
@@ -49,6 +50,8 @@ class Client:
         self._owns_session = owns_session
         self._lock = threading.RLock()
         self._requests: dict[int, tuple] = {}   # get_later ids awaiting collect()
+        self._names: dict[tuple, tuple] = {}      # (service, method) -> get's names
+        self._described: dict[tuple, str] = {}    # (names, sender) -> a wait's name
         self._callbacks: queue.SimpleQueue | None = None
         self._stop_reader = threading.Event()
         self._reader: threading.Thread | None = None
@@ -280,9 +283,45 @@ class Client:
         (the method raised, or the params failed validation), ServiceNotFound,
         ServiceGone (the server died) or Timeout. A service whose only instances
         are restarting is waited for, within the timeout."""
+        # The call path of every request, _send and _call inlined (names cached).
         deadline = time.monotonic() + timeout
-        sent = self._send(service, method, params, timeout)
-        return _result(*self._call(sent, max(0.0, deadline - time.monotonic())))
+        names = self._names.get((service, method))
+        if names is None:
+            names = self._name(service, method)
+        node = self.node
+        request_id, sender = node.request(names[0], params or {}, what=names[2],
+                                          timeout=timeout, wait=timeout)
+        described = self._described.get((names, sender))
+        if described is None:
+            described = self._describe(names, sender)
+        try:
+            reply = node.wait_reply(request_id, max(0.0, deadline - time.monotonic()),
+                                    alive=sender.consumer_alive, what=described)
+        except errors.ServiceGone:
+            node.forget_inbox(sender)  # round-robin skips it from now on
+            raise
+        status = reply.get("status")
+        if status == "success":
+            return reply.get("result")
+        if status == "failed":  # a bridge: it never reached a method on the other host
+            raise _failure(reply)
+        return _result(reply, names[1])
+
+    def _name(self, service: str, method: str) -> tuple[str, str, str]:
+        """(request topic, "Service.method", "service 'Service.method'") of a call."""
+        what = f"{service}.{method}"
+        if len(self._names) >= NAMES_KEPT:
+            self._names.clear()
+        names = self._names[(service, method)] = (service_topic(service, method), what,
+                                                  f"service {what!r}")
+        return names
+
+    def _describe(self, names: tuple, sender) -> str:
+        """How a wait for a reply from `sender` names what it waits for."""
+        if len(self._described) >= NAMES_KEPT:
+            self._described.clear()
+        text = self._described[(names, sender)] = f"{names[2]} (instance {sender.inbox!r})"
+        return text
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = REQUEST_TIMEOUT_S) -> dict:
@@ -303,11 +342,10 @@ class Client:
         return request_id
 
     def _send(self, service: str, method: str, params, wait: float) -> tuple[int, object, str]:
-        what = f"{service}.{method}"
-        request_id, sender = self.node.request(
-            service_topic(service, method), params or {}, what=f"service {what!r}",
-            timeout=wait, wait=wait)
-        return request_id, sender, what
+        names = self._names.get((service, method)) or self._name(service, method)
+        request_id, sender = self.node.request(names[0], params or {}, what=names[2],
+                                               timeout=wait, wait=wait)
+        return request_id, sender, names[1]
 
     def collect(self, request_id: int, timeout: float | None = None):
         """The result of a get_later request (as get would return it)."""

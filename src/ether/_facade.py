@@ -261,7 +261,10 @@ class Ether:
     def get(self, service: str, method: str, params: dict | None = None, *,
             timeout: float = _client.REQUEST_TIMEOUT_S):
         """Call service.method and return its result. See Client.get."""
-        return self._require_client().get(service, method, params, timeout=timeout)
+        client = _client._default
+        if client is None:
+            client = self._require_client()
+        return client.get(service, method, params, timeout=timeout)
 
     def save(self, service: str, method: str, params: dict | None = None, *,
              timeout: float = _client.REQUEST_TIMEOUT_S) -> dict:

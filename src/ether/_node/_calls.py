@@ -25,37 +25,37 @@ from .._errors import Dropped
 from . import _codec as codec
 from ._topics import SERVICE_PREFIX, SYSTEM_PREFIX
 
-__all__ = ["CALL_PREFIX", "call_topic", "mirror"]
+__all__ = ["CALL_PREFIX", "REPLY_COPIES", "REQUEST_COPIES", "call_topic", "mirror"]
 
 log = logging.getLogger("Ether")
 
 CALL_PREFIX = f"{SYSTEM_PREFIX}service/"
-_topics: dict[tuple[str, str], str | None] = {}
+# Request topic -> its copy's topic (None: not copied), per part. Node reads them
+# inline (a dict lookup, then one route lookup) so a call that nobody watches pays
+# no function call for its copy.
+REQUEST_COPIES: dict[str, str | None] = {}
+REPLY_COPIES: dict[str, str | None] = {}
+_tables = {"request": REQUEST_COPIES, "reply": REPLY_COPIES}
 _next_log = [0.0]
 
 
 def call_topic(topic: str, part: str) -> str | None:
     """The copy's topic for a request or reply (`part`) on a service topic; None
     for any other request (sync barriers are not copied)."""
-    key = (topic, part)
-    name = _topics.get(key, "")
+    table = _tables[part]
+    name = table.get(topic, "")
     if name == "":
-        name = _topics[key] = (f"{CALL_PREFIX}{topic[len(SERVICE_PREFIX):]}/{part}"
+        name = table[topic] = (f"{CALL_PREFIX}{topic[len(SERVICE_PREFIX):]}/{part}"
                                if topic.startswith(SERVICE_PREFIX) else None)
     return name
 
 
-def mirror(node, lane, fields: tuple, part: str, payload: Callable[[], dict]) -> None:
-    """Publish the copy of the request or reply whose envelope `fields` were
-    just sent, through `lane` (its lock held). `payload()` makes the copy's
-    payload, only if someone takes it. A copy that cannot go out costs a log
-    line, never the call."""
-    topic = call_topic(fields[2], part)
-    if topic is None:
-        return
-    targets = lane.router.targets(topic)
-    if not targets:
-        return
+def mirror(node, lane, fields: tuple, topic: str, targets: tuple, part: str,
+           payload: Callable[[], dict]) -> None:
+    """Publish the copy of the request or reply whose envelope `fields` were just
+    sent, on its copy's `topic` to `targets` (its subscribers, none empty), through
+    `lane` (its lock held). `payload()` makes the copy's payload. A copy that cannot
+    go out costs a log line, never the call."""
     copy = (fields[0], codec.MESSAGE, topic, *fields[3:9], payload())
     try:
         data = lane.encode_for(targets, copy)

@@ -32,7 +32,7 @@ from .._core._states import RESTARTING_STATES
 from .._errors import Dropped, MalformedMessage
 from . import _codec as codec
 from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_delivery
-from ._calls import mirror
+from ._calls import REPLY_COPIES, REQUEST_COPIES, call_topic, mirror
 from ._drops import DROPS_TOPIC, DropCounts
 from ._rejections import Rejections
 from ._lane import Lane
@@ -668,7 +668,10 @@ class Node:
         it to come back."""
         in_handler = self._consumer._is_owned() and self._depth > 0
         if sender is None:
-            targets = self._live_targets(topic, what, wait)
+            with self._user.lock:  # the router is shared with publish()
+                targets, down = self._user.router.lookup(topic)
+            if not targets:
+                targets = self._live_targets(topic, what, wait, down)
             if in_handler and len(targets) > 1:  # never round-robin onto ourselves from a handler
                 targets = tuple(t for t in targets if t.inbox != self.inbox.name) or targets
             turn = self._round_robin.get(topic, 0)
@@ -692,20 +695,23 @@ class Node:
                 with self._replies:
                     self._pending.pop(request_id, None)
                 raise
-            mirror(self, lane, fields, "request", lambda: {
-                "id": request_id, "caller": self.inbox.name, "server": sender.inbox,
-                "params": params})
+            copy = REQUEST_COPIES.get(topic, "")  # its copy (_calls.py), if watched
+            if copy == "":
+                copy = call_topic(topic, "request")
+            if copy is not None:
+                watchers = lane.router.targets(copy)
+                if watchers:
+                    mirror(self, lane, fields, copy, watchers, "request", lambda: {
+                        "id": request_id, "caller": self.inbox.name, "server": sender.inbox,
+                        "params": params})
         return request_id, sender
 
-    def _live_targets(self, topic: str, what: str, wait: float) -> tuple:
-        """The live servers of a request topic; while there are none and one is
-        restarting (its placeholder says so: _runtime's RESTARTING_STATES), wait for
-        the directory to change, up to `wait` seconds."""
+    def _live_targets(self, topic: str, what: str, wait: float, down: tuple) -> tuple:
+        """The live servers of a request topic that has none now (`down`: its
+        placeholders); while one is restarting (its placeholder says so: _runtime's
+        RESTARTING_STATES), wait for the directory to change, up to `wait` seconds."""
         lane = self._user
-        with lane.lock:  # the router is shared with publish()
-            targets, down = lane.router.lookup(topic)
-        if targets:  # the request path: nothing more
-            return targets
+        targets = ()
         deadline = time.monotonic() + wait
         directory = self.session._directory
         while True:
@@ -772,7 +778,14 @@ class Node:
             lane.send_to(lane.router.sender_to(request.reply_to), fields)
             # Its copy goes the reply's way too: never behind a user publish that
             # waits for room elsewhere (see _calls.py).
-            mirror(self, lane, fields, "reply", lambda: {**body, "caller": request.reply_to})
+            copy = REPLY_COPIES.get(topic, "")
+            if copy == "":
+                copy = call_topic(topic, "reply")
+            if copy is not None:
+                watchers = lane.router.targets(copy)
+                if watchers:
+                    mirror(self, lane, fields, copy, watchers, "reply",
+                           lambda: {**body, "caller": request.reply_to})
 
     def _on_reply(self, envelope: codec.Envelope) -> None:
         body = self.decoders.payload_dict(envelope)

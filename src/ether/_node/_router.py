@@ -75,7 +75,8 @@ class Router:
     def lookup(self, topic: str) -> tuple[tuple, tuple]:
         """(the senders to the live subscribers of topic, the placeholder entries of
         those that are down), counting nothing: what a request looks at."""
-        self._changed()
+        if self._directory.generation() != self._generation:
+            self._changed()
         route = self._routes.get(topic)
         if route is not None:
             return route, ()

@@ -14,13 +14,15 @@ import functools
 from .. import _errors as errors
 
 __all__ = ["SERVICE_PREFIX", "SYNC_PREFIX", "SYSTEM_PREFIX", "RESERVED_PREFIXES", "default_topic",
-           "service_topic", "sync_topic", "is_pattern", "matches", "check_topic", "with_topic", "BRIDGE_LINKS"]
+           "service_topic", "sync_topic", "is_pattern", "matches", "check_topic", "with_topic", "BRIDGE_LINKS",
+           "PROVENANCE_TOPIC"]
 
 SERVICE_PREFIX = "service:"   # requests to ClassName.method or instance.method
 SYNC_PREFIX = "sync:"         # ether.sync(topic)
 SYSTEM_PREFIX = "ether/"      # Ether's own topics (logs, states)
 RESERVED_PREFIXES = (SERVICE_PREFIX, SYNC_PREFIX, SYSTEM_PREFIX)
 _GLOB = frozenset("*?[")
+PROVENANCE_TOPIC = f"{SYSTEM_PREFIX}provenance"  # what produced the session (a recorder files it)
 # What a bridge serves for statistics(): per other host, the frames that arrived
 # from it and those lost on the way (gaps in its frame numbers).
 BRIDGE_LINKS = f"{SERVICE_PREFIX}bridge.links"

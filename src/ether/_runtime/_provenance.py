@@ -29,10 +29,12 @@ import time
 import uuid
 from pathlib import Path
 
+from .._node._topics import PROVENANCE_TOPIC
+
 __all__ = ["capture", "config_sha256", "git_info", "write", "FILE_NAME", "TOPIC"]
 
 FILE_NAME = "provenance.json"
-TOPIC = "ether/provenance"
+TOPIC = PROVENANCE_TOPIC
 GIT_TIMEOUT_S = 5.0
 
 
@@ -56,19 +58,24 @@ def _config_yaml(config) -> str:
             return Path(source).read_text(encoding="utf-8")
         except OSError:
             pass
-    import yaml
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml's: 10x the pure-Python one
-    return yaml.dump(config.model_dump(mode="json"), Dumper=dumper, sort_keys=False)
+    # A config given as a dict is written as indented JSON, which is YAML too (1.2):
+    # importing yaml would cost the capture 30 ms of CPU beside the first calls.
+    return json.dumps(config.model_dump(mode="json"), indent=2, default=str) + "\n"
 
 
 def _versions() -> dict:
     from importlib.metadata import PackageNotFoundError, version
     out = {"python": platform.python_version()}
     for name in ("ether", "numpy", "msgspec"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
+        # A loaded module's own __version__ first: reading a distribution's
+        # metadata costs milliseconds each.
+        found = getattr(sys.modules.get(name), "__version__", None) if name != "ether" else None
+        if found is None:
+            try:
+                found = version(name)
+            except PackageNotFoundError:
+                pass
+        out[name] = found
     return out
 
 

@@ -41,6 +41,7 @@ from . import _restarts
 from ._member_restarts import MemberRestarts
 from ._control import InstanceState, Stage
 from ._logtopic import LogTopic
+from .._node._topics import PROVENANCE_TOPIC
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
 from .._core._session import Session
 
@@ -53,6 +54,7 @@ START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
 PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
+WRITE_ERROR = "_write_error"  # the provenance child's note that it could not write the file
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -287,8 +289,8 @@ class Supervisor:
         """Fork a child that captures the provenance (at nice 10), writes it as JSON
         to a pipe and exits: (its pid, the pipe's read end), or None if it could
         not be forked (the thread then captures it itself)."""
-        from . import _provenance
         session = self.session
+        log_dir = self._log_dir()
         try:
             r, w = os.pipe()
         except OSError:
@@ -308,8 +310,14 @@ class Supervisor:
                     os.nice(10)
                 except OSError:
                     pass
+                # Imported here, not in the main: 14 ms of its GIL during the tap.
+                from . import _provenance
                 found = _provenance.capture(self.config, launched, session=session.name,
                                             run_id=session.run_id)
+                try:  # the child writes the file too: the main only publishes it
+                    _provenance.write(log_dir, found)
+                except OSError as exc:
+                    found[WRITE_ERROR] = f"could not write {_provenance.FILE_NAME}: {exc}"
                 view = memoryview(json.dumps(found, default=str).encode())
                 while view:
                     view = view[os.write(w, view):]
@@ -329,27 +337,30 @@ class Supervisor:
         session, node = self.session, self.node
 
         def capture() -> None:
-            from . import _logs, _provenance  # here: its imports are not the tap's
             try:
                 if forked is not None:
                     found = _read_provenance(*forked)
+                    problem = found.pop(WRITE_ERROR, None)
+                    if problem:
+                        log.warning("%s", problem)
                 else:
+                    from . import _provenance  # here: its imports are not the tap's
                     try:  # below the instances starting beside it (a thread's own nice value)
                         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
                     except (AttributeError, OSError):
                         pass
                     found = _provenance.capture(
                         self.config, launched, session=session.name, run_id=session.run_id)
+                    try:
+                        _provenance.write(self._log_dir(), found)
+                    except OSError as exc:
+                        log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
             except Exception as exc:  # never a reason to fail the session
                 log.warning("could not capture the session's provenance: %s", exc)
                 return
             self.provenance = found
             try:
-                _provenance.write(_logs.session_log_dir(session.name), found)
-            except OSError as exc:
-                log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
-            try:
-                node.publish(_provenance.TOPIC, found)
+                node.publish(PROVENANCE_TOPIC, found)
             except errors.EtherError as exc:  # the session is closing
                 log.warning("could not publish the session's provenance: %s", exc)
 
@@ -742,9 +753,12 @@ class Supervisor:
 
     # ---- waiting for instances ----
 
-    def _log_path(self, name: str) -> str:
+    def _log_dir(self):
         from . import _logs
-        return str(_logs.session_log_dir(self.session.name) / f"{name}.log")
+        return _logs.session_log_dir(self.session.name)
+
+    def _log_path(self, name: str) -> str:
+        return str(self._log_dir() / f"{name}.log")
 
     def _await_ready(self, timeout: float, *, watch=None) -> None:
         """Wait until every instance is ready; raise if one failed or died first.
