@@ -115,6 +115,7 @@ class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
         self.config = config.with_recorder() if config is not None else None  # record: runs first
         self._provenance: threading.Thread | None = None
+        self._provenance_pid: int | None = None   # the child capturing it, if forked
         self.provenance: dict | None = None
         self.start_timeout = start_timeout
         self.session: Session | None = None
@@ -335,6 +336,7 @@ class Supervisor:
         done, write provenance.json to the log folder and publish it on
         ether/provenance (a recorder stores it). Shutdown waits for it."""
         session, node = self.session, self.node
+        self._provenance_pid = forked[0] if forked is not None else None
 
         def capture() -> None:
             try:
@@ -371,6 +373,11 @@ class Supervisor:
         """Wait (bounded) until provenance.json is written and published."""
         thread = self._provenance
         if thread is not None:
+            if thread.is_alive() and self._provenance_pid is not None:
+                try:  # now the shutdown waits for it: no longer below everything else
+                    os.setpriority(os.PRIO_PROCESS, self._provenance_pid, 0)
+                except OSError:
+                    pass  # raising a priority needs CAP_SYS_NICE
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("the session's provenance was not captured within %g s; "
