@@ -123,16 +123,58 @@ PROC = "examples.simple_data_processing.DataProcessor"
 COLL = "examples.simple_data_processing.DataCollector"
 
 
-def remote_runs(runs: int, kills: int) -> dict:
+def _read_trace(path: pathlib.Path) -> list[tuple[float, str, str]]:
+    """One tap's ETHER_LAUNCH_TRACE lines, (seconds since A's tap, who, stage), in
+    order; the file is emptied for the next run."""
+    rows = []
+    for line in path.read_text().splitlines():
+        t, pid, who, stage = line.split(" ", 3)
+        rows.append((float(t), pid, who, stage))
+    path.write_text("")
+    # A process marks itself "main" or "bridge" until it knows its host: name it
+    # by its later marks ("bridge@hostB"), or "(spare)" (the next launch's).
+    named = {pid: who for _, pid, who, _ in rows if "@" in who}
+    rows = [(t, named.get(pid, who if "@" in who else f"{who} (spare)") if who != "agent@hostB"
+             else who, stage) for t, pid, who, stage in rows]
+    starts = [t for t, who, stage in rows if stage == "ether.tap"]   # A's comes first
+    if not starts:
+        return []
+    return sorted((t - min(starts), who, stage) for t, who, stage in rows if t >= min(starts))
+
+
+def print_trace(taps: list[list[tuple[float, str, str]]]) -> None:
+    """Each stage's median time since A's tap began, over the runs, in order."""
+    seen: dict[tuple[str, str], list[float]] = {}
+    for rows in taps:
+        for t, who, stage in rows:
+            seen.setdefault((who, stage), []).append(t)
+    print()
+    print(f"the two-host tap, stage by stage (ETHER_LAUNCH_TRACE; median over {len(taps)} run(s), "
+          "ms since A's ether.tap began)")
+    ordered = sorted(seen.items(), key=lambda kv: statistics.median(kv[1]))
+    previous = 0.0
+    for (who, stage), ts in ordered:
+        t = statistics.median(ts)
+        print(f"{t * 1000:>8.0f} ms  (+{(t - previous) * 1000:>4.0f})  {who:<12} {stage}")
+        previous = t
+
+
+def remote_runs(runs: int, kills: int, trace: bool = False) -> dict:
     """R2-R4 on two simulated hosts; {"tap_s": [...], "restart_s": [...],
-    "restart_b_s": [...], "shutdown_s": [...]}."""
+    "restart_b_s": [...], "shutdown_s": [...]} (and "trace": one list of stages per
+    tap, with `trace`)."""
     from bridge_driver import Host as Driver
     from ether.bridge import make_ca, make_host
     from tests.remote import netns
     from tests.remote.agents import Watched
-    out: dict[str, list[float]] = {"tap_s": [], "restart_s": [], "restart_b_s": [],
-                                   "shutdown_s": []}
+    out: dict[str, list] = {"tap_s": [], "restart_s": [], "restart_b_s": [], "shutdown_s": []}
     with netns.Network(2) as net:
+        trace_env = {}
+        if trace:
+            trace_file = net.root / "launch.trace"
+            trace_file.write_text("")
+            trace_env = {"ETHER_LAUNCH_TRACE": str(trace_file)}
+            out["trace"] = []
         a_host, b_host = net["A"], net["B"]
         certs = net.root / "certs"
         certs.mkdir()
@@ -146,7 +188,8 @@ def remote_runs(runs: int, kills: int) -> dict:
             "--listen", endpoint, "--ca", files["ca"], "--cert", str(certs / "hostB.pem"),
             "--key", str(certs / "hostB.key"), "--allow-host", "hostA", "--allow-host", "hostB",
             "--operator", "hostA", "--workdir", str(ROOT)],
-            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")])))
+            env=dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+                     **trace_env))
         if not agent.wait_line(r"ether agent: agent of host", 60):
             raise RuntimeError("the agent did not start: " + "".join(agent.lines[-10:]))
         on_b = {"host": "hostB"}
@@ -163,11 +206,15 @@ def remote_runs(runs: int, kills: int) -> dict:
         prefix = ["ip", "netns", "exec", a_host.ns, "unshare", "--mount", "--propagation",
                   "private", "sh", "-c", 'mount --bind "$0" /dev/shm && exec "$@"', str(a_host.shm)]
         for _ in range(runs):
-            main = Driver("A", prefix=prefix)
+            main = Driver("A", prefix=prefix, env=trace_env)
             try:
+                if trace:
+                    trace_file.write_text("")
                 started = time.monotonic()
                 main.tap(config)
                 out["tap_s"].append(time.monotonic() - started)
+                if trace:
+                    out["trace"].append(_read_trace(trace_file))
                 for k in range(1, kills + 1):
                     pid = main.call("remote")["processor2x@hostB"]["pid"]
                     started = time.monotonic()
@@ -190,6 +237,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int)
     parser.add_argument("--remote", action="store_true", help="also the two-host rows (root)")
     parser.add_argument("--only-remote", action="store_true", help="only the two-host rows")
+    parser.add_argument("--trace", action="store_true",
+                        help="with the two-host rows: the tap's stages (ETHER_LAUNCH_TRACE)")
     args = parser.parse_args()
     runs = args.runs or (1 if args.quick else 5)
     kills = 3 if args.quick else 10
@@ -220,9 +269,13 @@ def main() -> None:
     if args.remote or args.only_remote:
         remote_runs_n = args.runs or (1 if args.quick else 3)
         remote_kills = 3 if args.quick else 5
-        got = remote_runs(remote_runs_n, remote_kills)
+        got = remote_runs(remote_runs_n, remote_kills, trace=args.trace)
+        taps = got.pop("trace", None)
         results["remote"] = {k: {"median_s": statistics.median(v), "min_s": min(v),
                                  "max_s": max(v), "n": len(v)} for k, v in got.items() if v}
+        if taps:
+            print_trace(taps)
+            results["remote"]["trace"] = taps
         print()
         print(f"two hosts (network namespaces, mutual TLS; Quick Start split A/B); "
               f"{remote_runs_n} run(s), {remote_kills} kills each")

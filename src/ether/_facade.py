@@ -44,27 +44,46 @@ class Ether:
         launch each instance in its own process. A second tap does nothing unless
         restart=True."""
         require_platform("ether.tap")
+        from ._trace import mark
+        mark("main", "ether.tap")
+        from ._runtime import _prestart
+        with self._lock:
+            try:
+                self._tap(config, restart, start_timeout)
+            finally:
+                _prestart.discard()   # a bridge's interpreter the tap did not use (it failed)
+        mark("main", "ether.tap returns")
+
+    def _tap(self, config, restart: bool, start_timeout: float | None) -> None:
+        from ._runtime import _prestart
+        from ._trace import mark
+        if self._supervisor is not None:
+            if not restart:
+                log.info("Ether is already tapped (session %s); pass restart=True to restart",
+                         self._supervisor.session.name)
+                return
+            self.shutdown()
+        if _has_bridge(config):
+            # Its interpreter starts now, beside the checks and imports below (a
+            # third of a second or more); the supervisor takes it (_prestart.py).
+            _prestart.start(_prestart.BRIDGE)
         from .config import EtherConfig
         from ._runtime._supervisor import START_TIMEOUT_S, Supervisor
-        with self._lock:
-            if self._supervisor is not None:
-                if not restart:
-                    log.info("Ether is already tapped (session %s); pass restart=True to restart",
-                             self._supervisor.session.name)
-                    return
-                self.shutdown()
-            cfg = EtherConfig.load(config if config is not None else {})
-            try:  # so the main's lines interleave with the instances' as they happen
-                sys.stdout.reconfigure(line_buffering=True)
-            except (AttributeError, ValueError):
-                pass
-            supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
-            supervisor.on_failure_shutdown = lambda why: self._shutdown_for_failure(supervisor, why)
-            supervisor.start()
-            self._supervisor = supervisor
-            self._stopping = self._signalled = False
-            _client.set_default(_client.Client(supervisor.node, start_reader=supervisor.start_dispatcher))
-            self._install_exit_hooks()
+        cfg = EtherConfig.load(config if config is not None else {})
+        mark("main", "config loaded")
+        if cfg.bridge is not None:
+            _prestart.start(_prestart.BRIDGE)   # a YAML file's: known only now
+        try:  # so the main's lines interleave with the instances' as they happen
+            sys.stdout.reconfigure(line_buffering=True)
+        except (AttributeError, ValueError):
+            pass
+        supervisor = Supervisor(cfg, start_timeout=start_timeout or START_TIMEOUT_S)
+        supervisor.on_failure_shutdown = lambda why: self._shutdown_for_failure(supervisor, why)
+        supervisor.start()
+        self._supervisor = supervisor
+        self._stopping = self._signalled = False
+        _client.set_default(_client.Client(supervisor.node, start_reader=supervisor.start_dispatcher))
+        self._install_exit_hooks()
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Deliver what was published, run the save_all, cleanup and shutdown
@@ -303,3 +322,11 @@ class Ether:
 
 ether = Ether()
 os.register_at_fork(after_in_child=ether._after_fork_in_child)
+
+
+def _has_bridge(config) -> bool:
+    """Whether `config` (a dict or an EtherConfig) has a bridge: section, before it
+    is checked; a YAML file's is known once it is read."""
+    if isinstance(config, dict):
+        return config.get("bridge") is not None
+    return getattr(config, "bridge", None) is not None

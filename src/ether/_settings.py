@@ -22,8 +22,9 @@ from ._errors import ConfigError
 
 __all__ = [
     "Setting", "SETTINGS", "MAX_MESSAGE_BYTES", "ARENA_BYTES", "ARRAY_INLINE", "START_METHOD",
-    "LOG_DIR", "UNBLOCK_TIMEOUT", "SANITIZE", "max_message_bytes", "arena_bytes", "array_inline",
-    "start_method", "log_dir", "unblock_timeout", "child_environment", "validate", "table",
+    "LOG_DIR", "UNBLOCK_TIMEOUT", "SANITIZE", "LAUNCH_TRACE", "max_message_bytes", "arena_bytes", "array_inline",
+    "start_method", "log_dir", "unblock_timeout", "launch_trace", "child_environment", "validate",
+    "table",
 ]
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
@@ -83,8 +84,14 @@ SANITIZE = Setting(
     "Build time only, read by csrc/_build.py at `pip install`: compile the C core with "
     "sanitizers (docs/design/sanitizers.md).")
 
+LAUNCH_TRACE = Setting(
+    "ETHER_LAUNCH_TRACE", "path", "unset: no trace", "a file (appended to)",
+    "Measurement only: every process of a tap (the main, its bridge, an `ether agent` and "
+    "what it starts) appends a line per start-up stage, `monotonic-time pid who stage`, to "
+    "this file (`benchmarks/bench_lifecycle.py --trace`).")
+
 SETTINGS = (MAX_MESSAGE_BYTES, ARENA_BYTES, ARRAY_INLINE, START_METHOD, LOG_DIR, UNBLOCK_TIMEOUT,
-            SANITIZE)
+            SANITIZE, LAUNCH_TRACE)
 
 _WHOLE = re.compile(r"[0-9]+")
 _DECIMAL = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
@@ -149,6 +156,11 @@ def log_dir() -> Path | None:
     if path.exists() and not path.is_dir():
         raise _bad(LOG_DIR, raw, f"{LOG_DIR.accepted}; it exists and is not one")
     return path
+
+
+def launch_trace() -> str | None:
+    """ETHER_LAUNCH_TRACE, or None if unset: the file start-up stages go to."""
+    return _raw(LAUNCH_TRACE)
 
 
 def child_environment(path_first: str) -> dict[str, str]:

@@ -22,7 +22,8 @@ Files:
 The wire, for what carries envelopes elsewhere (a bridge, a recorder):
     decode_envelope, Encoder, Decoders, Request, request_of, MESSAGE, REQUEST, REPLY
 A process the supervisor starts by module name (the bridge):
-    Member, MemberSpec
+    Member, MemberSpec; prestart_module, prestart_early, read_prestart_early (its
+    interpreter started ahead of the tap); launch_trace (ETHER_LAUNCH_TRACE's stages)
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -64,6 +65,10 @@ _WHERE = {
     "request_of": ("._node._codec", "request_of"),
     "Member": ("._runtime._member", "Member"),
     "MemberSpec": ("._runtime._member", "MemberSpec"),
+    "prestart_module": ("._runtime._prestart", "start"),
+    "prestart_early": ("._runtime._prestart", "early"),
+    "read_prestart_early": ("._runtime._prestart", "read_early"),
+    "launch_trace": ("._trace", "mark"),
     "Envelope": ("._node._codec", "Envelope"),
     "MessageId": ("._node._codec", "MessageId"),
     "Origin": ("._node._codec", "Origin"),
@@ -119,6 +124,10 @@ if TYPE_CHECKING:  # type checkers and editors see the names; at run time __geta
     from ._node._codec import request_of as request_of
     from ._runtime._member import Member as Member
     from ._runtime._member import MemberSpec as MemberSpec
+    from ._runtime._prestart import early as prestart_early
+    from ._runtime._prestart import read_early as read_prestart_early
+    from ._runtime._prestart import start as prestart_module
+    from ._trace import mark as launch_trace
     from ._node._codec import Envelope as Envelope
     from ._node._codec import MessageId as MessageId
     from ._node._codec import Origin as Origin
@@ -150,7 +159,8 @@ __all__ = [
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
-    "Member", "MemberSpec", "CALL_PREFIX", "DROPS_TOPIC",
+    "Member", "MemberSpec", "prestart_module", "prestart_early", "read_prestart_early",
+    "launch_trace", "CALL_PREFIX", "DROPS_TOPIC",
     "BRIDGE_CLASS", "BRIDGE_LINKS",
 ]
 

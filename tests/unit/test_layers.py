@@ -13,7 +13,7 @@ SRC = pathlib.Path(__file__).resolve().parents[2] / "src" / "ether"
 RANKS = {
     "_errors": 0,
     "_settings": 1, "_platform": 1, "config": 1,
-    "_core": 2,
+    "_core": 2, "_trace": 2,
     "_node": 3,
     "_spec": 4,
     "_client": 5,

@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import pathlib
 import signal
 import subprocess
-import sys
 
 import msgspec
 
 from .. import _errors as errors
-from .. import _settings
 from . import _child
+from . import _prestart
 
 __all__ = ["Interpreter", "fresh_interpreter", "check_spec", "start", "start_module", "read_spec"]
 
@@ -104,20 +102,20 @@ def start(spec: _child.LaunchSpec, method: str):
 def start_module(module: str, spec, *, tag: str):
     """Start `python -m module tag` with the MemberSpec `spec` on stdin (see
     _member.py): a member such as the bridge, known here only by its module's
-    name. Always a fresh interpreter, whatever ETHER_START_METHOD says."""
+    name. Always a fresh interpreter, whatever ETHER_START_METHOD says: the one
+    started ahead for it (_prestart.py), if there is one, else a new one."""
     blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        return _interpreter(module, tag, spec, spec.cwd or None)
+        return _interpreter(module, tag, spec, spec.cwd or None, _prestart.take(module))
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def _interpreter(module: str, tag: str, spec, cwd) -> "Interpreter":
-    """`python -m module tag` with `spec` (msgpack) on its stdin."""
-    # The directory that holds this `ether`, first: the child imports the same one.
-    env = _settings.child_environment(str(pathlib.Path(__file__).resolve().parents[2]))
-    popen = subprocess.Popen([sys.executable, "-m", module, tag], stdin=subprocess.PIPE,
-                             cwd=cwd, env=env, close_fds=True)
+def _interpreter(module: str, tag: str, spec, cwd, popen=None) -> "Interpreter":
+    """`python -m module tag` (or `popen`, started already) with `spec` (msgpack)
+    on its stdin."""
+    if popen is None:
+        popen = _prestart.popen(module, tag, cwd)
     try:
         popen.stdin.write(msgspec.msgpack.encode(spec))
         popen.stdin.close()

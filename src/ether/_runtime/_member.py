@@ -53,10 +53,14 @@ class Member:
         self._watchdog = None
 
     @classmethod
-    def from_stdin(cls) -> "Member":
-        """The spec from stdin; SIGINT left to the main; logging to `<name>.log`;
+    def from_stdin(cls, head: bytes = b"") -> "Member":
+        """The spec from stdin (after `head`, its first bytes if read already:
+        _prestart.read_early); SIGINT left to the main; logging to `<name>.log`;
         the main's death watched from now on."""
-        spec = msgspec.msgpack.decode(sys.stdin.buffer.read(), type=MemberSpec)
+        data = head + sys.stdin.buffer.read()
+        if not data:  # started ahead (_launch.prestart_module), and not needed after all
+            raise SystemExit(0)
+        spec = msgspec.msgpack.decode(data, type=MemberSpec)
         sys.stdin.close()
         sys.stdin = open(os.devnull)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the main orchestrates

@@ -33,10 +33,12 @@ from typing import Any, Callable
 from .._node import _codec as codec
 from .. import _errors as errors
 from .. import _settings
+from .. import _trace
 from ..config import check_security_files
 from . import _child
 from . import _control as control
 from . import _launch
+from . import _prestart
 from . import _restarts
 from ._member_restarts import MemberRestarts
 from ._control import InstanceState, Stage
@@ -49,7 +51,7 @@ log = logging.getLogger("Ether")
 
 MAIN_INBOX = "main"
 BRIDGE = "bridge"              # the bridge's member name: its inbox, its log file (bridge.log)
-BRIDGE_MODULE = "ether.bridge"  # started by name: nothing here imports it
+BRIDGE_MODULE = _prestart.BRIDGE  # "ether.bridge", started by name: nothing here imports it
 START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
@@ -158,6 +160,8 @@ class Supervisor:
     # ---- start ----
 
     def start(self) -> None:
+        who = "main@" + (self.config.bridge.host_name() if self.config.bridge is not None else "")
+        _trace.mark(who, "tap")
         from . import _logs
         from .._spec._importer import import_class
         from .._spec._introspect import introspect
@@ -227,13 +231,13 @@ class Supervisor:
             self.logtopic = LogTopic(self.node, MAIN_INBOX, start=False)
             self._cond = self.node.condition
             self._set_stage(Stage.RUNNING)
+            _trace.mark(who, "session created")
             if self.config.bridge is not None:
-                # Before the instances: remote interest is in place when they publish.
-                self._start_bridge(sid)
-            if remote:  # the other hosts start theirs meanwhile (_remote.py)
-                from ._remote import RemoteHosts
-                self.remote = RemoteHosts(self, remote)
-                self.remote.launch(self.start_timeout)
+                # First, and awaited after the instances have forked: its interpreter's
+                # start is the longest part of a tap, and the instances do not need it
+                # to start. It is ready (remote interest in place) before any init
+                # handler runs, as every instance is.
+                self._start_bridge()
             policies = {}
             for key, inst in self.config.instances.items():
                 if key in remote:
@@ -250,7 +254,16 @@ class Supervisor:
                     self._states[spec.name] = InstanceState.STARTING
                 if self.config.record is not None and spec.name == self.config.record.name:
                     # The recorder subscribes before anything else runs.
-                    self._await_ready(self.start_timeout, watch=process)
+                    self._await_ready(self.start_timeout, watch=process, names=(spec.name,))
+            _trace.mark(who, "instances forked")
+            if self.config.bridge is not None:
+                self._await_ready(self.start_timeout, names=(BRIDGE,))
+                _trace.mark(who, "bridge ready")
+            if remote:  # the other hosts start theirs while this one's start (_remote.py)
+                from ._remote import RemoteHosts
+                self.remote = RemoteHosts(self, remote)
+                self.remote.launch(self.start_timeout)
+                _trace.mark(who, "launch sent")
             self.restarts = _restarts.Restarter(self, policies, self.config.supervision.on_failure)
             self.member_restarts = MemberRestarts(self, self.config.supervision,
                                                   self.config.supervision.on_failure,
@@ -267,8 +280,10 @@ class Supervisor:
             # and a shutdown right after the tap does not wait for it.
             self._capture_provenance(launched, forked)
             self._await_ready(self.start_timeout)
+            _trace.mark(who, "instances ready")
             if self.remote is not None:
                 self.remote.await_ready(self.start_timeout)
+                _trace.mark(who, "remote ready")
                 self.start_dispatcher()  # what the agents say is read as it comes
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             self.node.start_stats()  # the stats topic, while someone watches
@@ -284,6 +299,7 @@ class Supervisor:
         except BaseException:
             self.stop(graceful=False)
             raise
+        _trace.mark(who, "started")
         log.info("Ether system started successfully")
 
     def _fork_provenance(self, launched: dict) -> tuple[int, int] | None:
@@ -404,20 +420,25 @@ class Supervisor:
                                   "instances start with forkserver (a fresh interpreter each)")
         return method, None
 
-    def _start_bridge(self, sid: str) -> None:
-        """Start the bridge (`python -m ether.bridge`) and wait for its Ready."""
+    def _bridge_base(self) -> str:
+        """Where the bridge's relative certificate paths start."""
+        return str(self.config.source.parent if self.config.source is not None else os.getcwd())
+
+    def _start_bridge(self) -> None:
+        """Start the bridge (`python -m ether.bridge`); its Ready is awaited as an
+        instance's."""
+        _trace.mark("main@" + self.config.bridge.host_name(), "bridge popen")
         self.processes[BRIDGE] = self._launch_member(BRIDGE)
         self._members.add(BRIDGE)
         with self._cond:
             self._states[BRIDGE] = InstanceState.STARTING
-        self._await_ready(self.start_timeout)
 
     def _launch_member(self, name: str, restarts: int = 0):
         """Start a member's fresh interpreter (the bridge's, at tap or again after
         it died: _member_restarts.py); returns its process."""
         from ._member import MemberSpec
         assert name == BRIDGE, name  # the only member today
-        base = self.config.source.parent if self.config.source is not None else os.getcwd()
+        base = self._bridge_base()
         spec = MemberSpec(
             session=self.session.name, name=name, main_inbox=MAIN_INBOX, parent_pid=os.getpid(),
             # The kernel's parent-death signal follows the thread that starts it: only
@@ -425,7 +446,7 @@ class Supervisor:
             parent_death_signal=(restarts == 0 and
                                  threading.current_thread() is threading.main_thread()),
             cwd=os.getcwd(), restarts=restarts,
-            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": str(base)})
+            options={"bridge": self.config.bridge.model_dump(mode="json"), "base_dir": base})
         return _launch.start_module(BRIDGE_MODULE, spec, tag=f"{self.session.name}:{name}")
 
     def _spec(self, sid: str, name: str, inst, search_path: list[str], registry) -> _child.LaunchSpec:
@@ -767,11 +788,13 @@ class Supervisor:
     def _log_path(self, name: str) -> str:
         return str(self._log_dir() / f"{name}.log")
 
-    def _await_ready(self, timeout: float, *, watch=None) -> None:
-        """Wait until every instance is ready; raise if one failed or died first.
-        watch: the one process launched so far (before the exit watcher runs)."""
+    def _await_ready(self, timeout: float, *, watch=None, names=None) -> None:
+        """Wait until every instance (or those of `names`) is ready; raise if one
+        failed or died first. watch: the process awaited (before the exit watcher
+        runs)."""
         def starting() -> list[str]:
-            return [n for n, s in self._states.items() if s is InstanceState.STARTING]
+            return [n for n, s in self._states.items() if s is InstanceState.STARTING
+                    and (names is None or n in names)]
 
         def done() -> bool:  # runs under the condition's lock
             if watch is not None and watch.exitcode is not None and starting():

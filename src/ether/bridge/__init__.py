@@ -14,16 +14,24 @@ bridge of a session through any Client (the main script's `ether`, or
 """
 from __future__ import annotations
 
-from ._agent import Agent as Agent
-from ._certs import Written as Written
-from ._certs import make_ca as make_ca
-from ._certs import make_host as make_host
-from ._router import DEFAULT_PORT as DEFAULT_PORT
-from ._router import Router as Router
-from ._zconfig import zenoh_config as zenoh_config
-
 __all__ = ["Agent", "DEFAULT_PORT", "Router", "Written", "make_ca", "make_host", "site", "statistics",
            "zenoh_config"]
+
+# Loaded on first use (PEP 562): the bridge's process (`python -m ether.bridge`)
+# imports this package first, and starts its zenoh session before it loads the
+# config models (pydantic, a fifth of a second) that _agent.py and _zconfig.py need.
+_LAZY = {"Agent": "_agent", "Written": "_certs", "make_ca": "_certs", "make_host": "_certs",
+         "DEFAULT_PORT": "_router", "Router": "_router", "zenoh_config": "_zconfig"}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ether.bridge' has no attribute {name!r}")
+    import importlib
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
 
 
 def _client(client):

@@ -1,6 +1,49 @@
 """`python -m ether.bridge SESSION:bridge`: the bridge process (see _bridge.py).
 The supervisor starts it with its MemberSpec on stdin; the argument only names
-it in process listings."""
-from ._bridge import main
+it in process listings.
 
-main()
+Its zenoh session opens as early as it can: the link to the site (TLS, and
+zenoh's routers compute their routes after a 100 ms pause) comes up while the
+process imports the rest. So the config models (pydantic: the zenoh config is
+built from them) load first, then it reads what comes on stdin first: its spec,
+or, for an interpreter started ahead (ether/_runtime/_prestart.py), the bridge
+section it will have, long before the spec. Bridge.start keeps that session if
+the spec's zenoh config is the same, and opens another if not.
+"""
+import os
+
+from ether.lowlevel import Member, launch_trace, read_prestart_early
+
+launch_trace("bridge", "interpreter up")
+from ether.config import BridgeConfig  # noqa: E402
+
+from ._zconfig import bridge_zenoh_config  # noqa: E402
+
+
+def _open_ahead(options: dict):
+    """(zenoh config, session) for the bridge section in `options`, or None."""
+    try:
+        zconf = bridge_zenoh_config(BridgeConfig(**options["bridge"]),
+                                    base_dir=options.get("base_dir") or os.getcwd())
+        import json
+
+        import zenoh  # this process never forks
+        return zconf, zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
+    except Exception:  # noqa: BLE001 - Bridge.start opens it again, and says what fails
+        return None
+
+
+def _member(head: bytes = b""):
+    try:
+        return Member.from_stdin(head)
+    except SystemExit as exc:   # started ahead and not needed: no spec came
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+
+
+early, head = read_prestart_early()
+member = None if early is not None else _member(head)
+opened = _open_ahead(early if early is not None else member.options)
+launch_trace("bridge", "opened ahead" if opened else "not opened ahead")
+from ._bridge import main  # noqa: E402
+
+main(member, opened, _member)

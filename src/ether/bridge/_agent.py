@@ -43,6 +43,7 @@ from typing import Any, Callable
 
 from ether import ConfigError
 from ether.config import BridgeConfig, EtherConfig
+from ether.lowlevel import launch_trace
 
 from . import _agentwire as wire
 from ._keys import Keys
@@ -135,10 +136,14 @@ class Hosted:
             self.agent.forget(self)
 
 
-def spawn(workdir: str) -> subprocess.Popen:
-    """A hosted main, started now, that waits for its config."""
-    return subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"], stdin=subprocess.PIPE,
+def spawn(workdir: str, bridge: dict) -> subprocess.Popen:
+    """A hosted main, started now, that waits for its config. It gets the bridge
+    section its session will have at once: it starts that bridge's interpreter
+    ahead, which links to the site before the launch comes (_hosted.py)."""
+    proc = subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, cwd=workdir, close_fds=True)
+    wire.write_frame(proc.stdin, {"bridge": bridge})
+    return proc
 
 
 def _read(stream):
@@ -187,7 +192,7 @@ class Agent:
             self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(config)))
         except zenoh.ZError as e:
             raise ConfigError(f"agent: zenoh cannot start: {e}") from None
-        self._spare = spawn(self.workdir)   # the next launch's hosted main, warm
+        self._spare = spawn(self.workdir, self._bridge_section())   # the next launch's hosted main, warm
         self._worker = threading.Thread(target=self._work, name="ether-agent", daemon=True)
         self._watcher = threading.Thread(target=self._watch, name="ether-agent-watch", daemon=True)
         self._worker.start()
@@ -206,6 +211,7 @@ class Agent:
     # ---- zenoh's threads: queue, never wait ----
 
     def _on_query(self, query) -> None:
+        launch_trace(f"agent@{self.host}", "query in")
         try:
             self._requests.put_nowait(query)
         except queue.Full:
@@ -245,6 +251,9 @@ class Agent:
                 self.say(f"could not answer a request: {exc}")
             finally:
                 query.drop()
+            if self._spare is None and not self._closed.is_set():
+                # The next launch's hosted main, once this one's answer is out.
+                self._spare = spawn(self.workdir, self._bridge_section())
 
     def _serve(self, query) -> wire.Reply:
         key = str(query.key_expr)
@@ -278,17 +287,32 @@ class Agent:
             return wire.Reply(False, error=f"its config is invalid: {exc}")
         spare, self._spare = self._spare, None
         if spare is None or spare.poll() is not None:
-            spare = spawn(self.workdir)
+            spare = spawn(self.workdir, self._bridge_section())
+        launch_trace(f"agent@{self.host}", "config checked")
         hosted = Hosted(self, request, config, spare)
         with self._lock:
             self._hosted[request.session] = hosted
             self._lock.notify_all()
         reply = hosted.await_ready(request.timeout)
-        self._spare = spawn(self.workdir)
+        launch_trace(f"agent@{self.host}", "hosted main ready")
         names = ", ".join(reply.instances) or "nothing"
         self.say(f"launched for {request.main_host!r} (session {request.session}): {names}"
                  if reply.ok else f"launch for {request.main_host!r} failed: {reply.error}")
         return reply
+
+    def _bridge_section(self) -> dict:
+        """The bridge: section of every session this agent hosts: this host's name,
+        certificate and site settings; it connects to this agent, and listens on
+        nothing of its own."""
+        bridge = self.bridge.model_dump(mode="json")
+        security = dict(bridge["security"])
+        for what in ("ca", "cert", "key"):
+            path = Path(security[what])
+            security[what] = str(path if path.is_absolute() else self.base_dir / path)
+        security.pop("operators", None)
+        bridge.update(host=self.host, security=security, listen=[],
+                      connect=list(self.bridge.listen) or [])
+        return bridge
 
     def _config(self, given: dict) -> dict:
         """The hosted session's config: the main's instances for this host, with this
@@ -298,15 +322,7 @@ class Agent:
             raise ConfigError(f"key {', '.join(map(repr, unknown))} may not come with a launch "
                               f"(valid: {', '.join(_CONFIG_KEYS)})")
         config = dict(given)
-        bridge = self.bridge.model_dump(mode="json")
-        security = dict(bridge["security"])
-        for what in ("ca", "cert", "key"):
-            path = Path(security[what])
-            security[what] = str(path if path.is_absolute() else self.base_dir / path)
-        security.pop("operators", None)
-        bridge.update(host=self.host, security=security, listen=[],
-                      connect=list(self.bridge.listen) or [])
-        config["bridge"] = bridge
+        config["bridge"] = self._bridge_section()
         supervision = dict(config.get("supervision") or {})
         supervision["on_failure"] = "continue"   # the main decides (its own on_failure)
         config["supervision"] = supervision

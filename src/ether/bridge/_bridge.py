@@ -28,10 +28,12 @@ import os
 import queue
 import threading
 import time
+from typing import Callable
 
 from ether import ConfigError
 from ether.config import BridgeConfig
-from ether.lowlevel import BRIDGE_CLASS, BRIDGE_LINKS, RESERVED_PREFIXES, Member, matches, request_of
+from ether.lowlevel import (BRIDGE_CLASS, BRIDGE_LINKS, RESERVED_PREFIXES, Member, launch_trace,
+                            matches, request_of)
 
 from . import _zconfig
 from ._calls import Calls
@@ -69,8 +71,10 @@ def _strongest(table: dict[str, str], topic: str, policy: str) -> None:
 
 
 class Bridge:
-    def __init__(self, member: Member):
+    def __init__(self, member: Member, opened: tuple | None = None):
+        """opened: (zenoh config, session), a session opened ahead (__main__.py)."""
         self.member = member
+        self._opened = opened
         self.config = BridgeConfig(**member.options["bridge"])
         self.base_dir = member.options.get("base_dir") or os.getcwd()
         self.host = self.config.host_name()
@@ -87,22 +91,28 @@ class Bridge:
     # ---- start ----
 
     def start(self) -> None:
+        who = f"bridge@{self.host}"
+        launch_trace(who, "start")
         session, node = self.member.join()
         self.session, self.node = session, node
-        zconf = _zconfig.zenoh_config(self.config, base_dir=self.base_dir)
-        # zenoh's open waits 500 ms (scouting/delay) for its first links; a bridge
-        # that connects out (and does not scout) waits for the site itself instead,
-        # as long as it needs and no longer, before its name check.
-        quick = bool(self.config.connect) and self.config.discovery != "multicast"
-        if quick:
-            zconf["scouting"]["delay"] = 0
+        zconf = _zconfig.bridge_zenoh_config(self.config, base_dir=self.base_dir)
+        quick = _zconfig.connects_out(self.config)   # it waits for the site itself
         import zenoh  # here, in this process only
         self.zenoh = zenoh
-        self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
+        opened, self._opened = self._opened, None
+        if opened is not None and opened[0] == json.loads(json.dumps(zconf)):
+            self.z = opened[1]   # opened ahead, with this config: linked already, or soon
+        else:
+            if opened is not None:
+                _close(opened[1])
+            self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
+        launch_trace(who, "zenoh open")
         if quick:
             self._await_the_site(CLASH_WAIT_S)
+            launch_trace(who, "site seen")
         self._refuse_a_taken_name()
+        launch_trace(who, "name checked")
         self.outbound = Outbound(node, self.z, zenoh, self.keys, self.config.export)
         from ether.lowlevel import Node  # noqa: F401  (the inline limit is the node's)
         self.inbound = Inbound(node, self.z, zenoh, self.keys, Checker(node.inline_limit),
@@ -122,6 +132,7 @@ class Bridge:
         self._apply_events()
         self._reconcile()
         self._control.start()
+        launch_trace(who, "up")
         again = self.member.spec.restarts
         log.info("bridge: host %r of site %r (zenoh id %s) is up%s", self.host, self.config.site,
                  self.zid, f" again (restart {again})" if again else "")
@@ -303,11 +314,15 @@ class Bridge:
                     log.exception("bridge: closing its %s", part)
         z, self.z = self.z, None
         if z is not None:
-            closer = threading.Thread(target=z.close, name="ether-bridge-close", daemon=True)
-            closer.start()
-            closer.join(CLOSE_WAIT_S)
-            if closer.is_alive():
-                log.warning("bridge: zenoh's session did not close within %g s", CLOSE_WAIT_S)
+            _close(z)
+
+
+def _close(z) -> None:
+    closer = threading.Thread(target=z.close, name="ether-bridge-close", daemon=True)
+    closer.start()
+    closer.join(CLOSE_WAIT_S)
+    if closer.is_alive():
+        log.warning("bridge: zenoh's session did not close within %g s", CLOSE_WAIT_S)
 
 
 _malloc_trim = None
@@ -328,13 +343,30 @@ def _trim_memory() -> None:
         _malloc_trim(0)
 
 
-def main() -> None:
-    member = Member.from_stdin()
+def _preload() -> None:
+    """What start() needs, loaded before the spec is read: an interpreter started
+    ahead of its tap (ether/_runtime/_prestart.py) has it all loaded when the spec
+    comes."""
+    try:
+        import zenoh  # noqa: F401  (this process never forks)
+        from cryptography import x509  # noqa: F401  (the certificate's name: _launcher.py)
+    except ImportError:
+        pass   # start() says what is missing
+    from ._launcher import Launcher  # noqa: F401
+
+
+def main(member: Member | None, opened: tuple | None, read: Callable[[], Member]) -> None:
+    """member: from its spec, or None if the spec is still to come (`read` reads
+    it); opened: (zenoh config, session) opened ahead (__main__.py)."""
+    _preload()
+    launch_trace("bridge", "preloaded")
+    if member is None:
+        member = read()
     bridge = None
     code = 1
     try:
         try:
-            bridge = Bridge(member)
+            bridge = Bridge(member, opened)
             bridge.start()
         except BaseException as exc:
             member.fail(exc)

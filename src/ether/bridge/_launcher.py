@@ -20,7 +20,7 @@ import threading
 
 import msgspec
 
-from ether.lowlevel import request_of
+from ether.lowlevel import launch_trace, request_of
 
 from . import _agentwire as wire
 
@@ -78,6 +78,7 @@ class Launcher:
 
     def _query(self, host: str, message: wire.Request, timeout: float) -> wire.Reply:
         key = self.keys.request(host, self.identity)
+        launch_trace(f"bridge@{self.bridge.host}", f"{message.op} query to {host}")
         replies = []
         for reply in self.z.get(key, payload=wire.encode_msg(message), timeout=timeout):
             if reply.ok is not None:
@@ -87,6 +88,7 @@ class Launcher:
                     log.warning("bridge: %s from host %r", exc, host)
             if replies:
                 break
+        launch_trace(f"bridge@{self.bridge.host}", f"{message.op} reply from {host}")
         if replies:
             return replies[0]
         return wire.Reply(False, error=(

@@ -26,7 +26,7 @@ from typing import Any
 from ether.config import BridgeConfig, check_security_files
 
 __all__ = ["ACL_MESSAGES", "KEEP_ALIVES_PER_LEASE", "MAX_BLOCK_TIMEOUT_S", "bridge_mode",
-           "zenoh_config"]
+           "connects_out", "bridge_zenoh_config", "zenoh_config"]
 
 #: Every message kind zenoh 1.10's ACL knows; the site rule allows all of them.
 ACL_MESSAGES = ("put", "delete", "declare_subscriber", "query", "reply", "declare_queryable",
@@ -113,6 +113,24 @@ def zenoh_config(bridge: BridgeConfig, *, base_dir: str | os.PathLike[str] | Non
         }
         if security.allow_hosts is not None:
             config["access_control"] = _acl(bridge.site, security.allow_hosts)
+    return config
+
+
+def connects_out(bridge: BridgeConfig) -> bool:
+    """A bridge that connects out and does not scout: it waits for the site itself
+    (_bridge.Bridge._await_the_site), not zenoh's open."""
+    return bool(bridge.connect) and bridge.discovery != "multicast"
+
+
+def bridge_zenoh_config(bridge: BridgeConfig, *, base_dir) -> dict[str, Any]:
+    """A bridge process's zenoh config: zenoh_config(bridge), and for a bridge that
+    connects out no 500 ms wait (scouting/delay) at open for its first links: it
+    waits for the site itself, as long as it needs and no longer. The bridge and
+    the process that starts its interpreter ahead (_runtime/_prestart.py) both
+    build it, and the bridge keeps a session opened ahead only if they agree."""
+    config = zenoh_config(bridge, base_dir=base_dir)
+    if connects_out(bridge):
+        config["scouting"]["delay"] = 0
     return config
 
 
