@@ -104,6 +104,7 @@ def take(module: str) -> subprocess.Popen | None:
     _told.discard(module)
     process = _waiting.pop(module, None)
     if process is not None and process.poll() is not None:
+        process.stdin.close()
         return None
     return process
 

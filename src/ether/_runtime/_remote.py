@@ -4,8 +4,9 @@ one, which the agent of that host runs (docs/design/remote-launch.md).
 The supervisor hands each host its instances through its own bridge (the only
 process of the session that holds zenoh): a request to `service:bridge.launch`
 whose reply says that all of them are ready (with their pids), or why not. The
-launches are sent before the local instances start and awaited after, so the
-hosts start side by side. Afterwards the bridge passes on what the agents say
+launches are sent as soon as the bridge is up (the local instances fork while
+it starts) and awaited after the local instances are ready, so the hosts start
+side by side. Afterwards the bridge passes on what the agents say
 (`remote` reports: exits, restarts by the agent's supervisor, failures), which
 this logs and keeps as the remote instances' states; a remote instance that
 fails for good is the session's `on_failure` to decide, as a local one.

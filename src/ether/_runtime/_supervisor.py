@@ -259,7 +259,7 @@ class Supervisor:
             if self.config.bridge is not None:
                 self._await_ready(self.start_timeout, names=(BRIDGE,))
                 _trace.mark(who, "bridge ready")
-            if remote:  # the other hosts start theirs while this one's start (_remote.py)
+            if remote:  # the other hosts start theirs while this host's get ready (_remote.py)
                 from ._remote import RemoteHosts
                 self.remote = RemoteHosts(self, remote)
                 self.remote.launch(self.start_timeout)

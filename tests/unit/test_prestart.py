@@ -1,0 +1,110 @@
+"""Interpreters started ahead (ether/_runtime/_prestart.py): the early payload's
+framing, taking and discarding them, and a bridge's interpreter that is never
+given a spec ending quietly."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ether
+from ether import ConfigError
+from ether._runtime import _prestart
+from ether.lowlevel import Member
+
+BLOCKS_ON_STDIN = _prestart.BRIDGE   # waits for its spec on stdin, and ends quietly without one
+
+
+@pytest.fixture(autouse=True)
+def nothing_left():
+    yield
+    left = dict(_prestart._waiting)
+    _prestart.discard()
+    assert left == {}, f"left started ahead: {left}"
+
+
+def _pipe_with(data: bytes) -> int:
+    r, w = os.pipe()
+    os.write(w, data)
+    os.close(w)
+    return r
+
+
+def test_an_early_payload_is_read_and_the_spec_follows_it_untouched():
+    payload = {"bridge": {"site": "lab1"}, "base_dir": "/srv"}
+    import json
+    import struct
+    body = json.dumps(payload).encode()
+    fd = _pipe_with(b"\x00" + struct.pack(">I", len(body)) + body + b"\x85spec")
+    try:
+        assert _prestart.read_early(fd) == (payload, b"")
+        assert os.read(fd, 100) == b"\x85spec"
+    finally:
+        os.close(fd)
+
+
+def test_a_spec_that_comes_first_is_handed_back_whole():
+    fd = _pipe_with(b"\x85spec")
+    try:
+        early, head = _prestart.read_early(fd)
+        assert early is None and head + os.read(fd, 100) == b"\x85spec"
+    finally:
+        os.close(fd)
+
+
+def test_a_cut_early_payload_is_an_error():
+    fd = _pipe_with(b"\x00\x00\x00\x00\x10{}")
+    try:
+        with pytest.raises(EOFError):
+            _prestart.read_early(fd)
+    finally:
+        os.close(fd)
+
+
+def test_take_gives_the_interpreter_once_and_discard_kills_what_is_left():
+    _prestart.start(BLOCKS_ON_STDIN)
+    _prestart.start(BLOCKS_ON_STDIN)   # one per module
+    process = _prestart.take(BLOCKS_ON_STDIN)
+    assert process is not None and process.poll() is None
+    assert _prestart.take(BLOCKS_ON_STDIN) is None
+    process.stdin.close()
+    assert process.wait(30) == 0
+    _prestart.start(BLOCKS_ON_STDIN)
+    waiting = _prestart._waiting[BLOCKS_ON_STDIN]
+    _prestart.discard()
+    assert waiting.returncode is not None and waiting.returncode < 0   # killed, and reaped
+
+
+def test_a_dead_one_is_not_taken():
+    _prestart.start(BLOCKS_ON_STDIN)
+    waiting = _prestart._waiting[BLOCKS_ON_STDIN]
+    waiting.kill()
+    waiting.wait(30)
+    assert _prestart.take(BLOCKS_ON_STDIN) is None
+
+
+def test_a_member_given_no_spec_exits_quietly():
+    done = subprocess.run([sys.executable, "-c", "from ether.lowlevel import Member; "
+                           "Member.from_stdin()"], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert Member  # the public name
+
+
+def test_a_bridge_started_ahead_and_not_needed_exits_quietly():
+    done = subprocess.run([sys.executable, "-m", "ether.bridge", "prestarted"],
+                          stdin=subprocess.DEVNULL, capture_output=True, timeout=60)
+    assert (done.returncode, done.stderr) == (0, b"")
+
+
+def test_a_tap_that_fails_kills_the_bridge_it_started_ahead(monkeypatch):
+    started = []
+    real = _prestart.start
+    monkeypatch.setattr(_prestart, "start", lambda module: (real(module),
+                                                            started.append(_prestart._waiting[module])))
+    with pytest.raises(ConfigError):
+        ether.ether.tap(config={"bridge": {}, "instances": {
+            "x": {"class_path": "no_such_module_here.Thing"}}})
+    assert ether.ether.session is None
+    assert started, "the bridge's interpreter was not started ahead"
+    assert all(p.returncode is not None for p in started)   # killed and reaped
