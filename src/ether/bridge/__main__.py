@@ -21,7 +21,8 @@ from ._zconfig import bridge_zenoh_config  # noqa: E402
 
 
 def _open_ahead(options: dict):
-    """(zenoh config, session) for the bridge section in `options`, or None."""
+    """(zenoh config, session) for the bridge section in `options`, or None (the
+    reason in the launch trace)."""
     try:
         zconf = bridge_zenoh_config(BridgeConfig(**options["bridge"]),
                                     base_dir=options.get("base_dir") or os.getcwd())
@@ -29,7 +30,8 @@ def _open_ahead(options: dict):
 
         import zenoh  # this process never forks
         return zconf, zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
-    except Exception:  # noqa: BLE001 - Bridge.start opens it again, and says what fails
+    except Exception as exc:  # noqa: BLE001 - Bridge.start opens it again, and says what fails
+        launch_trace("bridge", f"not opened ahead: {type(exc).__name__}: {exc}".replace("\n", " "))
         return None
 
 
@@ -43,7 +45,7 @@ def _member(head: bytes = b""):
 early, head = read_prestart_early()
 member = None if early is not None else _member(head)
 opened = _open_ahead(early if early is not None else member.options)
-launch_trace("bridge", "opened ahead" if opened else "not opened ahead")
+launch_trace("bridge", "opened ahead" if opened else "not opened ahead")  # and why, above
 from ._bridge import main  # noqa: E402
 
 main(member, opened, _member)

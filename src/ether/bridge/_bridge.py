@@ -107,7 +107,8 @@ class Bridge:
                 _close(opened[1])
             self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(zconf)))
         self.zid = str(self.z.zid())
-        launch_trace(who, "zenoh open")
+        launch_trace(who, "zenoh open" + (" (the session opened ahead)" if self.z is (opened or (0, 0))[1]
+                                          else ""))
         if quick:
             self._await_the_site(CLASH_WAIT_S)
             launch_trace(who, "site seen")

@@ -58,14 +58,8 @@ def _link_the_bridge(section: dict) -> None:
     opens its session and links to the site before the launch comes
     (ether/_runtime/_prestart.py); the tap takes it. A bad section is the tap's
     error to report, not this."""
-    from ether.config import BridgeConfig
     from ether.lowlevel import prestart_early
-    from ._zconfig import bridge_zenoh_config
-    try:
-        zconf = bridge_zenoh_config(BridgeConfig(**section), base_dir=os.getcwd())
-    except Exception:  # noqa: BLE001
-        return
-    prestart_early(_BRIDGE, {"zenoh": zconf})
+    prestart_early(_BRIDGE, {"bridge": section, "base_dir": os.getcwd()})
 
 
 def main() -> None:
