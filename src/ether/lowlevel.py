@@ -22,8 +22,8 @@ Files:
 The wire, for what carries envelopes elsewhere (a bridge, a recorder):
     decode_envelope, Encoder, Decoders, Request, request_of, MESSAGE, REQUEST, REPLY
 A process the supervisor starts by module name (the bridge):
-    Member, MemberSpec; prestart_module, prestart_early, read_prestart_early (its
-    interpreter started ahead of the tap); launch_trace (ETHER_LAUNCH_TRACE's stages)
+    Member, MemberSpec; prestart_module (its interpreter started ahead of the
+    tap); launch_trace (ETHER_LAUNCH_TRACE's stages)
 Topics:
     default_topic, service_topic, sync_topic, is_pattern, matches, check_topic,
     RESERVED_PREFIXES
@@ -66,8 +66,6 @@ _WHERE = {
     "Member": ("._runtime._member", "Member"),
     "MemberSpec": ("._runtime._member", "MemberSpec"),
     "prestart_module": ("._runtime._prestart", "start"),
-    "prestart_early": ("._runtime._prestart", "early"),
-    "read_prestart_early": ("._runtime._prestart", "read_early"),
     "launch_trace": ("._trace", "mark"),
     "Envelope": ("._node._codec", "Envelope"),
     "MessageId": ("._node._codec", "MessageId"),
@@ -124,8 +122,6 @@ if TYPE_CHECKING:  # type checkers and editors see the names; at run time __geta
     from ._node._codec import request_of as request_of
     from ._runtime._member import Member as Member
     from ._runtime._member import MemberSpec as MemberSpec
-    from ._runtime._prestart import early as prestart_early
-    from ._runtime._prestart import read_early as read_prestart_early
     from ._runtime._prestart import start as prestart_module
     from ._trace import mark as launch_trace
     from ._node._codec import Envelope as Envelope
@@ -159,8 +155,7 @@ __all__ = [
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
-    "Member", "MemberSpec", "prestart_module", "prestart_early", "read_prestart_early",
-    "launch_trace", "CALL_PREFIX", "DROPS_TOPIC",
+    "Member", "MemberSpec", "prestart_module", "launch_trace", "CALL_PREFIX", "DROPS_TOPIC",
     "BRIDGE_CLASS", "BRIDGE_LINKS",
 ]
 

@@ -29,8 +29,8 @@ LOWLEVEL = [
     "default_topic", "service_topic", "sync_topic", "is_pattern", "matches", "check_topic",
     "RESERVED_PREFIXES", "InstanceState", "STATS_TOPIC", "STATS_BUCKETS_S", "log_root", "shm_needs",
     "decode_envelope", "Encoder", "Decoders", "Request", "request_of", "MESSAGE", "REQUEST", "REPLY",
-    "Member", "MemberSpec", "prestart_module", "prestart_early", "read_prestart_early",
-    "launch_trace", "CALL_PREFIX", "DROPS_TOPIC", "BRIDGE_CLASS", "BRIDGE_LINKS",
+    "Member", "MemberSpec", "prestart_module", "launch_trace", "CALL_PREFIX", "DROPS_TOPIC",
+    "BRIDGE_CLASS", "BRIDGE_LINKS",
 ]
 
 

@@ -1,6 +1,6 @@
-"""Interpreters started ahead (ether/_runtime/_prestart.py): the early payload's
-framing, taking and discarding them, and a bridge's interpreter that is never
-given a spec ending quietly."""
+"""Interpreters started ahead (ether/_runtime/_prestart.py): taking and
+discarding them, and a bridge's interpreter that is never given a spec ending
+quietly."""
 import os
 import subprocess
 import sys
@@ -21,44 +21,6 @@ def nothing_left():
     left = dict(_prestart._waiting)
     _prestart.discard()
     assert left == {}, f"left started ahead: {left}"
-
-
-def _pipe_with(data: bytes) -> int:
-    r, w = os.pipe()
-    os.write(w, data)
-    os.close(w)
-    return r
-
-
-def test_an_early_payload_is_read_and_the_spec_follows_it_untouched():
-    payload = {"bridge": {"site": "lab1"}, "base_dir": "/srv"}
-    import json
-    import struct
-    body = json.dumps(payload).encode()
-    fd = _pipe_with(b"\x00" + struct.pack(">I", len(body)) + body + b"\x85spec")
-    try:
-        assert _prestart.read_early(fd) == (payload, b"")
-        assert os.read(fd, 100) == b"\x85spec"
-    finally:
-        os.close(fd)
-
-
-def test_a_spec_that_comes_first_is_handed_back_whole():
-    fd = _pipe_with(b"\x85spec")
-    try:
-        early, head = _prestart.read_early(fd)
-        assert early is None and head + os.read(fd, 100) == b"\x85spec"
-    finally:
-        os.close(fd)
-
-
-def test_a_cut_early_payload_is_an_error():
-    fd = _pipe_with(b"\x00\x00\x00\x00\x10{}")
-    try:
-        with pytest.raises(EOFError):
-            _prestart.read_early(fd)
-    finally:
-        os.close(fd)
 
 
 def test_take_gives_the_interpreter_once_and_discard_kills_what_is_left():

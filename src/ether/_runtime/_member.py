@@ -53,11 +53,10 @@ class Member:
         self._watchdog = None
 
     @classmethod
-    def from_stdin(cls, head: bytes = b"") -> "Member":
-        """The spec from stdin (after `head`, its first bytes if read already:
-        _prestart.read_early); SIGINT left to the main; logging to `<name>.log`;
+    def from_stdin(cls) -> "Member":
+        """The spec from stdin; SIGINT left to the main; logging to `<name>.log`;
         the main's death watched from now on."""
-        data = head + sys.stdin.buffer.read()
+        data = sys.stdin.buffer.read()
         if not data:  # started ahead (_launch.prestart_module), and not needed after all
             raise SystemExit(0)
         spec = msgspec.msgpack.decode(data, type=MemberSpec)

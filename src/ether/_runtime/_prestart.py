@@ -4,10 +4,7 @@ bridge's, with zenoh and TLS, about 0.3 s here and more under load) overlaps
 what comes before it instead of following it (docs/design/remote-launch.md).
 
 `start(module)` starts one; `_launch.start_module` takes it (`take`) and writes
-its spec to its stdin as to a new one. Before the spec, `early(module, payload)`
-may send it what it can begin with (the bridge: its zenoh config, so that its
-session links to the site while it imports the rest); it reads that with
-`read_early`, and must check it against its spec. Such an interpreter imports what it needs
+its spec to its stdin as to a new one. Such an interpreter imports what it needs
 and then waits for its spec; if the spec never comes (the tap failed, or the
 process that started it ended) its stdin reaches its end and it exits quietly
 (_member.Member.from_stdin). Nothing else differs: the same environment, user
@@ -19,25 +16,18 @@ main of `ether agent` at its own start, long before its launch comes.
 """
 from __future__ import annotations
 
-import json
-import os
 import pathlib
 import signal
-import struct
 import subprocess
 import sys
 
 from .. import _settings
 
-__all__ = ["BRIDGE", "start", "early", "take", "discard", "popen", "read_early"]
+__all__ = ["BRIDGE", "start", "take", "discard", "popen"]
 
 BRIDGE = "ether.bridge"   # the bridge's module (_supervisor.BRIDGE_MODULE): started ahead
 
 _waiting: dict[str, subprocess.Popen] = {}   # module -> its interpreter, waiting for a spec
-_told: set[str] = set()                      # modules whose interpreter had its early payload
-# The early payload's first byte: a spec (MessagePack, a map) never begins with it.
-_EARLY = b"\x00"
-_EARLY_MAX = 1 << 20
 
 
 def popen(module: str, tag: str, cwd) -> subprocess.Popen:
@@ -60,48 +50,8 @@ def start(module: str) -> None:
         signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
-def early(module: str, payload: dict) -> None:
-    """Send the interpreter started for `module` (if any) `payload` (JSON-able),
-    once, before its spec."""
-    process = _waiting.get(module)
-    if process is None or module in _told:
-        return
-    _told.add(module)
-    data = json.dumps(payload).encode()
-    try:
-        process.stdin.write(_EARLY + struct.pack(">I", len(data)) + data)
-        process.stdin.flush()
-    except OSError:   # it died: take() sees it, and a new one starts
-        pass
-
-
-def read_early(fd: int = 0) -> tuple[dict | None, bytes]:
-    """In the interpreter: (the early payload, or None if the spec came first; the
-    bytes of the spec read meanwhile), read from `fd` without buffering, so that
-    the spec's reader (Member.from_stdin) gets the rest."""
-    first = os.read(fd, 1)
-    if first != _EARLY:
-        return None, first
-    size, = struct.unpack(">I", _read(fd, 4))
-    if size > _EARLY_MAX:
-        raise ValueError(f"an early payload of {size} bytes")
-    return json.loads(_read(fd, size)), b""
-
-
-def _read(fd: int, size: int) -> bytes:
-    chunks = []
-    while size:
-        chunk = os.read(fd, size)
-        if not chunk:
-            raise EOFError("the early payload was cut short")
-        chunks.append(chunk)
-        size -= len(chunk)
-    return b"".join(chunks)
-
-
 def take(module: str) -> subprocess.Popen | None:
     """The interpreter started for `module`, if it is still alive."""
-    _told.discard(module)
     process = _waiting.pop(module, None)
     if process is not None and process.poll() is not None:
         process.stdin.close()
@@ -112,7 +62,6 @@ def take(module: str) -> subprocess.Popen | None:
 def discard() -> None:
     """End the ones not taken (the tap failed first): they hold nothing yet, so a
     kill, at once, rather than waiting for them to finish importing."""
-    _told.clear()
     while _waiting:
         _, process = _waiting.popitem()
         process.kill()

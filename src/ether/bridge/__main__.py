@@ -3,16 +3,15 @@ The supervisor starts it with its MemberSpec on stdin; the argument only names
 it in process listings.
 
 Its zenoh session opens as early as it can: the link to the site (TLS, and
-zenoh's routers compute their routes after a 100 ms pause) comes up while the
-process imports the rest. So the config models (pydantic: the zenoh config is
-built from them) load first, then it reads what comes on stdin first: its spec,
-or, for an interpreter started ahead (ether/_runtime/_prestart.py), the bridge
-section it will have, long before the spec. Bridge.start keeps that session if
-the spec's zenoh config is the same, and opens another if not.
+zenoh's routers compute their routes 100 ms after a new link) comes up while
+the process imports the rest. So the config models (pydantic: the zenoh config
+is built from them) load first, then it reads its spec (an interpreter started
+ahead, ether/_runtime/_prestart.py, waits here), opens its session, and only then
+loads its parts; Bridge.start keeps that session.
 """
 import os
 
-from ether.lowlevel import Member, launch_trace, read_prestart_early
+from ether.lowlevel import Member, launch_trace
 
 launch_trace("bridge", "interpreter up")
 from ether.config import BridgeConfig  # noqa: E402
@@ -35,17 +34,12 @@ def _open_ahead(options: dict):
         return None
 
 
-def _member(head: bytes = b""):
-    try:
-        return Member.from_stdin(head)
-    except SystemExit as exc:   # started ahead and not needed: no spec came
-        os._exit(exc.code if isinstance(exc.code, int) else 1)
-
-
-early, head = read_prestart_early()
-member = None if early is not None else _member(head)
-opened = _open_ahead(early if early is not None else member.options)
-launch_trace("bridge", "opened ahead" if opened else "not opened ahead")  # and why, above
+try:
+    member = Member.from_stdin()
+except SystemExit as exc:   # started ahead and not needed: no spec came
+    os._exit(exc.code if isinstance(exc.code, int) else 1)
+opened = _open_ahead(member.options)
+launch_trace("bridge", "opened ahead" if opened else "not opened ahead")
 from ._bridge import main  # noqa: E402
 
-main(member, opened, _member)
+main(member, opened)

@@ -136,14 +136,11 @@ class Hosted:
             self.agent.forget(self)
 
 
-def spawn(workdir: str, bridge: dict) -> subprocess.Popen:
-    """A hosted main, started now, that waits for its config. It gets the bridge
-    section its session will have at once: it starts that bridge's interpreter
-    ahead, which links to the site before the launch comes (_hosted.py)."""
-    proc = subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"], stdin=subprocess.PIPE,
+def spawn(workdir: str) -> subprocess.Popen:
+    """A hosted main, started now, that waits for its config (and starts its
+    session's bridge's interpreter meanwhile: _hosted.py)."""
+    return subprocess.Popen([sys.executable, "-m", "ether.bridge._hosted"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, cwd=workdir, close_fds=True)
-    wire.write_frame(proc.stdin, {"bridge": bridge})
-    return proc
 
 
 def _read(stream):
@@ -192,7 +189,7 @@ class Agent:
             self.z = zenoh.open(zenoh.Config.from_json5(json.dumps(config)))
         except zenoh.ZError as e:
             raise ConfigError(f"agent: zenoh cannot start: {e}") from None
-        self._spare = spawn(self.workdir, self._bridge_section())   # the next launch's hosted main, warm
+        self._spare = spawn(self.workdir)   # the next launch's hosted main, warm
         self._worker = threading.Thread(target=self._work, name="ether-agent", daemon=True)
         self._watcher = threading.Thread(target=self._watch, name="ether-agent-watch", daemon=True)
         self._worker.start()
@@ -253,7 +250,7 @@ class Agent:
                 query.drop()
             if self._spare is None and not self._closed.is_set():
                 # The next launch's hosted main, once this one's answer is out.
-                self._spare = spawn(self.workdir, self._bridge_section())
+                self._spare = spawn(self.workdir)
 
     def _serve(self, query) -> wire.Reply:
         key = str(query.key_expr)
@@ -287,7 +284,7 @@ class Agent:
             return wire.Reply(False, error=f"its config is invalid: {exc}")
         spare, self._spare = self._spare, None
         if spare is None or spare.poll() is not None:
-            spare = spawn(self.workdir, self._bridge_section())
+            spare = spawn(self.workdir)
         launch_trace(f"agent@{self.host}", "config checked")
         hosted = Hosted(self, request, config, spare)
         with self._lock:

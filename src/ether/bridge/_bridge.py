@@ -28,7 +28,6 @@ import os
 import queue
 import threading
 import time
-from typing import Callable
 
 from ether import ConfigError
 from ether.config import BridgeConfig
@@ -72,7 +71,7 @@ def _strongest(table: dict[str, str], topic: str, policy: str) -> None:
 
 class Bridge:
     def __init__(self, member: Member, opened: tuple | None = None):
-        """opened: (zenoh config, session), a session opened ahead (__main__.py)."""
+        """opened: (zenoh config, session), the session __main__.py opened."""
         self.member = member
         self._opened = opened
         self.config = BridgeConfig(**member.options["bridge"])
@@ -101,7 +100,7 @@ class Bridge:
         self.zenoh = zenoh
         opened, self._opened = self._opened, None
         if opened is not None and opened[0] == json.loads(json.dumps(zconf)):
-            self.z = opened[1]   # opened ahead, with this config: linked already, or soon
+            self.z = opened[1]   # opened before the imports, with this config
         else:
             if opened is not None:
                 _close(opened[1])
@@ -345,24 +344,19 @@ def _trim_memory() -> None:
 
 
 def _preload() -> None:
-    """What start() needs, loaded before the spec is read: an interpreter started
-    ahead of its tap (ether/_runtime/_prestart.py) has it all loaded when the spec
-    comes."""
+    """The rest of what start() needs, loaded while the link comes up."""
     try:
-        import zenoh  # noqa: F401  (this process never forks)
         from cryptography import x509  # noqa: F401  (the certificate's name: _launcher.py)
     except ImportError:
-        pass   # start() says what is missing
+        pass
     from ._launcher import Launcher  # noqa: F401
 
 
-def main(member: Member | None, opened: tuple | None, read: Callable[[], Member]) -> None:
-    """member: from its spec, or None if the spec is still to come (`read` reads
-    it); opened: (zenoh config, session) opened ahead (__main__.py)."""
+def main(member: Member, opened: tuple | None = None) -> None:
+    """member: from its spec (Member.from_stdin); opened: (zenoh config, session)
+    opened before the rest of the imports (__main__.py)."""
     _preload()
     launch_trace("bridge", "preloaded")
-    if member is None:
-        member = read()
     bridge = None
     code = 1
     try:

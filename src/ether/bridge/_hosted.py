@@ -10,8 +10,7 @@ the agent's host name. It is a plain user of the public API (`ether.tap`,
 Frames (_agentwire.write_frame) on its stdin and on a copy of its stdout (fd 1
 itself becomes stderr: what the instances print goes to the agent's log):
 
-    in   {"bridge": {...}}                  first: its session's bridge section, ahead
-         {"config": {...}}                  then: tap it
+    in   {"config": {...}}                  first: tap it
          {"op": "shutdown", "timeout": s, "graceful": bool}
     out  {"ev": "ready", "session", "instances": {name: pid}}  or  {"ev": "failed", "error"}
          {"ev": "event", "event", "name", "text", "restarts", "pid"}   lifecycle, as they come
@@ -53,36 +52,22 @@ def _text(item: dict) -> str:
     return str(item.get("cause") or item.get("error") or "")
 
 
-def _link_the_bridge(section: dict) -> None:
-    """The session's bridge's interpreter, started ahead, gets its zenoh config: it
-    opens its session and links to the site before the launch comes
-    (ether/_runtime/_prestart.py); the tap takes it. A bad section is the tap's
-    error to report, not this."""
-    from ether.lowlevel import prestart_early
-    prestart_early(_BRIDGE, {"bridge": section, "base_dir": os.getcwd()})
-
-
 def main() -> None:
     sys.stdout.flush()
     out = _Out(os.fdopen(os.dup(1), "wb"))
     os.dup2(2, 1)
-    stdin = sys.stdin.fileno()   # read with os.read (see read_frame), never sys.stdin
-    first = read_frame(stdin)
-    section = first.get("bridge") if isinstance(first, dict) else None
-    if isinstance(section, dict):
-        from ether.lowlevel import prestart_module
-        prestart_module(_BRIDGE)   # its imports beside this one's
-        first = None
+    # The session's bridge's interpreter, started now: it loads zenoh, TLS and the
+    # config models while this one waits, and waits for its spec (_prestart.py).
+    from ether.lowlevel import prestart_module
+    prestart_module(_BRIDGE)
     # Imported before the config comes: the agent keeps one of these waiting, so a
     # launch does not wait for an interpreter and Ether's imports.
     from ether import ether
     from ether.config import EtherConfig  # noqa: F401  (pydantic's models: tap's first need)
     from ether.lowlevel import inspect
-    if isinstance(section, dict):
-        _link_the_bridge(section)
+    stdin = sys.stdin.fileno()   # read with os.read (see read_frame), never sys.stdin
     mark("hosted", "imported")
-    if first is None:
-        first = read_frame(stdin)
+    first = read_frame(stdin)
     mark("hosted", "config in")
     if first is None:   # a spare the agent no longer needs
         os._exit(0)

@@ -125,9 +125,9 @@ def connects_out(bridge: BridgeConfig) -> bool:
 def bridge_zenoh_config(bridge: BridgeConfig, *, base_dir) -> dict[str, Any]:
     """A bridge process's zenoh config: zenoh_config(bridge), and for a bridge that
     connects out no 500 ms wait (scouting/delay) at open for its first links: it
-    waits for the site itself, as long as it needs and no longer. The bridge and
-    the process that starts its interpreter ahead (_runtime/_prestart.py) both
-    build it, and the bridge keeps a session opened ahead only if they agree."""
+    waits for the site itself, as long as it needs and no longer. The bridge's
+    process builds it twice (__main__.py, before its imports; Bridge.start) and
+    keeps the first session only if both agree."""
     config = zenoh_config(bridge, base_dir=base_dir)
     if connects_out(bridge):
         config["scouting"]["delay"] = 0
