@@ -55,6 +55,9 @@ Usage (from the repository root)
   python benchmarks/bench_lifecycle.py --quick    # about 5 s
   python benchmarks/bench_lifecycle.py --remote   # and the two-host rows, about 60 s more
   python benchmarks/bench_lifecycle.py --json out.json
+  python benchmarks/bench_lifecycle.py --only-remote --trace   # and the tap's stages:
+      every process appends `time pid who stage` to ETHER_LAUNCH_TRACE's file; printed
+      as each stage's median time since A's ether.tap began
 
 Each run is a fresh tap ... shutdown; after it /dev/shm must hold nothing of
 that session, or the run counts as failed.
@@ -134,8 +137,8 @@ def _read_trace(path: pathlib.Path) -> list[tuple[float, str, str]]:
     # A process marks itself "main" or "bridge" until it knows its host: name it
     # by its later marks ("bridge@hostB"), or "(spare)" (the next launch's).
     named = {pid: who for _, pid, who, _ in rows if "@" in who}
-    rows = [(t, named.get(pid, who if "@" in who else f"{who} (spare)") if who != "agent@hostB"
-             else who, stage) for t, pid, who, stage in rows]
+    rows = [(t, named.get(pid, who if "@" in who else f"{who} (spare)"), stage)
+            for t, pid, who, stage in rows]
     starts = [t for t, who, stage in rows if stage == "ether.tap"]   # A's comes first
     if not starts:
         return []
