@@ -83,6 +83,17 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _end_child(pid: int, fd: int) -> None:
+    """Kill and reap the provenance child whose answer nobody will read."""
+    import signal
+    os.close(fd)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
 def _read_provenance(pid: int, fd: int, timeout: float = PROVENANCE_TIMEOUT_S) -> dict:
     """The JSON the provenance child writes to `fd`, read to its end (within
     `timeout`: a child that hangs is killed); the child is reaped."""
@@ -221,6 +232,7 @@ class Supervisor:
         if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
+        forked = None   # the provenance child, until the thread that reads it runs
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
@@ -234,6 +246,13 @@ class Supervisor:
                 from ._remote import RemoteHosts
                 self.remote = RemoteHosts(self, remote)
                 self.remote.launch(self.start_timeout)
+            # The provenance is captured in a forked child beside the instances (no
+            # thread of this process, so no share of its GIL: a main that calls or
+            # publishes right after the tap is not slowed), when this one may fork;
+            # forked first, while this process has the cores to itself. It is done
+            # (git, hashes) before most runs begin.
+            forked = self._fork_provenance(launched) if not _launch.fresh_interpreter(method) else None
+            self._provenance_pid = forked[0] if forked is not None else None
             policies = {}
             for key, inst in self.config.instances.items():
                 if key in remote:
@@ -255,21 +274,19 @@ class Supervisor:
             self.member_restarts = MemberRestarts(self, self.config.supervision,
                                                   self.config.supervision.on_failure,
                                                   self._launch_member)
-            # The provenance is captured in a forked child beside the instances (no
-            # thread of this process, so no share of its GIL: a main that calls or
-            # publishes right after the tap is not slowed), when this one may fork.
-            forked = self._fork_provenance(launched) if not _launch.fresh_interpreter(method) else None
             # Threads only after the forks: a forked child gets no copy of them.
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
-            # While the instances start: it is done (git, hashes) before most runs begin,
-            # and a shutdown right after the tap does not wait for it.
-            self._capture_provenance(launched, forked)
             self._await_ready(self.start_timeout)
             if self.remote is not None:
                 self.remote.await_ready(self.start_timeout)
                 self.start_dispatcher()  # what the agents say is read as it comes
+            # The thread that reads the provenance child's answer starts once the
+            # instances are up: a thread started while five processes start on two
+            # cores waits milliseconds for its first turn.
+            self._capture_provenance(launched, forked)
+            forked = None  # the thread reads it and reaps the child
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             self.node.start_stats()  # the stats topic, while someone watches
             self._started = True
@@ -282,6 +299,8 @@ class Supervisor:
                     raise errors.EtherError(
                         f"instance {name!r}: init handler failed: {'; '.join(ack.errors)}")
         except BaseException:
+            if forked is not None:  # a tap that failed before reading it: end the child
+                _end_child(*forked)
             self.stop(graceful=False)
             raise
         log.info("Ether system started successfully")
@@ -336,7 +355,6 @@ class Supervisor:
         done, write provenance.json to the log folder and publish it on
         ether/provenance (a recorder stores it). Shutdown waits for it."""
         session, node = self.session, self.node
-        self._provenance_pid = forked[0] if forked is not None else None
 
         def capture() -> None:
             try:
