@@ -21,12 +21,9 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
 - A large message (an array frame) gets a chunk of its own, written from the
   caller's buffers (the arena's memory) in one `writev`: one copy, into the page
   cache.
-- Write-behind: every `WRITE_BEHIND` bytes the writer has the kernel start
-  writing the new bytes to disk, and drops from the page cache what it wrote
-  `DROP_LAG` earlier (written back by then), so a long recording holds about
-  `DROP_LAG` of page cache instead of all it wrote, the kernel's freed pages
-  are reused at once, and the fsyncs (every `fsync_interval`, and the close's)
-  find little left to write. Only a hint to the kernel: the fsyncs stay.
+- Write-behind (_behind.py, a thread): the kernel starts writing every 8 MiB
+  back as it comes, and the page cache keeps only the file's last 32 MiB. Only
+  a hint: the fsyncs stay.
 - `close()` writes the data end, the summary (channels, statistics, chunk,
   metadata and attachment indexes, summary offsets) and the footer. Without
   them (a kill) the file still reads by a linear scan, and `recover` rebuilds
@@ -52,17 +49,13 @@ import zlib
 import msgspec
 import numpy
 
+from . import _behind
 from . import _format as fmt
 
 __all__ = ["Writer", "RecordingError", "LARGE_MESSAGE"]
 
 #: A message at least this large gets a chunk of its own, written from its buffers.
 LARGE_MESSAGE = 64 * 1024
-#: Write-behind: start writeback each time this many new bytes are in the file...
-WRITE_BEHIND = 8 << 20
-#: ... and drop from the page cache what lies this far behind the end.
-DROP_LAG = 32 << 20
-_DONTNEED = getattr(os, "POSIX_FADV_DONTNEED", None)
 
 _pack_head = fmt.MESSAGE_HEAD.pack_into
 _head = fmt.MESSAGE_HEAD.pack
@@ -125,8 +118,8 @@ class Writer:
         """path: the file to create (it must not exist). large_crc: also compute
         the CRC of a large message's own chunk (2.5 GB/s of CPU; off by default,
         since the arrays' chunks would otherwise cost twice the write).
-        write_behind: start writeback every WRITE_BEHIND bytes and keep about
-        DROP_LAG of the file in the page cache (see the module's docstring)."""
+        write_behind: start writeback every 8 MiB and keep about 32 MiB of the
+        file in the page cache (_behind.py)."""
         self.path = os.fspath(path)
         self._compression = _compressor(compression)
         self.chunk_bytes = chunk_bytes
@@ -159,9 +152,8 @@ class Writer:
         self.start_time = 0
         self.end_time = 0
         self._last_sync = time.monotonic()
-        self._write_behind = write_behind and _DONTNEED is not None
-        self._behind = 0                      # writeback started up to here
-        self._dropped = 0                     # page cache dropped up to here
+        self.behind = _behind.WriteBehind(self._fd, self._sync_lock) \
+            if write_behind and _behind.available() else None
         self._write([fmt.MAGIC, fmt.header(library)])
 
     # ---- registering ----
@@ -509,6 +501,8 @@ class Writer:
             finally:
                 with self._sync_lock:
                     self.closed = True
+                    if self.behind is not None:
+                        self.behind.stop()
                     os.close(self._fd)
         if self.failed is not None:
             raise self.failed
@@ -565,23 +559,8 @@ class Writer:
                 pass
             self._fail(exc, wrote=done, wanted=total)
         self.offset += total
-        if self._write_behind and self.offset - self._behind >= WRITE_BEHIND:
-            self._advise()
-
-    def _advise(self) -> None:
-        """Write-behind. DONTNEED starts the writeback of a range's dirty pages
-        (without waiting) and drops its clean ones: once for the new bytes, once
-        for those DROP_LAG behind the end, whose writeback has had time to end
-        (a page still being written stays cached; nothing is lost either way)."""
-        end = self.offset
-        try:
-            os.posix_fadvise(self._fd, self._behind, end - self._behind, _DONTNEED)
-            self._behind = end
-            if end - DROP_LAG > self._dropped:
-                os.posix_fadvise(self._fd, self._dropped, end - DROP_LAG - self._dropped, _DONTNEED)
-                self._dropped = end - DROP_LAG
-        except OSError:
-            self._write_behind = False   # a hint the file system refuses: write as before
+        if self.behind is not None:
+            self.behind.advance(self.offset)
 
     def _fail(self, exc: OSError, *, wrote: int = 0, wanted: int = 0) -> None:
         if self.failed is None:
