@@ -13,6 +13,15 @@ TickCounter    @ether_sub(topic="tick") with type hints: counts the messages,
                on "pub_done" (sent by the same publisher after its last tick, so
                it arrives after every tick that made it) it publishes one "done"
                message with everything the main process needs.
+
+Fan-out (P4): one TickPublisher and three TickCounter instances (`ident` names
+each in its "done" message); every tick goes to all three inboxes.
+
+Chain (P5), the Quick Start shape: TickPublisher -> ChainStage1 -> ChainStage2
+-> ChainSink.  Each stage's @ether_sub handler is also an @ether_pub method: its
+return value (the tick, rebuilt from its typed arguments) is published to the
+next topic ("tick" -> "hop1" -> "hop2").  The end marker travels the same way
+("pub_done" -> "hop1_done" -> "hop2_done"), behind every tick of its stage.
 """
 from __future__ import annotations
 
@@ -42,8 +51,11 @@ class TickPublisher:
         ether.pub({"count": self.count, "t0_ns": t0, "t_sent_ns": t_sent}, topic="pub_done")
 
 
-class TickCounter:
-    def __init__(self) -> None:
+class _Tally:
+    """What a counter keeps and reports (no handlers: subclasses subscribe)."""
+
+    def __init__(self, ident: str = "counter") -> None:
+        self.ident = ident
         self.received = 0
         self.next_seq = 0
         self.violations = 0
@@ -51,6 +63,14 @@ class TickCounter:
         self.first_ns = 0
         self.last_ns = 0
 
+    def report(self, count: int, t0_ns: int, t_sent_ns: int) -> None:
+        ether.pub({"ident": self.ident, "received": self.received, "sent": count,
+                   "violations": self.violations, "bad_fields": self.bad_fields,
+                   "last_seq": self.next_seq - 1, "first_ns": self.first_ns,
+                   "last_ns": self.last_ns, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}, topic="done")
+
+
+class TickCounter(_Tally):
     @ether_sub(topic="tick")
     def on_tick(self, seq: int, t: float, name: str, value: float) -> None:
         now = time.perf_counter_ns()
@@ -66,7 +86,49 @@ class TickCounter:
 
     @ether_sub(topic="pub_done")
     def on_pub_done(self, count: int, t0_ns: int, t_sent_ns: int) -> None:
-        ether.pub({"received": self.received, "sent": count, "violations": self.violations,
-                   "bad_fields": self.bad_fields, "last_seq": self.next_seq - 1,
-                   "first_ns": self.first_ns, "last_ns": self.last_ns,
-                   "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}, topic="done")
+        self.report(count, t0_ns, t_sent_ns)
+
+
+class ChainStage1:
+    @ether_sub(topic="tick")
+    @ether_pub(topic="hop1")
+    def on_tick(self, seq: int, t: float, name: str, value: float) -> dict:
+        return {"seq": seq, "t": t, "name": name, "value": value}
+
+    @ether_sub(topic="pub_done")
+    @ether_pub(topic="hop1_done")
+    def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> dict:
+        return {"count": count, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}
+
+
+class ChainStage2:
+    @ether_sub(topic="hop1")
+    @ether_pub(topic="hop2")
+    def on_tick(self, seq: int, t: float, name: str, value: float) -> dict:
+        return {"seq": seq, "t": t, "name": name, "value": value}
+
+    @ether_sub(topic="hop1_done")
+    @ether_pub(topic="hop2_done")
+    def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> dict:
+        return {"count": count, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}
+
+
+class ChainSink(_Tally):
+    """TickCounter at the end of the chain: the same body, on the last stage's topics."""
+
+    @ether_sub(topic="hop2")
+    def on_tick(self, seq: int, t: float, name: str, value: float) -> None:
+        now = time.perf_counter_ns()
+        if self.received == 0:
+            self.first_ns = now
+        self.last_ns = now
+        if seq != self.next_seq:
+            self.violations += 1
+        if name != NAME or value != seq * 0.5:
+            self.bad_fields += 1
+        self.next_seq = seq + 1
+        self.received += 1
+
+    @ether_sub(topic="hop2_done")
+    def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> None:
+        self.report(count, t0_ns, t_sent_ns)

@@ -37,9 +37,29 @@ P2  Peers, same dict workload, same run (interleaved with P1), one producer and
     Each producer builds each dict in its loop, as the Ether publisher does.
     The same rate formula and checks.  mp-queue gets min(N, 100,000) messages
     (it runs at about 0.1-0.3 M msg/s); the rate is per message either way.
-    The "Ether / peer" column divides Ether's median by the peer's.
+    The "Ether / peer" column divides Ether's median by the peer's.  Issue 15's
+    target for P1 is Ether >= 1.5x zmq-ipc and >= 4x mp-queue.
     There is no warm-up in P1 or P2: the first message's costs (routing look-up,
     connection) are inside the timed interval for every row.
+
+P4  Decorated fan-out, 1 -> 3: one TickPublisher and three TickCounter instances
+    (the same classes as P1); each tick goes to the three inboxes.  Each counter
+    verifies its own stream (every tick once, in order, fields as sent) and
+    answers "done"; the main waits for the three.
+      rate = 3 N / (the last counter's last arrival - publisher's first clock)
+    (aggregate deliveries per second).  Peer, same run: zmq-pubsub, one XPUB
+    publisher and three SUB processes (HWM 0: lossless), msgspec both ends,
+    started once the publisher has read the three subscriptions.
+    Target (issue 15): Ether >= 1.5x zmq-pubsub.
+
+P5  A chain of three decorated stages, the Quick Start shape: TickPublisher ->
+    ChainStage1 -> ChainStage2 -> ChainSink (four instances).  Each stage's
+    @ether_sub handler is an @ether_pub method too: it receives the tick as typed
+    arguments and returns it as a dict, published to the next topic.  The sink
+    verifies as P1's counter does.  rate = N / (sink's last arrival - source's
+    first clock), end to end.  Peer, same run: zmq-chain, the same four
+    processes over PUSH/PULL, each stage msgspec-decoding and re-encoding.
+    Target (issue 15): Ether >= 1.5x zmq-chain.
 
 P3  tap and shutdown of the README Quick Start: a fresh Python process (so the
     first-tap cost is real) runs, from the repository root,
@@ -56,7 +76,7 @@ show the median over the good runs and the min-max spread.
 
 Usage (from the repository root)
 -----
-  python benchmarks/bench_pipeline.py                 # full: under a minute when idle
+  python benchmarks/bench_pipeline.py                 # full: a few minutes
   python benchmarks/bench_pipeline.py --quick         # smoke test
   python benchmarks/bench_pipeline.py --runs 3 --count 500000 --json results.json
 The exit status is 1 if any run failed or did not verify.
@@ -90,6 +110,16 @@ TARGET_TAP_S = 0.5
 TARGET_SHUTDOWN_S = 0.3
 MPQUEUE_CAP = 100_000
 PEERS = ("mp-queue", "zmq-ipc")
+TARGET_VS_ZMQ = 1.5      # issue 15: the decorated path against pyzmq + msgspec
+TARGET_VS_MPQ = 4.0
+FANOUT = 3               # P4's subscribers
+FANOUT_CONFIG = {"publisher": {"class_path": "_pipeline_apps.TickPublisher"},
+                 **{f"counter{i}": {"class_path": "_pipeline_apps.TickCounter",
+                                    "kwargs": {"ident": f"counter{i}"}} for i in range(FANOUT)}}
+CHAIN_CONFIG = {"publisher": {"class_path": "_pipeline_apps.TickPublisher"},
+                "stage1": {"class_path": "_pipeline_apps.ChainStage1"},
+                "stage2": {"class_path": "_pipeline_apps.ChainStage2"},
+                "sink": {"class_path": "_pipeline_apps.ChainSink"}}
 
 QUICKSTART_SCRIPT = r"""
 import json, sys, time
@@ -151,13 +181,17 @@ def _rate(res: dict, count: int) -> dict:
 RECORDER = _harness.LogRecorder()  # the Ether logger's, per run
 
 
-def run_ether(count: int, timeout: float) -> dict:
+def run_ether(count: int, timeout: float, instances: dict | None = None) -> dict:
+    """One tap ... shutdown of `instances` (default P1's publisher and counter; the
+    publisher's count is set here), waiting for one "done" per counter."""
     from ether import ether
     RECORDER.lines.clear()
-    config = {"instances": {
-        "publisher": {"class_path": "_pipeline_apps.TickPublisher", "kwargs": {"count": count}},
-        "counter": {"class_path": "_pipeline_apps.TickCounter"},
-    }}
+    instances = dict(instances or {"publisher": {"class_path": "_pipeline_apps.TickPublisher"},
+                                   "counter": {"class_path": "_pipeline_apps.TickCounter"}})
+    instances["publisher"] = {**instances["publisher"], "kwargs": {"count": count}}
+    counters = sum(1 for spec in instances.values()
+                   if spec["class_path"].endswith(("TickCounter", "ChainSink")))
+    config = {"instances": instances}
     out: dict = {}
     t0 = time.perf_counter()
     try:
@@ -166,15 +200,16 @@ def run_ether(count: int, timeout: float) -> dict:
         return {"error": f"tap failed: {type(exc).__name__}: {exc}"}
     out["tap_s"] = time.perf_counter() - t0
     sid = out["session"] = ether.session
-    done = None
+    dones: list[dict] = []
     try:
         # Subscribe before starting: a run shorter than a lost time slice would
         # otherwise publish "done" to nobody.
         with ether.listen("done", timeout=timeout) as listener:
             ether.start()
             for msg in listener:
-                done = msg
-                break
+                dones.append(msg)
+                if len(dones) == counters:
+                    break
     except Exception as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
     finally:
@@ -191,15 +226,27 @@ def run_ether(count: int, timeout: float) -> dict:
         out.setdefault("problems", []).append(f"/dev/shm not clean after shutdown: {leaked}")
     if "error" in out:
         return out
-    if done is None:
-        out["error"] = f"no 'done' message within {timeout:g} s of silence"
+    if len(dones) < counters:
+        out["error"] = (f"{len(dones)} of {counters} 'done' messages within {timeout:g} s "
+                        f"of silence")
         return out
-    out.update(done)
-    problems = _verify(done, count)
-    if problems:
-        out.setdefault("problems", []).extend(problems)
-    out.update(_rate(done, count))
+    out.update(_merge(dones, count, out))
     return out
+
+
+def _merge(dones: list[dict], count: int, out: dict) -> dict:
+    """One result from each counter's: every one verified, the rate over all of
+    their deliveries (the last arrival of any), its first arrival the earliest."""
+    merged = dict(dones[0])
+    for done in dones:
+        for problem in _verify(done, count):
+            out.setdefault("problems", []).append(
+                problem if len(dones) == 1 else f"{done.get('ident', '?')}: {problem}")
+    merged["received"] = sum(d["received"] for d in dones)
+    merged["first_ns"] = min(d["first_ns"] for d in dones)
+    merged["last_ns"] = max(d["last_ns"] for d in dones)
+    merged.update(_rate(merged, count * len(dones)))
+    return merged
 
 
 # --------------------------------------------------------------------------
@@ -229,6 +276,58 @@ def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
         return error
     res = dict(results["consumer"][1])
     res.update(results["producer"][1])
+    problems = _verify(res, count)
+    if problems:
+        res["problems"] = problems
+    res.update(_rate(res, count))
+    return res
+
+
+def run_zmq_fanout(ctx, count: int, timeout: float) -> dict:
+    tmp = tempfile.mkdtemp(prefix="bench-pipe-")
+    chan = f"ipc://{tmp}/pub"
+    barrier = ctx.Barrier(1 + FANOUT)
+    children = []
+    for role, target, args in ([("publisher", _pipeline_peers.fanout_pub_main, (chan, count, FANOUT))]
+                               + [(f"sub{i}", _pipeline_peers.fanout_sub_main, (chan, count))
+                                  for i in range(FANOUT)]):
+        r, w = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=target, args=(*args, barrier, w), name=f"bench-fanout-{role}",
+                        daemon=True)
+        children.append((role, p, r, w))
+    try:
+        error, results = _harness.run_children(children, timeout, 5.0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if error:
+        return error
+    sent = results["publisher"][1]
+    dones = [{**results[f"sub{i}"][1], **sent, "ident": f"sub{i}"} for i in range(FANOUT)]
+    res: dict = {}
+    res.update(_merge(dones, count, res))
+    return res
+
+
+def run_zmq_chain(ctx, count: int, timeout: float) -> dict:
+    tmp = tempfile.mkdtemp(prefix="bench-pipe-")
+    hops = [f"ipc://{tmp}/hop{i}" for i in range(3)]
+    barrier = ctx.Barrier(4)
+    children = []
+    for role, kind, pull, push in (("source", "source", None, hops[0]),
+                                   ("stage1", "stage", hops[0], hops[1]),
+                                   ("stage2", "stage", hops[1], hops[2]),
+                                   ("sink", "sink", hops[2], None)):
+        r, w = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_pipeline_peers.chain_main, args=(kind, pull, push, count, barrier, w),
+                        name=f"bench-chain-{role}", daemon=True)
+        children.append((role, p, r, w))
+    try:
+        error, results = _harness.run_children(children, timeout, 5.0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    if error:
+        return error
+    res = {**results["sink"][1], **results["source"][1]}
     problems = _verify(res, count)
     if problems:
         res["problems"] = problems
@@ -293,6 +392,8 @@ def render(P: dict, summ: dict, runs: dict) -> str:
     out.append(_harness.table(["transport", "M msg/s", "min-max", "send/total", "runs ok", "Ether / peer"],
                       rows))
     if "mps" in e:
+        for peer, target in (("zmq-ipc", TARGET_VS_ZMQ), ("mp-queue", TARGET_VS_MPQ)):
+            out.append(_target_line(e, summ.get(peer, {}), peer, target))
         verdict = "met" if e["mps"] >= TARGET_MPS else "NOT met"
         out.append(f"Ether target >= {TARGET_MPS / 1e6:.2f} M msg/s: {verdict} "
                    f"(median {e['mps'] / 1e6:.3f} M msg/s = {e['mps'] / TARGET_MPS:.2f}x target)")
@@ -302,6 +403,25 @@ def render(P: dict, summ: dict, runs: dict) -> str:
         out.append(f"this 2-instance pipeline: tap {e['tap_s']:.3f} s "
                    f"({e['tap_s_min']:.3f}-{e['tap_s_max']:.3f}), shutdown {e['shutdown_s']:.3f} s "
                    f"({e['shutdown_s_min']:.3f}-{e['shutdown_s_max']:.3f}), median")
+    for key, peer, title in (
+            ("fanout", "zmq-pubsub", f"\nP4: fan-out, 1 publisher -> {FANOUT} subscriber processes, "
+                                     f"aggregate deliveries (N = {n:,} per subscriber)"),
+            ("chain", "zmq-chain", f"\nP5: a chain of 3 stages, source -> stage -> stage -> sink, "
+                                   f"end to end (N = {n:,})")):
+        e, z = summ[key], summ[peer]
+        rows = []
+        for s, label in ((e, f"ether (decorated, {key})"), (z, f"{peer} + msgspec")):
+            if "mps" not in s:
+                rows.append([label, "-", "-", f"{s['runs_ok']}/{s['runs_total']}", "-"])
+                continue
+            ratio = "1.00" if s is e else (f"{e['mps'] / s['mps']:.2f}" if "mps" in e else "-")
+            rows.append([label, f"{s['mps'] / 1e6:.3f}",
+                         f"{s['mps_min'] / 1e6:.3f}-{s['mps_max'] / 1e6:.3f}",
+                         f"{s['runs_ok']}/{s['runs_total']}", ratio])
+        out.append(title)
+        out.append(_harness.table(["transport", "M msg/s", "min-max", "runs ok", "Ether / peer"], rows))
+        if "mps" in e:
+            out.append(_target_line(e, z, peer, TARGET_VS_ZMQ))
     q = summ["quickstart"]
     out.append("\nP3: README Quick Start (4 instances) in a fresh process, seconds")
     rows = []
@@ -320,6 +440,15 @@ def render(P: dict, summ: dict, runs: dict) -> str:
     out.append(_harness.table(["step", "median s", "min-max", "runs ok", "target"], rows))
     out.extend(_harness.failures(runs))
     return "\n".join(out)
+
+
+def _target_line(e: dict, peer_summary: dict, peer: str, target: float) -> str:
+    """Issue 15's target for one comparison: Ether's median >= target x the peer's."""
+    if "mps" not in peer_summary:
+        return f"target Ether >= {target:g}x {peer}: - (no good {peer} run)"
+    ratio = e["mps"] / peer_summary["mps"]
+    return (f"target Ether >= {target:g}x {peer}: {'met' if ratio >= target else 'NOT met'} "
+            f"({ratio:.2f}x; {ratio / target:.2f} of the target)")
 
 
 def main() -> int:
@@ -346,25 +475,34 @@ def main() -> int:
         log(f"note: /dev/shm already holds ether_* entries (other sessions; each run checks "
             f"only its own): {pre}")
 
-    results: dict[str, list[dict]] = {"ether": [], "mp-queue": [], "zmq-ipc": [], "quickstart": []}
+    results: dict[str, list[dict]] = {"ether": [], "mp-queue": [], "zmq-ipc": [], "fanout": [],
+                                      "zmq-pubsub": [], "chain": [], "zmq-chain": [],
+                                      "quickstart": []}
     try:
         import zmq  # noqa: F401  (only to know whether the peer can run; no context in this process)
     except ImportError:
-        log("zmq-ipc skipped: pyzmq is not installed (pip install -e '.[bench]')")
-        results.pop("zmq-ipc")
+        log("zmq peers skipped: pyzmq is not installed (pip install -e '.[bench]')")
+        for peer in ("zmq-ipc", "zmq-pubsub", "zmq-chain"):
+            results.pop(peer)
+
+    def report(i: int, name: str, r: dict) -> None:
+        results[name].append(r)
+        log(f"run {i}/{runs} {name}: " + (r.get("error") or f"{r['mps'] / 1e6:.3f} M msg/s"
+                                          + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
     for i in range(1, runs + 1):
-        r = run_ether(count, P["timeout"])
-        results["ether"].append(r)
-        log(f"run {i}/{runs} ether: " + (r.get("error") or f"{r['mps'] / 1e6:.3f} M msg/s"
-                                         + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
+        report(i, "ether", run_ether(count, P["timeout"]))
         for peer in PEERS:
             if peer not in results:
                 continue
             n = P["mpq_count"] if peer == "mp-queue" else count
-            r = run_peer(ctx, peer, n, P["timeout"])
-            results[peer].append(r)
-            log(f"run {i}/{runs} {peer}: " + (r.get("error") or f"{r['mps'] / 1e6:.3f} M msg/s"
-                                              + (f" PROBLEMS {r['problems']}" if "problems" in r else "")))
+            report(i, peer, run_peer(ctx, peer, n, P["timeout"]))
+        # P4 and P5 in the same rounds: each Ether run next to its peer's.
+        report(i, "fanout", run_ether(count, P["timeout"], FANOUT_CONFIG))
+        if "zmq-pubsub" in results:
+            report(i, "zmq-pubsub", run_zmq_fanout(ctx, count, P["timeout"]))
+        report(i, "chain", run_ether(count, P["timeout"], CHAIN_CONFIG))
+        if "zmq-chain" in results:
+            report(i, "zmq-chain", run_zmq_chain(ctx, count, P["timeout"]))
     for i in range(1, runs + 1):
         r = run_quickstart(timeout=120.0)
         results["quickstart"].append(r)
@@ -376,6 +514,8 @@ def main() -> int:
     summ = {"ether": _harness.summarize(results["ether"], rate_keys + ["tap_s", "shutdown_s"]),
             "mp-queue": _harness.summarize(results["mp-queue"], rate_keys),
             "zmq-ipc": _harness.summarize(results.get("zmq-ipc", []), rate_keys),
+            **{k: _harness.summarize(results.get(k, []), rate_keys)
+               for k in ("fanout", "zmq-pubsub", "chain", "zmq-chain")},
             "quickstart": _harness.summarize(results["quickstart"],
                                     ["import", "tap", "start", "shutdown", "process_s"])}
     print(f"Ether pipeline benchmark: {runs} run(s), Python {platform.python_version()}, "

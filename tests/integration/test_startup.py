@@ -90,6 +90,7 @@ def test_an_instance_that_dies_at_start_up_gives_its_cause_and_its_log(cause, ex
 def test_a_constructor_error_gives_the_cause_in_one_line_and_the_traceback_in_the_log(monkeypatch,
                                                                                      tmp_path):
     monkeypatch.setenv("ETHER_LOG_DIR", str(tmp_path))
+    earlier = set(_children())  # of other tests' fixtures
     with pytest.raises(ether_pkg.EtherError) as info:
         ether.tap(config={"instances": {"a": {"class_path": "apps.Exploding"}}})
     message = str(info.value)
@@ -99,6 +100,24 @@ def test_a_constructor_error_gives_the_cause_in_one_line_and_the_traceback_in_th
     log = re.search(r"\(traceback in (/\S+/a\.log)\)", first).group(1)
     assert "Traceback" not in message
     assert "Traceback" in pathlib.Path(log).read_text()
+    # Every child of the failed tap is gone and reaped (the provenance child too,
+    # forked before the instances and read only once they are up).
+    left = [c for c in _children() if c not in earlier]
+    assert left == [], left
+
+
+def _children() -> list[str]:
+    """This process's child processes (zombies included), as 'pid state'."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = pathlib.Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == os.getpid():
+                found.append(f"{entry} {fields[0]}")
+    return found
 
 
 # ---- limits ----

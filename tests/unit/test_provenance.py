@@ -53,24 +53,52 @@ def test_capture_names_each_instance_its_module_hash_and_methods():
 
 
 @pytest.mark.timeout(30)
-def test_the_forked_capture_is_read_whole_and_a_child_that_fails_or_hangs_is_a_clear_error():
+def test_a_git_that_hangs_or_is_missing_is_a_clear_error_field_and_leaves_no_process(
+        tmp_path, monkeypatch):
     import os
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "mod.py").write_text("")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text("#!/bin/sh\nexec sleep 60\n")
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setattr(_provenance, "GIT_TIMEOUT_S", 0.5)
+    earlier = _children()  # of other tests
+    info = _provenance.git_info(repo / "mod.py")
+    assert info["repository"] == str(repo) and "more than 0.5 s" in info["error"], info
+    (fake / "git").unlink()
+    monkeypatch.setenv("PATH", str(fake))   # no git (nor nice) at all
+    monkeypatch.setattr(_provenance, "_NICE", False)
+    info = _provenance.git_info(repo / "mod.py")
+    assert info["error"].startswith("git failed:"), info
+    # Every git it started was killed and reaped.
+    left = _children() - earlier
+    assert left == set(), left
 
-    from ether._runtime._supervisor import _read_provenance
 
-    def child(code: str):  # as _fork_provenance's child: its pid, and its output's pipe
-        r, w = os.pipe()
-        pid = os.posix_spawn(sys.executable, [sys.executable, "-c", code], os.environ,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, w, 1)])
-        os.close(w)
-        return pid, r
+def test_begin_then_finish_equals_one_capture_and_git_runs_between():
+    import record_apps
+    config = EtherConfig.load({"instances": {"stage": {"class_path": "record_apps.Stage"}}})
+    classes = {"stage": (config.instances["stage"], record_apps.Stage)}
+    pending = _provenance.begin(config, classes, session="s", run_id=bytes(16))
+    pending.start_git()
+    record = pending.finish()
+    whole = _provenance.capture(config, classes, session="s", run_id=bytes(16))
+    for key in ("instances", "diffs", "config_sha256", "pip_freeze_sha256", "versions"):
+        assert record[key] == whole[key], key
+    assert isinstance(record["instances"]["stage"]["git"], dict)
 
-    # More than a pipe holds at once: read in pieces until the end.
-    pid, fd = child("import json, sys; sys.stdout.write(json.dumps({'x': 'y' * 300000, 'n': 1}))")
-    assert _read_provenance(pid, fd) == {"x": "y" * 300_000, "n": 1}
-    pid, fd = child("import sys; sys.exit(3)")
-    with pytest.raises(RuntimeError, match="status"):
-        _read_provenance(pid, fd)
-    pid, fd = child("import time; time.sleep(60)")
-    with pytest.raises(TimeoutError, match="gave nothing within 0.5 s"):
-        _read_provenance(pid, fd, timeout=0.5)
+
+def _children() -> set[str]:
+    import os
+    return {e for e in os.listdir("/proc") if e.isdigit() and _parent(e) == os.getpid()}
+
+
+def _parent(pid: str) -> int:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return -1

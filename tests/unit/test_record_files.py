@@ -264,3 +264,53 @@ def test_one_channel_whose_clock_went_back_is_indexed_in_time_order(tmp_path):
     assert got == sorted(times)
     window = [m.seq for m in Recording(path).messages(start=1_005_000, end=1_006_000)]
     assert sorted(window) == [i for i, t in enumerate(times) if 1_005_000 <= t < 1_006_000]
+
+
+
+def test_write_behind_changes_no_byte_and_leaves_only_the_tail_to_the_page_cache(tmp_path, monkeypatch):
+    import numpy
+    from ether.record import _behind
+    calls = []
+    real = os.posix_fadvise
+
+    def advise(fd, offset, length, advice):
+        calls.append((offset, offset + length, writer.offset, advice))
+        return real(fd, offset, length, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", advise)
+    frame = numpy.arange(1 << 18, dtype=numpy.float32)          # 1 MiB
+    for name, behind in (("behind.mcap", True), ("plain.mcap", False)):
+        calls.clear()
+        writer = w = Writer(str(tmp_path / name), write_behind=behind)
+        c = w.channel("frames")
+        for i in range(60):
+            view = memoryview(frame).cast("B")
+            w.add_data(c, i, 1_000 + i, 1_000 + i, [b"\x97", view], 1 + view.nbytes)
+            w.add_bytes(c, i, 1_000 + i, 1_000 + i, b"\x91\x01")
+        if behind:   # the thread catches up with the last wake-up (a handshake, not a pause)
+            deadline = time.monotonic() + 20
+            while w.behind.started < w.behind._asked and time.monotonic() < deadline:
+                time.sleep(0.005)
+        w.close()
+        if not behind:
+            assert calls == [] and w.behind is None
+            continue
+        assert {advice for *_, advice in calls} == {os.POSIX_FADV_DONTNEED}
+        # Each wake-up: writeback started on the new bytes, then (past DROP_LAG)
+        # the page cache dropped up to DROP_LAG behind the same end, so the calls
+        # continue one of two runs: [started, end) or [dropped, end - DROP_LAG).
+        started = dropped = 0
+        for a, b, offset, _ in calls:
+            if a == started:     # (a drop starts at `dropped`, DROP_LAG or more behind)
+                assert b - a >= _behind.WRITE_BEHIND and b <= offset
+                started = b
+            else:
+                assert a == dropped and b <= offset - _behind.DROP_LAG and b <= started - _behind.DROP_LAG
+                dropped = b
+        assert started > w.offset - _behind.WRITE_BEHIND - (1 << 20) - 100
+        assert dropped > w.offset - _behind.DROP_LAG - _behind.WRITE_BEHIND - (1 << 20) - 100
+        w.behind._thread.join(10)                 # the close ended the thread
+        assert not w.behind._thread.is_alive()
+    assert (tmp_path / "behind.mcap").read_bytes() == (tmp_path / "plain.mcap").read_bytes()
+    with open(tmp_path / "behind.mcap", "rb") as f:
+        assert make_reader(f, validate_crcs=True).get_summary().statistics.message_count == 120

@@ -279,6 +279,10 @@ class Decoders:
 
 
 _decode = msgspec.msgpack.Decoder(Envelope).decode
+# The same decoder for a caller that inlines decode() (Node._dispatch, per message):
+# it raises msgspec's errors, and the caller checks the version itself.
+ENVELOPE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+decode_unchecked = _decode
 _decode_spill = msgspec.msgpack.Decoder(msgspec.msgpack.Ext).decode
 
 
@@ -296,7 +300,7 @@ def spilled_handle(envelope: Envelope) -> tuple:
 def decode(data) -> Envelope:
     try:
         envelope = _decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
+    except ENVELOPE_ERRORS as exc:
         raise MalformedMessage(f"not an Ether envelope ({exc}); {len(data)} bytes") from None
     if envelope.version != WIRE_VERSION:
         raise MalformedMessage(f"an envelope of wire version {envelope.version} from "

@@ -16,7 +16,7 @@ import re
 import sys
 import threading
 
-__all__ = ["freeze_lines", "owner"]
+__all__ = ["freeze_lines", "owner", "versions"]
 
 _lock = threading.Lock()
 _cached: tuple[tuple, dict[str, tuple[str, str]]] | None = None
@@ -39,14 +39,24 @@ def _folders() -> tuple:
 
 
 def _from_metadata(path: str) -> tuple[str, str] | None:
-    from importlib.metadata import PathDistribution
-    from pathlib import Path
-    try:
-        dist = PathDistribution(Path(path))
-        name, version = dist.metadata["Name"], dist.version
-    except Exception:  # an unreadable or broken metadata folder is left out, as pip does
-        return None
-    return (name, version) if name and version else None
+    """(Name, Version) from a metadata folder's headers (METADATA, or an egg's
+    PKG-INFO): the lines before the first blank one. Read here rather than
+    with importlib.metadata, whose import alone costs a capture 7 ms of CPU."""
+    fields: dict[str, str] = {}
+    for file_name in ("METADATA", "PKG-INFO"):
+        try:
+            with open(os.path.join(path, file_name), encoding="utf-8", errors="replace") as f:
+                for line in f:
+                    if not line.strip():
+                        break
+                    key, sep, value = line.partition(":")
+                    if sep and key in ("Name", "Version"):
+                        fields.setdefault(key, value.strip())
+            break
+        except OSError:
+            continue
+    name, version = fields.get("Name"), fields.get("Version")
+    return (name, version) if name and version else None  # a broken folder is left out, as pip does
 
 
 def _scan(key: tuple) -> dict[str, tuple[str, str]]:
@@ -81,6 +91,11 @@ def _installed() -> dict[str, tuple[str, str]]:
 def freeze_lines() -> list[str]:
     """`name==version` of every installed distribution, sorted (names normalised)."""
     return sorted(f"{name}=={version}" for name, (_, version) in _installed().items())
+
+
+def versions() -> dict[str, str]:
+    """{normalised name: version} of every installed distribution."""
+    return {name: version for name, (_, version) in _installed().items()}
 
 
 def owner(module_name: str, path: str | None) -> tuple[str, str] | None:

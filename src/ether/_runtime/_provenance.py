@@ -12,7 +12,8 @@ and dirty flag of the repository holding the module, with the diff's sha256
 (the diff itself under "diffs", once per repository). Outside git the
 repository is "no repository": not an error.
 
-It runs in a thread while the instances start (git takes tens of ms); nothing
+A tap takes the local part before it forks the instances (begin: some ms), runs
+git beside them, and reads git once they are up (Capture.finish, in a thread); nothing
 in it may fail a tap: a problem becomes an "error" field.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import sys
@@ -31,11 +33,12 @@ from pathlib import Path
 
 from .._node._topics import PROVENANCE_TOPIC
 
-__all__ = ["capture", "config_sha256", "git_info", "write", "FILE_NAME", "TOPIC"]
+__all__ = ["Capture", "begin", "capture", "config_sha256", "git_info", "write", "FILE_NAME", "TOPIC"]
 
 FILE_NAME = "provenance.json"
 TOPIC = PROVENANCE_TOPIC
 GIT_TIMEOUT_S = 5.0
+_NICE = shutil.which("nice") is not None
 
 
 def _sha256(data: bytes) -> str:
@@ -64,13 +67,15 @@ def _config_yaml(config) -> str:
 
 
 def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    from . import _installed
+    installed = _installed.versions()
     out = {"python": platform.python_version()}
     for name in ("ether", "numpy", "msgspec"):
-        # A loaded module's own __version__ first: reading a distribution's
-        # metadata costs milliseconds each.
-        found = getattr(sys.modules.get(name), "__version__", None) if name != "ether" else None
+        # The dist-info folders' names first (importlib.metadata's import and
+        # parsing cost the capture 10-30 ms of CPU beside the first messages).
+        found = installed.get(name)
         if found is None:
+            from importlib.metadata import PackageNotFoundError, version
             try:
                 found = version(name)
             except PackageNotFoundError:
@@ -84,10 +89,57 @@ def _freeze_sha256() -> str:
     return _sha256("\n".join(_installed.freeze_lines()).encode())
 
 
-def _git(root: Path, *args: str) -> str:
-    done = subprocess.run(["git", "-C", str(root), *args], capture_output=True,
-                          timeout=GIT_TIMEOUT_S, check=True)
-    return done.stdout.decode(errors="replace")
+class _GitQuery:
+    """The two git processes that describe one repository, started at once (at nice
+    10 where `nice` exists) and read by info(): a tap starts them beside its
+    instances and reads them once they are up."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._procs: list = []
+        self._error: str | None = None
+        prefix = ["nice", "-n", "10"] if _NICE else []
+        try:
+            # Two git processes, not four: one rev-parse answers both, and the diff
+            # against HEAD (staged and unstaged changes of tracked files) is the dirt.
+            for args in (("rev-parse", "HEAD", "--abbrev-ref", "HEAD"), ("diff", "HEAD")):
+                self._procs.append(subprocess.Popen(
+                    [*prefix, "git", "-C", str(root), *args], stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+        except OSError as exc:
+            self._error = f"git failed: {exc}"
+
+    def _output(self, proc, deadline: float) -> str:
+        try:
+            out, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise subprocess.SubprocessError(f"git took more than {GIT_TIMEOUT_S:g} s") from None
+        if proc.returncode != 0:
+            raise subprocess.CalledProcessError(proc.returncode, proc.args, out, err)
+        return out.decode(errors="replace")
+
+    def info(self) -> dict:
+        """{repository, commit, branch, dirty, diff_sha256[, diff]}, or an error."""
+        info: dict = {"repository": str(self.root)}
+        deadline = time.monotonic() + GIT_TIMEOUT_S
+        try:
+            if self._error is not None:
+                raise OSError(self._error)
+            head, diff = (self._output(p, deadline) for p in self._procs)
+            info["commit"], info["branch"] = (head.split() + ["", ""])[:2]
+            info["dirty"] = bool(diff)
+            if info["dirty"]:
+                info["diff_sha256"] = _sha256(diff.encode())
+                info["diff"] = diff
+        except (OSError, subprocess.SubprocessError) as exc:
+            info["error"] = self._error or f"git failed: {exc}"
+        finally:
+            for proc in self._procs:  # never a zombie nor an open pipe, whatever went wrong
+                if proc.poll() is None:
+                    proc.kill()
+                proc.communicate()
+        return info
 
 
 def _repository(directory: Path) -> Path | None:
@@ -97,30 +149,11 @@ def _repository(directory: Path) -> Path | None:
     return None
 
 
-def git_info(path, _cache: dict | None = None) -> dict:
+def git_info(path) -> dict:
     """{repository, commit, branch, dirty, diff_sha256[, diff]} of the git
     repository holding `path`, or {"repository": "no repository"}."""
     root = _repository(Path(path).resolve().parent)
-    if root is None:
-        return {"repository": "no repository"}
-    if _cache is not None and root in _cache:
-        return _cache[root]
-    info: dict = {"repository": str(root)}
-    try:
-        # Two git processes, not four: one rev-parse answers both, and the diff
-        # against HEAD (staged and unstaged changes of tracked files) is the dirt.
-        commit, branch = (_git(root, "rev-parse", "HEAD", "--abbrev-ref", "HEAD").split() + ["", ""])[:2]
-        info["commit"], info["branch"] = commit, branch
-        diff = _git(root, "diff", "HEAD")
-        info["dirty"] = bool(diff)
-        if info["dirty"]:
-            info["diff_sha256"] = _sha256(diff.encode())
-            info["diff"] = diff
-    except (OSError, subprocess.SubprocessError) as exc:
-        info["error"] = f"git failed: {exc}"
-    if _cache is not None:
-        _cache[root] = info
-    return info
+    return {"repository": "no repository"} if root is None else _GitQuery(root).info()
 
 
 def _distribution(module_name: str, path: str | None) -> dict:
@@ -155,7 +188,11 @@ def _class_record(cls, cache: dict) -> dict:
     except OSError as exc:
         record["module_sha256"] = None
         record["error"] = str(exc)
-    record["git"] = {k: v for k, v in git_info(path, cache).items() if k != "diff"}
+    root = _repository(Path(path).resolve().parent)
+    # The repository's description comes with Capture.finish (git runs meanwhile).
+    record["git"] = root if root is not None else {"repository": "no repository"}
+    if root is not None:
+        cache.setdefault(("git", root), None)
     return record
 
 
@@ -177,6 +214,38 @@ def _methods(name: str, cls) -> dict:
 
 def capture(config, classes: dict, *, session: str, run_id: bytes) -> dict:
     """The provenance of a session: `classes` maps instance name -> (config, class)."""
+    pending = begin(config, classes, session=session, run_id=run_id)
+    pending.start_git()
+    return pending.finish()
+
+
+class Capture:
+    """A provenance record whose git descriptions are still to come: begin() makes
+    it (the local part, some milliseconds of this process's CPU), start_git()
+    starts git's processes, finish() reads them and returns the whole record."""
+
+    def __init__(self, record: dict, roots: list[Path]):
+        self.record, self._roots = record, roots
+        self._queries: dict[Path, _GitQuery] | None = None
+
+    def start_git(self) -> None:
+        if self._queries is None:
+            self._queries = {root: _GitQuery(root) for root in self._roots}
+
+    def finish(self) -> dict:
+        self.start_git()
+        infos = {root: query.info() for root, query in self._queries.items()}
+        for instance in self.record["instances"].values():
+            root = instance.get("git")
+            if isinstance(root, Path):
+                instance["git"] = {k: v for k, v in infos[root].items() if k != "diff"}
+        self.record["diffs"] = {str(root): info["diff"] for root, info in infos.items()
+                                if "diff" in info}
+        return self.record
+
+
+def begin(config, classes: dict, *, session: str, run_id: bytes) -> Capture:
+    """All of the provenance but git's part (see Capture)."""
     wall, mono = time.time_ns(), time.monotonic_ns()
     out: dict = {
         "run_id": str(uuid.UUID(bytes=run_id)), "session": session, "host": socket.gethostname(),
@@ -202,9 +271,7 @@ def capture(config, classes: dict, *, session: str, run_id: bytes) -> dict:
         except Exception as exc:
             instances[name] = {"name": name, "class_path": inst.class_path, "error": str(exc)}
     out["instances"] = instances
-    out["diffs"] = {str(root): info["diff"] for root, info in cache.items()
-                    if isinstance(root, Path) and "diff" in info}
-    return out
+    return Capture(out, [key[1] for key in cache if isinstance(key, tuple) and key[0] == "git"])
 
 
 def _user() -> str:

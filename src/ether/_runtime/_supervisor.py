@@ -56,7 +56,6 @@ START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
 PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
-WRITE_ERROR = "_write_error"  # the provenance child's note that it could not write the file
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -85,39 +84,10 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _read_provenance(pid: int, fd: int, timeout: float = PROVENANCE_TIMEOUT_S) -> dict:
-    """The JSON the provenance child writes to `fd`, read to its end (within
-    `timeout`: a child that hangs is killed); the child is reaped."""
-    import json
-    import signal
-    chunks, deadline = [], time.monotonic() + timeout
-    try:
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                os.kill(pid, signal.SIGKILL)
-                raise TimeoutError(f"its child (pid {pid}) gave nothing within {timeout:g} s")
-            chunk = os.read(fd, 1 << 16)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(fd)
-        try:
-            _, status = os.waitpid(pid, 0)
-        except ChildProcessError:
-            status = 0
-    if status != 0 or not chunks:
-        raise RuntimeError(f"its child (pid {pid}) ended with status {status} and wrote "
-                           f"{sum(map(len, chunks))} bytes")
-    return json.loads(b"".join(chunks))
-
-
 class Supervisor:
     def __init__(self, config, *, start_timeout: float = START_TIMEOUT_S):
         self.config = config.with_recorder() if config is not None else None  # record: runs first
         self._provenance: threading.Thread | None = None
-        self._provenance_pid: int | None = None   # the child capturing it, if forked
         self.provenance: dict | None = None
         self.start_timeout = start_timeout
         self.session: Session | None = None
@@ -225,6 +195,7 @@ class Supervisor:
         if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
+        capture = None   # the provenance, until the thread that finishes it runs
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
@@ -238,6 +209,12 @@ class Supervisor:
                 # to start. It is ready (remote interest in place) before any init
                 # handler runs, as every instance is.
                 self._start_bridge()
+            # The provenance's local part (hashes, versions, the config) now, before
+            # the forks; git runs beside the instances, and a thread reads it once
+            # they are up: the first calls and messages after the tap share the
+            # cores with nothing of it. (A bridge's interpreter starts meanwhile:
+            # its imports take the other core.)
+            capture = self._begin_provenance(launched)
             policies = {}
             for key, inst in self.config.instances.items():
                 if key in remote:
@@ -268,23 +245,22 @@ class Supervisor:
             self.member_restarts = MemberRestarts(self, self.config.supervision,
                                                   self.config.supervision.on_failure,
                                                   self._launch_member)
-            # The provenance is captured in a forked child beside the instances (no
-            # thread of this process, so no share of its GIL: a main that calls or
-            # publishes right after the tap is not slowed), when this one may fork.
-            forked = self._fork_provenance(launched) if not _launch.fresh_interpreter(method) else None
+            if capture is not None:
+                capture.start_git()
             # Threads only after the forks: a forked child gets no copy of them.
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
             self.logtopic.start()
-            # While the instances start: it is done (git, hashes) before most runs begin,
-            # and a shutdown right after the tap does not wait for it.
-            self._capture_provenance(launched, forked)
             self._await_ready(self.start_timeout)
             _trace.mark(who, "instances ready")
             if self.remote is not None:
                 self.remote.await_ready(self.start_timeout)
                 _trace.mark(who, "remote ready")
                 self.start_dispatcher()  # what the agents say is read as it comes
+            # Its thread starts once the instances are up: a thread started while
+            # five processes start on two cores waits milliseconds for its first turn.
+            self._finish_provenance(capture)
+            capture = None  # the thread reads git and reaps it
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             self.node.start_stats()  # the stats topic, while someone watches
             self._started = True
@@ -297,82 +273,40 @@ class Supervisor:
                     raise errors.EtherError(
                         f"instance {name!r}: init handler failed: {'; '.join(ack.errors)}")
         except BaseException:
+            if capture is not None:  # a tap that failed before reading git: reap it
+                capture.finish()
             self.stop(graceful=False)
             raise
         _trace.mark(who, "started")
         log.info("Ether system started successfully")
 
-    def _fork_provenance(self, launched: dict) -> tuple[int, int] | None:
-        """Fork a child that captures the provenance (at nice 10), writes it as JSON
-        to a pipe and exits: (its pid, the pipe's read end), or None if it could
-        not be forked (the thread then captures it itself)."""
-        session = self.session
-        log_dir = self._log_dir()
+    def _begin_provenance(self, launched: dict):
+        """The local part of the session's provenance (_provenance.py), or None if
+        even that failed (a warning: never a reason to fail the tap)."""
+        from . import _provenance
         try:
-            r, w = os.pipe()
-        except OSError:
+            return _provenance.begin(self.config, launched, session=self.session.name,
+                                     run_id=self.session.run_id)
+        except Exception as exc:
+            log.warning("could not capture the session's provenance: %s", exc)
             return None
-        try:
-            pid = os.fork()
-        except OSError:
-            os.close(r)
-            os.close(w)
-            return None
-        if pid == 0:  # the child: no session, no logging; only the capture and the pipe
-            code = 1
+
+    def _finish_provenance(self, capture) -> None:
+        """In a thread: read git's part of the provenance, write provenance.json to
+        the log folder and publish it on ether/provenance (a recorder stores it).
+        Shutdown waits for it."""
+        if capture is None:
+            return
+        node = self.node
+
+        def finish() -> None:
+            from . import _provenance
             try:
-                import json
-                os.close(r)
+                found = capture.finish()
                 try:
-                    os.nice(10)
-                except OSError:
-                    pass
-                # Imported here, not in the main: 14 ms of its GIL during the tap.
-                from . import _provenance
-                found = _provenance.capture(self.config, launched, session=session.name,
-                                            run_id=session.run_id)
-                try:  # the child writes the file too: the main only publishes it
-                    _provenance.write(log_dir, found)
+                    _provenance.write(self._log_dir(), found)
                 except OSError as exc:
-                    found[WRITE_ERROR] = f"could not write {_provenance.FILE_NAME}: {exc}"
-                view = memoryview(json.dumps(found, default=str).encode())
-                while view:
-                    view = view[os.write(w, view):]
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(w)
-        return pid, r
-
-    def _capture_provenance(self, launched: dict, forked: tuple[int, int] | None = None) -> None:
-        """Capture the session's provenance (_provenance.py: git, hashes, installed
-        distributions) without holding up the tap: read from the child
-        `_fork_provenance` started, or else computed in a thread (after the forks:
-        a forked child gets no copy of a thread, nor of the locks it holds); when
-        done, write provenance.json to the log folder and publish it on
-        ether/provenance (a recorder stores it). Shutdown waits for it."""
-        session, node = self.session, self.node
-        self._provenance_pid = forked[0] if forked is not None else None
-
-        def capture() -> None:
-            try:
-                if forked is not None:
-                    found = _read_provenance(*forked)
-                    problem = found.pop(WRITE_ERROR, None)
-                    if problem:
-                        log.warning("%s", problem)
-                else:
-                    from . import _provenance  # here: its imports are not the tap's
-                    try:  # below the instances starting beside it (a thread's own nice value)
-                        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-                    except (AttributeError, OSError):
-                        pass
-                    found = _provenance.capture(
-                        self.config, launched, session=session.name, run_id=session.run_id)
-                    try:
-                        _provenance.write(self._log_dir(), found)
-                    except OSError as exc:
-                        log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
+                    log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
             except Exception as exc:  # never a reason to fail the session
                 log.warning("could not capture the session's provenance: %s", exc)
                 return
@@ -382,18 +316,13 @@ class Supervisor:
             except errors.EtherError as exc:  # the session is closing
                 log.warning("could not publish the session's provenance: %s", exc)
 
-        self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
+        self._provenance = threading.Thread(target=finish, name="ether-provenance", daemon=True)
         self._provenance.start()
 
     def await_provenance(self, timeout: float = PROVENANCE_TIMEOUT_S) -> None:
         """Wait (bounded) until provenance.json is written and published."""
         thread = self._provenance
         if thread is not None:
-            if thread.is_alive() and self._provenance_pid is not None:
-                try:  # now the shutdown waits for it: no longer below everything else
-                    os.setpriority(os.PRIO_PROCESS, self._provenance_pid, 0)
-                except OSError:
-                    pass  # raising a priority needs CAP_SYS_NICE
             thread.join(timeout)
             if thread.is_alive():
                 log.warning("the session's provenance was not captured within %g s; "

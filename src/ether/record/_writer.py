@@ -21,6 +21,9 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
 - A large message (an array frame) gets a chunk of its own, written from the
   caller's buffers (the arena's memory) in one `writev`: one copy, into the page
   cache.
+- Write-behind (_behind.py, a thread): the kernel starts writing every 8 MiB
+  back as it comes, and the page cache keeps only the file's last 32 MiB. Only
+  a hint: the fsyncs stay.
 - `close()` writes the data end, the summary (channels, statistics, chunk,
   metadata and attachment indexes, summary offsets) and the footer. Without
   them (a kill) the file still reads by a linear scan, and `recover` rebuilds
@@ -46,6 +49,7 @@ import zlib
 import msgspec
 import numpy
 
+from . import _behind
 from . import _format as fmt
 
 __all__ = ["Writer", "RecordingError", "LARGE_MESSAGE"]
@@ -109,10 +113,13 @@ def _compressor(name: str):
 class Writer:
     def __init__(self, path: str, *, library: str = "ether", compression: str = "none",
                  chunk_bytes: int = 1 << 20, flush_interval: float = 0.1,
-                 fsync_interval: float = 1.0, large_crc: bool = False):
+                 fsync_interval: float = 1.0, large_crc: bool = False,
+                 write_behind: bool = True):
         """path: the file to create (it must not exist). large_crc: also compute
         the CRC of a large message's own chunk (2.5 GB/s of CPU; off by default,
-        since the arrays' chunks would otherwise cost twice the write)."""
+        since the arrays' chunks would otherwise cost twice the write).
+        write_behind: start writeback every 8 MiB and keep about 32 MiB of the
+        file in the page cache (_behind.py)."""
         self.path = os.fspath(path)
         self._compression = _compressor(compression)
         self.chunk_bytes = chunk_bytes
@@ -145,6 +152,8 @@ class Writer:
         self.start_time = 0
         self.end_time = 0
         self._last_sync = time.monotonic()
+        self.behind = _behind.WriteBehind(self._fd, self._sync_lock) \
+            if write_behind and _behind.available() else None
         self._write([fmt.MAGIC, fmt.header(library)])
 
     # ---- registering ----
@@ -492,6 +501,8 @@ class Writer:
             finally:
                 with self._sync_lock:
                     self.closed = True
+                    if self.behind is not None:
+                        self.behind.stop()
                     os.close(self._fd)
         if self.failed is not None:
             raise self.failed
@@ -548,6 +559,8 @@ class Writer:
                 pass
             self._fail(exc, wrote=done, wanted=total)
         self.offset += total
+        if self.behind is not None:
+            self.behind.advance(self.offset)
 
     def _fail(self, exc: OSError, *, wrote: int = 0, wanted: int = 0) -> None:
         if self.failed is None:
