@@ -63,6 +63,19 @@ class _Tally:
         self.first_ns = 0
         self.last_ns = 0
 
+    def count(self, seq: int, name: str, value: float) -> None:
+        """Take one tick: its arrival time, order and fields."""
+        now = time.perf_counter_ns()
+        if self.received == 0:
+            self.first_ns = now
+        self.last_ns = now
+        if seq != self.next_seq:
+            self.violations += 1
+        if name != NAME or value != seq * 0.5:
+            self.bad_fields += 1
+        self.next_seq = seq + 1
+        self.received += 1
+
     def report(self, count: int, t0_ns: int, t_sent_ns: int) -> None:
         ether.pub({"ident": self.ident, "received": self.received, "sent": count,
                    "violations": self.violations, "bad_fields": self.bad_fields,
@@ -73,44 +86,35 @@ class _Tally:
 class TickCounter(_Tally):
     @ether_sub(topic="tick")
     def on_tick(self, seq: int, t: float, name: str, value: float) -> None:
-        now = time.perf_counter_ns()
-        if self.received == 0:
-            self.first_ns = now
-        self.last_ns = now
-        if seq != self.next_seq:
-            self.violations += 1
-        if name != NAME or value != seq * 0.5:
-            self.bad_fields += 1
-        self.next_seq = seq + 1
-        self.received += 1
+        self.count(seq, name, value)
 
     @ether_sub(topic="pub_done")
     def on_pub_done(self, count: int, t0_ns: int, t_sent_ns: int) -> None:
         self.report(count, t0_ns, t_sent_ns)
 
 
-class ChainStage1:
-    @ether_sub(topic="tick")
-    @ether_pub(topic="hop1")
-    def on_tick(self, seq: int, t: float, name: str, value: float) -> dict:
-        return {"seq": seq, "t": t, "name": name, "value": value}
+def _chain_stage(source: str, target: str):
+    """A stage of the chain: each tick on `source` goes on, as it came, to `target`
+    (and its end, `{source}_done` or pub_done, to `{target}_done`)."""
 
-    @ether_sub(topic="pub_done")
-    @ether_pub(topic="hop1_done")
-    def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> dict:
-        return {"count": count, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}
+    class Stage:
+        @ether_sub(topic=source)
+        @ether_pub(topic=target)
+        def on_tick(self, seq: int, t: float, name: str, value: float) -> dict:
+            return {"seq": seq, "t": t, "name": name, "value": value}
+
+        @ether_sub(topic="pub_done" if source == "tick" else f"{source}_done")
+        @ether_pub(topic=f"{target}_done")
+        def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> dict:
+            return {"count": count, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}
+
+    return Stage
 
 
-class ChainStage2:
-    @ether_sub(topic="hop1")
-    @ether_pub(topic="hop2")
-    def on_tick(self, seq: int, t: float, name: str, value: float) -> dict:
-        return {"seq": seq, "t": t, "name": name, "value": value}
-
-    @ether_sub(topic="hop1_done")
-    @ether_pub(topic="hop2_done")
-    def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> dict:
-        return {"count": count, "t0_ns": t0_ns, "t_sent_ns": t_sent_ns}
+ChainStage1 = _chain_stage("tick", "hop1")
+ChainStage1.__name__ = ChainStage1.__qualname__ = "ChainStage1"
+ChainStage2 = _chain_stage("hop1", "hop2")
+ChainStage2.__name__ = ChainStage2.__qualname__ = "ChainStage2"
 
 
 class ChainSink(_Tally):
@@ -118,16 +122,7 @@ class ChainSink(_Tally):
 
     @ether_sub(topic="hop2")
     def on_tick(self, seq: int, t: float, name: str, value: float) -> None:
-        now = time.perf_counter_ns()
-        if self.received == 0:
-            self.first_ns = now
-        self.last_ns = now
-        if seq != self.next_seq:
-            self.violations += 1
-        if name != NAME or value != seq * 0.5:
-            self.bad_fields += 1
-        self.next_seq = seq + 1
-        self.received += 1
+        self.count(seq, name, value)
 
     @ether_sub(topic="hop2_done")
     def on_done(self, count: int, t0_ns: int, t_sent_ns: int) -> None:

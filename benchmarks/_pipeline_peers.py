@@ -70,16 +70,10 @@ def _producer(barrier, peer, chan, count):
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PUSH)
         sock.connect(chan)
-        encode = msgspec.msgpack.Encoder().encode
-        send = sock.send
         gc.collect()
         barrier.wait(BARRIER_TIMEOUT)                    # connect
         barrier.wait(BARRIER_TIMEOUT)                    # start
-        t0 = clock()
-        for seq in range(count):
-            send(encode({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5}))
-        t_sent = clock()
-        send(b"")
+        t0, t_sent = _send_ticks(sock.send, count, msgspec.msgpack.Encoder().encode)
         # Close only once the consumer has everything: a PUSH socket closed (even with
         # linger=-1) while the stream is still in flight lost its tail in testing here.
         barrier.wait(BARRIER_TIMEOUT)                    # done
@@ -161,6 +155,18 @@ def fanout_sub_main(chan, count, barrier, result):
     run_child(_fanout_sub, barrier, result, chan, count)
 
 
+def _send_ticks(send, count: int, encode) -> tuple[int, int]:
+    """A zmq producer's timed loop: `count` encoded ticks, then the empty frame
+    that ends the stream; (clock before, clock after the last tick)."""
+    now, clock = time.perf_counter, time.perf_counter_ns
+    t0 = clock()
+    for seq in range(count):
+        send(encode({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5}))
+    t_sent = clock()
+    send(b"")
+    return t0, t_sent
+
+
 def _fanout_pub(barrier, chan, count, subscribers):
     import msgspec
     import zmq
@@ -174,17 +180,9 @@ def _fanout_pub(barrier, chan, count, subscribers):
     barrier.wait(BARRIER_TIMEOUT)                        # connect
     for _ in range(subscribers):                         # each SUB's subscription has arrived
         sock.recv()
-    now = time.perf_counter
-    clock = time.perf_counter_ns
-    encode = msgspec.msgpack.Encoder().encode
-    send = sock.send
     gc.collect()
     barrier.wait(BARRIER_TIMEOUT)                        # start
-    t0 = clock()
-    for seq in range(count):
-        send(encode({"seq": seq, "t": now(), "name": NAME, "value": seq * 0.5}))
-    t_sent = clock()
-    send(b"")
+    t0, t_sent = _send_ticks(sock.send, count, msgspec.msgpack.Encoder().encode)
     barrier.wait(BARRIER_TIMEOUT)                        # done
     sock.close(linger=-1)
     ctx.term()

@@ -252,6 +252,21 @@ def _merge(dones: list[dict], count: int, out: dict) -> dict:
 # --------------------------------------------------------------------------
 # P2: peers
 # --------------------------------------------------------------------------
+def _child(ctx, name: str, role: str, target, args: tuple) -> tuple:
+    """A peer's process (not started) with the pipe it reports on: target(*args, w)."""
+    r, w = ctx.Pipe(duplex=False)
+    return role, ctx.Process(target=target, args=(*args, w), name=name, daemon=True), r, w
+
+
+def _run_children(children: list, timeout: float, tmp: str | None):
+    """Run the peer's processes to the end; then remove its ipc folder, if any."""
+    try:
+        return _harness.run_children(children, timeout, 5.0)
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
     tmp = None
     if peer == "mp-queue":
@@ -263,15 +278,8 @@ def run_peer(ctx, peer: str, count: int, timeout: float) -> dict:
     children = []
     for role, target in (("consumer", _pipeline_peers.consumer_main),
                          ("producer", _pipeline_peers.producer_main)):
-        r, w = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=target, args=(peer, chan, count, barrier, w),
-                        name=f"bench-{peer}-{role}", daemon=True)
-        children.append((role, p, r, w))
-    try:
-        error, results = _harness.run_children(children, timeout, 5.0)
-    finally:
-        if tmp:
-            shutil.rmtree(tmp, ignore_errors=True)
+        children.append(_child(ctx, f"bench-{peer}-{role}", role, target, (peer, chan, count, barrier)))
+    error, results = _run_children(children, timeout, tmp)
     if error:
         return error
     res = dict(results["consumer"][1])
@@ -291,14 +299,8 @@ def run_zmq_fanout(ctx, count: int, timeout: float) -> dict:
     for role, target, args in ([("publisher", _pipeline_peers.fanout_pub_main, (chan, count, FANOUT))]
                                + [(f"sub{i}", _pipeline_peers.fanout_sub_main, (chan, count))
                                   for i in range(FANOUT)]):
-        r, w = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=target, args=(*args, barrier, w), name=f"bench-fanout-{role}",
-                        daemon=True)
-        children.append((role, p, r, w))
-    try:
-        error, results = _harness.run_children(children, timeout, 5.0)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        children.append(_child(ctx, f"bench-fanout-{role}", role, target, (*args, barrier)))
+    error, results = _run_children(children, timeout, tmp)
     if error:
         return error
     sent = results["publisher"][1]
@@ -317,14 +319,9 @@ def run_zmq_chain(ctx, count: int, timeout: float) -> dict:
                                    ("stage1", "stage", hops[0], hops[1]),
                                    ("stage2", "stage", hops[1], hops[2]),
                                    ("sink", "sink", hops[2], None)):
-        r, w = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_pipeline_peers.chain_main, args=(kind, pull, push, count, barrier, w),
-                        name=f"bench-chain-{role}", daemon=True)
-        children.append((role, p, r, w))
-    try:
-        error, results = _harness.run_children(children, timeout, 5.0)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        children.append(_child(ctx, f"bench-chain-{role}", role, _pipeline_peers.chain_main,
+                               (kind, pull, push, count, barrier)))
+    error, results = _run_children(children, timeout, tmp)
     if error:
         return error
     res = {**results["sink"][1], **results["source"][1]}
