@@ -122,10 +122,11 @@ class _GitQuery:
     def info(self) -> dict:
         """{repository, commit, branch, dirty, diff_sha256[, diff]}, or an error."""
         info: dict = {"repository": str(self.root)}
+        if self._error is not None:  # git could not be started (or only one of the two)
+            self._reap()
+            return {**info, "error": self._error}
         deadline = time.monotonic() + GIT_TIMEOUT_S
         try:
-            if self._error is not None:
-                raise OSError(self._error)
             head, diff = (self._output(p, deadline) for p in self._procs)
             info["commit"], info["branch"] = (head.split() + ["", ""])[:2]
             info["dirty"] = bool(diff)
@@ -133,13 +134,16 @@ class _GitQuery:
                 info["diff_sha256"] = _sha256(diff.encode())
                 info["diff"] = diff
         except (OSError, subprocess.SubprocessError) as exc:
-            info["error"] = self._error or f"git failed: {exc}"
+            info["error"] = f"git failed: {exc}"
         finally:
-            for proc in self._procs:  # never a zombie nor an open pipe, whatever went wrong
-                if proc.poll() is None:
-                    proc.kill()
-                proc.communicate()
+            self._reap()
         return info
+
+    def _reap(self) -> None:
+        for proc in self._procs:  # never a zombie nor an open pipe, whatever went wrong
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate()
 
 
 def _repository(directory: Path) -> Path | None:
