@@ -4,8 +4,8 @@ Ether's own figures side by side.
     .venv/bin/python benchmarks/compare_revisions.py BEFORE_TREE AFTER_TREE \\
         [--bench pipeline,services,transport,arrays] [--rounds 2] [--quick] [--json PATH]
 
-Each tree is a checkout with its own `.venv` (pip install -e ".[bench]") and its
-own copy of the benchmarks, so each side runs the benchmark code of its own
+Each tree is a checkout with its own `.venv` (pip install -e ".[bench]"; the two
+venvs must hold the same distributions, which is checked) and its own copy of the benchmarks, so each side runs the benchmark code of its own
 revision. Rounds alternate (before, after, before, after, ...) so that a change
 in the machine's load falls on both sides. Every run writes the benchmark's own
 JSON; this script keeps the Ether rows of each summary (medians of the
@@ -108,6 +108,25 @@ def run_one(tree: str, bench: list[str], quick: bool) -> dict:
     return report
 
 
+def distributions(tree: str) -> dict[str, str]:
+    """name -> version of what the tree's venv has installed (Ether itself left out)."""
+    code = ("import importlib.metadata as m, json; print(json.dumps({d.metadata['Name'].lower(): "
+            "d.version for d in m.distributions()}))")
+    out = subprocess.run([os.path.join(tree, ".venv", "bin", "python"), "-c", code],
+                         capture_output=True, text=True, check=True).stdout
+    return {k: v for k, v in json.loads(out).items() if k != "ether"}
+
+
+def same_environment(before: str, after: str) -> list[str]:
+    """How the two venvs differ. They must not: a first tap's cost grows with the
+    installed distributions (pydantic scans every one's entry points for plugins
+    at its first model), so a venv with the dev extras taps slower than one with
+    only the bench extra, whatever the code."""
+    b, a = distributions(before), distributions(after)
+    return [f"{name}: before {b.get(name, '-')}, after {a.get(name, '-')}"
+            for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("before")
@@ -116,11 +135,18 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--allow-different-venvs", action="store_true",
+                    help="compare even if the venvs' installed distributions differ")
     args = ap.parse_args()
     names = [b.strip() for b in args.bench.split(",") if b.strip()]
     unknown = [b for b in names if b not in BENCHES]
     if unknown:
         ap.error(f"unknown benchmark(s) {unknown}; choose from {sorted(BENCHES)}")
+    differ = same_environment(args.before, args.after)
+    if differ and not args.allow_different_venvs:
+        raise SystemExit("the two venvs differ (install the same packages in both, e.g. "
+                         "`pip freeze` of one into the other, or pass --allow-different-venvs):\n  "
+                         + "\n  ".join(differ))
     results: dict = {name: {"before": [], "after": []} for name in names}
     started = time.strftime("%Y-%m-%d %H:%M")
     for r in range(args.rounds):
