@@ -219,7 +219,14 @@ TYPES: dict[str, type[Control]] = {
 REPORTS = (Ready, Failed, Progress, Stuck, Health, Remote, DrainAck, PhaseAck)  # what the main accepts
 COMMANDS = (Drain, Phase, Stop)                # what an instance accepts
 
-_DECODE = {tag: msgspec.msgpack.Decoder(t).decode for tag, t in TYPES.items()}
+_DECODE: dict = {}   # tag -> decoder, built at its first message (a tap uses few of them)
+
+
+def _decoder(tag: str):
+    decode = _DECODE.get(tag)
+    if decode is None:
+        decode = _DECODE[tag] = msgspec.msgpack.Decoder(TYPES[tag]).decode
+    return decode
 
 
 def decode(envelope: codec.Envelope, accept: tuple[type[Control], ...], *,
@@ -237,7 +244,7 @@ def decode(envelope: codec.Envelope, accept: tuple[type[Control], ...], *,
     if sender is not None and envelope.sender != sender:
         raise refused(what, "wrong sender", f"only {sender!r} sends these")
     try:
-        message = _DECODE[envelope.topic](envelope.payload)
+        message = _decoder(envelope.topic)(envelope.payload)
     except (msgspec.DecodeError, msgspec.ValidationError, RecursionError) as exc:
         raise refused(what, "malformed", str(exc)) from None
     if isinstance(message, Report) and message.instance != envelope.sender:

@@ -2,7 +2,6 @@
 ConfigError that names the instance and the cause."""
 from __future__ import annotations
 
-import difflib
 import importlib
 import sys
 import traceback
@@ -44,6 +43,7 @@ def import_class(class_path: str, *, search_path: list[str] | None = None,
     try:
         cls = getattr(module, attr)
     except AttributeError:
+        import difflib  # only for the error: a millisecond of import at every tap otherwise
         close = difflib.get_close_matches(attr, [n for n in dir(module) if not n.startswith("_")], 3)
         hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
         raise ConfigError(f"{where}module {module_name!r} has no class {attr!r}{hint}") from None
