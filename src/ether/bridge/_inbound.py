@@ -161,7 +161,7 @@ class Inbound:
             if len(data) > self.max_bytes:
                 raise MalformedMessage(f"a sample of {len(data)} bytes, more than max_message_bytes "
                                        f"({self.max_bytes})")
-            checked = self.checker.check_batch(wire.unpack(data, att.count), topic, att)
+            checked = self.checker.check_sample(data, topic, att)
         except MalformedMessage as exc:
             return self._reject(topic, peer, "malformed", str(exc))
         stream = (att.host, att.epoch, topic)
