@@ -147,14 +147,17 @@ def main() -> int:
                     help="--mode round: how far the messages go")
     ap.add_argument("-n", type=int, default=2000, help="messages per round (the inbox must hold them)")
     ap.add_argument("--repeat", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="--mode round: this many rounds of -n (-n 1: the cost of a lone message)")
     args = ap.parse_args()
     session = Session.create(f"pa{uuid.uuid4().hex[:10]}")
     session_b = Session.create(f"pb{uuid.uuid4().hex[:10]}")
     rig = Rig(session, session_b)
     try:
         if args.mode == "round":
-            one_round(rig, args.n, args.side)   # callgrind counts the process; cgdiff cancels it
-            print(f"one round of {args.n} messages, as far as {args.side}")
+            for _ in range(args.rounds):   # callgrind counts the process; cgdiff cancels it
+                one_round(rig, args.n, args.side)
+            print(f"{args.rounds} round(s) of {args.n} messages, as far as {args.side}")
             return 0
         one_round(rig, args.n, "both")   # warm: publishers, streams, caches
         if args.mode == "cprofile":

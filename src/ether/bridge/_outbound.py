@@ -109,7 +109,9 @@ class Outbound:
         if "@" in envelope.sender:
             return  # it came from another host: never back out (no loops)
         topic = envelope.topic
-        policy = self._policy_of(topic)
+        policy = self._congestion.get(topic, 0)
+        if policy == 0:
+            policy = self._policy_of(topic)
         if policy is None:
             return  # not exported
         if envelope.holds:   # its arrays inline, from the publisher's arena (the one copy)
