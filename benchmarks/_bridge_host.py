@@ -10,6 +10,7 @@ bounded by the command's timeout:
     tap config                 ether.tap(config); the session's name
     members                    [name, pid] of the session's members (the bridge's pid)
     wait_interest topic        until this host's bridge sends `topic` to another host
+    bridge_statistics          this host's bridge's counters (ether.bridge.statistics())
     wait_proxy name            until a remote instance `name` is callable from here
     expect topic timeout       listen to `topic` from now on (before the other host sends)
     next topic                 the next message of an expected topic, within that timeout
@@ -67,6 +68,11 @@ def op_wait_interest(topic, timeout=30.0):
     import ether.bridge
     return _until(lambda: topic in ether.bridge.statistics()["outbound"]["subscribed"], timeout,
                   f"another host to subscribe to {topic!r}")
+
+
+def op_bridge_statistics():
+    import ether.bridge
+    return ether.bridge.statistics()
 
 
 def op_wait_proxy(name, timeout=30.0):

@@ -167,6 +167,12 @@ class Rig:
         self.eb.call("wait_interest", topic="pong")
         self.ea.call("wait_proxy", name="echo@hostB")
         self.bridges = {"A": _pid_of(self.ea, "bridge"), "B": _pid_of(self.eb, "bridge")}
+        # Whose CPU the 64 B rows take, Ether's and raw zenoh's (their results' "cpu_us").
+        ether_a = {"A main": self.ea.proc.pid, "A bridge": self.bridges["A"],
+                   "B bridge": self.bridges["B"]}
+        raw = {"A zenoh": self.za.proc.pid, "B zenoh": self.zb.proc.pid}
+        self.busy = {"s64": {"ether": {**ether_a, "B sink": _pid_of(self.eb, "sink")}, "raw": raw},
+                     "ping": {"ether": {**ether_a, "B pong": _pid_of(self.eb, "pong")}, "raw": raw}}
 
 
 def _plain_tcp(config: str, port: int, new_port: int) -> str:
@@ -222,12 +228,17 @@ _runs = iter(range(1, 1 << 62))
 
 def ether_stream(rig: Rig, topic: str, count: int, nbytes: int, kind: str) -> dict:
     run = next(_runs)
+    out0 = rig.ea.call("bridge_statistics")["outbound"]
     sent = rig.ea.call("stream", topic=topic, count=count, run=run, kind=kind, size=nbytes)
     got = rig.eb.call("next", topic="bulk_done")
+    out1 = rig.ea.call("bridge_statistics")["outbound"]
     if got["run"] != run:
         return {"error": f"the bulk_done of stream {got['run']}, not of {run}"}
     out = _stream_result(sent, got, count, nbytes, kind)
     out["overtaken"] = got["overtaken"]
+    # Coalescing: messages per zenoh sample on A's bridge (the end marker is one more).
+    out["per_sample"] = float((out1["sent_frames"] - out0["sent_frames"])
+                              / max(1, out1["sent_samples"] - out0["sent_samples"]))
     return out
 
 
@@ -244,6 +255,18 @@ def _rtt_result(out: dict, count: int) -> dict:
          "p99_us": sorted(times)[int(len(times) * 0.99) - 1] / 1e3 if times else 0.0}
     if out["bad"] or len(times) != count:
         r["problems"] = [f"{out['bad']} bad replies, {len(times)} of {count} timed"]
+    return r
+
+
+def with_cpu(pids: dict[str, int], count: int, measure) -> dict:
+    """measure()'s result, with the CPU each of `pids` spent during it in µs per
+    message ("cpu_us", every thread of the process): where a row's time goes."""
+    def total() -> dict[str, int]:
+        return {who: sum(cpu_ns(pid).values()) for who, pid in pids.items()}
+    before = total()
+    r = measure()
+    after = total()
+    r["cpu_us"] = {who: round((after[who] - before[who]) / 1e3 / count, 2) for who in pids}
     return r
 
 
@@ -265,13 +288,19 @@ def one_run(rig: Rig, P: dict, results: dict, only: set[str] | None = None) -> N
         results.setdefault(row, {"raw": [], "ether": []})[side].append(r)
         value = r.get("error") or "; ".join(r.get("problems", [])) or ", ".join(
             f"{k}={v:.4g}" for k, v in r.items() if isinstance(v, float))
+        if "cpu_us" in r:
+            value += "; CPU µs/message: " + ", ".join(f"{k} {v:g}" for k, v in r["cpu_us"].items())
         log(f"  {row:>10} {side:>5}: {value}")
 
-    add("s64", "raw", lambda: guarded(raw_stream, rig.za, rig.zb, "bench/s64", P["n64"], 64, "bytes"))
-    add("s64", "ether", lambda: guarded(ether_stream, rig, "bulk", P["n64"], 64, "bytes"))
-    add("ping", "raw", lambda: guarded(lambda: _ping_result(rig.za.call(
-        "ping", key_out="bench/ping", key_in="bench/pong", count=P["pings"]))))
-    add("ping", "ether", lambda: guarded(lambda: _ping_result(rig.ea.call("ping", count=P["pings"]))))
+    busy, n64, pings = rig.busy, P["n64"], P["pings"]
+    add("s64", "raw", lambda: guarded(with_cpu, busy["s64"]["raw"], n64, lambda: raw_stream(
+        rig.za, rig.zb, "bench/s64", n64, 64, "bytes")))
+    add("s64", "ether", lambda: guarded(with_cpu, busy["s64"]["ether"], n64, lambda: ether_stream(
+        rig, "bulk", n64, 64, "bytes")))
+    add("ping", "raw", lambda: guarded(with_cpu, busy["ping"]["raw"], pings, lambda: _ping_result(
+        rig.za.call("ping", key_out="bench/ping", key_in="bench/pong", count=pings))))
+    add("ping", "ether", lambda: guarded(with_cpu, busy["ping"]["ether"], pings, lambda: _ping_result(
+        rig.ea.call("ping", count=pings))))
     for row, n, size in (("a1m", P["n1m"], MiB), ("a16m", P["n16m"], 16 * MiB)):
         add(row, "raw", lambda: guarded(raw_stream, rig.za, rig.zb, f"bench/{row}", n, size,
                                         "array"))

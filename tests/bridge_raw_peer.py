@@ -31,15 +31,15 @@ def main() -> None:
             fields[int(i[1:])] = v
         return enc(fields)
 
-    def sample(frames: list[bytes]) -> bytes:
-        return b"".join(struct.pack("<I", len(f)) + f for f in frames)
+    def sample(frames: list[bytes]) -> bytes:   # a MessagePack array of the frames
+        return struct.pack(">BI", 0xdd, len(frames)) + b"".join(frames)
 
     bad_array = enc({"a": msgspec.msgpack.Ext(1, enc(("<f4", [1000], b"\0" * 12)))})
     arena = enc({"a": msgspec.msgpack.Ext(2, b"\0" * 40)})
     kinds = {
         "truncated envelope": (sample([frame(enc({"x": 1}))[:-3]]), good_att),
         "wrong array length": (sample([frame(bad_array)]), good_att),
-        "oversized length": (struct.pack("<I", 1 << 30) + b"abc", good_att),
+        "oversized length": (struct.pack(">BI", 0xdd, 1 << 30) + b"abc", good_att),
         "pickle payload": (sample([pickle.dumps({"x": object.__class__})]), good_att),
         "arena handle": (sample([frame(arena)]), good_att),
         "no attachment": (sample([frame(enc({"x": 1}))]), None),

@@ -34,8 +34,9 @@ class _Node:
 
 
 class _Checker:
-    def check_batch(self, frames, topic, att):
-        return [(0, "gen@hostA", 0, 0, None, None, None, msgspec.Raw(b"\x80")) for _ in frames]
+    def check_sample(self, data, topic, att):
+        return [(0, "gen@hostA", 0, 0, None, None, None, msgspec.Raw(b"\x80"))
+                for _ in range(att.count)]
 
 
 def _inbound(host: str) -> Inbound:

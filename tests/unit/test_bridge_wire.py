@@ -62,7 +62,7 @@ def test_large_arrays_are_decoded_so_they_enter_the_arena():
 
 
 @pytest.mark.parametrize("data, why", [
-    (_frame({"x": 1})[:-2], "not an Ether envelope"),
+    (_frame({"x": 1})[:-2], "truncated"),
     (_frame({"x": 1}, topic="other"), "on the key of"),
     (_frame({"x": 1}, sender="a@b"), "not a local name"),
     (_frame({"x": 1}, kind=2), "kind 2"),
@@ -73,12 +73,48 @@ def test_a_bad_frame_is_malformed(data, why):
         _wire.Checker(1 << 16).check(data, "t", ATT)
 
 
-def test_frames_unpack_only_when_they_fill_the_sample_exactly():
-    sample = _wire.pack([b"ab", b"cde"])
-    assert [bytes(f) for f in _wire.unpack(sample, 2)] == [b"ab", b"cde"]
-    for bad, count in ((sample[:-1], 2), (sample, 3), (b"\xff\xff\xff\x7fab", 1), (b"\x01", 1)):
-        with pytest.raises(MalformedMessage):
-            _wire.unpack(bad, count)
+def _att(count: int) -> _wire.Attachment:
+    return msgspec.structs.replace(ATT, count=count)
+
+
+def test_a_sample_is_checked_whole_and_each_frame_qualified():
+    envs = [Envelope(1, 0, "t", "gen", i, 7, MessageId("p", i) if i else None, None, None,
+                     msgspec.Raw(msgspec.msgpack.encode({"i": i}))) for i in range(40)]
+    sample = _wire.encode_frames(envs)
+    assert sample == _wire.pack([msgspec.msgpack.encode(e) for e in envs])
+    out = _wire.Checker(1 << 16).check_sample(sample, "t", _att(40))
+    assert [(m[1], m[2]) for m in out] == [("gen@hostA", i) for i in range(40)]
+    assert out[0][4] is None and out[1][4] == MessageId("p@hostA", 1)
+    assert out[5][6] == Origin(b"r" * 16, "hostA")    # named by the attachment
+    assert [msgspec.msgpack.decode(m[7]) for m in out] == [{"i": i} for i in range(40)]
+
+
+def test_frames_without_origin_get_the_attachments_origin_host():
+    env = Envelope(1, 0, "t", "gen", 0, 7, None, None, None, msgspec.Raw(b"\x80"))
+    att = _wire.read_attachment(_wire.attachment(1, 0, "hostA", b"r" * 16, 5, origin_host="box1"))
+    (m,) = _wire.Checker(1 << 16).check_sample(_wire.encode_frames([env]), "t", att)
+    assert m[6] == Origin(b"r" * 16, "box1")
+
+
+@pytest.mark.parametrize("frames, count, why", [
+    ([_frame({"x": 1})] * 2, 3, "2 frames where the attachment says 3"),
+    ([_frame({"x": 1}), _frame({"x": 1}, sender="a@b")], 2, "not a local name"),
+    ([_frame({"x": 1}), _frame({"x": 1}, topic="u")], 2, "on the key of"),
+    ([_frame({"x": 1}), _frame([1])], 2, "not a map"),
+    ([_frame({"x": 1}), _frame({"x": 1}, kind=3)], 2, "kind 3"),
+    ([_frame({"x": 1}), msgspec.msgpack.encode((2, 0, "t", "gen", 1, 0, None, None, None,
+                                                msgspec.Raw(b"\x80")))], 2, "wire version 2"),
+])
+def test_a_sample_with_one_bad_frame_is_malformed_and_says_why(frames, count, why):
+    with pytest.raises(MalformedMessage, match=why):
+        _wire.Checker(1 << 16).check_sample(_wire.pack(frames), "t", _att(count))
+
+
+@pytest.mark.parametrize("data", [b"\x01", b"\x92\x01", b"\xdd\x40\x00\x00\x00abc",
+                                  _wire.pack([_frame({"x": 1})])[:-1]])
+def test_a_sample_that_is_not_an_array_of_frames_is_malformed(data):
+    with pytest.raises(MalformedMessage):
+        _wire.Checker(1 << 16).check_sample(data, "t", _att(1))
 
 
 def test_attachments_are_typed():

@@ -44,6 +44,7 @@ log = logging.getLogger("Ether")
 
 _EMPTY = msgspec.Raw(b"")
 MAX_LINKS = 1024   # other hosts counted apart in links()
+MAX_TOPIC_KEYS = 4096   # keys whose topic is remembered
 LARGE_SAMPLE = 1 << 20   # a sample this large goes through the in thread (see _on_sample)
 QUEUE_SAMPLES = 4        # large samples waiting for the in thread
 
@@ -64,6 +65,7 @@ class Inbound:
         self._topics: frozenset = frozenset()       # what local members subscribe to
         self._patterns: tuple = ()
         self._wanted: dict[str, bool] = {}          # topic -> wanted here (cleared on update)
+        self._topic_of: dict[str, str] = {}         # key -> topic (a cache: parsing costs per sample)
         self.received = 0          # frames forwarded
         self.gaps = 0              # frames lost between the bridges
         self.duplicates = 0
@@ -148,10 +150,14 @@ class Inbound:
             self._handle(key, data, attachment)
 
     def _handle(self, key: str, data: bytes, attachment: bytes | None) -> None:
-        try:
-            topic = self.keys.topic_of(key)
-        except ValueError as exc:
-            return self._reject(key, "?", "malformed key", str(exc))
+        topic = self._topic_of.get(key)
+        if topic is None:
+            try:
+                topic = self.keys.topic_of(key)
+            except ValueError as exc:
+                return self._reject(key, "?", "malformed key", str(exc))
+            if len(self._topic_of) < MAX_TOPIC_KEYS:
+                self._topic_of[key] = topic
         if not self._is_wanted(topic):
             return  # another host's interest: nothing here subscribes to it
         peer = "?"
@@ -161,7 +167,7 @@ class Inbound:
             if len(data) > self.max_bytes:
                 raise MalformedMessage(f"a sample of {len(data)} bytes, more than max_message_bytes "
                                        f"({self.max_bytes})")
-            checked = self.checker.check_batch(wire.unpack(data, att.count), topic, att)
+            checked = self.checker.check_sample(data, topic, att)
         except MalformedMessage as exc:
             return self._reject(topic, peer, "malformed", str(exc))
         stream = (att.host, att.epoch, topic)

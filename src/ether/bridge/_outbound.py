@@ -3,11 +3,12 @@ topic only while another host's bridge holds a `sub` token for it (and the
 topic may leave: `export`), so with no remote interest local publishers send it
 nothing at all.
 
-What its inbox receives is sent on as it is drained: the handler turns each
-envelope into a frame (arrays inline, from the publisher's arena: the one
-copy), consecutive frames of one topic gather into one sample, and the node's
-after_batch hook puts what gathered. There is no timer: a lone message goes as
-soon as its batch (of one) ends.
+What its inbox receives is sent on as it is drained: the handler keeps each
+envelope as it came (one with arena arrays gets them inline, from the
+publisher's arena: the one copy), consecutive envelopes of one topic gather
+into one sample, encoded in one call (_wire.py), and the node's after_batch
+hook puts what gathered. There is no timer: a lone message goes as soon as its
+batch (of one) ends.
 
 A remote subscription's policy is the local one's: `block` subscribes with block
 and puts with CongestionControl.BLOCK, `drop` with drop and DROP; every topic
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import random
+
+import msgspec
 
 from ether.lowlevel import RESERVED_PREFIXES, matches
 
@@ -50,11 +53,11 @@ class Outbound:
         self._hosts: dict[str, frozenset] = {}    # topic or pattern -> the hosts that want it
         self._joins: dict[str, int] = {}          # topic or pattern -> hosts that joined (replaced)
         self._joins_of: dict[str, int] = {}       # concrete topic -> its joins (a cache, replaced)
-        self._frames: list[bytes] = []
+        self._frames: list = []                   # envelopes of the sample in the making
         self._size = 0
         self._topic: str | None = None
         self._policy = "block"
-        self._last = None                         # (sender, seq): one copy though two handlers match
+        self._last = None                         # one copy though two handlers match
         self.sent_frames = 0
         self.sent_samples = 0
         self.errors = 0
@@ -100,22 +103,25 @@ class Outbound:
     # ---- sending (the thread that reads the bridge's inbox) ----
 
     def _on_message(self, envelope) -> None:
+        if envelope is self._last:
+            return  # a topic and a pattern both matched: the node hands the one envelope twice
+        self._last = envelope
         if "@" in envelope.sender:
             return  # it came from another host: never back out (no loops)
-        mid = (envelope.sender, envelope.seq)
-        if mid == self._last:
-            return  # a topic and a pattern both matched: it is in the inbox once
-        self._last = mid
-        policy = self._policy_of(envelope.topic)
+        topic = envelope.topic
+        policy = self._congestion.get(topic, 0)
+        if policy == 0:
+            policy = self._policy_of(topic)
         if policy is None:
             return  # not exported
-        payload = self.node.inline_payload(envelope) if envelope.holds else envelope.payload
-        data = wire.frame(envelope, payload, self.origin)
-        if self._topic != envelope.topic or self._policy != policy:
+        if envelope.holds:   # its arrays inline, from the publisher's arena (the one copy)
+            envelope = msgspec.structs.replace(
+                envelope, payload=msgspec.Raw(self.node.inline_payload(envelope)), holds=())
+        if self._topic != topic or self._policy != policy:
             self.flush()
-            self._topic, self._policy = envelope.topic, policy
-        self._frames.append(data)
-        self._size += len(data)
+            self._topic, self._policy = topic, policy
+        self._frames.append(envelope)
+        self._size += len(envelope.payload)
         if self._size >= FLUSH_BYTES:
             self.flush()
 
@@ -130,9 +136,9 @@ class Outbound:
         stream[1] += len(frames)
         try:
             self._publisher(topic, policy).put(
-                wire.pack(frames),
+                wire.encode_frames(frames),
                 attachment=wire.attachment(len(frames), first, self.keys.host, self.origin.run,
-                                           stream[0], stream[3], stream[4]))
+                                           stream[0], stream[3], stream[4], self.origin.host))
             self.sent_frames += len(frames)
             self.sent_samples += 1
         except Exception as exc:  # zenoh refused it (closing, too large): say so, go on
