@@ -18,7 +18,10 @@ import zenoh
 def main() -> None:
     endpoint, site, topic, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     config = {"mode": "peer", "listen": {"endpoints": []}, "connect": {"endpoints": [endpoint]},
-              "scouting": {"multicast": {"enabled": False}, "gossip": {"enabled": False}}}
+              "scouting": {"multicast": {"enabled": False}, "gossip": {"enabled": False}},
+              # as the bridges have it: zenoh's shared-memory transport would leave a
+              # <n>.zenoh file in the host's /dev/shm when the test kills this process
+              "transport": {"shared_memory": {"enabled": False}}}
     session = zenoh.open(zenoh.Config.from_json5(json.dumps(config)))
     key = f"ether/{site}/t/{topic}"
     enc = msgspec.msgpack.encode
