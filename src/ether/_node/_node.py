@@ -156,6 +156,7 @@ class Node:
         self._user = Lane(self, session)
         self._direct = Lane(self, session)
         self.router = self._user.router
+        self._routes, self._words, self._at = self.router.inline_check()
         self._stats = None                  # the stats topic's publisher (start_stats)
         self._at_close: list[Callable[[], None]] = []
         self.drops = DropCounts()           # per (inbox, topic): what drop-policy inboxes refused
@@ -179,8 +180,12 @@ class Node:
         with lane.lock:
             seq = next(self._seqs)
             self.published += 1
-            # The hot path of every publish: one route lookup, one encode, one send each.
-            targets = lane.router.targets(topic)
+            # The hot path of every publish: one route lookup (inline while the
+            # directory has not changed: Router.inline_check), one encode, one send each.
+            router = lane.router
+            targets = self._routes.get(topic) if router._generation == self._words[self._at] else None
+            if targets is None:
+                targets = router.targets(topic)
             counts = lane.counts  # None unless the node is watched (_stats.py)
             if not targets:
                 if counts is not None:
@@ -191,7 +196,8 @@ class Node:
             if holds:
                 holds.clear()
             try:
-                # codec.envelope_fields, inlined: this is every publish.
+                # codec.envelope_fields, inlined: this is every publish (and
+                # _publisher.publishing_call's copy, a decorated one's).
                 data = lane.encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
                                     None, payload, holds))
             except Dropped as exc:
