@@ -35,7 +35,7 @@ from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_del
 from ._calls import REPLY_COPIES, REQUEST_COPIES, call_topic, mirror
 from ._drops import DROPS_TOPIC, DropCounts
 from ._rejections import Rejections
-from ._lane import Lane
+from ._lane import Lane, lane_turn
 from ._topics import is_pattern, matches
 
 __all__ = ["Node", "WAKE", "message_limit", "inbox_capacity"]
@@ -177,7 +177,11 @@ class Node:
                 cause, trace = codec.lineage(current, self.origin)
                 self._known = (current, cause, trace)
         lane = self._user
-        with lane.lock:
+        lock = lane.lock
+        if lock.locked():  # another thread has the lane: wait out here (see lane_turn)
+            lane_turn(lock)
+        try:
+            lock.acquire()
             seq = next(self._seqs)
             self.published += 1
             # The hot path of every publish: one route lookup (inline while the
@@ -228,6 +232,8 @@ class Node:
                                               delivered)
                 return delivered
             return lane.send_rest(topic, targets, data, 0, None, 0)
+        finally:
+            lock.release()
 
     def publish_root(self, topic: str, payload) -> codec.Envelope:
         """Publish a message that starts a chain of causes of its own (a trial's
