@@ -101,6 +101,8 @@ def run(spec: LaunchSpec) -> None:
     # blocked it until now.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    from .._trace import mark
+    mark(spec.name, "instance runs")
     from ._watchdog import Watchdog
     watchdog = Watchdog(spec.name, spec.main_inbox, spec.parent_pid)
     watchdog.install(parent_death_signal=spec.parent_death_signal)
@@ -122,6 +124,7 @@ def run(spec: LaunchSpec) -> None:
         from ._lifecycle import Lifecycle
         session = Session.open(spec.session)
         node = Node(session, spec.name, max_producers=spec.max_producers)
+        mark(spec.name, "node")
         logtopic = LogTopic(node, spec.name, session=spec.session)
         _registry.apply(spec.registry, search_path=list(spec.sys_path))
         cls = import_class(spec.class_path, search_path=list(spec.sys_path), instance=spec.name)
@@ -131,6 +134,7 @@ def run(spec: LaunchSpec) -> None:
         _client.set_default(_client.Client(node))
         obj = cls(*spec.args, **spec.kwargs)
         bind(obj, spec_of_class, node, spec.name)
+        mark(spec.name, "bound")
         with session._directory as d:  # what inspect() shows (Node.describe, and the state)
             d.set_info(node.inbox.token, class_name=spec.class_path,
                        state=control.InstanceState.STARTING.code, restarts=spec.restarts)
@@ -141,6 +145,7 @@ def run(spec: LaunchSpec) -> None:
             spec.name, spec.main_inbox, node, obj, spec_of_class.lifecycle.get("health", ()),
             stuck_after_s=spec.stuck_after_s, health_interval_s=spec.health_interval_s))
         control.send(node, spec.main_inbox, control.Ready(spec.name, os.getpid()))
+        mark(spec.name, "ready sent")
         node.start_stats()  # the stats topic, while someone watches
     except BaseException as exc:
         watchdog.stop()

@@ -166,7 +166,7 @@ def _distribution(module_name: str, path: str | None) -> dict:
     return {"distribution": found[0] if found else None, "version": found[1] if found else None}
 
 
-def instance_record(name: str, inst, cls, cache: dict) -> dict:
+def instance_record(name: str, inst, cls, cache: dict, spec=None) -> dict:
     dumped = inst.model_dump(mode="json")
     record = {"name": name, "class_path": inst.class_path, "module": cls.__module__,
               "kwargs_sha256": _sha256(canonical(dumped["kwargs"])),
@@ -175,13 +175,37 @@ def instance_record(name: str, inst, cls, cache: dict) -> dict:
     if shared is None:   # what every instance of a class shares, computed once
         shared = cache[("class", cls)] = _class_record(cls, cache)
     record.update(shared)
-    record.update(_methods(name, cls))
+    record.update(_methods(name, cls, spec))
     return record
+
+
+# path -> ((mtime_ns, size), record): a module's hash, repository and distribution,
+# kept while the file is unchanged (a process that taps again reads none of it).
+_modules: dict[str, tuple[tuple[int, int], dict]] = {}
 
 
 def _class_record(cls, cache: dict) -> dict:
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
+    try:
+        st = os.stat(path) if path is not None else None
+    except OSError:
+        st = None
+    stamp = (st.st_mtime_ns, st.st_size) if st is not None else None
+    known = _modules.get(path) if stamp is not None else None
+    if known is not None and known[0] == stamp:
+        record = dict(known[1])
+    else:
+        record = _module_record(cls, path)
+        if stamp is not None and "error" not in record:
+            _modules[path] = (stamp, dict(record))
+    root = record.get("git")
+    if isinstance(root, Path):
+        cache.setdefault(("git", root), None)
+    return record
+
+
+def _module_record(cls, path: str | None) -> dict:
     record = _distribution(cls.__module__, path)
     if path is None:
         record.update(file=None, module_sha256=None, git={"repository": "no repository"})
@@ -195,17 +219,17 @@ def _class_record(cls, cache: dict) -> dict:
     root = _repository(Path(path).resolve().parent)
     # The repository's description comes with Capture.finish (git runs meanwhile).
     record["git"] = root if root is not None else {"repository": "no repository"}
-    if root is not None:
-        cache.setdefault(("git", root), None)
     return record
 
 
-def _methods(name: str, cls) -> dict:
+def _methods(name: str, cls, spec=None) -> dict:
     """Which method handles each topic (and service), and where each publishes:
-    what names the method of a step in a recording's lineage."""
+    what names the method of a step in a recording's lineage. `spec`: the class's
+    introspection, if the caller has it (the tap has: it checked every class)."""
     from .._node._topics import service_topic
-    from .._spec._introspect import introspect
-    spec = introspect(cls)
+    if spec is None:
+        from .._spec._introspect import introspect
+        spec = introspect(cls)
     handlers: dict[str, list[str]] = {}
     for handler in spec.handlers:
         for topic in handler.topics:
@@ -248,8 +272,10 @@ class Capture:
         return self.record
 
 
-def begin(config, classes: dict, *, session: str, run_id: bytes) -> Capture:
-    """All of the provenance but git's part (see Capture)."""
+def begin(config, classes: dict, *, session: str, run_id: bytes,
+          specs: dict | None = None) -> Capture:
+    """All of the provenance but git's part (see Capture). `specs`: instance name ->
+    its class's introspection, where the caller has it."""
     wall, mono = time.time_ns(), time.monotonic_ns()
     out: dict = {
         "run_id": str(uuid.UUID(bytes=run_id)), "session": session, "host": socket.gethostname(),
@@ -271,7 +297,7 @@ def begin(config, classes: dict, *, session: str, run_id: bytes) -> Capture:
     instances = {}
     for name, (inst, cls) in classes.items():
         try:
-            instances[name] = instance_record(name, inst, cls, cache)
+            instances[name] = instance_record(name, inst, cls, cache, (specs or {}).get(name))
         except Exception as exc:
             instances[name] = {"name": name, "class_path": inst.class_path, "error": str(exc)}
     out["instances"] = instances

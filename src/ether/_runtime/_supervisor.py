@@ -148,6 +148,7 @@ class Supervisor:
             names: dict[str, str] = {}
             classes = []
             launched: dict[str, tuple] = {}
+            specs: dict = {}   # name -> its class's introspection (the provenance reads it)
             remote = self.config.remote_instances()
             for key, inst in self.config.instances.items():  # fail before launching anything
                 name = self._instance_name(key, inst)
@@ -164,7 +165,7 @@ class Supervisor:
                     continue
                 cls = import_class(inst.class_path, search_path=search_path, instance=key)
                 try:
-                    introspect(cls)
+                    specs[name] = introspect(cls)
                 except errors.ConfigError as exc:
                     raise errors.ConfigError(f"instance {key!r}: {exc}") from None
                 classes.append(cls)
@@ -214,7 +215,13 @@ class Supervisor:
             # they are up: the first calls and messages after the tap share the
             # cores with nothing of it. (A bridge's interpreter starts meanwhile:
             # its imports take the other core.)
-            capture = self._begin_provenance(launched)
+            capture = self._begin_provenance(launched, specs)
+            if capture is not None:
+                # git's processes start now, not after the forks: a process started
+                # while the instances start waits (in Popen, until it has exec'd) for
+                # a turn on a core, 20-30 ms on two cores; at nice 10 they then yield
+                # to the instances.
+                capture.start_git()
             policies = {}
             for key, inst in self.config.instances.items():
                 if key in remote:
@@ -245,8 +252,6 @@ class Supervisor:
             self.member_restarts = MemberRestarts(self, self.config.supervision,
                                                   self.config.supervision.on_failure,
                                                   self._launch_member)
-            if capture is not None:
-                capture.start_git()
             # Threads only after the forks: a forked child gets no copy of them.
             self._wake_r, self._wake_w = os.pipe()
             self._spawn_thread(self._watch_exits, "ether-watch")
@@ -280,13 +285,13 @@ class Supervisor:
         _trace.mark(who, "started")
         log.info("Ether system started successfully")
 
-    def _begin_provenance(self, launched: dict):
+    def _begin_provenance(self, launched: dict, specs: dict):
         """The local part of the session's provenance (_provenance.py), or None if
         even that failed (a warning: never a reason to fail the tap)."""
         from . import _provenance
         try:
             return _provenance.begin(self.config, launched, session=self.session.name,
-                                     run_id=self.session.run_id)
+                                     run_id=self.session.run_id, specs=specs)
         except Exception as exc:
             log.warning("could not capture the session's provenance: %s", exc)
             return None

@@ -9,6 +9,7 @@ msgspec's C code, once per message.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 import typing
 from typing import Any, Callable
@@ -158,19 +159,12 @@ def _field(name: str, annotation, default):
     return (name, annotation, default)
 
 
-def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = None,
-                     on_unknown: Callable[[list[str], tuple[str, ...]], None] | None = None
-                     ) -> Callable[[Any], dict]:
-    """A function turning a MessagePack payload (a map) into func's keyword arguments;
-    arrays in it decode through ext_hook (default: inline arrays only). bound: the
-    first positional parameter is the instance (None: if it is named self or cls).
-
-    Keys that match no parameter are ignored (unless func takes **kwargs); with
-    on_unknown, they are first handed to on_unknown(keys, parameters), so a
-    misspelt key can be reported instead of silently becoming the default. The
-    check costs nothing while messages carry only known keys: a strict decoder
-    goes first, and only its refusal of an unknown field takes the slow path."""
-    ext_hook = ext_hook or _INLINE_ONLY
+def _plan(func, where: str, bound: bool | None, watching: bool) -> tuple:
+    """What argument_decoder needs of func that does not depend on the session:
+    (fields, models, arrays, takes_kwargs, in_order, struct, lenient_struct or None).
+    Cached: the type hints, the signature and msgspec's struct types cost about a
+    millisecond per handler, and every tap introspects each class, and each
+    instance binds its own (a forked instance inherits the main's cache)."""
     try:
         hints = typing.get_type_hints(func)
     except Exception:  # unresolvable forward references: validate nothing rather than fail
@@ -200,12 +194,39 @@ def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = No
         elif not _msgspec_can_check(annotation):
             annotation = Any  # a type msgspec cannot check: accept any value for this field
         fields.append(_field(p.name, annotation, p.default))
-    names = frozenset(f[0] for f in fields)
-    watch = on_unknown is not None and not takes_kwargs
+    watch = watching and not takes_kwargs
     struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True, forbid_unknown_fields=watch)
+    lenient_struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True) if watch else None
+    return tuple(fields), models, frozenset(arrays), takes_kwargs, in_order, struct, lenient_struct
+
+
+_cached_plan = functools.lru_cache(maxsize=1024)(_plan)
+
+
+def argument_decoder(func, where: str, ext_hook=None, *, bound: bool | None = None,
+                     on_unknown: Callable[[list[str], tuple[str, ...]], None] | None = None
+                     ) -> Callable[[Any], dict]:
+    """A function turning a MessagePack payload (a map) into func's keyword arguments;
+    arrays in it decode through ext_hook (default: inline arrays only). bound: the
+    first positional parameter is the instance (None: if it is named self or cls).
+
+    Keys that match no parameter are ignored (unless func takes **kwargs); with
+    on_unknown, they are first handed to on_unknown(keys, parameters), so a
+    misspelt key can be reported instead of silently becoming the default. The
+    check costs nothing while messages carry only known keys: a strict decoder
+    goes first, and only its refusal of an unknown field takes the slow path."""
+    ext_hook = ext_hook or _INLINE_ONLY
+    try:
+        hash(func)
+        plan = _cached_plan
+    except TypeError:  # a callable object that cannot be a cache key
+        plan = _plan
+    fields, models, arrays, takes_kwargs, in_order, struct, lenient_struct = plan(
+        func, where, bound, on_unknown is not None)
+    names = frozenset(f[0] for f in fields)
+    watch = lenient_struct is not None
     decode = msgspec.msgpack.Decoder(struct, strict=False, ext_hook=ext_hook).decode
     if watch:
-        lenient_struct = msgspec.defstruct(f"{where}.arguments", fields, kw_only=True)
         lenient = msgspec.msgpack.Decoder(lenient_struct, strict=False, ext_hook=ext_hook).decode
         parameters = tuple(f[0] for f in fields)
 
