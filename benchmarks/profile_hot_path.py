@@ -90,7 +90,9 @@ def steps(publisher, pub_node, counter, sub_node, n: int, repeat: int) -> None:
     decode = cells["decode"]
     bound_method = cells["method"]
     args = decode(envelope.payload)
-    local = pub_node._local
+    handling = pub_node._handling
+    import threading
+    get_ident = threading.get_ident
     inbox = sub_node.inbox
     seqs = pub_node._seqs
 
@@ -120,7 +122,8 @@ def steps(publisher, pub_node, counter, sub_node, n: int, repeat: int) -> None:
 
     # ---- publish side ----
     step("user method (builds the dict)", lambda: [method(i) for i in rng])
-    step("thread-local lineage read", lambda: [local.current for _ in rng])
+    step("lineage read (outside a handler)", lambda: [handling.get(get_ident()) if handling else None
+                                                      for _ in rng])
     step("lock acquire+release", lambda: [(lock.acquire(), lock.release()) for _ in rng])
     step("next(seq)", lambda: [next(seqs) for _ in rng])
     step("time.time_ns()", lambda: [time.time_ns() for _ in rng])

@@ -54,7 +54,7 @@ def test_a_mixed_batch_keeps_order_lineage_and_isolation(session):
         # every message whose handler did not raise caused exactly one, named by its seq
         assert [e.cause.seq for e in plain] == [s for s in seen if s % 7 != 0]
         assert all(e.cause.sender == "pub" and e.trace == e.cause for e in plain)
-        assert sub._local.current is None      # restored after the batch
+        assert sub._handling == {}      # restored after the batch
         counts = {(r.topic, r.reason): r.count for r in sub.rejections.counts()}
         assert counts == {("?", "malformed"): 1, ("t", "not handled"): len(raised)}
     finally:

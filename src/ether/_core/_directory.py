@@ -313,6 +313,11 @@ class Directory:
         """Changes whenever a table of the directory changes."""
         return self._words[GENERATION_OFFSET // 8]
 
+    def generation_word(self) -> tuple[memoryview, int]:
+        """(words, i): words[i] is generation(), for a caller that reads it inline
+        (every publish: one memoryview load instead of a call)."""
+        return self._words, GENERATION_OFFSET // 8
+
     def close(self) -> None:
         self._words.release()
         self._u32.release()

@@ -58,6 +58,7 @@ HOLES_OFFSET = lib.ETHER_RING_HOLES_OFFSET
 HOLE_LENGTH = lib.ETHER_RING_HOLE_LENGTH
 MAX_HOLES = lib.ETHER_RING_MAX_HOLES
 NO_WAIT = lib.ETHER_RING_NO_WAIT
+WRITE = lib.ether_ring_write  # what an inlined fast send calls (Ring.fast_parts)
 REAPING = lib.ETHER_RING_REAPING
 # Results that are the caller's error or a broken segment, never a normal outcome.
 _RAISE = frozenset(int(r) for r in (RingResult.TOO_LARGE, RingResult.CORRUPT, RingResult.INVALID,
@@ -161,7 +162,7 @@ class Ring:
     The caller keeps `buffer` (a writable mmap) alive and open while the Ring lives.
     """
 
-    __slots__ = ("_buf", "_handle", "_where", "_out", "_out_view", "_fast",
+    __slots__ = ("_buf", "_handle", "_where", "_out", "_out_view", "_fast", "fast_parts",
                  "_out_capacity", "_count", "_bytes", "_written", "_offset", "__weakref__")
 
     def __init__(self, buffer, where: str):
@@ -179,6 +180,7 @@ class Ring:
         self._handle = handle[0]
         self._out = None
         self._fast = None
+        self.fast_parts = None
         self._count = ffi.new("uint32_t *")
         self._bytes = ffi.new("uint64_t *")
         self._written = ffi.new("uint32_t *")
@@ -244,6 +246,11 @@ class Ring:
         self._fast = state
 
         drops = timeout_ns == NO_WAIT  # a full drop-policy inbox is an outcome, not a case for slow()
+        # For a caller that inlines send() (a publish loop: one Python frame less per
+        # receiver): ([handle or None once disabled], timeout_ns, drops). It writes
+        # with lib.ether_ring_write (WRITE) when the handle is not None, and calls
+        # slow(data, None, None, rc) for any result but OK (and FULL under drops).
+        self.fast_parts = (state, timeout_ns, drops)
 
         def send(data, *, policy=None, timeout=None):
             handle = state[0]

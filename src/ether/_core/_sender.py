@@ -134,6 +134,9 @@ class Sender:
         # The common case - bytes, default policy, accepted - is one C call. A block
         # wait in it lasts one liveness slice at most; _send waits out the rest.
         self.send = ring.fast_send(self._slice_ns, self._send)
+        # The same, for a publish loop that inlines it: (state, timeout_ns, drops,
+        # slow); see Ring.fast_parts.
+        self.inline_send = (*ring.fast_parts, self._send)
         self._finalizer = weakref.finalize(self, _close_sender, ring, seg, os.getpid())
         return self
 

@@ -35,7 +35,7 @@ from ._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S, Delivery, describe_del
 from ._calls import REPLY_COPIES, REQUEST_COPIES, call_topic, mirror
 from ._drops import DROPS_TOPIC, DropCounts
 from ._rejections import Rejections
-from ._lane import Lane
+from ._lane import Lane, lane_turn
 from ._topics import is_pattern, matches
 
 __all__ = ["Node", "WAKE", "message_limit", "inbox_capacity"]
@@ -60,11 +60,12 @@ def inbox_capacity(max_length: int) -> int:
     return max(1 << 22, 1 << (4 * max_length + 64).bit_length())
 
 
-class _Handling(threading.local):
-    """The envelope each thread is handling, if any (a class default: reading it
-    in a thread that never set it costs no AttributeError)."""
-    current = None
-    lineage = (None, None, None)  # (current, its cause, its trace): a handler publishes many
+def _handle_as(handling: dict, ident: int, envelope) -> None:
+    """Set what thread `ident` handles (None: nothing) in a node's `_handling`."""
+    if envelope is None:
+        handling.pop(ident, None)
+    else:
+        handling[ident] = envelope
 
 
 # Producer slots of a node's inbox: a sender per lane of every process that sends
@@ -126,7 +127,14 @@ class Node:
         self._reader = reader
         self.rejections = Rejections(name)   # what it could not take, counted and logged sparingly
         self._subscribe_lock = threading.Lock()
-        self._local = _Handling()  # the message each thread is handling (lineage)
+        # Lineage: thread ident -> the envelope that thread handles, only while it
+        # handles one (a plain dict, not a threading.local: a publish outside any
+        # handler tests it for emptiness, one in a handler pays a get_ident() and a
+        # dict get, against ~500 instructions per threading.local access).
+        self._handling: dict[int, codec.Envelope] = {}
+        # (an envelope, its cause, its trace): a handler publishes many. One for the
+        # node, not per thread: keyed by the envelope itself, so right in any thread.
+        self._known: tuple = (None, None, None)
         self.running = False
         self.published = 0
         self.handled = 0
@@ -148,6 +156,7 @@ class Node:
         self._user = Lane(self, session)
         self._direct = Lane(self, session)
         self.router = self._user.router
+        self._routes, self._words, self._at = self.router.inline_check()
         self._stats = None                  # the stats topic's publisher (start_stats)
         self._at_close: list[Callable[[], None]] = []
         self.drops = DropCounts()           # per (inbox, topic): what drop-policy inboxes refused
@@ -156,23 +165,31 @@ class Node:
 
     def publish(self, topic: str, payload, *, kind: int = codec.MESSAGE) -> int:
         """Send payload to every subscriber of topic; returns how many inboxes got it."""
-        local = self._local
-        current = local.current
+        handling = self._handling
+        current = handling.get(_get_ident()) if handling else None
         if current is None:
             cause = trace = None
         else:
-            known = local.lineage
+            known = self._known
             if known[0] is current:  # the handler's earlier publishes computed it
                 cause, trace = known[1], known[2]
             else:
                 cause, trace = codec.lineage(current, self.origin)
-                local.lineage = (current, cause, trace)
+                self._known = (current, cause, trace)
         lane = self._user
-        with lane.lock:
+        lock = lane.lock
+        if lock.locked():  # another thread has the lane: wait out here (see lane_turn)
+            lane_turn(lock)
+        try:
+            lock.acquire()
             seq = next(self._seqs)
             self.published += 1
-            # The hot path of every publish: one route lookup, one encode, one send each.
-            targets = lane.router.targets(topic)
+            # The hot path of every publish: one route lookup (inline while the
+            # directory has not changed: Router.inline_check), one encode, one send each.
+            router = lane.router
+            targets = self._routes.get(topic) if router._generation == self._words[self._at] else None
+            if targets is None:
+                targets = router.targets(topic)
             counts = lane.counts  # None unless the node is watched (_stats.py)
             if not targets:
                 if counts is not None:
@@ -183,7 +200,8 @@ class Node:
             if holds:
                 holds.clear()
             try:
-                # codec.envelope_fields, inlined: this is every publish.
+                # codec.envelope_fields, inlined: this is every publish (and
+                # _publisher.publishing_call's copy, a decorated one's).
                 data = lane.encode((_WIRE, kind, topic, self.name, seq, _now_ns(), cause, trace,
                                     None, payload, holds))
             except Dropped as exc:
@@ -214,6 +232,8 @@ class Node:
                                               delivered)
                 return delivered
             return lane.send_rest(topic, targets, data, 0, None, 0)
+        finally:
+            lock.release()
 
     def publish_root(self, topic: str, payload) -> codec.Envelope:
         """Publish a message that starts a chain of causes of its own (a trial's
@@ -238,18 +258,19 @@ class Node:
     def handling(self, envelope: codec.Envelope):
         """While in the block, what this thread publishes is caused by `envelope`
         (and is in its trace), as if a handler of it published it."""
-        local = self._local
-        previous, local.current = local.current, envelope
+        handling, ident = self._handling, _get_ident()
+        previous = handling.get(ident)
+        handling[ident] = envelope
         try:
             yield envelope
         finally:
-            local.current = previous
+            _handle_as(handling, ident, previous)
 
     def _envelope(self, kind: int, topic: str, payload) -> tuple:
         """The envelope fields of a new message from this node, before its holds: the
         one constructor besides publish's inline copy."""
         seq = next(self._seqs)
-        current = self._local.current
+        current = self._handling.get(_get_ident())
         cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
         return codec.envelope_fields(kind, topic, self.name, seq, _now_ns(), cause, trace, None, payload)
 
@@ -521,8 +542,8 @@ class Node:
             return
         decode = codec.decode_unchecked
         handlers_of = self._handlers   # a dict add/remove_handler change in place
-        local = self._local
-        previous = local.current
+        handling, ident = self._handling, _get_ident()
+        previous = handling.get(ident)
         try:
             for data in batch:
                 try:
@@ -531,11 +552,11 @@ class Node:
                     envelope = None
                 if (envelope is None or envelope.kind != _MESSAGE or envelope.holds
                         or envelope.version != _WIRE or self._patterns or self.skipping):
-                    local.current = previous
+                    _handle_as(handling, ident, previous)
                     self._dispatch_one(data)
                     continue
                 self.handled += 1
-                local.current = envelope
+                handling[ident] = envelope
                 try:
                     # A tuple, replaced (not changed) by add/remove_handler: a handler
                     # that unsubscribes does not make another one miss this message.
@@ -544,7 +565,7 @@ class Node:
                 except Exception as exc:
                     self._not_handled(envelope, exc)
         finally:
-            local.current = previous
+            _handle_as(handling, ident, previous)
 
     def _not_handled(self, envelope: codec.Envelope, exc: Exception) -> None:
         # One message never takes the loop (or the rest of its batch) down.
@@ -583,8 +604,9 @@ class Node:
                 self.skipped += 1
                 return
             self.handled += 1
-            local = self._local
-            previous, local.current = local.current, envelope
+            handling, ident = self._handling, _get_ident()
+            previous = handling.get(ident)
+            handling[ident] = envelope
             try:
                 # A tuple, replaced (not changed) by add/remove_handler: a handler
                 # that unsubscribes does not make another one miss this message.
@@ -595,7 +617,7 @@ class Node:
                 for handler in handlers:
                     handler(envelope)
             finally:
-                local.current = previous
+                _handle_as(handling, ident, previous)
         elif kind == codec.REPLY:
             self._on_reply(envelope)
         elif kind == codec.REQUEST:
@@ -604,12 +626,13 @@ class Node:
                 self.rejections.report(envelope.topic, "unknown request", "",
                                        f"request for {envelope.topic!r}, which it does not serve")
                 return
-            local = self._local
-            previous, local.current = local.current, envelope
+            handling, ident = self._handling, _get_ident()
+            previous = handling.get(ident)
+            handling[ident] = envelope
             try:
                 service(envelope)
             finally:
-                local.current = previous
+                _handle_as(handling, ident, previous)
                 self.served += 1
         elif kind & codec.SPILLED:
             self._deliver_kind(self._unspill(envelope))

@@ -41,6 +41,15 @@ class Router:
         self.undelivered: dict[tuple[str, str], int] = {}  # (inbox, policy) -> count
         self._checked: dict[tuple, int] = {}  # sender_to key -> generation it was checked at
 
+    def inline_check(self) -> tuple[dict, memoryview, int]:
+        """(routes, words, i), for a publish that checks its route inline instead of
+        calling targets(): while `router._generation == words[i]`, routes.get(topic)
+        is targets(topic) when it is not None (None: call targets(), which also
+        counts the undelivered of a topic with absent subscribers). routes is
+        cleared in place, never replaced; forget() resets _generation."""
+        words, at = self._directory.generation_word()
+        return self._routes, words, at
+
     def _changed(self) -> bool:
         generation = self._directory.generation()
         if generation == self._generation:

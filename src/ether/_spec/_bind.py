@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _errors as errors
 from .._node import _codec as codec
+from .._node._publisher import publishing_call
 from .._node._topics import service_topic, sync_topic, with_topic
 from . import _introspect as introspect
 
@@ -20,19 +21,14 @@ log = logging.getLogger("Ether")
 
 def publishing(method, topics: tuple[str, ...], node):
     """Wrap a bound pub method so every call also publishes its result."""
-    publish = node.publish
     message_of = introspect.message_of
-    only = topics[0] if len(topics) == 1 else None
+    if len(topics) == 1:  # the usual case: Node.publish's work done in the call itself
+        return publishing_call(node, method, topics[0], message_of)
+    publish = node.publish
 
     def call(*args, **kwargs):
         result = method(*args, **kwargs)
         payload = result if type(result) is dict else message_of(result)
-        if only is not None:  # the usual case: one topic, no loop
-            try:
-                publish(only, payload)
-            except errors.InboxFull as exc:
-                raise with_topic(exc, only) from None
-            return result
         for topic in topics:
             try:
                 publish(topic, payload)
