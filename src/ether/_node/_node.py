@@ -535,7 +535,8 @@ class Node:
         pattern is subscribed and nothing times _deliver_kind (_stats.py) - is
         delivered inline, what codec.decode, _deliver and _deliver_kind would do for
         it without their three calls; the lineage is restored once per batch, and
-        before any other message. Everything else goes through _dispatch_one."""
+        before any other message. Another well-formed envelope without holds goes
+        to _deliver_kind, decoded once; everything else through _dispatch_one."""
         if "_deliver_kind" in self.__dict__:  # shadowed by the stats' timing one
             for data in batch:
                 self._dispatch_one(data)
@@ -550,10 +551,19 @@ class Node:
                     envelope = decode(data)
                 except codec.ENVELOPE_ERRORS:
                     envelope = None
-                if (envelope is None or envelope.kind != _MESSAGE or envelope.holds
-                        or envelope.version != _WIRE or self._patterns or self.skipping):
+                if envelope is None or envelope.holds or envelope.version != _WIRE:
                     _handle_as(handling, ident, previous)
                     self._dispatch_one(data)
+                    continue
+                if envelope.kind != _MESSAGE or self._patterns or self.skipping:
+                    # A request, a reply, a control message...: decoded and checked
+                    # already, so straight to its kind's delivery (_dispatch_one would
+                    # decode it again: a round trip's two envelopes each went twice).
+                    _handle_as(handling, ident, previous)
+                    try:
+                        self._deliver_kind(envelope)
+                    except Exception as exc:
+                        self._not_handled(envelope, exc)
                     continue
                 self.handled += 1
                 handling[ident] = envelope
@@ -671,7 +681,8 @@ class Node:
                 else:
                     self._deferred.append(data)
         with self._replies:
-            self._replies.notify_all()
+            if self._replies._waiters:  # nobody waits, as a lone serving thread: no calls
+                self._replies.notify_all()
 
     def wait_until(self, done: Callable[[], bool], timeout: float | None, *,
                    describe: Callable[[], str], alive=None, gone: str = "") -> None:
