@@ -8,7 +8,13 @@ that writes the messages of chosen topics into MCAP files.
 - It takes envelopes (`envelopes=True`), so the payload is written as it came,
   never decoded; arrays are written from their arena views (_inline.py) while
   the message's hold lasts, which ends when the handler returns.
-- Small messages are gathered and handed to the writer once per batch read from
+- A plain small message (no arrays, not a replay) on a topic only the recorder
+  handles never becomes an Envelope: the recorder shadows its node's dispatch
+  (`_dispatch`), decodes only its topic, seq and time, and writes the rest of
+  its wire bytes as they came (they are the record's fields), a run of them in
+  one Writer.add_many_tails call. Every other record takes the node's way, in
+  order, to `_on_envelope`.
+- There, small messages are gathered and handed to the writer once per batch read from
   the inbox (`Node.after_batch`; Writer.add_many: one lock and one chunk check
   a batch), or sooner when the chunk in progress is due. The inbox is read
   `read_batch` (512) records at a time, not 4096: what was read and not yet

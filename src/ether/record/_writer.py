@@ -9,6 +9,9 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
   message's index entry (log time, offset) goes into its channel's list; the
   chunk's message indexes are those lists packed in one call each (sorted only
   if the wall clock went back), never a Python loop over the messages.
+- `add_many_tails` takes records whose fields are already MessagePack (the
+  recorder's plain messages, from their wire bytes): per message a header
+  pack, the 0x97 array head in it, and two appends.
 - `add_many` takes a batch (what the recorder read from its inbox at once):
   one lock, one call and one due check for the batch; per message only its
   framing. A chunk a batch opens is due `flush_interval` after the batch was
