@@ -6,6 +6,7 @@ order; a record the fast path cannot take goes the node's way, in its place; a
 handler that shares a recorded topic still gets every message."""
 from __future__ import annotations
 
+import msgspec
 import numpy as np
 import pytest
 from mcap.reader import make_reader
@@ -111,7 +112,7 @@ def test_the_fast_path_writes_what_the_node_path_writes_in_the_same_order(sessio
             if i == 150:   # no envelope; a plain head with a time the MCAP header cannot hold
                 pub.router.sender_to("fast").send(b"\xc1not msgpack")
                 pub.router.sender_to("fast").send(
-                    pub_encode((1, 0, "t", "forged", 1, -5, None, None, None, {}, [])))
+                    msgspec.msgpack.encode((1, 0, "t", "forged", 1, -5, None, None, None, {}, [])))
             _pump_until_drained(mid)
             pair.pump()            # while the arena's blocks are held for them
         fast_handled = pair.nodes[0].handled
@@ -134,11 +135,6 @@ def test_the_fast_path_writes_what_the_node_path_writes_in_the_same_order(sessio
     finally:
         pub.close()
         mid.close()
-
-
-def pub_encode(fields) -> bytes:
-    import msgspec
-    return msgspec.msgpack.encode(fields)
 
 
 @pytest.mark.timeout(30)
