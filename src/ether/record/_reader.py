@@ -70,7 +70,14 @@ class RecordedMessage:
         self.topic = topic
         self.sender, self.seq, self.time_ns = record.sender, record.seq, record.time_ns
         self.log_time_ns = log_time_ns
-        self.cause, self.trace, self.origin = record.cause, record.trace, record.origin
+        cause, trace = record.cause, record.trace
+        # A local id is (sender, seq), as on the wire; files and records written
+        # from an Envelope's MessageId carry it as [sender, seq, nil].
+        if cause is not None and len(cause) == 3 and cause[2] is None:
+            cause = cause[:2]
+        if trace is not None and len(trace) == 3 and trace[2] is None:
+            trace = trace[:2]
+        self.cause, self.trace, self.origin = cause, trace, record.origin
         self.run = bytes(record.origin[0]) if record.origin else run   # the run it was first published in
         self.raw = record.payload
         r = record.replay_of      # (run, sender, seq) of the recorded message this replays

@@ -8,7 +8,13 @@ that writes the messages of chosen topics into MCAP files.
 - It takes envelopes (`envelopes=True`), so the payload is written as it came,
   never decoded; arrays are written from their arena views (_inline.py) while
   the message's hold lasts, which ends when the handler returns.
-- Small messages are gathered and handed to the writer once per batch read from
+- A plain small message (no arrays, not a replay) on a topic only the recorder
+  handles never becomes an Envelope: the recorder shadows its node's dispatch
+  (`_dispatch`), decodes only its topic, seq and time, and writes the rest of
+  its wire bytes as they came (they are the record's fields), a run of them in
+  one Writer.add_many_tails call. Every other record takes the node's way, in
+  order, to `_on_envelope`.
+- There, small messages are gathered and handed to the writer once per batch read from
   the inbox (`Node.after_batch`; Writer.add_many: one lock and one chunk check
   a batch), or sooner when the chunk in progress is due. The inbox is read
   `read_batch` (512) records at a time, not 4096: what was read and not yet
@@ -39,6 +45,9 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Annotated
+
+import msgspec
 
 import ether
 from ether import lowlevel
@@ -58,6 +67,36 @@ DROPS_TOPIC = lowlevel.DROPS_TOPIC
 ANCHOR_S = 10.0                      # a clock anchor this often
 DRAIN_S = 2.0                        # at close: handle what is queued for at most this long
 READ_BATCH = 512                     # records per read of the inbox (the loss window's batch)
+# The first bytes of the wire envelopes the fast path takes (_node/_codec.py): an
+# array of 10 fields, or of 11 whose last (holds) is empty, never 12 (replay_of);
+# wire version 1; a MESSAGE. Each maps to where its record's tail ends: before the
+# empty holds (0x90, the last byte), or at the end.
+_PLAIN = {bytes([0x9A, lowlevel.WIRE_VERSION, lowlevel.MESSAGE]): None,
+          bytes([0x9B, lowlevel.WIRE_VERSION, lowlevel.MESSAGE]): -1}
+_SPECIAL = (PROVENANCE_TOPIC, DROPS_TOPIC, TRIAL_TOPIC)   # _on_envelope reads these
+
+
+class _Head(msgspec.Struct, array_like=True, gc=False):
+    """An envelope decoded no further than the fast path needs: the topic, seq
+    and time, bounded as the MCAP header packs them, the holds checked empty,
+    the rest left raw (its structure checked, nothing built). One that fails
+    goes the slow way, where the node reports what is wrong with it."""
+    version: int
+    kind: int
+    topic: str
+    sender: str
+    seq: Annotated[int, msgspec.Meta(ge=0)]
+    time_ns: Annotated[int, msgspec.Meta(ge=0)]
+    cause: msgspec.Raw
+    trace: msgspec.Raw
+    origin: msgspec.Raw
+    payload: msgspec.Raw
+    holds: Annotated[tuple, msgspec.Meta(max_length=0)] = ()
+
+
+_decode_head = msgspec.msgpack.Decoder(_Head).decode
+_HEAD_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, RecursionError)
+_topic_bytes = msgspec.msgpack.Encoder().encode
 
 
 class Recorder:
@@ -125,6 +164,11 @@ class Recorder:
                 pattern, self._on_envelope, envelopes=True, policy=policy, timeout=timeout_s))
         node.at_close(self.close)
         node.inbox.read_batch = read_batch
+        # The fast path (_dispatch) shadows the node's dispatch on this node only.
+        self._routes: dict[str, tuple | None] = {}
+        self._routes_for = None
+        self._node_dispatch = node.dispatch
+        node.dispatch = self._dispatch
         chained = node.after_batch
         if chained is None:
             node.after_batch = self._end_batch
@@ -158,6 +202,7 @@ class Recorder:
                 index += 1
         self._writer = writer
         self._channels = {}
+        self._routes = {}
         self.files.append(path)
         self._dropped_at_open = self._dropped()
         self._drops_at_open = dict(self._drops)
@@ -239,6 +284,104 @@ class Recorder:
         self._channels[topic] = channel
         return channel
 
+    def _dispatch(self, batch) -> None:
+        """The node's dispatch, shadowed on the recorder's node. A plain small
+        message (no arrays, not a replay: _PLAIN) on a topic whose only handler
+        is _on_envelope is written from its wire bytes, never decoded into an
+        Envelope: the record's fields are the envelope's from the sender to the
+        payload, in the same encoding (_format.py), so its data is 0x97 and
+        that slice of the bytes the inbox returned. Only the topic, seq and
+        time are decoded (_Head); each message is logged when handled, as in
+        _on_envelope, and the run goes to the writer in one call
+        (Writer.add_many_tails), after what _on_envelope gathered before it.
+        Every other record goes, in order, through the node's own dispatch (and
+        _on_envelope): arrays, replays, control messages, the Ether topics the
+        recorder reads, a topic another handler of the node shares, and every
+        record while a split is due, the node is timed (its stats) or skipping
+        (a shutdown), or the recording failed."""
+        node = self.node
+        if (self._closed or self.failed is not None or node.skipping
+                or "_deliver_kind" in node.__dict__):   # timed by the node's stats
+            return self._node_dispatch(batch)
+        received = time.time_ns()
+        if received >= self._split_at:
+            return self._node_dispatch(batch)           # _on_envelope splits
+        if node._matched is not self._routes_for:       # a handler came or went
+            self._routes, self._routes_for = {}, node._matched
+        routes = self._routes
+        plain, now = _PLAIN, time.time_ns
+        fast, slow = [], []          # never both non-empty: each run goes on in order
+        taken = 0
+        try:
+            for data in batch:
+                end = plain.get(data[:3], False)
+                if end is not False and len(data) < LARGE_MESSAGE:
+                    try:
+                        head = _decode_head(data)
+                    except _HEAD_ERRORS:
+                        head = None
+                    if head is not None:
+                        topic = head.topic
+                        route = routes.get(topic, False)
+                        if route is False:
+                            route = routes[topic] = self._route(topic)
+                        if route is not None:
+                            if slow:
+                                self._node_dispatch(slow)
+                                slow = []
+                                if self._routes is not routes:   # a split: new channels
+                                    routes = self._routes
+                                    route = routes[topic] = self._route(topic)
+                            if route[0]:                # 0: an excluded topic
+                                fast.append((route[0], head.seq, now(), head.time_ns,
+                                             data[route[1]:end]))
+                            taken += 1
+                            continue
+                if fast:
+                    self._write_fast(fast, received)
+                    fast = []
+                slow.append(data)
+            if slow:
+                self._node_dispatch(slow)
+            elif fast:
+                self._write_fast(fast, received)
+        finally:
+            node.handled += taken
+
+    def _route(self, topic: str) -> tuple | None:
+        """(channel, where the sender starts in its envelopes) for the fast path,
+        or None: a topic _on_envelope must see."""
+        if topic in _SPECIAL:
+            return None
+        node = self.node
+        # What Node._dispatch would call (its private tables; _routes is dropped
+        # whenever they change: Node replaces _matched on every add and remove).
+        handlers = node._handlers_of(topic) if node._patterns else node._handlers.get(topic, ())
+        if handlers != (self._on_envelope,):
+            return None
+        channel = self._channels.get(topic)
+        if channel is None:
+            channel = self._channel(topic)
+        return channel, 3 + len(_topic_bytes(topic))
+
+    def _write_fast(self, fast: list, received_ns: int) -> None:
+        """Hand the fast path's messages to the writer, after what _on_envelope
+        gathered before them."""
+        if self._batch:
+            self._hand_over()
+            self._batch_began = 0
+        if not fast:
+            return
+        writer = self._writer
+        try:
+            writer.add_many_tails(fast, received_ns, now=time.time_ns())
+        except RecordingError as exc:
+            self.lost += len(fast)
+            self._report(exc)
+            return
+        if self.split_size and writer.offset >= self.split_size:
+            self._split_at = 0   # at the next message
+
     def _on_envelope(self, envelope) -> None:
         if self._closed:
             return
@@ -260,6 +403,8 @@ class Recorder:
                 self._payload_dict(envelope).get("event") == "start":
             self._split()
             channel = self._channel(topic)
+        if not 0 <= envelope.time_ns < 1 << 64:   # the MCAP header's u64 (never in a batch)
+            raise ether.MalformedMessage(f"a time_ns of {envelope.time_ns} on {topic!r}")
         payload = envelope.payload
         replay_of = envelope.replay_of
         if envelope.holds or len(payload) >= LARGE_MESSAGE:

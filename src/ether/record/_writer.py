@@ -9,6 +9,9 @@ the `mcap` package reads every file back in the tests, with CRCs checked.
   message's index entry (log time, offset) goes into its channel's list; the
   chunk's message indexes are those lists packed in one call each (sorted only
   if the wall clock went back), never a Python loop over the messages.
+- `add_many_tails` takes records whose fields are already MessagePack (the
+  recorder's plain messages, from their wire bytes): per message a header
+  pack, the 0x97 array head in it, and two appends.
 - `add_many` takes a batch (what the recorder read from its inbox at once):
   one lock, one call and one due check for the batch; per message only its
   framing. A chunk a batch opens is due `flush_interval` after the batch was
@@ -59,6 +62,7 @@ LARGE_MESSAGE = 64 * 1024
 
 _pack_head = fmt.MESSAGE_HEAD.pack_into
 _head = fmt.MESSAGE_HEAD.pack
+_head_tail = struct.Struct(fmt.MESSAGE_HEAD.format + "B").pack   # ... and the record's first byte
 _ZERO_HEAD = bytes(fmt.MESSAGE_HEAD_SIZE)
 _MESSAGE = fmt.MESSAGE
 
@@ -302,6 +306,42 @@ class Writer:
                     buf, entries, start = self._buf, self._entries, 0
                     self._begin(log_time)
             if start and log_time >= self._due:
+                self._write_chunk()
+        finally:
+            self._release()
+
+    def add_many_tails(self, messages, received_ns: int | None = None,
+                       now: int | None = None) -> None:
+        """Add a batch of small messages, each (channel_id, sequence, log_time,
+        publish_time, tail), whose record is a 7-field array: the byte 0x97, then
+        `tail`, its fields from the sender on (the recorder takes them from its
+        wire envelopes: Recorder._dispatch). Per message one header pack and two
+        appends, no encoding. received_ns: as in add_many. now: the clock the
+        due check reads (default: the last message's log time)."""
+        if not messages:
+            return
+        self._acquire()
+        try:
+            buf = self._buf
+            start = self._committed
+            if not start or len(buf) != start:
+                self._begin(messages[0][2] if received_ns is None else received_ns)
+            entries = self._entries
+            limit = self.chunk_bytes
+            pack = _head_tail
+            log_time = 0
+            for channel_id, sequence, log_time, publish_time, tail in messages:
+                size = len(tail) + 1                   # 0x97 and the tail
+                buf += pack(_MESSAGE, size + 22, channel_id, sequence & 0xFFFFFFFF, log_time,
+                            publish_time, 0x97)
+                buf += tail
+                entries += (channel_id, log_time, start)
+                self._committed = start = start + size + 31
+                if start >= limit:
+                    self._write_chunk()
+                    buf, entries, start = self._buf, self._entries, 0
+                    self._begin(log_time)
+            if start and (log_time if now is None else now) >= self._due:
                 self._write_chunk()
         finally:
             self._release()
