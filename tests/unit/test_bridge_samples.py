@@ -3,6 +3,7 @@ drains into one sample (the envelopes encoded in one call), and the receiving
 Checker takes it back with every name qualified and the sender's origin."""
 from __future__ import annotations
 
+import time
 import types
 
 import msgspec
@@ -37,8 +38,10 @@ def test_a_batch_leaves_as_one_sample_once_and_comes_back_checked(session):
         out.update({"t": "block", "*": "block"}, {"t": frozenset({"hostB"})})
         for i in range(20):
             main.publish("t", {"i": i})
+        deadline = time.monotonic() + 10.0
         with bridge._consumer:
             while bridge.backlog():
+                assert time.monotonic() < deadline, "the bridge's inbox did not drain in 10 s"
                 bridge.pump(0.1)
         assert len(samples) == 1 and out.sent_frames == 20
         payload, attachment = samples[0]

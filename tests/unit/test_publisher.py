@@ -7,6 +7,7 @@ directory (a subscriber that comes later gets the messages after it)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -40,9 +41,11 @@ def _bound(node: Node, cls):
     return obj
 
 
-def _drain(node: Node, into: list, count: int) -> None:
+def _drain(node: Node, into: list, count: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
     with node._consumer:
         while len(into) < count:
+            assert time.monotonic() < deadline, f"{len(into)} of {count} arrived in {timeout:g} s"
             node.pump(0.1)
 
 
@@ -86,8 +89,10 @@ def test_a_publish_from_a_handler_names_its_cause_and_trace(session):
         source = _bound(pub, Source)
         for i in range(5):
             source.emit("a", i)
+        deadline = time.monotonic() + 10.0
         with mid._consumer:
             while mid.handled < 5:
+                assert time.monotonic() < deadline, f"mid handled {mid.handled} of 5 in 10 s"
                 mid.pump(0.1)
         _drain(out, got, 5)
         assert [e.cause.sender for e in got] == ["pub"] * 5

@@ -6,6 +6,8 @@ order; a record the fast path cannot take goes the node's way, in its place; a
 handler that shares a recorded topic still gets every message."""
 from __future__ import annotations
 
+import time
+
 import msgspec
 import numpy as np
 import pytest
@@ -23,8 +25,10 @@ def _pump_until_drained(node: Node) -> None:
         s = node.inbox.statistics()
         return s.received == s.sent and not s.buffered and not node._deferred
 
+    deadline = time.monotonic() + 10.0
     with node._consumer:
         while not drained():
+            assert time.monotonic() < deadline, "the node's inbox did not drain in 10 s"
             node.pump(0.1)
 
 
