@@ -55,3 +55,35 @@ def test_calls_through_a_bridge_that_died_fail_at_once_and_once():
     new._answer({"status": "success", "result": 3})
     assert sorted((i, b.get("type", b.get("status"))) for i, b in proxy.node.replies) == [
         (1, "ServiceGone"), (2, "ServiceGone"), (3, "success")]
+
+
+def _host_serves(site, host: str, instance: str, topic: str) -> None:
+    keys = _keys.Keys("lab1", host)
+    for key in (keys.bridge_live(f"zid-{host}"), keys.request_live(instance, topic)):
+        site.apply(_keys.Keys("lab1", "hostA").parse_live(key), True)
+
+
+def test_a_proxy_kept_across_a_change_of_the_view_is_never_without_its_services(session):
+    """A second host with the same instance changes what twin@hostB serves (its bare
+    name goes to the ambiguity answer): the proxy is changed in place, not remade,
+    so a caller of twin@hostB never finds nobody serving it (CI, 2026-12-02)."""
+    site = Site("lab1", "hostA")
+    calls = Calls(None, session, None, None, _keys.Keys("lab1", "hostA"), site, ["*"])
+    try:
+        _host_serves(site, "hostB", "twin", "service:twin.where_am_i")
+        calls.update(set())
+        proxy = calls.proxies["twin@hostB"]
+        assert proxy.topics == {"service:twin@hostB.where_am_i", "service:twin.where_am_i"}
+        removed = []
+        remove = proxy.node.remove_service
+        proxy.node.remove_service = lambda topic: (removed.append(topic), remove(topic))
+        _host_serves(site, "hostC", "twin", "service:twin.where_am_i")
+        calls.update(set())
+        assert calls.proxies["twin@hostB"] is proxy and not proxy.node.closed
+        assert removed == ["service:twin.where_am_i"]   # only the bare name moved
+        assert proxy.topics == {"service:twin@hostB.where_am_i"}
+        assert calls.proxies["twin@*"].topics == {"service:twin.where_am_i"}
+        assert calls.proxies["twin@hostC"].topics == {"service:twin@hostC.where_am_i"}
+    finally:
+        for proxy in calls.proxies.values():
+            proxy.close()

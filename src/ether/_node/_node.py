@@ -101,6 +101,7 @@ class Node:
         # thread (a bridge sends what its handlers gathered from the batch).
         self.after_batch: Callable[[], None] | None = None
         self._services: dict[str, Callable[[codec.Envelope], None]] = {}
+        self._service_subscriptions: dict[str, int] = {}  # topic -> directory index
         # Request-reply: replies by request id; None until the reply arrives.
         self._pending: dict[int, dict | None] = {}
         self._replies = threading.Condition()
@@ -476,13 +477,26 @@ class Node:
                 f"and its inbox has one subscription per topic: use the same policy and timeout")
         self._handlers[topic] = self._handlers.get(topic, ()) + (handler,)
 
-    def add_service(self, topic: str, serve: Callable[[codec.Envelope], None]) -> None:
-        """Answer requests on topic (one handler per topic)."""
+    def add_service(self, topic: str, serve: Callable[[codec.Envelope], None], *,
+                    replace: bool = False) -> None:
+        """Answer requests on topic (one handler per topic; `replace` swaps the
+        handler of a topic already served, with no moment where none serves it)."""
         if topic in self._services:
-            raise errors.ConfigError(f"{self.name}: two methods serve {topic!r}")
+            if not replace:
+                raise errors.ConfigError(f"{self.name}: two methods serve {topic!r}")
+            self._services[topic] = serve
+            return
         self._services[topic] = serve
         with self.session._directory as d:
-            d.subscribe(topic, self.inbox.token)
+            self._service_subscriptions[topic] = d.subscribe(topic, self.inbox.token)
+
+    def remove_service(self, topic: str) -> None:
+        """Stop answering requests on topic (a request already read is refused)."""
+        self._services.pop(topic, None)
+        index = self._service_subscriptions.pop(topic, None)
+        if index is not None and not self.closed:
+            with self.session._directory as d:
+                d.unsubscribe(index, self.inbox.token)
 
     def remove_handler(self, topic: str, handler) -> None:
         if self.closed:

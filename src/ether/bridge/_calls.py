@@ -83,8 +83,19 @@ class Proxy:
                                                                        "stop": self.stop},
                                        name=f"ether-proxy-{self.name}", daemon=True)
 
-    def serve(self, local_topic: str, remote_topic: str) -> None:
-        self.node.add_service(local_topic, lambda env: self._call(env, remote_topic))
+    def serve(self, pairs: tuple, handler_of) -> None:
+        """Answer each (local, other) topic pair with handler_of(other), in place: a
+        local topic kept across a change of the site view is never without a server
+        (closing and remaking the proxy left a gap where a call found no instance)."""
+        keep = frozenset(local for local, _ in pairs)
+        for topic in self.topics - keep:
+            self.node.remove_service(topic)
+        for local, other in pairs:
+            self.node.add_service(local, handler_of(other), replace=True)
+        self.topics = keep
+
+    def forwarder(self, remote_topic: str):
+        return lambda env: self._call(env, remote_topic)
 
     def _call(self, envelope, remote_topic: str) -> None:
         raw = self.node.inline_payload(envelope) if envelope.holds else envelope.payload
@@ -262,24 +273,24 @@ class Calls:
                     names = ", ".join(f"{instance}@{h}" for h in sorted(hosts))
                     wanted[f"{instance}@*"] = ("*", instance, tuple(
                         (f"service:{instance}.{m}", names) for m in sorted(methods)))
-        for name in [n for n in self.proxies if self._wanted.get(n) != wanted.get(n)]:
+        for name in [n for n in self.proxies if n not in wanted]:
             self.proxies.pop(name).close()
             self._wanted.pop(name, None)
         for name, (host, instance, pairs) in wanted.items():
-            if name in self.proxies:
+            proxy = self.proxies.get(name)
+            if proxy is None:
+                if len(self.proxies) >= MAX_PROXIES:
+                    log.warning("bridge: %d remote instances have proxies, the most it makes; "
+                                "%s has none", MAX_PROXIES, name)
+                    continue
+                proxy = Proxy(self, host, instance, frozenset())
+            elif self._wanted.get(name) == wanted[name]:
                 continue
-            if len(self.proxies) >= MAX_PROXIES:
-                log.warning("bridge: %d remote instances have proxies, the most it makes; "
-                            "%s has none", MAX_PROXIES, name)
-                continue
-            proxy = Proxy(self, host, instance, frozenset(p[0] for p in pairs))
-            for local, other in pairs:
-                if host == "*":
-                    proxy.node.add_service(local, self._ambiguous(proxy, other))
-                else:
-                    proxy.serve(local, other)
-            proxy.thread.start()
-            self.proxies[name] = proxy
+            proxy.serve(pairs, (lambda names, p=proxy: self._ambiguous(p, names))
+                        if host == "*" else proxy.forwarder)
+            if name not in self.proxies:
+                proxy.thread.start()
+                self.proxies[name] = proxy
             self._wanted[name] = wanted[name]
 
     def _ambiguous(self, proxy: Proxy, names: str):
