@@ -101,3 +101,30 @@ def test_a_message_larger_than_the_arena_names_the_topic_and_the_fix(monkeypatch
     finally:
         ether.shutdown()
     assert shm_objects(sid) == []
+
+
+def test_the_arenas_of_stopped_instances_are_freed_after_shutdown_returns():
+    """A shutdown keeps the arenas of the instances it stopped until every process
+    is gone, then lets them go in a thread of its own: nothing of the session,
+    not even an open descriptor of an unlinked arena, is left behind."""
+    import os
+
+    from conftest import wait_for
+    ether.tap(config={"instances": {"e0": {"class_path": "apps.ArrayEcho"}}})
+    sid = ether.session
+    with ether.listen("echoes", timeout=10) as echoes:
+        ether.pub({"frame": np.arange(1000.0), "extra": {}}, topic="frames")
+        assert next(echoes)["frame"][999] == 999.0   # e0's arena, mapped here
+    ether.shutdown()
+    assert shm_objects(sid) == []
+
+    def held():
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            try:
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+            except OSError:
+                pass
+        return [link for link in links if sid in link]
+
+    assert wait_for(lambda: not held(), 10) is not None, held()

@@ -5,6 +5,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 
 import msgspec
@@ -314,3 +315,30 @@ def test_write_behind_changes_no_byte_and_leaves_only_the_tail_to_the_page_cache
     assert (tmp_path / "behind.mcap").read_bytes() == (tmp_path / "plain.mcap").read_bytes()
     with open(tmp_path / "behind.mcap", "rb") as f:
         assert make_reader(f, validate_crcs=True).get_summary().statistics.message_count == 120
+
+
+def test_a_writeback_error_the_write_behind_saw_is_raised_by_the_close(tmp_path, monkeypatch):
+    """The write-behind waits for its writeback with fdatasync, which takes the
+    file's error report for itself: the writer's close must still raise it."""
+    import errno
+
+    import numpy
+    synced = threading.Event()
+
+    def failing(fd):
+        synced.set()
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "fdatasync", failing)
+    frame = memoryview(numpy.arange(1 << 18, dtype=numpy.float32)).cast("B")   # 1 MiB
+    path = tmp_path / "eio.mcap"
+    w = Writer(str(path))
+    c = w.channel("frames")
+    for i in range(12):                       # past WRITE_BEHIND: the thread wakes
+        w.add_data(c, i, 1_000 + i, 1_000 + i, [b"\x97", frame], 1 + frame.nbytes)
+    assert synced.wait(10)
+    deadline = time.monotonic() + 10          # the thread keeps the error (a handshake)
+    while w.behind.error is None and time.monotonic() < deadline:
+        synced.wait(0.005)
+    with pytest.raises(RecordingError, match=f"cannot write the recording {path}: EIO"):
+        w.close()

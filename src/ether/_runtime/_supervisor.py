@@ -116,6 +116,7 @@ class Supervisor:
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()     # stop() began: no more restarts
+        self._unlinked: list = []             # dead arenas a shutdown frees after it returns
         self._started = False                  # tap's instances are all ready
         self._early_ready: dict[str, control.Ready] = {}  # a restarted one's, before its pid was known
         self._specs: dict[str, _child.LaunchSpec] = {}
@@ -601,7 +602,9 @@ class Supervisor:
                         what = "the bridge" if name in self._members else f"instance {name!r}"
                         log.warning("%s exited (%s); its topics and services are gone", what, cause)
             from .._core import _arena_writer
-            _arena_writer.remove_dead_arenas(self.session)  # its arena, if it published arrays
+            # Its arena, if it published arrays; in a shutdown, freed after it returns.
+            _arena_writer.remove_dead_arenas(
+                self.session, self._unlinked if self._closing.is_set() else None)
         except Exception:  # the session may be closing
             pass
 
@@ -1061,6 +1064,12 @@ class Supervisor:
         if self.session is not None:
             self.session.close()
             self.session = None
+        if self._unlinked:
+            # Every process is gone, so these are the arenas' last references: give
+            # their memory back without holding up the caller of shutdown().
+            unlinked, self._unlinked = self._unlinked, []
+            threading.Thread(target=lambda: [seg.close() for seg in unlinked],
+                             name="ether-free-arenas", daemon=True).start()
         from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []

@@ -457,9 +457,16 @@ class Writer:
                 return
             self._last_sync = time.monotonic()
             try:
+                self._behind_error()
                 os.fsync(self._fd)
             except OSError as exc:
                 self._fail(exc)
+
+    def _behind_error(self) -> None:
+        """Raise what the write-behind's fdatasync saw: the kernel reports a
+        writeback error once per open file, so our own fsync would not."""
+        if self.behind is not None and self.behind.error is not None:
+            raise self.behind.error
 
     def _write_chunk(self) -> None:
         committed = self._committed
@@ -534,6 +541,7 @@ class Writer:
                 if self.failed is None:
                     self._flush()
                     self._write_summary()
+                    self._behind_error()
                     os.fsync(self._fd)
             except OSError as exc:
                 if not isinstance(exc, RecordingError):
