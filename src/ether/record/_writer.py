@@ -541,8 +541,9 @@ class Writer:
                 if self.failed is None:
                     self._flush()
                     self._write_summary()
-                    self._behind_error()
-                    os.fsync(self._fd)
+                    with self._sync_lock:   # no fdatasync of the write-behind in between
+                        self._behind_error()
+                        os.fsync(self._fd)
             except OSError as exc:
                 if not isinstance(exc, RecordingError):
                     self._fail(exc)
