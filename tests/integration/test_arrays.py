@@ -103,20 +103,32 @@ def test_a_message_larger_than_the_arena_names_the_topic_and_the_fix(monkeypatch
     assert shm_objects(sid) == []
 
 
-def test_the_arenas_of_stopped_instances_are_freed_after_shutdown_returns():
+def test_the_arenas_of_stopped_instances_are_freed_after_shutdown_returns(monkeypatch):
     """A shutdown keeps the arenas of the instances it stopped until every process
     is gone, then lets them go in a thread of its own: nothing of the session,
     not even an open descriptor of an unlinked arena, is left behind."""
     import os
 
     from conftest import wait_for
+    from ether._core import _arena_writer
+    kept = []
+    remove = _arena_writer.remove_dead_arenas
+
+    def removing(session, keep=None):
+        names = remove(session, keep)
+        if keep is not None:
+            kept.extend(names)
+        return names
+
+    monkeypatch.setattr(_arena_writer, "remove_dead_arenas", removing)
     ether.tap(config={"instances": {"e0": {"class_path": "apps.ArrayEcho"}}})
     sid = ether.session
     with ether.listen("echoes", timeout=10) as echoes:
-        ether.pub({"frame": np.arange(1000.0), "extra": {}}, topic="frames")
-        assert next(echoes)["frame"][999] == 999.0   # e0's arena, mapped here
+        ether.pub({"frame": np.arange(1 << 17, dtype=np.float64), "extra": {}}, topic="frames")
+        assert next(echoes)["frame"][-1] == (1 << 17) - 1   # 1 MiB: e0's arena, mapped here
     ether.shutdown()
     assert shm_objects(sid) == []
+    assert len(kept) == 1 and "_a" in kept[0]    # e0's arena: kept, freed after the return
 
     def held():
         links = []

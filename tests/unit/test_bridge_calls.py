@@ -84,6 +84,13 @@ def test_a_proxy_kept_across_a_change_of_the_view_is_never_without_its_services(
         assert proxy.topics == {"service:twin@hostB.where_am_i"}
         assert calls.proxies["twin@*"].topics == {"service:twin.where_am_i"}
         assert calls.proxies["twin@hostC"].topics == {"service:twin@hostC.where_am_i"}
+        with session._directory as d:     # what a caller's router finds
+            servers = {}
+            for s in d.subscriptions():
+                servers.setdefault(s.topic, []).append(s.inbox)
+        assert servers["service:twin@hostB.where_am_i"] == ["twin@hostB"]
+        assert servers["service:twin@hostC.where_am_i"] == ["twin@hostC"]
+        assert servers["service:twin.where_am_i"] == ["twin@*"]   # the ambiguity answer
     finally:
         for proxy in calls.proxies.values():
             proxy.close()

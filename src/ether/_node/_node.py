@@ -482,21 +482,24 @@ class Node:
         """Answer requests on topic (one handler per topic; `replace` swaps the
         handler of a topic already served, with no moment where none serves it)."""
         if topic in self._services:
-            if not replace:
+            if not replace or topic not in self._service_subscriptions:
                 raise errors.ConfigError(f"{self.name}: two methods serve {topic!r}")
             self._services[topic] = serve
             return
-        self._services[topic] = serve
+        # Subscribed first: a subscribe that fails leaves nothing half served.
         with self.session._directory as d:
-            self._service_subscriptions[topic] = d.subscribe(topic, self.inbox.token)
+            index = d.subscribe(topic, self.inbox.token)
+        self._services[topic] = serve
+        self._service_subscriptions[topic] = index
 
     def remove_service(self, topic: str) -> None:
-        """Stop answering requests on topic (a request already read is refused)."""
-        self._services.pop(topic, None)
+        """Stop answering requests on topic: unsubscribed first; a request routed
+        here before that is answered ServiceNotFound (_refuse)."""
         index = self._service_subscriptions.pop(topic, None)
         if index is not None and not self.closed:
             with self.session._directory as d:
                 d.unsubscribe(index, self.inbox.token)
+        self._services.pop(topic, None)
 
     def remove_handler(self, topic: str, handler) -> None:
         if self.closed:
@@ -649,6 +652,7 @@ class Node:
             if service is None:
                 self.rejections.report(envelope.topic, "unknown request", "",
                                        f"request for {envelope.topic!r}, which it does not serve")
+                self._refuse(envelope)
                 return
             handling, ident = self._handling, _get_ident()
             previous = handling.get(ident)
@@ -662,6 +666,17 @@ class Node:
             self._deliver_kind(self._unspill(envelope))
         elif self.on_control is not None and envelope.topic != WAKE:  # a wake only ends a read
             self.on_control(envelope)
+
+    def _refuse(self, envelope: codec.Envelope) -> None:
+        """Answer a request for a topic this node no longer serves (it was routed
+        here before remove_service), so that its caller does not wait it out."""
+        try:
+            request = codec.request_of(envelope)
+        except MalformedMessage:
+            return
+        self.reply(request, envelope.topic, {
+            "status": "failed", "type": "ServiceNotFound", "instance": self.name,
+            "error": f"{self.name} does not serve {envelope.topic!r} (any more)"})
 
     def pump(self, timeout: float) -> None:
         """Read one batch (waiting up to timeout) and dispatch it. Call with the

@@ -116,7 +116,8 @@ class Supervisor:
         self._registry_undo: list = []
         self._threads: list[threading.Thread] = []
         self._closing = threading.Event()     # stop() began: no more restarts
-        self._unlinked: list = []             # dead arenas a shutdown frees after it returns
+        self._unlinked: list | None = []      # dead arenas a shutdown frees after it returns
+        self._unlinked_lock = threading.Lock()  # the exit watcher adds, the shutdown takes
         self._started = False                  # tap's instances are all ready
         self._early_ready: dict[str, control.Ready] = {}  # a restarted one's, before its pid was known
         self._specs: dict[str, _child.LaunchSpec] = {}
@@ -603,8 +604,13 @@ class Supervisor:
                         log.warning("%s exited (%s); its topics and services are gone", what, cause)
             from .._core import _arena_writer
             # Its arena, if it published arrays; in a shutdown, freed after it returns.
-            _arena_writer.remove_dead_arenas(
-                self.session, self._unlinked if self._closing.is_set() else None)
+            kept: list = []
+            _arena_writer.remove_dead_arenas(self.session, kept if self._closing.is_set() else None)
+            with self._unlinked_lock:
+                if self._unlinked is not None:
+                    self._unlinked.extend(kept)
+                    kept = []
+            _free(kept)   # too late for the shutdown's thread: here, now
         except Exception:  # the session may be closing
             pass
 
@@ -1055,6 +1061,16 @@ class Supervisor:
             if fd >= 0:
                 os.close(fd)
         self._wake_r = self._wake_w = -1
+        if self.session is not None:
+            # The arenas of instances whose exit the watcher did not see in time:
+            # kept the same way, rather than freed by the session's close.
+            from .._core import _arena_writer
+            try:
+                with self._unlinked_lock:
+                    if self._unlinked is not None:
+                        _arena_writer.remove_dead_arenas(self.session, self._unlinked)
+            except Exception:  # noqa: BLE001 - the session's close removes them anyway
+                log.exception("removing the arenas of stopped instances")
         if self.logtopic is not None:
             self.logtopic.close()
             self.logtopic = None
@@ -1064,12 +1080,13 @@ class Supervisor:
         if self.session is not None:
             self.session.close()
             self.session = None
-        if self._unlinked:
+        with self._unlinked_lock:
+            unlinked, self._unlinked = self._unlinked, None
+        if unlinked:
             # Every process is gone, so these are the arenas' last references: give
             # their memory back without holding up the caller of shutdown().
-            unlinked, self._unlinked = self._unlinked, []
-            threading.Thread(target=lambda: [seg.close() for seg in unlinked],
-                             name="ether-free-arenas", daemon=True).start()
+            threading.Thread(target=_free, args=(unlinked,), name="ether-free-arenas",
+                             daemon=True).start()
         from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []
@@ -1107,6 +1124,15 @@ class Supervisor:
                 process.join(1.0)
             if process.exitcode is not None:
                 self._exited(name)
+
+
+def _free(segments: list) -> None:
+    """Close the open segments of unlinked arenas (the last close frees one)."""
+    for seg in segments:
+        try:
+            seg.close()
+        except Exception:  # noqa: BLE001 - the others are freed all the same
+            log.exception("freeing an arena's memory")
 
 
 def _readable(fds: list, timeout: float) -> list:

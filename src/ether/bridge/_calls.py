@@ -83,16 +83,22 @@ class Proxy:
                                                                        "stop": self.stop},
                                        name=f"ether-proxy-{self.name}", daemon=True)
 
-    def serve(self, pairs: tuple, handler_of) -> None:
+    def serve(self, pairs: tuple, handler_of) -> frozenset:
         """Answer each (local, other) topic pair with handler_of(other), in place: a
         local topic kept across a change of the site view is never without a server
-        (closing and remaking the proxy left a gap where a call found no instance)."""
+        (closing and remaking the proxy left a gap where a call found no instance).
+        Returns the topics it serves no more, for unserve() once every proxy
+        serves its new ones (a topic that moves to another proxy has a server
+        throughout)."""
         keep = frozenset(local for local, _ in pairs)
-        for topic in self.topics - keep:
-            self.node.remove_service(topic)
         for local, other in pairs:
             self.node.add_service(local, handler_of(other), replace=True)
-        self.topics = keep
+        stale, self.topics = self.topics - keep, keep
+        return stale
+
+    def unserve(self, topics) -> None:
+        for topic in topics:
+            self.node.remove_service(topic)
 
     def forwarder(self, remote_topic: str):
         return lambda env: self._call(env, remote_topic)
@@ -273,25 +279,41 @@ class Calls:
                     names = ", ".join(f"{instance}@{h}" for h in sorted(hosts))
                     wanted[f"{instance}@*"] = ("*", instance, tuple(
                         (f"service:{instance}.{m}", names) for m in sorted(methods)))
-        for name in [n for n in self.proxies if n not in wanted]:
-            self.proxies.pop(name).close()
-            self._wanted.pop(name, None)
+        # What is wanted is served first, then what is not is let go: a topic
+        # that moves between proxies (a bare name that turns ambiguous, or back)
+        # has at least one server all along.
+        gone = [n for n in self.proxies if n not in wanted]
+        stale = []
         for name, (host, instance, pairs) in wanted.items():
             proxy = self.proxies.get(name)
             if proxy is None:
-                if len(self.proxies) >= MAX_PROXIES:
+                if len(self.proxies) - len(gone) >= MAX_PROXIES:
                     log.warning("bridge: %d remote instances have proxies, the most it makes; "
                                 "%s has none", MAX_PROXIES, name)
                     continue
                 proxy = Proxy(self, host, instance, frozenset())
-            elif self._wanted.get(name) == wanted[name]:
-                continue
-            proxy.serve(pairs, (lambda names, p=proxy: self._ambiguous(p, names))
-                        if host == "*" else proxy.forwarder)
-            if name not in self.proxies:
+                try:
+                    proxy.serve(pairs, self._handler_of(proxy, host))
+                except Exception:
+                    proxy.close()
+                    raise
                 proxy.thread.start()
                 self.proxies[name] = proxy
+            elif self._wanted.get(name) == wanted[name]:
+                continue
+            else:
+                stale.append((proxy, proxy.serve(pairs, self._handler_of(proxy, host))))
             self._wanted[name] = wanted[name]
+        for proxy, topics in stale:
+            proxy.unserve(topics)
+        for name in gone:
+            self.proxies.pop(name).close()
+            self._wanted.pop(name, None)
+
+    def _handler_of(self, proxy: Proxy, host: str):
+        if host == "*":
+            return lambda names: self._ambiguous(proxy, names)
+        return proxy.forwarder
 
     def _ambiguous(self, proxy: Proxy, names: str):
         def serve(envelope) -> None:
