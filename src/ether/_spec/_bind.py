@@ -92,7 +92,7 @@ def _server(node, instance: str, methods_: list, *, single: bool):
         for method, name, arguments in methods_:
             try:
                 kwargs = arguments(request.params)
-                results[name] = method(**kwargs)
+                result = method(**kwargs)
             except introspect.ValidationFailed as exc:
                 body.update(status="error", type="ValidationFailed", error=f"invalid params: {exc}")
                 break
@@ -101,8 +101,13 @@ def _server(node, instance: str, methods_: list, *, single: bool):
                           envelope.topic, traceback.format_exc().rstrip())
                 body.update(status="error", type=type(exc).__name__, error=str(exc) or repr(exc))
                 break
-        if body["status"] == "success":
-            body["result"] = next(iter(results.values())) if single else results
+            if single:   # every @ether_get: its result as it is, no dict of results
+                body["result"] = result
+            else:
+                results[name] = result
+        else:
+            if not single:
+                body["result"] = results
         try:
             node.reply(request, envelope.topic, body)
         except (TypeError, errors.ArenaFull, errors.MessageTooLarge) as exc:
