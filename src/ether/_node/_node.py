@@ -270,7 +270,7 @@ class Node:
 
     def _envelope(self, kind: int, topic: str, payload) -> tuple:
         """The envelope fields of a new message from this node, before its holds: the
-        one constructor besides publish's inline copy."""
+        one constructor besides the inline copies in publish and reply."""
         seq = next(self._seqs)
         current = self._handling.get(_get_ident())
         cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
