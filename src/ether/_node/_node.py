@@ -272,9 +272,19 @@ class Node:
         """The envelope fields of a new message from this node, before its holds: the
         one constructor besides the inline copies in publish and reply."""
         seq = next(self._seqs)
-        current = self._handling.get(_get_ident())
-        cause, trace = codec.lineage(current, self.origin) if current is not None else (None, None)
+        cause, trace = self._lineage_now()
         return codec.envelope_fields(kind, topic, self.name, seq, _now_ns(), cause, trace, None, payload)
+
+    def _lineage_now(self) -> tuple:
+        """(cause, trace) of what this thread sends now: those of the message it
+        handles, cached per handled envelope in _known (publish inlines the same)."""
+        current = self._handling.get(_get_ident()) if self._handling else None
+        if current is None:
+            return None, None
+        known = self._known
+        if known[0] is not current:
+            known = self._known = (current, *codec.lineage(current, self.origin))
+        return known[1], known[2]
 
     def _unspill(self, envelope: codec.Envelope) -> codec.Envelope:
         """The envelope a SPILLED one stands for: its payload read from the sender's
@@ -552,7 +562,8 @@ class Node:
         """Deliver a batch. The common message - a MESSAGE without arrays, while no
         pattern is subscribed and nothing times _deliver_kind (_stats.py) - is
         delivered inline, what codec.decode, _deliver and _deliver_kind would do for
-        it without their three calls; the lineage is restored once per batch, and
+        it without their three calls; so is a request to a service of this node
+        (what _deliver_kind does for it). The lineage is restored once per batch, and
         before any other message. Another well-formed envelope without holds goes
         to _deliver_kind, decoded once; everything else through _dispatch_one."""
         if "_deliver_kind" in self.__dict__:  # shadowed by the stats' timing one
@@ -616,11 +627,8 @@ class Node:
                 except Exception as exc:
                     self._not_handled(envelope, exc)
         finally:
-            if dirty:  # _handle_as, inline: once per batch
-                if previous is None:
-                    handling.pop(ident, None)
-                else:
-                    handling[ident] = previous
+            if dirty:
+                _handle_as(handling, ident, previous)
 
     def _not_handled(self, envelope: codec.Envelope, exc: Exception) -> None:
         # One message never takes the loop (or the rest of its batch) down.
@@ -688,10 +696,7 @@ class Node:
             try:
                 service(envelope)
             finally:
-                if previous is None:
-                    handling.pop(ident, None)
-                else:
-                    handling[ident] = previous
+                _handle_as(handling, ident, previous)
                 self.served += 1
         elif kind & codec.SPILLED:
             self._deliver_kind(self._unspill(envelope))
@@ -906,25 +911,15 @@ class Node:
 
         Every request a server answers comes here, so what Node._envelope,
         Router.sender_to and Router.targets do is inline for the common case (the
-        reply's lineage known, the caller's sender checked at this directory
-        generation, the copy topic's route cached): S4 in bench_services is bound
-        by its one server's Python."""
+        caller's sender checked at this directory generation, the copy topic's
+        route cached): S4 in bench_services is bound by its one server's Python."""
         body["id"] = request.id
         lane = self._direct
         router = lane.router
         words, at = self._words, self._at
         try:
             with lane.lock:
-                current = self._handling.get(_get_ident()) if self._handling else None
-                if current is None:
-                    cause = trace = None
-                else:
-                    known = self._known
-                    if known[0] is current:
-                        cause, trace = known[1], known[2]
-                    else:
-                        cause, trace = codec.lineage(current, self.origin)
-                        self._known = (current, cause, trace)
+                cause, trace = self._lineage_now()
                 fields = (_WIRE, codec.REPLY, topic, self.name, next(self._seqs), _now_ns(),
                           cause, trace, None, body)
                 reply_to = request.reply_to

@@ -101,13 +101,9 @@ def _server(node, instance: str, methods_: list, *, single: bool):
                           envelope.topic, traceback.format_exc().rstrip())
                 body.update(status="error", type=type(exc).__name__, error=str(exc) or repr(exc))
                 break
-            if single:   # every @ether_get: its result as it is, no dict of results
-                body["result"] = result
-            else:
-                results[name] = result
-        else:
-            if not single:
-                body["result"] = results
+            results[name] = result
+        else:  # every method answered: an @ether_get's one result as it is
+            body["result"] = result if single else results
         try:
             node.reply(request, envelope.topic, body)
         except (TypeError, errors.ArenaFull, errors.MessageTooLarge) as exc:
