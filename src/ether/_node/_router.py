@@ -137,7 +137,9 @@ class Router:
 
     def sender_to(self, inbox: str, policy: str = DEFAULT_POLICY, timeout: float = DEFAULT_TIMEOUT_S):
         """A cached sender to a named inbox (control messages, replies): the one of
-        its current consumer (a restarted instance's inbox is a new one)."""
+        its current consumer (a restarted instance's inbox is a new one).
+        Node.reply checks its cache inline: _senders[key] is what this returns while
+        _checked[key] is the directory's current generation and the sender is open."""
         key = (inbox, policy, timeout)
         sender = self._senders.get(key)
         generation = self._directory.generation()
