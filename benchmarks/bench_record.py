@@ -24,6 +24,12 @@ R3  pipeline, small messages: ether.tap of Burst (N small dicts) plus either a
     is handled, and for the recorder, written and closed). Ratio = null time /
     recorder time (>= 1 means the recorder costs nothing).
 R4  pipeline, 1 MiB frames: the same with 200 frames among 20,000 small dicts.
+    Beside it, two floors that the disk sets: the same pipeline with a
+    hand-written sink instead of the recorder (RawFile: each message's bytes
+    appended to a file, fsynced every second and at shutdown, as the recorder
+    is), and the disk bound: when the null pipeline's subscriber gets its first
+    frame, plus the frames' bytes at R2's raw f.write rate (fsynced); no sink
+    that keeps them durable can end sooner.
 R5  loss window after SIGKILL: a writer process adds messages at about 10 kHz
     and counts them in a shared counter, killed after 1.5 s; the messages
     read back from its file, against those handed over; loss in seconds.
@@ -159,22 +165,29 @@ def r2(tmp, scale, first="raw"):
     return {"raw f.write": r, "ether writer": o}
 
 
-def pipeline(tmp, n, frames, recorder):
+def pipeline(tmp, n, frames, sink):
+    """sink: "null", "recorder" or "raw file"."""
     from ether import ether
     instances = {"burst": {"class_path": "_record_apps.Burst"}}
     config = {"instances": instances}
-    if recorder:
-        config["record"] = {"output": os.path.join(tmp, f"rec{time.monotonic_ns()}"),
-                            "topics": ["tick", "frames"]}
+    out = os.path.join(tmp, f"rec{time.monotonic_ns()}")
+    if sink == "recorder":
+        config["record"] = {"output": out, "topics": ["tick", "frames"]}
+    elif sink == "raw file":
+        instances["raw"] = {"class_path": "_record_apps.RawFile", "kwargs": {"path": out}}
     else:
         instances["null"] = {"class_path": "_record_apps.Null"}
     ether.tap(config=config)
     done = ether.listen("burst_done", timeout=120)
+    first = ether.listen("first_frame", timeout=120) if frames and sink == "null" else None
     t = time.perf_counter()
+    t0 = time.monotonic()
     ether.start(n=n, frames=frames)
     next(done)
+    first_at = next(first)["t"] - t0 if first is not None else None
     ether.shutdown()
-    return time.perf_counter() - t
+    took = time.perf_counter() - t
+    return (took, first_at) if first is not None else took
 
 
 def _killed_writer(path, counter):
@@ -265,13 +278,33 @@ def main():
             "target": ">= 0.9x raw f.write"}
         for name, n, frames in (("R3 pipeline, small messages", 200000 // scale, 0),
                                 ("R4 pipeline, 1 MiB frames", 20000 // scale, 200 // scale)):
-            null, rec = [], []
+            null, rec, raw = [], [], []
+            firsts = []
             for _ in range(reps):
-                null.append(pipeline(tmp, n, frames, False))
-                rec.append(pipeline(tmp, n, frames, True))
+                if frames:
+                    took, first_at = pipeline(tmp, n, frames, "null")
+                    null.append(took)
+                    firsts.append(first_at)
+                else:
+                    null.append(pipeline(tmp, n, frames, "null"))
+                rec.append(pipeline(tmp, n, frames, "recorder"))
+                if frames:
+                    raw.append(pipeline(tmp, n, frames, "raw file"))
             rows[name] = {"null s": statistics.median(null), "recorder s": statistics.median(rec),
                           "x null": statistics.median(null) / statistics.median(rec),
                           "target": ">= 0.8x null" if not frames else ">= 0.6x null"}
+            if raw:   # the disk's own bound on this row
+                # No sink can have the frames on disk before the first exists plus
+                # their bytes at the disk's rate (R2's raw f.write, fsynced).
+                raw_gbs = rows["R2 writer, 1-16 MiB arrays"]["GB/s"]["raw f.write"]
+                bound = statistics.median(firsts) + frames * (1 << 20) / (raw_gbs * 1e9)
+                rows[name].update({
+                    "first frame at s": statistics.median(firsts),
+                    "disk bound s": bound,
+                    "disk bound x null": statistics.median(null) / bound,
+                    "raw file s": statistics.median(raw),
+                    "raw file x null": statistics.median(null) / statistics.median(raw),
+                    "recorder x raw file": statistics.median(raw) / statistics.median(rec)})
         loss = [r5(tmp) for _ in range(reps)]
         rows["R5 loss window after SIGKILL"] = {
             "lost s": max(l[0] for l in loss), "handed over": [l[1] for l in loss],
