@@ -48,6 +48,7 @@ import io
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import struct
@@ -187,6 +188,12 @@ def pipeline(tmp, n, frames, sink):
     first_at = next(first)["t"] - t0 if first is not None else None
     ether.shutdown()
     took = time.perf_counter() - t
+    # Unlinked once measured (as R2's files): a kept recording's page cache would
+    # make every later run's writes fill new memory (docs/design/recording.md).
+    if os.path.isdir(out):
+        shutil.rmtree(out)
+    elif os.path.exists(out):
+        os.unlink(out)
     return (took, first_at) if first is not None else took
 
 
