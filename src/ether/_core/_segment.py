@@ -68,18 +68,23 @@ def check_space(required: int, what: str) -> None:
 class Segment:
     """One named shared-memory object, its fd, and (if sized) its mapping."""
 
-    __slots__ = ("name", "fd", "map", "size")
+    __slots__ = ("name", "fd", "map", "size", "reserved")
 
     def __init__(self, name: str, fd: int, size: int, writable: bool = True):
         self.name = name
         self.fd = fd
         self.size = size
+        self.reserved = 0   # bytes from 0 backed by pages we reserved (created ones)
         prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
         self.map = mmap.mmap(fd, size, prot=prot) if size else None
 
     @classmethod
-    def create(cls, name: str, size: int, *, what: str) -> "Segment":
-        """Create a new segment of `size` bytes (O_EXCL, 0600), backed by reserved pages."""
+    def create(cls, name: str, size: int, *, what: str, reserve: int | None = None) -> "Segment":
+        """Create a new segment of `size` bytes (O_EXCL, 0600), backed by reserved
+        pages: all of them, or with `reserve`, the first `reserve` bytes (the
+        owner reserves the rest with reserve() before anything writes there; a
+        write to a page tmpfs cannot back is a SIGBUS, a reservation that fails
+        is an error)."""
         if size:
             check_space(size, what)
         try:
@@ -89,24 +94,43 @@ class Segment:
         fd = shm.fd
         try:
             os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
+            seg = cls(name, fd, 0)
+            seg.size = size
             if size:
-                try:
-                    os.posix_fallocate(fd, 0, size)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.ENOMEM):
-                        avail = os.statvfs(SHM_DIR).f_bavail * os.statvfs(SHM_DIR).f_frsize
-                        raise errors.ShmSpaceError(
-                            exc.errno, f"{what} needs {size} bytes of shared memory but "
-                            f"{SHM_DIR} could reserve only part of it ({avail} bytes "
-                            f"available); enlarge {SHM_DIR} (e.g. docker --shm-size)") from None
-                    if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
-                        raise
+                first = size if reserve is None else min(size, reserve)
+                if first < size:
                     os.ftruncate(fd, size)
-            return cls(name, fd, size)
+                if not seg.reserve(0, first, what=what):
+                    os.ftruncate(fd, size)   # no fallocate here: nothing to reserve ahead
+                    seg.reserved = size
+                prot = mmap.PROT_READ | mmap.PROT_WRITE
+                seg.map = mmap.mmap(fd, size, prot=prot)
+            return seg
         except BaseException:
             os.close(fd)
             unlink(name)
             raise
+
+    def reserve(self, offset: int, length: int, *, what: str, fd: int | None = None) -> bool:
+        """Back [offset, offset + length) with pages (through `fd`, another
+        descriptor of this segment, if given) and, [0, offset) being reserved,
+        count `reserved` up to its end. False if the file system cannot reserve
+        (then writes allocate as they go); ShmSpaceError if /dev/shm has no room."""
+        try:
+            os.posix_fallocate(self.fd if fd is None else fd, offset, length)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.ENOMEM):
+                avail = os.statvfs(SHM_DIR).f_bavail * os.statvfs(SHM_DIR).f_frsize
+                raise errors.ShmSpaceError(
+                    exc.errno, f"{what} needs {self.size} bytes of shared memory but "
+                    f"{SHM_DIR} could not reserve bytes {offset}-{offset + length} of them "
+                    f"({avail} bytes available); enlarge {SHM_DIR} (e.g. docker "
+                    f"--shm-size)") from None
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+            return False
+        self.reserved = max(self.reserved, offset + length)
+        return True
 
     @classmethod
     def create_locked(cls, name: str, *, what: str) -> "Segment":

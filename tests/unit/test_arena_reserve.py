@@ -1,0 +1,85 @@
+"""The arena's pages are reserved before anything writes to them: the first
+part at creation, the rest in a thread, and what an allocation passes first."""
+import errno
+import os
+
+import pytest
+
+import ether
+from ether._core import _arena_writer as _arena
+from ether._core import _segment
+
+SIZE = 64 << 20
+
+
+def backed(writer) -> int:
+    """Bytes of the arena's segment that tmpfs has pages for."""
+    return os.fstat(writer._seg.fd).st_blocks * 512
+
+
+def test_the_first_part_is_reserved_at_once_and_the_rest_by_the_thread(session):
+    w = _arena.Writer(session, SIZE)
+    try:
+        assert w._seg.reserved >= _arena.RESERVE_FIRST
+        w._reserver.join(timeout=10)
+        assert not w._reserver.is_alive()
+        assert w._seg.reserved == SIZE and backed(w) >= SIZE
+    finally:
+        w.close()
+
+
+def test_an_allocation_past_the_reserved_part_reserves_up_to_its_end(session, monkeypatch):
+    monkeypatch.setattr(_arena.Writer, "_reserve_rest", lambda self, fd: os.close(fd))
+    w = _arena.Writer(session, SIZE)
+    try:
+        w._reserver.join(timeout=10)
+        first = w._seg.reserved
+        assert first < SIZE and backed(w) < SIZE // 2
+        bit = w.holder_bits([session.token])
+        block, start, _ = w.allocate(40 << 20, bit)
+        end = w.data_offset + start + (40 << 20)
+        assert end > first and w._seg.reserved >= end and backed(w) >= end - first
+        array = w.loan((1 << 20,), "float64")   # the next 8 MiB: written at once, no SIGBUS
+        array[:] = 1.0
+        assert w._seg.reserved >= w.data_offset + start + (48 << 20)
+    finally:
+        w.close()
+
+
+def test_a_full_dev_shm_at_an_allocation_is_an_error_and_gives_the_block_back(session, monkeypatch):
+    monkeypatch.setattr(_arena.Writer, "_reserve_rest", lambda self, fd: os.close(fd))
+    w = _arena.Writer(session, SIZE)
+    try:
+        w._reserver.join(timeout=10)
+        real = os.posix_fallocate
+
+        def full(fd, offset, length):
+            if offset > 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real(fd, offset, length)
+
+        monkeypatch.setattr(_segment.os, "posix_fallocate", full)
+        bit = w.holder_bits([session.token])
+        live = w.held()
+        with pytest.raises(ether.ShmSpaceError, match=r"array arena of session .* needs "
+                                                      r"67108864 bytes .*could not reserve bytes"):
+            w.allocate(40 << 20, bit)
+        assert w.held() == live           # the block went back
+        small = w.allocate(1 << 20, bit)  # what is reserved still serves
+        assert w.data_offset + small[1] + (1 << 20) <= w._seg.reserved
+    finally:
+        w.close()
+
+
+def test_a_file_system_without_fallocate_still_makes_arenas(session, monkeypatch):
+    def unsupported(fd, offset, length):
+        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
+
+    monkeypatch.setattr(_segment.os, "posix_fallocate", unsupported)
+    w = _arena.Writer(session, SIZE)
+    try:
+        assert w._seg.reserved == SIZE and w._reserver is None
+        bit = w.holder_bits([session.token])
+        w.allocate(40 << 20, bit)
+    finally:
+        w.close()
