@@ -1,5 +1,5 @@
 """The arena's pages are reserved before anything writes to them: the first
-part at creation, the rest in a thread, and what an allocation passes first."""
+part at creation, then what each allocation passes, before it is written."""
 import errno
 import os
 
@@ -17,25 +17,16 @@ def backed(writer) -> int:
     return os.fstat(writer._seg.fd).st_blocks * 512
 
 
-def test_the_first_part_is_reserved_at_once_and_the_rest_by_the_thread(session):
+def test_only_the_first_part_is_reserved_until_allocations_pass_it(session):
     w = _arena.Writer(session, SIZE)
     try:
-        assert w._seg.reserved >= _arena.RESERVE_FIRST
-        w._reserver.join(timeout=10)
-        assert not w._reserver.is_alive()
-        assert w._seg.reserved == SIZE and backed(w) >= SIZE
-    finally:
-        w.close()
-
-
-def test_an_allocation_past_the_reserved_part_reserves_up_to_its_end(session, monkeypatch):
-    monkeypatch.setattr(_arena.Writer, "_reserve_rest", lambda self, fd: os.close(fd))
-    w = _arena.Writer(session, SIZE)
-    try:
-        w._reserver.join(timeout=10)
         first = w._seg.reserved
-        assert first < SIZE and backed(w) < SIZE // 2
+        assert _arena.RESERVE_FIRST <= first < SIZE and backed(w) < SIZE // 2
         bit = w.holder_bits([session.token])
+        for _ in range(50):   # a stream of frames reuses the same block: no more pages
+            block, start, _ = w.allocate(1 << 20, bit)
+            w.release_bits(block, bit)
+        assert w._seg.reserved == first
         block, start, _ = w.allocate(40 << 20, bit)
         end = w.data_offset + start + (40 << 20)
         assert end > first and w._seg.reserved >= end and backed(w) >= end - first
@@ -47,10 +38,8 @@ def test_an_allocation_past_the_reserved_part_reserves_up_to_its_end(session, mo
 
 
 def test_a_full_dev_shm_at_an_allocation_is_an_error_and_gives_the_block_back(session, monkeypatch):
-    monkeypatch.setattr(_arena.Writer, "_reserve_rest", lambda self, fd: os.close(fd))
     w = _arena.Writer(session, SIZE)
     try:
-        w._reserver.join(timeout=10)
         real = os.posix_fallocate
 
         def full(fd, offset, length):
@@ -78,7 +67,7 @@ def test_a_file_system_without_fallocate_still_makes_arenas(session, monkeypatch
     monkeypatch.setattr(_segment.os, "posix_fallocate", unsupported)
     w = _arena.Writer(session, SIZE)
     try:
-        assert w._seg.reserved == SIZE and w._reserver is None
+        assert w._seg.reserved == SIZE
         bit = w.holder_bits([session.token])
         w.allocate(40 << 20, bit)
     finally:

@@ -29,10 +29,11 @@ from ._dtypes import loanable, np, plain_dtypes
 
 SWEEP_INTERVAL_S = 0.5
 # An arena's pages are reserved (fallocate) before anything writes to them, so a
-# full /dev/shm is an error and never a SIGBUS. Reserving 512 MiB at once took a
-# publisher's first array 0.11-0.13 s on this VM, so the arena reserves its
-# first RESERVE_FIRST at creation and the rest in RESERVE_STEP steps in a thread
-# of its own; an allocation past what is reserved reserves up to its end first.
+# full /dev/shm is an error and never a SIGBUS. Reserving all 512 MiB at once took
+# a publisher's first array 0.11-0.13 s on this VM, and most arenas never use
+# most of it (the allocator reuses the lowest blocks first), so an arena reserves
+# RESERVE_FIRST at creation, and an allocation past what is reserved reserves up
+# to its end first, at least RESERVE_STEP more (docs/design/arena.md, "Shape").
 RESERVE_FIRST = 16 << 20
 RESERVE_STEP = 8 << 20
 LOAN_TIMEOUT_S = 5.0  # a loan waits for room like a publish to a block subscriber
@@ -150,36 +151,13 @@ class Writer:
         _WRITERS.add(self)
         if lock is not None:  # a node's: it serialises everything, so a sweeper may join in
             threading.Thread(target=self._sweeper, name="ether-arena-sweeper", daemon=True).start()
-        self._reserver: threading.Thread | None = None
-        if self._seg.reserved < size:  # its own descriptor: close() may come at any time
-            self._reserver = threading.Thread(target=self._reserve_rest, args=(os.dup(self._seg.fd),),
-                                              name="ether-arena-reserve", daemon=True)
-            self._reserver.start()
 
     # ---- reservation ----
 
-    def _reserve_rest(self, fd: int) -> None:
-        """Reserve the rest of the arena, a step at a time (each a fallocate
-        without the GIL, 1-2 ms), with its own descriptor. It takes no lock: a
-        publish that passes what is reserved (_cover) reserves what it needs
-        itself (the same pages twice cost nothing), and `reserved` only ever
-        names a reserved prefix. A failure leaves the rest to _cover, which
-        raises it to the allocation that needs the room."""
-        seg = self._seg
-        try:
-            while not self._closed.is_set():
-                done = seg.reserved
-                if done >= self._size:
-                    return
-                seg.reserve(done, min(RESERVE_STEP, self._size - done), what=self._what, fd=fd)
-        except (OSError, errors.EtherError):
-            return
-        finally:
-            os.close(fd)
-
     def _cover(self, block: int, end: int, holders: int) -> None:
         """Reserve the arena up to data offset `end` (a new block's end) before
-        anyone writes there; on failure give the block back and raise."""
+        anyone writes there (allocations are serialised, see __init__); on
+        failure give the block back and raise."""
         seg = self._seg
         need = self.data_offset + end
         done = seg.reserved

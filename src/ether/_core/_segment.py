@@ -111,13 +111,13 @@ class Segment:
             unlink(name)
             raise
 
-    def reserve(self, offset: int, length: int, *, what: str, fd: int | None = None) -> bool:
-        """Back [offset, offset + length) with pages (through `fd`, another
-        descriptor of this segment, if given) and, [0, offset) being reserved,
-        count `reserved` up to its end. False if the file system cannot reserve
-        (then writes allocate as they go); ShmSpaceError if /dev/shm has no room."""
+    def reserve(self, offset: int, length: int, *, what: str) -> bool:
+        """Back [offset, offset + length) with pages and, [0, offset) being
+        reserved, count `reserved` up to its end. False if the file system cannot
+        reserve (then writes allocate as they go); ShmSpaceError if /dev/shm has
+        no room."""
         try:
-            os.posix_fallocate(self.fd if fd is None else fd, offset, length)
+            os.posix_fallocate(self.fd, offset, length)
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.ENOMEM):
                 avail = os.statvfs(SHM_DIR).f_bavail * os.statvfs(SHM_DIR).f_frsize
