@@ -229,13 +229,16 @@ def shm_objects(sid: str) -> list[str]:
 
 
 def shm_bytes(sid: str) -> int:
-    """Bytes of /dev/shm the session's objects occupy (allocated blocks)."""
+    """Bytes of /dev/shm the session's objects occupy: allocated blocks, or an
+    object's size if larger (an arena reserves its pages as it uses them, so its
+    growth is its use, not a leak; a leaked arena still counts whole)."""
     total = 0
     for name in shm_objects(sid):
         try:
-            total += os.stat(os.path.join(SHM, name)).st_blocks * 512
+            st = os.stat(os.path.join(SHM, name))
         except FileNotFoundError:
-            pass
+            continue
+        total += max(st.st_blocks * 512, st.st_size)
     return total
 
 

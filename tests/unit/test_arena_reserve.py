@@ -72,3 +72,23 @@ def test_a_file_system_without_fallocate_still_makes_arenas(session, monkeypatch
         w.allocate(40 << 20, bit)
     finally:
         w.close()
+
+
+def test_a_segment_that_cannot_be_reserved_is_closed_once_and_unlinked(sid, monkeypatch):
+    import gc
+
+    def full(fd, offset, length):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_segment.os, "posix_fallocate", full)
+    name = f"/ether_{sid}_test"
+    with pytest.raises(ether.ShmSpaceError, match="a test segment needs 65536 bytes") as info:
+        _segment.Segment.create(name, 1 << 16, what="a test segment")
+    other = os.open("/dev/null", os.O_RDONLY)   # the lowest free number: the segment's
+    try:
+        del info                                  # its traceback held the half-made segment
+        gc.collect()                              # a second close would hit `other`
+        os.fstat(other)
+    finally:
+        os.close(other)
+    assert not os.path.exists("/dev/shm" + name)

@@ -395,7 +395,7 @@ def remove_dead_arenas(session, keep: list | None = None) -> list[str]:
     exits; processes that mapped one keep their views). Returns the names.
 
     keep: a list that takes each removed arena's open segment. Whoever lets go of
-    an unlinked arena last frees its memory (about 0.12 s for 512 MiB); a
+    an unlinked arena last frees its memory (about 0.12 s for 512 MiB of used pages); a
     shutdown keeps them, so that this is not the exit of a recorder it waits for,
     and frees them after it has returned."""
     removed = []

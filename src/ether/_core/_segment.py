@@ -92,6 +92,7 @@ class Segment:
         except posix_ipc.ExistentialError:
             raise errors.SegmentError(errno.EEXIST, f"{what}: segment {name} already exists") from None
         fd = shm.fd
+        seg = None
         try:
             os.fchmod(fd, 0o600)  # the umask may have narrowed it; never widened
             seg = cls(name, fd, 0)
@@ -107,6 +108,8 @@ class Segment:
                 seg.map = mmap.mmap(fd, size, prot=prot)
             return seg
         except BaseException:
+            if seg is not None:
+                seg.fd = -1   # closed here, not again by its __del__
             os.close(fd)
             unlink(name)
             raise
