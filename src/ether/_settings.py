@@ -55,7 +55,9 @@ ARENA_BYTES = Setting(
     "ETHER_ARENA_BYTES", "bytes",
     "512 MiB, or a quarter of the free /dev/shm if that is less (16 MiB at least)",
     f"a whole number >= {_ARENA_MIN} (1 MiB) that fits in /dev/shm (checked at `tap`)",
-    "The size of each publishing process's shared-memory arena, where large arrays travel.")
+    "The size of each publishing process's shared-memory arena, where large arrays travel. "
+    "Its pages are reserved as it uses them (the first 16 MiB at once): a /dev/shm that "
+    "fills up meanwhile is a ShmSpaceError at the publish that needs more, never a crash.")
 ARRAY_INLINE = Setting(
     "ETHER_ARRAY_INLINE", "bytes", f"{64 * KiB} (64 KiB)", "a whole number >= 0",
     "Arrays smaller than this travel inside the message; larger ones through the arena.")
