@@ -12,6 +12,18 @@ from ether._core import _segment
 SIZE = 64 << 20
 
 
+def refuse_fallocate(monkeypatch, code: int, past: int = -1) -> None:
+    """posix_fallocate fails with `code` for ranges that start after `past`."""
+    real = os.posix_fallocate
+
+    def fallocate(fd, offset, length):
+        if offset > past:
+            raise OSError(code, os.strerror(code))
+        return real(fd, offset, length)
+
+    monkeypatch.setattr(_segment.os, "posix_fallocate", fallocate)
+
+
 def backed(writer) -> int:
     """Bytes of the arena's segment that tmpfs has pages for."""
     return os.fstat(writer._seg.fd).st_blocks * 512
@@ -40,14 +52,7 @@ def test_only_the_first_part_is_reserved_until_allocations_pass_it(session):
 def test_a_full_dev_shm_at_an_allocation_is_an_error_and_gives_the_block_back(session, monkeypatch):
     w = _arena.Writer(session, SIZE)
     try:
-        real = os.posix_fallocate
-
-        def full(fd, offset, length):
-            if offset > 0:
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(fd, offset, length)
-
-        monkeypatch.setattr(_segment.os, "posix_fallocate", full)
+        refuse_fallocate(monkeypatch, errno.ENOSPC, past=0)   # the first part is there
         bit = w.holder_bits([session.token])
         live = w.held()
         with pytest.raises(ether.ShmSpaceError, match=r"array arena of session .* needs "
@@ -61,10 +66,7 @@ def test_a_full_dev_shm_at_an_allocation_is_an_error_and_gives_the_block_back(se
 
 
 def test_a_file_system_without_fallocate_still_makes_arenas(session, monkeypatch):
-    def unsupported(fd, offset, length):
-        raise OSError(errno.EOPNOTSUPP, "Operation not supported")
-
-    monkeypatch.setattr(_segment.os, "posix_fallocate", unsupported)
+    refuse_fallocate(monkeypatch, errno.EOPNOTSUPP)
     w = _arena.Writer(session, SIZE)
     try:
         assert w._seg.reserved == SIZE
@@ -77,10 +79,7 @@ def test_a_file_system_without_fallocate_still_makes_arenas(session, monkeypatch
 def test_a_segment_that_cannot_be_reserved_is_closed_once_and_unlinked(sid, monkeypatch):
     import gc
 
-    def full(fd, offset, length):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(_segment.os, "posix_fallocate", full)
+    refuse_fallocate(monkeypatch, errno.ENOSPC)
     name = f"/ether_{sid}_test"
     with pytest.raises(ether.ShmSpaceError, match="a test segment needs 65536 bytes") as info:
         _segment.Segment.create(name, 1 << 16, what="a test segment")
