@@ -167,7 +167,8 @@ def r2(tmp, scale, first="raw"):
 
 
 def pipeline(tmp, n, frames, sink):
-    """sink: "null", "recorder" or "raw file"."""
+    """sink: "null", "recorder" or "raw file". Returns (seconds, when the null
+    subscriber got its first frame, or None)."""
     from ether import ether
     instances = {"burst": {"class_path": "_record_apps.Burst"}}
     config = {"instances": instances}
@@ -194,7 +195,7 @@ def pipeline(tmp, n, frames, sink):
         shutil.rmtree(out)
     elif os.path.exists(out):
         os.unlink(out)
-    return (took, first_at) if first is not None else took
+    return took, first_at
 
 
 def _killed_writer(path, counter):
@@ -288,15 +289,12 @@ def main():
             null, rec, raw = [], [], []
             firsts = []
             for _ in range(reps):
+                took, first_at = pipeline(tmp, n, frames, "null")
+                null.append(took)
+                rec.append(pipeline(tmp, n, frames, "recorder")[0])
                 if frames:
-                    took, first_at = pipeline(tmp, n, frames, "null")
-                    null.append(took)
                     firsts.append(first_at)
-                else:
-                    null.append(pipeline(tmp, n, frames, "null"))
-                rec.append(pipeline(tmp, n, frames, "recorder"))
-                if frames:
-                    raw.append(pipeline(tmp, n, frames, "raw file"))
+                    raw.append(pipeline(tmp, n, frames, "raw file")[0])
             rows[name] = {"null s": statistics.median(null), "recorder s": statistics.median(rec),
                           "x null": statistics.median(null) / statistics.median(rec),
                           "target": ">= 0.8x null" if not frames else ">= 0.6x null"}
