@@ -73,10 +73,15 @@ class Arena:
 
     Callers serialise every call but `releaser`'s functions (the Writer: under
     its lock). `hold(block, bits)` and `drop_holders(block, bits)` are the C
-    functions, bound: each returns the block's bitmap before.
+    functions, bound: each returns the block's bitmap before. `alloc_into(length,
+    alignment, holders, grant)` is ether_arena_alloc, bound: it fills `grant` (an
+    ether_arena_grant_t *, see new_grant) with a new block held by `holders` and
+    returns OK, or NO_ROOM / NO_ENTRY / TOO_LARGE / OUT_OF_BOUNDS. (Bound, not a
+    method returning a tuple: the Writer calls it per array, and a frame costs.)
     """
 
-    __slots__ = ("_base", "_c", "_grant", "data_offset", "data_size", "hold", "drop_holders")
+    __slots__ = ("_base", "_c", "data_offset", "data_size", "hold", "drop_holders",
+                 "alloc_into")
 
     def __init__(self, buffer, size: int, owner_token: int):
         base = ffi.from_buffer(buffer, require_writable=True)
@@ -86,18 +91,16 @@ class Arena:
             raise errors.ArenaFull(f"ETHER_ARENA_BYTES={size} cannot hold an arena's header and one page")
         self._base = base
         self._c = ffi.gc(arena, lib.ether_arena_destroy)
-        self._grant = ffi.new("ether_arena_grant_t *")
         self.data_offset = lib.ether_arena_data_offset(arena)
         self.data_size = lib.ether_arena_data_size(arena)
         self.hold = functools.partial(lib.ether_arena_hold, self._c)
         self.drop_holders = functools.partial(lib.ether_arena_drop_holders, self._c)
+        self.alloc_into = functools.partial(lib.ether_arena_alloc, self._c)
 
-    def alloc(self, length: int, alignment: int, holders: int) -> tuple[int, int, int, int]:
-        """(result, block, data offset, generation) of a new block held by `holders`;
-        the result is OK, or NO_ROOM / NO_ENTRY / TOO_LARGE / OUT_OF_BOUNDS."""
-        grant = self._grant
-        rc = lib.ether_arena_alloc(self._c, length, alignment, holders, grant)
-        return rc, grant.block, grant.offset, grant.generation
+    @staticmethod
+    def new_grant():
+        """An ether_arena_grant_t * for alloc_into: .block, .offset, .generation."""
+        return ffi.new("ether_arena_grant_t *")
 
     def wait_freed(self, timeout_s: float) -> bool:
         """Sleep until a holder frees a block, for at most timeout_s; False on timeout."""

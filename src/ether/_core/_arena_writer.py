@@ -135,7 +135,8 @@ class Writer:
         self._size = size
         self.data_offset = arena.data_offset
         self.data_size = arena.data_size
-        self._alloc = arena.alloc
+        self._alloc_into = arena.alloc_into
+        self._grant = arena.new_grant()  # allocate's: filled by each alloc_into
         self._hold = arena.hold
         self._drop_holders = arena.drop_holders
         self._bits: dict[int, int] = {}                       # holder token -> bit
@@ -145,7 +146,7 @@ class Writer:
         self._own_bits = self.holder_bits([session.token])
         self._release_own = arena.releaser(self._own_bits.bit_length() - 1)
         self._map = self._seg.map
-        np()
+        self._frombuffer = np().frombuffer  # loan's, without a call to np() per loan
         self._end_loan = self._make_end_loan()
         self._closed = threading.Event()
         _WRITERS.add(self)
@@ -250,11 +251,13 @@ class Writer:
         """A block of length bytes held by `holders`: (block, data offset, generation).
         When the arena is full, wait up to `timeout` seconds for holders to free room."""
         alignment = 4096 if length >= (64 << 10) else 64
-        rc, block, start, generation = self._alloc(length, alignment, holders)
+        grant = self._grant
+        rc = self._alloc_into(length, alignment, holders, grant)
         if rc == OK:  # (dead holders: the sweeper thread, or the sweep below when full)
+            block, start = grant.block, grant.offset
             if self.data_offset + start + length > self._seg.reserved:
                 self._cover(block, start + length, holders)
-            return block, start, generation
+            return block, start, grant.generation
         if rc == TOO_LARGE:
             raise ArenaFull(f"a {length}-byte array is larger than the whole {self.data_size}-byte "
                             f"arena; raise ETHER_ARENA_BYTES (before tap)")
@@ -264,11 +267,12 @@ class Writer:
             if not swept:
                 self.sweep()  # a holder may have died holding blocks
                 swept = True
-            rc, block, start, generation = self._alloc(length, alignment, holders)
+            rc = self._alloc_into(length, alignment, holders, grant)
             if rc == OK:
+                block, start = grant.block, grant.offset
                 if self.data_offset + start + length > self._seg.reserved:
                     self._cover(block, start + length, holders)
-                return block, start, generation
+                return block, start, grant.generation
             left = deadline - time.monotonic()
             if left <= 0:
                 blocks, held = self._held()
@@ -315,7 +319,7 @@ class Writer:
         count = shape[0] if len(shape) == 1 else math.prod(shape)
         nbytes = count * dtype.itemsize
         block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
-        array = anchor = np().frombuffer(self._map, dtype=dtype, count=count,
+        array = anchor = self._frombuffer(self._map, dtype=dtype, count=count,
                                            offset=self.data_offset + start)
         if len(shape) != 1:
             array = array.reshape(shape)  # its base: the 1-d array, which the loan tracks

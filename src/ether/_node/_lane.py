@@ -67,7 +67,7 @@ class Lane:
         if array.nbytes < node.inline_limit or not targets:
             return None
         with node.arena_lock:
-            arena = node.arena()
+            arena = node._arena or node.arena()
             holders = arena.bits_for(targets)
             lent = arena.lent(array, holders)
             if lent is not None:  # already in shared memory: no copy at all

@@ -552,7 +552,7 @@ class Node:
         with self.arena_lock:
             if self._closing:
                 raise errors.SessionClosed(f"{self.name}: the session was shut down")
-            return self.arena().loan(shape, dtype)
+            return (self._arena or self.arena()).loan(shape, dtype)
 
     def dispatch(self, batch: list[bytes]) -> None:
         self._batch = (len(batch), self.handled + self.skipped, _get_ident())
