@@ -11,9 +11,16 @@ loads its parts; Bridge.start keeps that session.
 """
 import os
 
-from ether.lowlevel import Member, launch_trace
+# numpy comes in with the first array a bridge forwards, and never multiplies a
+# matrix here: one BLAS thread, not one per core (each spins, and keeps a buffer).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from ether.lowlevel import Member, launch_trace  # noqa: E402
 
 launch_trace("bridge", "interpreter up")
+from ._malloc import limit_retention  # noqa: E402
+
+limit_retention()   # before zenoh's threads allocate anything
 from ether.config import BridgeConfig  # noqa: E402
 
 from ._zconfig import bridge_zenoh_config  # noqa: E402

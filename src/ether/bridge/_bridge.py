@@ -21,7 +21,6 @@ fail with ServiceGone.
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
 import os
@@ -34,7 +33,7 @@ from ether.config import BridgeConfig
 from ether.lowlevel import (BRIDGE_CLASS, BRIDGE_LINKS, RESERVED_PREFIXES, Member, launch_trace,
                             matches, request_of)
 
-from . import _zconfig
+from . import _malloc, _zconfig
 from ._calls import Calls
 from ._inbound import Inbound
 from ._keys import Keys
@@ -219,7 +218,7 @@ class Bridge:
                 traffic, quiet_since = now_traffic, time.monotonic()
             elif traffic != trimmed and time.monotonic() - quiet_since >= TRIM_QUIET_S:
                 trimmed = traffic
-                _trim_memory()
+                _malloc.trim()
 
     def _traffic(self) -> tuple:
         return (self.inbound.received, self.inbound.rejected, self.outbound.sent_frames,
@@ -323,24 +322,6 @@ def _close(z) -> None:
     closer.join(CLOSE_WAIT_S)
     if closer.is_alive():
         log.warning("bridge: zenoh's session did not close within %g s", CLOSE_WAIT_S)
-
-
-_malloc_trim = None
-
-
-def _trim_memory() -> None:
-    """glibc's malloc_trim(0): free pages of every arena back to the system. A
-    bridge's RSS stayed above 100 MiB after 16 MiB frames without it (bench_bridge);
-    elsewhere (no glibc) nothing."""
-    global _malloc_trim
-    if _malloc_trim is None:
-        try:
-            _malloc_trim = ctypes.CDLL(None).malloc_trim
-            _malloc_trim.argtypes = [ctypes.c_size_t]
-        except (OSError, AttributeError):
-            _malloc_trim = False
-    if _malloc_trim:
-        _malloc_trim(0)
 
 
 def _preload() -> None:

@@ -142,6 +142,7 @@ class Inbound:
             except Exception:
                 log.exception("bridge: a received sample could not be handled")
             finally:
+                item = None   # not the last frame's bytes while waiting for the next
                 with self._handed_lock:
                     self._handed -= 1
 
