@@ -11,7 +11,7 @@ import sysconfig
 from cffi import FFI
 
 HERE = pathlib.Path(__file__).resolve().parent
-SOURCES = ["ether_ring.c", "ether_atomic.c", "ether_arena.c"]
+SOURCES = ["ether_ring.c", "ether_atomic.c", "ether_arena.c", "ether_process.c"]
 
 
 def _require_compiler() -> None:
@@ -50,7 +50,7 @@ _compile_args, _link_args = _flags()
 ffibuilder.set_source(
     "ether._ether_c",
     '#include "ether_ring.h"\n#include "ether_ring_layout.h"\n#include "ether_atomic.h"\n'
-    '#include "ether_arena.h"\n#include "ether_arena_layout.h"\n',
+    '#include "ether_arena.h"\n#include "ether_arena_layout.h"\n#include "ether_process.h"\n',
     sources=[str(HERE / s) for s in SOURCES],
     include_dirs=[str(HERE)],
     extra_compile_args=_compile_args,

@@ -1,5 +1,6 @@
 /* Declarations that cffi sees. Shared-memory structs stay opaque; constants come
- * from the compiler (`...`). Kept in step with ether_ring.h and ether_arena.h
+ * from the compiler (`...`). Kept in step with ether_ring.h, ether_arena.h and
+ * ether_process.h
  * (tests/unit/test_cdef.py checks every prototype and constant against them). */
 #define ETHER_RING_LAYOUT_VERSION ...
 #define ETHER_RING_ALIGNMENT ...
@@ -166,3 +167,6 @@ typedef struct {
     uint64_t owner; uint32_t freed; uint32_t waiting; uint64_t summary; uint64_t reserved;
     uint64_t holders[64]; uint64_t released[64]; ether_arena_block_t blocks[]; ...;
 } ether_arena_header_t;
+
+/* ether_process.h */
+int ether_parent_death_signal(int signum);

@@ -9,7 +9,8 @@ import pytest
 
 CSRC = pathlib.Path(__file__).resolve().parents[2] / "csrc"
 CDEF = CSRC / "ether_cdef.h"
-API_HEADERS = [CSRC / "ether_ring.h", CSRC / "ether_arena.h"]  # the declarations the cdef mirrors
+# the declarations the cdef mirrors
+API_HEADERS = [CSRC / "ether_ring.h", CSRC / "ether_arena.h", CSRC / "ether_process.h"]
 ALL_HEADERS = sorted(p for p in CSRC.glob("*.h") if p != CDEF)
 
 

@@ -30,7 +30,7 @@ FRONTS = {"recording": "ether.record"}
 # its certs and router commands (ether.bridge), its observing verbs (ether.monitor).
 SHARED_EXTENSIONS = {"ether.record", "ether.bridge", "ether.monitor"}
 PUBLIC = {"ether", "ether.lowlevel", "ether.config", "ether.utils"}
-BINDINGS = {"ether._core._ring", "ether._core._arena_c"}
+BINDINGS = {"ether._core._ring", "ether._core._arena_c", "ether._core._process"}
 COMPILED = "ether._ether_c"
 
 

@@ -87,9 +87,8 @@ def preload() -> None:
     """Import what an instance's start-up imports, in the process that forks the
     instances: each child would otherwise import (and, without bytecode caches,
     compile) the same modules again, one after the other on a small machine."""
-    import ctypes  # noqa: F401  (the watchdog's parent-death signal)
     from . import _health, _lifecycle, _logs, _stdio, _watchdog  # noqa: F401
-    from .._core import _session  # noqa: F401
+    from .._core import _process, _session  # noqa: F401
     from .._node import _node, _stats  # noqa: F401
     from .._spec import _bind, _importer, _introspect, _registry  # noqa: F401
 

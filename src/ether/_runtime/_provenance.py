@@ -18,7 +18,6 @@ in it may fail a tap: a problem becomes an "error" field.
 """
 from __future__ import annotations
 
-import getpass
 import hashlib
 import json
 import os
@@ -305,9 +304,12 @@ def begin(config, classes: dict, *, session: str, run_id: bytes,
 
 
 def _user() -> str:
+    """The name of this process's user (pwd: getpass would import termios, and
+    reads the environment, which only _settings.py does)."""
     try:
-        return getpass.getuser()
-    except Exception:
+        import pwd
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
         return str(os.getuid())
 
 

@@ -31,7 +31,6 @@ they look alive, and the last instance out would leave them behind.
 """
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -53,8 +52,6 @@ TERM_WAIT_S = 0.3  # after a SIGTERM: how long the main may take to look dead or
 OWNER_GONE_S = 5.0  # an orphan of a dying main: how long to wait for its liveness lock to go
 _PF_EXITING = 0x4   # include/linux/sched.h: the task is exiting
 
-_PR_SET_PDEATHSIG = 1
-
 
 def _exiting(pid: int) -> bool:
     """True if process `pid` is gone, a zombie, or exiting (its group is being torn
@@ -72,11 +69,8 @@ def _exiting(pid: int) -> bool:
 
 
 def _set_parent_death_signal() -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
-    except (OSError, AttributeError):  # not Linux's libc
-        return False
+    from .._core._process import set_parent_death_signal
+    return set_parent_death_signal(signal.SIGTERM)
 
 
 class Watchdog:

@@ -11,11 +11,7 @@ loads its parts; Bridge.start keeps that session.
 """
 import os
 
-# numpy comes in with the first array a bridge forwards, and never multiplies a
-# matrix here: one BLAS thread, not one per core (each spins, and keeps a buffer).
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-from ether.lowlevel import Member, launch_trace  # noqa: E402
+from ether.lowlevel import Member, launch_trace
 
 launch_trace("bridge", "interpreter up")
 from ._malloc import limit_retention  # noqa: E402
