@@ -34,7 +34,6 @@ from .._node import _codec as codec
 from .. import _errors as errors
 from .. import _settings
 from .. import _trace
-from ..config import check_security_files
 from . import _child
 from . import _control as control
 from . import _launch
@@ -350,6 +349,7 @@ class Supervisor:
                 "the config has a bridge: section, which needs zenoh: pip install \"ether[remote]\"")
         if self.config.bridge.security is not None:
             # The certificates and the key's mode, here, before anything starts.
+            from ..config import check_security_files  # the bridge section's models
             check_security_files(self.config.bridge.security, self.config.folder)
         if "zenoh" in sys.modules and not _launch.fresh_interpreter(method):
             return "forkserver", ("zenoh is loaded in this process, which must not fork: the "
