@@ -280,3 +280,32 @@ def test_every_problem_is_reported_once_per_line():
     assert msg.splitlines() == [
         "instance 'a': class_path 'C' is invalid: expected 'module.sub.ClassName'",
         f"instance 'b': unknown key 'x' (valid: {INSTANCE_KEYS})"]
+
+
+@pytest.mark.parametrize("record,message", [
+    ({"policy": "zz", "all": True}, "record: policy must be 'block' or 'drop', not 'zz'"),
+    ({}, "record: name topics (or patterns) to record, or set all: true"),
+    ({"all": True, "name": "a b"}, "record: name 'a b' is invalid"),
+    ({"all": True, "split_size": 10}, "record: split_size must be at least 4096 bytes, not 10"),
+    ({"all": True, "bogus": 1}, "record: unknown key 'bogus' (valid: output, topics,"),
+    (5, "record: expected a mapping, got int 5"),
+])
+def test_record_section_errors_name_the_section(record, message):
+    assert error_of({"record": record}).startswith(message)
+
+
+def test_sections_models_are_built_only_when_needed():
+    """The bridge and record models cost a schema build each: a config without the
+    sections does not build them (config/_bridge.py, config/_record.py)."""
+    import subprocess
+    import sys
+    code = ("import sys\nfrom ether.config import EtherConfig\n"
+            "EtherConfig.load({'instances': {'a': {'class_path': 'm.C'}}})\n"
+            "assert 'ether.config._bridge' not in sys.modules\n"
+            "assert 'ether.config._record' not in sys.modules\n"
+            "c = EtherConfig.load({'bridge': None, 'record': {'all': True}})\n"
+            "assert type(c.bridge).__name__ == 'BridgeConfig' and c.record.all\n"
+            "from ether.config import BridgeConfig, RecordConfig\n"
+            "assert isinstance(c.bridge, BridgeConfig) and isinstance(c.record, RecordConfig)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr

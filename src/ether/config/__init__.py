@@ -576,6 +576,8 @@ def _where(loc: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
                 return place + f": {loc[4]}", loc[5:]
             return place, loc[4:]
         return place, loc[2:]
+    if loc[:1] == ("record",):
+        return "record", loc[1:]
     if loc[:1] == ("bridge",):
         if loc[1:2] == ("security",):
             return "bridge: security", loc[2:]

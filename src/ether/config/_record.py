@@ -49,7 +49,7 @@ class RecordConfig(_Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        return check_name(v, "record: name")
+        return check_name(v, "name")
 
     @field_validator("timeout_s", "flush_interval_s", "fsync_interval_s", "split_duration_s")
     @classmethod
@@ -68,7 +68,7 @@ class RecordConfig(_Strict):
     @model_validator(mode="after")
     def _something(self) -> "RecordConfig":
         if not self.topics and not self.all:
-            raise ValueError("record: name topics (or patterns) to record, or set all: true")
+            raise ValueError("name topics (or patterns) to record, or set all: true")
         return self
 
     def instance(self) -> EtherInstanceConfig:
