@@ -44,14 +44,17 @@ def _trial(frames: int) -> str:
 
 def run(cycles: int = 30, frames: int = 3, watchdog_s: float = 300.0) -> Outcome:
     common.ensure_path()
+    from ether._core import _segment
     started = time.monotonic()
     me = Proc.of(os.getpid(), "main")
     with common.watchdog(watchdog_s):
         _trial(frames)  # warm-up: imports, thread pools, log files
         gc.collect()
+        settled = _segment.unmapped(10.0)  # shutdown leaves the rings' munmap to a thread
         fds, held, rss = common.own_fds(), common.mapped_shm_bytes(), me.rss().get("VmRSS", 0)
         sids = [_trial(frames) for _ in range(cycles)]
         gc.collect()
+        settled = _segment.unmapped(10.0) and settled
         fds_end, held_end, rss_end = common.own_fds(), common.mapped_shm_bytes(), me.rss().get("VmRSS", 0)
     left = sum(len(common.shm_objects(s)) for s in sids)
     for s in sids:
@@ -63,6 +66,7 @@ def run(cycles: int = 30, frames: int = 3, watchdog_s: float = 300.0) -> Outcome
         "descriptors_flat": fds_end <= fds + 2,
         "shared_memory_returned": held_end <= held,
         "nothing_left_in_dev_shm": left == 0,
+        "unmapped_within_10_s": settled,
     }
     summary = (f"after {cycles} cycles (each {frames} x 1 MiB arrays kept past shutdown): mapped Ether "
                f"shared memory {fmt_bytes(held)} -> {fmt_bytes(held_end)}, descriptors {fds} -> "

@@ -6,6 +6,7 @@ import os
 import numpy as np
 
 from ether import ether
+from ether._core import _segment
 
 from conftest import shm_objects
 
@@ -48,9 +49,11 @@ def _trial() -> str:
 def test_trial_after_trial_returns_the_sessions_memory():
     _trial()                                  # warm-up: imports, thread pools, log files
     gc.collect()
+    assert _segment.unmapped(5.0)             # shutdown leaves the rings' munmap to a thread
     fds, held = _fds(), _shm_held()
     sids = [_trial() for _ in range(CYCLES)]
     gc.collect()
+    assert _segment.unmapped(5.0)
     assert [shm_objects(s) for s in sids] == [[] for _ in sids]
     assert _fds() <= fds + 2, f"descriptors grew from {fds} to {_fds()} over {CYCLES} trials"
     assert _shm_held() <= held, f"still mapped after {CYCLES} trials: {_shm_held() - held} bytes more"

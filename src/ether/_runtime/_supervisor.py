@@ -44,6 +44,7 @@ from ._control import InstanceState, Stage
 from ._logtopic import LogTopic
 from .._node._topics import PROVENANCE_TOPIC
 from .._node._node import DEFAULT_PRODUCERS, WAKE, Node, inbox_capacity, message_limit
+from .._core import _segment as segment
 from .._core._session import Session
 
 log = logging.getLogger("Ether")
@@ -446,10 +447,9 @@ class Supervisor:
         (the text returned) if there is no room for one per process. Not an error:
         a pipeline without large arrays runs fine in a small /dev/shm, and a
         publish that finds no room fails, naming the sizes."""
-        from .._core import _segment
         from .._core._directory import SESSION_SIZE
         from .._core._ring import segment_size
-        free = _segment.free_bytes()
+        free = segment.free_bytes()
         if free is None:
             return None
         inbox = segment_size(inbox_capacity(message_limit()), self.max_producers)
@@ -596,9 +596,9 @@ class Supervisor:
                 for other in gone:
                     d.remove_named(other)
                 if d.remove_named(name) and entry is not None:
-                    from .._core import _names, _segment
-                    _segment.unlink(_names.inbox_segment(self.session.name, entry.token))
-                    _segment.holder_alive(_names.member_lock(self.session.name, entry.owner))
+                    from .._core import _names
+                    segment.unlink(_names.inbox_segment(self.session.name, entry.token))
+                    segment.holder_alive(_names.member_lock(self.session.name, entry.owner))
                     if cause is not None:
                         what = "the bridge" if name in self._members else f"instance {name!r}"
                         log.warning("%s exited (%s); its topics and services are gone", what, cause)
@@ -1071,15 +1071,16 @@ class Supervisor:
                         _arena_writer.remove_dead_arenas(self.session, self._unlinked)
             except Exception:  # noqa: BLE001 - the session's close removes them anyway
                 log.exception("removing the arenas of stopped instances")
-        if self.logtopic is not None:
-            self.logtopic.close()
-            self.logtopic = None
-        if self.node is not None:
-            self.node.close()
-            self.node = None
-        if self.session is not None:
-            self.session.close()
-            self.session = None
+        with segment.unmap_later():  # the rings' pages are freed after shutdown returns
+            if self.logtopic is not None:
+                self.logtopic.close()
+                self.logtopic = None
+            if self.node is not None:
+                self.node.close()
+                self.node = None
+            if self.session is not None:
+                self.session.close()
+                self.session = None
         with self._unlinked_lock:
             unlinked, self._unlinked = self._unlinked, None
         if unlinked:
