@@ -15,7 +15,8 @@ from .. import _errors as errors
 ARENA_EXT = 2
 
 _encode = msgspec.msgpack.Encoder().encode
-_decode = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
+# The handle's decoder; it raises msgspec's errors (decode() turns them into ours).
+decode_raw = msgspec.msgpack.Decoder(tuple[int, int, int, int, int, str, list[int]]).decode
 
 
 def encode(token: int, block: int, generation: int, offset: int, array) -> msgspec.msgpack.Ext:
@@ -27,6 +28,6 @@ def decode(data) -> tuple:
     """(token, block, generation, offset, length, dtype, shape); MalformedMessage
     if data is not a handle."""
     try:
-        return _decode(data)
+        return decode_raw(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise errors.MalformedMessage(f"malformed array handle ({exc})") from None

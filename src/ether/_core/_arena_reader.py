@@ -30,6 +30,7 @@ class Reader:
         self._arenas: dict[int, Mapped] = {}
         self._holds: dict[int, _Hold] = {}     # keeps the weak references (and callbacks) alive
         self._drop = self._make_drop()
+        self._frombuffer = None   # numpy's, bound at the first view (numpy comes with it)
         _READERS.add(self)
 
     def close(self) -> None:
@@ -72,8 +73,9 @@ class Reader:
             if rc == STALE:
                 raise errors.MalformedMessage("a stale array handle (its block was reused)")
             raise errors.MalformedMessage(f"array handle out of bounds (block {block}, {length} bytes)")
+        frombuffer = self._frombuffer or self._bind_frombuffer()
         try:
-            anchor = np().frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
+            anchor = frombuffer(arena.data, dtype=dtype, count=length // itemsize, offset=offset)
         except BaseException:
             arena.unhold(block, generation)
             raise
@@ -85,6 +87,10 @@ class Reader:
         if len(shape) == 1 and shape[0] * itemsize == length:
             return anchor
         return anchor.reshape(shape)  # a shape that does not match raises ValueError
+
+    def _bind_frombuffer(self):
+        self._frombuffer = np().frombuffer
+        return self._frombuffer
 
     def hold(self, holds) -> list:
         """Hold the blocks a message carries (its envelope lists them) while its

@@ -201,9 +201,14 @@ def make_ext_hook(view: Callable | None) -> Callable[[int, memoryview], Any]:
     through `view(*handle)` (the session's arena reader), inline arrays read-only
     arrays over the message's bytes."""
 
+    decode_handle = _arena_handle.decode_raw
+
     def ext_hook(code: int, data: memoryview) -> Any:
         if code == ARENA_EXT:
-            handle = _arena_handle.decode(data)
+            try:  # _arena_handle.decode, inlined: every received array
+                handle = decode_handle(data)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                raise MalformedMessage(f"malformed array handle ({exc})") from None
             if view is None:
                 raise MalformedMessage("an array handle arrived where no arena reader is")
             try:

@@ -588,11 +588,20 @@ class Node:
                     envelope = decode(data)
                 except codec.ENVELOPE_ERRORS:
                     envelope = None
-                if envelope is None or envelope.holds or envelope.version != _WIRE:
+                if envelope is None or envelope.version != _WIRE:
                     if dirty:
                         _handle_as(handling, ident, previous)
                         dirty = False
-                    self._dispatch_one(data)
+                    self._dispatch_one(data)  # decodes it again, for the error's words
+                    continue
+                if envelope.holds:  # arrays in an arena: held while its handlers run
+                    if dirty:
+                        _handle_as(handling, ident, previous)
+                        dirty = False
+                    try:
+                        self._deliver(envelope)
+                    except Exception as exc:
+                        self._not_handled(envelope, exc)
                     continue
                 kind = envelope.kind
                 if kind == _REQUEST:
