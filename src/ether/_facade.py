@@ -19,6 +19,7 @@ from typing import Any, Callable
 from . import _client
 from . import _errors as errors
 from ._node._delivery import DEFAULT_POLICY, DEFAULT_TIMEOUT_S
+from ._node._topics import with_topic
 from ._platform import require_platform
 
 __all__ = ["Ether", "ether"]
@@ -231,6 +232,13 @@ class Ether:
         client = _client._default
         if client is None:
             client = self._require_client()
+        if type(data) is dict and type(topic) is str:  # Client.pub's common case, inlined
+            node = client.node
+            if topic in node.advertised:
+                try:
+                    return node.publish(topic, data)
+                except errors.InboxFull as exc:
+                    raise with_topic(exc, topic) from None
         return client.pub(data, topic)
 
     def start(self, **data) -> int:

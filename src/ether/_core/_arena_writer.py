@@ -251,8 +251,13 @@ class Writer:
         """A block of length bytes held by `holders`: (block, data offset, generation).
         When the arena is full, wait up to `timeout` seconds for holders to free room."""
         alignment = 4096 if length >= (64 << 10) else 64
+        rc = self._alloc_into(length, alignment, holders, self._grant)
+        return self._granted(rc, length, alignment, holders, timeout)
+
+    def _granted(self, rc: int, length: int, alignment: int, holders: int,
+                 timeout: float) -> tuple[int, int, int]:
+        """allocate's rest, once its first try returned rc (the grant filled if OK)."""
         grant = self._grant
-        rc = self._alloc_into(length, alignment, holders, grant)
         if rc == OK:  # (dead holders: the sweeper thread, or the sweep below when full)
             block, start = grant.block, grant.offset
             if self.data_offset + start + length > self._seg.reserved:
@@ -318,7 +323,14 @@ class Writer:
             shape = tuple(shape) if isinstance(shape, list) else (int(shape),)
         count = shape[0] if len(shape) == 1 else math.prod(shape)
         nbytes = count * dtype.itemsize
-        block, start, generation = self.allocate(nbytes, self._own_bits, timeout)
+        # allocate's common case, inlined: a block within what is reserved.
+        alignment = 4096 if nbytes >= (64 << 10) else 64
+        grant = self._grant
+        rc = self._alloc_into(nbytes, alignment, self._own_bits, grant)
+        if rc == OK and self.data_offset + grant.offset + nbytes <= self._seg.reserved:
+            block, start, generation = grant.block, grant.offset, grant.generation
+        else:
+            block, start, generation = self._granted(rc, nbytes, alignment, self._own_bits, timeout)
         array = anchor = self._frombuffer(self._map, dtype=dtype, count=count,
                                            offset=self.data_offset + start)
         if len(shape) != 1:

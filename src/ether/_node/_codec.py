@@ -168,30 +168,34 @@ def _inline_array(data) -> Any:
         raise MalformedMessage(f"malformed array ({exc})") from None
 
 
+def _not_array(numpy, obj: Any) -> Any:
+    """enc_hook for what is not an ndarray: a numpy scalar, a pydantic model."""
+    if numpy is not None and isinstance(obj, numpy.generic):
+        return _array_ext(numpy, obj)
+    dump = getattr(obj, "model_dump", None)  # pydantic models
+    if dump is not None:
+        return dump()
+    raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
+
+
 def make_enc_hook(arena_handle: Callable | None) -> Callable[[Any], Any]:
     """msgspec's enc_hook for one node: arrays go to its arena through
     `arena_handle(array)` (None: inline), numpy scalars and pydantic models as
     values. It never runs for plain values."""
-    ndarray = None
+    ndarray = None  # numpy's, once an array came (numpy is never imported here)
 
     def enc_hook(obj: Any) -> Any:
         nonlocal ndarray
-        numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
-        if numpy is not None:
-            if ndarray is None:
-                ndarray = numpy.ndarray
-            if isinstance(obj, ndarray):
-                if arena_handle is not None:
-                    ext = arena_handle(obj)
-                    if ext is not None:
-                        return ext
-                return _array_ext(numpy, obj)
-            if isinstance(obj, numpy.generic):
-                return _array_ext(numpy, obj)
-        dump = getattr(obj, "model_dump", None)  # pydantic models
-        if dump is not None:
-            return dump()
-        raise TypeError(f"cannot publish a value of type {type(obj).__name__}")
+        if type(obj) is not ndarray:  # the first array, a subclass, a scalar, a model...
+            numpy = sys.modules.get("numpy")  # never import numpy for a message without arrays
+            if numpy is None or not isinstance(obj, numpy.ndarray):
+                return _not_array(numpy, obj)
+            ndarray = numpy.ndarray
+        if arena_handle is not None:
+            ext = arena_handle(obj)
+            if ext is not None:
+                return ext
+        return _array_ext(sys.modules["numpy"], obj)
 
     return enc_hook
 

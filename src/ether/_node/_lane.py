@@ -66,7 +66,9 @@ class Lane:
         node = self.node
         if array.nbytes < node.inline_limit or not targets:
             return None
-        with node.arena_lock:
+        lock = node.arena_lock
+        lock.acquire()  # not `with` (see Node.loan): every array published
+        try:
             arena = node._arena or node.arena()
             holders = arena.bits_for(targets)
             lent = arena.lent(array, holders)
@@ -86,6 +88,8 @@ class Lane:
                         raise Dropped(str(exc)) from None
                     raise
                 ext = _arena_handle.encode(arena.token, block, generation, start, array)
+        finally:
+            lock.release()
         # The envelope's last field: msgspec encodes it after the payload, so
         # it lists every block the payload's arrays were given.
         self.blocks.append((arena.token, block, generation))
