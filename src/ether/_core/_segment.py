@@ -84,8 +84,12 @@ def unmap_later():
         _later.maps = None
         if maps:
             thread = threading.Thread(target=_unmap, args=(maps,), name="ether-unmap", daemon=True)
-            thread.start()
-            _unmapping[:] = [t for t in _unmapping if t.is_alive()] + [thread]
+            try:
+                thread.start()
+            except RuntimeError:  # at interpreter exit (3.12 refuses new threads there)
+                _unmap(maps)
+            else:
+                _unmapping[:] = [t for t in _unmapping if t.is_alive()] + [thread]
 
 
 def unmapped(timeout: float) -> bool:

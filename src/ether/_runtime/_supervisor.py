@@ -1086,8 +1086,11 @@ class Supervisor:
         if unlinked:
             # Every process is gone, so these are the arenas' last references: give
             # their memory back without holding up the caller of shutdown().
-            threading.Thread(target=_free, args=(unlinked,), name="ether-free-arenas",
-                             daemon=True).start()
+            try:
+                threading.Thread(target=_free, args=(unlinked,), name="ether-free-arenas",
+                                 daemon=True).start()
+            except RuntimeError:  # at interpreter exit (3.12 refuses new threads there)
+                _free(unlinked)
         from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []
