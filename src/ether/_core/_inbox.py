@@ -177,14 +177,14 @@ class Inbox:
         pending = self._pending
         if pending:
             return pending.popleft()
-        self._fill(timeout, READ_BATCH)
+        pending.extend(self._fill(timeout, READ_BATCH))
         return pending.popleft()
 
     def receive_nowait(self) -> bytes:
         """The next message if one is ready, else raise WouldBlock."""
         pending = self._pending
         if not pending:
-            self._read(READ_BATCH)
+            pending.extend(self._read(READ_BATCH)[1])
             if not pending:
                 raise errors.WouldBlock(f"{self._where} has no message ready")
         return pending.popleft()
@@ -195,22 +195,19 @@ class Inbox:
             items = self._direct(max_count)
             if items:
                 return items
-            self._fill(timeout, max_count, fresh=False)
+            return self._fill(timeout, max_count, fresh=False)
         return self._take(max_count)
 
     def drain(self, max_count: int = READ_BATCH) -> list[bytes]:
         """Up to max_count messages that are ready now (possibly none)."""
         if not self._pending:
-            items = self._direct(max_count)
-            if items:
-                return items
-            self._read(max_count)
+            return self._read(max_count)[1]   # InboxClosed once closed (_direct says [])
         return self._take(max_count)
 
     def wait_readable(self, timeout: float | None = None) -> None:
         """Return once a message is ready; raise Timeout after `timeout` seconds."""
         if not self._pending:
-            self._fill(timeout, READ_BATCH)
+            self._pending.extend(self._fill(timeout, READ_BATCH))
 
     # ---- internals ----
 
@@ -233,17 +230,17 @@ class Inbox:
             return out
         return [pending.popleft() for _ in range(max_count)]
 
-    def _read(self, max_count: int) -> int:
+    def _read(self, max_count: int) -> tuple[int, list[bytes]]:
+        """(result, a batch read now: possibly empty); InboxClosed if closed."""
         ring = self._ring
         if ring is None:
             raise errors.InboxClosed(f"{self._where} is closed")
         rc, items = ring.read(min(max_count, self._read_batch))
         if items:
-            self._pending.extend(items)
             self._stall_since = self._stall_began = 0.0
         elif rc == ring_mod.PENDING:
             self._stalled()
-        return rc
+        return rc, items
 
     def _stalled(self) -> None:
         """The record at head is claimed and not committed: after STALL_CHECK_S of
@@ -257,17 +254,18 @@ class Inbox:
             self._stall_since = now
             self._recover(now - self._stall_began)
 
-    def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> None:
-        """Wait for and read messages; fresh=False: the caller just found none."""
+    def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> list[bytes]:
+        """Wait for messages and return the batch read (never empty): receive_many's
+        result as it is, not through _pending. fresh=False: the caller just found none."""
         limit = _timeout_ns(timeout)
         deadline = time.monotonic() + limit
         # A stall seen by the caller's own read keeps the short wait slices.
         rc = ring_mod.PENDING if self._stall_since else ring_mod.EMPTY
         while True:
             if fresh:
-                rc = self._read(max_count)
-                if self._pending:
-                    return
+                rc, items = self._read(max_count)
+                if items:
+                    return items
             fresh = True
             remaining = deadline - time.monotonic()
             if remaining <= 0:

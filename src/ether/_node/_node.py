@@ -935,9 +935,18 @@ class Node:
         lane = self._direct
         router = lane.router
         words, at = self._words, self._at
+        # The reply's lineage: _lineage_now and codec.lineage's common case, inline
+        # (a server's every request is a new envelope, so no cache would hit).
+        handling = self._handling
+        current = handling.get(_get_ident()) if handling else None
+        if current is None:
+            cause = trace = None
+        elif current.origin is None and current.trace is None:  # a root of this run
+            cause = trace = (current.sender, current.seq)
+        else:
+            cause, trace = codec.lineage(current, self.origin)
         try:
             with lane.lock:
-                cause, trace = self._lineage_now()
                 fields = (_WIRE, codec.REPLY, topic, self.name, next(self._seqs), _now_ns(),
                           cause, trace, None, body)
                 reply_to = request.reply_to
