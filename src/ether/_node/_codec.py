@@ -257,8 +257,9 @@ def envelope_fields(kind: int, topic: str, sender: str, seq: int, time_ns: int, 
                     origin: Origin | None, payload) -> tuple:
     """The envelope's fields in wire order, without the holds (which the arena
     fills while the payload encodes, so they go last): the one constructor. Only
-    Node.publish and Node.reply, the hot paths of a message and of a server, build
-    the same tuple inline (tests/unit/test_codec.py pins the order)."""
+    Node.publish, Node.request and Node.reply, the hot paths of a message, a call
+    and a server, build the same tuple inline (tests/unit/test_codec.py pins the
+    order)."""
     return (WIRE_VERSION, kind, topic, sender, seq, time_ns, cause, trace, origin, payload)
 
 

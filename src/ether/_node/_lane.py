@@ -67,8 +67,10 @@ class Lane:
         if array.nbytes < node.inline_limit or not targets:
             return None
         lock = node.arena_lock
-        lock.acquire()  # not `with` (see Node.loan): every array published
+        if lock.locked():  # not `with` (see lane_turn): every array published
+            lane_turn(lock)
         try:
+            lock.acquire()
             arena = node._arena or node.arena()
             holders = arena.bits_for(targets)
             lent = arena.lent(array, holders)
