@@ -574,8 +574,9 @@ class Node:
         delivered inline, what codec.decode, _deliver and _deliver_kind would do for
         it without their three calls; so is a request to a service of this node
         (what _deliver_kind does for it). The lineage is restored once per batch, and
-        before any other message. Another well-formed envelope without holds goes
-        to _deliver_kind, decoded once; everything else through _dispatch_one."""
+        before any other message. Another well-formed envelope goes to _deliver
+        (with holds) or _deliver_kind, decoded once; a record that is not one (or of
+        another wire version) through _dispatch_one."""
         if "_deliver_kind" in self.__dict__:  # shadowed by the stats' timing one
             for data in batch:
                 self._dispatch_one(data)
@@ -600,17 +601,8 @@ class Node:
                         dirty = False
                     self._dispatch_one(data)  # decodes it again, for the error's words
                     continue
-                if envelope.holds:  # arrays in an arena: held while its handlers run
-                    if dirty:
-                        _handle_as(handling, ident, previous)
-                        dirty = False
-                    try:
-                        self._deliver(envelope)
-                    except Exception as exc:
-                        self._not_handled(envelope, exc)
-                    continue
-                kind = envelope.kind
-                if kind == _REQUEST:
+                kind, holds = envelope.kind, envelope.holds
+                if kind == _REQUEST and not holds:
                     # What _deliver_kind does for a request, inline: a server's every call.
                     service = services.get(envelope.topic)
                     if service is not None:
@@ -623,15 +615,19 @@ class Node:
                         finally:
                             self.served += 1
                         continue
-                if kind != _MESSAGE or self._patterns or self.skipping:
-                    # A reply, a control message...: decoded and checked already, so
-                    # straight to its kind's delivery (_dispatch_one would decode it
-                    # again: a round trip's two envelopes each went twice).
+                if holds or kind != _MESSAGE or self._patterns or self.skipping:
+                    # Arrays in an arena (held while its handlers run), a reply, a
+                    # control message...: decoded and checked already, so straight to
+                    # its delivery (_dispatch_one would decode it again: a round trip's
+                    # two envelopes each went twice, and every array message).
                     if dirty:
                         _handle_as(handling, ident, previous)
                         dirty = False
                     try:
-                        self._deliver_kind(envelope)
+                        if holds:
+                            self._deliver(envelope)
+                        else:
+                            self._deliver_kind(envelope)
                     except Exception as exc:
                         self._not_handled(envelope, exc)
                     continue
