@@ -268,3 +268,13 @@ def test_payloads_that_look_like_framing_or_pickles_arrive_as_plain_bytes(small)
     assert tx.send_many(hostile) == len(hostile)
     assert inbox.receive_many(timeout=1) == hostile
     assert not hasattr(_ring, "pickle")
+
+
+def test_every_read_of_a_closed_inbox_says_it_is_closed(session):
+    inbox = session.create_inbox("gone", capacity=4096, max_length=256)
+    inbox.close()
+    for read in (lambda: inbox.receive_many(timeout=0.1), lambda: inbox.receive(timeout=0.1),
+                 lambda: inbox.drain(), lambda: inbox.wait_readable(0.1),
+                 lambda: inbox.receive_nowait()):
+        with pytest.raises(ether.InboxClosed, match="is closed"):
+            read()

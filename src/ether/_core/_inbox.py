@@ -271,7 +271,10 @@ class Inbox:
             if remaining <= 0:
                 raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")
             slice_s = STALL_CHECK_S if rc == ring_mod.PENDING else WAIT_SLICE_S
-            if self._ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
+            ring = self._ring
+            if ring is None:  # closed (receive_many's own read found nothing: not checked)
+                raise errors.InboxClosed(f"{self._where} is closed")
+            if ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
                 self._reap_dead(REAP_IDLE_S)  # idle: a good moment to free dead producers' slots
 
     def _recover(self, stalled_for: float) -> None:
