@@ -75,8 +75,9 @@ def check_space(required: int, what: str) -> None:
 def unmap_later():
     """Within, this thread's Segment.close() calls leave their unmapping to a
     thread started at the end: unmapping the last map of an unlinked segment frees
-    its pages, 1-2 ms per touched ring here, and a shutdown need not wait for that
-    (the names are gone already; munmap releases the GIL)."""
+    its pages, 1-2 ms per touched ring here (an arena's up to its size), and a
+    shutdown need not wait for that (the names are gone already; munmap releases
+    the GIL)."""
     maps = _later.maps = []
     try:
         yield
@@ -281,10 +282,7 @@ class Segment:
             if later is not None:
                 later.append(self.map)
             else:
-                try:
-                    self.map.close()
-                except BufferError:  # a view is still exported; the kernel unmaps at exit
-                    pass
+                _unmap((self.map,))
             self.map = None
         if self.fd >= 0:
             os.close(self.fd)

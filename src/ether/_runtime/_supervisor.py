@@ -1071,7 +1071,9 @@ class Supervisor:
                         _arena_writer.remove_dead_arenas(self.session, self._unlinked)
             except Exception:  # noqa: BLE001 - the session's close removes them anyway
                 log.exception("removing the arenas of stopped instances")
-        with segment.unmap_later():  # the rings' pages are freed after shutdown returns
+        # The rings' and the stopped instances' arenas' pages are freed by a thread
+        # after shutdown returns (their names are gone by then).
+        with segment.unmap_later():
             if self.logtopic is not None:
                 self.logtopic.close()
                 self.logtopic = None
@@ -1081,16 +1083,10 @@ class Supervisor:
             if self.session is not None:
                 self.session.close()
                 self.session = None
-        with self._unlinked_lock:
-            unlinked, self._unlinked = self._unlinked, None
-        if unlinked:
-            # Every process is gone, so these are the arenas' last references: give
-            # their memory back without holding up the caller of shutdown().
-            try:
-                threading.Thread(target=_free, args=(unlinked,), name="ether-free-arenas",
-                                 daemon=True).start()
-            except RuntimeError:  # at interpreter exit (3.12 refuses new threads there)
-                _free(unlinked)
+            with self._unlinked_lock:
+                unlinked, self._unlinked = self._unlinked, None
+            # Every process is gone, so these are the arenas' last references.
+            _free(unlinked or [])
         from .._spec import _registry
         _registry.undo(self._registry_undo)  # the classes are plain again in this process
         self._registry_undo = []
@@ -1131,7 +1127,8 @@ class Supervisor:
 
 
 def _free(segments: list) -> None:
-    """Close the open segments of unlinked arenas (the last close frees one)."""
+    """Close the open segments of unlinked arenas (the last close frees one; inside
+    segment.unmap_later, the unmapping is left to its thread)."""
     for seg in segments:
         try:
             seg.close()
