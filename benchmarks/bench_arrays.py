@@ -142,7 +142,8 @@ def plan(mode: str, size: int) -> dict:
     arena = ordinary_arena(size) if mode == "ordinary" else max(BIG_ARENA, 8 * size + 64 * MiB)
     blocks = (arena - MiB) // size          # the arena's header takes < 1 MiB
     if mode == "loan":  # paced by the arena itself: ether.empty waits for a free block
-        return {"arena": arena, "window": None, "ack_every": LOAN_ACK_EVERY, "warm": 2 * blocks + 1}
+        return {"arena": arena, "window": None, "ack_every": LOAN_ACK_EVERY, "warm": 2 * blocks + 1,
+                "blocks": blocks}
     window = max(1, min(32, blocks - 2))
     return {"arena": arena, "window": window, "ack_every": max(1, window // 4), "warm": blocks + 2}
 
@@ -230,7 +231,7 @@ def run_ether(mode: str, size: int, receivers: int, count: int) -> dict:
             # make happen: one loan of every block first, so that the timed frames
             # find the arena as a long stream does (reported as fill_s).
             t_fill = clock()
-            held = [empty(shape, f32) for _ in range((p["arena"] - MiB) // size)]
+            held = [empty(shape, f32) for _ in range(p["blocks"])]
             del held
             out["fill_s"] = (clock() - t_fill) / 1e9
             for seq in range(total):
