@@ -7,12 +7,15 @@ configs with tls endpoints and run `prefix=["ip", "netns", "exec", NS]`.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
+import re
 import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 HOST_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bridge_host.py")
@@ -23,13 +26,47 @@ class HostFailed(AssertionError):
     pass
 
 
+class Lines:
+    """A text stream read line by line in a thread, to wait for a line (bounded)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.lines: list[str] = []
+        self._lock = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.stream:
+            with self._lock:
+                self.lines.append(line)
+                self._lock.notify_all()
+
+    def wait_line(self, pattern: str, timeout: float) -> str | None:
+        regex = re.compile(pattern)
+        with self._lock:
+            self._lock.wait_for(lambda: any(regex.search(l) for l in self.lines), timeout)
+            return next((l for l in self.lines if regex.search(l)), None)
+
+    def close(self, timeout: float) -> None:
+        self._reader.join(timeout)
+        self.stream.close()
+
+
 class Host:
-    def __init__(self, name: str, *, prefix: list[str] | None = None, env: dict | None = None):
+    def __init__(self, name: str, *, prefix: list[str] | None = None, env: dict | None = None,
+                 watch_stderr: bool = False):
+        """watch_stderr: read the host's stderr (its session's log lines, its
+        bridge's among them) into `stderr`, to wait for a line; else it is this
+        process's."""
         self.name = name
         self.session: str | None = None
         self.process = subprocess.Popen(
             [*(prefix or []), sys.executable, HOST_SCRIPT], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=None, cwd=ROOT, env={**os.environ, **(env or {})})
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE if watch_stderr else None, cwd=ROOT,
+            env={**os.environ, **(env or {})})
+        self.stderr = (Lines(io.TextIOWrapper(self.process.stderr, errors="replace"))
+                       if watch_stderr else None)
         self._buffer = b""
         assert self._read(60) == {"ok": "hello"}
 
@@ -52,8 +89,15 @@ class Host:
 
     def ask(self, op: str, *, wait: float = 60.0, **args) -> dict:
         """The raw answer: {"ok": ...} or {"error": type, "message": ...}."""
+        self.send(op, **args)
+        return self._read(wait)
+
+    def send(self, op: str, **args) -> None:
+        """A command whose answer `answer` reads later (meanwhile, the test acts)."""
         self.process.stdin.write((json.dumps({"op": op, **args}) + "\n").encode())
         self.process.stdin.flush()
+
+    def answer(self, wait: float = 60.0) -> dict:
         return self._read(wait)
 
     def call(self, op: str, *, wait: float = 60.0, **args):
@@ -87,6 +131,8 @@ class Host:
                 pipe.close()
             except OSError:   # a killed host's stdin: nothing reads it
                 pass
+        if self.stderr is not None:
+            self.stderr.close(5.0)
 
 
 def free_port() -> int:

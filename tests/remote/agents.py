@@ -11,6 +11,8 @@ import subprocess
 import threading
 import time
 
+from bridge_driver import Lines
+
 from .netns import Host
 
 _MARK = "@zagent "
@@ -153,26 +155,17 @@ class Watched:
         self.host = host
         self.proc = host.popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
-        self.lines: list[str] = []
-        self._lock = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.out = Lines(self.proc.stdout)
         host.on_close(self.close)
 
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line)
-                self._lock.notify_all()
+    @property
+    def lines(self) -> list[str]:
+        return self.out.lines
 
     def wait_line(self, pattern: str, timeout: float) -> str | None:
-        regex = re.compile(pattern)
-        with self._lock:
-            self._lock.wait_for(lambda: any(regex.search(l) for l in self.lines), timeout)
-            return next((l for l in self.lines if regex.search(l)), None)
+        return self.out.wait_line(pattern, timeout)
 
     def close(self, timeout: float = 10.0) -> int:
         code = self.host.stop(self.proc, timeout)
-        self._reader.join(timeout)
-        self.proc.stdout.close()
+        self.out.close(timeout)
         return code

@@ -35,11 +35,12 @@ def _certs(folder, net) -> None:
         ether("host", f"host{host.name}", "--ip", host.addr, "--site", "lab1")
 
 
-def _driver(host, drivers: list, env: dict | None = None) -> Driver:
-    """A bridge test host running on `host`: its namespace and its /dev/shm."""
+def _driver(host, drivers: list, env: dict | None = None, **options) -> Driver:
+    """A bridge test host running on `host`: its namespace and its /dev/shm
+    (options: Driver's, as watch_stderr)."""
     prefix = ["ip", "netns", "exec", host.ns, "unshare", "--mount", "--propagation", "private",
               "sh", "-c", _ON_HOST, str(host.shm)]
-    driver = Driver(host.name, prefix=prefix, env=env)
+    driver = Driver(host.name, prefix=prefix, env=env, **options)
     drivers.append(driver)
     return driver
 

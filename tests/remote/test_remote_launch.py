@@ -236,6 +236,39 @@ def test_a_cut_link_ends_b_s_instances_within_the_lease_and_a_second(hosts, site
 
 @needs_netns
 @pytest.mark.timeout(180)
+def test_a_launch_sent_while_the_link_is_down_waits_for_the_agent_and_starts_once(hosts, site):
+    """A's link is down as its tap starts: the bridge comes up without the site, and
+    the launch waits for B's agent, saying so, instead of failing at once (zenoh
+    ends a query that meets no queryable); once the link is back, B starts the
+    instance, once."""
+    good, _ = site
+    net = hosts(2)
+    drivers: list[Driver] = []
+    try:
+        agent = _agent(net, good)
+        a = _driver(net["A"], drivers, watch_stderr=True)
+        net["A"].link(False)
+        a.send("tap", config={"instances": {"collector1": {"class_path": COLL, "host": "hostB"}},
+                              "bridge": _main_bridge(net, good)})
+        assert a.stderr.wait_line(r"the launch on host 'hostB' waits for its agent", 60), \
+            "".join(a.stderr.lines)
+        net["A"].link(True)
+        answer = a.answer(90)
+        assert "ok" in answer, (answer, "".join(a.stderr.lines))
+        a.session = answer["ok"]["session"]
+        remote = a.call("remote")
+        assert list(remote) == ["collector1@hostB"], remote
+        assert remote["collector1@hostB"]["state"] == "ready", remote
+        assert _alive(remote["collector1@hostB"]["pid"])
+        launches = [l for l in agent.lines if "launched for 'hostA'" in l]
+        assert len(launches) == 1, agent.lines
+    finally:
+        for driver in reversed(drivers):
+            driver.close()
+
+
+@needs_netns
+@pytest.mark.timeout(180)
 def test_a_launch_from_a_certificate_not_among_the_operators_is_refused_and_errors_say_why(
         hosts, site):
     good, _ = site
@@ -292,3 +325,45 @@ def test_zenohs_acl_lets_a_request_name_only_its_own_certificate(hosts, site):
     assert c.call("get", wait=20, key=key.format("hostA"), timeout=2.0, hex=True)["replies"] == []
     assert agent.wait_line(r"refused a request from 'hostC'", 5)
     assert not agent.wait_line(r"from 'hostA'", 0.5), "a request named hostA reached the agent"
+
+
+@needs_netns
+@pytest.mark.timeout(120)
+def test_the_same_launch_twice_starts_one_session_and_gets_the_same_answer(hosts, site):
+    """A launch whose answer was lost is asked again by the main's bridge: the agent
+    answers the second with the first's answer (the same session, the same pids),
+    and starts nothing more. Sent here from a raw zenoh session with hostA's
+    certificate; then a stop ends that session."""
+    import msgspec
+
+    from ether.bridge import zenoh_config
+    from ether.bridge._agentwire import Request, encode_msg
+    from ether.config import BridgeConfig
+
+    from .agents import Agent
+    good, _ = site
+    net = hosts(2)
+    agent = _agent(net, good)
+    a = Agent(net["A"], zenoh_config(BridgeConfig(**_main_bridge(net, good)), base_dir=None,
+                                     mode="router"))
+    assert a.peers(10), "hostA never linked to the agent"
+    key = "ether/lab1/agent/hostB/req/hostA"
+    config = {"instances": {"collector1": {"class_path": COLL}}}
+
+    def ask(op: str) -> dict:
+        payload = encode_msg(Request(op, "twice", "hostA", config if op == "launch" else {},
+                                     30.0, True)).hex()
+        replies = a.call("get", wait=60, key=key, timeout=45.0, hex=True,
+                         payload_hex=payload)["replies"]
+        assert len(replies) == 1, replies
+        return msgspec.msgpack.decode(bytes.fromhex(replies[0]))
+
+    first = ask("launch")
+    assert first["ok"] is True and set(first["instances"]) == {"collector1"}, first
+    second = ask("launch")
+    assert second == first
+    assert _alive(first["instances"]["collector1"])
+    assert len([l for l in agent.lines if "launched for 'hostA'" in l]) == 1, agent.lines
+    stopped = ask("stop")
+    assert stopped["ok"] is True and stopped["session"] == first["session"], stopped
+    assert not _alive(first["instances"]["collector1"])

@@ -5,8 +5,10 @@ that config and answers one JSON command per line with one JSON line (after ``@z
     {"op": "sub", "key": K}                        -> {"ok": true}; then {"ev": "sample", ...}
     {"op": "queryable", "key": K, "reply": TEXT}   -> {"ok": true}
     {"op": "put", "key": K, "payload": TEXT}       -> {"ok": true}
-    {"op": "get", "key": K, "timeout": S, "hex": B} -> {"replies": [TEXT...], "errors": N}
-                                                      (hex: each payload in hex, not text)
+    {"op": "get", "key": K, "timeout": S, "hex": B, "payload_hex": H}
+                                                   -> {"replies": [TEXT...], "errors": N}
+                                                      (hex: each payload in hex, not text;
+                                                      payload_hex: the query's payload)
     {"op": "wait_peer", "timeout": S}              -> {"peers": [{"zid", "cn"}...]}
     {"op": "wait_count", "count": N, "timeout": S} -> {"peers": [...], "at": T} once N
                                                       are linked; T: time.time() of the last link change
@@ -79,7 +81,8 @@ def main():
             reply["ok"] = True
         elif op == "get":
             replies, errors = [], 0
-            for r in session.get(cmd["key"], timeout=cmd.get("timeout", 2.0)):
+            payload = bytes.fromhex(cmd["payload_hex"]) if "payload_hex" in cmd else None
+            for r in session.get(cmd["key"], payload=payload, timeout=cmd.get("timeout", 2.0)):
                 if r.ok is not None:
                     data = r.ok.payload.to_bytes()
                     replies.append(data.hex() if cmd.get("hex") else data.decode())

@@ -71,6 +71,7 @@ class Hosted:
         self.killed = False
         self.session = ""
         self.proc = proc
+        self.reply: wire.Reply | None = None   # the launch's answer, once it is known
         wire.write_frame(self.proc.stdin, {"config": config})
         self._reader: threading.Thread | None = None
 
@@ -197,11 +198,11 @@ class Agent:
         self._live = self.z.liveliness().declare_subscriber(
             f"ether/{bridge.site}/live/*/bridge/*", self._on_live, history=True)
         self._queryable = self.z.declare_queryable(self.keys.requests_of(self.host), self._on_query)
-        # That the agent is there, for a bridge's start (its wait for the site); the
-        # bridges' site view ignores the kind.
-        self._token = self.z.liveliness().declare_token(
-            f"ether/{bridge.site}/live/{self.host}/agent/{self.z.zid()}")
-        say(f"agent of host {self.host!r} in site {bridge.site!r} (zenoh id {self.z.zid()}) "
+        # That the agent is there, for a bridge's start (its wait for the site) and a
+        # launch (its wait for this agent); the bridges' site view ignores the kind.
+        zid = str(self.z.zid())
+        self._token = self.z.liveliness().declare_token(self.keys.agent_live(self.host, zid))
+        say(f"agent of host {self.host!r} in site {bridge.site!r} (zenoh id {zid}) "
             f"listening on {', '.join(config['listen']['endpoints']) or 'multicast'}; "
             f"operators: {', '.join(self.operators)}")
 
@@ -276,6 +277,8 @@ class Agent:
         with self._lock:
             busy = next(iter(self._hosted.values()), None)
         if busy is not None:
+            if busy.main_session == request.session and busy.reply is not None:
+                return busy.reply   # the launch again (its answer was lost): the same answer
             return self._refuse("", who, f"host {self.host!r} runs a session for the main "
                                          f"{busy.main_session!r} of {busy.main_host!r} already")
         try:
@@ -290,7 +293,7 @@ class Agent:
         with self._lock:
             self._hosted[request.session] = hosted
             self._lock.notify_all()
-        reply = hosted.await_ready(request.timeout)
+        reply = hosted.reply = hosted.await_ready(request.timeout)
         launch_trace(f"agent@{self.host}", "hosted main ready")
         names = ", ".join(reply.instances) or "nothing"
         self.say(f"launched for {request.main_host!r} (session {request.session}): {names}"

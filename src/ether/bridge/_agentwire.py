@@ -6,6 +6,8 @@
                                               lets only that certificate query it)
     ether/<site>/agent/<host>/ev/<session%>   what the agent says of the instances it
                                               runs for the main's session <session>
+    ether/<site>/live/<host>/agent/<zid>      the agent of <host> is there (liveliness;
+                                              declared after its queryable)
 
 Every message is a MessagePack map checked against its type here (msgspec):
 data only. A launch carries the instances' config (class paths, args, kwargs,
@@ -38,6 +40,10 @@ MAX_FRAME = 64 << 20
 class AgentKeys:
     def __init__(self, site: str):
         self.root = f"ether/{site}/agent"
+        self.live_root = f"ether/{site}/live"
+
+    def agent_live(self, host: str, zid: str = "*") -> str:
+        return f"{self.live_root}/{host}/agent/{zid}"
 
     def request(self, host: str, name: str) -> str:
         return f"{self.root}/{host}/req/{name}"

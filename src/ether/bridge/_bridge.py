@@ -39,6 +39,7 @@ from ._inbound import Inbound
 from ._keys import Keys
 from ._outbound import Outbound
 from ._site import Site
+from ._tokens import await_token
 from ._wire import Checker
 
 __all__ = ["Bridge", "main"]
@@ -142,13 +143,7 @@ class Bridge:
         check must see the site. A token means the link is up and the site's
         declarations flow (any bridge's, or an `ether agent`'s); a site with none
         waits the whole timeout, as zenoh's open did."""
-        seen = threading.Event()
-        listener = self.z.liveliness().declare_subscriber(self.keys.live_all,
-                                                          lambda sample: seen.set(), history=True)
-        try:
-            seen.wait(timeout)
-        finally:
-            listener.undeclare()
+        await_token(self.z, self.keys.live_all, timeout)
 
     def _refuse_a_taken_name(self) -> None:
         holders = []

@@ -6,7 +6,9 @@ The main asks its bridge by two services, `service:bridge.launch` and
 of that host, on `ether/<site>/agent/<host>/req/<name>`, where `<name>` is this
 host's certificate name (the only key zenoh's ACL lets this certificate
 query), and its answer goes back as the service's reply. A query runs in a
-thread of its own: the bridge's inbox keeps being read meanwhile.
+thread of its own: the bridge's inbox keeps being read meanwhile. A launch
+waits for the agent's liveliness token first, and asks again while a query
+finds no agent (the agent answers a repeated launch with its first answer).
 
 What the agents say of the instances they run for this session comes on
 `ether/<site>/agent/*/ev/<session>`; each event goes to the main as a `remote`
@@ -17,16 +19,20 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import msgspec
 
 from ether.lowlevel import launch_trace, request_of
 
 from . import _agentwire as wire
+from ._tokens import await_token
 
 __all__ = ["Launcher"]
 
 log = logging.getLogger("Ether")
+
+RETRY_S = 0.1   # the first pause before a launch that met no agent asks again
 
 
 def certificate_name(path) -> str | None:
@@ -77,24 +83,46 @@ class Launcher:
                                          "result": result})
 
     def _query(self, host: str, message: wire.Request, timeout: float) -> wire.Reply:
-        key = self.keys.request(host, self.identity)
-        launch_trace(f"bridge@{self.bridge.host}", f"{message.op} query to {host}")
-        replies = []
-        for reply in self.z.get(key, payload=wire.encode_msg(message), timeout=timeout):
-            if reply.ok is not None:
-                try:
-                    replies.append(wire.decode_reply(reply.ok.payload.to_bytes()))
-                except ValueError as exc:
-                    log.warning("bridge: %s from host %r", exc, host)
-            if replies:
+        """The agent's answer. A launch first waits for the agent's token (the link
+        may still be coming up, or the agent starting), and asks again while time
+        is left if a query finds no agent: zenoh ends a query that meets no
+        queryable at once. A second launch of one session gets the first's answer."""
+        key, payload = self.keys.request(host, self.identity), wire.encode_msg(message)
+        deadline = time.monotonic() + timeout
+        pause, missing = RETRY_S, "answered"
+        while True:
+            if message.op == "launch" and not self._await_agent(host, deadline):
+                missing = "was seen"
                 break
-        launch_trace(f"bridge@{self.bridge.host}", f"{message.op} reply from {host}")
-        if replies:
-            return replies[0]
+            launch_trace(f"bridge@{self.bridge.host}", f"{message.op} query to {host}")
+            reply = self._ask_once(key, payload, host, max(0.1, deadline - time.monotonic()))
+            launch_trace(f"bridge@{self.bridge.host}", f"{message.op} reply from {host}")
+            if reply is not None:
+                return reply
+            if message.op != "launch" or time.monotonic() + pause >= deadline:
+                break
+            time.sleep(pause)   # a pause before asking again, not a wait for an event
+            pause = min(2 * pause, 1.0)
         return wire.Reply(False, error=(
-            f"no agent answered within {timeout:g} s"), reason=(
+            f"no agent {missing} within {timeout:g} s"), reason=(
             f"is `ether agent` running on {host!r}, linked to this host, and are this host's "
             f"certificate name {self.identity!r} and {host!r} in each other's allow_hosts?"))
+
+    def _await_agent(self, host: str, deadline: float) -> bool:
+        def waiting() -> None:
+            log.info("bridge: the launch on host %r waits for its agent (none seen yet; "
+                     "up to %.0f s)", host, max(0.0, deadline - time.monotonic()))
+        return await_token(self.z, self.keys.agent_live(host),
+                           max(0.0, deadline - time.monotonic()), waiting=waiting)
+
+    def _ask_once(self, key: str, payload: bytes, host: str, timeout: float) -> wire.Reply | None:
+        for reply in self.z.get(key, payload=payload, timeout=timeout):
+            if reply.ok is not None:
+                try:
+                    return wire.decode_reply(reply.ok.payload.to_bytes())
+                except ValueError as exc:
+                    log.warning("bridge: %s from host %r", exc, host)
+        return None
 
     def _on_event(self, sample) -> None:
         host = self.keys.host_of_events(str(sample.key_expr))
