@@ -224,3 +224,60 @@ def test_concurrent_creates_never_race_each_others_stale_session_sweeps():
     assert attempts >= processes * 50
     left = [n for n in os.listdir("/dev/shm") if n.startswith(f"ether_{prefix}")]
     assert left == []
+
+
+def _flock_is_free(session) -> bool:
+    """Whether another open file of the session segment gets its flock at once (a
+    flock belongs to an open file, so this process's own hold counts)."""
+    import fcntl
+    fd = os.open(f"/dev/shm/{_names.session_segment(session.name)}", os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)   # and its lock with it
+    return True
+
+
+def test_an_inbox_s_segment_is_made_outside_the_directory_s_flock(session, monkeypatch):
+    """Every process of a starting session creates its inbox at once: the flock is
+    held only to claim the name and to add the entry, not across the segment's
+    fallocate and the ring's layout (which serialized a tap's instances)."""
+    seen = []
+    create = _segment.Segment.create
+
+    def watched(name, size, **kw):
+        seen.append(_flock_is_free(session))
+        return create(name, size, **kw)
+
+    monkeypatch.setattr(_segment.Segment, "create", staticmethod(watched))
+    inbox = session.create_inbox("free", capacity=4096, max_length=64)
+    assert seen == [True]
+    assert session.inboxes() == ["free"]
+    inbox.close()
+
+
+def test_a_name_taken_while_its_segment_was_made_is_refused_and_leaves_nothing(session,
+                                                                              monkeypatch):
+    """Two creators of one name: the one whose entry comes second gets InboxExists,
+    and its segment (and the ring's export of it) is gone."""
+    create = _segment.Segment.create
+    winner = []
+
+    def racing(name, size, **kw):
+        if not winner:   # another creator of "twin" adds its entry meanwhile
+            winner.append(None)
+            winner[0] = session.create_inbox("twin", capacity=4096, max_length=64)
+        return create(name, size, **kw)
+
+    monkeypatch.setattr(_segment.Segment, "create", staticmethod(racing))
+    before = set(shm_objects(session.name))
+    with pytest.raises(ether.InboxExists, match="inbox 'twin'.*already exists"):
+        session.create_inbox("twin", capacity=4096, max_length=64)
+    monkeypatch.undo()
+    assert session.inboxes() == ["twin"]
+    left = set(shm_objects(session.name)) - before
+    assert len(left) == 1, left   # the winner's segment only
+    winner[0].close()
+    assert set(shm_objects(session.name)) == before

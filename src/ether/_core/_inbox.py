@@ -75,6 +75,18 @@ def _validate(name, capacity, max_length, max_producers) -> bytes:
     return raw
 
 
+def _claim(t, session, name: str, where: str) -> None:
+    """Under the directory's flock: free `name` if a dead consumer held it (its entry
+    and segment go); InboxExists if a live one does."""
+    existing = t.find(name)
+    if existing is not None:
+        if session._member_alive(existing.owner):
+            raise errors.InboxExists(
+                17, f"{where} already exists (consumer pid {existing.owner_pid})")
+        t.remove(existing.index, existing.token)
+        segment.unlink(names.inbox_segment(session.name, existing.token))
+
+
 def _close_inbox(ring, seg, table, index, token, pid) -> None:
     if os.getpid() != pid:  # an inherited copy in a forked child owns nothing
         return
@@ -113,24 +125,30 @@ class Inbox:
         where = f"inbox {name!r} of session {sid!r}"
         size = ring_mod.segment_size(capacity, max_producers)
         table = session._directory
+        # The directory's flock is held only to claim the name and a token, and to
+        # add the entry: the segment is made and its ring laid out in between,
+        # unlocked. Held across them, the flock serialized every process's start
+        # (a tap's instances each waited 3-10 ms for the others' inboxes, 1 MB of
+        # fallocate and a ring's layout each, longer when preempted while holding
+        # it). Nothing finds the inbox before its entry; the owner's close removes
+        # the segment of one that died in between (by its name).
         with table as t:
-            existing = t.find(name)
-            if existing is not None:
-                if session._member_alive(existing.owner):
-                    raise errors.InboxExists(
-                        17, f"{where} already exists (consumer pid {existing.owner_pid})")
-                t.remove(existing.index, existing.token)
-                segment.unlink(names.inbox_segment(sid, existing.token))
+            _claim(t, session, name, where)
             token = t.next_token()
-            seg = segment.Segment.create(names.inbox_segment(sid, token), size, what=where)
-            try:
-                ring_mod.Ring.initialize(seg.map, capacity, max_length, max_producers, session.token)
-                ring = ring_mod.Ring(seg.map, where)
-            except BaseException:
-                segment.unlink(seg.name)
-                seg.close()
-                raise
-            index = t.add(raw, token, session.token, capacity, max_length)
+        seg = segment.Segment.create(names.inbox_segment(sid, token), size, what=where)
+        ring = None
+        try:
+            ring_mod.Ring.initialize(seg.map, capacity, max_length, max_producers, session.token)
+            ring = ring_mod.Ring(seg.map, where)
+            with table as t:
+                _claim(t, session, name, where)   # another process may have taken it meanwhile
+                index = t.add(raw, token, session.token, capacity, max_length)
+        except BaseException:
+            if ring is not None:
+                ring.free()   # its export of the map, before the unmap
+            segment.unlink(seg.name)
+            seg.close()
+            raise
         self = object.__new__(cls)
         self._name = name
         self._token = token
