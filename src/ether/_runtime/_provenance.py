@@ -12,9 +12,9 @@ and dirty flag of the repository holding the module, with the diff's sha256
 (the diff itself under "diffs", once per repository). Outside git the
 repository is "no repository": not an error.
 
-A tap captures it in a thread once its instances run (capture(): the local
-part, some ms of CPU, while git's processes run at nice 10, then their output);
-nothing in it may fail a tap: a problem becomes an "error" field.
+A tap takes the local part before it forks the instances (begin: some ms), runs
+git beside them, and reads git once they are up (Capture.finish, in a thread); nothing
+in it may fail a tap: a problem becomes an "error" field.
 """
 from __future__ import annotations
 
@@ -239,11 +239,9 @@ def _methods(name: str, cls, spec=None) -> dict:
     return {"handlers": handlers, "publishes": {m: list(t) for m, t in spec.pubs.items()}}
 
 
-def capture(config, classes: dict, *, session: str, run_id: bytes,
-            specs: dict | None = None) -> dict:
-    """The provenance of a session: `classes` maps instance name -> (config, class),
-    `specs` (optional) instance name -> its class's introspection."""
-    pending = begin(config, classes, session=session, run_id=run_id, specs=specs)
+def capture(config, classes: dict, *, session: str, run_id: bytes) -> dict:
+    """The provenance of a session: `classes` maps instance name -> (config, class)."""
+    pending = begin(config, classes, session=session, run_id=run_id)
     pending.start_git()
     return pending.finish()
 

@@ -198,6 +198,7 @@ class Supervisor:
         if not self.config.instances and self.config.bridge is None:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
+        capture = None   # the provenance, until the thread that finishes it runs
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
@@ -211,6 +212,18 @@ class Supervisor:
                 # to start. It is ready (remote interest in place) before any init
                 # handler runs, as every instance is.
                 self._start_bridge()
+            # The provenance's local part (hashes, versions, the config) now, before
+            # the forks; git runs beside the instances, and a thread reads it once
+            # they are up: the first calls and messages after the tap share the
+            # cores with nothing of it. (A bridge's interpreter starts meanwhile:
+            # its imports take the other core.)
+            capture = self._begin_provenance(launched, specs)
+            if capture is not None:
+                # git's processes start now, not after the forks: a process started
+                # while the instances start waits (in Popen, until it has exec'd) for
+                # a turn on a core, 20-30 ms on two cores; at nice 10 they then yield
+                # to the instances.
+                capture.start_git()
             policies = {}
             for key, inst in self.config.instances.items():
                 if key in remote:
@@ -251,6 +264,10 @@ class Supervisor:
                 self.remote.await_ready(self.start_timeout)
                 _trace.mark(who, "remote ready")
                 self.start_dispatcher()  # what the agents say is read as it comes
+            # Its thread starts once the instances are up: a thread started while
+            # five processes start on two cores waits milliseconds for its first turn.
+            self._finish_provenance(capture)
+            capture = None  # the thread reads git and reaps it
             self._show_state(*self.processes, state=InstanceState.READY)  # one change for all
             self.node.start_stats()  # the stats topic, while someone watches
             self._started = True
@@ -263,33 +280,41 @@ class Supervisor:
                     raise errors.EtherError(
                         f"instance {name!r}: init handler failed: {'; '.join(ack.errors)}")
         except BaseException:
+            if capture is not None:  # a tap that failed before reading git: reap it
+                capture.finish()
             self.stop(graceful=False)
             raise
-        # The provenance in a thread once everything runs: its local part (hashes,
-        # versions, the config) and git's processes, then provenance.json. Done
-        # before the forks, they took 4-6 ms of the tap, and the thread that read git
-        # slowed the init phase beside it (layers.md, "The tap's provenance").
-        self._capture_provenance(launched, specs)
         _trace.mark(who, "started")
         log.info("Ether system started successfully")
 
-    def _capture_provenance(self, launched: dict, specs: dict) -> None:
-        """In a thread: the session's provenance (_provenance.py), written to
-        provenance.json in the log folder and published on ether/provenance (a
-        recorder stores it). Shutdown waits for it; a failure is a warning, never
-        the session's end."""
-        node, session = self.node, self.session
+    def _begin_provenance(self, launched: dict, specs: dict):
+        """The local part of the session's provenance (_provenance.py), or None if
+        even that failed (a warning: never a reason to fail the tap)."""
+        from . import _provenance
+        try:
+            return _provenance.begin(self.config, launched, session=self.session.name,
+                                     run_id=self.session.run_id, specs=specs)
+        except Exception as exc:
+            log.warning("could not capture the session's provenance: %s", exc)
+            return None
 
-        def capture() -> None:
+    def _finish_provenance(self, capture) -> None:
+        """In a thread: read git's part of the provenance, write provenance.json to
+        the log folder and publish it on ether/provenance (a recorder stores it).
+        Shutdown waits for it."""
+        if capture is None:
+            return
+        node = self.node
+
+        def finish() -> None:
             from . import _provenance
             try:
-                found = _provenance.capture(self.config, launched, session=session.name,
-                                            run_id=session.run_id, specs=specs)
+                found = capture.finish()
                 try:
                     _provenance.write(self._log_dir(), found)
                 except OSError as exc:
                     log.warning("could not write %s: %s", _provenance.FILE_NAME, exc)
-            except Exception as exc:
+            except Exception as exc:  # never a reason to fail the session
                 log.warning("could not capture the session's provenance: %s", exc)
                 return
             self.provenance = found
@@ -298,7 +323,7 @@ class Supervisor:
             except errors.EtherError as exc:  # the session is closing
                 log.warning("could not publish the session's provenance: %s", exc)
 
-        self._provenance = threading.Thread(target=capture, name="ether-provenance", daemon=True)
+        self._provenance = threading.Thread(target=finish, name="ether-provenance", daemon=True)
         self._provenance.start()
 
     def await_provenance(self, timeout: float = PROVENANCE_TIMEOUT_S) -> None:
