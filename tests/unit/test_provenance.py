@@ -27,6 +27,41 @@ def test_a_dirty_repository_gives_its_commit_the_flag_and_the_diff_hash(tmp_path
     assert dirty["diff_sha256"] == hashlib.sha256(dirty["diff"].encode()).hexdigest()
 
 
+def _repo(path):
+    """A repository at `path` with one commit of mod.py on branch main; its git argv."""
+    path.mkdir()
+    (path / "mod.py").write_text("X = 1\n")
+    git = ["git", "-C", str(path), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git[:3] + ["init", "-q", "-b", "main"], check=True)
+    subprocess.run(git + ["add", "mod.py"], check=True)
+    subprocess.run(git + ["commit", "-qm", "one"], check=True)
+    return git
+
+
+def test_a_clean_repository_costs_one_git_process_and_a_detached_head_is_head(tmp_path):
+    git = _repo(tmp_path / "repo")
+    query = _provenance._GitQuery(tmp_path / "repo")
+    assert len(query._procs) == 1   # the status alone: no diff for a clean tree
+    info = query.info()
+    assert info["dirty"] is False and len(query._procs) == 1, info
+    subprocess.run(git + ["checkout", "-q", "--detach"], check=True)
+    detached = _provenance.git_info(tmp_path / "repo" / "mod.py")
+    assert detached["branch"] == "HEAD" and detached["commit"] == info["commit"], detached
+    # A staged change is dirt too (the diff against HEAD).
+    (tmp_path / "repo" / "mod.py").write_text("X = 3\n")
+    subprocess.run(git + ["add", "mod.py"], check=True)
+    staged = _provenance.git_info(tmp_path / "repo" / "mod.py")
+    assert staged["dirty"] is True and "X = 3" in staged["diff"], staged
+
+
+def test_a_repository_without_a_commit_is_an_error_field(tmp_path):
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    subprocess.run(["git", "-C", str(repo), "init", "-q"], check=True)
+    info = _provenance.git_info(repo / "mod.py")
+    assert info == {"repository": str(repo), "error": "git failed: the repository has no commit yet"}
+
+
 def test_outside_git_it_says_no_repository(tmp_path):
     (tmp_path / "m.py").write_text("")
     assert _provenance.git_info(tmp_path / "m.py") == {"repository": "no repository"}

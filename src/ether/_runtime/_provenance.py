@@ -89,24 +89,29 @@ def _freeze_sha256() -> str:
 
 
 class _GitQuery:
-    """The two git processes that describe one repository, started at once (at nice
-    10 where `nice` exists) and read by info(): a tap starts them beside its
-    instances and reads them once they are up."""
+    """git's description of one repository. `git status` (the commit, the branch,
+    and whether tracked files changed: one process where two ran before) starts at
+    once, at nice 10 where `nice` exists; info() reads it and, only when tracked
+    files changed, runs `git diff HEAD` for the diff itself. A tap starts the
+    status beside its instances and reads it once they are up."""
 
     def __init__(self, root: Path):
         self.root = root
         self._procs: list = []
         self._error: str | None = None
-        prefix = ["nice", "-n", "10"] if _NICE else []
         try:
-            # Two git processes, not four: one rev-parse answers both, and the diff
-            # against HEAD (staged and unstaged changes of tracked files) is the dirt.
-            for args in (("rev-parse", "HEAD", "--abbrev-ref", "HEAD"), ("diff", "HEAD")):
-                self._procs.append(subprocess.Popen(
-                    [*prefix, "git", "-C", str(root), *args], stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+            self._procs.append(self._start("status", "--porcelain=v2", "--branch",
+                                           "--untracked-files=no"))
         except OSError as exc:
             self._error = f"git failed: {exc}"
+
+    def _start(self, *args: str):
+        prefix = ["nice", "-n", "10"] if _NICE else []
+        # --no-optional-locks: status refreshes the index and writes it back when it
+        # can, which would take index.lock from a git command the user runs meanwhile.
+        argv = [*prefix, "git", "--no-optional-locks", "-C", str(self.root), *args]
+        return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
 
     def _output(self, proc, deadline: float) -> str:
         try:
@@ -126,8 +131,12 @@ class _GitQuery:
             return {**info, "error": self._error}
         deadline = time.monotonic() + GIT_TIMEOUT_S
         try:
-            head, diff = (self._output(p, deadline) for p in self._procs)
-            info["commit"], info["branch"] = (head.split() + ["", ""])[:2]
+            commit, branch, changed = _status(self._output(self._procs[0], deadline))
+            info["commit"], info["branch"] = commit, branch
+            diff = ""
+            if changed:   # the diff against HEAD: staged and unstaged changes of tracked files
+                self._procs.append(self._start("diff", "HEAD"))
+                diff = self._output(self._procs[-1], deadline)
             info["dirty"] = bool(diff)
             if info["dirty"]:
                 info["diff_sha256"] = _sha256(diff.encode())
@@ -143,6 +152,24 @@ class _GitQuery:
             if proc.poll() is None:
                 proc.kill()
             proc.communicate()
+
+
+def _status(text: str) -> tuple[str, str, bool]:
+    """(commit, branch, whether a tracked file changed) from `git status
+    --porcelain=v2 --branch`: a detached HEAD's branch is "HEAD", as `git
+    rev-parse --abbrev-ref HEAD` says."""
+    commit = branch = ""
+    changed = False
+    for line in text.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line[len("# branch.oid "):].strip()
+        elif line.startswith("# branch.head "):
+            branch = line[len("# branch.head "):].strip()
+        elif line and not line.startswith("#"):
+            changed = True
+    if commit in ("", "(initial)"):
+        raise subprocess.SubprocessError("the repository has no commit yet")
+    return commit, "HEAD" if branch == "(detached)" else branch, changed
 
 
 def _repository(directory: Path) -> Path | None:
