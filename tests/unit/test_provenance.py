@@ -9,24 +9,6 @@ from ether.config import EtherConfig
 from ether._runtime import _provenance
 
 
-def test_a_dirty_repository_gives_its_commit_the_flag_and_the_diff_hash(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "mod.py").write_text("X = 1\n")
-    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run(git[:3] + ["init", "-q", "-b", "main"], check=True)
-    subprocess.run(git + ["add", "mod.py"], check=True)
-    subprocess.run(git + ["commit", "-qm", "one"], check=True)
-    commit = subprocess.run(git[:3] + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    clean = _provenance.git_info(repo / "mod.py")
-    assert clean["commit"] == commit and clean["branch"] == "main" and clean["dirty"] is False
-    (repo / "mod.py").write_text("X = 2\n")
-    dirty = _provenance.git_info(repo / "mod.py")
-    assert dirty["dirty"] is True and "X = 2" in dirty["diff"]
-    import hashlib
-    assert dirty["diff_sha256"] == hashlib.sha256(dirty["diff"].encode()).hexdigest()
-
-
 def _repo(path):
     """A repository at `path` with one commit of mod.py on branch main; its git argv."""
     path.mkdir()
@@ -36,6 +18,19 @@ def _repo(path):
     subprocess.run(git + ["add", "mod.py"], check=True)
     subprocess.run(git + ["commit", "-qm", "one"], check=True)
     return git
+
+
+def test_a_dirty_repository_gives_its_commit_the_flag_and_the_diff_hash(tmp_path):
+    repo = tmp_path / "repo"
+    git = _repo(repo)
+    commit = subprocess.run(git[:3] + ["rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    clean = _provenance.git_info(repo / "mod.py")
+    assert clean["commit"] == commit and clean["branch"] == "main" and clean["dirty"] is False
+    (repo / "mod.py").write_text("X = 2\n")
+    dirty = _provenance.git_info(repo / "mod.py")
+    assert dirty["dirty"] is True and "X = 2" in dirty["diff"]
+    import hashlib
+    assert dirty["diff_sha256"] == hashlib.sha256(dirty["diff"].encode()).hexdigest()
 
 
 def test_a_clean_repository_costs_one_git_process_and_a_detached_head_is_head(tmp_path):
