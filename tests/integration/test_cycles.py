@@ -57,3 +57,65 @@ def test_trial_after_trial_returns_the_sessions_memory():
     assert [shm_objects(s) for s in sids] == [[] for _ in sids]
     assert _fds() <= fds + 2, f"descriptors grew from {fds} to {_fds()} over {CYCLES} trials"
     assert _shm_held() <= held, f"still mapped after {CYCLES} trials: {_shm_held() - held} bytes more"
+
+
+def test_a_tap_forks_nothing_while_an_earlier_shutdown_still_unmaps(monkeypatch):
+    """A child forked while another thread of its parent is inside munmap may start
+    deadlocked (CI's ASan run lost an instance so, right after a shutdown): the next
+    tap waits for the unmapping thread before it starts any process."""
+    import threading
+
+    from ether._runtime import _launch
+
+    gate, entered = threading.Event(), threading.Event()
+    unmap, unmapped, start = _segment._unmap, _segment.unmapped, _launch.start
+    forked_while_unmapping = []
+
+    me = os.getpid()
+
+    def slow_unmap(maps):
+        # Held open until the test lets it go: in this process's unmapping thread
+        # only (an instance, forked with this patch, unmaps as before).
+        if os.getpid() == me and threading.current_thread().name == "ether-unmap":
+            gate.wait(20)
+        unmap(maps)
+
+    def watched_unmapped(timeout):
+        entered.set()
+        return unmapped(timeout)
+
+    def watched_start(*args, **kwargs):
+        forked_while_unmapping.append(any(t.is_alive() for t in _segment._unmapping))
+        entered.set()   # (a tap that does not wait forks at once: the check below says so)
+        return start(*args, **kwargs)
+
+    monkeypatch.setattr(_segment, "_unmap", slow_unmap)
+    monkeypatch.setattr(_segment, "unmapped", watched_unmapped)
+    monkeypatch.setattr(_launch, "start", watched_start)
+    config = {"instances": {"d": {"class_path": "apps.Doubler"}}}
+    ether.tap(config=config)
+    ether.shutdown()   # its unmapping thread now waits at the gate
+    assert any(t.is_alive() for t in _segment._unmapping)
+    entered.clear()    # the first tap asked too
+    errors = []
+
+    def tap():
+        try:
+            ether.tap(config=config)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    second = threading.Thread(target=tap)
+    second.start()
+    try:
+        assert entered.wait(20), "the second tap neither waited nor forked"
+        assert forked_while_unmapping == [False], "the second tap forked while unmapping"
+        gate.set()
+        second.join(60)
+        assert not second.is_alive() and errors == []
+        assert forked_while_unmapping == [False, False]
+    finally:
+        gate.set()
+        second.join(60)
+        ether.shutdown()
+    assert unmapped(10.0)

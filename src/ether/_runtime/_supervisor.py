@@ -56,6 +56,7 @@ START_TIMEOUT_S = 30.0
 PHASE_TIMEOUT_S = 10.0   # a shutdown phase waits at least this long (more if the limit leaves more)
 STOP_TIMEOUT_S = 5.0     # then each instance has this long to exit before it is killed
 PROVENANCE_TIMEOUT_S = 30.0  # shutdown waits this long, at most, for provenance.json
+UNMAP_WAIT_S = 5.0  # a tap waits this long, at most, for an earlier shutdown's unmapping
 STALL_S = 10.0           # shutdown stops waiting once no instance it waits for handled anything for this long
 PROGRESS_LOG_S = 5.0     # while waiting, say how far it got this often
 FORCED_SAVE_S = 5.0      # after a second signal: how long save_all may take
@@ -199,6 +200,14 @@ class Supervisor:
             log.warning("the config has no instances: nothing runs but this process "
                         "(add some under `instances:`)")
         capture = None   # the provenance, until the thread that finishes it runs
+        # No fork while an earlier shutdown's thread still unmaps (segment.unmap_later):
+        # a child forked while another thread of its parent is inside munmap (and the
+        # allocator's state around it) may start deadlocked; CI's ASan run once lost an
+        # instance that never reached its first line, most likely so. The unmapping
+        # ends a few ms after that shutdown: only a tap that follows at once waits.
+        if not segment.unmapped(UNMAP_WAIT_S):
+            log.warning("an earlier session's shared memory is still being unmapped after "
+                        "%g s; starting anyway", UNMAP_WAIT_S)
         try:
             self.node = Node(self.session, MAIN_INBOX, max_producers=self.max_producers)
             self.node.on_control = self._on_control
