@@ -1,5 +1,6 @@
 """Provenance capture: git commit, dirty flag and diff hash; "no repository"
 outside git; equal configs hash equal, one kwarg changes the hash."""
+import os
 import subprocess
 import sys
 
@@ -47,6 +48,27 @@ def test_a_clean_repository_costs_one_git_process_and_a_detached_head_is_head(tm
     subprocess.run(git + ["add", "mod.py"], check=True)
     staged = _provenance.git_info(tmp_path / "repo" / "mod.py")
     assert staged["dirty"] is True and "X = 3" in staged["diff"], staged
+
+
+def test_a_git_older_than_2_15_still_gives_the_commit_branch_and_diff(tmp_path, monkeypatch):
+    """Such a git knows neither --no-optional-locks nor porcelain v2: rev-parse and
+    the diff then (a stand-in git refuses both, as an old one does)."""
+    import shutil
+    real = shutil.which("git")
+    _repo(tmp_path / "repo")
+    (tmp_path / "repo" / "mod.py").write_text("X = 5\n")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "git").write_text(
+        "#!/bin/sh\n"
+        'for a in "$@"; do case "$a" in --no-optional-locks|--porcelain=v2)\n'
+        '  echo "Unknown option: $a" >&2; echo "usage: git [--version]" >&2; exit 129;; esac; done\n'
+        f'exec {real} "$@"\n')
+    (fake / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    info = _provenance.git_info(tmp_path / "repo" / "mod.py")
+    assert info["branch"] == "main" and len(info["commit"]) == 40, info
+    assert info["dirty"] is True and "X = 5" in info["diff"], info
 
 
 def test_a_repository_without_a_commit_is_an_error_field(tmp_path):

@@ -105,11 +105,13 @@ class _GitQuery:
         except OSError as exc:
             self._error = f"git failed: {exc}"
 
-    def _start(self, *args: str):
+    def _start(self, *args: str, old_git: bool = False):
         prefix = ["nice", "-n", "10"] if _NICE else []
         # --no-optional-locks: status refreshes the index and writes it back when it
         # can, which would take index.lock from a git command the user runs meanwhile.
-        argv = [*prefix, "git", "--no-optional-locks", "-C", str(self.root), *args]
+        # (A git older than 2.15 knows neither it nor porcelain v2: see info().)
+        options = [] if old_git else ["--no-optional-locks"]
+        argv = [*prefix, "git", *options, "-C", str(self.root), *args]
         return subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
 
@@ -131,11 +133,22 @@ class _GitQuery:
             return {**info, "error": self._error}
         deadline = time.monotonic() + GIT_TIMEOUT_S
         try:
-            commit, branch, changed = _status(self._output(self._procs[0], deadline))
+            old_git = False
+            try:
+                commit, branch, changed = _status(self._output(self._procs[0], deadline))
+            except subprocess.CalledProcessError as exc:
+                if b"usage" not in (exc.stderr or b"").lower() and \
+                        b"unknown option" not in (exc.stderr or b"").lower():
+                    raise
+                # An old git: rev-parse for the commit and branch, then the diff decides.
+                old_git, changed = True, True
+                self._procs.append(self._start("rev-parse", "HEAD", "--abbrev-ref", "HEAD",
+                                               old_git=True))
+                commit, branch = (self._output(self._procs[-1], deadline).split() + ["", ""])[:2]
             info["commit"], info["branch"] = commit, branch
             diff = ""
             if changed:   # the diff against HEAD: staged and unstaged changes of tracked files
-                self._procs.append(self._start("diff", "HEAD"))
+                self._procs.append(self._start("diff", "HEAD", old_git=old_git))
                 diff = self._output(self._procs[-1], deadline)
             info["dirty"] = bool(diff)
             if info["dirty"]:
