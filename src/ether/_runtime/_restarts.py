@@ -34,11 +34,12 @@ any restart not yet launched, and kills one launched too late to be stopped.
 from __future__ import annotations
 
 import collections
-import dataclasses
 import logging
 import os
 import signal
 import time
+
+import msgspec
 
 from .. import _errors as errors
 from .._core import _names as names
@@ -54,8 +55,7 @@ log = logging.getLogger("Ether")
 HEALTH_GRACE = 3.0   # a health report overdue by this many intervals (at least 2 s) is a hang
 
 
-@dataclasses.dataclass(frozen=True)
-class Decision:
+class Decision(msgspec.Struct, frozen=True):
     restart: bool
     delay: float = 0.0   # the backoff before this restart
     count: int = 0       # the instance's restarts, this one included
@@ -259,7 +259,7 @@ class Restarter:
         sup = self.sup
         if sup._closing.wait(decision.delay):
             return
-        spec = dataclasses.replace(sup._specs[name], restarts=decision.count,
+        spec = msgspec.structs.replace(sup._specs[name], restarts=decision.count,
                                    parent_death_signal=False)
         try:
             process = _launch.start(spec, sup._method)

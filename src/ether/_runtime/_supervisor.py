@@ -19,7 +19,6 @@ and ignored.
 """
 from __future__ import annotations
 
-import dataclasses
 import errno
 import itertools
 import logging
@@ -29,6 +28,8 @@ import sys
 import threading
 import time
 from typing import Any, Callable
+
+import msgspec
 
 from .._node import _codec as codec
 from .. import _errors as errors
@@ -239,7 +240,7 @@ class Supervisor:
                     continue
                 spec = self._spec(sid, self._instance_name(key, inst), inst, search_path, registry)
                 policies[spec.name] = inst.supervision(self.config.supervision)
-                spec = dataclasses.replace(spec, stuck_after_s=policies[spec.name].stuck_after_s,
+                spec = msgspec.structs.replace(spec, stuck_after_s=policies[spec.name].stuck_after_s,
                                            health_interval_s=policies[spec.name].health_interval_s)
                 self._specs[spec.name] = spec
                 process = _launch.start(spec, method)

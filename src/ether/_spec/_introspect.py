@@ -30,15 +30,16 @@ __all__ = ["Handler", "Service", "ClassSpec", "introspect", "argument_decoder", 
 _INLINE_ONLY = codec.make_ext_hook(None)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Handler:
+# Structs, not dataclasses: made in C at import (each dataclass built and compiled
+# its methods, about 0.5-0.7 ms, on the first tap's path; layers.md).
+class Handler(msgspec.Struct, frozen=True):
     """One method that receives messages."""
     method: str                               # attribute name on the class
     topics: tuple[str, ...]
     pubs: tuple[str, ...]                     # where its result goes, if anywhere
     arguments: Callable[[Any], dict]          # payload (bytes / Raw) -> kwargs (inline arrays only)
     # topic -> (policy, timeout) where not the default (block, 5 s)
-    delivery: dict[str, tuple[str, float]] = dataclasses.field(default_factory=dict)
+    delivery: dict[str, tuple[str, float]] = msgspec.field(default_factory=dict)
     func: Callable | None = None              # the function, for decoders bound to a session
     where: str = ""
     bound: bool = True                        # its first parameter is the instance
@@ -53,8 +54,7 @@ class Handler:
         return self.delivery.get(topic, DEFAULT_DELIVERY)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Service:
+class Service(msgspec.Struct, frozen=True):
     """One method that answers requests (ether_get / ether_save) or syncs."""
     method: str
     kind: str                                 # "get", "save" or "sync"
@@ -67,15 +67,14 @@ class Service:
         return argument_decoder(self.func, self.where, ext_hook, bound=self.bound)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class ClassSpec:
+class ClassSpec(msgspec.Struct, frozen=True):
     """Everything the Ether decorators say about one class."""
     name: str
     handlers: tuple[Handler, ...]
     pubs: dict[str, tuple[str, ...]]          # method -> topics its result goes to
     lifecycle: dict[str, tuple[str, ...]]     # "init"/"cleanup"/.../"health" -> methods
     services: tuple[Service, ...] = ()
-    syncs: dict[str, tuple[Service, ...]] = dataclasses.field(default_factory=dict)
+    syncs: dict[str, tuple[Service, ...]] = msgspec.field(default_factory=dict)
 
     def topics(self) -> list[str]:
         seen: dict[str, None] = {}
