@@ -294,6 +294,14 @@ def test_a_launch_from_a_certificate_not_among_the_operators_is_refused_and_erro
         assert answer.get("error") == "EtherError", answer
         assert "host 'hostB' could not start 'ghost'" in answer["message"], answer
         assert "Missing" in answer["message"], answer
+        a.close()
+
+        # The failed launch is forgotten: the host takes the next one.
+        b = _driver(net["A"], drivers)
+        b.tap({"instances": {"collector1": {"class_path": COLL, "host": "hostB"}},
+               "bridge": _main_bridge(net, good)})
+        remote = b.call("remote")
+        assert list(remote) == ["collector1@hostB"] and _alive(remote["collector1@hostB"]["pid"])
     finally:
         for driver in reversed(drivers):
             driver.close()

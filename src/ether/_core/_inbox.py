@@ -136,7 +136,7 @@ class Inbox:
             _claim(t, session, name, where)
             token = t.next_token()
         seg = segment.Segment.create(names.inbox_segment(sid, token), size, what=where)
-        ring = None
+        ring = index = None
         try:
             ring_mod.Ring.initialize(seg.map, capacity, max_length, max_producers, session.token)
             ring = ring_mod.Ring(seg.map, where)
@@ -144,6 +144,9 @@ class Inbox:
                 _claim(t, session, name, where)   # another process may have taken it meanwhile
                 index = t.add(raw, token, session.token, capacity, max_length)
         except BaseException:
+            if index is not None:   # added, and then interrupted: no entry without its ring
+                with table as t:
+                    t.remove(index, token)
             if ring is not None:
                 ring.free()   # its export of the map, before the unmap
             segment.unlink(seg.name)

@@ -86,8 +86,13 @@ class Hosted:
         first = _read(self.proc.stdout)
         if not isinstance(first, dict) or first.get("ev") != "ready":
             error = first.get("error") if isinstance(first, dict) else None
-            self.proc.wait(5.0)
-            return wire.Reply(False, error=error or f"its main exited ({self.proc.returncode})")
+            try:
+                self.proc.wait(5.0)
+            except subprocess.TimeoutExpired:
+                pass
+            code = self.proc.returncode
+            self.kill()   # and forgotten: the host takes the next launch
+            return wire.Reply(False, error=error or f"its main exited ({code})")
         self.session = str(first.get("session", ""))
         self._reader = threading.Thread(target=self._read_events, name="ether-agent-events",
                                         daemon=True)
@@ -277,7 +282,8 @@ class Agent:
         with self._lock:
             busy = next(iter(self._hosted.values()), None)
         if busy is not None:
-            if busy.main_session == request.session and busy.reply is not None:
+            if busy.main_session == request.session and busy.reply is not None and \
+                    not busy.killed and not busy.ended.is_set():
                 return busy.reply   # the launch again (its answer was lost): the same answer
             return self._refuse("", who, f"host {self.host!r} runs a session for the main "
                                          f"{busy.main_session!r} of {busy.main_host!r} already")

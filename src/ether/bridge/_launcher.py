@@ -95,6 +95,12 @@ class Launcher:
                 missing = "was seen"
                 break
             launch_trace(f"bridge@{self.bridge.host}", f"{message.op} query to {host}")
+            if message.op == "launch":
+                # The agent's own wait: what is left of the caller's, not all of it
+                # again (its answer would come after this query gave up).
+                left = deadline - time.monotonic() - wire_margin("launch")
+                payload = wire.encode_msg(msgspec.structs.replace(
+                    message, timeout=max(0.1, min(message.timeout, left))))
             reply = self._ask_once(key, payload, host, max(0.1, deadline - time.monotonic()))
             launch_trace(f"bridge@{self.bridge.host}", f"{message.op} reply from {host}")
             if reply is not None:
@@ -120,8 +126,9 @@ class Launcher:
             if reply.ok is not None:
                 try:
                     return wire.decode_reply(reply.ok.payload.to_bytes())
-                except ValueError as exc:
+                except ValueError as exc:   # an answer, unreadable: asking again would not help
                     log.warning("bridge: %s from host %r", exc, host)
+                    return wire.Reply(False, error=f"its agent's answer could not be read: {exc}")
         return None
 
     def _on_event(self, sample) -> None:
