@@ -213,16 +213,13 @@ class Inbox:
     def receive_many(self, max_count: int = READ_BATCH, timeout: float | None = None) -> list[bytes]:
         """Between 1 and max_count messages; waits up to `timeout` for the first."""
         if not self._pending:
-            items = self._direct(max_count)
-            if items:
-                return items
-            return self._fill(timeout, max_count, fresh=False)
+            return self._fill(timeout, max_count)
         return self._take(max_count)
 
     def drain(self, max_count: int = READ_BATCH) -> list[bytes]:
         """Up to max_count messages that are ready now (possibly none)."""
         if not self._pending:
-            return self._read(max_count)[1]   # InboxClosed once closed (_direct says [])
+            return self._read(max_count)[1]   # InboxClosed once closed
         return self._take(max_count)
 
     def wait_readable(self, timeout: float | None = None) -> None:
@@ -231,17 +228,6 @@ class Inbox:
             self._pending.extend(self._fill(timeout, READ_BATCH))
 
     # ---- internals ----
-
-    def _direct(self, max_count: int) -> list[bytes]:
-        """A ready batch straight from the ring (nothing is buffered), or []."""
-        if self._ring is None:
-            return []
-        rc, items = self._ring.read(min(max_count, self._read_batch))
-        if items:
-            self._stall_since = self._stall_began = 0.0
-        elif rc == ring_mod.PENDING:
-            self._stalled()
-        return items
 
     def _take(self, max_count: int) -> list[bytes]:
         pending = self._pending
@@ -275,25 +261,20 @@ class Inbox:
             self._stall_since = now
             self._recover(now - self._stall_began)
 
-    def _fill(self, timeout: float | None, max_count: int, fresh: bool = True) -> list[bytes]:
+    def _fill(self, timeout: float | None, max_count: int) -> list[bytes]:
         """Wait for messages and return the batch read (never empty): receive_many's
-        result as it is, not through _pending. fresh=False: the caller just found none."""
-        limit = _timeout_ns(timeout)
-        deadline = time.monotonic() + limit
-        # A stall seen by the caller's own read keeps the short wait slices.
-        rc = ring_mod.PENDING if self._stall_since else ring_mod.EMPTY
+        result as it is, not through _pending."""
+        deadline = time.monotonic() + _timeout_ns(timeout)
         while True:
-            if fresh:
-                rc, items = self._read(max_count)
-                if items:
-                    return items
-            fresh = True
+            rc, items = self._read(max_count)   # a stall it finds keeps the short slices
+            if items:
+                return items
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise errors.Timeout(f"no message arrived in {self._where} within {timeout} s")
             slice_s = STALL_CHECK_S if rc == ring_mod.PENDING else WAIT_SLICE_S
             ring = self._ring
-            if ring is None:  # closed (receive_many's own read found nothing: not checked)
+            if ring is None:  # closed while this thread waited
                 raise errors.InboxClosed(f"{self._where} is closed")
             if ring.wait(int(min(remaining, slice_s) * 1e9)) == ring_mod.TIMEOUT:
                 self._reap_dead(REAP_IDLE_S)  # idle: a good moment to free dead producers' slots

@@ -87,7 +87,7 @@ class Launcher:
         may still be coming up, or the agent starting), and asks again while time
         is left if a query finds no agent: zenoh ends a query that meets no
         queryable at once. A second launch of one session gets the first's answer."""
-        key, payload = self.keys.request(host, self.identity), wire.encode_msg(message)
+        key = self.keys.request(host, self.identity)
         deadline = time.monotonic() + timeout
         pause, missing = RETRY_S, "answered"
         while True:
@@ -95,12 +95,13 @@ class Launcher:
                 missing = "was seen"
                 break
             launch_trace(f"bridge@{self.bridge.host}", f"{message.op} query to {host}")
+            asked = message
             if message.op == "launch":
                 # The agent's own wait: what is left of the caller's, not all of it
                 # again (its answer would come after this query gave up).
                 left = deadline - time.monotonic() - wire_margin("launch")
-                payload = wire.encode_msg(msgspec.structs.replace(
-                    message, timeout=max(0.1, min(message.timeout, left))))
+                asked = msgspec.structs.replace(message, timeout=max(0.1, min(message.timeout, left)))
+            payload = wire.encode_msg(asked)
             reply = self._ask_once(key, payload, host, max(0.1, deadline - time.monotonic()))
             launch_trace(f"bridge@{self.bridge.host}", f"{message.op} reply from {host}")
             if reply is not None:
