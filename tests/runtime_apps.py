@@ -5,7 +5,7 @@ import os
 import pathlib
 import threading
 
-from ether import ether, ether_get, ether_pub, ether_save_all, ether_start, ether_sub
+from ether import ether, ether_get, ether_init, ether_pub, ether_save_all, ether_start, ether_sub
 
 from apps import Undecorated, _busy
 
@@ -143,3 +143,27 @@ UndecoratedAlias = Undecorated  # the same class under a second path
 
 class UndecoratedChild(Undecorated):
     """Inherits the method a registry entry for Undecorated decorates."""
+
+
+class CollectorState:
+    """Tells how its garbage collector stands (the tap pauses the main's)."""
+
+    @ether_get
+    def collector(self) -> dict:
+        import gc
+        return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+
+
+class CollectorStateWithInit(CollectorState):
+    """The same, with an init handler (that says it ran)."""
+
+    def __init__(self):
+        self.inited = False
+
+    @ether_init
+    def on_init(self) -> None:
+        self.inited = True
+
+    @ether_get
+    def was_inited(self) -> bool:
+        return self.inited

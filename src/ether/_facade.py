@@ -47,8 +47,8 @@ class Ether:
         require_platform("ether.tap")
         from ._trace import mark
         mark("main", "ether.tap")
-        from ._runtime import _prestart
-        with self._lock:
+        from ._runtime import _collector, _prestart
+        with self._lock, _collector.paused():
             try:
                 self._tap(config, restart, start_timeout)
             finally:

@@ -22,6 +22,7 @@ import traceback
 import msgspec
 
 from .. import _client
+from . import _collector
 from . import _control as control
 
 log = logging.getLogger("Ether")
@@ -100,6 +101,7 @@ def run(spec: LaunchSpec) -> None:
     # blocked it until now.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _collector.in_child()   # forked inside the tap, whose collector was paused
     from .._trace import mark
     mark(spec.name, "instance runs")
     from ._watchdog import Watchdog

@@ -510,7 +510,9 @@ def _unique_key_loader() -> type:
     two instances cannot silently share a name."""
     import yaml
 
-    class UniqueKeyLoader(yaml.SafeLoader):
+    # libyaml's parser where PyYAML was built with it (its wheels are): a tenth of
+    # the pure-Python one's time; the constructor, and so the check below, is the same.
+    class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
             seen: set[Any] = set()
             for key_node, _ in node.value:
