@@ -91,3 +91,18 @@ def test_a_collector_the_user_disabled_stays_disabled_in_the_main_and_the_instan
         ether.shutdown()
         gc.enable()
     assert shm_objects(sid) == []
+
+
+def test_objects_the_user_froze_stay_frozen():
+    holder = [object() for _ in range(100)]
+    gc.freeze()
+    frozen = gc.get_freeze_count()
+    try:
+        ether.tap(config={"instances": {"plain": CONFIG["instances"]["plain"]}})
+        sid = ether.session
+        assert gc.get_freeze_count() >= frozen and gc.isenabled()
+    finally:
+        ether.shutdown()
+        gc.unfreeze()
+    del holder
+    assert shm_objects(sid) == []

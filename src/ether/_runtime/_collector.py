@@ -6,9 +6,10 @@ the cyclic collector ran some sixty times in the Quick Start's tap (12-14 ms of 
 fresh process's 250). So the tap pauses it, and freezes what the main holds just
 before the forks (`gc.freeze`): the children share those pages copy-on-write,
 and neither their collections nor the main's later ones walk them. After the
-tap the main's objects are collectable again (`gc.unfreeze`), and the collector
-is as the user left it: each instance starts with the state the main had at the
-tap, not the paused one it was forked in.
+tap the main's objects are collectable again (`gc.unfreeze`; unless the user had
+frozen some, for forks of their own: then everything stays frozen), and the
+collector is as the user left it; each instance starts with the state the main
+had at the tap, not the paused one it was forked in.
 """
 from __future__ import annotations
 
@@ -26,11 +27,13 @@ def paused() -> Iterator[None]:
     """No collection inside; afterwards, nothing frozen and the collector as it was."""
     global _enabled_at_tap
     _enabled_at_tap = gc.isenabled()
+    frozen_by_user = gc.get_freeze_count()
     gc.disable()
     try:
         yield
     finally:
-        gc.unfreeze()
+        if not frozen_by_user:   # a user's own freeze (for their forks) stays, and ours with it
+            gc.unfreeze()
         if _enabled_at_tap:
             gc.enable()
 
