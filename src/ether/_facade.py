@@ -47,8 +47,8 @@ class Ether:
         require_platform("ether.tap")
         from ._trace import mark
         mark("main", "ether.tap")
-        from ._runtime import _collector, _prestart
-        with self._lock, _collector.paused():
+        from ._runtime import _prestart
+        with self._lock:
             try:
                 self._tap(config, restart, start_timeout)
             finally:
@@ -56,7 +56,7 @@ class Ether:
         mark("main", "ether.tap returns")
 
     def _tap(self, config, restart: bool, start_timeout: float | None) -> None:
-        from ._runtime import _prestart
+        from ._runtime import _collector, _prestart
         from ._trace import mark
         if self._supervisor is not None:
             if not restart:
@@ -64,6 +64,12 @@ class Ether:
                          self._supervisor.session.name)
                 return
             self.shutdown()
+        with _collector.paused():   # until the forks are done (_collector.py)
+            self._start(config, start_timeout)
+
+    def _start(self, config, start_timeout: float | None) -> None:
+        from ._runtime import _prestart
+        from ._trace import mark
         if _has_bridge(config):
             # Its interpreter starts now, beside the checks and imports below (a
             # third of a second or more); the supervisor takes it (_prestart.py).

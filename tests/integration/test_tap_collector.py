@@ -1,46 +1,37 @@
-"""The tap pauses the main's garbage collector and freezes what it holds before
-the forks (_runtime/_collector.py); afterwards everything is as the user left it,
-and each instance starts with the collector as the main had it. The init phase
-asks only the instances that have an init handler."""
+"""The tap pauses the main's garbage collector until its forks are done and
+freezes what it holds before them (_runtime/_collector.py); afterwards everything
+is as the user left it, and each instance starts with the collector as the user
+had it. The init phase asks only the instances that have an init handler."""
 from __future__ import annotations
 
 import gc
-import sys
 
 import pytest
 
 from ether import ether
+from ether._runtime import _launch
 from ether._runtime._supervisor import Supervisor
 
 from conftest import shm_objects
 
 CONFIG = {"instances": {"plain": {"class_path": "runtime_apps.CollectorState"},
                         "inits": {"class_path": "runtime_apps.CollectorStateWithInit"}}}
-
-
-def _in_tap() -> bool:
-    frame = sys._getframe(1)
-    while frame is not None:
-        if frame.f_code.co_name == "_tap" and frame.f_code.co_filename.endswith("_facade.py"):
-            return True
-        frame = frame.f_back
-    return False
+PLAIN = {"instances": {"plain": CONFIG["instances"]["plain"]}}
 
 
 @pytest.fixture
-def collections_seen():
-    """The generations of the collections that ran inside a tap (gc.callbacks)."""
+def forks(monkeypatch):
+    """(collector enabled, objects frozen) in the main at each instance's fork."""
+    monkeypatch.setenv("ETHER_START_METHOD", "fork")
     seen = []
+    original = _launch.start
 
-    def note(phase, info):
-        if phase == "start" and _in_tap():
-            seen.append(info["generation"])
+    def start(spec, method):
+        seen.append((gc.isenabled(), gc.get_freeze_count()))
+        return original(spec, method)
 
-    gc.callbacks.append(note)
-    try:
-        yield seen
-    finally:
-        gc.callbacks.remove(note)
+    monkeypatch.setattr(_launch, "start", start)
+    return seen
 
 
 @pytest.fixture
@@ -57,18 +48,19 @@ def phases(monkeypatch):
     return calls
 
 
-def test_the_tap_collects_nothing_and_gives_the_collector_back(collections_seen, phases):
-    assert gc.isenabled()
-    ether.tap(config=CONFIG)   # its imports alone would run a collection many times over
+def test_the_tap_forks_paused_and_frozen_and_gives_the_collector_back(forks, phases):
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+    ether.tap(config=CONFIG)
     sid = ether.session
     try:
-        assert collections_seen == [], f"collections during the tap: {collections_seen}"
+        assert len(forks) == 2
+        assert all(not enabled and frozen > 0 for enabled, frozen in forks), forks
         assert gc.isenabled()
         assert gc.get_freeze_count() == 0   # the main's objects are collectable again
         for name in ("plain", "inits"):
             state = ether.get(name, "collector", timeout=5)
             assert state["enabled"] is True
-            assert state["frozen"] > 0      # forked frozen: their collections skip the main's heap
+            assert state["frozen"] > 0      # forked frozen: their collections skip that heap
         assert ether.get("inits", "was_inited", timeout=5) is True
         # Only the instance with an init handler was asked to run the init phase.
         assert phases == [("init", ("inits",))]
@@ -77,15 +69,15 @@ def test_the_tap_collects_nothing_and_gives_the_collector_back(collections_seen,
     assert shm_objects(sid) == []
 
 
-def test_a_collector_the_user_disabled_stays_disabled_in_the_main_and_the_instances(phases):
+def test_a_collector_the_user_disabled_stays_disabled_in_the_main_and_the_instances(forks, phases):
     gc.disable()
     sid = None
     try:
-        ether.tap(config={"instances": {"plain": CONFIG["instances"]["plain"]}})
-        assert phases == []   # no init handler anywhere: no init round trip
+        ether.tap(config=PLAIN)
         sid = ether.session
-        assert not gc.isenabled()
-        assert gc.get_freeze_count() == 0
+        assert phases == []   # no init handler anywhere: no init round trip
+        assert forks and not forks[0][0]
+        assert not gc.isenabled() and gc.get_freeze_count() == 0
         assert ether.get("plain", "collector", timeout=5)["enabled"] is False
     finally:
         ether.shutdown()
@@ -93,16 +85,25 @@ def test_a_collector_the_user_disabled_stays_disabled_in_the_main_and_the_instan
     assert shm_objects(sid) == []
 
 
-def test_objects_the_user_froze_stay_frozen():
-    holder = [object() for _ in range(100)]
+def test_objects_the_user_froze_stay_frozen_and_the_tap_freezes_nothing_more(forks):
+    holder = [[i] for i in range(100)]   # lists: objects the collector tracks
     gc.freeze()
     frozen = gc.get_freeze_count()
+    sid = None
     try:
-        ether.tap(config={"instances": {"plain": CONFIG["instances"]["plain"]}})
+        ether.tap(config=PLAIN)
         sid = ether.session
-        assert gc.get_freeze_count() >= frozen and gc.isenabled()
+        # Paused, and nothing frozen but the user's (some of which may have died since).
+        assert len(forks) == 1 and not forks[0][0] and 0 < forks[0][1] <= frozen, (forks, frozen)
+        assert 0 < gc.get_freeze_count() <= frozen and gc.isenabled()
     finally:
         ether.shutdown()
         gc.unfreeze()
     del holder
     assert shm_objects(sid) == []
+
+
+def test_a_tap_that_fails_before_its_forks_gives_the_collector_back():
+    with pytest.raises(Exception, match="no_such_module"):
+        ether.tap(config={"instances": {"x": {"class_path": "no_such_module.Thing"}}})
+    assert gc.isenabled() and gc.get_freeze_count() == 0

@@ -255,6 +255,27 @@ def test_a_duplicate_key_is_an_error_not_a_silent_override(write):
     assert error_of(path) == "config/x.yaml: line 3, column 3: invalid YAML: duplicate key 'g1'"
 
 
+def test_a_tab_and_an_undefined_alias_say_what_the_parser_met(write):
+    assert error_of(write("instances:\n\tg1: {class_path: m.A}\n")) == (
+        "config/x.yaml: line 2, column 1: invalid YAML: found character that cannot start "
+        "any token (a tab: YAML indents with spaces)")
+    assert error_of(write("instances:\n  g1: *base\n")) == (
+        "config/x.yaml: line 2, column 7: invalid YAML: found undefined alias (at '*base')")
+
+
+@pytest.mark.parametrize("parser", ["SafeLoader", "CSafeLoader"])
+def test_both_yaml_parsers_load_the_same_and_reject_a_duplicate_key(write, monkeypatch, parser):
+    import yaml
+    if not hasattr(yaml, parser):
+        pytest.skip(f"this PyYAML has no {parser} (built without libyaml)")
+    monkeypatch.setattr(yaml, "CSafeLoader", getattr(yaml, parser))   # what the loader picks
+    text = "instances:\n  g1: &g {class_path: m.A, kwargs: {n: 1}}\n  g2: *g\n"
+    config = EtherConfig.load(write(text))
+    assert [i.class_kwargs() for i in config.instances.values()] == [{"n": 1}, {"n": 1}]
+    assert error_of(write("instances:\n  g1: {class_path: m.A}\n  g1: {class_path: m.B}\n")) == (
+        "config/x.yaml: line 3, column 3: invalid YAML: duplicate key 'g1'")
+
+
 def test_missing_file_says_so(write, tmp_path):
     assert error_of("config/nope.yaml") == (
         f"config/nope.yaml: config file not found (looked at {tmp_path}/config/nope.yaml)")

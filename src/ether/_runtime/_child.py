@@ -101,7 +101,7 @@ def run(spec: LaunchSpec) -> None:
     # blocked it until now.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    _collector.in_child()   # forked inside the tap, whose collector was paused
+    _collector.in_child()   # forked while the tap paused the collector: undone
     from .._trace import mark
     mark(spec.name, "instance runs")
     from ._watchdog import Watchdog

@@ -235,6 +235,8 @@ class Supervisor:
                 # a turn on a core, 20-30 ms on two cores; at nice 10 they then yield
                 # to the instances.
                 capture.start_git()
+            if not _launch.fresh_interpreter(method):
+                _child.preload()   # before the freeze: the instances' modules frozen too
             _collector.before_forks()
             policies = {}
             for key, inst in self.config.instances.items():
@@ -254,6 +256,7 @@ class Supervisor:
                     # The recorder subscribes before anything else runs.
                     self._await_ready(self.start_timeout, watch=process, names=(spec.name,))
             _trace.mark(who, "instances forked")
+            _collector.resume()   # the forks are done: the waits ahead collect as usual
             if self.config.bridge is not None:
                 self._await_ready(self.start_timeout, names=(BRIDGE,))
                 _trace.mark(who, "bridge ready")
@@ -289,8 +292,9 @@ class Supervisor:
             # Every instance has joined and subscribed: now init handlers may publish.
             # Only instances that have one are asked: the round trip wakes each in
             # turn (5 ms of the Quick Start's tap, whose four have none).
-            with_init = tuple(n for n in self._states
-                              if n not in specs or specs[n].lifecycle.get("init"))
+            with self._cond:
+                with_init = tuple(n for n in self._states
+                                  if n not in specs or specs[n].lifecycle.get("init"))
             for name, ack in (self.run_phase("init", only=with_init) if with_init else {}).items():
                 if ack.errors:
                     raise errors.EtherError(

@@ -471,7 +471,7 @@ class EtherConfig(_Strict):
         try:
             data = yaml.load(text, Loader=_unique_key_loader())  # noqa: S506 (a SafeLoader)
         except yaml.YAMLError as e:
-            raise ConfigError(f"{label}: {_yaml_problem(e)}") from None
+            raise ConfigError(f"{label}: {_yaml_problem(e, text)}") from None
         config = cls._validate(data, label)
         config._source = Path(path)
         return config
@@ -526,11 +526,21 @@ def _unique_key_loader() -> type:
     return UniqueKeyLoader
 
 
-def _yaml_problem(e) -> str:  # a yaml.YAMLError
+def _yaml_problem(e, text: str = "") -> str:  # a yaml.YAMLError
     mark = getattr(e, "problem_mark", None)
     problem = getattr(e, "problem", None) or str(e)
     if mark is None:
         return f"invalid YAML: {problem}"
+    # libyaml's messages do not quote the character they stopped at; say which.
+    lines = text.splitlines()
+    if 0 <= mark.line < len(lines) and 0 <= mark.column < len(lines[mark.line]):
+        char = lines[mark.line][mark.column]
+        if char == "\t":
+            problem += " (a tab: YAML indents with spaces)"
+        elif not char.isspace():
+            word = re.match(r"[^\s:,\[\]{}]+|\S", lines[mark.line][mark.column:]).group()[:40]
+            if repr(word) not in problem:
+                problem += f" (at {word!r})"
     return f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {problem}"
 
 
