@@ -276,6 +276,26 @@ def test_both_yaml_parsers_load_the_same_and_reject_a_duplicate_key(write, monke
         "config/x.yaml: line 3, column 3: invalid YAML: duplicate key 'g1'")
 
 
+def test_a_merge_key_works_and_may_be_overridden_but_a_written_key_not_twice(write):
+    text = ("base: &base {class_path: m.A, kwargs: {n: 1}}\n"
+            "instances:\n  g1:\n    <<: *base\n    kwargs: {n: 2}\n")
+    with pytest.raises(ConfigError, match="unknown key 'base'"):
+        EtherConfig.load(write(text))   # the anchor's own key is not a config key...
+    text = ("instances:\n  g0: &base {class_path: m.A, kwargs: {n: 1}}\n"
+            "  g1:\n    <<: *base\n    kwargs: {n: 2}\n")
+    config = EtherConfig.load(write(text))   # ...but an instance's mapping may be merged
+    assert config.instances["g1"].class_path == "m.A"
+    assert config.instances["g1"].class_kwargs() == {"n": 2}
+    assert error_of(write("instances:\n  g1:\n    <<: {class_path: m.A}\n"
+                          "    class_path: m.B\n    class_path: m.C\n")) == (
+        "config/x.yaml: line 5, column 5: invalid YAML: duplicate key 'class_path'")
+
+
+def test_a_complex_key_is_a_config_error_with_its_line(write):
+    msg = error_of(write("instances:\n  ? [1]\n  : {class_path: m.A}\n"))
+    assert msg == "config/x.yaml: line 2, column 5: invalid YAML: found unhashable key (at '[')"
+
+
 def test_missing_file_says_so(write, tmp_path):
     assert error_of("config/nope.yaml") == (
         f"config/nope.yaml: config file not found (looked at {tmp_path}/config/nope.yaml)")

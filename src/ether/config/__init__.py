@@ -514,13 +514,19 @@ def _unique_key_loader() -> type:
     # the pure-Python one's time; the constructor, and so the check below, is the same.
     class UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
         def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+            # The keys written in this mapping; a merge (`<<: *base`) may bring keys
+            # that they override, as YAML means it. An unhashable key is the
+            # constructor's own error (with its line), not a TypeError from here.
             seen: set[Any] = set()
             for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
                 key = self.construct_object(key_node, deep=True)
-                if isinstance(key, (str, int, float, bool)) and key in seen:
-                    raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r}", key_node.start_mark)
-                seen.add(key)
+                if isinstance(key, (str, int, float, bool)):
+                    if key in seen:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {key!r}", key_node.start_mark)
+                    seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
     return UniqueKeyLoader
