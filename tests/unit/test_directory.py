@@ -1,5 +1,6 @@
 """The session directory: its documented layout, publisher adverts and member information."""
 import re
+import threading
 
 import pytest
 
@@ -214,3 +215,32 @@ def test_session_set_member_state_and_node_describe(session):
         session.set_member_state("nobody", 1)
     node.close()
 
+
+
+def test_an_exception_while_flock_waits_leaves_the_mutex_free(session, monkeypatch):
+    # A signal handler that raises inside flock (a test's timeout, Ctrl-C) once left
+    # the directory's mutex held by the main thread: the next shutdown hung (CI).
+    directory = session._directory
+    seg = directory.seg
+
+    def interrupted(self, exclusive=True, blocking=True):
+        raise KeyboardInterrupt("while flock waited")
+
+    monkeypatch.setattr(type(seg), "lock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        with directory:
+            pass
+    monkeypatch.undo()
+    got = []
+
+    def other_thread():
+        got.append(directory.mutex.acquire(timeout=2))
+        if got[-1]:
+            directory.mutex.release()
+
+    worker = threading.Thread(target=other_thread)
+    worker.start()
+    worker.join(5)
+    assert got == [True]   # another thread takes it at once
+    with directory as d:   # and the flock path works again
+        assert d.generation() >= 0

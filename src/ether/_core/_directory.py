@@ -328,16 +328,25 @@ class Directory:
 
     def __enter__(self):
         self.mutex.acquire()
-        if self._depth == 0:
-            self.seg.lock(exclusive=True)
+        try:
+            if self._depth == 0:
+                # A signal handler that raises while flock waits (a test's timeout,
+                # a KeyboardInterrupt) must not leave the mutex held: every other
+                # thread of the process would then wait for it forever.
+                self.seg.lock(exclusive=True)
+        except BaseException:
+            self.mutex.release()
+            raise
         self._depth += 1
         return self
 
     def __exit__(self, *exc):
         self._depth -= 1
-        if self._depth == 0:
-            self.seg.unlock()
-        self.mutex.release()
+        try:
+            if self._depth == 0:
+                self.seg.unlock()
+        finally:
+            self.mutex.release()
 
     def next_token(self) -> int:
         """A new member or inbox token (under the flock)."""
