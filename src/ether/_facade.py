@@ -56,8 +56,7 @@ class Ether:
         mark("main", "ether.tap returns")
 
     def _tap(self, config, restart: bool, start_timeout: float | None) -> None:
-        from ._runtime import _collector, _prestart
-        from ._trace import mark
+        from ._runtime import _collector
         if self._supervisor is not None:
             if not restart:
                 log.info("Ether is already tapped (session %s); pass restart=True to restart",

@@ -532,7 +532,7 @@ def _unique_key_loader() -> type:
     return UniqueKeyLoader
 
 
-def _yaml_problem(e, text: str = "") -> str:  # a yaml.YAMLError
+def _yaml_problem(e, text: str) -> str:  # a yaml.YAMLError, and the text it read
     mark = getattr(e, "problem_mark", None)
     problem = getattr(e, "problem", None) or str(e)
     if mark is None:
